@@ -1,0 +1,44 @@
+// swift-tools-version:5.9
+//
+// The Swift half of leaktrace: the trace reader and the `leakreport` analyzer.
+// The preload library (CShim/) is built by Scripts/build.sh with the C compiler, not by SwiftPM:
+// a SwiftPM dynamic product would drag the Swift runtime into every traced process.
+import PackageDescription
+
+let package = Package(
+    name: "leaktrace",
+    products: [
+        .executable(name: "leakreport", targets: ["leakreport"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries.
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CLibDW", path: "Sources/CLibDW", pkgConfig: "libdw",
+                       providers: [.apt(["libdw-dev"])]),
+
+        // Stage 1: the trace format and its reader.
+        .target(name: "TraceFormat", dependencies: ["CZstd"]),
+        // Stage 2: replay into a live set.
+        .target(name: "LiveSet", dependencies: ["TraceFormat"]),
+        // Stage 3: symbolization of stack frames (libdw).
+        .target(name: "Symbolization", dependencies: ["CLibDW", "TraceFormat"]),
+        // Stage 4: grouping, paths, heap hole, thresholds, growth.
+        .target(name: "LeakAnalysis", dependencies: ["TraceFormat", "LiveSet", "Symbolization"]),
+        // Stage 5: text, JSON, mtrace, folded output.
+        .target(name: "Reports", dependencies: ["TraceFormat", "LeakAnalysis", "Symbolization"]),
+        // Stage 6: the command line.
+        .target(name: "LeakReportCommands", dependencies: [
+            "TraceFormat", "LiveSet", "Symbolization", "LeakAnalysis", "Reports",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "leakreport", dependencies: ["LeakReportCommands"]),
+
+        .testTarget(name: "LeakTraceTests", dependencies: [
+            "TraceFormat", "LiveSet", "Symbolization", "LeakAnalysis", "Reports", "LeakReportCommands",
+        ], exclude: ["Programs"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// LeakAnalysis: placeholder until its stage lands.

@@ -1,0 +1,1 @@
+// LeakReportCommands: placeholder until its stage lands.

@@ -1,0 +1,1 @@
+// LiveSet: placeholder until its stage lands.

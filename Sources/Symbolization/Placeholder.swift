@@ -1,0 +1,1 @@
+// Symbolization: placeholder until its stage lands.

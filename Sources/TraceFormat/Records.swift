@@ -1,0 +1,193 @@
+// The typed records of a leaktrace trace, version 1 (docs/trace-format.md).
+// These types are the reader's output and every later stage's input.
+
+/// The function that produced an allocation (ALLOC info, low 4 bits).
+public enum AllocFunction: UInt8, Sendable, CaseIterable, Codable {
+    case malloc = 0, calloc, realloc, reallocarray, posixMemalign, alignedAlloc, memalign, valloc, pvalloc
+
+    public var name: String {
+        switch self {
+        case .malloc: return "malloc"
+        case .calloc: return "calloc"
+        case .realloc: return "realloc"
+        case .reallocarray: return "reallocarray"
+        case .posixMemalign: return "posix_memalign"
+        case .alignedAlloc: return "aligned_alloc"
+        case .memalign: return "memalign"
+        case .valloc: return "valloc"
+        case .pvalloc: return "pvalloc"
+        }
+    }
+}
+
+/// The part of glibc's allocator that served a block (ALLOC info, bits 4-5).
+public enum AllocPath: UInt8, Sendable, CaseIterable, Codable {
+    /// The process's allocator is not glibc's, so the chunk header cannot be read.
+    case unknown = 0
+    /// glibc's main arena: the brk heap.
+    case heap = 1
+    /// A chunk glibc mapped on its own because the request reached M_MMAP_THRESHOLD.
+    case mmapThreshold = 2
+    /// A thread arena (NON_MAIN_ARENA), itself carved from mmapped heaps.
+    case threadArena = 3
+
+    public var name: String {
+        switch self {
+        case .unknown: return "unknown"
+        case .heap: return "heap"
+        case .mmapThreshold: return "mmap-threshold"
+        case .threadArena: return "thread-arena"
+        }
+    }
+}
+
+/// What a realloc call did (REALLOC info, low 4 bits).
+public enum ReallocStatus: UInt8, Sendable, Codable {
+    /// The new block is live; the old one (if any) is gone.
+    case movedOrResized = 0
+    /// The call failed and the old block is still live.
+    case failed = 1
+    /// `realloc(old, 0)` freed the old block and returned NULL.
+    case freed = 2
+}
+
+/// One loaded object in a MODULES snapshot.
+public struct ModuleSegment: Equatable, Sendable {
+    public var start: UInt64
+    public var size: UInt64
+    /// ELF p_flags: PF_X = 1, PF_W = 2, PF_R = 4.
+    public var flags: UInt64
+    public init(start: UInt64, size: UInt64, flags: UInt64) {
+        self.start = start; self.size = size; self.flags = flags
+    }
+    public var isExecutable: Bool { flags & 1 != 0 }
+    public func contains(_ address: UInt64) -> Bool { address >= start && address - start < size }
+}
+
+public struct Module: Equatable, Sendable {
+    public var path: String
+    public var bias: UInt64
+    public var buildID: [UInt8]
+    public var segments: [ModuleSegment]
+    public init(path: String, bias: UInt64, buildID: [UInt8], segments: [ModuleSegment]) {
+        self.path = path; self.bias = bias; self.buildID = buildID; self.segments = segments
+    }
+    public var buildIDHex: String { buildID.map { String(format2hex: $0) }.joined() }
+}
+
+extension String {
+    init(format2hex byte: UInt8) {
+        let digits = Array("0123456789abcdef")
+        self = String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
+    }
+}
+
+/// The header at the start of every trace. Fields missing from the file are nil.
+public struct TraceHeader: Equatable, Sendable {
+    public var version: UInt16 = 1
+    public var pointerSize: UInt64?
+    public var pageSize: UInt64?
+    public var pid: UInt64?
+    public var ppid: UInt64?
+    public var program: String?
+    public var arguments: [String] = []
+    public var startRealtimeMicroseconds: UInt64?
+    public var clock: String?
+    public var libcVersion: String?
+    public var mmapThreshold: UInt64?
+    /// 1 when the process's allocator is glibc's, 0 when it is not (paths are then unknown).
+    public var allocatorKind: UInt64?
+    public var mallocEnvironment: [String] = []
+    public var parentTrace: String?
+    public var parentForkOffset: UInt64?
+    public var stackDepth: UInt64?
+    public var sampleIntervalMilliseconds: UInt64?
+    public var allocatorName: String?
+    public var tracerVersion: String?
+    public init() {}
+}
+
+/// Counts from the END record of a complete trace.
+public struct TraceEnd: Equatable, Sendable {
+    public var allocs: UInt64
+    public var frees: UInt64
+    public var reallocs: UInt64
+    public var mappings: UInt64
+    public var stacks: UInt64
+    public var chunks: UInt64
+    public var untraced: UInt64
+    public init(allocs: UInt64, frees: UInt64, reallocs: UInt64, mappings: UInt64, stacks: UInt64,
+                chunks: UInt64, untraced: UInt64) {
+        self.allocs = allocs; self.frees = frees; self.reallocs = reallocs; self.mappings = mappings
+        self.stacks = stacks; self.chunks = chunks; self.untraced = untraced
+    }
+}
+
+/// Sentinel for a failed mmap/mremap/sbrk result (`2^64-1`).
+public let failedAddress: UInt64 = .max
+
+/// One decoded record. Thread and time context (THREAD, TIME) is folded into `RecordContext`
+/// by the reader and also delivered as records, so a dump shows them.
+public enum TraceRecord: Equatable, Sendable {
+    case alloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64, stack: UInt32)
+    case free(address: UInt64)
+    case reallocRelease(address: UInt64)
+    case realloc(status: ReallocStatus, path: AllocPath, isReallocarray: Bool,
+                 old: UInt64, new: UInt64, size: UInt64, stack: UInt32)
+    case time(microseconds: UInt64)
+    case thread(tid: UInt64)
+    /// A stack trie node; `id` is implicit in the file and supplied by the reader.
+    case stack(id: UInt32, parent: UInt32, ip: UInt64)
+    case modules(generation: UInt64, modules: [Module])
+    case mmap(addressArgument: UInt64, length: UInt64, prot: UInt64, flags: UInt64, fd: Int64,
+              offset: UInt64, result: UInt64, errno: UInt64, path: String, stack: UInt32)
+    case munmap(address: UInt64, length: UInt64, result: Int64, errno: UInt64, stack: UInt32)
+    case mremap(oldAddress: UInt64, oldSize: UInt64, newSize: UInt64, flags: UInt64,
+                newAddressArgument: UInt64, result: UInt64, errno: UInt64, stack: UInt32)
+    case brk(addressArgument: UInt64, result: Int64, breakBefore: UInt64, breakAfter: UInt64, stack: UInt32)
+    case sbrk(increment: Int64, result: UInt64, breakAfter: UInt64, stack: UInt32)
+    case mallopt(parameter: Int64, value: Int64, result: Int64)
+    case sample(vmPages: UInt64, rssPages: UInt64, sharedPages: UInt64)
+    case mark(name: String, source: UInt64)
+    case threadName(tid: UInt64, name: String)
+    case fork(childPid: UInt64)
+    case exec(path: String)
+    case note(level: UInt64, text: String)
+    case end(TraceEnd)
+    /// A sized record with a tag this reader does not know (skipped, kept for dumps).
+    case unknown(tag: UInt8, length: Int)
+}
+
+/// mallopt parameter numbers from glibc's <malloc.h>.
+public enum MalloptParameter {
+    public static let trimThreshold: Int64 = -1
+    public static let topPad: Int64 = -2
+    public static let mmapThreshold: Int64 = -3
+    public static let mmapMax: Int64 = -4
+    public static let arenaTest: Int64 = -7
+    public static let arenaMax: Int64 = -8
+
+    public static func name(_ parameter: Int64) -> String {
+        switch parameter {
+        case trimThreshold: return "M_TRIM_THRESHOLD"
+        case topPad: return "M_TOP_PAD"
+        case mmapThreshold: return "M_MMAP_THRESHOLD"
+        case mmapMax: return "M_MMAP_MAX"
+        case arenaTest: return "M_ARENA_TEST"
+        case arenaMax: return "M_ARENA_MAX"
+        default: return "param(\(parameter))"
+        }
+    }
+}
+
+/// mmap flag and protection bits from <sys/mman.h> (x86-64 Linux).
+public enum MapBits {
+    public static let shared: UInt64 = 0x01
+    public static let `private`: UInt64 = 0x02
+    public static let sharedValidate: UInt64 = 0x03
+    public static let fixed: UInt64 = 0x10
+    public static let anonymous: UInt64 = 0x20
+    public static let protRead: UInt64 = 1
+    public static let protWrite: UInt64 = 2
+    public static let protExec: UInt64 = 4
+}
