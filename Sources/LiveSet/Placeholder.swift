@@ -1,1 +1,0 @@
-// LiveSet: placeholder until its stage lands.

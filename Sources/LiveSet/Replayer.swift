@@ -1,0 +1,358 @@
+import TraceFormat
+
+// MARK: - Results kept beside the live set
+
+/// A release of an address that was not live: freed before tracing began, freed twice, or
+/// never returned by the allocator.
+public struct UnknownRelease: Equatable, Sendable {
+    public var address: UInt64
+    public var tid: UInt64
+    public var time: UInt64
+    /// True for the old pointer of a realloc, false for free.
+    public var viaRealloc: Bool
+    public init(address: UInt64, tid: UInt64, time: UInt64, viaRealloc: Bool) {
+        self.address = address; self.tid = tid; self.time = time; self.viaRealloc = viaRealloc
+    }
+}
+
+/// Net movement of the program break by the program's own brk/sbrk calls from one stack.
+public struct BreakGrowth: Equatable, Sendable {
+    public var stack: StackRef
+    /// Sum of the moves; negative when the program gave memory back.
+    public var netBytes: Int64
+    public var calls: Int
+    public var firstTime: UInt64
+    public var lastTime: UInt64
+}
+
+/// Counts of what replay met.
+public struct ReplayCounters: Equatable, Sendable {
+    public var allocs = 0
+    public var frees = 0
+    public var reallocs = 0
+    public var failedReallocs = 0
+    /// free or realloc of an address that was not live.
+    public var unknownReleases = 0
+    /// An allocation returned an address that was still live (the old block is replaced).
+    public var duplicateAllocs = 0
+    /// An allocation record at address 0 (the writer never emits one: a damaged trace).
+    public var nullAllocs = 0
+    public var mmaps = 0
+    public var munmaps = 0
+    public var mremaps = 0
+    /// mremap of a range no known mapping contains (made before tracing, or by the allocator).
+    public var unknownRemaps = 0
+    public var breakCalls = 0
+    public var malloptCalls = 0
+    public var moduleSnapshots = 0
+    public init() {}
+}
+
+/// What replay did with one event, for consumers that follow replay step by step (the
+/// mtrace export). Only delivered when `Replayer.observer` is set.
+public enum ReplayEvent: Equatable, Sendable {
+    /// `block` became live; `replaced` was live at the same address and is gone.
+    case allocated(LiveBlock, replaced: LiveBlock?)
+    /// `block` was freed or reallocated away.
+    case released(LiveBlock)
+    /// A free or realloc named an address that was not live.
+    case unknownRelease(UnknownRelease)
+}
+
+// MARK: - Replayer
+
+/// Replays trace records into the set of live blocks, direct mappings, program-break moves
+/// and the mmap threshold history.
+///
+/// Memory grows with the number of live blocks, live mappings and distinct stacks that call
+/// brk/sbrk, never with the number of events.
+public final class Replayer {
+    /// Blocks allocated and not yet released.
+    public let live: LiveBlockTable
+    /// The program's own direct mappings still mapped.
+    public private(set) var mappings = MappingSet()
+    public private(set) var threshold: MmapThresholdTracker
+    /// Stacks of blocks inherited from a parent process (see `BlockFlags.inherited`).
+    public let inheritedStacks = StackTrie()
+    public private(set) var counters = ReplayCounters()
+    /// The first few unknown releases, as examples for the report.
+    public private(set) var unknownReleaseExamples: [UnknownRelease] = []
+    /// The first few allocations at an address that was already live (the replaced block).
+    public private(set) var duplicateAllocExamples: [LiveBlock] = []
+    /// Program-break moves by the program itself, per calling stack.
+    public private(set) var breakGrowth: [UInt32: BreakGrowth] = [:]
+    /// Highest total of live block bytes, and when it was reached.
+    public private(set) var peakLiveBytes: UInt64 = 0
+    public private(set) var peakLiveTime: UInt64 = 0
+    /// Lowest address of any heap-path block seen: where the brk heap starts, as far as the
+    /// trace shows.
+    public private(set) var lowestHeapAddress: UInt64?
+    /// Time of each MODULES snapshot, in order (index = snapshot index).
+    public private(set) var moduleSnapshotTimes: [UInt64] = []
+    /// Time of the last event replayed.
+    public private(set) var lastTime: UInt64 = 0
+    /// The END record, once replayed.
+    public private(set) var end: TraceEnd?
+    /// Blocks and bytes inherited from the parent process at fork.
+    public private(set) var inheritedBlocks = 0
+    public private(set) var inheritedBytes: UInt64 = 0
+    /// Page size used to round mapping lengths.
+    public let pageSize: UInt64
+    /// Called for every allocation and release, when set.
+    public var observer: ((ReplayEvent) -> Void)?
+
+    public static let exampleLimit = 5
+
+    /// Old blocks of realloc calls in flight, per thread (REALLOC_RELEASE seen, REALLOC not yet).
+    private var pendingReleases: [PendingRelease] = []
+    private struct PendingRelease {
+        var tid: UInt64
+        var address: UInt64
+        var block: LiveBlock?
+    }
+
+    /// - Parameter header: supplies the page size, the initial mmap threshold and the malloc
+    ///   environment.
+    public init(header: TraceHeader, expectedLiveBlocks: Int = 1 << 14) {
+        let page = header.pageSize ?? 4096
+        pageSize = page > 0 && page & (page - 1) == 0 ? page : 4096
+        threshold = MmapThresholdTracker(headerThreshold: header.mmapThreshold, pageSize: pageSize,
+                                         mallocEnvironment: header.mallocEnvironment)
+        live = LiveBlockTable(minimumCapacity: expectedLiveBlocks)
+    }
+
+    // MARK: Replaying records
+
+    /// Applies one record. `tid` and `time` are the record's context (current thread and time).
+    @inline(__always)
+    public func apply(_ record: TraceRecord, tid: UInt64, time: UInt64) {
+        switch record {
+        case let .alloc(function, path, address, size, stack):
+            counters.allocs += 1
+            allocate(LiveBlock(address: address, size: size, time: time, stack: stack,
+                               path: path, function: function))
+        case let .free(address):
+            counters.frees += 1
+            release(address, tid: tid, time: time)
+        case let .reallocRelease(address):
+            releaseForRealloc(address, tid: tid, time: time)
+        case let .realloc(status, path, isReallocarray, old, new, size, stack):
+            finishRealloc(status: status, path: path, function: isReallocarray ? .reallocarray : .realloc,
+                          old: old, new: new, size: size, stack: stack, tid: tid, time: time)
+        case let .time(microseconds):
+            lastTime = microseconds
+        case .thread, .stack, .sample, .mark, .threadName, .fork, .exec, .note, .unknown:
+            break
+        case .modules:
+            counters.moduleSnapshots += 1
+            moduleSnapshotTimes.append(time)
+        case let .mmap(_, length, _, flags, fd, _, result, _, path, stack):
+            counters.mmaps += 1
+            guard result != failedAddress, length > 0 else { return }
+            let kind = MappingKind(flags: flags, fd: fd, path: path)
+            let isFile = kind == .privateFile || kind == .sharedFile
+            mappings.insert(Mapping(start: result, end: MappingSet.saturatingEnd(result, roundToPage(length)),
+                                    kind: kind, path: isFile ? path : "", stack: stack, time: time))
+        case let .munmap(address, length, result, _, _):
+            counters.munmaps += 1
+            guard result == 0, length > 0 else { return }
+            mappings.remove(from: address, to: MappingSet.saturatingEnd(address, roundToPage(length)))
+        case let .mremap(oldAddress, oldSize, newSize, flags, _, result, _, _):
+            counters.mremaps += 1
+            guard result != failedAddress, newSize > 0 else { return }
+            let dontUnmap: UInt64 = 4   // MREMAP_DONTUNMAP
+            let moved = mappings.remap(oldStart: oldAddress, oldSize: roundToPage(oldSize),
+                                       newStart: result, newSize: roundToPage(newSize),
+                                       keepOld: flags & dontUnmap != 0 || oldSize == 0)
+            if !moved { counters.unknownRemaps += 1 }
+        case let .brk(_, result, before, after, stack):
+            guard result == 0 else { return }
+            moveBreak(by: Int64(bitPattern: after &- before), stack: stack, time: time)
+        case let .sbrk(increment, result, _, stack):
+            guard result != failedAddress else { return }
+            moveBreak(by: increment, stack: stack, time: time)
+        case let .mallopt(parameter, value, result):
+            counters.malloptCalls += 1
+            threshold.mallopt(parameter: parameter, value: value, result: result, time: time)
+        case let .end(counts):
+            end = counts
+        }
+    }
+
+    @inline(__always)
+    private func allocate(_ block: LiveBlock) {
+        guard block.address != 0 else {
+            counters.nullAllocs += 1
+            return
+        }
+        let replaced = live.insert(block)
+        if let replaced {
+            counters.duplicateAllocs += 1
+            if duplicateAllocExamples.count < Self.exampleLimit { duplicateAllocExamples.append(replaced) }
+        }
+        if block.pathRaw == AllocPath.heap.rawValue, block.address < (lowestHeapAddress ?? .max) {
+            lowestHeapAddress = block.address
+        }
+        if live.totalBytes > peakLiveBytes {
+            peakLiveBytes = live.totalBytes
+            peakLiveTime = block.time
+        }
+        if let observer { observer(.allocated(block, replaced: replaced)) }
+    }
+
+    @inline(__always)
+    private func release(_ address: UInt64, tid: UInt64, time: UInt64) {
+        if let block = live.remove(address) {
+            noteGone(block, time: time)
+        } else {
+            noteUnknownRelease(UnknownRelease(address: address, tid: tid, time: time, viaRealloc: false))
+        }
+    }
+
+    /// A block left for good (free, or realloc(p, 0)): glibc's free may raise the threshold.
+    private func noteGone(_ block: LiveBlock, time: UInt64) {
+        if block.pathRaw == AllocPath.mmapThreshold.rawValue {
+            threshold.freedMmappedBlock(requestSize: block.size, time: time)
+        }
+        if let observer { observer(.released(block)) }
+    }
+
+    private func noteUnknownRelease(_ release: UnknownRelease) {
+        counters.unknownReleases += 1
+        if unknownReleaseExamples.count < Self.exampleLimit { unknownReleaseExamples.append(release) }
+        if let observer { observer(.unknownRelease(release)) }
+    }
+
+    private func releaseForRealloc(_ address: UInt64, tid: UInt64, time: UInt64) {
+        let block = live.remove(address)
+        if let block {
+            if let observer { observer(.released(block)) }
+        } else {
+            noteUnknownRelease(UnknownRelease(address: address, tid: tid, time: time, viaRealloc: true))
+        }
+        // A thread has at most one realloc in flight; a release whose REALLOC never came
+        // (trace damage) is simply overwritten: that block stays gone.
+        let pending = PendingRelease(tid: tid, address: address, block: block)
+        if let index = pendingReleases.firstIndex(where: { $0.tid == tid }) {
+            pendingReleases[index] = pending
+        } else {
+            pendingReleases.append(pending)
+        }
+    }
+
+    /// Takes the old block of thread `tid`'s realloc of `old` out of the in-flight list.
+    /// Returns (was a release seen, the block if it was live).
+    private func takePendingRelease(tid: UInt64, old: UInt64) -> (seen: Bool, block: LiveBlock?) {
+        guard let index = pendingReleases.firstIndex(where: { $0.tid == tid && $0.address == old }) else {
+            return (false, nil)
+        }
+        let pending = pendingReleases.remove(at: index)
+        return (true, pending.block)
+    }
+
+    private func finishRealloc(status: ReallocStatus, path: AllocPath, function: AllocFunction,
+                               old: UInt64, new: UInt64, size: UInt64, stack: UInt32,
+                               tid: UInt64, time: UInt64) {
+        counters.reallocs += 1
+        var oldBlock: LiveBlock?
+        if old != 0 {
+            let pending = takePendingRelease(tid: tid, old: old)
+            if pending.seen {
+                oldBlock = pending.block
+            } else if status != .failed {
+                // No REALLOC_RELEASE came first (the writer always sends one): release now.
+                oldBlock = live.remove(old)
+                if let oldBlock, let observer { observer(.released(oldBlock)) }
+                if oldBlock == nil {
+                    noteUnknownRelease(UnknownRelease(address: old, tid: tid, time: time, viaRealloc: true))
+                }
+            }
+        }
+        switch status {
+        case .failed:
+            counters.failedReallocs += 1
+            if let oldBlock { allocate(oldBlock) }
+        case .freed:
+            // realloc(p, 0) frees through glibc's free, which may raise the threshold.
+            if let oldBlock, oldBlock.pathRaw == AllocPath.mmapThreshold.rawValue {
+                threshold.freedMmappedBlock(requestSize: oldBlock.size, time: time)
+            }
+        case .movedOrResized:
+            allocate(LiveBlock(address: new, size: size, time: time, stack: stack, path: path,
+                               function: function))
+        }
+    }
+
+    private func moveBreak(by bytes: Int64, stack: UInt32, time: UInt64) {
+        counters.breakCalls += 1
+        guard bytes != 0 else { return }   // brk(0) / sbrk(0) only ask where the break is
+        var growth = breakGrowth[stack] ?? BreakGrowth(stack: StackRef(id: stack, isInherited: false),
+                                                       netBytes: 0, calls: 0, firstTime: time, lastTime: time)
+        growth.netBytes = growth.netBytes &+ bytes
+        growth.calls += 1
+        growth.lastTime = time
+        breakGrowth[stack] = growth
+    }
+
+    private func roundToPage(_ length: UInt64) -> UInt64 {
+        guard length <= UInt64.max - pageSize else { return UInt64.max & ~(pageSize - 1) }
+        return (length + pageSize - 1) & ~(pageSize - 1)
+    }
+
+    // MARK: Fork
+
+    /// Starts this (child) replay from the state of `parent` at the fork: its live blocks and
+    /// mappings become inherited, their stacks re-interned by frame content into
+    /// `inheritedStacks` (the child's stack ids mean something else), and the allocator's
+    /// threshold state carries over. Inherited blocks get time 0: the parent's clock is not
+    /// the child's.
+    public func inherit(from parent: Replayer, parentStacks: StackLookup) {
+        var translated: [StackRef: UInt32] = [:]
+        func translate(_ reference: StackRef) -> UInt32 {
+            guard reference.id != 0 else { return 0 }
+            if let known = translated[reference] { return known }
+            let frames = reference.isInherited ? parent.inheritedStacks.frames(reference.id, limit: .max)
+                                               : parentStacks.frames(reference.id, limit: .max)
+            let id = inheritedStacks.intern(frames: frames)
+            translated[reference] = id
+            return id
+        }
+        parent.live.forEach { block in
+            var copy = block
+            copy.flags.insert(.inherited)
+            copy.stack = translate(block.stackRef)
+            copy.time = 0
+            live.insert(copy)
+            inheritedBlocks += 1
+            inheritedBytes &+= block.size
+        }
+        var inheritedMappings = parent.mappings
+        inheritedMappings.markInherited(mapStack: translate)
+        for mapping in inheritedMappings.mappings {
+            var copy = mapping
+            copy.time = 0
+            mappings.insert(copy)
+        }
+        threshold.inherit(from: parent.threshold)
+        lowestHeapAddress = parent.lowestHeapAddress
+        peakLiveBytes = live.totalBytes
+    }
+
+    // MARK: Queries
+
+    /// Frames of a block's or mapping's stack, innermost first, from the right table.
+    public func frames(of reference: StackRef, in stacks: StackLookup, limit: Int = .max) -> [UInt64] {
+        reference.isInherited ? inheritedStacks.frames(reference.id, limit: limit)
+                              : stacks.frames(reference.id, limit: limit)
+    }
+
+    /// Index of the newest MODULES snapshot taken at or before `time` (0 if none was yet).
+    public func moduleSnapshotIndex(at time: UInt64) -> Int {
+        var low = 0, high = moduleSnapshotTimes.count
+        while low < high {
+            let middle = (low + high) / 2
+            if moduleSnapshotTimes[middle] <= time { low = middle + 1 } else { high = middle }
+        }
+        return max(0, low - 1)
+    }
+}
