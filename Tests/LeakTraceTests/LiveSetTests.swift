@@ -1,0 +1,285 @@
+import XCTest
+import TraceFormat
+@testable import LiveSet
+
+final class LiveSetTableTests: XCTestCase {
+    func testTableMatchesDictionaryUnderRandomChurn() {
+        let table = LiveBlockTable(minimumCapacity: 16)
+        var reference: [UInt64: UInt64] = [:]
+        var generator = SplitMix(seed: 42)
+        for step in 0..<200_000 {
+            // A small address space so that inserts collide with live keys and removes hit.
+            let address = (generator.next() % 5_000 + 1) * 16
+            if generator.next() % 3 == 0 {
+                XCTAssertEqual(table.remove(address)?.size, reference.removeValue(forKey: address))
+            } else {
+                let size = UInt64(step)
+                let replaced = table.insert(LiveBlock(address: address, size: size, time: 0, stack: 1,
+                                                      path: .heap, function: .malloc))
+                XCTAssertEqual(replaced?.size, reference.updateValue(size, forKey: address))
+            }
+        }
+        XCTAssertEqual(table.count, reference.count)
+        XCTAssertEqual(table.totalBytes, reference.values.reduce(0, +))
+        for (address, size) in reference { XCTAssertEqual(table.block(at: address)?.size, size) }
+        var seen = 0
+        table.forEach { block in
+            seen += 1
+            XCTAssertEqual(reference[block.address], block.size)
+        }
+        XCTAssertEqual(seen, reference.count)
+    }
+
+    func testAddressZeroIsNeverStored() {
+        let table = LiveBlockTable()
+        XCTAssertNil(table.insert(LiveBlock(address: 0, size: 5, time: 0, stack: 0, path: .heap, function: .malloc)))
+        XCTAssertEqual(table.count, 0)
+        XCTAssertNil(table.remove(0))
+    }
+
+    func testBlockIsThirtyTwoBytes() {
+        XCTAssertEqual(MemoryLayout<LiveBlock>.stride, 32)
+    }
+}
+
+final class LiveSetStackTrieTests: XCTestCase {
+    func testInterningSharesPrefixesAndRoundTrips() {
+        let trie = StackTrie()
+        let a = trie.intern(frames: [0x10, 0x20, 0x30])
+        let b = trie.intern(frames: [0x11, 0x20, 0x30])
+        XCTAssertEqual(trie.count, 4)   // 0x30, 0x20 shared; 0x10 and 0x11 leaves
+        XCTAssertEqual(trie.frames(a), [0x10, 0x20, 0x30])
+        XCTAssertEqual(trie.frames(b), [0x11, 0x20, 0x30])
+        XCTAssertEqual(trie.intern(frames: [0x10, 0x20, 0x30]), a)
+        XCTAssertEqual(trie.frames(a, limit: 2), [0x10, 0x20])
+        XCTAssertEqual(trie.frames(99), [])
+        XCTAssertEqual(trie.intern(frames: []), 0)
+    }
+
+    func testAppendRejectsUndefinedParent() {
+        let trie = StackTrie()
+        XCTAssertEqual(trie.append(parent: 0, ip: 0x100), 1)
+        XCTAssertEqual(trie.append(parent: 7, ip: 0x200), 2)   // 7 not defined: rooted at 0
+        XCTAssertEqual(trie.frames(2), [0x200])
+    }
+}
+
+final class LiveSetMappingTests: XCTestCase {
+    private func anonymous(_ start: UInt64, _ end: UInt64) -> Mapping {
+        Mapping(start: start, end: end, kind: .privateAnonymous, path: "", stack: 1, time: 0)
+    }
+
+    func testPartialUnmapSplitsAndTrims() {
+        var set = MappingSet()
+        set.insert(anonymous(0x10000, 0x20000))
+        set.remove(from: 0x14000, to: 0x15000)   // hole in the middle
+        XCTAssertEqual(set.mappings.map { [$0.start, $0.end] }, [[0x10000, 0x14000], [0x15000, 0x20000]])
+        set.remove(from: 0xF000, to: 0x11000)    // head
+        set.remove(from: 0x1F000, to: 0x30000)   // tail
+        XCTAssertEqual(set.mappings.map { [$0.start, $0.end] }, [[0x11000, 0x14000], [0x15000, 0x1F000]])
+        XCTAssertEqual(set.totalBytes, 0x3000 + 0xA000)
+        set.remove(from: 0, to: 0x100000)
+        XCTAssertEqual(set.count, 0)
+    }
+
+    func testFixedMappingReplacesOverlap() {
+        var set = MappingSet()
+        set.insert(anonymous(0x10000, 0x20000))
+        set.insert(Mapping(start: 0x18000, end: 0x28000, kind: .sharedFile, path: "/tmp/f", stack: 2, time: 5))
+        XCTAssertEqual(set.mappings.map(\.kind), [.privateAnonymous, .sharedFile])
+        XCTAssertEqual(set.mappings.map(\.end), [0x18000, 0x28000])
+    }
+
+    func testRemapMovesAndKeepsAttributes() {
+        var set = MappingSet()
+        set.insert(Mapping(start: 0x10000, end: 0x12000, kind: .privateFile, path: "/lib/x", stack: 3, time: 9))
+        XCTAssertTrue(set.remap(oldStart: 0x10000, oldSize: 0x2000, newStart: 0x50000, newSize: 0x8000, keepOld: false))
+        XCTAssertEqual(set.mappings, [Mapping(start: 0x50000, end: 0x58000, kind: .privateFile, path: "/lib/x", stack: 3, time: 9)])
+        XCTAssertFalse(set.remap(oldStart: 0x90000, oldSize: 0x1000, newStart: 0xA0000, newSize: 0x1000, keepOld: false))
+    }
+
+    func testKindFromFlags() {
+        XCTAssertEqual(MappingKind(flags: 0x22, fd: -1, path: ""), .privateAnonymous)
+        XCTAssertEqual(MappingKind(flags: 0x21, fd: -1, path: ""), .sharedAnonymous)
+        XCTAssertEqual(MappingKind(flags: 0x02, fd: 3, path: "/f"), .privateFile)
+        XCTAssertEqual(MappingKind(flags: 0x03, fd: 3, path: "/f"), .sharedFile)
+    }
+}
+
+final class LiveSetThresholdTests: XCTestCase {
+    func testChunkSizeFormula() {
+        let tracker = MmapThresholdTracker(headerThreshold: nil, pageSize: 4096, mallocEnvironment: [])
+        // 200000 + 8 rounded to 16 = 200016, + 8 = 200024, rounded to pages = 49 * 4096.
+        XCTAssertEqual(tracker.mmappedChunkSize(requestSize: 200_000), 200_704)
+        XCTAssertEqual(tracker.mmappedChunkSize(requestSize: 4088), 8192)
+        XCTAssertEqual(tracker.mmappedChunkSize(requestSize: 4072), 4096)
+    }
+
+    func testDynamicRaiseStopsAfterMallopt() {
+        var tracker = MmapThresholdTracker(headerThreshold: 131_072, pageSize: 4096, mallocEnvironment: [])
+        tracker.freedMmappedBlock(requestSize: 100_000, time: 1)       // below threshold: no raise
+        tracker.freedMmappedBlock(requestSize: 1_000_000, time: 2)     // 1003520 chunk
+        tracker.freedMmappedBlock(requestSize: 40 << 20, time: 3)      // above 32 MiB: no raise
+        XCTAssertEqual(tracker.current, 1_003_520)
+        tracker.mallopt(parameter: MalloptParameter.mmapThreshold, value: 65536, result: 1, time: 4)
+        tracker.freedMmappedBlock(requestSize: 2_000_000, time: 5)     // fixed now
+        XCTAssertEqual(tracker.current, 65536)
+        XCTAssertFalse(tracker.isDynamic)
+        XCTAssertEqual(tracker.history, [
+            ThresholdChange(time: 2, oldValue: 131_072, newValue: 1_003_520,
+                            reason: .freedMmappedBlock(requestSize: 1_000_000, chunkSize: 1_003_520)),
+            ThresholdChange(time: 4, oldValue: 1_003_520, newValue: 65536, reason: .mallopt),
+        ])
+        XCTAssertEqual(tracker.threshold(at: 1), 131_072)
+        XCTAssertEqual(tracker.threshold(at: 3), 1_003_520)
+        XCTAssertEqual(tracker.threshold(at: 9), 65536)
+    }
+
+    func testRefusedMalloptAndEnvironment() {
+        var tracker = MmapThresholdTracker(headerThreshold: nil, pageSize: 4096, mallocEnvironment: [])
+        tracker.mallopt(parameter: MalloptParameter.mmapThreshold, value: 1 << 40, result: 0, time: 1)
+        XCTAssertTrue(tracker.isDynamic)
+        XCTAssertEqual(tracker.history, [])
+        let fixed = MmapThresholdTracker(headerThreshold: 1 << 20, pageSize: 4096,
+                                         mallocEnvironment: ["GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576"])
+        XCTAssertFalse(fixed.isDynamic)
+        XCTAssertEqual(fixed.initial, 1 << 20)
+    }
+}
+
+final class LiveSetReplayTests: XCTestCase {
+    private func header() -> TraceHeader {
+        var header = TraceHeader()
+        header.pageSize = 4096
+        header.mmapThreshold = 131_072
+        return header
+    }
+
+    func testAllocFreeReallocAndUnknownFree() {
+        let replay = Replayer(header: header())
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 24, stack: 1), tid: 1, time: 10)
+        replay.apply(.alloc(function: .calloc, path: .heap, address: 0x2000, size: 100, stack: 2), tid: 1, time: 11)
+        replay.apply(.free(address: 0x1000), tid: 1, time: 12)
+        replay.apply(.free(address: 0x9999), tid: 2, time: 13)   // never allocated
+        // realloc moves 0x2000 to 0x3000 with 300 bytes.
+        replay.apply(.reallocRelease(address: 0x2000), tid: 1, time: 14)
+        replay.apply(.realloc(status: .movedOrResized, path: .heap, isReallocarray: false,
+                              old: 0x2000, new: 0x3000, size: 300, stack: 3), tid: 1, time: 14)
+        // A failed realloc restores the old block untouched.
+        replay.apply(.reallocRelease(address: 0x3000), tid: 1, time: 15)
+        XCTAssertNil(replay.live.block(at: 0x3000))
+        replay.apply(.realloc(status: .failed, path: .unknown, isReallocarray: false,
+                              old: 0x3000, new: 0, size: 1 << 50, stack: 4), tid: 1, time: 15)
+        XCTAssertEqual(replay.live.allBlocks,
+                       [LiveBlock(address: 0x3000, size: 300, time: 14, stack: 3, path: .heap, function: .realloc)])
+        XCTAssertEqual(replay.counters.unknownReleases, 1)
+        XCTAssertEqual(replay.unknownReleaseExamples,
+                       [UnknownRelease(address: 0x9999, tid: 2, time: 13, viaRealloc: false)])
+        XCTAssertEqual(replay.counters.failedReallocs, 1)
+        XCTAssertEqual(replay.peakLiveBytes, 300)   // 124 live before the free, 300 after the move
+        XCTAssertEqual(replay.lowestHeapAddress, 0x1000)
+    }
+
+    func testReallocToZeroFreesAndInterleavedThreads() {
+        let replay = Replayer(header: header())
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 8, stack: 1), tid: 1, time: 0)
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x2000, size: 8, stack: 1), tid: 2, time: 0)
+        replay.apply(.reallocRelease(address: 0x1000), tid: 1, time: 1)
+        replay.apply(.reallocRelease(address: 0x2000), tid: 2, time: 1)
+        // Thread 2's realloc fails, thread 1's frees.
+        replay.apply(.realloc(status: .failed, path: .unknown, isReallocarray: true, old: 0x2000, new: 0, size: 9, stack: 1), tid: 2, time: 2)
+        replay.apply(.realloc(status: .freed, path: .unknown, isReallocarray: false, old: 0x1000, new: 0, size: 0, stack: 1), tid: 1, time: 2)
+        XCTAssertEqual(replay.live.allBlocks.map(\.address), [0x2000])
+        XCTAssertEqual(replay.counters.unknownReleases, 0)
+    }
+
+    func testDuplicateAllocReplaces() {
+        let replay = Replayer(header: header())
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 8, stack: 1), tid: 1, time: 0)
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 16, stack: 2), tid: 1, time: 1)
+        XCTAssertEqual(replay.counters.duplicateAllocs, 1)
+        XCTAssertEqual(replay.live.totalBytes, 16)
+        XCTAssertEqual(replay.duplicateAllocExamples.map(\.size), [8])
+    }
+
+    func testFreeOfMmappedBlockRaisesThreshold() {
+        let replay = Replayer(header: header())
+        replay.apply(.alloc(function: .malloc, path: .mmapThreshold, address: 0x7000_0000, size: 300_000, stack: 1), tid: 1, time: 5)
+        replay.apply(.free(address: 0x7000_0000), tid: 1, time: 6)
+        XCTAssertEqual(replay.threshold.current, 303_104)   // (300000+8 -> 300016) + 8 -> 74 pages
+        XCTAssertEqual(replay.threshold.history.map(\.time), [6])
+    }
+
+    func testMappingRecords() {
+        let replay = Replayer(header: header())
+        replay.apply(.mmap(addressArgument: 0, length: 10_000, prot: 3, flags: 0x22, fd: -1, offset: 0,
+                           result: 0x40000, errno: 0, path: "", stack: 1), tid: 1, time: 1)
+        replay.apply(.mmap(addressArgument: 0, length: 4096, prot: 3, flags: 0x22, fd: -1, offset: 0,
+                           result: failedAddress, errno: 12, path: "", stack: 1), tid: 1, time: 1)
+        replay.apply(.munmap(address: 0x41000, length: 4096, result: 0, errno: 0, stack: 2), tid: 1, time: 2)
+        replay.apply(.mremap(oldAddress: 0x42000, oldSize: 4096, newSize: 16384, flags: 1, newAddressArgument: 0,
+                             result: 0x80000, errno: 0, stack: 3), tid: 1, time: 3)
+        replay.apply(.mmap(addressArgument: 0, length: 100, prot: 1, flags: 0x01, fd: 3, offset: 0,
+                           result: 0x90000, errno: 0, path: "/data/file", stack: 4), tid: 1, time: 4)
+        XCTAssertEqual(replay.mappings.mappings.map { [$0.start, $0.end] },
+                       [[0x40000, 0x41000], [0x80000, 0x84000], [0x90000, 0x91000]])
+        XCTAssertEqual(replay.mappings.mappings.map(\.kind), [.privateAnonymous, .privateAnonymous, .sharedFile])
+        XCTAssertEqual(replay.mappings.mappings.last?.path, "/data/file")
+    }
+
+    func testBreakGrowthPerStack() {
+        let replay = Replayer(header: header())
+        replay.apply(.sbrk(increment: 8192, result: 0x5000, breakAfter: 0x7000, stack: 7), tid: 1, time: 1)
+        replay.apply(.sbrk(increment: 0, result: 0x7000, breakAfter: 0x7000, stack: 8), tid: 1, time: 2)
+        replay.apply(.brk(addressArgument: 0x6000, result: 0, breakBefore: 0x7000, breakAfter: 0x6000, stack: 7), tid: 1, time: 3)
+        replay.apply(.brk(addressArgument: 0x9000, result: -1, breakBefore: 0x6000, breakAfter: 0x6000, stack: 9), tid: 1, time: 4)
+        XCTAssertEqual(replay.breakGrowth.count, 1)
+        XCTAssertEqual(replay.breakGrowth[7]?.netBytes, 4096)
+        XCTAssertEqual(replay.breakGrowth[7]?.calls, 2)
+    }
+
+    func testForkInheritanceReinternsStacks() {
+        let parentStacks = StackTrie()
+        let parentStack = parentStacks.intern(frames: [0xA, 0xB])
+        let parent = Replayer(header: header())
+        parent.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 10, stack: parentStack), tid: 1, time: 50)
+        parent.apply(.mmap(addressArgument: 0, length: 4096, prot: 3, flags: 0x21, fd: -1, offset: 0,
+                           result: 0x40000, errno: 0, path: "", stack: parentStack), tid: 1, time: 51)
+        let child = Replayer(header: header())
+        child.inherit(from: parent, parentStacks: parentStacks)
+        child.apply(.alloc(function: .malloc, path: .heap, address: 0x2000, size: 5, stack: 1), tid: 2, time: 1)
+        let inherited = try? XCTUnwrap(child.live.block(at: 0x1000))
+        XCTAssertEqual(inherited?.isInherited, true)
+        XCTAssertEqual(inherited?.time, 0)
+        XCTAssertEqual(inherited.map { child.frames(of: $0.stackRef, in: StackTrie()) }, [0xA, 0xB])
+        XCTAssertEqual(child.inheritedBlocks, 1)
+        XCTAssertEqual(child.inheritedBytes, 10)
+        XCTAssertEqual(child.mappings.mappings.first?.flags, .inherited)
+        XCTAssertEqual(child.live.block(at: 0x2000)?.isInherited, false)
+    }
+
+    func testObserverSeesEveryStep() {
+        let replay = Replayer(header: header())
+        var events: [ReplayEvent] = []
+        replay.observer = { events.append($0) }
+        let block = LiveBlock(address: 0x1000, size: 8, time: 0, stack: 1, path: .heap, function: .malloc)
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 8, stack: 1), tid: 1, time: 0)
+        replay.apply(.free(address: 0x1000), tid: 1, time: 0)
+        replay.apply(.free(address: 0x1000), tid: 1, time: 0)
+        XCTAssertEqual(events, [.allocated(block, replaced: nil), .released(block),
+                                .unknownRelease(UnknownRelease(address: 0x1000, tid: 1, time: 0, viaRealloc: false))])
+    }
+}
+
+/// A small deterministic generator for test data.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
