@@ -1,0 +1,438 @@
+import LiveSet
+import TraceFormat
+
+/// How leaked blocks are grouped.
+public enum GroupBy: String, CaseIterable, Sendable {
+    /// The first frame that is not the allocator or an allocation wrapper.
+    case callsite
+    /// The whole stack, by frame content.
+    case stack
+    /// The function of the call site.
+    case function
+    /// The source file of the call site (its module when there is no debug info).
+    case file
+    /// The module of the call site.
+    case module
+}
+
+/// What the analysis should do.
+public struct AnalysisOptions: Sendable {
+    public var groupBy: GroupBy = .callsite
+    public var frameFilter = AllocatorFrameFilter()
+    public var suppressions = Suppressions()
+    /// Groups to keep (--top).
+    public var top = 20
+    /// Groups smaller than this are left out of the list (still counted in the summary).
+    public var minBytes: UInt64 = 0
+    /// Heap blocks nearest the top to name in the heap-hole section.
+    public var nearTopCount = 5
+    /// Collect every leaked stack (for the folded format).
+    public var collectStacks = false
+    /// Direct mappings to list.
+    public var mappingLimit = 50
+    public init() {}
+}
+
+/// Turns the state left by replay into a `LeakReport`: groups by call site (or stack,
+/// function, file, module), totals by path, suppressions, heap hole and threshold notes.
+///
+/// Work is proportional to the live blocks plus the distinct stacks they came from; only
+/// frames needed for grouping, suppressions or display are symbolized, each address once.
+public struct LeakAnalyzer {
+    public var options: AnalysisOptions
+
+    public init(options: AnalysisOptions = AnalysisOptions()) { self.options = options }
+
+    /// Analyzes `replay`. `stacks` is the traced process's stack table, `modules` its module
+    /// snapshots; `facts` describes the trace for the report.
+    public func analyze(replay: Replayer, stacks: StackLookup, modules: ModuleLookup,
+                        symbolizer: FrameSymbolizer, facts: TraceFacts, warnings: [String] = []) -> LeakReport {
+        var work = AnalysisRun(options: options, replay: replay, stacks: stacks,
+                               cache: FrameCache(symbolizer: symbolizer, modules: modules))
+        work.aggregateBlocks()
+        work.aggregateMappings()
+        work.classifyStacks()
+        let groups = work.buildGroups()
+        let summary = work.buildSummary(groupCount: groups.total)
+        return LeakReport(trace: facts, summary: summary, groups: groups.shown,
+                          groupBy: options.groupBy.rawValue, mappings: work.placedMappings(),
+                          breakGrowth: work.breakGrowthSites(),
+                          stacks: options.collectStacks ? work.leakStacks() : [],
+                          warnings: warnings + symbolizer.symbolizationWarnings)
+    }
+}
+
+// MARK: - One analysis
+
+/// Leaked blocks sharing one stack, before grouping.
+struct StackAggregate {
+    var blocks = 0
+    var bytes: UInt64 = 0
+    var smallest: UInt64 = .max
+    var largest: UInt64 = 0
+    var byPath = PathAmounts()
+    var inherited = Amount()
+    var firstTime: UInt64 = .max
+    var lastTime: UInt64 = 0
+    var biggest: (address: UInt64, size: UInt64, path: LeakPath, time: UInt64, inherited: Bool) = (0, 0, .unknown, 0, false)
+    /// The biggest block of at least the initial threshold served from the heap or a thread arena.
+    var largeFromHeap = Amount()
+    var largestFromHeap: (size: UInt64, time: UInt64)?
+
+    mutating func add(address: UInt64, size: UInt64, path: LeakPath, time: UInt64, inherited isInherited: Bool) {
+        blocks += 1
+        bytes &+= size
+        smallest = min(smallest, size)
+        if size > largest || blocks == 1 {
+            largest = max(largest, size)
+            biggest = (address, size, path, time, isInherited)
+        }
+        byPath.add(path, blocks: 1, bytes: size)
+        if isInherited { inherited.add(blocks: 1, bytes: size) }
+        firstTime = min(firstTime, time)
+        lastTime = max(lastTime, time)
+    }
+
+    mutating func merge(_ other: StackAggregate) {
+        blocks += other.blocks
+        bytes &+= other.bytes
+        smallest = min(smallest, other.smallest)
+        if other.largest > largest { largest = other.largest; biggest = other.biggest }
+        byPath.merge(other.byPath)
+        inherited = inherited + other.inherited
+        firstTime = min(firstTime, other.firstTime)
+        lastTime = max(lastTime, other.lastTime)
+        largeFromHeap = largeFromHeap + other.largeFromHeap
+        if let theirs = other.largestFromHeap, theirs.size > (largestFromHeap?.size ?? 0) {
+            largestFromHeap = theirs
+        }
+    }
+}
+
+/// What a group is keyed on.
+enum GroupKey: Hashable {
+    case name(String)
+    case frames([UInt64])
+}
+
+/// Classification of one distinct stack.
+struct StackClass {
+    var suppressedBy: Int?
+    var key: GroupKey
+    var name: String
+    var callsite: ResolvedFrame?
+}
+
+struct AnalysisRun {
+    let options: AnalysisOptions
+    let replay: Replayer
+    let stacks: StackLookup
+    let cache: FrameCache
+    let initialThreshold: UInt64
+
+    var perStack: [StackRef: StackAggregate] = [:]
+    var classes: [StackRef: StackClass] = [:]
+    var liveHeap = Amount()
+    var heapTop: UInt64?
+    /// Highest live heap blocks, sorted by address descending, at most nearTopCount.
+    var nearTop: [LiveBlock] = []
+
+    init(options: AnalysisOptions, replay: Replayer, stacks: StackLookup, cache: FrameCache) {
+        self.options = options
+        self.replay = replay
+        self.stacks = stacks
+        self.cache = cache
+        initialThreshold = replay.threshold.initial
+    }
+
+    // MARK: Aggregation
+
+    mutating func aggregateBlocks() {
+        let large = MmapThresholdTracker.normalizedRequest
+        var perStack = self.perStack
+        var liveHeap = self.liveHeap
+        var heapTop = self.heapTop
+        var nearTop = self.nearTop
+        let nearTopCount = options.nearTopCount
+        let initialThreshold = self.initialThreshold
+        replay.live.forEach { block in
+            let path = LeakPath(block.path)
+            var aggregate = perStack[block.stackRef] ?? StackAggregate()
+            aggregate.add(address: block.address, size: block.size, path: path, time: block.time,
+                          inherited: block.isInherited)
+            if (path == .heap || path == .threadArena), large(block.size) >= initialThreshold {
+                aggregate.largeFromHeap.add(blocks: 1, bytes: block.size)
+                if block.size > (aggregate.largestFromHeap?.size ?? 0) {
+                    aggregate.largestFromHeap = (block.size, block.time)
+                }
+            }
+            perStack[block.stackRef] = aggregate
+            if path == .heap {
+                liveHeap.add(blocks: 1, bytes: block.size)
+                heapTop = max(heapTop ?? 0, block.end)
+                Self.keepNearTop(block, in: &nearTop, limit: nearTopCount)
+            }
+        }
+        self.perStack = perStack
+        self.liveHeap = liveHeap
+        self.heapTop = heapTop
+        self.nearTop = nearTop
+    }
+
+    /// Keeps the `limit` highest-addressed blocks, highest first.
+    static func keepNearTop(_ block: LiveBlock, in list: inout [LiveBlock], limit: Int) {
+        guard limit > 0 else { return }
+        if list.count == limit, let lowest = list.last, lowest.address >= block.address { return }
+        let position = list.firstIndex { $0.address < block.address } ?? list.count
+        list.insert(block, at: position)
+        if list.count > limit { list.removeLast() }
+    }
+
+    mutating func aggregateMappings() {
+        for mapping in replay.mappings.mappings {
+            var aggregate = perStack[mapping.stackRef] ?? StackAggregate()
+            aggregate.add(address: mapping.start, size: mapping.size, path: LeakPath(mapping.kind),
+                          time: mapping.time, inherited: mapping.flags.contains(.inherited))
+            perStack[mapping.stackRef] = aggregate
+        }
+    }
+
+    // MARK: Classification
+
+    func frames(of reference: StackRef) -> [UInt64] {
+        replay.frames(of: reference, in: stacks)
+    }
+
+    func snapshot(at time: UInt64) -> Int { replay.moduleSnapshotIndex(at: time) }
+
+    /// The first frame that is not part of the allocator, resolving frames only as far as needed.
+    func callsite(of addresses: [UInt64], snapshot: Int) -> ResolvedFrame? {
+        for address in addresses {
+            for frame in cache.frames(for: address, snapshot: snapshot)
+            where !options.frameFilter.isAllocatorFrame(function: frame.function) {
+                return frame
+            }
+        }
+        // Every frame looked like the allocator: the innermost one is the best we have.
+        return addresses.first.flatMap { cache.frames(for: $0, snapshot: snapshot).first }
+    }
+
+    func classify(_ reference: StackRef, time: UInt64) -> StackClass {
+        let addresses = frames(of: reference)
+        let snapshot = snapshot(at: time)
+        var suppressedBy: Int?
+        if !options.suppressions.isEmpty {
+            suppressedBy = options.suppressions.firstMatch(in: cache.frames(forStack: addresses, snapshot: snapshot))
+        }
+        let site = callsite(of: addresses, snapshot: snapshot)
+        let key: GroupKey
+        let name: String
+        switch options.groupBy {
+        case .callsite:
+            name = site?.displayName ?? "<no stack>"
+            key = .name(site.map(Self.callsiteIdentity) ?? name)
+        case .stack:
+            name = site?.displayName ?? "<no stack>"
+            key = .frames(addresses)
+        case .function:
+            name = site.map { $0.function ?? $0.moduleAndOffset } ?? "<no stack>"
+            key = .name(name)
+        case .file:
+            name = site.map { $0.file ?? $0.module ?? "<unknown file>" } ?? "<no stack>"
+            key = .name(name)
+        case .module:
+            name = site.map { $0.module ?? "<unknown module>" } ?? "<no stack>"
+            key = .name(name)
+        }
+        return StackClass(suppressedBy: suppressedBy, key: key, name: name, callsite: site)
+    }
+
+    /// Call sites are the same when they are the same source line of the same function, or,
+    /// without line information, the same place in the same module.
+    static func callsiteIdentity(_ frame: ResolvedFrame) -> String {
+        if let file = frame.file, let line = frame.line {
+            return "\(frame.function ?? "")\u{1}\(file)\u{1}\(line)"
+        }
+        return "\(frame.function ?? "")\u{1}\(frame.module ?? "")\u{1}\(frame.moduleOffset ?? frame.address)"
+    }
+
+    mutating func classifyStacks() {
+        for (reference, aggregate) in perStack {
+            classes[reference] = classify(reference, time: aggregate.firstTime)
+        }
+    }
+
+    // MARK: Groups
+
+    mutating func buildGroups() -> (shown: [LeakGroup], total: Int) {
+        var merged: [GroupKey: (aggregate: StackAggregate, biggestStack: StackRef, name: String, callsite: ResolvedFrame?)] = [:]
+        for (reference, aggregate) in perStack {
+            guard let stackClass = classes[reference], stackClass.suppressedBy == nil else { continue }
+            if var existing = merged[stackClass.key] {
+                if aggregate.largest > existing.aggregate.largest {
+                    existing.biggestStack = reference
+                    existing.name = stackClass.name
+                    existing.callsite = stackClass.callsite
+                }
+                existing.aggregate.merge(aggregate)
+                merged[stackClass.key] = existing
+            } else {
+                merged[stackClass.key] = (aggregate, reference, stackClass.name, stackClass.callsite)
+            }
+        }
+        let ordered = merged.values.sorted { lhs, rhs in
+            if lhs.aggregate.bytes != rhs.aggregate.bytes { return lhs.aggregate.bytes > rhs.aggregate.bytes }
+            if lhs.aggregate.blocks != rhs.aggregate.blocks { return lhs.aggregate.blocks > rhs.aggregate.blocks }
+            return lhs.name < rhs.name
+        }
+        var shown: [LeakGroup] = []
+        for entry in ordered where entry.aggregate.bytes >= options.minBytes {
+            guard shown.count < options.top else { break }
+            let aggregate = entry.aggregate
+            let biggest = aggregate.biggest
+            let stack = cache.frames(forStack: frames(of: entry.biggestStack), snapshot: snapshot(at: biggest.time))
+            shown.append(LeakGroup(
+                rank: shown.count + 1, name: entry.name, callsite: entry.callsite,
+                blocks: aggregate.blocks, bytes: aggregate.bytes, smallest: aggregate.smallest,
+                largest: aggregate.largest, byPath: aggregate.byPath, inherited: aggregate.inherited,
+                firstAllocationUs: aggregate.firstTime, lastAllocationUs: aggregate.lastTime,
+                thresholdNote: aggregate.largestFromHeap.map { thresholdNote(size: $0.size, time: $0.time, count: aggregate.largeFromHeap.blocks) },
+                biggest: PlacedBlock(address: biggest.address, size: biggest.size, path: biggest.path,
+                                     timeUs: biggest.time, inherited: biggest.inherited,
+                                     callsite: entry.callsite, stack: stack)))
+        }
+        return (shown, merged.count)
+    }
+
+    /// Why a block of `size` bytes that reached the initial threshold came from the heap.
+    func thresholdNote(size: UInt64, time: UInt64, count: Int) -> String {
+        let tracker = replay.threshold
+        let request = MmapThresholdTracker.normalizedRequest(size)
+        let subject = count == 1 ? "this \(size)-byte block" : "\(count) blocks of at least \(formatBytes(initialThreshold)) (largest \(size) bytes)"
+        if let disabledAt = tracker.mmapDisabledAt, disabledAt <= time {
+            return "\(subject) came from the heap: mmapped chunks were disabled by mallopt(M_MMAP_MAX, 0) at \(formatTime(disabledAt))"
+        }
+        if let change = tracker.lastChange(atOrBefore: time), change.newValue > request {
+            switch change.reason {
+            case let .freedMmappedBlock(requestSize, _):
+                return "\(subject) came from the heap: the mmap threshold was raised to \(change.newValue) bytes at \(formatTime(change.time)) by freeing a \(requestSize)-byte mmapped block"
+            case .mallopt:
+                return "\(subject) came from the heap: mallopt(M_MMAP_THRESHOLD) set the mmap threshold to \(change.newValue) bytes at \(formatTime(change.time))"
+            }
+        }
+        if tracker.initial > request {
+            return "\(subject) came from the heap: it is below the initial mmap threshold of \(tracker.initial) bytes once rounded"
+        }
+        return "\(subject) came from the heap although it reached the mmap threshold (mmap may have failed, or the mmapped-chunk limit M_MMAP_MAX was reached)"
+    }
+
+    // MARK: Summary
+
+    func buildSummary(groupCount: Int) -> LeakSummary {
+        var leaked = Amount()
+        var byPath = PathAmounts()
+        var inherited = Amount()
+        var suppressed = Amount()
+        var uses = options.suppressions.rules.map {
+            SuppressionUse(pattern: $0.pattern.text, origin: $0.origin, matched: Amount())
+        }
+        var largeFromHeap = Amount()
+        for (reference, aggregate) in perStack {
+            if let rule = classes[reference]?.suppressedBy {
+                suppressed.add(blocks: aggregate.blocks, bytes: aggregate.bytes)
+                uses[rule].matched.add(blocks: aggregate.blocks, bytes: aggregate.bytes)
+                continue
+            }
+            leaked.add(blocks: aggregate.blocks, bytes: aggregate.bytes)
+            byPath.merge(aggregate.byPath)
+            inherited = inherited + aggregate.inherited
+            largeFromHeap = largeFromHeap + aggregate.largeFromHeap
+        }
+        let growth = breakGrowthTotal()
+        if growth > 0 {
+            byPath.add(.breakGrowth, blocks: 0, bytes: growth)
+            leaked.add(blocks: 0, bytes: growth)
+        }
+        let tracker = replay.threshold
+        return LeakSummary(
+            leaked: leaked, byPath: byPath, inherited: inherited, suppressed: suppressed,
+            suppressions: uses, peakLiveBytes: replay.peakLiveBytes, peakLiveUs: replay.peakLiveTime,
+            heapHole: heapHole(),
+            mmapThreshold: ThresholdHistory(initial: tracker.initial, final: tracker.current,
+                                            dynamic: tracker.isDynamic, fixedBecause: tracker.fixedBecause,
+                                            moves: tracker.history.map(ThresholdMove.init),
+                                            movesNotKept: tracker.droppedChanges,
+                                            largeBlocksFromHeap: largeFromHeap),
+            unknownFrees: replay.counters.unknownReleases,
+            unknownFreeExamples: replay.unknownReleaseExamples.map {
+                UnknownFreeExample(address: $0.address, tid: $0.tid, timeUs: $0.time, viaRealloc: $0.viaRealloc)
+            },
+            duplicateAllocations: replay.counters.duplicateAllocs,
+            groups: groupCount)
+    }
+
+    /// Net growth of the program break over all call sites, at least 0.
+    func breakGrowthTotal() -> UInt64 {
+        let net = replay.breakGrowth.values.reduce(Int64(0)) { $0 &+ $1.netBytes }
+        return net > 0 ? UInt64(net) : 0
+    }
+
+    func heapHole() -> HeapHole {
+        var pinned: UInt64 = 0
+        if let start = replay.lowestHeapAddress, let top = heapTop, top > start {
+            let span = top - start
+            pinned = span > liveHeap.bytes ? span - liveHeap.bytes : 0
+        }
+        let placed = nearTop.map { block -> PlacedBlock in
+            let addresses = frames(of: block.stackRef)
+            let snapshot = snapshot(at: block.time)
+            return PlacedBlock(address: block.address, size: block.size, path: LeakPath(block.path),
+                               timeUs: block.time, inherited: block.isInherited,
+                               callsite: callsite(of: addresses, snapshot: snapshot), stack: [])
+        }
+        return HeapHole(heapStart: replay.lowestHeapAddress, top: heapTop, liveHeap: liveHeap,
+                        pinnedBytes: pinned, nearTop: placed)
+    }
+
+    // MARK: Mappings, brk growth, stacks
+
+    func placedMappings() -> [PlacedMapping] {
+        let shown = replay.mappings.mappings
+            .filter { classes[$0.stackRef]?.suppressedBy == nil }
+            .sorted { $0.size != $1.size ? $0.size > $1.size : $0.start < $1.start }
+            .prefix(options.mappingLimit)
+        return shown.map { mapping in
+            PlacedMapping(start: mapping.start, size: mapping.size, kind: LeakPath(mapping.kind),
+                          file: mapping.path.isEmpty ? nil : mapping.path, timeUs: mapping.time,
+                          inherited: mapping.flags.contains(.inherited),
+                          callsite: classes[mapping.stackRef]?.callsite)
+        }
+    }
+
+    func breakGrowthSites() -> [BreakGrowthSite] {
+        replay.breakGrowth.values
+            .sorted { $0.netBytes != $1.netBytes ? $0.netBytes > $1.netBytes : $0.stack.id < $1.stack.id }
+            .map { growth in
+                let addresses = frames(of: growth.stack)
+                let snapshot = snapshot(at: growth.firstTime)
+                return BreakGrowthSite(netBytes: growth.netBytes, calls: growth.calls,
+                                       callsite: callsite(of: addresses, snapshot: snapshot),
+                                       stack: cache.frames(forStack: addresses, snapshot: snapshot))
+            }
+    }
+
+    /// Every leaked, unsuppressed stack with its bytes; equal stacks (parent and child) merged.
+    func leakStacks() -> [LeakStack] {
+        var merged: [[UInt64]: (bytes: UInt64, blocks: Int, time: UInt64)] = [:]
+        for (reference, aggregate) in perStack where classes[reference]?.suppressedBy == nil {
+            let addresses = frames(of: reference)
+            let previous = merged[addresses] ?? (0, 0, aggregate.firstTime)
+            merged[addresses] = (previous.bytes &+ aggregate.bytes, previous.blocks + aggregate.blocks,
+                                 min(previous.time, aggregate.firstTime))
+        }
+        return merged.map { addresses, total in
+            LeakStack(frames: cache.frames(forStack: addresses, snapshot: snapshot(at: total.time)),
+                      bytes: total.bytes, blocks: total.blocks)
+        }.sorted { $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.frames.map(\.address).lexicographicallyPrecedes($1.frames.map(\.address)) }
+    }
+}

@@ -1,0 +1,94 @@
+// Name patterns: shell globs for --skip-frame, LeakSanitizer templates for suppressions.
+
+/// A shell-style glob (`*` any run, `?` one character) matched against a whole name.
+public struct GlobPattern: Hashable, Sendable {
+    public let text: String
+    private let bytes: [UInt8]
+
+    public init(_ text: String) {
+        self.text = text
+        bytes = Array(text.utf8)
+    }
+
+    /// True when the whole of `name` matches.
+    public func matches(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { Self.match(pattern: bytes[...], name: $0) }
+    }
+
+    /// Iterative matcher with single backtracking point: linear in practice, never exponential.
+    static func match(pattern: ArraySlice<UInt8>, name: UnsafeBufferPointer<UInt8>) -> Bool {
+        let star = UInt8(ascii: "*"), question = UInt8(ascii: "?")
+        var p = pattern.startIndex, n = 0
+        var starP = -1, starN = 0
+        while n < name.count {
+            if p < pattern.endIndex, pattern[p] == question || pattern[p] == name[n] {
+                p += 1; n += 1
+            } else if p < pattern.endIndex, pattern[p] == star {
+                starP = p; starN = n; p += 1
+            } else if starP >= 0 {
+                p = starP + 1; starN += 1; n = starN
+            } else {
+                return false
+            }
+        }
+        while p < pattern.endIndex, pattern[p] == star { p += 1 }
+        return p == pattern.endIndex
+    }
+}
+
+/// A LeakSanitizer suppression template: matches anywhere in a name unless anchored with `^`
+/// (start) or `$` (end); `*` matches any run of characters.
+public struct TemplatePattern: Hashable, Sendable {
+    public let text: String
+    private let glob: GlobPattern
+
+    public init(_ text: String) {
+        self.text = text
+        var body = Substring(text)
+        let anchoredStart = body.hasPrefix("^")
+        if anchoredStart { body = body.dropFirst() }
+        let anchoredEnd = body.hasSuffix("$")
+        if anchoredEnd { body = body.dropLast() }
+        glob = GlobPattern((anchoredStart ? "" : "*") + body + (anchoredEnd ? "" : "*"))
+    }
+
+    public func matches(_ name: String) -> Bool { glob.matches(name) }
+}
+
+/// Frames that belong to the allocator or to an allocation wrapper: the call site of a block
+/// is the first frame, innermost first, that matches none of these.
+public struct AllocatorFrameFilter: Sendable {
+    /// The default list: allocator entry points, C++ operator new and allocators, common C
+    /// wrappers, GLib, Swift and CPython allocation functions.
+    public static let defaultPatterns: [String] = [
+        "malloc", "calloc", "realloc", "reallocarray", "free", "cfree", "posix_memalign", "aligned_alloc",
+        "memalign", "valloc", "pvalloc", "__libc_*", "__posix_memalign", "__malloc_*",
+        "operator new*", "operator new[]*", "_Znw*", "_Zna*", "_ZnwmSt11align_val_t*",
+        "std::allocator<*>::allocate*", "std::allocator_traits<*>::allocate*",
+        "__gnu_cxx::new_allocator<*>::allocate*", "std::__new_allocator<*>::allocate*",
+        "std::__allocate_guarded*", "std::__cxx11::basic_string<*>::_M_create*",
+        "strdup", "strndup", "__strdup", "__strndup", "wcsdup",
+        "xmalloc", "xcalloc", "xrealloc", "xstrdup", "xstrndup", "xzalloc", "xmemdup",
+        "g_malloc*", "g_try_malloc*", "g_realloc*", "g_try_realloc*", "g_new*", "g_slice_alloc*",
+        "g_strdup", "g_strndup", "g_memdup*",
+        "swift_slowAlloc", "swift_allocObject", "swift_allocBox",
+        "PyMem_*", "_PyMem_*", "PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc",
+        "_PyObject_Malloc*", "_PyObject_Calloc*", "_PyObject_Realloc*",
+        "mmap", "mmap64", "mremap", "brk", "sbrk", "__mmap", "__mremap",
+    ]
+
+    public let patterns: [GlobPattern]
+
+    /// The default list plus `extraPatterns` (from --skip-frame).
+    public init(extraPatterns: [String] = [], includeDefaults: Bool = true) {
+        patterns = ((includeDefaults ? Self.defaultPatterns : []) + extraPatterns).map(GlobPattern.init)
+    }
+
+    /// True when a frame with this function name is part of the allocator or a wrapper.
+    /// A frame without a name cannot be recognised and is never skipped.
+    public func isAllocatorFrame(function: String?) -> Bool {
+        guard let function, !function.isEmpty else { return false }
+        return patterns.contains { $0.matches(function) }
+    }
+}

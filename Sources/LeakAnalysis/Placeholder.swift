@@ -1,1 +1,0 @@
-// LeakAnalysis: placeholder until its stage lands.

@@ -1,0 +1,446 @@
+import LiveSet
+import TraceFormat
+
+// The analyzer's result: everything every output format needs, as plain values.
+// JSON encoding follows docs/report-json.md (schemaVersion 1): sizes and times are exact
+// integers, addresses are "0x..." strings (JSON numbers lose precision above 2^53).
+
+// MARK: - Paths
+
+/// Where a leaked byte sits: a path of glibc's allocator, a kind of direct mapping, or
+/// program-break growth made by the program itself.
+public enum LeakPath: String, CaseIterable, Sendable, Codable {
+    case heap
+    case mmapThreshold = "mmap-threshold"
+    case threadArena = "thread-arena"
+    case unknown
+    case privateAnonymous = "private-anonymous"
+    case sharedAnonymous = "shared-anonymous"
+    case privateFile = "private-file"
+    case sharedFile = "shared-file"
+    case breakGrowth = "brk-growth"
+
+    public init(_ path: AllocPath) {
+        switch path {
+        case .heap: self = .heap
+        case .mmapThreshold: self = .mmapThreshold
+        case .threadArena: self = .threadArena
+        case .unknown: self = .unknown
+        }
+    }
+
+    public init(_ kind: MappingKind) {
+        switch kind {
+        case .privateAnonymous: self = .privateAnonymous
+        case .sharedAnonymous: self = .sharedAnonymous
+        case .privateFile: self = .privateFile
+        case .sharedFile: self = .sharedFile
+        }
+    }
+
+    /// Position in `LeakPath.allCases`, for per-path arrays.
+    var index: Int {
+        switch self {
+        case .heap: return 0
+        case .mmapThreshold: return 1
+        case .threadArena: return 2
+        case .unknown: return 3
+        case .privateAnonymous: return 4
+        case .sharedAnonymous: return 5
+        case .privateFile: return 6
+        case .sharedFile: return 7
+        case .breakGrowth: return 8
+        }
+    }
+
+    /// True for the four direct-mapping kinds.
+    public var isMapping: Bool { index >= 4 && index <= 7 }
+
+    /// Words for the text report.
+    public var label: String {
+        switch self {
+        case .heap: return "heap (brk)"
+        case .mmapThreshold: return "mmap threshold"
+        case .threadArena: return "thread arena"
+        case .unknown: return "unknown path"
+        case .privateAnonymous: return "private anonymous mappings"
+        case .sharedAnonymous: return "shared anonymous mappings"
+        case .privateFile: return "private file mappings"
+        case .sharedFile: return "shared file mappings"
+        case .breakGrowth: return "brk growth"
+        }
+    }
+}
+
+/// A number of blocks and their bytes.
+public struct Amount: Equatable, Sendable, Codable {
+    public var blocks: Int
+    public var bytes: UInt64
+    public init(blocks: Int = 0, bytes: UInt64 = 0) { self.blocks = blocks; self.bytes = bytes }
+    public mutating func add(blocks: Int, bytes: UInt64) {
+        self.blocks += blocks
+        self.bytes &+= bytes
+    }
+    public static func + (lhs: Amount, rhs: Amount) -> Amount {
+        Amount(blocks: lhs.blocks + rhs.blocks, bytes: lhs.bytes &+ rhs.bytes)
+    }
+}
+
+/// Amounts per path; encodes as an object with one key per non-empty path.
+public struct PathAmounts: Equatable, Sendable, Encodable {
+    public private(set) var values = [Amount](repeating: Amount(), count: LeakPath.allCases.count)
+    public init() {}
+    public subscript(path: LeakPath) -> Amount {
+        get { values[path.index] }
+        set { values[path.index] = newValue }
+    }
+    public mutating func add(_ path: LeakPath, blocks: Int, bytes: UInt64) {
+        values[path.index].add(blocks: blocks, bytes: bytes)
+    }
+    public mutating func merge(_ other: PathAmounts) {
+        for index in values.indices { values[index] = values[index] + other.values[index] }
+    }
+    /// Paths with something in them, in the fixed order of `LeakPath.allCases`.
+    public var nonEmpty: [(path: LeakPath, amount: Amount)] {
+        LeakPath.allCases.compactMap { path in
+            let amount = self[path]
+            return amount.blocks > 0 || amount.bytes > 0 ? (path, amount) : nil
+        }
+    }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: DynamicKey.self)
+        for (path, amount) in nonEmpty { try container.encode(amount, forKey: DynamicKey(path.rawValue)) }
+    }
+}
+
+struct DynamicKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ string: String) { stringValue = string }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// "0x..." for an address.
+public func hexAddress(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
+
+extension ResolvedFrame {
+    enum CodingKeys: String, CodingKey {
+        case address, module, moduleOffset, function, file, line, column, inlined
+    }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(hexAddress(address), forKey: .address)
+        try container.encodeIfPresent(module, forKey: .module)
+        try container.encodeIfPresent(moduleOffset.map(hexAddress), forKey: .moduleOffset)
+        try container.encodeIfPresent(function, forKey: .function)
+        try container.encodeIfPresent(file, forKey: .file)
+        try container.encodeIfPresent(line, forKey: .line)
+        try container.encodeIfPresent(column, forKey: .column)
+        try container.encode(isInlined, forKey: .inlined)
+    }
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        func hex(_ text: String?) -> UInt64? {
+            guard let text, text.hasPrefix("0x") else { return nil }
+            return UInt64(text.dropFirst(2), radix: 16)
+        }
+        self.init(address: hex(try container.decode(String.self, forKey: .address)) ?? 0,
+                  module: try container.decodeIfPresent(String.self, forKey: .module),
+                  moduleOffset: hex(try container.decodeIfPresent(String.self, forKey: .moduleOffset)),
+                  function: try container.decodeIfPresent(String.self, forKey: .function),
+                  file: try container.decodeIfPresent(String.self, forKey: .file),
+                  line: try container.decodeIfPresent(Int.self, forKey: .line),
+                  column: try container.decodeIfPresent(Int.self, forKey: .column),
+                  isInlined: try container.decode(Bool.self, forKey: .inlined))
+    }
+}
+
+// MARK: - Trace facts
+
+/// How far the trace was read and whether it was whole.
+public struct ReadingOutcome: Equatable, Sendable, Encodable {
+    /// True when the END record was read.
+    public var isComplete: Bool
+    /// Byte offset where reading stopped on damage or a cut, and why.
+    public var stoppedAtOffset: UInt64?
+    public var stopReason: String?
+    /// Set when `--at` ended the replay early: the time (µs) replayed up to.
+    public var replayedUntilUs: UInt64?
+    public init(isComplete: Bool, stoppedAtOffset: UInt64? = nil, stopReason: String? = nil,
+                replayedUntilUs: UInt64? = nil) {
+        self.isComplete = isComplete; self.stoppedAtOffset = stoppedAtOffset
+        self.stopReason = stopReason; self.replayedUntilUs = replayedUntilUs
+    }
+}
+
+/// What the report says about the trace itself.
+public struct TraceFacts: Equatable, Sendable, Encodable {
+    public var path: String
+    public var program: String?
+    public var pid: UInt64?
+    public var arguments: [String]
+    /// For a fork child: the parent's trace, and whether it could be replayed.
+    public var parentTrace: String?
+    public var parentReplayed: Bool
+    public var outcome: ReadingOutcome
+    /// Time of the last event replayed (µs since tracing began).
+    public var lastEventUs: UInt64
+    public var allocs: Int
+    public var frees: Int
+    public var reallocs: Int
+    public var mappingCalls: Int
+    /// Allocator calls the tracer could not record (from END).
+    public var untraced: UInt64?
+
+    public init(path: String, header: TraceHeader, outcome: ReadingOutcome, replay: Replayer,
+                parentReplayed: Bool) {
+        self.path = path
+        program = header.program
+        pid = header.pid
+        arguments = header.arguments
+        parentTrace = header.parentTrace
+        self.parentReplayed = parentReplayed
+        self.outcome = outcome
+        lastEventUs = replay.lastTime
+        allocs = replay.counters.allocs
+        frees = replay.counters.frees
+        reallocs = replay.counters.reallocs
+        mappingCalls = replay.counters.mmaps + replay.counters.munmaps + replay.counters.mremaps
+            + replay.counters.breakCalls
+        untraced = replay.end?.untraced
+    }
+}
+
+// MARK: - Summary pieces
+
+/// How a suppression was used.
+public struct SuppressionUse: Equatable, Sendable, Encodable {
+    public var pattern: String
+    public var origin: String
+    public var matched: Amount
+}
+
+/// One move of the mmap threshold, for the report.
+public struct ThresholdMove: Equatable, Sendable, Encodable {
+    public var timeUs: UInt64
+    public var from: UInt64
+    public var to: UInt64
+    /// "mallopt" or "free-of-mmapped-block".
+    public var reason: String
+    /// For a dynamic raise: the freed block's request size and glibc chunk size.
+    public var freedBlockSize: UInt64?
+    public var freedChunkSize: UInt64?
+
+    init(_ change: ThresholdChange) {
+        timeUs = change.time
+        from = change.oldValue
+        to = change.newValue
+        switch change.reason {
+        case .mallopt:
+            reason = "mallopt"
+        case let .freedMmappedBlock(requestSize, chunkSize):
+            reason = "free-of-mmapped-block"
+            freedBlockSize = requestSize
+            freedChunkSize = chunkSize
+        }
+    }
+}
+
+/// The mmap threshold over the trace.
+public struct ThresholdHistory: Equatable, Sendable, Encodable {
+    public var initial: UInt64
+    public var final: UInt64
+    /// Whether glibc was still adjusting it at the end.
+    public var dynamic: Bool
+    public var fixedBecause: String?
+    public var moves: [ThresholdMove]
+    public var movesNotKept: Int
+    /// Leaked blocks at least as big as the initial threshold that glibc served from the
+    /// heap or a thread arena anyway.
+    public var largeBlocksFromHeap: Amount
+}
+
+/// Free memory of the brk heap that cannot be given back because live blocks sit above it.
+public struct HeapHole: Equatable, Sendable, Encodable {
+    /// Lowest heap-block address seen in the trace (the heap's start as far as it shows).
+    public var heapStart: UInt64?
+    /// Highest end of a live heap block.
+    public var top: UInt64?
+    public var liveHeap: Amount
+    /// top - start - live heap bytes, at least 0.
+    public var pinnedBytes: UInt64
+    /// The live heap blocks nearest the top, highest first.
+    public var nearTop: [PlacedBlock]
+
+    enum CodingKeys: String, CodingKey { case heapStart, top, liveHeap, pinnedBytes, nearTop }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(heapStart.map(hexAddress), forKey: .heapStart)
+        try container.encodeIfPresent(top.map(hexAddress), forKey: .top)
+        try container.encode(liveHeap, forKey: .liveHeap)
+        try container.encode(pinnedBytes, forKey: .pinnedBytes)
+        try container.encode(nearTop, forKey: .nearTop)
+    }
+}
+
+/// A block with its place in memory and the call site that allocated it.
+public struct PlacedBlock: Equatable, Sendable, Encodable {
+    public var address: UInt64
+    public var size: UInt64
+    public var path: LeakPath
+    public var timeUs: UInt64
+    public var inherited: Bool
+    public var callsite: ResolvedFrame?
+    /// Full stack, innermost first (empty when not resolved).
+    public var stack: [ResolvedFrame]
+
+    enum CodingKeys: String, CodingKey { case address, size, path, timeUs, inherited, callsite, stack }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(hexAddress(address), forKey: .address)
+        try container.encode(size, forKey: .size)
+        try container.encode(path, forKey: .path)
+        try container.encode(timeUs, forKey: .timeUs)
+        try container.encode(inherited, forKey: .inherited)
+        try container.encodeIfPresent(callsite, forKey: .callsite)
+        try container.encode(stack, forKey: .stack)
+    }
+}
+
+/// A free or realloc of an address that was not live.
+public struct UnknownFreeExample: Equatable, Sendable, Encodable {
+    public var address: UInt64
+    public var tid: UInt64
+    public var timeUs: UInt64
+    public var viaRealloc: Bool
+    enum CodingKeys: String, CodingKey { case address, tid, timeUs, viaRealloc }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(hexAddress(address), forKey: .address)
+        try container.encode(tid, forKey: .tid)
+        try container.encode(timeUs, forKey: .timeUs)
+        try container.encode(viaRealloc, forKey: .viaRealloc)
+    }
+}
+
+/// The first page of the report.
+public struct LeakSummary: Equatable, Sendable, Encodable {
+    /// Everything leaked and not suppressed: blocks plus mappings (blocks counts both),
+    /// plus net brk growth (bytes only).
+    public var leaked: Amount
+    public var byPath: PathAmounts
+    /// Leaked and not suppressed, inherited from the parent process at fork.
+    public var inherited: Amount
+    public var suppressed: Amount
+    public var suppressions: [SuppressionUse]
+    public var peakLiveBytes: UInt64
+    public var peakLiveUs: UInt64
+    public var heapHole: HeapHole
+    public var mmapThreshold: ThresholdHistory
+    public var unknownFrees: Int
+    public var unknownFreeExamples: [UnknownFreeExample]
+    public var duplicateAllocations: Int
+    /// Number of groups before --top and --min-bytes.
+    public var groups: Int
+}
+
+// MARK: - Groups
+
+/// One group of leaked blocks (by call site, stack, function, file or module).
+public struct LeakGroup: Equatable, Sendable, Encodable {
+    /// 1 for the biggest group.
+    public var rank: Int
+    /// What the group is: the call site's display name, a function, a file or a module.
+    public var name: String
+    /// The call site frame of the group's biggest block (nil when it has no stack).
+    public var callsite: ResolvedFrame?
+    public var blocks: Int
+    public var bytes: UInt64
+    public var smallest: UInt64
+    public var largest: UInt64
+    public var byPath: PathAmounts
+    public var inherited: Amount
+    public var firstAllocationUs: UInt64
+    public var lastAllocationUs: UInt64
+    /// Why blocks of this group that reached the initial mmap threshold came from the heap.
+    public var thresholdNote: String?
+    /// The biggest block and its full stack.
+    public var biggest: PlacedBlock
+}
+
+/// Net program-break growth from one call site.
+public struct BreakGrowthSite: Equatable, Sendable, Encodable {
+    public var netBytes: Int64
+    public var calls: Int
+    public var callsite: ResolvedFrame?
+    public var stack: [ResolvedFrame]
+}
+
+/// A leaked stack with its bytes, for flame graphs.
+public struct LeakStack: Equatable, Sendable {
+    /// Innermost first, inline-expanded.
+    public var frames: [ResolvedFrame]
+    public var bytes: UInt64
+    public var blocks: Int
+}
+
+// MARK: - The report
+
+/// Everything `leakreport` found.
+public struct LeakReport: Equatable, Sendable, Encodable {
+    public static let schemaVersion = 1
+    public var trace: TraceFacts
+    public var summary: LeakSummary
+    /// The top groups after --top and --min-bytes, biggest first.
+    public var groups: [LeakGroup]
+    /// The grouping used: callsite, stack, function, file or module.
+    public var groupBy: String
+    /// Direct mappings still mapped (not suppressed), biggest first.
+    public var mappings: [PlacedMapping]
+    /// brk/sbrk growth by call site, biggest growth first.
+    public var breakGrowth: [BreakGrowthSite]
+    /// Every leaked stack (only when asked for, for the folded format).
+    public var stacks: [LeakStack]
+    /// Problems met on the way (missing parent trace, binaries changed since the trace, ...).
+    public var warnings: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case schemaVersion, trace, summary, groupBy, groups, mappings, breakGrowth, warnings
+    }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(Self.schemaVersion, forKey: .schemaVersion)
+        try container.encode(trace, forKey: .trace)
+        try container.encode(summary, forKey: .summary)
+        try container.encode(groupBy, forKey: .groupBy)
+        try container.encode(groups, forKey: .groups)
+        try container.encode(mappings, forKey: .mappings)
+        try container.encode(breakGrowth, forKey: .breakGrowth)
+        try container.encode(warnings, forKey: .warnings)
+    }
+}
+
+/// A direct mapping still mapped at the end.
+public struct PlacedMapping: Equatable, Sendable, Encodable {
+    public var start: UInt64
+    public var size: UInt64
+    public var kind: LeakPath
+    /// The mapped file for file mappings.
+    public var file: String?
+    public var timeUs: UInt64
+    public var inherited: Bool
+    public var callsite: ResolvedFrame?
+
+    enum CodingKeys: String, CodingKey { case start, size, kind, file, timeUs, inherited, callsite }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(hexAddress(start), forKey: .start)
+        try container.encode(size, forKey: .size)
+        try container.encode(kind, forKey: .kind)
+        try container.encodeIfPresent(file, forKey: .file)
+        try container.encode(timeUs, forKey: .timeUs)
+        try container.encode(inherited, forKey: .inherited)
+        try container.encodeIfPresent(callsite, forKey: .callsite)
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+
+/// One `leak:PATTERN` line of a suppressions file.
+public struct Suppression: Hashable, Sendable {
+    public let pattern: TemplatePattern
+    /// Where it was defined, `file:line`, for messages.
+    public let origin: String
+    public init(pattern: String, origin: String) {
+        self.pattern = TemplatePattern(pattern); self.origin = origin
+    }
+}
+
+/// Leak suppressions in LeakSanitizer's file format: one `leak:PATTERN` per line, `#` starts
+/// a comment, blank lines are ignored. A pattern matches a stack when it matches, anywhere in
+/// the name (see `TemplatePattern`), the function, source file or module of any frame.
+public struct Suppressions: Sendable {
+    public private(set) var rules: [Suppression] = []
+
+    public init(rules: [Suppression] = []) { self.rules = rules }
+
+    public var isEmpty: Bool { rules.isEmpty }
+
+    /// Parses the text of a suppressions file. Throws a one-line message naming `name:line`.
+    public init(parsing text: String, name: String) throws {
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let colon = line.firstIndex(of: ":") else {
+                throw SuppressionError("\(name):\(number + 1): expected 'leak:PATTERN', got '\(line)'")
+            }
+            let type = line[..<colon]
+            let pattern = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            guard type == "leak" else {
+                throw SuppressionError("\(name):\(number + 1): unsupported suppression type '\(type)' (only 'leak' is)")
+            }
+            guard !pattern.isEmpty else {
+                throw SuppressionError("\(name):\(number + 1): empty pattern")
+            }
+            rules.append(Suppression(pattern: pattern, origin: "\(name):\(number + 1)"))
+        }
+    }
+
+    /// Reads and parses a suppressions file.
+    public init(contentsOfFile path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SuppressionError("cannot read suppressions file '\(path)'")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw SuppressionError("suppressions file '\(path)' is not UTF-8 text")
+        }
+        try self.init(parsing: text, name: path)
+    }
+
+    /// Index of the first rule that matches any name of any frame, or nil.
+    public func firstMatch(in frames: [ResolvedFrame]) -> Int? {
+        for (index, rule) in rules.enumerated() {
+            for frame in frames {
+                if let module = frame.module, rule.pattern.matches(module) { return index }
+                if let function = frame.function, rule.pattern.matches(function) { return index }
+                if let file = frame.file, rule.pattern.matches(file) { return index }
+            }
+        }
+        return nil
+    }
+}
+
+/// A problem in a suppressions file.
+public struct SuppressionError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
