@@ -1,0 +1,267 @@
+// One ELF file opened with libdwfl, answering "what source is at this file address?".
+//
+// Each file gets its own offline Dwfl session with the file reported at base 0, so lookups use
+// module offsets (address - load bias). That makes one session serve every load of the same
+// file (fork children, repeated runs at other ASLR biases), and modules that overlap in
+// different snapshots (dlclose then dlopen at the same address) can never collide.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CLibDW
+
+/// One frame of source as the debug info describes it, before it is tied to a captured address.
+struct SourceFrame: Equatable {
+    var function: String?
+    var file: String?
+    var line: Int?
+    var column: Int?
+    var isInlined: Bool
+}
+
+final class ModuleDebugInfo {
+    /// The build-id note of the file on disk; empty if it has none.
+    let buildID: [UInt8]
+    private let dwfl: OpaquePointer
+    private let module: OpaquePointer
+    /// Kept alive here because libdwfl holds a raw pointer to it as the module's userdata.
+    private let locator: DebugFileLocator
+    /// Demangled names and file names by the address of libdw's own string (in .debug_str,
+    /// .strtab or the line table), which is stable for the session: each string is decoded and
+    /// demangled once, and every frame that uses it shares one Swift string.
+    private var namesByPointer: [UnsafeRawPointer: String] = [:]
+    private var filesByPointer: [UnsafeRawPointer: String] = [:]
+
+    // MARK: Opening
+
+    /// Opens `path` and reports it to a new offline session. Debug files are looked for lazily,
+    /// on the first lookup, under `debugDirectories`.
+    static func open(path: String, debugDirectories: [String]) -> Result<ModuleDebugInfo, FileProblem> {
+        let fd: Int32
+        switch openRegularFile(path) {
+        case .success(let opened): fd = opened
+        case .failure(let problem): return .failure(problem)
+        }
+        let identity = FileIdentity(fd: fd)
+        guard let buildID = gnuBuildID(fd: fd) else {
+            close(fd)
+            return .failure(FileProblem(reason: "not an ELF file"))
+        }
+        guard let dwfl = dwfl_begin(offlineCallbacks) else {
+            close(fd)
+            return .failure(FileProblem(reason: libdwflErrorMessage()))
+        }
+        dwfl_report_begin(dwfl)
+        // add_p_vaddr with base 0: the module's addresses are the file's own p_vaddr numbering.
+        guard let module = dwfl_report_elf(dwfl, lastPathComponent(path), path, fd, 0, true) else {
+            let reason = libdwflErrorMessage()
+            // On failure libdwfl leaves the descriptor to us.
+            if fcntl(fd, F_GETFD) != -1 { close(fd) }
+            dwfl_end(dwfl)
+            return .failure(FileProblem(reason: reason))
+        }
+        guard dwfl_report_end(dwfl, nil, nil) == 0 else {
+            let reason = libdwflErrorMessage()
+            dwfl_end(dwfl)
+            return .failure(FileProblem(reason: reason))
+        }
+        let locator = DebugFileLocator(mainPath: path, mainIdentity: identity, buildID: buildID,
+                                       debugDirectories: debugDirectories)
+        var userdata: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        _ = dwfl_module_info(module, &userdata, nil, nil, nil, nil, nil, nil)
+        userdata?.pointee = Unmanaged.passUnretained(locator).toOpaque()
+        return .success(ModuleDebugInfo(dwfl: dwfl, module: module, locator: locator, buildID: buildID))
+    }
+
+    private init(dwfl: OpaquePointer, module: OpaquePointer, locator: DebugFileLocator, buildID: [UInt8]) {
+        self.dwfl = dwfl
+        self.module = module
+        self.locator = locator
+        self.buildID = buildID
+    }
+
+    deinit {
+        dwfl_end(dwfl)
+    }
+
+    /// True if DWARF was found, in the file itself or in a separate debug file.
+    var hasDebugInfo: Bool {
+        var bias: Dwarf_Addr = 0
+        return dwfl_module_getdwarf(module, &bias) != nil
+    }
+
+    /// Debug files found for this module (separate debug file, then dwz alt file).
+    var debugFilePaths: [String] { locator.foundPaths }
+
+    // MARK: Lookup
+
+    /// Source frames at file address `offset`, innermost inlined function first and the
+    /// function the code physically belongs to last. Empty when nothing at all is known.
+    func frames(at offset: UInt64) -> [SourceFrame] {
+        let lineLocation = sourceLocation(at: offset)
+        var bias: Dwarf_Addr = 0
+        if let unit = dwfl_module_addrdie(module, offset, &bias), offset >= bias {
+            let chain = inlineChain(unit: unit, dwarfAddress: offset - bias, fileAddress: offset,
+                                    innermostLocation: lineLocation)
+            if !chain.isEmpty { return chain }
+        }
+        // No DWARF scope covers the address: the symbol table and line table are what remain.
+        let symbol = symbolName(at: offset)
+        if symbol == nil && lineLocation == nil { return [] }
+        return [SourceFrame(function: symbol, file: lineLocation?.file, line: lineLocation?.line,
+                            column: lineLocation?.column, isInlined: false)]
+    }
+
+    private struct Location {
+        var file: String
+        var line: Int?
+        var column: Int?
+    }
+
+    /// The line-table row covering `offset`: the innermost source position.
+    private func sourceLocation(at offset: UInt64) -> Location? {
+        guard let row = dwfl_module_getsrc(module, offset) else { return nil }
+        var line: Int32 = 0
+        var column: Int32 = 0
+        guard let file = dwfl_lineinfo(row, nil, &line, &column, nil, nil) else { return nil }
+        return Location(file: internedFile(file), line: line > 0 ? Int(line) : nil,
+                        column: column > 0 ? Int(column) : nil)
+    }
+
+    /// Walks the DWARF scopes around the address from the innermost out. Each inlined subroutine
+    /// is a frame located where execution is inside it; its DW_AT_call_* attributes give the
+    /// position of the call in the next frame out. The walk ends at the real subprogram.
+    private func inlineChain(unit: UnsafeMutablePointer<Dwarf_Die>, dwarfAddress: Dwarf_Addr,
+                             fileAddress: UInt64, innermostLocation: Location?) -> [SourceFrame] {
+        var scopes: UnsafeMutablePointer<Dwarf_Die>?
+        let count = dwarf_getscopes(unit, dwarfAddress, &scopes)
+        defer { free(scopes) }
+        guard count > 0, let scopes else { return [] }
+
+        var frames: [SourceFrame] = []
+        var location = innermostLocation
+        for index in 0 ..< Int(count) {
+            let scope = scopes + index
+            let tag = dwarf_tag(scope)
+            guard tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram || tag == DW_TAG_entry_point
+            else { continue }
+            let isInlined = tag == DW_TAG_inlined_subroutine
+            let name = isInlined ? functionName(of: scope) : physicalFunctionName(of: scope, at: fileAddress)
+            frames.append(SourceFrame(function: name, file: location?.file, line: location?.line,
+                                      column: location?.column, isInlined: isInlined))
+            if !isInlined { break }
+            location = callSite(of: scope)
+        }
+        // Scopes that hold only inlined code but no enclosing subprogram (seen with some
+        // hand-written DWARF) still need a physical frame to end the chain.
+        if let last = frames.last, last.isInlined {
+            frames.append(SourceFrame(function: symbolName(at: fileAddress), file: location?.file,
+                                      line: location?.line, column: location?.column, isInlined: false))
+        }
+        return frames
+    }
+
+    /// Where an inlined subroutine was called from, in its caller's source.
+    private func callSite(of inlined: UnsafeMutablePointer<Dwarf_Die>) -> Location? {
+        guard let fileIndex = unsignedAttribute(DW_AT_call_file, of: inlined) else { return nil }
+        var unitDie = Dwarf_Die()
+        guard dwarf_diecu(inlined, &unitDie, nil, nil) != nil else { return nil }
+        var files: OpaquePointer?
+        var fileCount = 0
+        guard dwarf_getsrcfiles(&unitDie, &files, &fileCount) == 0, fileIndex < UInt64(fileCount),
+              let name = dwarf_filesrc(files, Int(fileIndex), nil, nil) else { return nil }
+        let line = unsignedAttribute(DW_AT_call_line, of: inlined).flatMap { $0 > 0 ? Int($0) : nil }
+        let column = unsignedAttribute(DW_AT_call_column, of: inlined).flatMap { $0 > 0 ? Int($0) : nil }
+        return Location(file: internedFile(name), line: line, column: column)
+    }
+
+    // MARK: Names
+
+    /// The name of the function a DIE describes, following DW_AT_abstract_origin and
+    /// DW_AT_specification. The linkage name wins: demangled, it carries the namespaces,
+    /// template arguments and parameter types that DW_AT_name leaves out.
+    private func functionName(of die: UnsafeMutablePointer<Dwarf_Die>) -> String? {
+        if let linkage = stringAttribute(DW_AT_linkage_name, of: die)
+            ?? stringAttribute(DW_AT_MIPS_linkage_name, of: die) {
+            return demangledName(linkage)
+        }
+        guard let plain = stringAttribute(DW_AT_name, of: die) else { return nil }
+        return internedName(plain)
+    }
+
+    /// Like `functionName`, but when DWARF has no linkage name (C++ constructors, whose abstract
+    /// DIE names only the class) a mangled ELF symbol at the address says more.
+    private func physicalFunctionName(of die: UnsafeMutablePointer<Dwarf_Die>, at fileAddress: UInt64) -> String? {
+        if let linkage = stringAttribute(DW_AT_linkage_name, of: die)
+            ?? stringAttribute(DW_AT_MIPS_linkage_name, of: die) {
+            return demangledName(linkage)
+        }
+        if let symbol = symbolPointer(at: fileAddress),
+           SymbolScheme(String(cString: symbol)) != .plain {
+            return demangledName(symbol)
+        }
+        if let plain = stringAttribute(DW_AT_name, of: die) { return internedName(plain) }
+        return symbolName(at: fileAddress)
+    }
+
+    /// The ELF symbol (.symtab, else .gnu_debugdata, else .dynsym) containing `fileAddress`, demangled.
+    private func symbolName(at fileAddress: UInt64) -> String? {
+        symbolPointer(at: fileAddress).map(demangledName)
+    }
+
+    private func symbolPointer(at fileAddress: UInt64) -> UnsafePointer<CChar>? {
+        var symbol = GElf_Sym()
+        var offset: GElf_Off = 0
+        guard let name = dwfl_module_addrinfo(module, fileAddress, &offset, &symbol, nil, nil, nil),
+              name.pointee != 0 else { return nil }
+        return name
+    }
+
+    private func demangledName(_ pointer: UnsafePointer<CChar>) -> String {
+        let key = UnsafeRawPointer(pointer)
+        if let known = namesByPointer[key] { return known }
+        let name = Demangler.demangle(String(cString: pointer))
+        namesByPointer[key] = name
+        return name
+    }
+
+    private func internedName(_ pointer: UnsafePointer<CChar>) -> String {
+        let key = UnsafeRawPointer(pointer)
+        if let known = namesByPointer[key] { return known }
+        let name = String(cString: pointer)
+        namesByPointer[key] = name
+        return name
+    }
+
+    private func internedFile(_ pointer: UnsafePointer<CChar>) -> String {
+        let key = UnsafeRawPointer(pointer)
+        if let known = filesByPointer[key] { return known }
+        let name = String(cString: pointer)
+        filesByPointer[key] = name
+        return name
+    }
+
+    // MARK: Attributes
+
+    private func stringAttribute(_ name: Int, of die: UnsafeMutablePointer<Dwarf_Die>) -> UnsafePointer<CChar>? {
+        var attribute = Dwarf_Attribute()
+        guard dwarf_attr_integrate(die, UInt32(name), &attribute) != nil else { return nil }
+        return dwarf_formstring(&attribute)
+    }
+
+    private func unsignedAttribute(_ name: Int, of die: UnsafeMutablePointer<Dwarf_Die>) -> UInt64? {
+        var attribute = Dwarf_Attribute()
+        guard dwarf_attr(die, UInt32(name), &attribute) != nil else { return nil }
+        var value: Dwarf_Word = 0
+        guard dwarf_formudata(&attribute, &value) == 0 else { return nil }
+        return value
+    }
+}
+
+/// libdwfl's message for its most recent error on this thread.
+func libdwflErrorMessage() -> String {
+    guard let message = dwfl_errmsg(-1) else { return "unknown libdwfl error" }
+    return String(cString: message)
+}
