@@ -128,17 +128,51 @@ public final class Replayer {
     public func apply(_ record: TraceRecord, tid: UInt64, time: UInt64) {
         switch record {
         case let .alloc(function, path, address, size, stack):
-            counters.allocs += 1
-            allocate(LiveBlock(address: address, size: size, time: time, stack: stack,
-                               path: path, function: function))
+            recordAlloc(function: function, path: path, address: address, size: size, stack: stack, time: time)
         case let .free(address):
-            counters.frees += 1
-            release(address, tid: tid, time: time)
+            recordFree(address: address, tid: tid, time: time)
         case let .reallocRelease(address):
-            releaseForRealloc(address, tid: tid, time: time)
+            recordReallocRelease(address: address, tid: tid, time: time)
         case let .realloc(status, path, isReallocarray, old, new, size, stack):
-            finishRealloc(status: status, path: path, function: isReallocarray ? .reallocarray : .realloc,
-                          old: old, new: new, size: size, stack: stack, tid: tid, time: time)
+            recordRealloc(status: status, path: path, isReallocarray: isReallocarray, old: old, new: new,
+                          size: size, stack: stack, tid: tid, time: time)
+        default:
+            applyOther(record, time: time)
+        }
+    }
+
+    /// An ALLOC record.
+    @inline(__always)
+    public func recordAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
+                            stack: UInt32, time: UInt64) {
+        counters.allocs += 1
+        allocate(LiveBlock(address: address, size: size, time: time, stack: stack, path: path, function: function))
+    }
+
+    /// A FREE record.
+    @inline(__always)
+    public func recordFree(address: UInt64, tid: UInt64, time: UInt64) {
+        counters.frees += 1
+        release(address, tid: tid, time: time)
+    }
+
+    /// A REALLOC_RELEASE record.
+    public func recordReallocRelease(address: UInt64, tid: UInt64, time: UInt64) {
+        releaseForRealloc(address, tid: tid, time: time)
+    }
+
+    /// A REALLOC record.
+    public func recordRealloc(status: ReallocStatus, path: AllocPath, isReallocarray: Bool, old: UInt64,
+                              new: UInt64, size: UInt64, stack: UInt32, tid: UInt64, time: UInt64) {
+        finishRealloc(status: status, path: path, function: isReallocarray ? .reallocarray : .realloc,
+                      old: old, new: new, size: size, stack: stack, tid: tid, time: time)
+    }
+
+    /// Every record other than the four allocation records (rare: kept out of line).
+    public func applyOther(_ record: TraceRecord, time: UInt64) {
+        switch record {
+        case .alloc, .free, .reallocRelease, .realloc:
+            apply(record, tid: 0, time: time)
         case let .time(microseconds):
             lastTime = microseconds
         case .thread, .stack, .sample, .mark, .threadName, .fork, .exec, .note, .unknown:

@@ -1,0 +1,135 @@
+import TraceFormat
+
+// Driving a Replayer from a trace file: the reader's visitor fast path (specialised here, in the
+// module that owns the replayer, so ALLOC and FREE go straight into the live table), the `--at`
+// limit, and joining a fork child with the part of its parent's trace before the fork.
+
+extension StackTable: StackLookup {}
+
+/// Where to stop replaying before the end of the trace.
+public enum ReplayLimit: Equatable, Sendable {
+    /// Stop before the first record whose time (µs since tracing began) is past this.
+    case time(UInt64)
+    /// Stop at the first MARK record with this name.
+    case mark(String)
+}
+
+/// How a replay of a trace ended.
+public struct ReplayOutcome: Equatable, Sendable {
+    /// How reading ended; nil when the replay limit stopped it first.
+    public var endState: TraceEndState?
+    /// True when `ReplayLimit` stopped the replay.
+    public var stoppedByLimit: Bool
+    /// Time replayed up to when the limit stopped it.
+    public var stoppedAtTime: UInt64?
+}
+
+/// Thrown inside the visitor to end reading at the replay limit.
+public struct ReplayLimitReached: Error {}
+
+/// Feeds a trace's records to a Replayer.
+struct ReplayVisitor: TraceVisitor {
+    typealias Failure = ReplayLimitReached
+    let replayer: Replayer
+    let stopAfterTime: UInt64
+    let stopAtMark: String?
+
+    @inline(__always)
+    func checkLimit(_ context: RecordContext) throws(ReplayLimitReached) {
+        if context.time > stopAfterTime { throw ReplayLimitReached() }
+    }
+
+    @inline(__always)
+    mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
+                             stack: UInt32, context: RecordContext) throws(ReplayLimitReached) {
+        try checkLimit(context)
+        replayer.recordAlloc(function: function, path: path, address: address, size: size, stack: stack,
+                             time: context.time)
+    }
+
+    @inline(__always)
+    mutating func visitFree(address: UInt64, context: RecordContext) throws(ReplayLimitReached) {
+        try checkLimit(context)
+        replayer.recordFree(address: address, tid: context.tid, time: context.time)
+    }
+
+    mutating func visitReallocRelease(address: UInt64, context: RecordContext) throws(ReplayLimitReached) {
+        try checkLimit(context)
+        replayer.recordReallocRelease(address: address, tid: context.tid, time: context.time)
+    }
+
+    mutating func visitRealloc(status: ReallocStatus, path: AllocPath, isReallocarray: Bool, old: UInt64,
+                               new: UInt64, size: UInt64, stack: UInt32,
+                               context: RecordContext) throws(ReplayLimitReached) {
+        try checkLimit(context)
+        replayer.recordRealloc(status: status, path: path, isReallocarray: isReallocarray, old: old, new: new,
+                               size: size, stack: stack, tid: context.tid, time: context.time)
+    }
+
+    mutating func visitRecord(_ record: TraceRecord, context: RecordContext) throws(ReplayLimitReached) {
+        try checkLimit(context)
+        if let stopAtMark, case let .mark(name, _) = record, name == stopAtMark { throw ReplayLimitReached() }
+        replayer.applyOther(record, time: context.time)
+    }
+}
+
+extension Replayer {
+    /// Replays `reader`'s trace from its first record.
+    /// - Parameters:
+    ///   - stopAtOffset: stop before the chunk at or after this offset (a parent's fork point).
+    ///   - limit: stop early at a time or a mark (`--at`).
+    ///   - progress: called now and then with the bytes consumed.
+    public func replay(_ reader: TraceReader, stopAtOffset: UInt64? = nil, limit: ReplayLimit? = nil,
+                       progress: ((UInt64) -> Void)? = nil) -> ReplayOutcome {
+        var visitor = ReplayVisitor(replayer: self, stopAfterTime: { if case let .time(t) = limit { return t }; return .max }(),
+                                    stopAtMark: { if case let .mark(name) = limit { return name }; return nil }())
+        do {
+            try reader.visitRecords(&visitor, stopAtOffset: stopAtOffset, progress: progress)
+        } catch {
+            return ReplayOutcome(endState: nil, stoppedByLimit: true, stoppedAtTime: lastTime)
+        }
+        return ReplayOutcome(endState: reader.endState, stoppedByLimit: false, stoppedAtTime: nil)
+    }
+
+    /// For a fork child's trace: replays the parent's trace up to the fork (and its own parent
+    /// before it, and so on) and starts this replay from the blocks and mappings live there.
+    /// Returns one line per problem (a parent trace that cannot be read, a damaged parent);
+    /// the child's own replay goes on regardless. Returns whether a parent was joined.
+    public func joinParent(of header: TraceHeader, childPath: String,
+                           maximumDepth: Int = 16) -> (joined: Bool, warnings: [String]) {
+        var warnings: [String] = []
+        var visited: Set<String> = [childPath]
+        let joined = joinParent(of: header, visited: &visited, depthLeft: maximumDepth, warnings: &warnings)
+        return (joined, warnings)
+    }
+
+    private func joinParent(of header: TraceHeader, visited: inout Set<String>, depthLeft: Int,
+                            warnings: inout [String]) -> Bool {
+        guard let parentPath = header.parentTrace, !parentPath.isEmpty else { return false }
+        guard let forkOffset = header.parentForkOffset else {
+            warnings.append("parent trace \(parentPath) is named without a fork offset: inherited blocks are not known")
+            return false
+        }
+        guard depthLeft > 0, !visited.contains(parentPath) else {
+            warnings.append("parent trace \(parentPath) leads to a loop or too long a chain of forks: not followed")
+            return false
+        }
+        visited.insert(parentPath)
+        let parentReader: TraceReader
+        do {
+            parentReader = try TraceReader(path: parentPath)
+        } catch {
+            warnings.append("parent trace cannot be read (\(error)): blocks inherited at fork are not known")
+            return false
+        }
+        let parent = Replayer(header: parentReader.header)
+        _ = parent.joinParent(of: parentReader.header, visited: &visited, depthLeft: depthLeft - 1,
+                              warnings: &warnings)
+        let outcome = parent.replay(parentReader, stopAtOffset: forkOffset)
+        if case let .cut(offset, reason)? = outcome.endState, offset < forkOffset {
+            warnings.append("parent trace \(parentPath) stops at offset \(offset) before the fork point \(forkOffset) (\(reason)): inherited blocks may be missing")
+        }
+        inherit(from: parent, parentStacks: parentReader.stacks)
+        return true
+    }
+}
