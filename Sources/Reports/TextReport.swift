@@ -1,0 +1,219 @@
+import LeakAnalysis
+
+/// Options of the human report.
+public struct TextReportOptions: Sendable {
+    /// ANSI colour (only on a terminal).
+    public var color = false
+    /// Frames shown per stack; the rest are counted.
+    public var maxStackFrames = 32
+    /// Direct mappings listed.
+    public var maxMappings = 10
+    public init() {}
+}
+
+/// The human report: a summary, then the top groups with their stacks, then direct mappings
+/// and program-break growth.
+public struct TextReport {
+    public var options: TextReportOptions
+
+    public init(options: TextReportOptions = TextReportOptions()) { self.options = options }
+
+    public func render(_ report: LeakReport) -> String {
+        var out = ""
+        renderHeader(report, into: &out)
+        renderSummary(report, into: &out)
+        renderGroups(report, into: &out)
+        renderMappings(report, into: &out)
+        renderBreakGrowth(report, into: &out)
+        renderWarnings(report, into: &out)
+        return out
+    }
+
+    // MARK: Styling
+
+    private func style(_ text: String, _ code: String) -> String {
+        options.color ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text
+    }
+    private func bold(_ text: String) -> String { style(text, "1") }
+    private func red(_ text: String) -> String { style(text, "1;31") }
+    private func yellow(_ text: String) -> String { style(text, "33") }
+    private func dim(_ text: String) -> String { style(text, "2") }
+
+    private func amount(_ amount: Amount) -> String {
+        "\(formatBytes(amount.bytes)) in \(amount.blocks) \(amount.blocks == 1 ? "block" : "blocks")"
+    }
+
+    private func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+    }
+
+    // MARK: Sections
+
+    private func renderHeader(_ report: LeakReport, into out: inout String) {
+        let trace = report.trace
+        var line = "leakreport: \(trace.path)"
+        if let program = trace.program { line += " — \(program)" }
+        if let pid = trace.pid { line += " (pid \(pid))" }
+        out += bold(line) + "\n"
+        out += "  \(trace.allocs) allocations, \(trace.frees) frees, \(trace.reallocs) reallocs, "
+            + "\(trace.mappingCalls) mapping calls over \(formatTime(trace.lastEventUs))\n"
+        if let parent = trace.parentTrace {
+            out += trace.parentReplayed ? "  forked child: parent trace \(parent) replayed up to the fork\n"
+                                        : yellow("  forked child: parent trace \(parent) not replayed") + "\n"
+        }
+        let outcome = trace.outcome
+        if let until = outcome.replayedUntilUs {
+            out += yellow("  replayed up to \(formatTime(until)) (--at): blocks live at that moment are reported") + "\n"
+        } else if outcome.isComplete {
+            out += "  trace complete\n"
+        } else {
+            let offset = outcome.stoppedAtOffset.map { " at byte \($0)" } ?? ""
+            let reason = outcome.stopReason.map { " (\($0))" } ?? ""
+            out += red("  TRACE INCOMPLETE: reading stopped\(offset)\(reason); this report covers the events before that point") + "\n"
+        }
+        if let untraced = trace.untraced, untraced > 0 {
+            out += yellow("  \(untraced) allocator calls could not be traced (nested or from signal handlers)") + "\n"
+        }
+        out += "\n"
+    }
+
+    private func renderSummary(_ report: LeakReport, into out: inout String) {
+        let summary = report.summary
+        out += bold("Summary") + "\n"
+        let leakedLine = summary.leaked.bytes == 0 ? "nothing" : amount(summary.leaked)
+        out += "  " + pad("leaked", 22) + (summary.leaked.bytes > 0 ? red(leakedLine) : leakedLine) + "\n"
+        for (path, value) in summary.byPath.nonEmpty {
+            let text = path == .breakGrowth ? formatBytes(value.bytes) : amount(value)
+            out += "    " + pad(path.label, 30) + text + "\n"
+        }
+        if summary.inherited.blocks > 0 {
+            out += "  " + pad("inherited at fork", 22) + amount(summary.inherited) + "\n"
+        }
+        if !summary.suppressions.isEmpty || summary.suppressed.blocks > 0 {
+            out += "  " + pad("suppressed", 22) + amount(summary.suppressed) + "\n"
+            for use in summary.suppressions {
+                out += "    " + pad("leak:\(use.pattern)", 30) + amount(use.matched) + dim("  (\(use.origin))") + "\n"
+            }
+        }
+        out += "  " + pad("peak live heap", 22) + "\(formatBytes(summary.peakLiveBytes)) at \(formatTime(summary.peakLiveUs))\n"
+        renderHeapHole(summary.heapHole, into: &out)
+        renderThreshold(summary.mmapThreshold, into: &out)
+        if summary.unknownFrees > 0 {
+            var line = "\(summary.unknownFrees) (of addresses never seen allocated: made before tracing began, or freed twice)"
+            if let example = summary.unknownFreeExamples.first {
+                line += "; e.g. \(hexAddress(example.address)) on thread \(example.tid) at \(formatTime(example.timeUs))"
+            }
+            out += "  " + pad("unknown frees", 22) + line + "\n"
+        }
+        if summary.duplicateAllocations > 0 {
+            out += "  " + pad("duplicate allocations", 22)
+                + yellow("\(summary.duplicateAllocations) allocations returned an address still live (old block replaced)") + "\n"
+        }
+        out += "\n"
+    }
+
+    private func renderHeapHole(_ hole: HeapHole, into out: inout String) {
+        guard hole.liveHeap.blocks > 0, let start = hole.heapStart, let top = hole.top else {
+            out += "  " + pad("heap hole", 22) + "none (no live heap blocks)\n"
+            return
+        }
+        out += "  " + pad("heap hole", 22) + "\(formatBytes(hole.pinnedBytes)) free but pinned below the top "
+            + "(heap \(hexAddress(start))-\(hexAddress(top)), \(amount(hole.liveHeap)) live)\n"
+        for block in hole.nearTop {
+            let site = block.callsite?.displayName ?? "<no stack>"
+            out += "    " + dim("near top: \(hexAddress(block.address)) \(formatBytes(block.size))") + "  \(site)\n"
+        }
+    }
+
+    private func renderThreshold(_ history: ThresholdHistory, into out: inout String) {
+        var line = "\(formatBytes(history.initial)) at start"
+        if history.final != history.initial { line += ", \(formatBytes(history.final)) at the end" }
+        if !history.dynamic, let reason = history.fixedBecause { line += " (fixed by \(reason))" }
+        out += "  " + pad("mmap threshold", 22) + line + "\n"
+        for move in history.moves {
+            let why: String
+            if move.reason == "mallopt" {
+                why = "mallopt(M_MMAP_THRESHOLD)"
+            } else {
+                why = "free of a \(move.freedBlockSize ?? 0)-byte mmapped block (chunk \(move.freedChunkSize ?? 0) bytes)"
+            }
+            out += "    \(formatTime(move.timeUs))  \(formatBytes(move.from)) -> \(formatBytes(move.to))  \(why)\n"
+        }
+        if history.movesNotKept > 0 { out += dim("    ... and \(history.movesNotKept) more moves") + "\n" }
+        if history.largeBlocksFromHeap.blocks > 0 {
+            out += "    " + yellow("\(amount(history.largeBlocksFromHeap)) of at least the initial threshold came from the heap (see the groups' notes)") + "\n"
+        }
+    }
+
+    private func renderGroups(_ report: LeakReport, into out: inout String) {
+        guard !report.groups.isEmpty else {
+            if report.summary.groups == 0 { out += bold("No leaks.") + "\n\n" }
+            return
+        }
+        out += bold("Top \(report.groups.count) of \(report.summary.groups) groups by \(report.groupBy)") + "\n"
+        for group in report.groups {
+            out += "\n" + bold("#\(group.rank)  \(formatBytes(group.bytes)) in \(group.blocks) \(group.blocks == 1 ? "block" : "blocks")")
+                + "  " + group.name + "\n"
+            var facts = "sizes \(formatBytes(group.smallest))"
+            if group.largest != group.smallest { facts += " .. \(formatBytes(group.largest))" }
+            let paths = group.byPath.nonEmpty.map { "\($0.path.rawValue) \(formatBytes($0.amount.bytes))" }
+            facts += "; " + paths.joined(separator: ", ")
+            facts += "; allocated \(formatTime(group.firstAllocationUs))"
+            if group.lastAllocationUs != group.firstAllocationUs { facts += " .. \(formatTime(group.lastAllocationUs))" }
+            out += "    " + facts + "\n"
+            if group.inherited.blocks > 0 {
+                out += "    " + yellow("inherited from the parent at fork: \(amount(group.inherited))") + "\n"
+            }
+            if let note = group.thresholdNote { out += "    " + yellow("note: " + note) + "\n" }
+            out += "    " + dim("stack of the biggest block (\(formatBytes(group.biggest.size)) at \(hexAddress(group.biggest.address))):") + "\n"
+            renderStack(group.biggest.stack, into: &out)
+        }
+        let hidden = report.summary.groups - report.groups.count
+        if hidden > 0 { out += "\n" + dim("\(hidden) smaller groups not shown (--top, --min-bytes)") + "\n" }
+        out += "\n"
+    }
+
+    private func renderStack(_ stack: [ResolvedFrame], into out: inout String) {
+        if stack.isEmpty {
+            out += "      <no stack recorded>\n"
+            return
+        }
+        for (index, frame) in stack.prefix(options.maxStackFrames).enumerated() {
+            let marker = frame.isInlined ? "[inlined] " : ""
+            out += "      #\(index) \(marker)\(frame.displayName)\n"
+        }
+        if stack.count > options.maxStackFrames {
+            out += dim("      ... \(stack.count - options.maxStackFrames) more frames") + "\n"
+        }
+    }
+
+    private func renderMappings(_ report: LeakReport, into out: inout String) {
+        guard !report.mappings.isEmpty else { return }
+        out += bold("Direct mappings still mapped") + "\n"
+        for mapping in report.mappings.prefix(options.maxMappings) {
+            var line = "  \(hexAddress(mapping.start))  \(pad(formatBytes(mapping.size), 10)) \(mapping.kind.rawValue)"
+            if let file = mapping.file { line += " \(file)" }
+            if mapping.inherited { line += " (inherited)" }
+            line += "  " + (mapping.callsite?.displayName ?? "<no stack>")
+            out += line + "\n"
+        }
+        if report.mappings.count > options.maxMappings {
+            out += dim("  ... \(report.mappings.count - options.maxMappings) more") + "\n"
+        }
+        out += "\n"
+    }
+
+    private func renderBreakGrowth(_ report: LeakReport, into out: inout String) {
+        guard !report.breakGrowth.isEmpty else { return }
+        out += bold("Program break moved by the program (brk/sbrk)") + "\n"
+        for site in report.breakGrowth {
+            out += "  \(pad(formatSignedBytes(site.netBytes), 12)) in \(site.calls) \(site.calls == 1 ? "call" : "calls")  "
+                + (site.callsite?.displayName ?? "<no stack>") + "\n"
+        }
+        out += "\n"
+    }
+
+    private func renderWarnings(_ report: LeakReport, into out: inout String) {
+        for warning in report.warnings { out += yellow("warning: \(warning)") + "\n" }
+    }
+}
