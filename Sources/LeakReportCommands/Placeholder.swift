@@ -1,1 +1,0 @@
-// LeakReportCommands: placeholder until its stage lands.
