@@ -1,0 +1,47 @@
+/* The tracer's own memory. Everything comes from raw mmap system calls, never from the
+ * process's allocator (whose locks a hook may already be inside of: memray#1007) and never
+ * through our own mmap hook. */
+#include "shim.h"
+
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define ARENA_BLOCK (1u << 20)
+
+static atomic_flag arena_lock = ATOMIC_FLAG_INIT;
+static uint8_t *arena_cursor;
+static size_t arena_left;
+
+void *lt_raw_mmap(size_t size) {
+    long r = syscall(SYS_mmap, 0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r < 0 && r > -4096) return NULL;
+    return (void *)r;
+}
+
+void lt_arena_free_pages(void *p, size_t size) {
+    if (p) syscall(SYS_munmap, p, size);
+}
+
+/* Bump allocation for memory the tracer keeps for the life of the process (tables, buffers).
+ * Large requests get their own mapping. Returns zeroed memory. */
+void *lt_arena_alloc(size_t size) {
+    size = (size + 15) & ~(size_t)15;
+    if (size >= ARENA_BLOCK / 4) return lt_raw_mmap((size + 4095) & ~(size_t)4095);
+    while (atomic_flag_test_and_set_explicit(&arena_lock, memory_order_acquire)) {
+    }
+    if (arena_left < size) {
+        uint8_t *block = lt_raw_mmap(ARENA_BLOCK);
+        if (!block) {
+            atomic_flag_clear_explicit(&arena_lock, memory_order_release);
+            return NULL;
+        }
+        arena_cursor = block;
+        arena_left = ARENA_BLOCK;
+    }
+    void *p = arena_cursor;
+    arena_cursor += size;
+    arena_left -= size;
+    atomic_flag_clear_explicit(&arena_lock, memory_order_release);
+    return p;
+}

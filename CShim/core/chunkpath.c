@@ -1,0 +1,27 @@
+/* Which allocator serves the process's malloc. The chunk-header path classification
+ * (shim.h, lt_chunk_path) is valid only for glibc's. */
+#include "shim.h"
+
+#include <dlfcn.h>
+#include <string.h>
+
+void lt_detect_allocator(void) {
+    Dl_info info;
+    lt.allocator_is_glibc = 0;
+    strcpy(lt.allocator_name, "unknown");
+    if (lt.real.malloc && dladdr((void *)lt.real.malloc, &info) && info.dli_fname) {
+        const char *base = strrchr(info.dli_fname, '/');
+        base = base ? base + 1 : info.dli_fname;
+        lt.allocator_is_glibc = strncmp(base, "libc.so", 7) == 0;
+        strncpy(lt.allocator_name, lt.allocator_is_glibc ? "glibc" : info.dli_fname, sizeof lt.allocator_name - 1);
+    }
+    /* If another object defines malloc ahead of us in the search order (a preloaded jemalloc
+     * listed first, or an allocator linked into the program), the program's calls never reach
+     * our hooks. Say so once rather than write a trace that looks clean. */
+    void *first = dlsym(RTLD_DEFAULT, "malloc");
+    extern void *lt_own_malloc(size_t);
+    if (first && first != (void *)lt_own_malloc && dladdr(first, &info) && info.dli_fname) {
+        lt_warn("malloc is defined ahead of libleaktrace by", info.dli_fname,
+                "allocations made through it are not traced (put libleaktrace first in LD_PRELOAD)");
+    }
+}

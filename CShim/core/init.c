@@ -1,0 +1,266 @@
+/* Start-up, configuration, fork and exit.
+ *
+ * Fork policy: the prepare handler writes everything recorded so far and holds the tracer's
+ * locks across fork, so the child never inherits a lock held by a thread that does not exist
+ * in it (gperftools#178). The parent releases them. The child re-creates them, starts its own
+ * trace file whose header names the parent's trace and the byte offset where the parent's data
+ * at the fork ends, resets the stack tables (its trace must stand alone) and starts its own
+ * writer thread. */
+#include "shim.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+struct lt_state lt = {
+    .event_lock = PTHREAD_MUTEX_INITIALIZER,
+    .file_lock = PTHREAD_MUTEX_INITIALIZER,
+    .writer_wake = PTHREAD_COND_INITIALIZER,
+    .buffer_freed = PTHREAD_COND_INITIALIZER,
+    .fd = -1,
+};
+
+__thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));
+
+/* ---- bootstrap: dlsym itself calls calloc before the real functions are known ---- */
+
+static uint8_t bootstrap_pool[64 * 1024] __attribute__((aligned(64)));
+static _Atomic size_t bootstrap_used;
+static _Atomic int resolve_state; /* 0 not yet, 1 resolving, 2 done */
+
+int lt_in_bootstrap_pool(const void *p) {
+    return (const uint8_t *)p >= bootstrap_pool && (const uint8_t *)p < bootstrap_pool + sizeof bootstrap_pool;
+}
+
+void *lt_bootstrap_alloc(size_t size, size_t align) {
+    if (align < 16) align = 16;
+    size_t start, end;
+    size_t used = atomic_load(&bootstrap_used);
+    do {
+        start = (used + align - 1) & ~(align - 1);
+        end = start + size;
+        if (end > sizeof bootstrap_pool) return NULL;
+    } while (!atomic_compare_exchange_weak(&bootstrap_used, &used, end));
+    return bootstrap_pool + start;
+}
+
+#define RESOLVE(field, name) lt.real.field = (__typeof__(lt.real.field))dlsym(RTLD_NEXT, name)
+
+void lt_ensure_resolved(void) {
+    int expected = 0;
+    /* Whoever is resolving right now (in practice the only thread at start-up, re-entered
+     * through dlsym's calloc) gets a quick "not yet", and the bootstrap pool serves it. */
+    if (!atomic_compare_exchange_strong(&resolve_state, &expected, 1)) return;
+    RESOLVE(free, "free");
+    RESOLVE(malloc, "malloc");
+    RESOLVE(calloc, "calloc");
+    RESOLVE(realloc, "realloc");
+    RESOLVE(reallocarray, "reallocarray");
+    RESOLVE(posix_memalign, "posix_memalign");
+    RESOLVE(aligned_alloc, "aligned_alloc");
+    RESOLVE(memalign, "memalign");
+    RESOLVE(valloc, "valloc");
+    RESOLVE(pvalloc, "pvalloc");
+    RESOLVE(mmap, "mmap");
+    RESOLVE(mmap64, "mmap64");
+    RESOLVE(munmap, "munmap");
+    RESOLVE(mremap, "mremap");
+    RESOLVE(brk, "brk");
+    RESOLVE(sbrk, "sbrk");
+    RESOLVE(mallopt, "mallopt");
+    RESOLVE(dlclose, "dlclose");
+    RESOLVE(dlopen, "dlopen");
+    RESOLVE(execve, "execve");
+    RESOLVE(execvpe, "execvpe");
+    RESOLVE(execvp, "execvp");
+    RESOLVE(fexecve, "fexecve");
+    RESOLVE(exit_, "_exit");
+    RESOLVE(Exit_, "_Exit");
+    RESOLVE(abort, "abort");
+    RESOLVE(pthread_setname_np, "pthread_setname_np");
+    RESOLVE(fork, "fork");
+    atomic_store(&resolve_state, 2);
+}
+
+/* ---- small helpers ---- */
+
+uint64_t lt_current_tid(void) {
+    struct lt_thread *t = &lt_self;
+    if (LT_UNLIKELY(t->tid == 0 || t->fork_generation != lt.fork_generation)) {
+        t->tid = (uint64_t)syscall(SYS_gettid);
+        t->fork_generation = lt.fork_generation;
+        t->named = 0;
+    }
+    return t->tid;
+}
+
+/* One line on stderr, written with write(2): stdio may be locked or closed. */
+void lt_warn(const char *msg1, const char *msg2, const char *msg3) {
+    char line[1024];
+    size_t n = 0;
+    const char *parts[] = {"leaktrace: ", msg1, msg2 ? " " : NULL, msg2, msg3 ? ": " : NULL, msg3, "\n"};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        if (!parts[i]) continue;
+        size_t len = strlen(parts[i]);
+        if (n + len >= sizeof line) len = sizeof line - n - 1;
+        memcpy(line + n, parts[i], len);
+        n += len;
+    }
+    ssize_t r;
+    do r = write(2, line, n); while (r < 0 && errno == EINTR);
+}
+
+static int env_int(const char *name, int fallback, int lo, int hi) {
+    const char *v = secure_getenv(name);
+    if (!v || !*v) return fallback;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < lo || n > hi) {
+        lt_warn("ignoring", name, "not a number in range");
+        return fallback;
+    }
+    return (int)n;
+}
+
+static void read_config(void) {
+    struct lt_config *c = &lt.config;
+    const char *out = secure_getenv("LEAKTRACE_OUTPUT");
+    const char *pattern = out && *out ? out : "leaktrace.%e.%p.lt";
+    strncpy(c->output_pattern, pattern, sizeof c->output_pattern - 1);
+    c->depth = env_int("LEAKTRACE_DEPTH", 64, 1, LT_MAX_DEPTH);
+    c->sample_ms = env_int("LEAKTRACE_SAMPLE_MS", 100, 1, 3600000);
+    c->flush_ms = env_int("LEAKTRACE_FLUSH_MS", 100, 1, 60000);
+    c->zstd_level = env_int("LEAKTRACE_ZSTD_LEVEL", 1, 0, 19);
+    c->verbose = env_int("LEAKTRACE_VERBOSE", 0, 0, 9);
+    c->mark_signal = env_int("LEAKTRACE_MARK_SIGNAL", 0, 0, 64);
+}
+
+static void read_identity(void) {
+    lt.pid = getpid();
+    ssize_t n = readlink("/proc/self/exe", lt.program_path, sizeof lt.program_path - 1);
+    lt.program_path[n > 0 ? n : 0] = 0;
+    const char *slash = strrchr(lt.program_path, '/');
+    const char *name = slash ? slash + 1 : lt.program_path;
+    size_t len = strnlen(name, sizeof lt.program_name - 1);
+    memcpy(lt.program_name, name, len);
+    lt.program_name[len] = 0;
+    if (!lt.program_name[0]) strcpy(lt.program_name, "program");
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    lt.start_monotonic_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- start ---- */
+
+static void start_tracing(const char *parent_trace, uint64_t parent_offset) {
+    lt_buffers_init();
+    if (!lt_open_output(parent_trace, parent_offset)) {
+        atomic_store(&lt.phase, PHASE_STOPPED);
+        return;
+    }
+    atomic_store(&lt.phase, PHASE_TRACING);
+    if (lt.config.verbose) lt_warn("tracing to", lt.output_path, NULL);
+    if (!lt.allocator_is_glibc) {
+        char note[700] = "allocator is not glibc's: allocation paths are unknown; malloc comes from ";
+        strncat(note, lt.allocator_name, sizeof note - strlen(note) - 1);
+        lt_emit_note(1, note);
+    }
+    lt_modules_snapshot(1);
+    lt_writer_start();
+}
+
+static void on_fork_prepare(void);
+static void on_fork_parent(void);
+static void on_fork_child(void);
+LT_HIDDEN void lt_install_mark_signal(void);
+
+__attribute__((constructor(101))) static void leaktrace_init(void) {
+    lt_self.in_hook = 1;
+    lt_ensure_resolved();
+    if (getauxval(AT_SECURE)) {
+        /* setuid/setgid: never trace, never write files on the program's behalf. */
+        atomic_store(&lt.phase, PHASE_STOPPED);
+        lt_self.in_hook = 0;
+        return;
+    }
+    read_config();
+    read_identity();
+    lt_find_self_text();
+    lt_detect_allocator();
+    lt_stacks_init();
+    pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
+    start_tracing(NULL, 0);
+    lt_install_mark_signal();
+    lt_self.in_hook = 0;
+}
+
+/* Runs at exit() after the program's own atexit handlers and destructors. */
+__attribute__((destructor(101))) static void leaktrace_fini(void) {
+    lt_finish("exit");
+}
+
+void lt_finish(const char *reason) {
+    (void)reason;
+    if (atomic_load(&lt.phase) != PHASE_TRACING) return;
+    int was = lt_self.in_hook;
+    lt_self.in_hook = 1;
+    lt_modules_snapshot(0);
+    atomic_store(&lt.writer_stop, 1);
+    lt_flush_all(1);
+    if (lt.config.verbose) lt_warn("trace written to", lt.output_path, NULL);
+    lt_self.in_hook = was;
+}
+
+/* ---- fork ---- */
+
+static char fork_parent_trace[4096];
+static uint64_t fork_parent_offset;
+static int fork_held;
+
+static void on_fork_prepare(void) {
+    fork_held = 0;
+    if (atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook) return;
+    lt_self.in_hook = 1;
+    lt_modules_snapshot(0);
+    lt_flush_for_fork(); /* returns with both locks held */
+    fork_held = 1;
+    memcpy(fork_parent_trace, lt.output_path, sizeof fork_parent_trace);
+    fork_parent_offset = lt.file_offset;
+}
+
+static void on_fork_parent(void) {
+    if (!fork_held) return;
+    fork_held = 0;
+    pthread_mutex_unlock(&lt.event_lock);
+    pthread_mutex_unlock(&lt.file_lock);
+    lt_self.in_hook = 0;
+}
+
+static void on_fork_child(void) {
+    if (!fork_held) return;
+    fork_held = 0;
+    pthread_mutex_init(&lt.event_lock, NULL);
+    pthread_mutex_init(&lt.file_lock, NULL);
+    pthread_cond_init(&lt.writer_wake, NULL);
+    pthread_cond_init(&lt.buffer_freed, NULL);
+    /* The parent's descriptor is shared with the parent: never write to it from here. */
+    if (lt.fd >= 0) close(lt.fd);
+    lt.fd = -1;
+    lt.fork_generation++;
+    lt.writer_running = 0;
+    atomic_store(&lt.writer_stop, 0);
+    atomic_store(&lt.phase, PHASE_OFF);
+    lt.count_allocs = lt.count_frees = lt.count_reallocs = lt.count_mappings = 0;
+    lt.count_stacks = lt.count_chunks = 0;
+    atomic_store(&lt.count_untraced, 0);
+    lt.modules_generation = 0;
+    lt.pid = getpid();
+    lt_stacks_reset();
+    start_tracing(fork_parent_trace, fork_parent_offset);
+    lt_self.in_hook = 0;
+}

@@ -1,0 +1,150 @@
+/* The module map: which object is loaded where, so that every stack address can be resolved
+ * after the process is gone.
+ *
+ * dl_iterate_phdr takes the loader's lock, so it is never called while the event lock is held
+ * (heaptrack 88e66a6) and never from an allocation hook. A snapshot is taken at start, by the
+ * writer thread when the loader's add/remove counters moved (dlpi_adds/dlpi_subs, the way
+ * bytehound avoids hooking dlopen), before dlclose, and before fork, exec and exit. */
+#include "shim.h"
+
+#include <elf.h>
+#include <link.h>
+#include <string.h>
+
+#define SNAPSHOT_CAPACITY (4u << 20)
+
+static uint8_t *snapshot_body;
+static pthread_mutex_t snapshot_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct snapshot_walk {
+    uint8_t *out, *end;
+    uint64_t count;
+    int overflow;
+    unsigned long long adds, subs;
+};
+
+/* Copies the GNU build-id note of a loaded object, found through its PT_NOTE segments in
+ * memory (no file is opened). */
+static size_t find_build_id(const struct dl_phdr_info *info, const uint8_t **id) {
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE) continue;
+        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+        const uint8_t *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
+            const uint8_t *name = p + sizeof *n;
+            const uint8_t *desc = name + ((n->n_namesz + 3) & ~3u);
+            if (desc + n->n_descsz > end) break;
+            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
+                *id = desc;
+                return n->n_descsz;
+            }
+            p = desc + ((n->n_descsz + 3) & ~3u);
+        }
+    }
+    return 0;
+}
+
+static int add_module(struct dl_phdr_info *info, size_t size, void *data) {
+    struct snapshot_walk *w = data;
+    if (w->count == 0 && size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+        w->adds = info->dlpi_adds;
+        w->subs = info->dlpi_subs;
+    }
+    const char *path = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : NULL;
+    if (!path && w->count == 0) path = lt.program_path; /* the main program has no name here */
+    if (!path) path = "";
+    size_t path_len = strlen(path);
+    const uint8_t *id = NULL;
+    size_t id_len = find_build_id(info, &id);
+    size_t need = path_len + id_len + 64 + (size_t)info->dlpi_phnum * 30;
+    if ((size_t)(w->end - w->out) < need) {
+        w->overflow = 1;
+        return 1;
+    }
+    uint8_t *p = w->out;
+    p = lt_put_str(p, path, path_len);
+    p = lt_put_uv(p, info->dlpi_addr);
+    p = lt_put_str(p, (const char *)id, id_len);
+    int segments = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) segments += info->dlpi_phdr[i].p_type == PT_LOAD;
+    p = lt_put_uv(p, (uint64_t)segments);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD) continue;
+        p = lt_put_uv(p, info->dlpi_addr + ph->p_vaddr);
+        p = lt_put_uv(p, ph->p_memsz);
+        p = lt_put_uv(p, ph->p_flags);
+    }
+    w->out = p;
+    w->count++;
+    return 0;
+}
+
+static int read_counters(struct dl_phdr_info *info, size_t size, void *data) {
+    unsigned long long *c = data;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+        c[0] = info->dlpi_adds;
+        c[1] = info->dlpi_subs;
+    }
+    return 1; /* the counters are global: the first object is enough */
+}
+
+/* Writes a MODULES record if the set of loaded objects changed (or always, with force). */
+void lt_modules_snapshot(int force) {
+    if (atomic_load(&lt.phase) != PHASE_TRACING) return;
+    pthread_mutex_lock(&snapshot_lock);
+    unsigned long long counters[2] = {0, 0};
+    if (!force) {
+        dl_iterate_phdr(read_counters, counters);
+        if (counters[0] == lt.modules_adds && counters[1] == lt.modules_subs && lt.modules_generation > 0) {
+            pthread_mutex_unlock(&snapshot_lock);
+            return;
+        }
+    }
+    if (!snapshot_body) snapshot_body = lt_raw_mmap(SNAPSHOT_CAPACITY);
+    if (!snapshot_body) {
+        pthread_mutex_unlock(&snapshot_lock);
+        return;
+    }
+    /* The body starts with generation and count, whose sizes are known only afterwards:
+     * modules are encoded after a 20-byte gap that is filled in at the end. */
+    struct snapshot_walk w = {snapshot_body + 20, snapshot_body + SNAPSHOT_CAPACITY, 0, 0, 0, 0};
+    dl_iterate_phdr(add_module, &w);
+    uint64_t generation = ++lt.modules_generation;
+    uint8_t prefix[20], *p = prefix;
+    p = lt_put_uv(p, generation);
+    p = lt_put_uv(p, w.count);
+    size_t prefix_len = (size_t)(p - prefix);
+    uint8_t *body = snapshot_body + 20 - prefix_len;
+    memcpy(body, prefix, prefix_len);
+    lt.modules_adds = w.adds;
+    lt.modules_subs = w.subs;
+
+    pthread_mutex_lock(&lt.event_lock);
+    lt_append_sized_locked(TAG_MODULES, body, (size_t)(w.out - body));
+    pthread_mutex_unlock(&lt.event_lock);
+    pthread_mutex_unlock(&snapshot_lock);
+}
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    uintptr_t me = (uintptr_t)data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (me >= start && me < start + ph->p_memsz) {
+            lt.self_text_start = start;
+            lt.self_text_end = start + ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Finds the tracer's own executable segment, whose frames are dropped from every stack. */
+void lt_find_self_text(void) {
+    dl_iterate_phdr(find_self, (void *)(uintptr_t)&lt_find_self_text);
+}

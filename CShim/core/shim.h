@@ -1,0 +1,261 @@
+/* Internal declarations shared by the parts of libleaktrace.
+ *
+ * Rules every file here follows (see docs/design-shim.md):
+ *  - nothing reachable from a hook calls the process's allocator, stdio or the dynamic loader;
+ *    our own memory comes from lt_arena_alloc (raw mmap);
+ *  - every hook sets the thread's guard before calling the real function, so calls the
+ *    allocator or libunwind make from inside a hook pass straight through;
+ *  - the event lock is never held while unwinding or while calling into the loader.
+ */
+#ifndef LEAKTRACE_SHIM_H
+#define LEAKTRACE_SHIM_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define LT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define LT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LT_HIDDEN __attribute__((visibility("hidden")))
+#define LT_EXPORT __attribute__((visibility("default")))
+
+#define LT_VERSION "1.0.0"
+#define LT_MAX_DEPTH 256
+
+/* ---- record tags (docs/trace-format.md) ---- */
+enum {
+    TAG_ALLOC = 0x01, TAG_FREE = 0x02, TAG_REALLOC_RELEASE = 0x03, TAG_REALLOC = 0x04,
+    TAG_TIME = 0x05, TAG_THREAD = 0x06, TAG_STACK = 0x07,
+    TAG_MODULES = 0x40, TAG_MMAP = 0x41, TAG_MUNMAP = 0x42, TAG_MREMAP = 0x43, TAG_BRK = 0x44,
+    TAG_SBRK = 0x45, TAG_MALLOPT = 0x46, TAG_SAMPLE = 0x47, TAG_MARK = 0x48,
+    TAG_THREAD_NAME = 0x49, TAG_FORK = 0x4A, TAG_EXEC = 0x4B, TAG_NOTE = 0x4C, TAG_END = 0x4F,
+};
+
+enum lt_alloc_fn {
+    FN_MALLOC = 0, FN_CALLOC, FN_REALLOC, FN_REALLOCARRAY, FN_POSIX_MEMALIGN,
+    FN_ALIGNED_ALLOC, FN_MEMALIGN, FN_VALLOC, FN_PVALLOC,
+};
+
+enum lt_path { PATH_UNKNOWN = 0, PATH_HEAP = 1, PATH_MMAP = 2, PATH_THREAD_ARENA = 3 };
+enum lt_realloc_status { REALLOC_OK = 0, REALLOC_FAILED = 1, REALLOC_FREED = 2 };
+
+/* ---- tracer phases ---- */
+enum lt_phase {
+    PHASE_OFF = 0,      /* not initialised yet: hooks pass through */
+    PHASE_TRACING = 1,  /* recording */
+    PHASE_STOPPED = 2,  /* gave up (write error, setuid, ...) or finished: pass through */
+};
+
+/* ---- configuration (read once from the environment) ---- */
+struct lt_config {
+    char output_pattern[1024];
+    int depth;           /* frames recorded per stack */
+    int sample_ms;       /* statm sampling interval */
+    int flush_ms;        /* at most this long between flushes */
+    int zstd_level;      /* 0: store chunks raw */
+    int verbose;
+    int mark_signal;     /* 0: off */
+};
+
+/* ---- real functions, resolved with dlsym(RTLD_NEXT) ---- */
+struct lt_real {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*reallocarray)(void *, size_t, size_t);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    void *(*mmap)(void *, size_t, int, int, int, off_t);
+    void *(*mmap64)(void *, size_t, int, int, int, off_t);
+    int (*munmap)(void *, size_t);
+    void *(*mremap)(void *, size_t, size_t, int, ...);
+    int (*brk)(void *);
+    void *(*sbrk)(intptr_t);
+    int (*mallopt)(int, int);
+    int (*dlclose)(void *);
+    void *(*dlopen)(const char *, int);
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*execvp)(const char *, char *const[]);
+    int (*fexecve)(int, char *const[], char *const[]);
+    void (*exit_)(int);
+    void (*Exit_)(int);
+    void (*abort)(void);
+    int (*pthread_setname_np)(pthread_t, const char *);
+    pid_t (*fork)(void);
+};
+
+/* ---- an append buffer that becomes one chunk ---- */
+struct lt_buffer {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    /* per-chunk encoder state, reset when the buffer is emptied */
+    uint64_t prev_addr;
+    uint64_t cur_tid;
+    uint64_t cur_time;
+    int has_time;
+};
+
+#define LT_BUFFER_COUNT 8
+
+/* ---- the whole tracer state ---- */
+struct lt_state {
+    _Atomic int phase;
+    struct lt_config config;
+    struct lt_real real;
+
+    /* The event lock orders every record: it guards the active buffer, the stack tables'
+     * insertions and the counters. Held only for encoding, never while unwinding. */
+    pthread_mutex_t event_lock;
+    pthread_cond_t writer_wake;   /* a buffer is queued, or it is time to flush */
+    pthread_cond_t buffer_freed;  /* the writer returned a buffer */
+    /* The file lock serialises writes to the trace file; taken before the event lock. */
+    pthread_mutex_t file_lock;
+
+    struct lt_buffer buffers[LT_BUFFER_COUNT];
+    int active;                   /* index of the buffer hooks append to */
+    int queue[LT_BUFFER_COUNT];   /* filled buffers in write order */
+    int queue_head, queue_len;
+    int free_list[LT_BUFFER_COUNT];
+    int free_len;
+
+    /* output */
+    char output_path[4096];
+    int fd;
+    dev_t file_dev;
+    ino_t file_ino;
+    uint64_t file_offset;         /* bytes written so far */
+    int file_closed;
+
+    /* identity */
+    pid_t pid;
+    unsigned fork_generation;     /* bumped in every forked child */
+    uint64_t start_monotonic_us;
+    char program_path[4096];
+    char program_name[256];
+    int allocator_is_glibc;
+    char allocator_name[512];
+
+    /* our own text segment, to drop the tracer's frames from stacks */
+    uintptr_t self_text_start, self_text_end;
+
+    /* counters for the END record (under the event lock) */
+    uint64_t count_allocs, count_frees, count_reallocs, count_mappings, count_stacks, count_chunks;
+    _Atomic uint64_t count_untraced;
+
+    /* module map change detection */
+    unsigned long long modules_adds, modules_subs;
+    uint64_t modules_generation;
+
+    pthread_t writer_thread;
+    int writer_running;
+    _Atomic int writer_stop;
+    int warned_write;
+};
+
+extern struct lt_state lt;
+
+/* ---- per-thread state ---- */
+struct lt_thread {
+    int in_hook;                 /* guard: set while inside a hook */
+    unsigned fork_generation;    /* tid below is valid for this generation */
+    uint64_t tid;
+    int named;
+};
+
+extern __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));
+
+/* ---- core/init.c ---- */
+LT_HIDDEN void lt_ensure_resolved(void);
+LT_HIDDEN int lt_in_bootstrap_pool(const void *p);
+LT_HIDDEN void *lt_bootstrap_alloc(size_t size, size_t align);
+LT_HIDDEN uint64_t lt_current_tid(void);
+LT_HIDDEN void lt_warn(const char *msg1, const char *msg2, const char *msg3);
+LT_HIDDEN void lt_finish(const char *reason);
+
+/* ---- core/arena.c: the tracer's own memory ---- */
+LT_HIDDEN void *lt_arena_alloc(size_t size);
+LT_HIDDEN void lt_arena_free_pages(void *p, size_t size);
+LT_HIDDEN void *lt_raw_mmap(size_t size);
+
+/* ---- core/stacks.c ---- */
+LT_HIDDEN int lt_capture_stack(uintptr_t *frames, int max);
+LT_HIDDEN uint32_t lt_stack_lookup(const uintptr_t *frames, int n, uint64_t *hash_out);
+LT_HIDDEN uint32_t lt_stack_intern_locked(const uintptr_t *frames, int n, uint64_t hash);
+LT_HIDDEN void lt_stacks_reset(void);
+LT_HIDDEN void lt_stacks_init(void);
+
+/* ---- core/modules.c ---- */
+LT_HIDDEN void lt_modules_snapshot(int force);
+LT_HIDDEN void lt_find_self_text(void);
+
+/* ---- core/chunkpath.c ---- */
+LT_HIDDEN void lt_detect_allocator(void);
+static inline int lt_chunk_path(const void *p) {
+    /* glibc keeps the chunk's size word just before the user pointer; its low bits say
+     * whether the chunk was mmapped on its own (IS_MMAPPED, 0x2) or belongs to a thread
+     * arena (NON_MAIN_ARENA, 0x4). Only meaningful when the allocator is glibc's. */
+    if (!lt.allocator_is_glibc) return PATH_UNKNOWN;
+    size_t word = ((const size_t *)p)[-1];
+    if (word & 0x2) return PATH_MMAP;
+    if (word & 0x4) return PATH_THREAD_ARENA;
+    return PATH_HEAP;
+}
+
+/* ---- format/encoder.c ---- */
+LT_HIDDEN uint8_t *lt_put_uv(uint8_t *out, uint64_t v);
+LT_HIDDEN uint8_t *lt_put_sv(uint8_t *out, int64_t v);
+LT_HIDDEN uint8_t *lt_put_str(uint8_t *out, const char *s, size_t len);
+LT_HIDDEN uint8_t *lt_put_addr(struct lt_buffer *b, uint8_t *out, uint64_t addr);
+LT_HIDDEN size_t lt_encode_header(uint8_t *out, size_t cap, const char *parent_trace,
+                                  uint64_t parent_offset);
+
+/* ---- io/writer.c ---- */
+LT_HIDDEN uint8_t *lt_reserve_locked(size_t need);
+LT_HIDDEN void lt_commit_locked(uint8_t *end);
+LT_HIDDEN void lt_event_context_locked(uint64_t tid);
+LT_HIDDEN void lt_append_sized_locked(uint8_t tag, const uint8_t *body, size_t len);
+LT_HIDDEN int lt_open_output(const char *parent_trace, uint64_t parent_offset);
+LT_HIDDEN void lt_buffers_init(void);
+LT_HIDDEN void lt_writer_start(void);
+LT_HIDDEN void lt_flush_all(int final_end);
+LT_HIDDEN void lt_flush_for_fork(void);
+LT_HIDDEN uint64_t lt_now_us(void);
+LT_HIDDEN void lt_emit_note(int level, const char *text);
+LT_HIDDEN void lt_emit_thread_name(uint64_t tid, const char *name, size_t len);
+
+/* ---- hooks: recorders used by several hook files ---- */
+LT_HIDDEN void lt_record_alloc(int fn, void *p, size_t size);
+LT_HIDDEN void lt_record_free(void *p);
+LT_HIDDEN void lt_emit_fork(pid_t child);
+LT_HIDDEN void lt_emit_pending_marks(void);
+
+static inline int lt_hook_enter(void) {
+    /* Returns 1 when the caller may record. A nested call (from the allocator, libunwind or a
+     * signal handler that interrupted a hook) passes straight through. */
+    struct lt_thread *t = &lt_self;
+    if (LT_UNLIKELY(t->in_hook)) {
+        if (atomic_load_explicit(&lt.phase, memory_order_relaxed) == PHASE_TRACING)
+            atomic_fetch_add_explicit(&lt.count_untraced, 1, memory_order_relaxed);
+        return 0;
+    }
+    if (LT_UNLIKELY(atomic_load_explicit(&lt.phase, memory_order_acquire) != PHASE_TRACING))
+        return 0;
+    t->in_hook = 1;
+    return 1;
+}
+
+static inline void lt_hook_leave(void) { lt_self.in_hook = 0; }
+
+#endif

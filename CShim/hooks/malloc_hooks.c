@@ -1,0 +1,197 @@
+/* The malloc family. Each hook: pass through when nested or not tracing; call the real
+ * function; record. Allocations are recorded after the real call returns, frees before the
+ * real free runs: another thread may get the same address back the moment free returns
+ * (the order heaptrack and memray use). errno is preserved across the recording. */
+#include "../core/shim.h"
+
+#include <string.h>
+
+/* True when the real function is known, resolving it first if nobody has yet. While dlsym
+ * is resolving (it asks calloc for memory), this returns false and the caller serves the
+ * request from the bootstrap pool. */
+#define RESOLVED(fn) (LT_LIKELY(lt.real.fn != NULL) || (lt_ensure_resolved(), lt.real.fn != NULL))
+
+/* ---- recording ---- */
+
+static inline void append_alloc_locked(int fn, void *p, size_t size, uint32_t stack) {
+    lt_event_context_locked(lt_current_tid());
+    uint8_t *o = lt_reserve_locked(1 + 1 + 10 + 10 + 5);
+    if (!o) return;
+    struct lt_buffer *b = &lt.buffers[lt.active];
+    *o++ = TAG_ALLOC;
+    *o++ = (uint8_t)(fn | (lt_chunk_path(p) << 4));
+    o = lt_put_addr(b, o, (uint64_t)(uintptr_t)p);
+    o = lt_put_uv(o, size);
+    o = lt_put_uv(o, stack);
+    lt_commit_locked(o);
+    lt.count_allocs++;
+}
+
+/* Captures the stack and finds its id, taking the event lock. On return the lock is held. */
+static inline uint32_t capture_and_lock(void) {
+    uintptr_t frames[LT_MAX_DEPTH];
+    int n = lt_capture_stack(frames, lt.config.depth);
+    uint64_t hash;
+    uint32_t stack = lt_stack_lookup(frames, n, &hash);
+    pthread_mutex_lock(&lt.event_lock);
+    if (!stack && n > 0) stack = lt_stack_intern_locked(frames, n, hash);
+    return stack;
+}
+
+void lt_record_alloc(int fn, void *p, size_t size) {
+    int saved = errno;
+    uint32_t stack = capture_and_lock();
+    append_alloc_locked(fn, p, size, stack);
+    pthread_mutex_unlock(&lt.event_lock);
+    errno = saved;
+}
+
+static void append_addr_record(uint8_t tag, void *p) {
+    pthread_mutex_lock(&lt.event_lock);
+    lt_event_context_locked(lt_current_tid());
+    uint8_t *o = lt_reserve_locked(1 + 10);
+    if (o) {
+        *o++ = tag;
+        o = lt_put_addr(&lt.buffers[lt.active], o, (uint64_t)(uintptr_t)p);
+        lt_commit_locked(o);
+        if (tag == TAG_FREE) lt.count_frees++;
+    }
+    pthread_mutex_unlock(&lt.event_lock);
+}
+
+void lt_record_free(void *p) {
+    int saved = errno;
+    append_addr_record(TAG_FREE, p);
+    errno = saved;
+}
+
+static void record_realloc(int fn_bit, int status, void *old, void *p, size_t size, uint32_t stack) {
+    lt_event_context_locked(lt_current_tid());
+    uint8_t *o = lt_reserve_locked(1 + 1 + 10 + 10 + 10 + 5);
+    if (!o) return;
+    struct lt_buffer *b = &lt.buffers[lt.active];
+    int path = p ? lt_chunk_path(p) : 0;
+    *o++ = TAG_REALLOC;
+    *o++ = (uint8_t)(status | (path << 4) | (fn_bit << 6));
+    o = lt_put_addr(b, o, (uint64_t)(uintptr_t)old);
+    o = lt_put_addr(b, o, (uint64_t)(uintptr_t)p);
+    o = lt_put_uv(o, size);
+    o = lt_put_uv(o, stack);
+    lt_commit_locked(o);
+    lt.count_reallocs++;
+}
+
+/* ---- hooks ---- */
+
+LT_EXPORT void *malloc(size_t size) {
+    if (!RESOLVED(malloc)) return lt_bootstrap_alloc(size, 16);
+    if (!lt_hook_enter()) return lt.real.malloc(size);
+    void *p = lt.real.malloc(size);
+    if (LT_LIKELY(p != NULL)) lt_record_alloc(FN_MALLOC, p, size);
+    lt_hook_leave();
+    return p;
+}
+
+/* A name for our own malloc that no other object can interpose. */
+LT_HIDDEN extern void *lt_own_malloc(size_t) __attribute__((alias("malloc")));
+
+LT_EXPORT void free(void *p) {
+    if (LT_UNLIKELY(p == NULL)) return;
+    if (LT_UNLIKELY(lt_in_bootstrap_pool(p))) return;
+    if (!RESOLVED(free)) return;
+    if (!lt_hook_enter()) {
+        lt.real.free(p);
+        return;
+    }
+    lt_record_free(p);
+    lt.real.free(p);
+    lt_hook_leave();
+}
+
+LT_EXPORT void *calloc(size_t n, size_t size) {
+    if (!RESOLVED(calloc)) {
+        size_t total;
+        if (__builtin_mul_overflow(n, size, &total)) return NULL;
+        return lt_bootstrap_alloc(total, 16); /* pool memory is zeroed and never reused */
+    }
+    if (!lt_hook_enter()) return lt.real.calloc(n, size);
+    void *p = lt.real.calloc(n, size);
+    if (LT_LIKELY(p != NULL)) lt_record_alloc(FN_CALLOC, p, n * size);
+    lt_hook_leave();
+    return p;
+}
+
+static void *realloc_common(int fn, void *old, size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) total = (size_t)-1;
+    if (LT_UNLIKELY(old && lt_in_bootstrap_pool(old))) {
+        /* Memory handed out during bootstrap moves to the real allocator. */
+        void *p = malloc(total);
+        if (p) memcpy(p, old, total); /* the pool outlives any read past the old block */
+        return p;
+    }
+    if (!RESOLVED(realloc) || !lt.real.reallocarray) return NULL;
+    if (!lt_hook_enter())
+        return fn == FN_REALLOC ? lt.real.realloc(old, size) : lt.real.reallocarray(old, n, size);
+    int saved = errno;
+    uint32_t stack = capture_and_lock();
+    if (old) {
+        /* Released before the call, so no other thread's allocation of the same address can
+         * be ordered before it (docs/trace-format.md, REALLOC). */
+        lt_event_context_locked(lt_current_tid());
+        uint8_t *o = lt_reserve_locked(11);
+        if (o) {
+            *o++ = TAG_REALLOC_RELEASE;
+            o = lt_put_addr(&lt.buffers[lt.active], o, (uint64_t)(uintptr_t)old);
+            lt_commit_locked(o);
+        }
+    }
+    pthread_mutex_unlock(&lt.event_lock);
+    errno = saved;
+    void *p = fn == FN_REALLOC ? lt.real.realloc(old, size) : lt.real.reallocarray(old, n, size);
+    saved = errno;
+    int status = p ? REALLOC_OK : (old && total == 0 ? REALLOC_FREED : REALLOC_FAILED);
+    if (p || old) {
+        pthread_mutex_lock(&lt.event_lock);
+        record_realloc(fn == FN_REALLOCARRAY, status, old, p, total, stack);
+        pthread_mutex_unlock(&lt.event_lock);
+    }
+    errno = saved;
+    lt_hook_leave();
+    return p;
+}
+
+LT_EXPORT void *realloc(void *old, size_t size) { return realloc_common(FN_REALLOC, old, 1, size); }
+
+LT_EXPORT void *reallocarray(void *old, size_t n, size_t size) {
+    return realloc_common(FN_REALLOCARRAY, old, n, size);
+}
+
+LT_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
+    if (!RESOLVED(posix_memalign)) {
+        void *p = lt_bootstrap_alloc(size, align);
+        if (!p) return ENOMEM;
+        *out = p;
+        return 0;
+    }
+    if (!lt_hook_enter()) return lt.real.posix_memalign(out, align, size);
+    int r = lt.real.posix_memalign(out, align, size);
+    if (r == 0) lt_record_alloc(FN_POSIX_MEMALIGN, *out, size);
+    lt_hook_leave();
+    return r;
+}
+
+#define ALIGNED_HOOK(name, FN, params, args, size_expr)             \
+    LT_EXPORT void *name params {                                   \
+        if (!RESOLVED(name)) return lt_bootstrap_alloc(size_expr, 4096);        \
+        if (!lt_hook_enter()) return lt.real.name args;             \
+        void *p = lt.real.name args;                                \
+        if (LT_LIKELY(p != NULL)) lt_record_alloc(FN, p, size_expr); \
+        lt_hook_leave();                                            \
+        return p;                                                   \
+    }
+
+ALIGNED_HOOK(aligned_alloc, FN_ALIGNED_ALLOC, (size_t align, size_t size), (align, size), size)
+ALIGNED_HOOK(memalign, FN_MEMALIGN, (size_t align, size_t size), (align, size), size)
+ALIGNED_HOOK(valloc, FN_VALLOC, (size_t size), (size), size)
+ALIGNED_HOOK(pvalloc, FN_PVALLOC, (size_t size), (size), size)

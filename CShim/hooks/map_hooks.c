@@ -1,0 +1,191 @@
+/* The program's own mapping calls: mmap, munmap, mremap, brk, sbrk, and mallopt.
+ *
+ * glibc's malloc maps and grows its heap through internal entry points these hooks never see
+ * (LESSONS 3), so everything recorded here is the program's (or a library's) direct use.
+ * The event lock is held across the real call: the call is a plain system call that never
+ * comes back into user code, and holding the lock makes the record order exactly the order
+ * in which the kernel applied the calls (an munmap and a new mmap of the same range from
+ * two threads cannot be recorded the wrong way round). */
+#include "../core/shim.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define FAILED_ADDRESS UINT64_MAX
+
+/* The path of a mapped file, through /proc/self/fd: readlink is a system call, no allocation. */
+static size_t fd_path(int fd, char *out, size_t cap) {
+    char link[32] = "/proc/self/fd/";
+    char digits[12];
+    int n = 0, v = fd;
+    do digits[n++] = (char)('0' + v % 10); while ((v /= 10) > 0);
+    size_t l = strlen(link);
+    while (n) link[l++] = digits[--n];
+    link[l] = 0;
+    ssize_t r = readlink(link, out, cap);
+    return r > 0 ? (size_t)r : 0;
+}
+
+static uint32_t capture_stack_id_locked(const uintptr_t *frames, int n) {
+    uint64_t hash;
+    uint32_t id = lt_stack_lookup(frames, n, &hash);
+    return id ? id : lt_stack_intern_locked(frames, n, hash);
+}
+
+struct map_event {
+    uintptr_t frames[LT_MAX_DEPTH];
+    int depth;
+};
+
+static inline void begin_map_event(struct map_event *e) {
+    e->depth = lt_capture_stack(e->frames, lt.config.depth);
+    pthread_mutex_lock(&lt.event_lock);
+}
+
+static inline void end_map_event(uint8_t tag, uint8_t *body, uint8_t *body_end, struct map_event *e) {
+    body_end = lt_put_uv(body_end, capture_stack_id_locked(e->frames, e->depth));
+    lt_event_context_locked(lt_current_tid());
+    lt_append_sized_locked(tag, body, (size_t)(body_end - body));
+    lt.count_mappings++;
+    pthread_mutex_unlock(&lt.event_lock);
+}
+
+static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), void *addr, size_t len,
+                         int prot, int flags, int fd, off_t off) {
+    if (!lt_hook_enter()) return real(addr, len, prot, flags, fd, off);
+    struct map_event e;
+    begin_map_event(&e);
+    void *r = real(addr, len, prot, flags, fd, off);
+    int err = r == MAP_FAILED ? errno : 0;
+    char path[4096];
+    size_t path_len = (r != MAP_FAILED && !(flags & MAP_ANONYMOUS) && fd >= 0) ? fd_path(fd, path, sizeof path) : 0;
+    uint8_t body[4096 + 128], *p = body;
+    p = lt_put_uv(p, (uint64_t)(uintptr_t)addr);
+    p = lt_put_uv(p, len);
+    p = lt_put_uv(p, (uint64_t)(unsigned)prot);
+    p = lt_put_uv(p, (uint64_t)(unsigned)flags);
+    p = lt_put_sv(p, (flags & MAP_ANONYMOUS) ? -1 : fd);
+    p = lt_put_uv(p, (uint64_t)off);
+    p = lt_put_uv(p, r == MAP_FAILED ? FAILED_ADDRESS : (uint64_t)(uintptr_t)r);
+    p = lt_put_uv(p, (uint64_t)err);
+    p = lt_put_str(p, path, path_len);
+    end_map_event(TAG_MMAP, body, p, &e);
+    lt_hook_leave();
+    errno = err ? err : errno;
+    return r;
+}
+
+LT_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+    if (LT_UNLIKELY(!lt.real.mmap)) lt_ensure_resolved();
+    return mmap_common(lt.real.mmap, addr, len, prot, flags, fd, off);
+}
+
+LT_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+    if (LT_UNLIKELY(!lt.real.mmap64)) lt_ensure_resolved();
+    return mmap_common(lt.real.mmap64 ? lt.real.mmap64 : lt.real.mmap, addr, len, prot, flags, fd, off);
+}
+
+LT_EXPORT int munmap(void *addr, size_t len) {
+    if (LT_UNLIKELY(!lt.real.munmap)) lt_ensure_resolved();
+    if (!lt_hook_enter()) return lt.real.munmap(addr, len);
+    struct map_event e;
+    begin_map_event(&e);
+    int r = lt.real.munmap(addr, len);
+    int err = r ? errno : 0;
+    uint8_t body[64], *p = body;
+    p = lt_put_uv(p, (uint64_t)(uintptr_t)addr);
+    p = lt_put_uv(p, len);
+    p = lt_put_sv(p, r);
+    p = lt_put_uv(p, (uint64_t)err);
+    end_map_event(TAG_MUNMAP, body, p, &e);
+    lt_hook_leave();
+    if (err) errno = err;
+    return r;
+}
+
+LT_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, ...) {
+    if (LT_UNLIKELY(!lt.real.mremap)) lt_ensure_resolved();
+    void *new_addr = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        new_addr = va_arg(ap, void *);
+        va_end(ap);
+    }
+    if (!lt_hook_enter()) return lt.real.mremap(old, old_size, new_size, flags, new_addr);
+    struct map_event e;
+    begin_map_event(&e);
+    void *r = lt.real.mremap(old, old_size, new_size, flags, new_addr);
+    int err = r == MAP_FAILED ? errno : 0;
+    uint8_t body[96], *p = body;
+    p = lt_put_uv(p, (uint64_t)(uintptr_t)old);
+    p = lt_put_uv(p, old_size);
+    p = lt_put_uv(p, new_size);
+    p = lt_put_uv(p, (uint64_t)(unsigned)flags);
+    p = lt_put_uv(p, (uint64_t)(uintptr_t)new_addr);
+    p = lt_put_uv(p, r == MAP_FAILED ? FAILED_ADDRESS : (uint64_t)(uintptr_t)r);
+    p = lt_put_uv(p, (uint64_t)err);
+    end_map_event(TAG_MREMAP, body, p, &e);
+    lt_hook_leave();
+    if (err) errno = err;
+    return r;
+}
+
+LT_EXPORT int brk(void *addr) {
+    if (LT_UNLIKELY(!lt.real.brk)) lt_ensure_resolved();
+    if (!lt_hook_enter()) return lt.real.brk(addr);
+    struct map_event e;
+    begin_map_event(&e);
+    void *before = lt.real.sbrk(0);
+    int r = lt.real.brk(addr);
+    int err = r ? errno : 0;
+    void *after = lt.real.sbrk(0);
+    uint8_t body[64], *p = body;
+    p = lt_put_uv(p, (uint64_t)(uintptr_t)addr);
+    p = lt_put_sv(p, r);
+    p = lt_put_uv(p, (uint64_t)(uintptr_t)before);
+    p = lt_put_uv(p, (uint64_t)(uintptr_t)after);
+    end_map_event(TAG_BRK, body, p, &e);
+    lt_hook_leave();
+    if (err) errno = err;
+    return r;
+}
+
+LT_EXPORT void *sbrk(intptr_t increment) {
+    if (LT_UNLIKELY(!lt.real.sbrk)) lt_ensure_resolved();
+    /* sbrk(0) only asks where the break is: not worth a record. */
+    if (increment == 0 || !lt_hook_enter()) return lt.real.sbrk(increment);
+    struct map_event e;
+    begin_map_event(&e);
+    void *r = lt.real.sbrk(increment);
+    int err = r == (void *)-1 ? errno : 0;
+    void *after = lt.real.sbrk(0);
+    uint8_t body[64], *p = body;
+    p = lt_put_sv(p, increment);
+    p = lt_put_uv(p, r == (void *)-1 ? FAILED_ADDRESS : (uint64_t)(uintptr_t)r);
+    p = lt_put_uv(p, (uint64_t)(uintptr_t)after);
+    end_map_event(TAG_SBRK, body, p, &e);
+    lt_hook_leave();
+    if (err) errno = err;
+    return r;
+}
+
+LT_EXPORT int mallopt(int param, int value) {
+    if (LT_UNLIKELY(!lt.real.mallopt)) lt_ensure_resolved();
+    if (!lt_hook_enter()) return lt.real.mallopt(param, value);
+    int r = lt.real.mallopt(param, value);
+    int saved = errno;
+    uint8_t body[40], *p = body;
+    p = lt_put_sv(p, param);
+    p = lt_put_sv(p, value);
+    p = lt_put_sv(p, r);
+    pthread_mutex_lock(&lt.event_lock);
+    lt_event_context_locked(lt_current_tid());
+    lt_append_sized_locked(TAG_MALLOPT, body, (size_t)(p - body));
+    pthread_mutex_unlock(&lt.event_lock);
+    lt_hook_leave();
+    errno = saved;
+    return r;
+}

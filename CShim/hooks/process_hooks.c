@@ -1,0 +1,252 @@
+/* Process life: fork, exec, _exit, abort, dlclose/dlopen, thread names and marks. */
+#include "../core/shim.h"
+
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+
+/* ---- fork: the atfork handlers in core/init.c do the work; this records the child's pid
+ * in the parent's trace. ---- */
+
+void lt_emit_fork(pid_t child) {
+    uint8_t body[16], *p = lt_put_uv(body, (uint64_t)child);
+    pthread_mutex_lock(&lt.event_lock);
+    lt_event_context_locked(lt_current_tid());
+    lt_append_sized_locked(TAG_FORK, body, (size_t)(p - body));
+    pthread_mutex_unlock(&lt.event_lock);
+}
+
+LT_EXPORT pid_t fork(void) {
+    if (LT_UNLIKELY(!lt.real.fork)) lt_ensure_resolved();
+    pid_t child = lt.real.fork();
+    if (child > 0 && atomic_load(&lt.phase) == PHASE_TRACING && !lt_self.in_hook) {
+        int saved = errno;
+        lt_self.in_hook = 1;
+        lt_emit_fork(child);
+        lt_self.in_hook = 0;
+        errno = saved;
+    }
+    return child;
+}
+
+/* ---- exec: a successful exec replaces the image without running exit handlers, so
+ * everything is written first. The trace then ends with an EXEC record. ---- */
+
+static void before_exec(const char *path) {
+    if (atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook) return;
+    int saved = errno;
+    lt_self.in_hook = 1;
+    size_t len = path ? strlen(path) : 0;
+    if (len > 4000) len = 4000;
+    uint8_t body[4100], *p = lt_put_str(body, path ? path : "", len);
+    lt_modules_snapshot(0);
+    pthread_mutex_lock(&lt.event_lock);
+    lt_event_context_locked(lt_current_tid());
+    lt_append_sized_locked(TAG_EXEC, body, (size_t)(p - body));
+    pthread_mutex_unlock(&lt.event_lock);
+    lt_flush_all(0);
+    lt_self.in_hook = 0;
+    errno = saved;
+}
+
+static void after_failed_exec(void) {
+    if (atomic_load(&lt.phase) == PHASE_TRACING) lt_emit_note(0, "exec failed; the program went on");
+}
+
+LT_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+    if (LT_UNLIKELY(!lt.real.execve)) lt_ensure_resolved();
+    before_exec(path);
+    int r = lt.real.execve(path, argv, envp);
+    int saved = errno;
+    after_failed_exec();
+    errno = saved;
+    return r;
+}
+
+LT_EXPORT int execv(const char *path, char *const argv[]) {
+    extern char **environ;
+    return execve(path, argv, environ);
+}
+
+LT_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
+    if (LT_UNLIKELY(!lt.real.execvpe)) lt_ensure_resolved();
+    before_exec(file);
+    int r = lt.real.execvpe(file, argv, envp);
+    int saved = errno;
+    after_failed_exec();
+    errno = saved;
+    return r;
+}
+
+LT_EXPORT int execvp(const char *file, char *const argv[]) {
+    extern char **environ;
+    return execvpe(file, argv, environ);
+}
+
+LT_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
+    if (LT_UNLIKELY(!lt.real.fexecve)) lt_ensure_resolved();
+    before_exec("(fexecve)");
+    int r = lt.real.fexecve(fd, argv, envp);
+    int saved = errno;
+    after_failed_exec();
+    errno = saved;
+    return r;
+}
+
+/* execl, execlp and execle gather their variadic arguments into an array on the stack. */
+#define GATHER_ARGS(first, argv, envp_out)                          \
+    va_list ap;                                                     \
+    size_t count = 1;                                               \
+    va_start(ap, first);                                            \
+    while (va_arg(ap, char *)) count++;                             \
+    va_end(ap);                                                     \
+    char *argv[count + 1];                                          \
+    argv[0] = (char *)(first);                                      \
+    va_start(ap, first);                                            \
+    for (size_t i = 1; i <= count; i++) argv[i] = va_arg(ap, char *); \
+    envp_out;                                                       \
+    va_end(ap)
+
+LT_EXPORT int execl(const char *path, const char *arg, ...) {
+    GATHER_ARGS(arg, argv, (void)0);
+    return execv(path, argv);
+}
+
+LT_EXPORT int execlp(const char *file, const char *arg, ...) {
+    GATHER_ARGS(arg, argv, (void)0);
+    return execvp(file, argv);
+}
+
+LT_EXPORT int execle(const char *path, const char *arg, ...) {
+    char *const *envp;
+    GATHER_ARGS(arg, argv, envp = va_arg(ap, char *const *));
+    return execve(path, argv, envp);
+}
+
+/* ---- exits that skip exit handlers ---- */
+
+LT_EXPORT void _exit(int status) {
+    if (LT_UNLIKELY(!lt.real.exit_)) lt_ensure_resolved();
+    if (!lt_self.in_hook) lt_finish("_exit");
+    lt.real.exit_(status);
+    __builtin_unreachable();
+}
+
+LT_EXPORT void _Exit(int status) {
+    if (LT_UNLIKELY(!lt.real.Exit_)) lt_ensure_resolved();
+    if (!lt_self.in_hook) lt_finish("_Exit");
+    lt.real.Exit_(status);
+    __builtin_unreachable();
+}
+
+LT_EXPORT void abort(void) {
+    if (LT_UNLIKELY(!lt.real.abort)) lt_ensure_resolved();
+    if (!lt_self.in_hook) lt_finish("abort");
+    lt.real.abort();
+    __builtin_unreachable();
+}
+
+/* ---- the loader ---- */
+
+/* Snapshot the modules while the library is still loaded: its frames must stay resolvable. */
+LT_EXPORT int dlclose(void *handle) {
+    if (LT_UNLIKELY(!lt.real.dlclose)) lt_ensure_resolved();
+    if (atomic_load(&lt.phase) == PHASE_TRACING && !lt_self.in_hook) {
+        lt_self.in_hook = 1;
+        lt_modules_snapshot(0);
+        lt_self.in_hook = 0;
+    }
+    return lt.real.dlclose(handle);
+}
+
+/* RTLD_DEEPBIND would make the library bind malloc to libc ahead of us, so its allocations
+ * would vanish from the trace (heaptrack 66a7ba4). The flag is dropped, and the call is a tail
+ * call so that the loader still sees the program as the caller and resolves $ORIGIN against
+ * the program's RUNPATH, not ours (memray 53d00c19). */
+LT_EXPORT void *dlopen(const char *file, int mode) {
+    if (LT_UNLIKELY(!lt.real.dlopen)) lt_ensure_resolved();
+    if (LT_UNLIKELY(mode & RTLD_DEEPBIND)) mode &= ~RTLD_DEEPBIND;
+    return lt.real.dlopen(file, mode); /* compiled as a jump: checked by Scripts/build.sh */
+}
+
+/* ---- thread names ---- */
+
+LT_EXPORT int pthread_setname_np(pthread_t thread, const char *name) {
+    if (LT_UNLIKELY(!lt.real.pthread_setname_np)) lt_ensure_resolved();
+    int r = lt.real.pthread_setname_np(thread, name);
+    if (r == 0 && pthread_equal(thread, pthread_self()) && !lt_self.in_hook &&
+        atomic_load(&lt.phase) == PHASE_TRACING) {
+        lt_self.in_hook = 1;
+        lt_emit_thread_name(lt_current_tid(), name, strlen(name));
+        lt_self.in_hook = 0;
+    }
+    return r;
+}
+
+/* ---- marks ---- */
+
+static void emit_mark(const char *name, uint64_t source) {
+    size_t len = strlen(name);
+    if (len > 200) len = 200;
+    uint8_t body[220], *p = lt_put_str(body, name, len);
+    p = lt_put_uv(p, source);
+    pthread_mutex_lock(&lt.event_lock);
+    lt_event_context_locked(lt_current_tid());
+    lt_append_sized_locked(TAG_MARK, body, (size_t)(p - body));
+    pthread_mutex_unlock(&lt.event_lock);
+}
+
+LT_EXPORT void leaktrace_mark_impl(const char *name) {
+    if (!name || atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook) return;
+    int saved = errno;
+    lt_self.in_hook = 1;
+    emit_mark(name, 0);
+    lt_self.in_hook = 0;
+    errno = saved;
+}
+
+/* A mark asked for by signal: the handler only counts (it may have interrupted a thread that
+ * holds the event lock); the writer thread writes the mark at its next tick. */
+static _Atomic uint64_t signal_marks_requested;
+static uint64_t signal_marks_written;
+
+static void on_mark_signal(int sig) {
+    (void)sig;
+    atomic_fetch_add(&signal_marks_requested, 1);
+}
+
+void lt_install_mark_signal(void) {
+    int sig = lt.config.mark_signal;
+    if (sig <= 0 || sig >= NSIG) return;
+    struct sigaction old;
+    /* Never take a signal the program already handles or ignores. */
+    if (sigaction(sig, NULL, &old) != 0 || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO)) {
+        lt_warn("LEAKTRACE_MARK_SIGNAL", "is already in use by the program", "marks by signal are off");
+        return;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_mark_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+void lt_emit_pending_marks(void) {
+    uint64_t requested = atomic_load(&signal_marks_requested);
+    while (signal_marks_written < requested) {
+        signal_marks_written++;
+        char name[32] = "signal-";
+        char digits[24];
+        int n = 0;
+        uint64_t v = signal_marks_written;
+        do digits[n++] = (char)('0' + v % 10); while ((v /= 10) > 0);
+        size_t l = strlen(name);
+        while (n) name[l++] = digits[--n];
+        name[l] = 0;
+        emit_mark(name, 1);
+    }
+}
