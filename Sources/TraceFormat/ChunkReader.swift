@@ -100,7 +100,9 @@ final class ChunkReader {
             return .finished(.cut(atOffset: chunkOffset, reason:
                 "chunk header at offset \(chunkOffset) is cut short (\(got) of \(headerSize) bytes); no END record"))
         }
-        return load(header: header, at: chunkOffset)
+        let step = load(header: header, at: chunkOffset)
+        if case .chunk(let chunk) = step { offset = chunk.nextOffset }
+        return step
     }
 
     // MARK: - One chunk
