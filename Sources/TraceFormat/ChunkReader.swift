@@ -60,10 +60,8 @@ final class ChunkReader {
     private let storedBuffer = ReusableBuffer()
     private let decodedBuffer = ReusableBuffer()
     private var decompressor: OpaquePointer?
-    /// Stored bytes are fed to the streaming decompressor this many at a time when recovering a
-    /// damaged frame: ZSTD_decompressStream reports no output position for a call that fails, so
-    /// small calls keep the loss to the block that broke.
-    private static let recoveryInputStep = 1024
+    /// Stored bytes fed to the streaming decompressor per call in the first recovery pass.
+    private static let recoveryInputStep = 16 << 10
 
     init(source: ByteSource, firstChunkOffset: UInt64) {
         self.source = source
@@ -183,33 +181,60 @@ final class ChunkReader {
 
     /// Streams a cut or damaged frame through the decompressor and keeps what comes out before
     /// the input runs out or the data stops making sense.
+    ///
+    /// ZSTD_decompressStream reports no output position for a call that fails, so the blocks it
+    /// finished in that call before meeting the damage would be lost. A first pass finds roughly
+    /// where decoding fails; when it does, a second pass feeds everything before that point in one
+    /// go and the rest one byte per call, so no finished block is lost.
     private func recoverFrame(_ context: OpaquePointer, from source: UnsafeMutablePointer<UInt8>, count: Int,
                               into destination: UnsafeMutablePointer<UInt8>, capacity: Int)
         -> (size: Int, problem: String) {
+        let first = Self.stream(context, from: source, count: count, into: destination, capacity: capacity,
+                                cleanPrefix: 0, step: Self.recoveryInputStep)
+        guard let failedAt = first.failingStepStart else { return (first.size, first.problem) }
+        let second = Self.stream(context, from: source, count: count, into: destination, capacity: capacity,
+                                 cleanPrefix: failedAt, step: 1)
+        return (second.size, second.problem)
+    }
+
+    private struct StreamOutcome {
+        var size: Int
+        var problem: String
+        /// Where the input piece that made the decompressor fail began, if it failed.
+        var failingStepStart: Int?
+    }
+
+    /// One streaming pass: `cleanPrefix` bytes in a single piece, then the rest `step` bytes at a time.
+    private static func stream(_ context: OpaquePointer, from source: UnsafeMutablePointer<UInt8>, count: Int,
+                               into destination: UnsafeMutablePointer<UInt8>, capacity: Int,
+                               cleanPrefix: Int, step: Int) -> StreamOutcome {
         ZSTD_DCtx_reset(context, ZSTD_reset_session_only)
         var output = ZSTD_outBuffer(dst: destination, size: capacity, pos: 0)
         var consumed = 0
         while consumed < count {
-            let step = min(Self.recoveryInputStep, count - consumed)
-            var input = ZSTD_inBuffer(src: source + consumed, size: step, pos: 0)
+            let piece = consumed == 0 && cleanPrefix > 0 ? cleanPrefix : min(step, count - consumed)
+            var input = ZSTD_inBuffer(src: source + consumed, size: piece, pos: 0)
             while input.pos < input.size {
                 let before = (input.pos, output.pos)
                 let hint = ZSTD_decompressStream(context, &output, &input)
                 if ZSTD_isError(hint) != 0 {
-                    return (output.pos, String(cString: ZSTD_getErrorName(hint)).lowercased())
+                    let name = String(cString: ZSTD_getErrorName(hint)).lowercased()
+                    return StreamOutcome(size: output.pos, problem: name, failingStepStart: consumed)
                 }
                 if hint == 0 {
                     let extra = count - consumed - input.pos
-                    if extra > 0 { return (output.pos, "\(extra) bytes follow the frame") }
-                    return (output.pos, "decompresses to \(output.pos) bytes, not \(capacity)")
+                    let problem = extra > 0 ? "\(extra) bytes follow the frame"
+                                            : "decompresses to \(output.pos) bytes, not \(capacity)"
+                    return StreamOutcome(size: output.pos, problem: problem, failingStepStart: nil)
                 }
                 if before == (input.pos, output.pos) {
-                    return (output.pos, "decompresses to more than \(capacity) bytes")
+                    return StreamOutcome(size: output.pos, problem: "decompresses to more than \(capacity) bytes",
+                                         failingStepStart: nil)
                 }
             }
             consumed += input.pos
         }
-        return (output.pos, "frame is cut short")
+        return StreamOutcome(size: output.pos, problem: "frame is cut short", failingStepStart: nil)
     }
 
     private static func littleEndian32(_ bytes: [UInt8], at index: Int) -> Int {
