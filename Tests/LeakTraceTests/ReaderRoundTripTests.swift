@@ -74,6 +74,27 @@ final class ReaderRoundTripTests: XCTestCase {
         XCTAssertEqual(read.contexts.last, RecordContext(tid: 42, time: 1000, chunkOffset: 19))
     }
 
+    func testVarintsOfEveryLengthDecode() throws {
+        // 2^k - 1 and 2^k for every k: varints of 1 to 10 bytes, each read both with more bytes
+        // after it (fast path) and as the last bytes of the chunk (careful path).
+        var values: [UInt64] = [0, .max, .max - 1]
+        for bit in 1..<64 { values += [(UInt64(1) << bit) - 1, UInt64(1) << bit, (UInt64(1) << bit) + 1] }
+        var builder = TraceBuilder()
+        for value in values {
+            builder.appendChunk([.time(microseconds: value), .thread(tid: value)])
+            builder.appendChunk([.thread(tid: value)])
+        }
+        let (_, read) = try readBack(builder.bytes)
+        let expected = values.flatMap { [TraceRecord.time(microseconds: $0), .thread(tid: $0), .thread(tid: $0)] }
+        XCTAssertEqual(read.records, expected)
+        // Padded (non-minimal) encodings are still one value: TIME 5 in three bytes.
+        var padded = ChunkRecords()
+        padded.appendRaw([0x05, 0x85, 0x80, 0x00, 0x06, 0x01])
+        var paddedTrace = TraceBuilder()
+        paddedTrace.appendChunk(padded)
+        XCTAssertEqual(try readBack(paddedTrace.bytes).1.records, [.time(microseconds: 5), .thread(tid: 1)])
+    }
+
     // MARK: - Header
 
     func testHeaderFieldsRoundTripAndUnknownKeysAreSkipped() throws {
