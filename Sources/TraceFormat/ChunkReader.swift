@@ -143,14 +143,21 @@ final class ChunkReader {
             return .chunk(LoadedChunk(offset: chunkOffset, records: UnsafePointer(stored), recordsCount: present,
                                       recordsFileOffset: payloadOffset, nextOffset: nextOffset, damage: shortfall))
         }
+        // raw-size is within the limit, but a small frame cannot hold that much: allocate only what
+        // the bytes present could decompress to.
+        let outputBound = Self.zstdOutputBound(frameSize: present)
+        if shortfall == nil && rawSize > outputBound {
+            return damaged("raw-size \(rawSize) is more than a \(present)-byte zstd frame can hold")
+        }
         guard let decompressor = decompressorReady() else { return damaged("cannot create a zstd decompressor") }
-        let decoded = decodedBuffer.reserve(rawSize)
+        let capacity = min(rawSize, outputBound)
+        let decoded = decodedBuffer.reserve(capacity)
         if shortfall == nil, let size = Self.decompressWholeFrame(decompressor, from: stored, count: present,
                                                                  into: decoded, expected: rawSize) {
             return .chunk(LoadedChunk(offset: chunkOffset, records: UnsafePointer(decoded), recordsCount: size,
                                       recordsFileOffset: nil, nextOffset: nextOffset, damage: nil))
         }
-        let recovered = recoverFrame(decompressor, from: stored, count: present, into: decoded, capacity: rawSize)
+        let recovered = recoverFrame(decompressor, from: stored, count: present, into: decoded, capacity: capacity)
         let reason = shortfall ?? "chunk at offset \(chunkOffset): zstd frame is damaged "
             + "(\(recovered.problem)); \(recovered.size) of \(rawSize) bytes recovered"
         return .chunk(LoadedChunk(offset: chunkOffset, records: UnsafePointer(decoded), recordsCount: recovered.size,
@@ -163,6 +170,14 @@ final class ChunkReader {
     }
 
     // MARK: - zstd
+
+    /// The most bytes a zstd frame of `frameSize` bytes can decompress to. After the frame header
+    /// (at least 6 bytes), every block that yields output takes at least 4 bytes (a 3-byte block
+    /// header and one RLE byte) and yields at most 128 KiB.
+    static func zstdOutputBound(frameSize: Int) -> Int {
+        guard frameSize >= 6 else { return 0 }
+        return (frameSize - 6) / 4 * (128 << 10)
+    }
 
     /// Decompresses a frame that should be intact in one call. Nil unless the payload is exactly
     /// one frame that decompresses to exactly `expected` bytes.

@@ -115,6 +115,7 @@ final class ReaderBenchmarkTests: XCTestCase {
                 XCTAssertEqual(reader.endState, .cut(atOffset: UInt64(bytes.count), reason: "no END record"))
             }
             let visitorRate = Double(count) / best
+            let visitorCPURate = Double(count) / bestCPU
             print("bench: visitRecords \(codec): \(String(format: "%.3f", best)) s, "
                   + "\(String(format: "%.1f", visitorRate / 1e6)) M records/s, "
                   + "\(String(format: "%.0f", Double(bytes.count) / best / 1e6)) MB/s of trace; "
@@ -139,8 +140,10 @@ final class ReaderBenchmarkTests: XCTestCase {
             print("bench: forEachRecord \(codec): \(String(format: "%.3f", closureBest)) s, "
                   + "\(String(format: "%.1f", Double(count) / closureBest / 1e6)) M records/s")
             #if !DEBUG
+            // CPU time, not wall time: the machine's two cores are shared with other jobs, and
+            // waiting for a core is not the reader's cost.
             if codec == .raw {
-                XCTAssertGreaterThanOrEqual(visitorRate, 40e6, "visitor path below 40 M records/s")
+                XCTAssertGreaterThanOrEqual(visitorCPURate, 40e6, "visitor path below 40 M records/s")
             }
             #endif
         }

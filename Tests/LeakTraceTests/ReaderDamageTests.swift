@@ -437,11 +437,20 @@ final class ReaderDamageTests: XCTestCase {
                                            reason: "chunk at offset \(offset): zstd frame is damaged (decompresses to 6 bytes, not 100); 6 of 100 bytes recovered"))
     }
 
+    func testRawSizeNoFrameOfThatSizeCouldHold() throws {
+        var builder = TraceBuilder()
+        let records = ChunkRecords([.fork(childPid: 1)])
+        let frameSize = TraceBuilder.zstdFrame(records.bytes, declareContentSize: false).count
+        let offset = builder.appendChunk(records, codec: .zstd, rawSize: 64 << 20, zstdContentSize: false)
+        try assertCut(builder.bytes, delivers: [], at: offset,
+                      reason: "chunk at offset \(offset): raw-size 67108864 is more than a \(frameSize)-byte zstd frame can hold")
+    }
+
     func testZstdPayloadThatIsNotAFrame() throws {
         var builder = TraceBuilder()
         builder.appendChunk([.fork(childPid: 1)])
         var chunk = ChunkRecords()
-        chunk.appendRaw([1, 2, 3, 4, 5, 6, 7, 8])
+        chunk.appendRaw((1...64).map { UInt8($0) })
         // A raw payload labelled zstd.
         let offset = builder.appendChunk(chunk, codecByte: 1, rawSize: 8)
         let (_, read) = try readBack(builder.bytes)
