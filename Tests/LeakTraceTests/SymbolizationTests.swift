@@ -1,0 +1,406 @@
+// Symbolizer tests against real binaries compiled from Tests/LeakTraceTests/Programs.
+// Expected names come from the sources, expected lines from MARK comments in them, and
+// addresses from nm/objdump; addr2line cross-checks the line answers.
+
+import Foundation
+import Symbolization
+import TraceFormat
+import XCTest
+
+/// The test programs, compiled once for all symbolization tests.
+final class SymbolizationBinaries {
+    let directory: String
+    /// symbolize_plain.c, -g -O0 PIE.
+    let plain: String
+    /// symbolize_inline.c, -g -O2 PIE.
+    let inline: String
+    /// symbolize_cxx.cpp, -g -O0 PIE.
+    let cxx: String
+    /// symbolize_library.c, -g -O0 shared library, then `strip --strip-all`.
+    let strippedLibrary: String
+
+    static let shared = Result { try SymbolizationBinaries() }
+
+    private init() throws {
+        directory = try makeScratchDirectory("symbolize")
+        plain = directory + "/symbolize_plain"
+        inline = directory + "/symbolize_inline"
+        cxx = directory + "/symbolize_cxx"
+        strippedLibrary = directory + "/libsymbolize_library.so"
+        let pie = ["-fPIE", "-pie", "-Wl,--build-id"]
+        try TestPrograms.compile("symbolize_plain.c", compiler: "cc", flags: ["-g", "-O0"] + pie, output: plain)
+        try TestPrograms.compile("symbolize_inline.c", compiler: "cc", flags: ["-g", "-O2"] + pie, output: inline)
+        try TestPrograms.compile("symbolize_cxx.cpp", compiler: "c++", flags: ["-g", "-O0"] + pie, output: cxx)
+        let unstrippedLibrary = directory + "/libsymbolize_library.unstripped.so"
+        try TestPrograms.compile("symbolize_library.c", compiler: "cc",
+                                 flags: ["-g", "-O0", "-fPIC", "-shared", "-Wl,--build-id"], output: unstrippedLibrary)
+        try runTool("strip", ["--strip-all", "-o", strippedLibrary, unstrippedLibrary])
+    }
+}
+
+final class SymbolizationTests: XCTestCase {
+    private func binaries() throws -> SymbolizationBinaries { try SymbolizationBinaries.shared.get() }
+
+    // MARK: Plain C at -O0
+
+    func testReturnAddressInCFunctionResolvesToTheCallLine() throws {
+        let binary = try binaries().plain
+        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
+        let module = try ELFOracle.module(binary, bias: testBias)
+        let symbolizer = Symbolizer()
+
+        let frames = symbolizer.symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+
+        let expectedLine = try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
+        XCTAssertEqual(frames, [SymbolizedFrame(
+            address: testBias + offset, module: binary, moduleOffset: offset, function: "plain_caller",
+            file: TestPrograms.source("symbolize_plain.c"), line: expectedLine, column: frames.first?.column,
+            isInlined: false)])
+        let oracle = try ELFOracle.addr2line(binary, offset: offset - 1)
+        XCTAssertEqual(oracle.map(\.function), ["plain_caller"])
+        XCTAssertEqual(oracle.map(\.line), [expectedLine])
+        XCTAssertEqual(frames.first?.displayName,
+                       "plain_caller (\(TestPrograms.source("symbolize_plain.c")):\(expectedLine))")
+        XCTAssertEqual(symbolizer.warnings, [])
+        XCTAssertEqual(symbolizer.modulesWithoutDebugInfo, [])
+    }
+
+    /// GCC puts a function's prologue on the line of its opening brace.
+    func testFunctionEntryResolvesToItsOpeningBraceLine() throws {
+        let binary = try binaries().plain
+        let start = try ELFOracle.symbol("plain_leaf", in: binary)
+        let module = try ELFOracle.module(binary, bias: testBias)
+
+        let frames = Symbolizer().symbolize(address: testBias + start + 4, module: module, isReturnAddress: false)
+
+        XCTAssertEqual(frames.count, 1)
+        XCTAssertEqual(frames.first?.function, "plain_leaf")
+        XCTAssertEqual(frames.first?.line, try TestPrograms.line(of: "leaf_entry", in: "symbolize_plain.c"))
+        XCTAssertEqual(frames.first?.moduleOffset, start + 4)
+    }
+
+    /// A return address equal to a function's first byte means the call was the last instruction
+    /// of the function before it: address - 1 must be looked up, not the address itself.
+    func testReturnAddressIsLookedUpOneByteEarlier() throws {
+        let binary = try binaries().plain
+        let functions = try ELFOracle.sizedFunctions(binary, dynamic: false)
+        guard let leaf = functions.first(where: { $0.name == "plain_leaf" }),
+              let caller = functions.first(where: { $0.name == "plain_caller" }) else {
+            return XCTFail("plain_leaf and plain_caller must be in the symbol table")
+        }
+        XCTAssertEqual(leaf.start + leaf.size, caller.start, "the test needs plain_leaf to end where plain_caller starts")
+        let module = try ELFOracle.module(binary, bias: testBias)
+        let symbolizer = Symbolizer()
+
+        let asReturn = symbolizer.symbolize(address: testBias + caller.start, module: module, isReturnAddress: true)
+        let asPlain = symbolizer.symbolize(address: testBias + caller.start, module: module, isReturnAddress: false)
+
+        XCTAssertEqual(asReturn.map(\.function), ["plain_leaf"])
+        XCTAssertEqual(asReturn.map(\.line), [try TestPrograms.line(of: "leaf_end", in: "symbolize_plain.c")])
+        XCTAssertEqual(asReturn.map(\.address), [testBias + caller.start], "the captured address is reported")
+        XCTAssertEqual(asPlain.map(\.function), ["plain_caller"])
+    }
+
+    // MARK: Inline chain at -O2
+
+    func testInlinedCallGivesTheInlineChainInnermostFirst() throws {
+        let binary = try binaries().inline
+        let offset = try ELFOracle.returnAddress(afterCallTo: "inline_sink", in: "inline_outer", binary: binary)
+        let module = try ELFOracle.module(binary, bias: testBias)
+        let source = TestPrograms.source("symbolize_inline.c")
+
+        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+
+        let helperLine = try TestPrograms.line(of: "helper_calls_sink", in: "symbolize_inline.c")
+        let outerLine = try TestPrograms.line(of: "outer_calls_helper", in: "symbolize_inline.c")
+        XCTAssertEqual(frames.map(\.function), ["inline_helper", "inline_outer"])
+        XCTAssertEqual(frames.map(\.file), [source, source])
+        XCTAssertEqual(frames.map(\.line), [helperLine, outerLine])
+        XCTAssertEqual(frames.map(\.isInlined), [true, false])
+        XCTAssertEqual(frames.map(\.address), [testBias + offset, testBias + offset])
+        XCTAssertEqual(frames.map(\.moduleOffset), [offset, offset])
+        let oracle = try ELFOracle.addr2line(binary, offset: offset - 1)
+        XCTAssertEqual(oracle.map(\.function), frames.compactMap(\.function))
+        XCTAssertEqual(oracle.map(\.line), frames.compactMap(\.line))
+    }
+
+    // MARK: C++
+
+    func testCxxTemplateMemberInNamespaceIsDemangled() throws {
+        let binary = try binaries().cxx
+        let module = try ELFOracle.module(binary, bias: testBias)
+        let symbolizer = Symbolizer()
+        let source = TestPrograms.source("symbolize_cxx.cpp")
+
+        let callOffset = try ELFOracle.returnAddress(afterCallTo: "_ZN4leak3BoxIiE4makeEi",
+                                                     in: "_ZN4leak6detail5buildEi", binary: binary)
+        let caller = symbolizer.symbolize(address: testBias + callOffset, module: module, isReturnAddress: true)
+        XCTAssertEqual(caller.map(\.function), ["leak::detail::build(int)"])
+        XCTAssertEqual(caller.map(\.file), [source])
+        XCTAssertEqual(caller.map(\.line), [try TestPrograms.line(of: "build_calls_make", in: "symbolize_cxx.cpp")])
+
+        let mallocOffset = try ELFOracle.returnAddress(afterCallTo: "malloc", in: "_ZN4leak3BoxIiE4makeEi", binary: binary)
+        let member = symbolizer.symbolize(address: testBias + mallocOffset, module: module, isReturnAddress: true)
+        XCTAssertEqual(member.map(\.function), ["leak::Box<int>::make(int)"])
+        XCTAssertEqual(member.map(\.line), [try TestPrograms.line(of: "box_make_malloc", in: "symbolize_cxx.cpp")])
+        XCTAssertEqual(try ELFOracle.addr2line(binary, offset: mallocOffset - 1).map(\.function),
+                       ["leak::Box<int>::make(int)"])
+    }
+
+    // MARK: Stripped binaries
+
+    func testStrippedExecutableGivesModuleAndOffset() throws {
+        let fixtures = try binaries()
+        let stripped = fixtures.directory + "/symbolize_plain.stripped"
+        try runTool("strip", ["--strip-all", "-o", stripped, fixtures.plain])
+        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: fixtures.plain)
+        let module = try ELFOracle.module(stripped, bias: testBias)
+        let symbolizer = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
+
+        let frames = symbolizer.symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+
+        XCTAssertEqual(frames, [SymbolizedFrame(address: testBias + offset, module: stripped, moduleOffset: offset)])
+        XCTAssertEqual(frames.first?.displayName, "symbolize_plain.stripped+0x" + String(offset, radix: 16))
+        XCTAssertEqual(symbolizer.modulesWithoutDebugInfo, [stripped])
+        XCTAssertEqual(symbolizer.warnings, [])
+    }
+
+    func testStrippedLibraryNamesExportedFunctionsFromDynsym() throws {
+        let library = try binaries().strippedLibrary
+        let module = try ELFOracle.module(library, bias: 0x7f12_3400_0000)
+        let symbolizer = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
+        let entry = try XCTUnwrap(ELFOracle.symbols(library, dynamic: true)["symbolize_library_entry"])
+
+        let exported = symbolizer.symbolize(address: module.bias + entry + 4, module: module, isReturnAddress: false)
+        XCTAssertEqual(exported, [SymbolizedFrame(address: module.bias + entry + 4, module: library,
+                                                  moduleOffset: entry + 4, function: "symbolize_library_entry")])
+        XCTAssertEqual(exported.first?.displayName, "symbolize_library_entry (libsymbolize_library.so+0x"
+                       + String(entry + 4, radix: 16) + ")")
+
+        // The static helper has no .dynsym entry; the unstripped copy says where it is.
+        let helper = try ELFOracle.symbol("library_hidden_helper",
+                                          in: try binaries().directory + "/libsymbolize_library.unstripped.so")
+        let hidden = symbolizer.symbolize(address: module.bias + helper + 4, module: module, isReturnAddress: false)
+        XCTAssertEqual(hidden, [SymbolizedFrame(address: module.bias + helper + 4, module: library,
+                                                moduleOffset: helper + 4)])
+    }
+
+    // MARK: Separate debug files
+
+    /// Splits the plain program into a stripped binary and a debug file, in a fresh directory.
+    private func splitDebugInfo(_ label: String, debugLink: Bool) throws -> (directory: String, binary: String, debug: String) {
+        let directory = try makeScratchDirectory(label)
+        let binary = directory + "/symbolize_plain"
+        let debug = directory + "/symbolize_plain.debug"
+        try runTool("objcopy", ["--only-keep-debug", try binaries().plain, debug])
+        try runTool("strip", ["--strip-all", "-o", binary, try binaries().plain])
+        if debugLink {
+            // objcopy records the link's base name and the CRC of the file as it is now.
+            try runTool("objcopy", ["--add-gnu-debuglink=\(debug)", binary])
+        }
+        return (directory, binary, debug)
+    }
+
+    func testSeparateDebugFileIsFoundInBuildIDDirectory() throws {
+        let split = try splitDebugInfo("buildid", debugLink: false)
+        let root = split.directory + "/debug-root"
+        let id = try ELFOracle.buildID(split.binary)
+        XCTAssertEqual(id.count, 20)
+        let hex = id.map { String(format: "%02x", $0) }.joined()
+        try FileManager.default.createDirectory(atPath: root + "/.build-id/" + hex.prefix(2),
+                                                withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: split.debug,
+                                         toPath: root + "/.build-id/" + hex.prefix(2) + "/" + hex.dropFirst(2) + ".debug")
+        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
+        let module = try ELFOracle.module(split.binary, bias: testBias)
+        let expectedLine = try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
+
+        let withRoot = Symbolizer(options: SymbolizerOptions(debugDirectories: [root]))
+            .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        XCTAssertEqual(withRoot.map(\.function), ["plain_caller"])
+        XCTAssertEqual(withRoot.map(\.file), [TestPrograms.source("symbolize_plain.c")])
+        XCTAssertEqual(withRoot.map(\.line), [expectedLine])
+
+        // Without the directory there is nothing to find.
+        let without = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
+            .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        XCTAssertEqual(without, [SymbolizedFrame(address: testBias + offset, module: split.binary, moduleOffset: offset)])
+    }
+
+    func testSeparateDebugFileIsFoundThroughDebugLink() throws {
+        let split = try splitDebugInfo("debuglink", debugLink: true)
+        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
+        let module = try ELFOracle.module(split.binary, bias: testBias)
+        let expectedLine = try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
+
+        // Next to the binary.
+        let beside = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
+            .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        XCTAssertEqual(beside.map(\.function), ["plain_caller"])
+        XCTAssertEqual(beside.map(\.line), [expectedLine])
+
+        // In the .debug subdirectory.
+        try FileManager.default.createDirectory(atPath: split.directory + "/.debug", withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: split.debug, toPath: split.directory + "/.debug/symbolize_plain.debug")
+        let inSubdirectory = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
+            .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        XCTAssertEqual(inSubdirectory.map(\.line), [expectedLine])
+    }
+
+    /// A debug file with the linked name but from another build must not be used: its lines
+    /// would be wrong with full confidence.
+    func testDebugFileFromAnotherBuildIsRejected() throws {
+        let split = try splitDebugInfo("stale", debugLink: true)
+        let otherBuild = split.directory + "/other"
+        try TestPrograms.compile("symbolize_plain.c", compiler: "cc",
+                                 flags: ["-g", "-O0", "-fPIE", "-pie", "-DOTHER_BUILD=1", "-Wl,--build-id=0x0123456789abcdef"],
+                                 output: otherBuild)
+        try FileManager.default.removeItem(atPath: split.debug)
+        try runTool("objcopy", ["--only-keep-debug", otherBuild, split.debug])
+        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
+        let module = try ELFOracle.module(split.binary, bias: testBias)
+        let symbolizer = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
+
+        let frames = symbolizer.symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+
+        XCTAssertEqual(frames, [SymbolizedFrame(address: testBias + offset, module: split.binary, moduleOffset: offset)])
+        XCTAssertEqual(symbolizer.modulesWithoutDebugInfo, [split.binary])
+    }
+
+    // MARK: Untrusted and missing files
+
+    func testBuildIDMismatchWarnsOnceAndGivesModuleAndOffset() throws {
+        let binary = try binaries().plain
+        var module = try ELFOracle.module(binary, bias: testBias)
+        let realID = module.buildID
+        module.buildID = [0xde, 0xad, 0xbe, 0xef, 0x00, 0x11, 0x22, 0x33]
+        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
+        let symbolizer = Symbolizer()
+
+        let first = symbolizer.symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let second = symbolizer.symbolize(address: testBias + offset + 8, module: module, isReturnAddress: true)
+
+        XCTAssertEqual(first, [SymbolizedFrame(address: testBias + offset, module: binary, moduleOffset: offset)])
+        XCTAssertEqual(second, [SymbolizedFrame(address: testBias + offset + 8, module: binary, moduleOffset: offset + 8)])
+        let realHex = realID.map { String(format: "%02x", $0) }.joined()
+        XCTAssertEqual(symbolizer.warnings, [
+            "\(binary): build-id on disk (\(realHex)) differs from the traced build-id (deadbeef00112233); "
+                + "the file has changed since the trace, so its frames are shown as module+offset",
+        ])
+    }
+
+    func testMissingModuleFileWarnsOnce() throws {
+        let module = Module(path: "/nonexistent/leaktrace/libgone.so", bias: 0x7f00_0000_0000, buildID: [1, 2, 3, 4],
+                            segments: [ModuleSegment(start: 0x7f00_0000_1000, size: 0x1000, flags: 5)])
+        let symbolizer = Symbolizer()
+
+        let first = symbolizer.symbolize(address: 0x7f00_0000_1234, module: module, isReturnAddress: true)
+        _ = symbolizer.symbolize(address: 0x7f00_0000_1300, module: module, isReturnAddress: true)
+
+        XCTAssertEqual(first, [SymbolizedFrame(address: 0x7f00_0000_1234, module: module.path, moduleOffset: 0x1234)])
+        XCTAssertEqual(first.first?.displayName, "libgone.so+0x1234")
+        XCTAssertEqual(symbolizer.warnings, [
+            "/nonexistent/leaktrace/libgone.so: cannot read the module (No such file or directory); "
+                + "its frames are shown as module+offset",
+        ])
+    }
+
+    func testModulePathThatIsAFIFODoesNotBlock() throws {
+        let directory = try makeScratchDirectory("fifo")
+        let fifo = directory + "/libfifo.so"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let module = Module(path: fifo, bias: 0x1000_0000, buildID: [], segments: [])
+        let symbolizer = Symbolizer()
+
+        let frames = symbolizer.symbolize(address: 0x1000_0040, module: module, isReturnAddress: false)
+
+        XCTAssertEqual(frames, [SymbolizedFrame(address: 0x1000_0040, module: fifo, moduleOffset: 0x40)])
+        XCTAssertEqual(symbolizer.warnings,
+                       ["\(fifo): cannot read the module (not a regular file); its frames are shown as module+offset"])
+    }
+
+    func testModuleThatIsNotELFWarns() throws {
+        let directory = try makeScratchDirectory("notelf")
+        let path = directory + "/libtext.so"
+        try "INPUT(-lc)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let symbolizer = Symbolizer()
+
+        let frames = symbolizer.symbolize(address: 0x2000_0010,
+                                          module: Module(path: path, bias: 0x2000_0000, buildID: [], segments: []),
+                                          isReturnAddress: true)
+
+        XCTAssertEqual(frames, [SymbolizedFrame(address: 0x2000_0010, module: path, moduleOffset: 0x10)])
+        XCTAssertEqual(symbolizer.warnings,
+                       ["\(path): cannot read the module (not an ELF file); its frames are shown as module+offset"])
+    }
+
+    func testVDSOModuleIsGivenAsModuleAndOffsetWithoutWarning() {
+        let module = Module(path: "linux-vdso.so.1", bias: 0x7ffd_1000_0000, buildID: [9, 9], segments: [])
+        let symbolizer = Symbolizer()
+
+        let frames = symbolizer.symbolize(address: 0x7ffd_1000_0a10, module: module, isReturnAddress: true)
+
+        XCTAssertEqual(frames, [SymbolizedFrame(address: 0x7ffd_1000_0a10, module: "linux-vdso.so.1", moduleOffset: 0xa10)])
+        XCTAssertEqual(symbolizer.warnings, [])
+        XCTAssertEqual(symbolizer.statistics.modulesOpened, 0)
+    }
+
+    func testAddressOutsideEveryModuleIsGivenAsIs() {
+        let frames = Symbolizer().symbolize(address: 0x7fff_dead_beef, module: nil, isReturnAddress: true)
+
+        XCTAssertEqual(frames, [SymbolizedFrame(address: 0x7fff_dead_beef)])
+        XCTAssertEqual(frames.first?.displayName, "0x7fffdeadbeef")
+    }
+
+    // MARK: Caching
+
+    func testEachAddressIsResolvedOnceAndSharedAcrossBiases() throws {
+        let binary = try binaries().plain
+        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
+        let module = try ELFOracle.module(binary, bias: testBias)
+        let otherLoad = try ELFOracle.module(binary, bias: 0x5600_0000_0000)
+        let symbolizer = Symbolizer()
+
+        let first = symbolizer.symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let again = symbolizer.symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let elsewhere = symbolizer.symbolize(address: otherLoad.bias + offset, module: otherLoad, isReturnAddress: true)
+
+        XCTAssertEqual(again, first)
+        XCTAssertEqual(elsewhere.map(\.address), [otherLoad.bias + offset])
+        XCTAssertEqual(elsewhere.map(\.function), ["plain_caller"])
+        XCTAssertEqual(elsewhere.map(\.line), first.map(\.line))
+        var expected = SymbolizerStatistics()
+        expected.requests = 3
+        expected.cacheHits = 2
+        expected.modulesOpened = 1
+        XCTAssertEqual(symbolizer.statistics, expected)
+    }
+}
+
+// MARK: - SymbolizedFrame
+
+final class SymbolizationFrameTests: XCTestCase {
+    func testDisplayNameUsesTheBestInformationAvailable() {
+        let full = SymbolizedFrame(address: 0x5555_5555_5169, module: "/usr/bin/app", moduleOffset: 0x1169,
+                                   function: "main", file: "/src/app.c", line: 12, column: 5)
+        XCTAssertEqual(full.displayName, "main (/src/app.c:12)")
+
+        let symbolOnly = SymbolizedFrame(address: 0x7f00_0002_a1c9, module: "/lib/x86_64-linux-gnu/libc.so.6",
+                                         moduleOffset: 0x2a1c9, function: "__libc_start_main")
+        XCTAssertEqual(symbolOnly.displayName, "__libc_start_main (libc.so.6+0x2a1c9)")
+
+        let noFunction = SymbolizedFrame(address: 0x10, module: "/opt/lib/libx.so", moduleOffset: 0x10,
+                                         file: "/src/x.s", line: 3)
+        XCTAssertEqual(noFunction.displayName, "libx.so+0x10 (/src/x.s:3)")
+
+        XCTAssertEqual(SymbolizedFrame(address: 0xabc).displayName, "0xabc")
+        XCTAssertEqual(SymbolizedFrame(address: 0xabc, function: "f", file: "f.c").displayName, "f (f.c)")
+    }
+
+    func testFramesRoundTripThroughJSON() throws {
+        let frame = SymbolizedFrame(address: 1, module: "m", moduleOffset: 1, function: "f", file: "f.c",
+                                    line: 2, column: 3, isInlined: true)
+        let decoded = try JSONDecoder().decode(SymbolizedFrame.self, from: JSONEncoder().encode(frame))
+        XCTAssertEqual(decoded, frame)
+    }
+}
