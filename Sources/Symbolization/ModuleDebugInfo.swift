@@ -86,32 +86,60 @@ final class ModuleDebugInfo {
         dwfl_end(dwfl)
     }
 
-    /// True if DWARF was found, in the file itself or in a separate debug file.
-    var hasDebugInfo: Bool {
-        var bias: Dwarf_Addr = 0
-        return dwfl_module_getdwarf(module, &bias) != nil
-    }
+    /// True if DWARF with code ranges was found, in the file itself or in a separate debug file.
+    var hasDebugInfo: Bool { dwarf.map { !$0.units.isEmpty } ?? false }
 
     /// Debug files found for this module (separate debug file, then dwz alt file).
     var debugFilePaths: [String] { locator.foundPaths }
 
+    /// The module's DWARF and its unit index, loaded on first use (this is when libdwfl looks for
+    /// a separate debug file). Nil without DWARF.
+    private lazy var dwarf: LoadedDWARF? = {
+        var bias: Dwarf_Addr = 0
+        guard let handle = dwfl_module_getdwarf(module, &bias) else { return nil }
+        return LoadedDWARF(bias: bias, units: UnitIndex(dwarf: handle))
+    }()
+
+    private lazy var symbols = SymbolIndex(module: module)
+
+    private struct LoadedDWARF {
+        /// Module address minus DWARF address (non-zero only for prelinked files).
+        let bias: Dwarf_Addr
+        let units: UnitIndex
+    }
+
     // MARK: Lookup
 
-    /// Source frames at file address `offset`, innermost inlined function first and the
+    /// Function indexes of the units looked into so far, by unit number.
+    private var functionIndexes: [Int: FunctionIndex] = [:]
+
+    /// Source frames at module address `offset`, innermost inlined function first and the
     /// function the code physically belongs to last. Empty when nothing at all is known.
     func frames(at offset: UInt64) -> [SourceFrame] {
-        let lineLocation = sourceLocation(at: offset)
-        var bias: Dwarf_Addr = 0
-        if let unit = dwfl_module_addrdie(module, offset, &bias), offset >= bias {
-            let chain = inlineChain(unit: unit, dwarfAddress: offset - bias, fileAddress: offset,
-                                    innermostLocation: lineLocation)
-            if !chain.isEmpty { return chain }
+        if let dwarf, offset >= dwarf.bias, let unitNumber = dwarf.units.unit(containing: offset - dwarf.bias) {
+            let address = offset - dwarf.bias
+            var unit = dwarf.units.die(unitNumber)
+            let lineLocation = sourceLocation(unit: &unit, address: address)
+            let functions = functionIndex(unitNumber, unit: unit)
+            if let function = functions.function(containing: address) {
+                return inlineChain(inlineScopes(in: function, containing: address), fileAddress: offset,
+                                   innermostLocation: lineLocation)
+            }
+            if let lineLocation {
+                return [SourceFrame(function: symbolName(at: offset), file: lineLocation.file,
+                                    line: lineLocation.line, column: lineLocation.column, isInlined: false)]
+            }
         }
-        // No DWARF scope covers the address: the symbol table and line table are what remain.
-        let symbol = symbolName(at: offset)
-        if symbol == nil && lineLocation == nil { return [] }
-        return [SourceFrame(function: symbol, file: lineLocation?.file, line: lineLocation?.line,
-                            column: lineLocation?.column, isInlined: false)]
+        // No DWARF covers the address: the symbol table is what remains.
+        guard let symbol = symbolName(at: offset) else { return [] }
+        return [SourceFrame(function: symbol, file: nil, line: nil, column: nil, isInlined: false)]
+    }
+
+    private func functionIndex(_ unitNumber: Int, unit: Dwarf_Die) -> FunctionIndex {
+        if let known = functionIndexes[unitNumber] { return known }
+        let index = FunctionIndex(unit: unit)
+        functionIndexes[unitNumber] = index
+        return index
     }
 
     private struct Location {
@@ -120,45 +148,31 @@ final class ModuleDebugInfo {
         var column: Int?
     }
 
-    /// The line-table row covering `offset`: the innermost source position.
-    private func sourceLocation(at offset: UInt64) -> Location? {
-        guard let row = dwfl_module_getsrc(module, offset) else { return nil }
+    /// The line-table row covering `address` in `unit`: the innermost source position.
+    private func sourceLocation(unit: inout Dwarf_Die, address: Dwarf_Addr) -> Location? {
+        guard let row = dwarf_getsrc_die(&unit, address), let file = dwarf_linesrc(row, nil, nil) else { return nil }
         var line: Int32 = 0
         var column: Int32 = 0
-        guard let file = dwfl_lineinfo(row, nil, &line, &column, nil, nil) else { return nil }
-        return Location(file: internedFile(file), line: line > 0 ? Int(line) : nil,
+        if dwarf_lineno(row, &line) != 0 { line = 0 }
+        if dwarf_linecol(row, &column) != 0 { column = 0 }
+        return Location(file: internedFile(file, unit: &unit), line: line > 0 ? Int(line) : nil,
                         column: column > 0 ? Int(column) : nil)
     }
 
-    /// Walks the DWARF scopes around the address from the innermost out. Each inlined subroutine
-    /// is a frame located where execution is inside it; its DW_AT_call_* attributes give the
-    /// position of the call in the next frame out. The walk ends at the real subprogram.
-    private func inlineChain(unit: UnsafeMutablePointer<Dwarf_Die>, dwarfAddress: Dwarf_Addr,
-                             fileAddress: UInt64, innermostLocation: Location?) -> [SourceFrame] {
-        var scopes: UnsafeMutablePointer<Dwarf_Die>?
-        let count = dwarf_getscopes(unit, dwarfAddress, &scopes)
-        defer { free(scopes) }
-        guard count > 0, let scopes else { return [] }
-
+    /// Turns the scopes from the physical function down to the innermost inlined subroutine into
+    /// frames, innermost first. The innermost frame is where the line table puts the address;
+    /// each inlined subroutine's DW_AT_call_* attributes give the position of the call in the
+    /// frame that encloses it.
+    private func inlineChain(_ scopes: [Dwarf_Die], fileAddress: UInt64, innermostLocation: Location?) -> [SourceFrame] {
         var frames: [SourceFrame] = []
         var location = innermostLocation
-        for index in 0 ..< Int(count) {
-            let scope = scopes + index
-            let tag = dwarf_tag(scope)
-            guard tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram || tag == DW_TAG_entry_point
-            else { continue }
-            let isInlined = tag == DW_TAG_inlined_subroutine
-            let name = isInlined ? functionName(of: scope) : physicalFunctionName(of: scope, at: fileAddress)
+        for (depth, scope) in scopes.enumerated().reversed() {
+            var die = scope
+            let isInlined = depth > 0
+            let name = isInlined ? functionName(of: &die) : physicalFunctionName(of: &die, at: fileAddress)
             frames.append(SourceFrame(function: name, file: location?.file, line: location?.line,
                                       column: location?.column, isInlined: isInlined))
-            if !isInlined { break }
-            location = callSite(of: scope)
-        }
-        // Scopes that hold only inlined code but no enclosing subprogram (seen with some
-        // hand-written DWARF) still need a physical frame to end the chain.
-        if let last = frames.last, last.isInlined {
-            frames.append(SourceFrame(function: symbolName(at: fileAddress), file: location?.file,
-                                      line: location?.line, column: location?.column, isInlined: false))
+            if isInlined { location = callSite(of: &die) }
         }
         return frames
     }
@@ -174,7 +188,7 @@ final class ModuleDebugInfo {
               let name = dwarf_filesrc(files, Int(fileIndex), nil, nil) else { return nil }
         let line = unsignedAttribute(DW_AT_call_line, of: inlined).flatMap { $0 > 0 ? Int($0) : nil }
         let column = unsignedAttribute(DW_AT_call_column, of: inlined).flatMap { $0 > 0 ? Int($0) : nil }
-        return Location(file: internedFile(name), line: line, column: column)
+        return Location(file: internedFile(name, unit: &unitDie), line: line, column: column)
     }
 
     // MARK: Names
@@ -206,17 +220,13 @@ final class ModuleDebugInfo {
         return symbolName(at: fileAddress)
     }
 
-    /// The ELF symbol (.symtab, else .gnu_debugdata, else .dynsym) containing `fileAddress`, demangled.
+    /// The ELF function symbol (.symtab, else .gnu_debugdata, else .dynsym) at `fileAddress`, demangled.
     private func symbolName(at fileAddress: UInt64) -> String? {
         symbolPointer(at: fileAddress).map(demangledName)
     }
 
     private func symbolPointer(at fileAddress: UInt64) -> UnsafePointer<CChar>? {
-        var symbol = GElf_Sym()
-        var offset: GElf_Off = 0
-        guard let name = dwfl_module_addrinfo(module, fileAddress, &offset, &symbol, nil, nil, nil),
-              name.pointee != 0 else { return nil }
-        return name
+        symbols.name(at: fileAddress)
     }
 
     private func demangledName(_ pointer: UnsafePointer<CChar>) -> String {
@@ -235,10 +245,17 @@ final class ModuleDebugInfo {
         return name
     }
 
-    private func internedFile(_ pointer: UnsafePointer<CChar>) -> String {
+    /// A source file name from `unit`'s line table. A relative name is relative to the unit's
+    /// compilation directory (DWARF 5 line tables from clang name files by a relative directory,
+    /// and libdw 0.188 does not join it with DW_AT_comp_dir), so it is made absolute here.
+    private func internedFile(_ pointer: UnsafePointer<CChar>, unit: inout Dwarf_Die) -> String {
         let key = UnsafeRawPointer(pointer)
         if let known = filesByPointer[key] { return known }
-        let name = String(cString: pointer)
+        var name = String(cString: pointer)
+        if !name.hasPrefix("/"), !name.hasPrefix("<"),
+           let directory = stringAttribute(DW_AT_comp_dir, of: &unit), directory.pointee == UInt8(ascii: "/") {
+            name = joinPath(String(cString: directory), name)
+        }
         filesByPointer[key] = name
         return name
     }

@@ -10,6 +10,11 @@ struct ToolFailure: Error, CustomStringConvertible {
     let description: String
 }
 
+/// Bytes read by a helper thread; the DispatchGroup wait orders the write before the read.
+private final class CollectedOutput: @unchecked Sendable {
+    var data = Data()
+}
+
 /// Runs a tool found on PATH and returns its standard output; throws if it exits non-zero.
 @discardableResult
 func runTool(_ tool: String, _ arguments: [String]) throws -> String {
@@ -22,18 +27,18 @@ func runTool(_ tool: String, _ arguments: [String]) throws -> String {
     process.standardError = errors
     try process.run()
     // Drain stderr on another thread so neither pipe can fill up and stall the tool.
-    var errorData = Data()
+    let errorText = CollectedOutput()
     let group = DispatchGroup()
     group.enter()
     DispatchQueue.global().async {
-        errorData = errors.fileHandleForReading.readDataToEndOfFile()
+        errorText.data = errors.fileHandleForReading.readDataToEndOfFile()
         group.leave()
     }
     let outputData = output.fileHandleForReading.readDataToEndOfFile()
     group.wait()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-        let message = String(decoding: errorData, as: UTF8.self)
+        let message = String(decoding: errorText.data, as: UTF8.self)
         throw ToolFailure(description: "\(tool) \(arguments.joined(separator: " ")) failed: \(message)")
     }
     return String(decoding: outputData, as: UTF8.self)
@@ -179,8 +184,9 @@ enum ELFOracle {
         var frames: [(String, String, Int)] = []
         var index = 0
         while index + 1 < lines.count {
-            // "file:line" or "file:line (discriminator N)".
-            let location = lines[index + 1].split(separator: " ").first.map(String.init) ?? ""
+            // "file:line" or "file:line (discriminator N)"; the path itself may contain spaces.
+            var location = lines[index + 1]
+            if let note = location.range(of: " (discriminator ") { location = String(location[..<note.lowerBound]) }
             if let colon = location.lastIndex(of: ":"), let line = Int(location[location.index(after: colon)...]) {
                 frames.append((lines[index], String(location[..<colon]), line))
             }

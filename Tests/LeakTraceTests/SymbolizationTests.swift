@@ -124,6 +124,47 @@ final class SymbolizationTests: XCTestCase {
         XCTAssertEqual(oracle.map(\.line), frames.compactMap(\.line))
     }
 
+    /// Two levels of inlining: the chain must name the function each was inlined into, not the
+    /// scopes around the inlined function's own definition.
+    func testNestedInlineChainNamesEveryLevel() throws {
+        let binary = try binaries().inline
+        let offset = try ELFOracle.returnAddress(afterCallTo: "inline_sink", in: "inline_nested_outer", binary: binary)
+        let module = try ELFOracle.module(binary, bias: testBias)
+
+        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+
+        XCTAssertEqual(frames.map(\.function), ["inline_inner", "inline_middle", "inline_nested_outer"])
+        XCTAssertEqual(frames.map(\.line), [
+            try TestPrograms.line(of: "inner_calls_sink", in: "symbolize_inline.c"),
+            try TestPrograms.line(of: "middle_calls_inner", in: "symbolize_inline.c"),
+            try TestPrograms.line(of: "nested_outer_calls_middle", in: "symbolize_inline.c"),
+        ])
+        XCTAssertEqual(frames.map(\.isInlined), [true, true, false])
+        let oracle = try ELFOracle.addr2line(binary, offset: offset - 1)
+        XCTAssertEqual(oracle.map(\.function), frames.compactMap(\.function))
+        XCTAssertEqual(oracle.map(\.line), frames.compactMap(\.line))
+    }
+
+    // MARK: Producers without .debug_aranges
+
+    /// clang (like swiftc and rustc) emits no .debug_aranges; units must be found by their own ranges.
+    func testClangBinaryWithoutArangesResolvesLines() throws {
+        let fixtures = try binaries()
+        let binary = fixtures.directory + "/symbolize_plain.clang"
+        try TestPrograms.compile("symbolize_plain.c", compiler: "clang", flags: ["-g", "-O0", "-fPIE", "-pie", "-Wl,--build-id"],
+                                 output: binary)
+        XCTAssertFalse(try runTool("readelf", ["-SW", binary]).contains(".debug_aranges"),
+                       "the test needs a binary without .debug_aranges")
+        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
+        let module = try ELFOracle.module(binary, bias: testBias)
+
+        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+
+        XCTAssertEqual(frames.map(\.function), ["plain_caller"])
+        XCTAssertEqual(frames.map(\.file), [TestPrograms.source("symbolize_plain.c")])
+        XCTAssertEqual(frames.map(\.line), [try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
+    }
+
     // MARK: C++
 
     func testCxxTemplateMemberInNamespaceIsDemangled() throws {

@@ -25,9 +25,32 @@ __attribute__((noinline)) void *inline_outer(size_t count)
     return block;
 }
 
+/* Two levels of inlining: inline_inner into inline_middle into inline_nested_outer. */
+static inline __attribute__((always_inline)) void *inline_inner(size_t size)
+{
+    void *block = inline_sink(size + 32); /* MARK:inner_calls_sink */
+    calls++;
+    return block;
+}
+
+static inline __attribute__((always_inline)) void *inline_middle(size_t size)
+{
+    void *block = inline_inner(size * 5); /* MARK:middle_calls_inner */
+    calls++;
+    return block;
+}
+
+__attribute__((noinline)) void *inline_nested_outer(size_t count)
+{
+    void *block = inline_middle(count + 7); /* MARK:nested_outer_calls_middle */
+    calls++;
+    return block;
+}
+
 int main(int argc, char **argv)
 {
     (void)argv;
     free(inline_outer((size_t)argc));
-    return calls == 2 ? 0 : 1;
+    free(inline_nested_outer((size_t)argc));
+    return calls == 5 ? 0 : 1;
 }

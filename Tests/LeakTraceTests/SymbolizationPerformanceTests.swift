@@ -1,0 +1,158 @@
+// Throughput of the symbolizer on large real modules, checked against binutils as it goes:
+// libc and libpython (symbol tables only, as distributions ship them) and this test executable
+// (full DWARF, Swift and C). The timings are printed; the assertions are about the answers.
+
+import Foundation
+import Symbolization
+import TraceFormat
+import XCTest
+
+final class SymbolizationPerformanceTests: XCTestCase {
+    private let addressCount = 10_000
+
+    func testTenThousandAddressesInLibc() throws {
+        try checkSymbolTableModule("/usr/lib/x86_64-linux-gnu/libc.so.6")
+    }
+
+    func testTenThousandAddressesInLibpython() throws {
+        try checkSymbolTableModule("/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0")
+    }
+
+    /// Every address inside a sized .dynsym function must come back named after one of the
+    /// symbols covering it (libc has aliases such as malloc and __libc_malloc).
+    private func checkSymbolTableModule(_ path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("\(path) is not installed") }
+        let module = try ELFOracle.module(path, bias: 0x7f3a_1200_0000)
+        let text = try XCTUnwrap(module.segments.first(where: \.isExecutable))
+        let step = text.size / UInt64(addressCount)
+        // +1 keeps every lookup (address - 1) inside the segment.
+        let addresses = (0 ..< UInt64(addressCount)).map { text.start + $0 * step + 1 }
+        let functions = try ELFOracle.sizedFunctions(path, dynamic: true).sorted { $0.start < $1.start }
+        let symbolizer = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
+
+        let (results, seconds) = timed { addresses.map { symbolizer.symbolize(address: $0, module: module, isReturnAddress: true) } }
+        let (_, cachedSeconds) = timed { addresses.map { symbolizer.symbolize(address: $0, module: module, isReturnAddress: true) } }
+
+        var covered = 0
+        var matched = 0
+        for (address, frames) in zip(addresses, results) {
+            XCTAssertEqual(frames.count, 1)
+            let names = coveringNames(address - module.bias - 1, in: functions)
+            guard !names.isEmpty else { continue }
+            covered += 1
+            if let function = frames.last?.function, names.contains(function) { matched += 1 }
+        }
+        XCTAssertGreaterThan(covered, addressCount / 10, "a good part of the text is inside exported functions")
+        XCTAssertEqual(matched, covered)
+        XCTAssertEqual(symbolizer.statistics.cacheHits, addressCount)
+        report(path, seconds: seconds, cachedSeconds: cachedSeconds, named: matched)
+    }
+
+    /// The test executable has full DWARF (Swift and C, inlined code included). Addresses inside
+    /// its functions are checked against `addr2line -i` on a sample.
+    func testTenThousandAddressesWithDWARFInThisTestExecutable() throws {
+        let path = try XCTUnwrap(resolvedExecutablePath())
+        let functions = try ELFOracle.sizedFunctions(path, dynamic: false)
+            .filter { $0.size >= 8 }.sorted { $0.start < $1.start }
+        guard functions.count >= 1_000 else { throw XCTSkip("\(path) has too few functions to measure") }
+        let module = try ELFOracle.module(path, bias: 0x5612_0000_0000)
+        // Spread the addresses over all functions, several per function when there are fewer
+        // functions than addresses, each strictly inside its function.
+        var offsets = Set<UInt64>()
+        var round: UInt64 = 0
+        while offsets.count < addressCount, round < 64 {
+            for (index, function) in functions.enumerated() where offsets.count < addressCount {
+                let inside = 1 + (UInt64(index) &* 7 &+ round &* 13) % (function.size - 1)
+                offsets.insert(function.start + inside)
+            }
+            round += 1
+        }
+        let addresses = offsets.sorted().map { module.bias + $0 }
+        XCTAssertEqual(addresses.count, addressCount)
+        let symbolizer = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
+
+        let (results, seconds) = timed { addresses.map { symbolizer.symbolize(address: $0, module: module, isReturnAddress: false) } }
+
+        let named = results.filter { $0.last?.function != nil }.count
+        let withLines = results.filter { $0.first?.line != nil }.count
+        let inlined = results.filter { $0.count > 1 }.count
+        XCTAssertEqual(named, addressCount, "every address is inside a function symbol")
+        XCTAssertEqual(symbolizer.warnings, [])
+
+        // Cross-check source positions with addr2line on an evenly spread sample.
+        let sample = stride(from: 0, to: addressCount, by: addressCount / 200).map { $0 }
+        let oracle = try addr2lineBatch(path, offsets: sample.map { addresses[$0] - module.bias })
+        var agreeing = 0
+        for (position, index) in sample.enumerated() {
+            let ours = results[index].map { "\($0.file ?? "??"):\($0.line.map(String.init) ?? "?")" }
+            if ours == oracle[position] { agreeing += 1 }
+            else { print("addr2line differs at 0x\(String(addresses[index] - module.bias, radix: 16)): ours \(ours), addr2line \(oracle[position])") }
+        }
+        XCTAssertEqual(agreeing, sample.count)
+        report(path, seconds: seconds, cachedSeconds: nil, named: named,
+               extra: "\(withLines) with file:line, \(inlined) with inline chains")
+    }
+
+    // MARK: Helpers
+
+    private func coveringNames(_ offset: UInt64, in sorted: [(name: String, start: UInt64, size: UInt64)]) -> Set<String> {
+        var low = 0
+        var high = sorted.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sorted[middle].start <= offset { low = middle + 1 } else { high = middle }
+        }
+        var names = Set<String>()
+        var index = low - 1
+        // Aliases share a start; nested symbols are rare and close. 64 entries back is plenty.
+        while index >= 0, index >= low - 64 {
+            let function = sorted[index]
+            if offset - function.start < function.size { names.insert(function.name) }
+            index -= 1
+        }
+        return names
+    }
+
+    /// addr2line's inline chains for many offsets at once, each as ["file:line", ...].
+    private func addr2lineBatch(_ binary: String, offsets: [UInt64]) throws -> [[String]] {
+        // With -a each answer starts with the queried address, which delimits the chains.
+        let output = try runTool("addr2line", ["-a", "-i", "-e", binary] + offsets.map { "0x" + String($0, radix: 16) })
+        var chains: [[String]] = []
+        for line in output.split(separator: "\n") {
+            if line.hasPrefix("0x") { chains.append([]); continue }
+            // Paths may contain spaces; only a trailing " (discriminator N)" is not part of the location.
+            var location = String(line)
+            if let note = location.range(of: " (discriminator ") { location = String(location[..<note.lowerBound]) }
+            guard !chains.isEmpty else { continue }
+            chains[chains.count - 1].append(location == "??:0" ? "??:?" : location)
+        }
+        return chains
+    }
+
+    private func resolvedExecutablePath() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { return nil }
+        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    private func timed<T>(_ body: () -> T) -> (T, Double) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let result = body()
+        return (result, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+
+    private func report(_ path: String, seconds: Double, cachedSeconds: Double?, named: Int, extra: String = "") {
+        var line = "symbolize \(addressCount) addresses in \(lastComponent(path)): "
+            + String(format: "%.3f s, %.1f µs/address", seconds, seconds * 1e6 / Double(addressCount))
+        if let cachedSeconds {
+            line += String(format: "; cached %.2f µs/address", cachedSeconds * 1e6 / Double(addressCount))
+        }
+        line += "; \(named) named" + (extra.isEmpty ? "" : ", " + extra)
+        print(line)
+    }
+
+    private func lastComponent(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+}
