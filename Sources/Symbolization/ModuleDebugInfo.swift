@@ -245,17 +245,28 @@ final class ModuleDebugInfo {
         return name
     }
 
-    /// A source file name from `unit`'s line table. A relative name is relative to the unit's
-    /// compilation directory (DWARF 5 line tables from clang name files by a relative directory,
-    /// and libdw 0.188 does not join it with DW_AT_comp_dir), so it is made absolute here.
+    /// A source file name from `unit`'s line table, made as absolute as the unit allows.
+    /// Names relative to a directory other than the compilation directory come out of libdw
+    /// 0.188 relative (clang's DWARF 5 tables, `-fdebug-prefix-map` builds such as Debian's),
+    /// so they are joined with DW_AT_comp_dir here, then `.` and `..` are folded.
     private func internedFile(_ pointer: UnsafePointer<CChar>, unit: inout Dwarf_Die) -> String {
         let key = UnsafeRawPointer(pointer)
         if let known = filesByPointer[key] { return known }
         var name = String(cString: pointer)
-        if !name.hasPrefix("/"), !name.hasPrefix("<"),
-           let directory = stringAttribute(DW_AT_comp_dir, of: &unit), directory.pointee == UInt8(ascii: "/") {
-            name = joinPath(String(cString: directory), name)
+        // Pseudo-files such as Swift's "<compiler-generated>" come with a directory that means nothing.
+        let last = lastPathComponent(name)
+        if last.hasPrefix("<"), last.hasSuffix(">") {
+            filesByPointer[key] = last
+            return last
         }
+        if !name.hasPrefix("/"), let directory = stringAttribute(DW_AT_comp_dir, of: &unit) {
+            let compilationDirectory = String(cString: directory)
+            if !compilationDirectory.isEmpty, name != compilationDirectory,
+               !name.hasPrefix(compilationDirectory + "/") {
+                name = joinPath(compilationDirectory, name)
+            }
+        }
+        name = lexicallyNormalizedPath(name)
         filesByPointer[key] = name
         return name
     }

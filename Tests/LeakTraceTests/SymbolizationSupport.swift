@@ -17,8 +17,9 @@ private final class CollectedOutput: @unchecked Sendable {
 
 /// Runs a tool found on PATH and returns its standard output; throws if it exits non-zero.
 @discardableResult
-func runTool(_ tool: String, _ arguments: [String]) throws -> String {
+func runTool(_ tool: String, _ arguments: [String], in directory: String? = nil) throws -> String {
     let process = Process()
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [tool] + arguments
     let output = Pipe()

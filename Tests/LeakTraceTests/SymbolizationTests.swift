@@ -165,6 +165,27 @@ final class SymbolizationTests: XCTestCase {
         XCTAssertEqual(frames.map(\.line), [try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
     }
 
+    /// Builds made with -fdebug-prefix-map (as distributions do) record a relative compilation
+    /// directory; file names are reported relative to it, with `.` and `..` folded.
+    func testRelativeCompilationDirectoryIsJoinedAndFolded() throws {
+        let directory = try makeScratchDirectory("prefixmap")
+        try FileManager.default.createDirectory(atPath: directory + "/src", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: TestPrograms.source("symbolize_plain.c"),
+                                         toPath: directory + "/src/symbolize_plain.c")
+        let binary = directory + "/mapped"
+        try runTool("cc", ["-g", "-O0", "-fPIE", "-pie", "-fdebug-prefix-map=\(directory)=./build",
+                           "src/symbolize_plain.c", "-o", binary], in: directory)
+        XCTAssertTrue(try runTool("readelf", ["--debug-dump=info", binary]).contains("./build"),
+                      "the test needs a relative DW_AT_comp_dir")
+        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
+        let module = try ELFOracle.module(binary, bias: testBias)
+
+        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+
+        XCTAssertEqual(frames.map(\.file), ["build/src/symbolize_plain.c"])
+        XCTAssertEqual(frames.map(\.line), [try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
+    }
+
     // MARK: C++
 
     func testCxxTemplateMemberInNamespaceIsDemangled() throws {
@@ -286,6 +307,83 @@ final class SymbolizationTests: XCTestCase {
         let inSubdirectory = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
             .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
         XCTAssertEqual(inSubdirectory.map(\.line), [expectedLine])
+    }
+
+    /// Distributions install debuglink targets under the debug root plus the binary's own
+    /// directory (/usr/lib/debug/usr/bin/app.debug for /usr/bin/app).
+    func testDebugLinkTargetIsFoundUnderTheDebugRootMirroringTheBinaryDirectory() throws {
+        let split = try splitDebugInfo("mirror", debugLink: true)
+        let root = split.directory + "/debug-root"
+        let mirrored = root + split.directory
+        try FileManager.default.createDirectory(atPath: mirrored, withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: split.debug, toPath: mirrored + "/symbolize_plain.debug")
+        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
+        let module = try ELFOracle.module(split.binary, bias: testBias)
+
+        let frames = Symbolizer(options: SymbolizerOptions(debugDirectories: [root]))
+            .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+
+        XCTAssertEqual(frames.map(\.function), ["plain_caller"])
+        XCTAssertEqual(frames.map(\.line), [try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
+    }
+
+    /// dwz moves DWARF shared by several debug files into one "alt" file named by
+    /// .gnu_debugaltlink (Debian's /usr/lib/debug/.dwz/...). Names of inlined functions then live
+    /// only there. It is found relative to the debug file, or by its build-id.
+    func testDwzAltFileIsFoundRelativeToTheDebugFileAndByBuildID() throws {
+        guard (try? runTool("dwz", ["--version"])) != nil else { throw XCTSkip("dwz is not installed") }
+        let binary = try binaries().inline
+        let offset = try ELFOracle.returnAddress(afterCallTo: "inline_sink", in: "inline_nested_outer", binary: binary)
+        let expectedNames = ["inline_inner", "inline_middle", "inline_nested_outer"]
+
+        for layout in ["relative", "build-id"] {
+            let directory = try makeScratchDirectory("dwz-\(layout)")
+            let twin = directory + "/twin"
+            try TestPrograms.compile("symbolize_inline.c", compiler: "cc",
+                                     flags: ["-g", "-O2", "-fPIE", "-pie", "-Wl,--build-id=0x00112233445566778899"],
+                                     output: twin)
+            let stripped = directory + "/symbolize_inline"
+            try runTool("strip", ["--strip-all", "-o", stripped, binary])
+            try runTool("objcopy", ["--only-keep-debug", binary, directory + "/main.debug"])
+            try runTool("objcopy", ["--only-keep-debug", twin, directory + "/twin.debug"])
+            let altName = layout == "relative" ? "../../.dwz/common.debug" : "/nonexistent/leaktrace/common.debug"
+            try runTool("dwz", ["-m", directory + "/common.debug", "-M", altName,
+                                directory + "/main.debug", directory + "/twin.debug"])
+
+            // The debug file goes where its build-id says; the alt file per the layout under test.
+            let root = directory + "/debug-root"
+            let mainHex = try ELFOracle.buildID(stripped).map { String(format: "%02x", $0) }.joined()
+            try FileManager.default.createDirectory(atPath: root + "/.build-id/" + mainHex.prefix(2),
+                                                    withIntermediateDirectories: true)
+            try FileManager.default.moveItem(atPath: directory + "/main.debug",
+                                             toPath: root + "/.build-id/" + mainHex.prefix(2) + "/" + mainHex.dropFirst(2) + ".debug")
+            let module = try ELFOracle.module(stripped, bias: testBias)
+            let withoutAlt = Symbolizer(options: SymbolizerOptions(debugDirectories: [root]))
+                .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+            // Without it the chain and lines are there, but the inlined functions' names are not
+            // (the physical function's name still comes from the debug file's .symtab).
+            XCTAssertEqual(withoutAlt.map(\.function), [nil, nil, "inline_nested_outer"], layout)
+
+            let altDestination: String
+            if layout == "relative" {
+                altDestination = root + "/.dwz/common.debug"
+            } else {
+                let altHex = try ELFOracle.buildID(directory + "/common.debug").map { String(format: "%02x", $0) }.joined()
+                altDestination = root + "/.build-id/" + altHex.prefix(2) + "/" + altHex.dropFirst(2) + ".debug"
+            }
+            try FileManager.default.createDirectory(atPath: (altDestination as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            try FileManager.default.moveItem(atPath: directory + "/common.debug", toPath: altDestination)
+
+            let frames = Symbolizer(options: SymbolizerOptions(debugDirectories: [root]))
+                .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+            XCTAssertEqual(frames.map(\.function), expectedNames, layout)
+            XCTAssertEqual(frames.map(\.line), [
+                try TestPrograms.line(of: "inner_calls_sink", in: "symbolize_inline.c"),
+                try TestPrograms.line(of: "middle_calls_inner", in: "symbolize_inline.c"),
+                try TestPrograms.line(of: "nested_outer_calls_middle", in: "symbolize_inline.c"),
+            ], layout)
+        }
     }
 
     /// A debug file with the linked name but from another build must not be used: its lines
