@@ -213,7 +213,7 @@ final class ModuleDebugInfo {
             return demangledName(linkage)
         }
         if let symbol = symbolPointer(at: fileAddress),
-           SymbolScheme(String(cString: symbol)) != .plain {
+           SymbolScheme(cString: symbol) != .plain {
             return demangledName(symbol)
         }
         if let plain = stringAttribute(DW_AT_name, of: die) { return internedName(plain) }

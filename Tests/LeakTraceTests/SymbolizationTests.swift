@@ -473,6 +473,41 @@ final class SymbolizationTests: XCTestCase {
                        ["\(path): cannot read the module (not an ELF file); its frames are shown as module+offset"])
     }
 
+    /// Truncated and scribbled-over copies of a real binary: every lookup must come back (with
+    /// whatever can still be read), never crash or hang.
+    func testDamagedELFFilesNeverCrash() throws {
+        let fixtures = try binaries()
+        let original = try Data(contentsOf: URL(fileURLWithPath: fixtures.plain))
+        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: fixtures.plain)
+        let directory = try makeScratchDirectory("damaged")
+        var variants: [(String, Data)] = []
+        for length in [0, 4, 16, 63, 64, 200, 1_000, 4_096, original.count / 2, original.count - 1] {
+            variants.append(("truncated-\(length)", original.prefix(length)))
+        }
+        // Deterministic scribbles: overwrite 64-byte runs at spread-out offsets (headers, section
+        // tables, DWARF) with a repeating pattern.
+        for (index, start) in stride(from: 16, to: original.count - 64, by: original.count / 24).enumerated() {
+            var copy = original
+            for position in start ..< start + 64 { copy[position] = UInt8(truncatingIfNeeded: position &* 131 &+ index) }
+            variants.append(("scribbled-\(start)", copy))
+        }
+        let symbolizer = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
+        for (name, bytes) in variants {
+            let path = directory + "/" + name
+            try bytes.write(to: URL(fileURLWithPath: path))
+            let module = Module(path: path, bias: testBias, buildID: [], segments: [])
+            for probe in [offset, offset + 3, 0, 0x40, UInt64(original.count) + 0x1000] {
+                let frames = symbolizer.symbolize(address: testBias + probe, module: module, isReturnAddress: true)
+                XCTAssertFalse(frames.isEmpty, name)
+                XCTAssertEqual(frames.last?.moduleOffset, probe, name)
+                XCTAssertEqual(frames.last?.isInlined, false, name)
+            }
+        }
+        // Files too short to be ELF are reported, once each.
+        XCTAssertTrue(symbolizer.warnings.contains("\(directory)/truncated-16: cannot read the module (not an ELF file); "
+                                                   + "its frames are shown as module+offset"), "\(symbolizer.warnings)")
+    }
+
     func testVDSOModuleIsGivenAsModuleAndOffsetWithoutWarning() {
         let module = Module(path: "linux-vdso.so.1", bias: 0x7ffd_1000_0000, buildID: [9, 9], segments: [])
         let symbolizer = Symbolizer()
