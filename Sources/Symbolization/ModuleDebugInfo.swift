@@ -116,11 +116,12 @@ final class ModuleDebugInfo {
     /// Source frames at module address `offset`, innermost inlined function first and the
     /// function the code physically belongs to last. Empty when nothing at all is known.
     func frames(at offset: UInt64) -> [SourceFrame] {
-        if let dwarf, offset >= dwarf.bias, let unitNumber = dwarf.units.unit(containing: offset - dwarf.bias) {
-            let address = offset - dwarf.bias
+        // The bias is a difference of addresses and may wrap (prelinked files).
+        if let dwarf, let unitNumber = dwarf.units.unit(containing: offset &- dwarf.bias) {
+            let address = offset &- dwarf.bias
             var unit = dwarf.units.die(unitNumber)
             let lineLocation = sourceLocation(unit: &unit, address: address)
-            let functions = functionIndex(unitNumber, unit: unit)
+            let functions = functionIndex(unitNumber, unit: dwarf.units.functionsDie(unitNumber))
             if let function = functions.function(containing: address) {
                 return inlineChain(inlineScopes(in: function, containing: address), fileAddress: offset,
                                    innermostLocation: lineLocation)
@@ -143,7 +144,7 @@ final class ModuleDebugInfo {
     }
 
     private struct Location {
-        var file: String
+        var file: String?
         var line: Int?
         var column: Int?
     }
@@ -184,11 +185,16 @@ final class ModuleDebugInfo {
         guard dwarf_diecu(inlined, &unitDie, nil, nil) != nil else { return nil }
         var files: OpaquePointer?
         var fileCount = 0
-        guard dwarf_getsrcfiles(&unitDie, &files, &fileCount) == 0, fileIndex < UInt64(fileCount),
-              let name = dwarf_filesrc(files, Int(fileIndex), nil, nil) else { return nil }
+        var file: String?
+        if dwarf_getsrcfiles(&unitDie, &files, &fileCount) == 0, fileIndex < UInt64(fileCount),
+           let name = dwarf_filesrc(files, Int(fileIndex), nil, nil), strcmp(name, "???") != 0 {
+            // libdw names the unused DWARF 4 entry 0 "???".
+            file = internedFile(name, unit: &unitDie)
+        }
         let line = unsignedAttribute(DW_AT_call_line, of: inlined).flatMap { $0 > 0 ? Int($0) : nil }
         let column = unsignedAttribute(DW_AT_call_column, of: inlined).flatMap { $0 > 0 ? Int($0) : nil }
-        return Location(file: internedFile(name, unit: &unitDie), line: line, column: column)
+        guard file != nil || line != nil else { return nil }
+        return Location(file: file, line: line, column: column)
     }
 
     // MARK: Names

@@ -16,12 +16,15 @@ struct UnitIndex {
 
     /// Unit DIEs; libdw keeps the memory they point into alive as long as the Dwarf handle.
     private let units: [Dwarf_Die]
+    /// For a split-DWARF skeleton unit, the split unit (from its .dwo) that holds its functions.
+    private let splitUnits: [Int: Dwarf_Die]
     /// Ranges sorted by start, with the furthest end seen so far for the backwards walk.
     private let ranges: [Range]
     private let furthestEnd: [UInt64]
 
     init(dwarf: OpaquePointer) {
         var units: [Dwarf_Die] = []
+        var splitUnits: [Int: Dwarf_Die] = [:]
         var ranges: [Range] = []
         var unit: OpaquePointer? = nil
         while true {
@@ -29,7 +32,8 @@ struct UnitIndex {
             var version: Dwarf_Half = 0
             var unitType: UInt8 = 0
             var unitDie = Dwarf_Die()
-            guard dwarf_get_units(dwarf, unit, &next, &version, &unitType, &unitDie, nil) == 0 else { break }
+            var splitDie = Dwarf_Die()
+            guard dwarf_get_units(dwarf, unit, &next, &version, &unitType, &unitDie, &splitDie) == 0 else { break }
             unit = next
             // Type units describe no code and partial (dwz) units have no ranges of their own.
             // Skeleton units (split DWARF) do: their line table lives in this file.
@@ -37,6 +41,9 @@ struct UnitIndex {
             let unitRanges = addressRanges(of: &unitDie)
             guard !unitRanges.isEmpty else { continue }
             units.append(unitDie)
+            // libdw looks for the .dwo itself (next to the compilation directory); without it
+            // the skeleton still has the line table.
+            if unitType == UInt8(DW_UT_skeleton), splitDie.addr != nil { splitUnits[units.count - 1] = splitDie }
             for (start, end) in unitRanges {
                 ranges.append(Range(start: start, end: end, unit: units.count - 1))
             }
@@ -50,6 +57,7 @@ struct UnitIndex {
             furthest.append(maximum)
         }
         self.units = units
+        self.splitUnits = splitUnits
         self.ranges = ranges
         self.furthestEnd = furthest
     }
@@ -58,6 +66,9 @@ struct UnitIndex {
 
     /// The DIE of unit number `unit` (as returned by `unit(containing:)`).
     func die(_ unit: Int) -> Dwarf_Die { units[unit] }
+
+    /// The DIE whose children are unit `unit`'s functions: the split unit for a skeleton.
+    func functionsDie(_ unit: Int) -> Dwarf_Die { splitUnits[unit] ?? units[unit] }
 
     /// The number of the unit whose ranges contain the DWARF address `address` (the
     /// latest-starting one if several claim it).

@@ -145,6 +145,33 @@ final class SymbolizationTests: XCTestCase {
         XCTAssertEqual(oracle.map(\.line), frames.compactMap(\.line))
     }
 
+    /// With -gsplit-dwarf the binary keeps a skeleton unit and the line table; functions and
+    /// inline information are in a .dwo file next to the compilation directory.
+    func testSplitDWARFReadsFunctionsFromTheDwoFile() throws {
+        let directory = try makeScratchDirectory("split")
+        let binary = directory + "/split"
+        try runTool("cc", ["-g", "-gsplit-dwarf", "-O2", "-fPIE", "-pie", TestPrograms.source("symbolize_inline.c"),
+                           "-o", binary], in: directory)
+        let dwo = try XCTUnwrap(FileManager.default.contentsOfDirectory(atPath: directory).first { $0.hasSuffix(".dwo") })
+        let offset = try ELFOracle.returnAddress(afterCallTo: "inline_sink", in: "inline_nested_outer", binary: binary)
+        let module = try ELFOracle.module(binary, bias: testBias)
+        let lines = [
+            try TestPrograms.line(of: "inner_calls_sink", in: "symbolize_inline.c"),
+            try TestPrograms.line(of: "middle_calls_inner", in: "symbolize_inline.c"),
+            try TestPrograms.line(of: "nested_outer_calls_middle", in: "symbolize_inline.c"),
+        ]
+
+        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        XCTAssertEqual(frames.map(\.function), ["inline_inner", "inline_middle", "inline_nested_outer"])
+        XCTAssertEqual(frames.map(\.line), lines)
+
+        // Without the .dwo only the skeleton's line table and the symbol table remain.
+        try FileManager.default.removeItem(atPath: directory + "/" + dwo)
+        let withoutDwo = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        XCTAssertEqual(withoutDwo.map(\.function), ["inline_nested_outer"])
+        XCTAssertEqual(withoutDwo.map(\.line), [lines[0]])
+    }
+
     // MARK: Producers without .debug_aranges
 
     /// clang (like swiftc and rustc) emits no .debug_aranges; units must be found by their own ranges.
