@@ -19,8 +19,8 @@ struct FunctionIndex {
     private let ranges: [Range]
     private let furthestEnd: [UInt64]
 
-    /// Indexes every subprogram with code in `unit`, including those nested in namespaces and
-    /// types, and those in partial units the unit imports (dwz output).
+    /// Indexes every subprogram with code in `unit`, including those nested in namespaces, types
+    /// and other functions, and those in partial units the unit imports (dwz output).
     init(unit: Dwarf_Die) {
         var functions: [Dwarf_Die] = []
         var ranges: [Range] = []
@@ -42,8 +42,12 @@ struct FunctionIndex {
                         ranges.append(Range(start: start, end: end, function: functions.count - 1))
                     }
                 }
+                // Swift closures and GNU C nested functions are subprograms inside their parent's
+                // DIE (directly or in a block), with code of their own.
+                var first = Dwarf_Die()
+                if dwarf_child(&die, &first) == 0 { pending.append(first) }
             case DW_TAG_namespace, DW_TAG_module, DW_TAG_class_type, DW_TAG_structure_type,
-                 DW_TAG_union_type, DW_TAG_interface_type:
+                 DW_TAG_union_type, DW_TAG_interface_type, DW_TAG_lexical_block:
                 var first = Dwarf_Die()
                 if dwarf_child(&die, &first) == 0 { pending.append(first) }
             case DW_TAG_imported_unit:

@@ -124,14 +124,16 @@ final class SymbolizationPerformanceTests: XCTestCase {
             let ours = results[index].map { frame -> String in
                 let line = frame.line.map(String.init) ?? "?"
                 guard compareFiles else { return line }
+                guard frame.line != nil else { return "??:?" }
                 return "\(frame.file ?? "??"):\(line)"
             }
             let theirs = oracle[position].map { location -> String in
                 guard let colon = location.lastIndex(of: ":") else { return location }
                 guard compareFiles else { return String(location[location.index(after: colon)...]) }
-                // addr2line prints ":?" for a function it knows with no line information, and
-                // Swift's pseudo-file as "//<compiler-generated>"; we give the bare pseudo-file name.
-                if location.hasPrefix(":") { return "??" + location }
+                // Without a line, addr2line still guesses a file from the symbol table's STT_FILE
+                // symbols (crtstuff.c, X.swift.o) or prints ":?"; that is not line information.
+                if location.hasSuffix(":?") { return "??:?" }
+                // Swift's pseudo-file comes as "//<compiler-generated>"; we give the bare name.
                 let file = location[..<colon]
                 if let slash = file.lastIndex(of: "/"), file[file.index(after: slash)...].hasPrefix("<") {
                     return String(file[file.index(after: slash)...]) + location[colon...]
