@@ -91,6 +91,20 @@ public final class Symbolizer {
         return frames
     }
 
+    /// Symbolizes a whole captured stack, innermost frame first, and flattens every frame's
+    /// inline chain into one list (still innermost first). `module` finds the module holding an
+    /// address (nil: none). `returnAddresses` applies to every frame; pass false for addresses
+    /// that are exact instruction addresses rather than return addresses.
+    public func symbolize(stack addresses: [UInt64], returnAddresses: Bool = true,
+                          module: (UInt64) -> Module?) -> [SymbolizedFrame] {
+        var frames: [SymbolizedFrame] = []
+        frames.reserveCapacity(addresses.count)
+        for address in addresses {
+            frames += symbolize(address: address, module: module(address), isReturnAddress: returnAddresses)
+        }
+        return frames
+    }
+
     // MARK: Module sessions
 
     private func sessionIndex(for module: Module) -> Int {

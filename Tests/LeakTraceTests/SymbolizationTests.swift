@@ -213,6 +213,29 @@ final class SymbolizationTests: XCTestCase {
         XCTAssertEqual(frames.map(\.line), [try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
     }
 
+    // MARK: Whole stacks
+
+    /// A stack through two modules and a gap: inline chains are flattened in order and each
+    /// address is matched to its own module.
+    func testStackIsFlattenedInnermostFirstAcrossModules() throws {
+        let fixtures = try binaries()
+        let inlineModule = try ELFOracle.module(fixtures.inline, bias: testBias)
+        let plainModule = try ELFOracle.module(fixtures.plain, bias: 0x7f55_0000_0000)
+        let inner = testBias + (try ELFOracle.returnAddress(afterCallTo: "inline_sink", in: "inline_outer", binary: fixtures.inline))
+        let outer = plainModule.bias + (try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller",
+                                                                    binary: fixtures.plain))
+        let unmapped: UInt64 = 0x10
+
+        let frames = Symbolizer().symbolize(stack: [inner, outer, unmapped]) { address in
+            [inlineModule, plainModule].first { module in module.segments.contains { $0.contains(address) } }
+        }
+
+        XCTAssertEqual(frames.map(\.function), ["inline_helper", "inline_outer", "plain_caller", nil])
+        XCTAssertEqual(frames.map(\.address), [inner, inner, outer, unmapped])
+        XCTAssertEqual(frames.map(\.module), [fixtures.inline, fixtures.inline, fixtures.plain, nil])
+        XCTAssertEqual(frames.map(\.isInlined), [true, false, false, false])
+    }
+
     // MARK: C++
 
     func testCxxTemplateMemberInNamespaceIsDemangled() throws {
