@@ -259,6 +259,46 @@ final class SymbolizationTests: XCTestCase {
                        ["leak::Box<int>::make(int)"])
     }
 
+    // MARK: Rust
+
+    /// rustc's default (legacy) mangling through DWARF linkage names, end to end.
+    func testRustFunctionIsDemangledWithoutItsHash() throws {
+        guard (try? runTool("rustc", ["--version"])) != nil else { throw XCTSkip("rustc is not installed") }
+        let directory = try makeScratchDirectory("rust")
+        let source = directory + "/demo.rs"
+        let lines = [
+            "#[inline(never)]",
+            "pub fn make_buffer(length: usize) -> Vec<u8> {",
+            "    let buffer = vec![7u8; length];",
+            "    std::hint::black_box(buffer)",
+            "}",
+            "fn main() {",
+            "    let buffer = make_buffer(std::env::args().count());",
+            "    std::hint::black_box(&buffer);",
+            "}",
+        ]
+        try (lines.joined(separator: "\n") + "\n").write(toFile: source, atomically: true, encoding: .utf8)
+        let binary = directory + "/demo"
+        try runTool("rustc", ["-g", "-C", "opt-level=0", "--crate-name", "demo", source, "-o", binary])
+        guard let mangled = try ELFOracle.symbols(binary).keys.first(where: {
+            $0.hasPrefix("_ZN4demo11make_buffer17h") && $0.hasSuffix("E")
+        }) else { return XCTFail("no legacy-mangled demo::make_buffer in \(binary)") }
+        let callee = try XCTUnwrap(try runTool("objdump", ["-d", "--no-show-raw-insn", binary])
+            .split(separator: "\n", omittingEmptySubsequences: false).drop { !$0.hasSuffix("<\(mangled)>:") }.dropFirst()
+            .prefix { !$0.isEmpty }.first { $0.contains("call") }?
+            .split(separator: "<").last?.split(separator: ">").first.map(String.init))
+        let offset = try ELFOracle.returnAddress(afterCallTo: callee, in: mangled, binary: binary)
+        let module = try ELFOracle.module(binary, bias: testBias)
+
+        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+
+        XCTAssertEqual(frames.last?.function, "demo::make_buffer")
+        XCTAssertEqual(frames.last?.file, source)
+        // The first call in make_buffer is the one vec! expands to, on line 3.
+        let expectedLine = 3
+        XCTAssertEqual(frames.last?.line, expectedLine)
+    }
+
     // MARK: Stripped binaries
 
     func testStrippedExecutableGivesModuleAndOffset() throws {
