@@ -71,7 +71,7 @@ public final class Symbolizer {
         if let cached = cache[key] {
             statistics.cacheHits += 1
             // The same file loaded at another bias shares the answer; only the address differs.
-            guard cached[0].address != address else { return cached }
+            guard cached.first?.address != address else { return cached }
             return cached.map { var frame = $0; frame.address = address; return frame }
         }
 

@@ -197,5 +197,26 @@ enum ELFOracle {
     }
 }
 
+extension ELFOracle {
+    /// llvm-symbolizer's view of `offset` (it ships with the Swift toolchain): innermost first,
+    /// with columns, which addr2line does not print.
+    static func llvmSymbolizer(_ binary: String, offset: UInt64)
+        throws -> [(function: String, file: String, line: Int, column: Int)] {
+        let output = try runTool("llvm-symbolizer", ["--obj=" + binary, "0x" + String(offset, radix: 16)])
+        let lines = output.split(separator: "\n").map(String.init)
+        var frames: [(String, String, Int, Int)] = []
+        var index = 0
+        while index + 1 < lines.count {
+            // "file:line:column"; the path may itself contain colons, so split from the end.
+            let parts = lines[index + 1].split(separator: ":", omittingEmptySubsequences: false)
+            if parts.count >= 3, let line = Int(parts[parts.count - 2]), let column = Int(parts[parts.count - 1]) {
+                frames.append((lines[index], parts.dropLast(2).joined(separator: ":"), line, column))
+            }
+            index += 2
+        }
+        return frames
+    }
+}
+
 /// The load bias the tests pretend every module was loaded at (a typical PIE bias under gdb).
 let testBias: UInt64 = 0x5555_5555_4000

@@ -52,13 +52,18 @@ final class SymbolizationTests: XCTestCase {
         let frames = symbolizer.symbolize(address: testBias + offset, module: module, isReturnAddress: true)
 
         let expectedLine = try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
+        // The column of the call: where `plain_leaf(` starts on the marked line.
+        let sourceLine = try String(contentsOfFile: TestPrograms.source("symbolize_plain.c"), encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false)[expectedLine - 1]
+        let expectedColumn = try XCTUnwrap(sourceLine.range(of: "plain_leaf(")).lowerBound.utf16Offset(in: sourceLine) + 1
         XCTAssertEqual(frames, [SymbolizedFrame(
             address: testBias + offset, module: binary, moduleOffset: offset, function: "plain_caller",
-            file: TestPrograms.source("symbolize_plain.c"), line: expectedLine, column: frames.first?.column,
+            file: TestPrograms.source("symbolize_plain.c"), line: expectedLine, column: expectedColumn,
             isInlined: false)])
         let oracle = try ELFOracle.addr2line(binary, offset: offset - 1)
         XCTAssertEqual(oracle.map(\.function), ["plain_caller"])
         XCTAssertEqual(oracle.map(\.line), [expectedLine])
+        XCTAssertEqual(try ELFOracle.llvmSymbolizer(binary, offset: offset - 1).map(\.column), [expectedColumn])
         XCTAssertEqual(frames.first?.displayName,
                        "plain_caller (\(TestPrograms.source("symbolize_plain.c")):\(expectedLine))")
         XCTAssertEqual(symbolizer.warnings, [])
@@ -143,6 +148,11 @@ final class SymbolizationTests: XCTestCase {
         let oracle = try ELFOracle.addr2line(binary, offset: offset - 1)
         XCTAssertEqual(oracle.map(\.function), frames.compactMap(\.function))
         XCTAssertEqual(oracle.map(\.line), frames.compactMap(\.line))
+        // Columns of the three calls (inline_sink(, inline_inner(, inline_middle( on their lines).
+        let llvm = try ELFOracle.llvmSymbolizer(binary, offset: offset - 1)
+        XCTAssertEqual(llvm.map(\.function), frames.compactMap(\.function))
+        XCTAssertEqual(frames.map(\.column), llvm.map(\.column))
+        XCTAssertEqual(frames.compactMap(\.column).count, 3)
     }
 
     /// With -gsplit-dwarf the binary keeps a skeleton unit and the line table; functions and
