@@ -200,30 +200,31 @@ final class ModuleDebugInfo {
     // MARK: Names
 
     /// The name of the function a DIE describes, following DW_AT_abstract_origin and
-    /// DW_AT_specification. The linkage name wins: demangled, it carries the namespaces,
-    /// template arguments and parameter types that DW_AT_name leaves out.
+    /// DW_AT_specification. A mangled linkage name wins: demangled, it carries the namespaces,
+    /// template arguments and parameter types that DW_AT_name leaves out. An unmangled one is
+    /// only an assembler label (glibc's `__GI___open` for `__open`), so the source name wins then.
     private func functionName(of die: UnsafeMutablePointer<Dwarf_Die>) -> String? {
-        if let linkage = stringAttribute(DW_AT_linkage_name, of: die)
-            ?? stringAttribute(DW_AT_MIPS_linkage_name, of: die) {
-            return demangledName(linkage)
-        }
-        guard let plain = stringAttribute(DW_AT_name, of: die) else { return nil }
-        return internedName(plain)
+        let linkage = linkageName(of: die)
+        if let linkage, SymbolScheme(cString: linkage) != .plain { return demangledName(linkage) }
+        if let plain = stringAttribute(DW_AT_name, of: die) { return internedName(plain) }
+        return linkage.map(internedName)
     }
 
-    /// Like `functionName`, but when DWARF has no linkage name (C++ constructors, whose abstract
-    /// DIE names only the class) a mangled ELF symbol at the address says more.
+    /// Like `functionName`, but when DWARF has no mangled linkage name (C++ constructors, whose
+    /// abstract DIE names only the class) a mangled ELF symbol at the address says more.
     private func physicalFunctionName(of die: UnsafeMutablePointer<Dwarf_Die>, at fileAddress: UInt64) -> String? {
-        if let linkage = stringAttribute(DW_AT_linkage_name, of: die)
-            ?? stringAttribute(DW_AT_MIPS_linkage_name, of: die) {
-            return demangledName(linkage)
-        }
-        if let symbol = symbolPointer(at: fileAddress),
-           SymbolScheme(cString: symbol) != .plain {
+        let linkage = linkageName(of: die)
+        if let linkage, SymbolScheme(cString: linkage) != .plain { return demangledName(linkage) }
+        if let symbol = symbolPointer(at: fileAddress), SymbolScheme(cString: symbol) != .plain {
             return demangledName(symbol)
         }
         if let plain = stringAttribute(DW_AT_name, of: die) { return internedName(plain) }
+        if let linkage { return internedName(linkage) }
         return symbolName(at: fileAddress)
+    }
+
+    private func linkageName(of die: UnsafeMutablePointer<Dwarf_Die>) -> UnsafePointer<CChar>? {
+        stringAttribute(DW_AT_linkage_name, of: die) ?? stringAttribute(DW_AT_MIPS_linkage_name, of: die)
     }
 
     /// The ELF function symbol (.symtab, else .gnu_debugdata, else .dynsym) at `fileAddress`, demangled.

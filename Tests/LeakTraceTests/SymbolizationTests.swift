@@ -106,6 +106,20 @@ final class SymbolizationTests: XCTestCase {
         XCTAssertEqual(asPlain.map(\.function), ["plain_caller"])
     }
 
+    /// DW_AT_linkage_name holds the assembler label; the source name is what a reader greps for.
+    func testAssemblerLabelledFunctionKeepsItsSourceName() throws {
+        let binary = try binaries().plain
+        let offset = try ELFOracle.returnAddress(afterCallTo: "calloc", in: "labelled_allocation_internal", binary: binary)
+        let module = try ELFOracle.module(binary, bias: testBias)
+
+        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+
+        XCTAssertEqual(frames.map(\.function), ["labelled_allocation"])
+        XCTAssertEqual(frames.map(\.line), [try TestPrograms.line(of: "labelled_calloc", in: "symbolize_plain.c")])
+        XCTAssertTrue(try runTool("readelf", ["--debug-dump=info", binary]).contains("labelled_allocation_internal"),
+                      "the test needs the label recorded as DW_AT_linkage_name")
+    }
+
     // MARK: Inline chain at -O2
 
     func testInlinedCallGivesTheInlineChainInnermostFirst() throws {

@@ -13,8 +13,18 @@ __attribute__((noinline)) int plain_caller(int count)
     return block != NULL; /* MARK:caller_after_call */
 }
 
+/* An assembler label gives the function a different symbol (as glibc's hidden aliases do);
+   the report should still show the name written in the source. */
+__attribute__((noinline)) void *labelled_allocation(size_t size) __asm__("labelled_allocation_internal");
+
+__attribute__((noinline)) void *labelled_allocation(size_t size)
+{
+    return calloc(1, size); /* MARK:labelled_calloc */
+}
+
 int main(int argc, char **argv)
 {
     (void)argv;
+    free(labelled_allocation((size_t)argc));
     return plain_caller(argc) ? 0 : 1;
 }
