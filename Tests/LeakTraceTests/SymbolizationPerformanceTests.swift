@@ -7,6 +7,8 @@ import Symbolization
 import TraceFormat
 import XCTest
 
+private typealias SymKit = SymbolizationTestKit
+
 final class SymbolizationPerformanceTests: XCTestCase {
     private let addressCount = 10_000
 
@@ -22,12 +24,12 @@ final class SymbolizationPerformanceTests: XCTestCase {
     /// symbols covering it (libc has aliases such as malloc and __libc_malloc).
     private func checkSymbolTableModule(_ path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("\(path) is not installed") }
-        let module = try ELFOracle.module(path, bias: 0x7f3a_1200_0000)
+        let module = try SymKit.Oracle.module(path, bias: 0x7f3a_1200_0000)
         let text = try XCTUnwrap(module.segments.first(where: \.isExecutable))
         let step = text.size / UInt64(addressCount)
         // +1 keeps every lookup (address - 1) inside the segment.
         let addresses = (0 ..< UInt64(addressCount)).map { text.start + $0 * step + 1 }
-        let functions = try ELFOracle.sizedFunctions(path, dynamic: true).sorted { $0.start < $1.start }
+        let functions = try SymKit.Oracle.sizedFunctions(path, dynamic: true).sorted { $0.start < $1.start }
         let symbolizer = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
 
         let (results, seconds) = timed { addresses.map { symbolizer.symbolize(address: $0, module: module, isReturnAddress: true) } }
@@ -52,10 +54,10 @@ final class SymbolizationPerformanceTests: XCTestCase {
     /// its functions are checked against `addr2line -i` on a sample.
     func testTenThousandAddressesWithDWARFInThisTestExecutable() throws {
         let path = try XCTUnwrap(resolvedExecutablePath())
-        let functions = try ELFOracle.sizedFunctions(path, dynamic: false)
+        let functions = try SymKit.Oracle.sizedFunctions(path, dynamic: false)
             .filter { $0.size >= 8 }.sorted { $0.start < $1.start }
         guard functions.count >= 1_000 else { throw XCTSkip("\(path) has too few functions to measure") }
-        let module = try ELFOracle.module(path, bias: 0x5612_0000_0000)
+        let module = try SymKit.Oracle.module(path, bias: 0x5612_0000_0000)
         // Spread the addresses over all functions, several per function when there are fewer
         // functions than addresses, each strictly inside its function.
         var offsets = Set<UInt64>()
@@ -85,10 +87,10 @@ final class SymbolizationPerformanceTests: XCTestCase {
     func testTenThousandAddressesInLibcWithItsDebugFile() throws {
         let path = "/usr/lib/x86_64-linux-gnu/libc.so.6"
         guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("\(path) is not installed") }
-        let hex = try ELFOracle.buildID(path).map { String(format: "%02x", $0) }.joined()
+        let hex = try SymKit.Oracle.buildID(path).map { String(format: "%02x", $0) }.joined()
         let debugFile = "/usr/lib/debug/.build-id/\(hex.prefix(2))/\(hex.dropFirst(2)).debug"
         guard FileManager.default.fileExists(atPath: debugFile) else { throw XCTSkip("no debug file for \(path) (libc6-dbg)") }
-        let module = try ELFOracle.module(path, bias: 0x7f3a_1200_0000)
+        let module = try SymKit.Oracle.module(path, bias: 0x7f3a_1200_0000)
         let text = try XCTUnwrap(module.segments.first(where: \.isExecutable))
         let step = text.size / UInt64(addressCount)
         let addresses = (0 ..< UInt64(addressCount)).map { text.start + $0 * step + 1 }
@@ -181,7 +183,7 @@ final class SymbolizationPerformanceTests: XCTestCase {
     /// addr2line's inline chains for many offsets at once, each as ["file:line", ...].
     private func addr2lineBatch(_ binary: String, offsets: [UInt64]) throws -> [[String]] {
         // With -a each answer starts with the queried address, which delimits the chains.
-        let output = try runTool("addr2line", ["-a", "-i", "-e", binary] + offsets.map { "0x" + String($0, radix: 16) })
+        let output = try SymKit.run("addr2line", ["-a", "-i", "-e", binary] + offsets.map { "0x" + String($0, radix: 16) })
         var chains: [[String]] = []
         for line in output.split(separator: "\n") {
             if line.hasPrefix("0x") { chains.append([]); continue }

@@ -7,6 +7,8 @@ import Symbolization
 import TraceFormat
 import XCTest
 
+private typealias SymKit = SymbolizationTestKit
+
 /// The test programs, compiled once for all symbolization tests.
 final class SymbolizationBinaries {
     let directory: String
@@ -22,19 +24,19 @@ final class SymbolizationBinaries {
     static let shared = Result { try SymbolizationBinaries() }
 
     private init() throws {
-        directory = try makeScratchDirectory("symbolize")
+        directory = try SymKit.scratchDirectory("symbolize")
         plain = directory + "/symbolize_plain"
         inline = directory + "/symbolize_inline"
         cxx = directory + "/symbolize_cxx"
         strippedLibrary = directory + "/libsymbolize_library.so"
         let pie = ["-fPIE", "-pie", "-Wl,--build-id"]
-        try TestPrograms.compile("symbolize_plain.c", compiler: "cc", flags: ["-g", "-O0"] + pie, output: plain)
-        try TestPrograms.compile("symbolize_inline.c", compiler: "cc", flags: ["-g", "-O2"] + pie, output: inline)
-        try TestPrograms.compile("symbolize_cxx.cpp", compiler: "c++", flags: ["-g", "-O0"] + pie, output: cxx)
+        try SymKit.Programs.compile("symbolize_plain.c", compiler: "cc", flags: ["-g", "-O0"] + pie, output: plain)
+        try SymKit.Programs.compile("symbolize_inline.c", compiler: "cc", flags: ["-g", "-O2"] + pie, output: inline)
+        try SymKit.Programs.compile("symbolize_cxx.cpp", compiler: "c++", flags: ["-g", "-O0"] + pie, output: cxx)
         let unstrippedLibrary = directory + "/libsymbolize_library.unstripped.so"
-        try TestPrograms.compile("symbolize_library.c", compiler: "cc",
+        try SymKit.Programs.compile("symbolize_library.c", compiler: "cc",
                                  flags: ["-g", "-O0", "-fPIC", "-shared", "-Wl,--build-id"], output: unstrippedLibrary)
-        try runTool("strip", ["--strip-all", "-o", strippedLibrary, unstrippedLibrary])
+        try SymKit.run("strip", ["--strip-all", "-o", strippedLibrary, unstrippedLibrary])
     }
 }
 
@@ -45,27 +47,27 @@ final class SymbolizationTests: XCTestCase {
 
     func testReturnAddressInCFunctionResolvesToTheCallLine() throws {
         let binary = try binaries().plain
-        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
-        let module = try ELFOracle.module(binary, bias: testBias)
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
+        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
         let symbolizer = Symbolizer()
 
-        let frames = symbolizer.symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let frames = symbolizer.symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
 
-        let expectedLine = try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
+        let expectedLine = try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
         // The column of the call: where `plain_leaf(` starts on the marked line.
-        let sourceLine = try String(contentsOfFile: TestPrograms.source("symbolize_plain.c"), encoding: .utf8)
+        let sourceLine = try String(contentsOfFile: SymKit.Programs.source("symbolize_plain.c"), encoding: .utf8)
             .split(separator: "\n", omittingEmptySubsequences: false)[expectedLine - 1]
         let expectedColumn = try XCTUnwrap(sourceLine.range(of: "plain_leaf(")).lowerBound.utf16Offset(in: sourceLine) + 1
         XCTAssertEqual(frames, [SymbolizedFrame(
-            address: testBias + offset, module: binary, moduleOffset: offset, function: "plain_caller",
-            file: TestPrograms.source("symbolize_plain.c"), line: expectedLine, column: expectedColumn,
+            address: SymKit.bias + offset, module: binary, moduleOffset: offset, function: "plain_caller",
+            file: SymKit.Programs.source("symbolize_plain.c"), line: expectedLine, column: expectedColumn,
             isInlined: false)])
-        let oracle = try ELFOracle.addr2line(binary, offset: offset - 1)
+        let oracle = try SymKit.Oracle.addr2line(binary, offset: offset - 1)
         XCTAssertEqual(oracle.map(\.function), ["plain_caller"])
         XCTAssertEqual(oracle.map(\.line), [expectedLine])
-        XCTAssertEqual(try ELFOracle.llvmSymbolizer(binary, offset: offset - 1).map(\.column), [expectedColumn])
+        XCTAssertEqual(try SymKit.Oracle.llvmSymbolizer(binary, offset: offset - 1).map(\.column), [expectedColumn])
         XCTAssertEqual(frames.first?.displayName,
-                       "plain_caller (\(TestPrograms.source("symbolize_plain.c")):\(expectedLine))")
+                       "plain_caller (\(SymKit.Programs.source("symbolize_plain.c")):\(expectedLine))")
         XCTAssertEqual(symbolizer.warnings, [])
         XCTAssertEqual(symbolizer.modulesWithoutDebugInfo, [])
     }
@@ -73,14 +75,14 @@ final class SymbolizationTests: XCTestCase {
     /// GCC puts a function's prologue on the line of its opening brace.
     func testFunctionEntryResolvesToItsOpeningBraceLine() throws {
         let binary = try binaries().plain
-        let start = try ELFOracle.symbol("plain_leaf", in: binary)
-        let module = try ELFOracle.module(binary, bias: testBias)
+        let start = try SymKit.Oracle.symbol("plain_leaf", in: binary)
+        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
 
-        let frames = Symbolizer().symbolize(address: testBias + start + 4, module: module, isReturnAddress: false)
+        let frames = Symbolizer().symbolize(address: SymKit.bias + start + 4, module: module, isReturnAddress: false)
 
         XCTAssertEqual(frames.count, 1)
         XCTAssertEqual(frames.first?.function, "plain_leaf")
-        XCTAssertEqual(frames.first?.line, try TestPrograms.line(of: "leaf_entry", in: "symbolize_plain.c"))
+        XCTAssertEqual(frames.first?.line, try SymKit.Programs.line(of: "leaf_entry", in: "symbolize_plain.c"))
         XCTAssertEqual(frames.first?.moduleOffset, start + 4)
     }
 
@@ -88,35 +90,35 @@ final class SymbolizationTests: XCTestCase {
     /// of the function before it: address - 1 must be looked up, not the address itself.
     func testReturnAddressIsLookedUpOneByteEarlier() throws {
         let binary = try binaries().plain
-        let functions = try ELFOracle.sizedFunctions(binary, dynamic: false)
+        let functions = try SymKit.Oracle.sizedFunctions(binary, dynamic: false)
         guard let leaf = functions.first(where: { $0.name == "plain_leaf" }),
               let caller = functions.first(where: { $0.name == "plain_caller" }) else {
             return XCTFail("plain_leaf and plain_caller must be in the symbol table")
         }
         XCTAssertEqual(leaf.start + leaf.size, caller.start, "the test needs plain_leaf to end where plain_caller starts")
-        let module = try ELFOracle.module(binary, bias: testBias)
+        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
         let symbolizer = Symbolizer()
 
-        let asReturn = symbolizer.symbolize(address: testBias + caller.start, module: module, isReturnAddress: true)
-        let asPlain = symbolizer.symbolize(address: testBias + caller.start, module: module, isReturnAddress: false)
+        let asReturn = symbolizer.symbolize(address: SymKit.bias + caller.start, module: module, isReturnAddress: true)
+        let asPlain = symbolizer.symbolize(address: SymKit.bias + caller.start, module: module, isReturnAddress: false)
 
         XCTAssertEqual(asReturn.map(\.function), ["plain_leaf"])
-        XCTAssertEqual(asReturn.map(\.line), [try TestPrograms.line(of: "leaf_end", in: "symbolize_plain.c")])
-        XCTAssertEqual(asReturn.map(\.address), [testBias + caller.start], "the captured address is reported")
+        XCTAssertEqual(asReturn.map(\.line), [try SymKit.Programs.line(of: "leaf_end", in: "symbolize_plain.c")])
+        XCTAssertEqual(asReturn.map(\.address), [SymKit.bias + caller.start], "the captured address is reported")
         XCTAssertEqual(asPlain.map(\.function), ["plain_caller"])
     }
 
     /// DW_AT_linkage_name holds the assembler label; the source name is what a reader greps for.
     func testAssemblerLabelledFunctionKeepsItsSourceName() throws {
         let binary = try binaries().plain
-        let offset = try ELFOracle.returnAddress(afterCallTo: "calloc", in: "labelled_allocation_internal", binary: binary)
-        let module = try ELFOracle.module(binary, bias: testBias)
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "calloc", in: "labelled_allocation_internal", binary: binary)
+        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
 
-        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let frames = Symbolizer().symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
 
         XCTAssertEqual(frames.map(\.function), ["labelled_allocation"])
-        XCTAssertEqual(frames.map(\.line), [try TestPrograms.line(of: "labelled_calloc", in: "symbolize_plain.c")])
-        XCTAssertTrue(try runTool("readelf", ["--debug-dump=info", binary]).contains("labelled_allocation_internal"),
+        XCTAssertEqual(frames.map(\.line), [try SymKit.Programs.line(of: "labelled_calloc", in: "symbolize_plain.c")])
+        XCTAssertTrue(try SymKit.run("readelf", ["--debug-dump=info", binary]).contains("labelled_allocation_internal"),
                       "the test needs the label recorded as DW_AT_linkage_name")
     }
 
@@ -124,21 +126,21 @@ final class SymbolizationTests: XCTestCase {
 
     func testInlinedCallGivesTheInlineChainInnermostFirst() throws {
         let binary = try binaries().inline
-        let offset = try ELFOracle.returnAddress(afterCallTo: "inline_sink", in: "inline_outer", binary: binary)
-        let module = try ELFOracle.module(binary, bias: testBias)
-        let source = TestPrograms.source("symbolize_inline.c")
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "inline_sink", in: "inline_outer", binary: binary)
+        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
+        let source = SymKit.Programs.source("symbolize_inline.c")
 
-        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let frames = Symbolizer().symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
 
-        let helperLine = try TestPrograms.line(of: "helper_calls_sink", in: "symbolize_inline.c")
-        let outerLine = try TestPrograms.line(of: "outer_calls_helper", in: "symbolize_inline.c")
+        let helperLine = try SymKit.Programs.line(of: "helper_calls_sink", in: "symbolize_inline.c")
+        let outerLine = try SymKit.Programs.line(of: "outer_calls_helper", in: "symbolize_inline.c")
         XCTAssertEqual(frames.map(\.function), ["inline_helper", "inline_outer"])
         XCTAssertEqual(frames.map(\.file), [source, source])
         XCTAssertEqual(frames.map(\.line), [helperLine, outerLine])
         XCTAssertEqual(frames.map(\.isInlined), [true, false])
-        XCTAssertEqual(frames.map(\.address), [testBias + offset, testBias + offset])
+        XCTAssertEqual(frames.map(\.address), [SymKit.bias + offset, SymKit.bias + offset])
         XCTAssertEqual(frames.map(\.moduleOffset), [offset, offset])
-        let oracle = try ELFOracle.addr2line(binary, offset: offset - 1)
+        let oracle = try SymKit.Oracle.addr2line(binary, offset: offset - 1)
         XCTAssertEqual(oracle.map(\.function), frames.compactMap(\.function))
         XCTAssertEqual(oracle.map(\.line), frames.compactMap(\.line))
     }
@@ -147,23 +149,23 @@ final class SymbolizationTests: XCTestCase {
     /// scopes around the inlined function's own definition.
     func testNestedInlineChainNamesEveryLevel() throws {
         let binary = try binaries().inline
-        let offset = try ELFOracle.returnAddress(afterCallTo: "inline_sink", in: "inline_nested_outer", binary: binary)
-        let module = try ELFOracle.module(binary, bias: testBias)
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "inline_sink", in: "inline_nested_outer", binary: binary)
+        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
 
-        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let frames = Symbolizer().symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
 
         XCTAssertEqual(frames.map(\.function), ["inline_inner", "inline_middle", "inline_nested_outer"])
         XCTAssertEqual(frames.map(\.line), [
-            try TestPrograms.line(of: "inner_calls_sink", in: "symbolize_inline.c"),
-            try TestPrograms.line(of: "middle_calls_inner", in: "symbolize_inline.c"),
-            try TestPrograms.line(of: "nested_outer_calls_middle", in: "symbolize_inline.c"),
+            try SymKit.Programs.line(of: "inner_calls_sink", in: "symbolize_inline.c"),
+            try SymKit.Programs.line(of: "middle_calls_inner", in: "symbolize_inline.c"),
+            try SymKit.Programs.line(of: "nested_outer_calls_middle", in: "symbolize_inline.c"),
         ])
         XCTAssertEqual(frames.map(\.isInlined), [true, true, false])
-        let oracle = try ELFOracle.addr2line(binary, offset: offset - 1)
+        let oracle = try SymKit.Oracle.addr2line(binary, offset: offset - 1)
         XCTAssertEqual(oracle.map(\.function), frames.compactMap(\.function))
         XCTAssertEqual(oracle.map(\.line), frames.compactMap(\.line))
         // Columns of the three calls (inline_sink(, inline_inner(, inline_middle( on their lines).
-        let llvm = try ELFOracle.llvmSymbolizer(binary, offset: offset - 1)
+        let llvm = try SymKit.Oracle.llvmSymbolizer(binary, offset: offset - 1)
         XCTAssertEqual(llvm.map(\.function), frames.compactMap(\.function))
         XCTAssertEqual(frames.map(\.column), llvm.map(\.column))
         XCTAssertEqual(frames.compactMap(\.column).count, 3)
@@ -172,26 +174,26 @@ final class SymbolizationTests: XCTestCase {
     /// With -gsplit-dwarf the binary keeps a skeleton unit and the line table; functions and
     /// inline information are in a .dwo file next to the compilation directory.
     func testSplitDWARFReadsFunctionsFromTheDwoFile() throws {
-        let directory = try makeScratchDirectory("split")
+        let directory = try SymKit.scratchDirectory("split", removedAfter: self)
         let binary = directory + "/split"
-        try runTool("cc", ["-g", "-gsplit-dwarf", "-O2", "-fPIE", "-pie", TestPrograms.source("symbolize_inline.c"),
+        try SymKit.run("cc", ["-g", "-gsplit-dwarf", "-O2", "-fPIE", "-pie", SymKit.Programs.source("symbolize_inline.c"),
                            "-o", binary], in: directory)
         let dwo = try XCTUnwrap(FileManager.default.contentsOfDirectory(atPath: directory).first { $0.hasSuffix(".dwo") })
-        let offset = try ELFOracle.returnAddress(afterCallTo: "inline_sink", in: "inline_nested_outer", binary: binary)
-        let module = try ELFOracle.module(binary, bias: testBias)
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "inline_sink", in: "inline_nested_outer", binary: binary)
+        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
         let lines = [
-            try TestPrograms.line(of: "inner_calls_sink", in: "symbolize_inline.c"),
-            try TestPrograms.line(of: "middle_calls_inner", in: "symbolize_inline.c"),
-            try TestPrograms.line(of: "nested_outer_calls_middle", in: "symbolize_inline.c"),
+            try SymKit.Programs.line(of: "inner_calls_sink", in: "symbolize_inline.c"),
+            try SymKit.Programs.line(of: "middle_calls_inner", in: "symbolize_inline.c"),
+            try SymKit.Programs.line(of: "nested_outer_calls_middle", in: "symbolize_inline.c"),
         ]
 
-        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let frames = Symbolizer().symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
         XCTAssertEqual(frames.map(\.function), ["inline_inner", "inline_middle", "inline_nested_outer"])
         XCTAssertEqual(frames.map(\.line), lines)
 
         // Without the .dwo only the skeleton's line table and the symbol table remain.
         try FileManager.default.removeItem(atPath: directory + "/" + dwo)
-        let withoutDwo = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let withoutDwo = Symbolizer().symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
         XCTAssertEqual(withoutDwo.map(\.function), ["inline_nested_outer"])
         XCTAssertEqual(withoutDwo.map(\.line), [lines[0]])
     }
@@ -202,39 +204,39 @@ final class SymbolizationTests: XCTestCase {
     func testClangBinaryWithoutArangesResolvesLines() throws {
         let fixtures = try binaries()
         let binary = fixtures.directory + "/symbolize_plain.clang"
-        try TestPrograms.compile("symbolize_plain.c", compiler: "clang", flags: ["-g", "-O0", "-fPIE", "-pie", "-Wl,--build-id"],
+        try SymKit.Programs.compile("symbolize_plain.c", compiler: "clang", flags: ["-g", "-O0", "-fPIE", "-pie", "-Wl,--build-id"],
                                  output: binary)
-        XCTAssertFalse(try runTool("readelf", ["-SW", binary]).contains(".debug_aranges"),
+        XCTAssertFalse(try SymKit.run("readelf", ["-SW", binary]).contains(".debug_aranges"),
                        "the test needs a binary without .debug_aranges")
-        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
-        let module = try ELFOracle.module(binary, bias: testBias)
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
+        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
 
-        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let frames = Symbolizer().symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
 
         XCTAssertEqual(frames.map(\.function), ["plain_caller"])
-        XCTAssertEqual(frames.map(\.file), [TestPrograms.source("symbolize_plain.c")])
-        XCTAssertEqual(frames.map(\.line), [try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
+        XCTAssertEqual(frames.map(\.file), [SymKit.Programs.source("symbolize_plain.c")])
+        XCTAssertEqual(frames.map(\.line), [try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
     }
 
     /// Builds made with -fdebug-prefix-map (as distributions do) record a relative compilation
     /// directory; file names are reported relative to it, with `.` and `..` folded.
     func testRelativeCompilationDirectoryIsJoinedAndFolded() throws {
-        let directory = try makeScratchDirectory("prefixmap")
+        let directory = try SymKit.scratchDirectory("prefixmap", removedAfter: self)
         try FileManager.default.createDirectory(atPath: directory + "/src", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: TestPrograms.source("symbolize_plain.c"),
+        try FileManager.default.copyItem(atPath: SymKit.Programs.source("symbolize_plain.c"),
                                          toPath: directory + "/src/symbolize_plain.c")
         let binary = directory + "/mapped"
-        try runTool("cc", ["-g", "-O0", "-fPIE", "-pie", "-fdebug-prefix-map=\(directory)=./build",
+        try SymKit.run("cc", ["-g", "-O0", "-fPIE", "-pie", "-fdebug-prefix-map=\(directory)=./build",
                            "src/symbolize_plain.c", "-o", binary], in: directory)
-        XCTAssertTrue(try runTool("readelf", ["--debug-dump=info", binary]).contains("./build"),
+        XCTAssertTrue(try SymKit.run("readelf", ["--debug-dump=info", binary]).contains("./build"),
                       "the test needs a relative DW_AT_comp_dir")
-        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
-        let module = try ELFOracle.module(binary, bias: testBias)
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
+        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
 
-        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let frames = Symbolizer().symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
 
         XCTAssertEqual(frames.map(\.file), ["build/src/symbolize_plain.c"])
-        XCTAssertEqual(frames.map(\.line), [try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
+        XCTAssertEqual(frames.map(\.line), [try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
     }
 
     // MARK: Whole stacks
@@ -243,10 +245,10 @@ final class SymbolizationTests: XCTestCase {
     /// address is matched to its own module.
     func testStackIsFlattenedInnermostFirstAcrossModules() throws {
         let fixtures = try binaries()
-        let inlineModule = try ELFOracle.module(fixtures.inline, bias: testBias)
-        let plainModule = try ELFOracle.module(fixtures.plain, bias: 0x7f55_0000_0000)
-        let inner = testBias + (try ELFOracle.returnAddress(afterCallTo: "inline_sink", in: "inline_outer", binary: fixtures.inline))
-        let outer = plainModule.bias + (try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller",
+        let inlineModule = try SymKit.Oracle.module(fixtures.inline, bias: SymKit.bias)
+        let plainModule = try SymKit.Oracle.module(fixtures.plain, bias: 0x7f55_0000_0000)
+        let inner = SymKit.bias + (try SymKit.Oracle.returnAddress(afterCallTo: "inline_sink", in: "inline_outer", binary: fixtures.inline))
+        let outer = plainModule.bias + (try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller",
                                                                     binary: fixtures.plain))
         let unmapped: UInt64 = 0x10
 
@@ -264,22 +266,22 @@ final class SymbolizationTests: XCTestCase {
 
     func testCxxTemplateMemberInNamespaceIsDemangled() throws {
         let binary = try binaries().cxx
-        let module = try ELFOracle.module(binary, bias: testBias)
+        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
         let symbolizer = Symbolizer()
-        let source = TestPrograms.source("symbolize_cxx.cpp")
+        let source = SymKit.Programs.source("symbolize_cxx.cpp")
 
-        let callOffset = try ELFOracle.returnAddress(afterCallTo: "_ZN4leak3BoxIiE4makeEi",
+        let callOffset = try SymKit.Oracle.returnAddress(afterCallTo: "_ZN4leak3BoxIiE4makeEi",
                                                      in: "_ZN4leak6detail5buildEi", binary: binary)
-        let caller = symbolizer.symbolize(address: testBias + callOffset, module: module, isReturnAddress: true)
+        let caller = symbolizer.symbolize(address: SymKit.bias + callOffset, module: module, isReturnAddress: true)
         XCTAssertEqual(caller.map(\.function), ["leak::detail::build(int)"])
         XCTAssertEqual(caller.map(\.file), [source])
-        XCTAssertEqual(caller.map(\.line), [try TestPrograms.line(of: "build_calls_make", in: "symbolize_cxx.cpp")])
+        XCTAssertEqual(caller.map(\.line), [try SymKit.Programs.line(of: "build_calls_make", in: "symbolize_cxx.cpp")])
 
-        let mallocOffset = try ELFOracle.returnAddress(afterCallTo: "malloc", in: "_ZN4leak3BoxIiE4makeEi", binary: binary)
-        let member = symbolizer.symbolize(address: testBias + mallocOffset, module: module, isReturnAddress: true)
+        let mallocOffset = try SymKit.Oracle.returnAddress(afterCallTo: "malloc", in: "_ZN4leak3BoxIiE4makeEi", binary: binary)
+        let member = symbolizer.symbolize(address: SymKit.bias + mallocOffset, module: module, isReturnAddress: true)
         XCTAssertEqual(member.map(\.function), ["leak::Box<int>::make(int)"])
-        XCTAssertEqual(member.map(\.line), [try TestPrograms.line(of: "box_make_malloc", in: "symbolize_cxx.cpp")])
-        XCTAssertEqual(try ELFOracle.addr2line(binary, offset: mallocOffset - 1).map(\.function),
+        XCTAssertEqual(member.map(\.line), [try SymKit.Programs.line(of: "box_make_malloc", in: "symbolize_cxx.cpp")])
+        XCTAssertEqual(try SymKit.Oracle.addr2line(binary, offset: mallocOffset - 1).map(\.function),
                        ["leak::Box<int>::make(int)"])
     }
 
@@ -287,8 +289,8 @@ final class SymbolizationTests: XCTestCase {
 
     /// rustc's default (legacy) mangling through DWARF linkage names, end to end.
     func testRustFunctionIsDemangledWithoutItsHash() throws {
-        guard (try? runTool("rustc", ["--version"])) != nil else { throw XCTSkip("rustc is not installed") }
-        let directory = try makeScratchDirectory("rust")
+        guard (try? SymKit.run("rustc", ["--version"])) != nil else { throw XCTSkip("rustc is not installed") }
+        let directory = try SymKit.scratchDirectory("rust", removedAfter: self)
         let source = directory + "/demo.rs"
         let lines = [
             "#[inline(never)]",
@@ -303,18 +305,18 @@ final class SymbolizationTests: XCTestCase {
         ]
         try (lines.joined(separator: "\n") + "\n").write(toFile: source, atomically: true, encoding: .utf8)
         let binary = directory + "/demo"
-        try runTool("rustc", ["-g", "-C", "opt-level=0", "--crate-name", "demo", source, "-o", binary])
-        guard let mangled = try ELFOracle.symbols(binary).keys.first(where: {
+        try SymKit.run("rustc", ["-g", "-C", "opt-level=0", "--crate-name", "demo", source, "-o", binary])
+        guard let mangled = try SymKit.Oracle.symbols(binary).keys.first(where: {
             $0.hasPrefix("_ZN4demo11make_buffer17h") && $0.hasSuffix("E")
         }) else { return XCTFail("no legacy-mangled demo::make_buffer in \(binary)") }
-        let callee = try XCTUnwrap(try runTool("objdump", ["-d", "--no-show-raw-insn", binary])
+        let callee = try XCTUnwrap(try SymKit.run("objdump", ["-d", "--no-show-raw-insn", binary])
             .split(separator: "\n", omittingEmptySubsequences: false).drop { !$0.hasSuffix("<\(mangled)>:") }.dropFirst()
             .prefix { !$0.isEmpty }.first { $0.contains("call") }?
             .split(separator: "<").last?.split(separator: ">").first.map(String.init))
-        let offset = try ELFOracle.returnAddress(afterCallTo: callee, in: mangled, binary: binary)
-        let module = try ELFOracle.module(binary, bias: testBias)
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: callee, in: mangled, binary: binary)
+        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
 
-        let frames = Symbolizer().symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let frames = Symbolizer().symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
 
         XCTAssertEqual(frames.last?.function, "demo::make_buffer")
         XCTAssertEqual(frames.last?.file, source)
@@ -328,14 +330,14 @@ final class SymbolizationTests: XCTestCase {
     func testStrippedExecutableGivesModuleAndOffset() throws {
         let fixtures = try binaries()
         let stripped = fixtures.directory + "/symbolize_plain.stripped"
-        try runTool("strip", ["--strip-all", "-o", stripped, fixtures.plain])
-        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: fixtures.plain)
-        let module = try ELFOracle.module(stripped, bias: testBias)
+        try SymKit.run("strip", ["--strip-all", "-o", stripped, fixtures.plain])
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: fixtures.plain)
+        let module = try SymKit.Oracle.module(stripped, bias: SymKit.bias)
         let symbolizer = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
 
-        let frames = symbolizer.symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let frames = symbolizer.symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
 
-        XCTAssertEqual(frames, [SymbolizedFrame(address: testBias + offset, module: stripped, moduleOffset: offset)])
+        XCTAssertEqual(frames, [SymbolizedFrame(address: SymKit.bias + offset, module: stripped, moduleOffset: offset)])
         XCTAssertEqual(frames.first?.displayName, "symbolize_plain.stripped+0x" + String(offset, radix: 16))
         XCTAssertEqual(symbolizer.modulesWithoutDebugInfo, [stripped])
         XCTAssertEqual(symbolizer.warnings, [])
@@ -343,9 +345,9 @@ final class SymbolizationTests: XCTestCase {
 
     func testStrippedLibraryNamesExportedFunctionsFromDynsym() throws {
         let library = try binaries().strippedLibrary
-        let module = try ELFOracle.module(library, bias: 0x7f12_3400_0000)
+        let module = try SymKit.Oracle.module(library, bias: 0x7f12_3400_0000)
         let symbolizer = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
-        let entry = try XCTUnwrap(ELFOracle.symbols(library, dynamic: true)["symbolize_library_entry"])
+        let entry = try XCTUnwrap(SymKit.Oracle.symbols(library, dynamic: true)["symbolize_library_entry"])
 
         let exported = symbolizer.symbolize(address: module.bias + entry + 4, module: module, isReturnAddress: false)
         XCTAssertEqual(exported, [SymbolizedFrame(address: module.bias + entry + 4, module: library,
@@ -354,7 +356,7 @@ final class SymbolizationTests: XCTestCase {
                        + String(entry + 4, radix: 16) + ")")
 
         // The static helper has no .dynsym entry; the unstripped copy says where it is.
-        let helper = try ELFOracle.symbol("library_hidden_helper",
+        let helper = try SymKit.Oracle.symbol("library_hidden_helper",
                                           in: try binaries().directory + "/libsymbolize_library.unstripped.so")
         let hidden = symbolizer.symbolize(address: module.bias + helper + 4, module: module, isReturnAddress: false)
         XCTAssertEqual(hidden, [SymbolizedFrame(address: module.bias + helper + 4, module: library,
@@ -365,14 +367,14 @@ final class SymbolizationTests: XCTestCase {
 
     /// Splits the plain program into a stripped binary and a debug file, in a fresh directory.
     private func splitDebugInfo(_ label: String, debugLink: Bool) throws -> (directory: String, binary: String, debug: String) {
-        let directory = try makeScratchDirectory(label)
+        let directory = try SymKit.scratchDirectory(label, removedAfter: self)
         let binary = directory + "/symbolize_plain"
         let debug = directory + "/symbolize_plain.debug"
-        try runTool("objcopy", ["--only-keep-debug", try binaries().plain, debug])
-        try runTool("strip", ["--strip-all", "-o", binary, try binaries().plain])
+        try SymKit.run("objcopy", ["--only-keep-debug", try binaries().plain, debug])
+        try SymKit.run("strip", ["--strip-all", "-o", binary, try binaries().plain])
         if debugLink {
             // objcopy records the link's base name and the CRC of the file as it is now.
-            try runTool("objcopy", ["--add-gnu-debuglink=\(debug)", binary])
+            try SymKit.run("objcopy", ["--add-gnu-debuglink=\(debug)", binary])
         }
         return (directory, binary, debug)
     }
@@ -380,38 +382,38 @@ final class SymbolizationTests: XCTestCase {
     func testSeparateDebugFileIsFoundInBuildIDDirectory() throws {
         let split = try splitDebugInfo("buildid", debugLink: false)
         let root = split.directory + "/debug-root"
-        let id = try ELFOracle.buildID(split.binary)
+        let id = try SymKit.Oracle.buildID(split.binary)
         XCTAssertEqual(id.count, 20)
         let hex = id.map { String(format: "%02x", $0) }.joined()
         try FileManager.default.createDirectory(atPath: root + "/.build-id/" + hex.prefix(2),
                                                 withIntermediateDirectories: true)
         try FileManager.default.moveItem(atPath: split.debug,
                                          toPath: root + "/.build-id/" + hex.prefix(2) + "/" + hex.dropFirst(2) + ".debug")
-        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
-        let module = try ELFOracle.module(split.binary, bias: testBias)
-        let expectedLine = try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
+        let module = try SymKit.Oracle.module(split.binary, bias: SymKit.bias)
+        let expectedLine = try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
 
         let withRoot = Symbolizer(options: SymbolizerOptions(debugDirectories: [root]))
-            .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+            .symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
         XCTAssertEqual(withRoot.map(\.function), ["plain_caller"])
-        XCTAssertEqual(withRoot.map(\.file), [TestPrograms.source("symbolize_plain.c")])
+        XCTAssertEqual(withRoot.map(\.file), [SymKit.Programs.source("symbolize_plain.c")])
         XCTAssertEqual(withRoot.map(\.line), [expectedLine])
 
         // Without the directory there is nothing to find.
         let without = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
-            .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
-        XCTAssertEqual(without, [SymbolizedFrame(address: testBias + offset, module: split.binary, moduleOffset: offset)])
+            .symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+        XCTAssertEqual(without, [SymbolizedFrame(address: SymKit.bias + offset, module: split.binary, moduleOffset: offset)])
     }
 
     func testSeparateDebugFileIsFoundThroughDebugLink() throws {
         let split = try splitDebugInfo("debuglink", debugLink: true)
-        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
-        let module = try ELFOracle.module(split.binary, bias: testBias)
-        let expectedLine = try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
+        let module = try SymKit.Oracle.module(split.binary, bias: SymKit.bias)
+        let expectedLine = try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
 
         // Next to the binary.
         let beside = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
-            .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+            .symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
         XCTAssertEqual(beside.map(\.function), ["plain_caller"])
         XCTAssertEqual(beside.map(\.line), [expectedLine])
 
@@ -419,7 +421,7 @@ final class SymbolizationTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: split.directory + "/.debug", withIntermediateDirectories: true)
         try FileManager.default.moveItem(atPath: split.debug, toPath: split.directory + "/.debug/symbolize_plain.debug")
         let inSubdirectory = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
-            .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+            .symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
         XCTAssertEqual(inSubdirectory.map(\.line), [expectedLine])
     }
 
@@ -431,49 +433,49 @@ final class SymbolizationTests: XCTestCase {
         let mirrored = root + split.directory
         try FileManager.default.createDirectory(atPath: mirrored, withIntermediateDirectories: true)
         try FileManager.default.moveItem(atPath: split.debug, toPath: mirrored + "/symbolize_plain.debug")
-        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
-        let module = try ELFOracle.module(split.binary, bias: testBias)
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
+        let module = try SymKit.Oracle.module(split.binary, bias: SymKit.bias)
 
         let frames = Symbolizer(options: SymbolizerOptions(debugDirectories: [root]))
-            .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+            .symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
 
         XCTAssertEqual(frames.map(\.function), ["plain_caller"])
-        XCTAssertEqual(frames.map(\.line), [try TestPrograms.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
+        XCTAssertEqual(frames.map(\.line), [try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
     }
 
     /// dwz moves DWARF shared by several debug files into one "alt" file named by
     /// .gnu_debugaltlink (Debian's /usr/lib/debug/.dwz/...). Names of inlined functions then live
     /// only there. It is found relative to the debug file, or by its build-id.
     func testDwzAltFileIsFoundRelativeToTheDebugFileAndByBuildID() throws {
-        guard (try? runTool("dwz", ["--version"])) != nil else { throw XCTSkip("dwz is not installed") }
+        guard (try? SymKit.run("dwz", ["--version"])) != nil else { throw XCTSkip("dwz is not installed") }
         let binary = try binaries().inline
-        let offset = try ELFOracle.returnAddress(afterCallTo: "inline_sink", in: "inline_nested_outer", binary: binary)
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "inline_sink", in: "inline_nested_outer", binary: binary)
         let expectedNames = ["inline_inner", "inline_middle", "inline_nested_outer"]
 
         for layout in ["relative", "build-id"] {
-            let directory = try makeScratchDirectory("dwz-\(layout)")
+            let directory = try SymKit.scratchDirectory("dwz-\(layout)", removedAfter: self)
             let twin = directory + "/twin"
-            try TestPrograms.compile("symbolize_inline.c", compiler: "cc",
+            try SymKit.Programs.compile("symbolize_inline.c", compiler: "cc",
                                      flags: ["-g", "-O2", "-fPIE", "-pie", "-Wl,--build-id=0x00112233445566778899"],
                                      output: twin)
             let stripped = directory + "/symbolize_inline"
-            try runTool("strip", ["--strip-all", "-o", stripped, binary])
-            try runTool("objcopy", ["--only-keep-debug", binary, directory + "/main.debug"])
-            try runTool("objcopy", ["--only-keep-debug", twin, directory + "/twin.debug"])
+            try SymKit.run("strip", ["--strip-all", "-o", stripped, binary])
+            try SymKit.run("objcopy", ["--only-keep-debug", binary, directory + "/main.debug"])
+            try SymKit.run("objcopy", ["--only-keep-debug", twin, directory + "/twin.debug"])
             let altName = layout == "relative" ? "../../.dwz/common.debug" : "/nonexistent/leaktrace/common.debug"
-            try runTool("dwz", ["-m", directory + "/common.debug", "-M", altName,
+            try SymKit.run("dwz", ["-m", directory + "/common.debug", "-M", altName,
                                 directory + "/main.debug", directory + "/twin.debug"])
 
             // The debug file goes where its build-id says; the alt file per the layout under test.
             let root = directory + "/debug-root"
-            let mainHex = try ELFOracle.buildID(stripped).map { String(format: "%02x", $0) }.joined()
+            let mainHex = try SymKit.Oracle.buildID(stripped).map { String(format: "%02x", $0) }.joined()
             try FileManager.default.createDirectory(atPath: root + "/.build-id/" + mainHex.prefix(2),
                                                     withIntermediateDirectories: true)
             try FileManager.default.moveItem(atPath: directory + "/main.debug",
                                              toPath: root + "/.build-id/" + mainHex.prefix(2) + "/" + mainHex.dropFirst(2) + ".debug")
-            let module = try ELFOracle.module(stripped, bias: testBias)
+            let module = try SymKit.Oracle.module(stripped, bias: SymKit.bias)
             let withoutAlt = Symbolizer(options: SymbolizerOptions(debugDirectories: [root]))
-                .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+                .symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
             // Without it the chain and lines are there, but the inlined functions' names are not
             // (the physical function's name still comes from the debug file's .symtab).
             XCTAssertEqual(withoutAlt.map(\.function), [nil, nil, "inline_nested_outer"], layout)
@@ -482,7 +484,7 @@ final class SymbolizationTests: XCTestCase {
             if layout == "relative" {
                 altDestination = root + "/.dwz/common.debug"
             } else {
-                let altHex = try ELFOracle.buildID(directory + "/common.debug").map { String(format: "%02x", $0) }.joined()
+                let altHex = try SymKit.Oracle.buildID(directory + "/common.debug").map { String(format: "%02x", $0) }.joined()
                 altDestination = root + "/.build-id/" + altHex.prefix(2) + "/" + altHex.dropFirst(2) + ".debug"
             }
             try FileManager.default.createDirectory(atPath: (altDestination as NSString).deletingLastPathComponent,
@@ -490,12 +492,12 @@ final class SymbolizationTests: XCTestCase {
             try FileManager.default.moveItem(atPath: directory + "/common.debug", toPath: altDestination)
 
             let frames = Symbolizer(options: SymbolizerOptions(debugDirectories: [root]))
-                .symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+                .symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
             XCTAssertEqual(frames.map(\.function), expectedNames, layout)
             XCTAssertEqual(frames.map(\.line), [
-                try TestPrograms.line(of: "inner_calls_sink", in: "symbolize_inline.c"),
-                try TestPrograms.line(of: "middle_calls_inner", in: "symbolize_inline.c"),
-                try TestPrograms.line(of: "nested_outer_calls_middle", in: "symbolize_inline.c"),
+                try SymKit.Programs.line(of: "inner_calls_sink", in: "symbolize_inline.c"),
+                try SymKit.Programs.line(of: "middle_calls_inner", in: "symbolize_inline.c"),
+                try SymKit.Programs.line(of: "nested_outer_calls_middle", in: "symbolize_inline.c"),
             ], layout)
         }
     }
@@ -505,18 +507,18 @@ final class SymbolizationTests: XCTestCase {
     func testDebugFileFromAnotherBuildIsRejected() throws {
         let split = try splitDebugInfo("stale", debugLink: true)
         let otherBuild = split.directory + "/other"
-        try TestPrograms.compile("symbolize_plain.c", compiler: "cc",
+        try SymKit.Programs.compile("symbolize_plain.c", compiler: "cc",
                                  flags: ["-g", "-O0", "-fPIE", "-pie", "-DOTHER_BUILD=1", "-Wl,--build-id=0x0123456789abcdef"],
                                  output: otherBuild)
         try FileManager.default.removeItem(atPath: split.debug)
-        try runTool("objcopy", ["--only-keep-debug", otherBuild, split.debug])
-        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
-        let module = try ELFOracle.module(split.binary, bias: testBias)
+        try SymKit.run("objcopy", ["--only-keep-debug", otherBuild, split.debug])
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
+        let module = try SymKit.Oracle.module(split.binary, bias: SymKit.bias)
         let symbolizer = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
 
-        let frames = symbolizer.symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let frames = symbolizer.symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
 
-        XCTAssertEqual(frames, [SymbolizedFrame(address: testBias + offset, module: split.binary, moduleOffset: offset)])
+        XCTAssertEqual(frames, [SymbolizedFrame(address: SymKit.bias + offset, module: split.binary, moduleOffset: offset)])
         XCTAssertEqual(symbolizer.modulesWithoutDebugInfo, [split.binary])
     }
 
@@ -524,17 +526,17 @@ final class SymbolizationTests: XCTestCase {
 
     func testBuildIDMismatchWarnsOnceAndGivesModuleAndOffset() throws {
         let binary = try binaries().plain
-        var module = try ELFOracle.module(binary, bias: testBias)
+        var module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
         let realID = module.buildID
         module.buildID = [0xde, 0xad, 0xbe, 0xef, 0x00, 0x11, 0x22, 0x33]
-        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
         let symbolizer = Symbolizer()
 
-        let first = symbolizer.symbolize(address: testBias + offset, module: module, isReturnAddress: true)
-        let second = symbolizer.symbolize(address: testBias + offset + 8, module: module, isReturnAddress: true)
+        let first = symbolizer.symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+        let second = symbolizer.symbolize(address: SymKit.bias + offset + 8, module: module, isReturnAddress: true)
 
-        XCTAssertEqual(first, [SymbolizedFrame(address: testBias + offset, module: binary, moduleOffset: offset)])
-        XCTAssertEqual(second, [SymbolizedFrame(address: testBias + offset + 8, module: binary, moduleOffset: offset + 8)])
+        XCTAssertEqual(first, [SymbolizedFrame(address: SymKit.bias + offset, module: binary, moduleOffset: offset)])
+        XCTAssertEqual(second, [SymbolizedFrame(address: SymKit.bias + offset + 8, module: binary, moduleOffset: offset + 8)])
         let realHex = realID.map { String(format: "%02x", $0) }.joined()
         XCTAssertEqual(symbolizer.warnings, [
             "\(binary): build-id on disk (\(realHex)) differs from the traced build-id (deadbeef00112233); "
@@ -559,7 +561,7 @@ final class SymbolizationTests: XCTestCase {
     }
 
     func testModulePathThatIsAFIFODoesNotBlock() throws {
-        let directory = try makeScratchDirectory("fifo")
+        let directory = try SymKit.scratchDirectory("fifo", removedAfter: self)
         let fifo = directory + "/libfifo.so"
         XCTAssertEqual(mkfifo(fifo, 0o600), 0)
         let module = Module(path: fifo, bias: 0x1000_0000, buildID: [], segments: [])
@@ -573,7 +575,7 @@ final class SymbolizationTests: XCTestCase {
     }
 
     func testModuleThatIsNotELFWarns() throws {
-        let directory = try makeScratchDirectory("notelf")
+        let directory = try SymKit.scratchDirectory("notelf", removedAfter: self)
         let path = directory + "/libtext.so"
         try "INPUT(-lc)\n".write(toFile: path, atomically: true, encoding: .utf8)
         let symbolizer = Symbolizer()
@@ -592,8 +594,8 @@ final class SymbolizationTests: XCTestCase {
     func testDamagedELFFilesNeverCrash() throws {
         let fixtures = try binaries()
         let original = try Data(contentsOf: URL(fileURLWithPath: fixtures.plain))
-        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: fixtures.plain)
-        let directory = try makeScratchDirectory("damaged")
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: fixtures.plain)
+        let directory = try SymKit.scratchDirectory("damaged", removedAfter: self)
         var variants: [(String, Data)] = []
         for length in [0, 4, 16, 63, 64, 200, 1_000, 4_096, original.count / 2, original.count - 1] {
             variants.append(("truncated-\(length)", original.prefix(length)))
@@ -609,9 +611,9 @@ final class SymbolizationTests: XCTestCase {
         for (name, bytes) in variants {
             let path = directory + "/" + name
             try bytes.write(to: URL(fileURLWithPath: path))
-            let module = Module(path: path, bias: testBias, buildID: [], segments: [])
+            let module = Module(path: path, bias: SymKit.bias, buildID: [], segments: [])
             for probe in [offset, offset + 3, 0, 0x40, UInt64(original.count) + 0x1000] {
-                let frames = symbolizer.symbolize(address: testBias + probe, module: module, isReturnAddress: true)
+                let frames = symbolizer.symbolize(address: SymKit.bias + probe, module: module, isReturnAddress: true)
                 XCTAssertFalse(frames.isEmpty, name)
                 XCTAssertEqual(frames.last?.moduleOffset, probe, name)
                 XCTAssertEqual(frames.last?.isInlined, false, name)
@@ -644,13 +646,13 @@ final class SymbolizationTests: XCTestCase {
 
     func testEachAddressIsResolvedOnceAndSharedAcrossBiases() throws {
         let binary = try binaries().plain
-        let offset = try ELFOracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
-        let module = try ELFOracle.module(binary, bias: testBias)
-        let otherLoad = try ELFOracle.module(binary, bias: 0x5600_0000_0000)
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
+        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
+        let otherLoad = try SymKit.Oracle.module(binary, bias: 0x5600_0000_0000)
         let symbolizer = Symbolizer()
 
-        let first = symbolizer.symbolize(address: testBias + offset, module: module, isReturnAddress: true)
-        let again = symbolizer.symbolize(address: testBias + offset, module: module, isReturnAddress: true)
+        let first = symbolizer.symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+        let again = symbolizer.symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
         let elsewhere = symbolizer.symbolize(address: otherLoad.bias + offset, module: otherLoad, isReturnAddress: true)
 
         XCTAssertEqual(again, first)
