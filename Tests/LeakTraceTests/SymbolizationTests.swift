@@ -25,6 +25,7 @@ final class SymbolizationBinaries {
 
     private init() throws {
         directory = try SymKit.scratchDirectory("symbolize")
+        XCTestObservationCenter.shared.addTestObserver(DirectoryRemover(path: directory))
         plain = directory + "/symbolize_plain"
         inline = directory + "/symbolize_inline"
         cxx = directory + "/symbolize_cxx"
@@ -37,6 +38,15 @@ final class SymbolizationBinaries {
         try SymKit.Programs.compile("symbolize_library.c", compiler: "cc",
                                  flags: ["-g", "-O0", "-fPIC", "-shared", "-Wl,--build-id"], output: unstrippedLibrary)
         try SymKit.run("strip", ["--strip-all", "-o", strippedLibrary, unstrippedLibrary])
+    }
+}
+
+/// Removes the shared binaries when the test run is over.
+private final class DirectoryRemover: NSObject, XCTestObservation {
+    let path: String
+    init(path: String) { self.path = path }
+    func testBundleDidFinish(_ testBundle: Bundle) {
+        try? FileManager.default.removeItem(atPath: path)
     }
 }
 
