@@ -42,8 +42,8 @@ struct FunctionIndex {
                         ranges.append(Range(start: start, end: end, function: functions.count - 1))
                     }
                 }
-                // Swift closures and GNU C nested functions are subprograms inside their parent's
-                // DIE (directly or in a block), with code of their own.
+                // Swift closures, GCC's C++ lambdas (operator() inside a local structure) and GNU C
+                // nested functions are subprograms inside their parent's DIE, with code of their own.
                 var first = Dwarf_Die()
                 if dwarf_child(&die, &first) == 0 { pending.append(first) }
             case DW_TAG_namespace, DW_TAG_module, DW_TAG_class_type, DW_TAG_structure_type,
