@@ -39,19 +39,35 @@ enum SymbolScheme {
     case plain
 
     init(_ symbol: String) {
-        let utf8 = symbol.utf8
-        if utf8.starts(with: "_Z".utf8) {
-            self = .itanium
-        } else if Self.swiftPrefixes.contains(where: { utf8.starts(with: $0.utf8) }) {
-            self = .swift
-        } else {
-            self = .plain
+        self = symbol.utf8.withContiguousStorageIfAvailable { Self.classify($0) }
+            ?? Self.classify(Array(symbol.utf8))
+    }
+
+    /// Classifies a NUL-terminated C string without copying it into a Swift string.
+    init(cString: UnsafePointer<CChar>) {
+        let length = strnlen(cString, 4)
+        self = cString.withMemoryRebound(to: UInt8.self, capacity: length) {
+            Self.classify(UnsafeBufferPointer(start: $0, count: length))
         }
     }
 
-    /// Mangling prefixes of Swift 4+ (`$s`), Swift 5 stable ABI variants (`$S`), Embedded Swift
-    /// (`$e`) and Swift 4.0 (`_T0`), with and without the extra underscore some object formats add.
-    private static let swiftPrefixes = ["$s", "$S", "$e", "_$s", "_$S", "_$e", "_T0"]
+    /// Looks only at the first bytes: `_Z` is Itanium (C++ and legacy Rust); Swift 4+ uses `$s`,
+    /// Swift 5 stable ABI variants `$S`, Embedded Swift `$e`, Swift 4.0 `_T0`, each possibly with
+    /// the extra underscore some object formats add.
+    private static func classify<Bytes: Collection>(_ bytes: Bytes) -> SymbolScheme where Bytes.Element == UInt8 {
+        var prefix = bytes.prefix(4).makeIterator()
+        let first = prefix.next()
+        let second = prefix.next()
+        let third = prefix.next()
+        let underscore = UInt8(ascii: "_"), dollar = UInt8(ascii: "$")
+        if first == underscore && second == UInt8(ascii: "Z") { return .itanium }
+        if first == underscore && second == UInt8(ascii: "T") && third == UInt8(ascii: "0") { return .swift }
+        let (marker, kind) = first == underscore ? (second, third) : (first, second)
+        if marker == dollar, let kind, kind == UInt8(ascii: "s") || kind == UInt8(ascii: "S") || kind == UInt8(ascii: "e") {
+            return .swift
+        }
+        return .plain
+    }
 }
 
 // MARK: - C++ via libstdc++

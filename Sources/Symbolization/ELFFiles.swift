@@ -177,6 +177,26 @@ func joinPath(_ parts: String...) -> String {
     return result
 }
 
+/// Folds `.` components, repeated slashes and `dir/..` pairs without touching the file system
+/// (DWARF paths name files on the build machine). Leading `..` of a relative path are kept.
+func lexicallyNormalizedPath(_ path: String) -> String {
+    let isAbsolute = path.hasPrefix("/")
+    var components: [Substring] = []
+    for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+        if component == "." { continue }
+        if component == "..", let last = components.last, last != ".." {
+            components.removeLast()
+        } else if component == "..", isAbsolute {
+            continue // "/.." is "/"
+        } else {
+            components.append(component)
+        }
+    }
+    let joined = components.joined(separator: "/")
+    if isAbsolute { return "/" + joined }
+    return joined.isEmpty ? "." : joined
+}
+
 func resolvedPath(_ path: String) -> String? {
     guard let resolved = realpath(path, nil) else { return nil }
     defer { free(resolved) }

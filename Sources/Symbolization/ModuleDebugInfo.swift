@@ -86,79 +86,94 @@ final class ModuleDebugInfo {
         dwfl_end(dwfl)
     }
 
-    /// True if DWARF was found, in the file itself or in a separate debug file.
-    var hasDebugInfo: Bool {
-        var bias: Dwarf_Addr = 0
-        return dwfl_module_getdwarf(module, &bias) != nil
-    }
+    /// True if DWARF with code ranges was found, in the file itself or in a separate debug file.
+    var hasDebugInfo: Bool { dwarf.map { !$0.units.isEmpty } ?? false }
 
     /// Debug files found for this module (separate debug file, then dwz alt file).
     var debugFilePaths: [String] { locator.foundPaths }
 
+    /// The module's DWARF and its unit index, loaded on first use (this is when libdwfl looks for
+    /// a separate debug file). Nil without DWARF.
+    private lazy var dwarf: LoadedDWARF? = {
+        var bias: Dwarf_Addr = 0
+        guard let handle = dwfl_module_getdwarf(module, &bias) else { return nil }
+        return LoadedDWARF(bias: bias, units: UnitIndex(dwarf: handle))
+    }()
+
+    private lazy var symbols = SymbolIndex(module: module)
+
+    private struct LoadedDWARF {
+        /// Module address minus DWARF address (non-zero only for prelinked files).
+        let bias: Dwarf_Addr
+        let units: UnitIndex
+    }
+
     // MARK: Lookup
 
-    /// Source frames at file address `offset`, innermost inlined function first and the
+    /// Function indexes of the units looked into so far, by unit number.
+    private var functionIndexes: [Int: FunctionIndex] = [:]
+
+    /// Source frames at module address `offset`, innermost inlined function first and the
     /// function the code physically belongs to last. Empty when nothing at all is known.
     func frames(at offset: UInt64) -> [SourceFrame] {
-        let lineLocation = sourceLocation(at: offset)
-        var bias: Dwarf_Addr = 0
-        if let unit = dwfl_module_addrdie(module, offset, &bias), offset >= bias {
-            let chain = inlineChain(unit: unit, dwarfAddress: offset - bias, fileAddress: offset,
-                                    innermostLocation: lineLocation)
-            if !chain.isEmpty { return chain }
+        // The bias is a difference of addresses and may wrap (prelinked files).
+        if let dwarf, let unitNumber = dwarf.units.unit(containing: offset &- dwarf.bias) {
+            let address = offset &- dwarf.bias
+            var unit = dwarf.units.die(unitNumber)
+            let lineLocation = sourceLocation(unit: &unit, address: address)
+            let functions = functionIndex(unitNumber, unit: dwarf.units.functionsDie(unitNumber))
+            if let function = functions.function(containing: address) {
+                return inlineChain(inlineScopes(in: function, containing: address), fileAddress: offset,
+                                   innermostLocation: lineLocation)
+            }
+            if let lineLocation {
+                return [SourceFrame(function: symbolName(at: offset), file: lineLocation.file,
+                                    line: lineLocation.line, column: lineLocation.column, isInlined: false)]
+            }
         }
-        // No DWARF scope covers the address: the symbol table and line table are what remain.
-        let symbol = symbolName(at: offset)
-        if symbol == nil && lineLocation == nil { return [] }
-        return [SourceFrame(function: symbol, file: lineLocation?.file, line: lineLocation?.line,
-                            column: lineLocation?.column, isInlined: false)]
+        // No DWARF covers the address: the symbol table is what remains.
+        guard let symbol = symbolName(at: offset) else { return [] }
+        return [SourceFrame(function: symbol, file: nil, line: nil, column: nil, isInlined: false)]
+    }
+
+    private func functionIndex(_ unitNumber: Int, unit: Dwarf_Die) -> FunctionIndex {
+        if let known = functionIndexes[unitNumber] { return known }
+        let index = FunctionIndex(unit: unit)
+        functionIndexes[unitNumber] = index
+        return index
     }
 
     private struct Location {
-        var file: String
+        var file: String?
         var line: Int?
         var column: Int?
     }
 
-    /// The line-table row covering `offset`: the innermost source position.
-    private func sourceLocation(at offset: UInt64) -> Location? {
-        guard let row = dwfl_module_getsrc(module, offset) else { return nil }
+    /// The line-table row covering `address` in `unit`: the innermost source position.
+    private func sourceLocation(unit: inout Dwarf_Die, address: Dwarf_Addr) -> Location? {
+        guard let row = dwarf_getsrc_die(&unit, address), let file = dwarf_linesrc(row, nil, nil) else { return nil }
         var line: Int32 = 0
         var column: Int32 = 0
-        guard let file = dwfl_lineinfo(row, nil, &line, &column, nil, nil) else { return nil }
-        return Location(file: internedFile(file), line: line > 0 ? Int(line) : nil,
+        if dwarf_lineno(row, &line) != 0 { line = 0 }
+        if dwarf_linecol(row, &column) != 0 { column = 0 }
+        return Location(file: internedFile(file, unit: &unit), line: line > 0 ? Int(line) : nil,
                         column: column > 0 ? Int(column) : nil)
     }
 
-    /// Walks the DWARF scopes around the address from the innermost out. Each inlined subroutine
-    /// is a frame located where execution is inside it; its DW_AT_call_* attributes give the
-    /// position of the call in the next frame out. The walk ends at the real subprogram.
-    private func inlineChain(unit: UnsafeMutablePointer<Dwarf_Die>, dwarfAddress: Dwarf_Addr,
-                             fileAddress: UInt64, innermostLocation: Location?) -> [SourceFrame] {
-        var scopes: UnsafeMutablePointer<Dwarf_Die>?
-        let count = dwarf_getscopes(unit, dwarfAddress, &scopes)
-        defer { free(scopes) }
-        guard count > 0, let scopes else { return [] }
-
+    /// Turns the scopes from the physical function down to the innermost inlined subroutine into
+    /// frames, innermost first. The innermost frame is where the line table puts the address;
+    /// each inlined subroutine's DW_AT_call_* attributes give the position of the call in the
+    /// frame that encloses it.
+    private func inlineChain(_ scopes: [Dwarf_Die], fileAddress: UInt64, innermostLocation: Location?) -> [SourceFrame] {
         var frames: [SourceFrame] = []
         var location = innermostLocation
-        for index in 0 ..< Int(count) {
-            let scope = scopes + index
-            let tag = dwarf_tag(scope)
-            guard tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram || tag == DW_TAG_entry_point
-            else { continue }
-            let isInlined = tag == DW_TAG_inlined_subroutine
-            let name = isInlined ? functionName(of: scope) : physicalFunctionName(of: scope, at: fileAddress)
+        for (depth, scope) in scopes.enumerated().reversed() {
+            var die = scope
+            let isInlined = depth > 0
+            let name = isInlined ? functionName(of: &die) : physicalFunctionName(of: &die, at: fileAddress)
             frames.append(SourceFrame(function: name, file: location?.file, line: location?.line,
                                       column: location?.column, isInlined: isInlined))
-            if !isInlined { break }
-            location = callSite(of: scope)
-        }
-        // Scopes that hold only inlined code but no enclosing subprogram (seen with some
-        // hand-written DWARF) still need a physical frame to end the chain.
-        if let last = frames.last, last.isInlined {
-            frames.append(SourceFrame(function: symbolName(at: fileAddress), file: location?.file,
-                                      line: location?.line, column: location?.column, isInlined: false))
+            if isInlined { location = callSite(of: &die) }
         }
         return frames
     }
@@ -170,53 +185,55 @@ final class ModuleDebugInfo {
         guard dwarf_diecu(inlined, &unitDie, nil, nil) != nil else { return nil }
         var files: OpaquePointer?
         var fileCount = 0
-        guard dwarf_getsrcfiles(&unitDie, &files, &fileCount) == 0, fileIndex < UInt64(fileCount),
-              let name = dwarf_filesrc(files, Int(fileIndex), nil, nil) else { return nil }
+        var file: String?
+        if dwarf_getsrcfiles(&unitDie, &files, &fileCount) == 0, fileIndex < UInt64(fileCount),
+           let name = dwarf_filesrc(files, Int(fileIndex), nil, nil), strcmp(name, "???") != 0 {
+            // libdw names the unused DWARF 4 entry 0 "???".
+            file = internedFile(name, unit: &unitDie)
+        }
         let line = unsignedAttribute(DW_AT_call_line, of: inlined).flatMap { $0 > 0 ? Int($0) : nil }
         let column = unsignedAttribute(DW_AT_call_column, of: inlined).flatMap { $0 > 0 ? Int($0) : nil }
-        return Location(file: internedFile(name), line: line, column: column)
+        guard file != nil || line != nil else { return nil }
+        return Location(file: file, line: line, column: column)
     }
 
     // MARK: Names
 
     /// The name of the function a DIE describes, following DW_AT_abstract_origin and
-    /// DW_AT_specification. The linkage name wins: demangled, it carries the namespaces,
-    /// template arguments and parameter types that DW_AT_name leaves out.
+    /// DW_AT_specification. A mangled linkage name wins: demangled, it carries the namespaces,
+    /// template arguments and parameter types that DW_AT_name leaves out. An unmangled one is
+    /// only an assembler label (glibc's `__GI___open` for `__open`), so the source name wins then.
     private func functionName(of die: UnsafeMutablePointer<Dwarf_Die>) -> String? {
-        if let linkage = stringAttribute(DW_AT_linkage_name, of: die)
-            ?? stringAttribute(DW_AT_MIPS_linkage_name, of: die) {
-            return demangledName(linkage)
-        }
-        guard let plain = stringAttribute(DW_AT_name, of: die) else { return nil }
-        return internedName(plain)
+        let linkage = linkageName(of: die)
+        if let linkage, SymbolScheme(cString: linkage) != .plain { return demangledName(linkage) }
+        if let plain = stringAttribute(DW_AT_name, of: die) { return internedName(plain) }
+        return linkage.map(internedName)
     }
 
-    /// Like `functionName`, but when DWARF has no linkage name (C++ constructors, whose abstract
-    /// DIE names only the class) a mangled ELF symbol at the address says more.
+    /// Like `functionName`, but when DWARF has no mangled linkage name (C++ constructors, whose
+    /// abstract DIE names only the class) a mangled ELF symbol at the address says more.
     private func physicalFunctionName(of die: UnsafeMutablePointer<Dwarf_Die>, at fileAddress: UInt64) -> String? {
-        if let linkage = stringAttribute(DW_AT_linkage_name, of: die)
-            ?? stringAttribute(DW_AT_MIPS_linkage_name, of: die) {
-            return demangledName(linkage)
-        }
-        if let symbol = symbolPointer(at: fileAddress),
-           SymbolScheme(String(cString: symbol)) != .plain {
+        let linkage = linkageName(of: die)
+        if let linkage, SymbolScheme(cString: linkage) != .plain { return demangledName(linkage) }
+        if let symbol = symbolPointer(at: fileAddress), SymbolScheme(cString: symbol) != .plain {
             return demangledName(symbol)
         }
         if let plain = stringAttribute(DW_AT_name, of: die) { return internedName(plain) }
+        if let linkage { return internedName(linkage) }
         return symbolName(at: fileAddress)
     }
 
-    /// The ELF symbol (.symtab, else .gnu_debugdata, else .dynsym) containing `fileAddress`, demangled.
+    private func linkageName(of die: UnsafeMutablePointer<Dwarf_Die>) -> UnsafePointer<CChar>? {
+        stringAttribute(DW_AT_linkage_name, of: die) ?? stringAttribute(DW_AT_MIPS_linkage_name, of: die)
+    }
+
+    /// The ELF function symbol (.symtab, else .gnu_debugdata, else .dynsym) at `fileAddress`, demangled.
     private func symbolName(at fileAddress: UInt64) -> String? {
         symbolPointer(at: fileAddress).map(demangledName)
     }
 
     private func symbolPointer(at fileAddress: UInt64) -> UnsafePointer<CChar>? {
-        var symbol = GElf_Sym()
-        var offset: GElf_Off = 0
-        guard let name = dwfl_module_addrinfo(module, fileAddress, &offset, &symbol, nil, nil, nil),
-              name.pointee != 0 else { return nil }
-        return name
+        symbols.name(at: fileAddress)
     }
 
     private func demangledName(_ pointer: UnsafePointer<CChar>) -> String {
@@ -235,10 +252,28 @@ final class ModuleDebugInfo {
         return name
     }
 
-    private func internedFile(_ pointer: UnsafePointer<CChar>) -> String {
+    /// A source file name from `unit`'s line table, made as absolute as the unit allows.
+    /// Names relative to a directory other than the compilation directory come out of libdw
+    /// 0.188 relative (clang's DWARF 5 tables, `-fdebug-prefix-map` builds such as Debian's),
+    /// so they are joined with DW_AT_comp_dir here, then `.` and `..` are folded.
+    private func internedFile(_ pointer: UnsafePointer<CChar>, unit: inout Dwarf_Die) -> String {
         let key = UnsafeRawPointer(pointer)
         if let known = filesByPointer[key] { return known }
-        let name = String(cString: pointer)
+        var name = String(cString: pointer)
+        // Pseudo-files such as Swift's "<compiler-generated>" come with a directory that means nothing.
+        let last = lastPathComponent(name)
+        if last.hasPrefix("<"), last.hasSuffix(">") {
+            filesByPointer[key] = last
+            return last
+        }
+        if !name.hasPrefix("/"), let directory = stringAttribute(DW_AT_comp_dir, of: &unit) {
+            let compilationDirectory = String(cString: directory)
+            if !compilationDirectory.isEmpty, name != compilationDirectory,
+               !name.hasPrefix(compilationDirectory + "/") {
+                name = joinPath(compilationDirectory, name)
+            }
+        }
+        name = lexicallyNormalizedPath(name)
         filesByPointer[key] = name
         return name
     }

@@ -71,7 +71,7 @@ public final class Symbolizer {
         if let cached = cache[key] {
             statistics.cacheHits += 1
             // The same file loaded at another bias shares the answer; only the address differs.
-            guard cached[0].address != address else { return cached }
+            guard cached.first?.address != address else { return cached }
             return cached.map { var frame = $0; frame.address = address; return frame }
         }
 
@@ -88,6 +88,20 @@ public final class Symbolizer {
             }
         }
         cache[key] = frames
+        return frames
+    }
+
+    /// Symbolizes a whole captured stack, innermost frame first, and flattens every frame's
+    /// inline chain into one list (still innermost first). `module` finds the module holding an
+    /// address (nil: none). `returnAddresses` applies to every frame; pass false for addresses
+    /// that are exact instruction addresses rather than return addresses.
+    public func symbolize(stack addresses: [UInt64], returnAddresses: Bool = true,
+                          module: (UInt64) -> Module?) -> [SymbolizedFrame] {
+        var frames: [SymbolizedFrame] = []
+        frames.reserveCapacity(addresses.count)
+        for address in addresses {
+            frames += symbolize(address: address, module: module(address), isReturnAddress: returnAddresses)
+        }
         return frames
     }
 
