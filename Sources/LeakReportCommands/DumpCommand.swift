@@ -14,9 +14,9 @@ struct DumpCommand: ParsableCommand {
     func run() throws {
         let reader = try TraceReader(path: trace)
         let output = BufferedOutput()
-        for line in Self.headerLines(reader.header) { output.write(line + "\n") }
+        for line in reader.header.dumpLines { output.write(line + "\n") }
         reader.forEachRecord { record, _ in
-            output.write(Self.line(for: record) + "\n")
+            output.write(record.dumpLine + "\n")
         }
         switch reader.endState {
         case let .complete(end)?:
@@ -31,33 +31,4 @@ struct DumpCommand: ParsableCommand {
         output.flush()
     }
 
-    /// The dump line of a record. Until the reader's `dumpLine` is merged, Swift's own
-    /// description of the record value stands in (MERGE: replace with `record.dumpLine`).
-    static func line(for record: TraceRecord) -> String { String(describing: record) }
-
-    static func headerLines(_ header: TraceHeader) -> [String] {
-        var lines = ["# leaktrace version \(header.version)"]
-        func add(_ name: String, _ value: CustomStringConvertible?) {
-            if let value { lines.append("# \(name): \(value)") }
-        }
-        add("program", header.program)
-        if !header.arguments.isEmpty { add("argv", header.arguments.joined(separator: " ")) }
-        add("pid", header.pid)
-        add("ppid", header.ppid)
-        add("pointer-size", header.pointerSize)
-        add("page-size", header.pageSize)
-        add("start-realtime-us", header.startRealtimeMicroseconds)
-        add("clock", header.clock)
-        add("libc-version", header.libcVersion)
-        add("mmap-threshold", header.mmapThreshold)
-        add("allocator", header.allocatorKind)
-        add("allocator-name", header.allocatorName)
-        if !header.mallocEnvironment.isEmpty { add("malloc-env", header.mallocEnvironment.joined(separator: " ")) }
-        add("parent-trace", header.parentTrace)
-        add("parent-fork-offset", header.parentForkOffset)
-        add("stack-depth", header.stackDepth)
-        add("sample-interval-ms", header.sampleIntervalMilliseconds)
-        add("tracer-version", header.tracerVersion)
-        return lines
-    }
 }
