@@ -134,18 +134,19 @@ struct ReportRun {
     /// Writes the report and returns the unsuppressed leaked bytes.
     func run(isFirst: Bool) throws -> UInt64 {
         let reader = try TraceReader(path: path)
-        let replay = Replayer(header: reader.header)
+        var replay = Replayer(header: reader.header)
         let join = replay.joinParent(of: reader.header, childPath: path)
         var warnings = join.warnings
 
         let output = BufferedOutput()
         var export: MtraceExport?
         if settings.format == .mtrace {
-            let mtrace = MtraceExport(output: output, replayer: replay, stacks: reader.stacks) { [reader] address in
+            let mtrace = MtraceExport(output: output, stacks: reader.stacks,
+                                      inheritedStacks: replay.inheritedStacks) { [reader] address in
                 let maps = reader.moduleMaps
                 return maps.module(containing: address, snapshot: maps.count - 1)
             }
-            mtrace.begin()
+            mtrace.begin(with: replay)
             replay.observer = { mtrace.handle($0) }
             export = mtrace
         }

@@ -10,11 +10,32 @@
 
 /// The set of live blocks, keyed by address.
 ///
-/// A reference type because it owns a manually managed buffer; callers own it through one
-/// `Replayer` and never share it between threads.
-public final class LiveBlockTable {
-    private var slots: UnsafeMutablePointer<LiveBlock>
-    private var capacity: Int
+/// A value type with copy-on-write storage. Replay keeps it in a local (the visitor) for a
+/// whole pass, so every access is checked for exclusivity at compile time: a class with
+/// mutable stored properties would pay a runtime access check on every event.
+public struct LiveBlockTable {
+    /// The slot buffer. Its fields are constants: only the slots' contents change.
+    final class Storage {
+        let slots: UnsafeMutablePointer<LiveBlock>
+        let capacity: Int
+
+        init(capacity: Int) {
+            self.capacity = capacity
+            slots = .allocate(capacity: capacity)
+            slots.initialize(repeating: LiveBlock(address: 0, size: 0, time: 0, stack: 0,
+                                                  path: .unknown, function: .malloc), count: capacity)
+        }
+
+        func copy() -> Storage {
+            let copy = Storage(capacity: capacity)
+            copy.slots.update(from: slots, count: capacity)
+            return copy
+        }
+
+        deinit { slots.deallocate() }
+    }
+
+    private var storage: Storage
     /// 64 - log2(capacity): the multiplicative hash keeps the top bits of the product.
     private var shift: UInt64
     /// Number of live blocks stored.
@@ -28,22 +49,20 @@ public final class LiveBlockTable {
     public init(minimumCapacity: Int = 1 << 12) {
         var size = 16
         while size < minimumCapacity && size < (1 << 40) { size <<= 1 }
-        capacity = size
         shift = UInt64(64 - size.trailingZeroBitCount)
-        slots = Self.makeBuffer(size)
+        storage = Storage(capacity: size)
     }
 
-    deinit { slots.deallocate() }
-
-    private static func makeBuffer(_ size: Int) -> UnsafeMutablePointer<LiveBlock> {
-        let buffer = UnsafeMutablePointer<LiveBlock>.allocate(capacity: size)
-        buffer.initialize(repeating: LiveBlock(address: 0, size: 0, time: 0, stack: 0,
-                                               path: .unknown, function: .malloc), count: size)
-        return buffer
-    }
+    private var capacity: Int { storage.capacity }
+    private var slots: UnsafeMutablePointer<LiveBlock> { storage.slots }
 
     /// Bytes held by the table's buffer (for memory accounting in reports and tests).
     public var bufferBytes: Int { capacity * MemoryLayout<LiveBlock>.stride }
+
+    @inline(__always)
+    private mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+    }
 
     @inline(__always)
     private func home(_ address: UInt64) -> Int {
@@ -56,6 +75,7 @@ public final class LiveBlockTable {
     @inline(__always)
     public func block(at address: UInt64) -> LiveBlock? {
         guard address != 0 else { return nil }
+        let slots = self.slots
         let mask = capacity - 1
         var index = home(address)
         while true {
@@ -69,9 +89,11 @@ public final class LiveBlockTable {
     /// Stores `block`, replacing a block at the same address. Returns the replaced block.
     /// A block at address 0 is not stored (0 marks an empty slot; the allocator never returns it).
     @discardableResult @inline(__always)
-    public func insert(_ block: LiveBlock) -> LiveBlock? {
+    public mutating func insert(_ block: LiveBlock) -> LiveBlock? {
         guard block.address != 0 else { return nil }
+        makeUnique()
         if (count + 1) * 16 > capacity * Self.maxLoadSixteenths { grow() }
+        let slots = self.slots
         let mask = capacity - 1
         var index = home(block.address)
         while true {
@@ -94,8 +116,10 @@ public final class LiveBlockTable {
 
     /// Removes and returns the block at `address`, or nil when no such block is live.
     @discardableResult @inline(__always)
-    public func remove(_ address: UInt64) -> LiveBlock? {
+    public mutating func remove(_ address: UInt64) -> LiveBlock? {
         guard address != 0 else { return nil }
+        makeUnique()
+        let slots = self.slots
         let mask = capacity - 1
         var index = home(address)
         while true {
@@ -126,19 +150,17 @@ public final class LiveBlockTable {
         return removed
     }
 
-    private func grow() {
-        let oldSlots = slots
-        let oldCapacity = capacity
-        capacity = oldCapacity * 2
+    private mutating func grow() {
+        let old = storage
+        storage = Storage(capacity: old.capacity * 2)
         shift -= 1
-        slots = Self.makeBuffer(capacity)
+        let slots = self.slots
         let mask = capacity - 1
-        for position in 0..<oldCapacity where oldSlots[position].address != 0 {
-            var index = home(oldSlots[position].address)
+        for position in 0..<old.capacity where old.slots[position].address != 0 {
+            var index = home(old.slots[position].address)
             while slots[index].address != 0 { index = (index + 1) & mask }
-            slots[index] = oldSlots[position]
+            slots[index] = old.slots[position]
         }
-        oldSlots.deallocate()
     }
 
     // MARK: - Iteration
@@ -159,7 +181,8 @@ public final class LiveBlockTable {
     }
 
     /// Removes every block.
-    public func removeAll() {
+    public mutating func removeAll() {
+        makeUnique()
         for index in 0..<capacity { slots[index].address = 0 }
         count = 0
         totalBytes = 0

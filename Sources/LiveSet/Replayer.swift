@@ -66,14 +66,17 @@ public enum ReplayEvent: Equatable, Sendable {
 ///
 /// Memory grows with the number of live blocks, live mappings and distinct stacks that call
 /// brk/sbrk, never with the number of events.
-public final class Replayer {
+///
+/// A value type: a replay pass moves it into the reader's visitor and back, so the hot path
+/// (one table insert or remove per event) runs without runtime exclusivity checks.
+public struct Replayer {
     /// Blocks allocated and not yet released.
-    public let live: LiveBlockTable
+    public private(set) var live: LiveBlockTable
     /// The program's own direct mappings still mapped.
     public private(set) var mappings = MappingSet()
     public private(set) var threshold: MmapThresholdTracker
     /// Stacks of blocks inherited from a parent process (see `BlockFlags.inherited`).
-    public let inheritedStacks = StackTrie()
+    public private(set) var inheritedStacks = StackTrie()
     public private(set) var counters = ReplayCounters()
     /// The first few unknown releases, as examples for the report.
     public private(set) var unknownReleaseExamples: [UnknownRelease] = []
@@ -125,7 +128,7 @@ public final class Replayer {
 
     /// Applies one record. `tid` and `time` are the record's context (current thread and time).
     @inline(__always)
-    public func apply(_ record: TraceRecord, tid: UInt64, time: UInt64) {
+    public mutating func apply(_ record: TraceRecord, tid: UInt64, time: UInt64) {
         switch record {
         case let .alloc(function, path, address, size, stack):
             recordAlloc(function: function, path: path, address: address, size: size, stack: stack, time: time)
@@ -143,7 +146,7 @@ public final class Replayer {
 
     /// An ALLOC record.
     @inline(__always)
-    public func recordAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
+    public mutating func recordAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
                             stack: UInt32, time: UInt64) {
         counters.allocs += 1
         allocate(LiveBlock(address: address, size: size, time: time, stack: stack, path: path, function: function))
@@ -151,25 +154,25 @@ public final class Replayer {
 
     /// A FREE record.
     @inline(__always)
-    public func recordFree(address: UInt64, tid: UInt64, time: UInt64) {
+    public mutating func recordFree(address: UInt64, tid: UInt64, time: UInt64) {
         counters.frees += 1
         release(address, tid: tid, time: time)
     }
 
     /// A REALLOC_RELEASE record.
-    public func recordReallocRelease(address: UInt64, tid: UInt64, time: UInt64) {
+    public mutating func recordReallocRelease(address: UInt64, tid: UInt64, time: UInt64) {
         releaseForRealloc(address, tid: tid, time: time)
     }
 
     /// A REALLOC record.
-    public func recordRealloc(status: ReallocStatus, path: AllocPath, isReallocarray: Bool, old: UInt64,
+    public mutating func recordRealloc(status: ReallocStatus, path: AllocPath, isReallocarray: Bool, old: UInt64,
                               new: UInt64, size: UInt64, stack: UInt32, tid: UInt64, time: UInt64) {
         finishRealloc(status: status, path: path, function: isReallocarray ? .reallocarray : .realloc,
                       old: old, new: new, size: size, stack: stack, tid: tid, time: time)
     }
 
     /// Every record other than the four allocation records (rare: kept out of line).
-    public func applyOther(_ record: TraceRecord, time: UInt64) {
+    public mutating func applyOther(_ record: TraceRecord, time: UInt64) {
         switch record {
         case .alloc, .free, .reallocRelease, .realloc:
             apply(record, tid: 0, time: time)
@@ -214,7 +217,7 @@ public final class Replayer {
     }
 
     @inline(__always)
-    private func allocate(_ block: LiveBlock) {
+    private mutating func allocate(_ block: LiveBlock) {
         guard block.address != 0 else {
             counters.nullAllocs += 1
             return
@@ -235,7 +238,7 @@ public final class Replayer {
     }
 
     @inline(__always)
-    private func release(_ address: UInt64, tid: UInt64, time: UInt64) {
+    private mutating func release(_ address: UInt64, tid: UInt64, time: UInt64) {
         if let block = live.remove(address) {
             noteGone(block, time: time)
         } else {
@@ -244,20 +247,20 @@ public final class Replayer {
     }
 
     /// A block left for good (free, or realloc(p, 0)): glibc's free may raise the threshold.
-    private func noteGone(_ block: LiveBlock, time: UInt64) {
+    private mutating func noteGone(_ block: LiveBlock, time: UInt64) {
         if block.pathRaw == AllocPath.mmapThreshold.rawValue {
             threshold.freedMmappedBlock(requestSize: block.size, time: time)
         }
         if let observer { observer(.released(block)) }
     }
 
-    private func noteUnknownRelease(_ release: UnknownRelease) {
+    private mutating func noteUnknownRelease(_ release: UnknownRelease) {
         counters.unknownReleases += 1
         if unknownReleaseExamples.count < Self.exampleLimit { unknownReleaseExamples.append(release) }
         if let observer { observer(.unknownRelease(release)) }
     }
 
-    private func releaseForRealloc(_ address: UInt64, tid: UInt64, time: UInt64) {
+    private mutating func releaseForRealloc(_ address: UInt64, tid: UInt64, time: UInt64) {
         let block = live.remove(address)
         if let block {
             if let observer { observer(.released(block)) }
@@ -276,7 +279,7 @@ public final class Replayer {
 
     /// Takes the old block of thread `tid`'s realloc of `old` out of the in-flight list.
     /// Returns (was a release seen, the block if it was live).
-    private func takePendingRelease(tid: UInt64, old: UInt64) -> (seen: Bool, block: LiveBlock?) {
+    private mutating func takePendingRelease(tid: UInt64, old: UInt64) -> (seen: Bool, block: LiveBlock?) {
         guard let index = pendingReleases.firstIndex(where: { $0.tid == tid && $0.address == old }) else {
             return (false, nil)
         }
@@ -284,7 +287,7 @@ public final class Replayer {
         return (true, pending.block)
     }
 
-    private func finishRealloc(status: ReallocStatus, path: AllocPath, function: AllocFunction,
+    private mutating func finishRealloc(status: ReallocStatus, path: AllocPath, function: AllocFunction,
                                old: UInt64, new: UInt64, size: UInt64, stack: UInt32,
                                tid: UInt64, time: UInt64) {
         counters.reallocs += 1
@@ -317,7 +320,7 @@ public final class Replayer {
         }
     }
 
-    private func moveBreak(by bytes: Int64, stack: UInt32, time: UInt64) {
+    private mutating func moveBreak(by bytes: Int64, stack: UInt32, time: UInt64) {
         counters.breakCalls += 1
         guard bytes != 0 else { return }   // brk(0) / sbrk(0) only ask where the break is
         var growth = breakGrowth[stack] ?? BreakGrowth(stack: StackRef(id: stack, isInherited: false),
@@ -340,7 +343,7 @@ public final class Replayer {
     /// `inheritedStacks` (the child's stack ids mean something else), and the allocator's
     /// threshold state carries over. Inherited blocks get time 0: the parent's clock is not
     /// the child's.
-    public func inherit(from parent: Replayer, parentStacks: StackLookup) {
+    public mutating func inherit(from parent: Replayer, parentStacks: StackLookup) {
         var translated: [StackRef: UInt32] = [:]
         func translate(_ reference: StackRef) -> UInt32 {
             guard reference.id != 0 else { return 0 }

@@ -30,7 +30,7 @@ public struct ReplayLimitReached: Error {}
 /// Feeds a trace's records to a Replayer.
 struct ReplayVisitor: TraceVisitor {
     typealias Failure = ReplayLimitReached
-    let replayer: Replayer
+    var replayer: Replayer
     let stopAfterTime: UInt64
     let stopAtMark: String?
 
@@ -79,13 +79,29 @@ extension Replayer {
     ///   - stopAtOffset: stop before the chunk at or after this offset (a parent's fork point).
     ///   - limit: stop early at a time or a mark (`--at`).
     ///   - progress: called now and then with the bytes consumed.
-    public func replay(_ reader: TraceReader, stopAtOffset: UInt64? = nil, limit: ReplayLimit? = nil,
-                       progress: ((UInt64) -> Void)? = nil) -> ReplayOutcome {
-        var visitor = ReplayVisitor(replayer: self, stopAfterTime: { if case let .time(t) = limit { return t }; return .max }(),
-                                    stopAtMark: { if case let .mark(name) = limit { return name }; return nil }())
+    public mutating func replay(_ reader: TraceReader, stopAtOffset: UInt64? = nil, limit: ReplayLimit? = nil,
+                                progress: ((UInt64) -> Void)? = nil) -> ReplayOutcome {
+        var stopAfterTime = UInt64.max
+        var stopAtMark: String?
+        switch limit {
+        case let .time(time)?: stopAfterTime = time
+        case let .mark(name)?: stopAtMark = name
+        case nil: break
+        }
+        // Move the state into the visitor (leaving an empty replayer behind) so that the live
+        // table's storage stays uniquely referenced and is never copied during the pass.
+        var moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
+        swap(&self, &moved)
+        var visitor = ReplayVisitor(replayer: moved, stopAfterTime: stopAfterTime, stopAtMark: stopAtMark)
+        moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
+        var stoppedByLimit = false
         do {
             try reader.visitRecords(&visitor, stopAtOffset: stopAtOffset, progress: progress)
         } catch {
+            stoppedByLimit = true
+        }
+        swap(&self, &visitor.replayer)
+        if stoppedByLimit {
             return ReplayOutcome(endState: nil, stoppedByLimit: true, stoppedAtTime: lastTime)
         }
         return ReplayOutcome(endState: reader.endState, stoppedByLimit: false, stoppedAtTime: nil)
@@ -95,7 +111,7 @@ extension Replayer {
     /// before it, and so on) and starts this replay from the blocks and mappings live there.
     /// Returns one line per problem (a parent trace that cannot be read, a damaged parent);
     /// the child's own replay goes on regardless. Returns whether a parent was joined.
-    public func joinParent(of header: TraceHeader, childPath: String,
+    public mutating func joinParent(of header: TraceHeader, childPath: String,
                            maximumDepth: Int = 16) -> (joined: Bool, warnings: [String]) {
         var warnings: [String] = []
         var visited: Set<String> = [childPath]
@@ -103,7 +119,7 @@ extension Replayer {
         return (joined, warnings)
     }
 
-    private func joinParent(of header: TraceHeader, visited: inout Set<String>, depthLeft: Int,
+    private mutating func joinParent(of header: TraceHeader, visited: inout Set<String>, depthLeft: Int,
                             warnings: inout [String]) -> Bool {
         guard let parentPath = header.parentTrace, !parentPath.isEmpty else { return false }
         guard let forkOffset = header.parentForkOffset else {
@@ -122,7 +138,7 @@ extension Replayer {
             warnings.append("parent trace cannot be read (\(error)): blocks inherited at fork are not known")
             return false
         }
-        let parent = Replayer(header: parentReader.header)
+        var parent = Replayer(header: parentReader.header)
         _ = parent.joinParent(of: parentReader.header, visited: &visited, depthLeft: depthLeft - 1,
                               warnings: &warnings)
         let outcome = parent.replay(parentReader, stopAtOffset: forkOffset)

@@ -14,21 +14,23 @@ public final class MtraceExport {
     private let output: BufferedOutput
     private let stacks: StackLookup
     private let moduleOfAddress: (UInt64) -> Module?
+    private let inheritedStacks: StackTrie
     private var callers: [StackRef: String] = [:]
-    private let replayer: Replayer
 
     /// - Parameters:
+    ///   - inheritedStacks: the replayer's table of stacks inherited at fork.
     ///   - moduleOfAddress: the module containing an address now (the reader's current snapshot).
-    public init(output: BufferedOutput, replayer: Replayer, stacks: StackLookup,
+    public init(output: BufferedOutput, stacks: StackLookup, inheritedStacks: StackTrie,
                 moduleOfAddress: @escaping (UInt64) -> Module?) {
         self.output = output
-        self.replayer = replayer
         self.stacks = stacks
+        self.inheritedStacks = inheritedStacks
         self.moduleOfAddress = moduleOfAddress
     }
 
-    /// Writes the start line and the blocks already live (inherited from a parent process).
-    public func begin() {
+    /// Writes the start line and the blocks already live in `replayer` (inherited from a
+    /// parent process).
+    public func begin(with replayer: Replayer) {
         output.write("= Start\n")
         replayer.live.forEach { block in allocated(block) }
     }
@@ -62,7 +64,9 @@ public final class MtraceExport {
     private func caller(of reference: StackRef) -> String {
         if let known = callers[reference] { return known }
         let text: String
-        if let address = replayer.frames(of: reference, in: stacks, limit: 1).first {
+        let innermost = reference.isInherited ? inheritedStacks.frames(reference.id, limit: 1)
+                                              : stacks.frames(reference.id, limit: 1)
+        if let address = innermost.first {
             if let module = moduleOfAddress(address), !module.path.contains(where: { $0 == " " || $0 == ":" }) {
                 text = "\(module.path):[\(hexAddress(address &- module.bias))]"
             } else {

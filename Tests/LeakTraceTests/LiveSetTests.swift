@@ -4,7 +4,7 @@ import TraceFormat
 
 final class LiveSetTableTests: XCTestCase {
     func testTableMatchesDictionaryUnderRandomChurn() {
-        let table = LiveBlockTable(minimumCapacity: 16)
+        var table = LiveBlockTable(minimumCapacity: 16)
         var reference: [UInt64: UInt64] = [:]
         var generator = SplitMix(seed: 42)
         for step in 0..<200_000 {
@@ -31,7 +31,7 @@ final class LiveSetTableTests: XCTestCase {
     }
 
     func testAddressZeroIsNeverStored() {
-        let table = LiveBlockTable()
+        var table = LiveBlockTable()
         XCTAssertNil(table.insert(LiveBlock(address: 0, size: 5, time: 0, stack: 0, path: .heap, function: .malloc)))
         XCTAssertEqual(table.count, 0)
         XCTAssertNil(table.remove(0))
@@ -156,7 +156,7 @@ final class LiveSetReplayTests: XCTestCase {
     }
 
     func testAllocFreeReallocAndUnknownFree() {
-        let replay = Replayer(header: header())
+        var replay = Replayer(header: header())
         replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 24, stack: 1), tid: 1, time: 10)
         replay.apply(.alloc(function: .calloc, path: .heap, address: 0x2000, size: 100, stack: 2), tid: 1, time: 11)
         replay.apply(.free(address: 0x1000), tid: 1, time: 12)
@@ -181,7 +181,7 @@ final class LiveSetReplayTests: XCTestCase {
     }
 
     func testReallocToZeroFreesAndInterleavedThreads() {
-        let replay = Replayer(header: header())
+        var replay = Replayer(header: header())
         replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 8, stack: 1), tid: 1, time: 0)
         replay.apply(.alloc(function: .malloc, path: .heap, address: 0x2000, size: 8, stack: 1), tid: 2, time: 0)
         replay.apply(.reallocRelease(address: 0x1000), tid: 1, time: 1)
@@ -194,7 +194,7 @@ final class LiveSetReplayTests: XCTestCase {
     }
 
     func testDuplicateAllocReplaces() {
-        let replay = Replayer(header: header())
+        var replay = Replayer(header: header())
         replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 8, stack: 1), tid: 1, time: 0)
         replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 16, stack: 2), tid: 1, time: 1)
         XCTAssertEqual(replay.counters.duplicateAllocs, 1)
@@ -203,7 +203,7 @@ final class LiveSetReplayTests: XCTestCase {
     }
 
     func testFreeOfMmappedBlockRaisesThreshold() {
-        let replay = Replayer(header: header())
+        var replay = Replayer(header: header())
         replay.apply(.alloc(function: .malloc, path: .mmapThreshold, address: 0x7000_0000, size: 300_000, stack: 1), tid: 1, time: 5)
         replay.apply(.free(address: 0x7000_0000), tid: 1, time: 6)
         XCTAssertEqual(replay.threshold.current, 303_104)   // (300000+8 -> 300016) + 8 -> 74 pages
@@ -211,7 +211,7 @@ final class LiveSetReplayTests: XCTestCase {
     }
 
     func testMappingRecords() {
-        let replay = Replayer(header: header())
+        var replay = Replayer(header: header())
         replay.apply(.mmap(addressArgument: 0, length: 10_000, prot: 3, flags: 0x22, fd: -1, offset: 0,
                            result: 0x40000, errno: 0, path: "", stack: 1), tid: 1, time: 1)
         replay.apply(.mmap(addressArgument: 0, length: 4096, prot: 3, flags: 0x22, fd: -1, offset: 0,
@@ -228,7 +228,7 @@ final class LiveSetReplayTests: XCTestCase {
     }
 
     func testBreakGrowthPerStack() {
-        let replay = Replayer(header: header())
+        var replay = Replayer(header: header())
         replay.apply(.sbrk(increment: 8192, result: 0x5000, breakAfter: 0x7000, stack: 7), tid: 1, time: 1)
         replay.apply(.sbrk(increment: 0, result: 0x7000, breakAfter: 0x7000, stack: 8), tid: 1, time: 2)
         replay.apply(.brk(addressArgument: 0x6000, result: 0, breakBefore: 0x7000, breakAfter: 0x6000, stack: 7), tid: 1, time: 3)
@@ -241,11 +241,11 @@ final class LiveSetReplayTests: XCTestCase {
     func testForkInheritanceReinternsStacks() {
         let parentStacks = StackTrie()
         let parentStack = parentStacks.intern(frames: [0xA, 0xB])
-        let parent = Replayer(header: header())
+        var parent = Replayer(header: header())
         parent.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 10, stack: parentStack), tid: 1, time: 50)
         parent.apply(.mmap(addressArgument: 0, length: 4096, prot: 3, flags: 0x21, fd: -1, offset: 0,
                            result: 0x40000, errno: 0, path: "", stack: parentStack), tid: 1, time: 51)
-        let child = Replayer(header: header())
+        var child = Replayer(header: header())
         child.inherit(from: parent, parentStacks: parentStacks)
         child.apply(.alloc(function: .malloc, path: .heap, address: 0x2000, size: 5, stack: 1), tid: 2, time: 1)
         let inherited = try? XCTUnwrap(child.live.block(at: 0x1000))
@@ -259,7 +259,7 @@ final class LiveSetReplayTests: XCTestCase {
     }
 
     func testObserverSeesEveryStep() {
-        let replay = Replayer(header: header())
+        var replay = Replayer(header: header())
         var events: [ReplayEvent] = []
         replay.observer = { events.append($0) }
         let block = LiveBlock(address: 0x1000, size: 8, time: 0, stack: 1, path: .heap, function: .malloc)
