@@ -68,7 +68,9 @@ public struct AllocatorFrameFilter: Sendable {
         "std::allocator<*>::allocate*", "std::allocator_traits<*>::allocate*",
         "__gnu_cxx::new_allocator<*>::allocate*", "std::__new_allocator<*>::allocate*",
         "std::__allocate_guarded*", "std::__cxx11::basic_string<*>::_M_create*",
-        "strdup", "strndup", "__strdup", "__strndup", "wcsdup",
+        "strdup", "strndup", "__strdup", "__strndup", "wcsdup", "__wcsdup",
+        // glibc's internal aliases, which its debug info names.
+        "__GI___strdup", "__GI___strndup", "__GI___libc_*", "__GI___wcsdup",
         "xmalloc", "xcalloc", "xrealloc", "xstrdup", "xstrndup", "xzalloc", "xmemdup",
         "g_malloc*", "g_try_malloc*", "g_realloc*", "g_try_realloc*", "g_new*", "g_slice_alloc*",
         "g_strdup", "g_strndup", "g_memdup*",

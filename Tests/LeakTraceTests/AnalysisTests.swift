@@ -1,0 +1,260 @@
+import XCTest
+import TraceFormat
+import LiveSet
+@testable import LeakAnalysis
+
+/// A symbolizer answering from a table: address -> frames (inline chain).
+final class TableSymbolizer: FrameSymbolizer {
+    var table: [UInt64: [ResolvedFrame]] = [:]
+    private(set) var requests: [UInt64] = []
+    func resolve(address: UInt64, module: Module?) -> [ResolvedFrame] {
+        requests.append(address)
+        return table[address] ?? [ResolvedFrame(address: address, module: module?.path,
+                                                moduleOffset: module.map { address - $0.bias })]
+    }
+    var symbolizationWarnings: [String] { [] }
+
+    func define(_ address: UInt64, _ function: String, file: String? = nil, line: Int? = nil,
+                module: String = "/app") {
+        table[address] = [ResolvedFrame(address: address, module: module, moduleOffset: address - 0x1000,
+                                        function: function, file: file, line: line)]
+    }
+}
+
+/// One module for every address.
+struct SingleModule: ModuleLookup {
+    let module = Module(path: "/app", bias: 0x1000, buildID: [], segments: [ModuleSegment(start: 0x1000, size: 0x100000, flags: 5)])
+    func module(containing address: UInt64, snapshot index: Int) -> Module? {
+        module.segments[0].contains(address) ? module : nil
+    }
+}
+
+final class AnalysisTests: XCTestCase {
+    var stacks = StackTrie()
+    var symbolizer = TableSymbolizer()
+    var replay: Replayer!
+
+    override func setUp() {
+        stacks = StackTrie()
+        symbolizer = TableSymbolizer()
+        symbolizer.define(0x2000, "xmalloc", file: "util.c", line: 3)
+        symbolizer.define(0x2100, "make_node", file: "tree.c", line: 10)
+        symbolizer.define(0x2200, "make_node", file: "tree.c", line: 12)
+        symbolizer.define(0x2300, "main", file: "main.c", line: 5)
+        symbolizer.define(0x2400, "operator new(unsigned long)", module: "/usr/lib/libstdc++.so.6")
+        symbolizer.define(0x2500, "Widget::Widget()", file: "widget.cpp", line: 7)
+        symbolizer.define(0x2600, "load_config", file: "config.c", line: 40)
+        var header = TraceHeader()
+        header.pageSize = 4096
+        header.mmapThreshold = 131_072
+        replay = Replayer(header: header)
+    }
+
+    private func stack(_ frames: [UInt64]) -> UInt32 { stacks.intern(frames: frames) }
+
+    private func alloc(_ address: UInt64, _ size: UInt64, _ stack: UInt32, path: AllocPath = .heap, time: UInt64 = 0) {
+        replay.apply(.alloc(function: .malloc, path: path, address: address, size: size, stack: stack), tid: 1, time: time)
+    }
+
+    private func analyze(_ configure: (inout AnalysisOptions) -> Void = { _ in }) -> LeakReport {
+        var options = AnalysisOptions()
+        configure(&options)
+        let facts = TraceFacts(path: "t.lt", header: TraceHeader(), outcome: ReadingOutcome(isComplete: true),
+                               replay: replay, parentReplayed: false)
+        return LeakAnalyzer(options: options).analyze(replay: replay, stacks: stacks, modules: SingleModule(),
+                                                      symbolizer: symbolizer, facts: facts)
+    }
+
+    func testCallsiteSkipsWrappersAndSeparatesLines() {
+        let viaWrapper = stack([0x2000, 0x2100, 0x2300])   // xmalloc <- make_node:10 <- main
+        let direct = stack([0x2200, 0x2300])               // make_node:12 <- main
+        let cxx = stack([0x2400, 0x2500, 0x2300])          // operator new <- Widget::Widget
+        alloc(0x10000, 100, viaWrapper, time: 5)
+        alloc(0x10100, 300, viaWrapper, time: 9)
+        alloc(0x10400, 50, direct, time: 7)
+        alloc(0x10500, 24, cxx, time: 8)
+        let report = analyze()
+        XCTAssertEqual(report.groups.map(\.name),
+                       ["make_node (tree.c:10)", "make_node (tree.c:12)", "Widget::Widget() (widget.cpp:7)"])
+        let first = report.groups[0]
+        XCTAssertEqual(first.blocks, 2)
+        XCTAssertEqual(first.bytes, 400)
+        XCTAssertEqual(first.smallest, 100)
+        XCTAssertEqual(first.largest, 300)
+        XCTAssertEqual(first.firstAllocationUs, 5)
+        XCTAssertEqual(first.lastAllocationUs, 9)
+        XCTAssertEqual(first.byPath[.heap], Amount(blocks: 2, bytes: 400))
+        XCTAssertEqual(first.biggest.address, 0x10100)
+        XCTAssertEqual(first.biggest.stack.map(\.function), ["xmalloc", "make_node", "main"])
+        XCTAssertEqual(report.summary.leaked, Amount(blocks: 4, bytes: 474))
+        XCTAssertEqual(report.summary.groups, 3)
+    }
+
+    func testSkipFrameAndOtherGroupings() {
+        alloc(0x10000, 100, stack([0x2000, 0x2100, 0x2300]))
+        alloc(0x10100, 200, stack([0x2200, 0x2300]))
+        alloc(0x10400, 1, stack([0x2600, 0x2300]))
+        // make_node is a wrapper too: both its lines fall through to main.
+        let skipped = analyze { $0.frameFilter = AllocatorFrameFilter(extraPatterns: ["make_*"]) }
+        XCTAssertEqual(skipped.groups.map(\.name), ["main (main.c:5)", "load_config (config.c:40)"])
+        XCTAssertEqual(skipped.groups.map(\.bytes), [300, 1])
+        let byFunction = analyze { $0.groupBy = .function }
+        XCTAssertEqual(byFunction.groups.map(\.name), ["make_node", "load_config"])
+        let byFile = analyze { $0.groupBy = .file }
+        XCTAssertEqual(byFile.groups.map(\.name), ["tree.c", "config.c"])
+        let byModule = analyze { $0.groupBy = .module }
+        XCTAssertEqual(byModule.groups.map(\.name), ["/app"])
+        XCTAssertEqual(byModule.groups.map(\.blocks), [3])
+        let byStack = analyze { $0.groupBy = .stack }
+        XCTAssertEqual(byStack.groups.map(\.bytes), [200, 100, 1])
+        let limited = analyze { $0.top = 1; $0.minBytes = 0 }
+        XCTAssertEqual(limited.groups.count, 1)
+        XCTAssertEqual(limited.summary.groups, 3)
+        let big = analyze { $0.minBytes = 150 }
+        XCTAssertEqual(big.groups.map(\.bytes), [200])
+    }
+
+    func testOnlyNeededFramesAreSymbolizedOnce() {
+        let deep = stack([0x2000, 0x2100, 0x2300, 0x2600])
+        for index in 0..<50 { alloc(0x10000 + UInt64(index) * 0x100, 10, deep) }
+        var options = AnalysisOptions()
+        options.top = 0   // no group shown: only the call site is needed
+        let facts = TraceFacts(path: "t.lt", header: TraceHeader(), outcome: ReadingOutcome(isComplete: true),
+                               replay: replay, parentReplayed: false)
+        _ = LeakAnalyzer(options: options).analyze(replay: replay, stacks: stacks, modules: SingleModule(),
+                                                   symbolizer: symbolizer, facts: facts)
+        XCTAssertEqual(symbolizer.requests.sorted(), [0x2000, 0x2100])
+    }
+
+    func testSuppressionsRemoveFromGroupsButAreCounted() throws {
+        alloc(0x10000, 100, stack([0x2000, 0x2100, 0x2300]))
+        alloc(0x10100, 64, stack([0x2600, 0x2300]))
+        alloc(0x10200, 36, stack([0x2600, 0x2300]))
+        let rules = try Suppressions(parsing: "# comment\nleak:load_config\n\nleak:^nothing$\n", name: "s.supp")
+        let report = analyze { $0.suppressions = rules }
+        XCTAssertEqual(report.groups.map(\.name), ["make_node (tree.c:10)"])
+        XCTAssertEqual(report.summary.leaked, Amount(blocks: 1, bytes: 100))
+        XCTAssertEqual(report.summary.suppressed, Amount(blocks: 2, bytes: 100))
+        XCTAssertEqual(report.summary.suppressions.map(\.matched), [Amount(blocks: 2, bytes: 100), Amount()])
+        XCTAssertEqual(report.summary.suppressions.map(\.origin), ["s.supp:2", "s.supp:4"])
+        // A file name and a module name match too.
+        let byFile = analyze { $0.suppressions = try! Suppressions(parsing: "leak:tree.c", name: "x") }
+        XCTAssertEqual(byFile.summary.suppressed.bytes, 100)
+        let byModule = analyze { $0.suppressions = try! Suppressions(parsing: "leak:/app$", name: "x") }
+        XCTAssertEqual(byModule.summary.suppressed.bytes, 200)
+    }
+
+    func testSuppressionFileErrors() {
+        XCTAssertThrowsError(try Suppressions(parsing: "leak:ok\nrace:foo\n", name: "f")) {
+            XCTAssertEqual(($0 as? SuppressionError)?.description, "f:2: unsupported suppression type 'race' (only 'leak' is)")
+        }
+        XCTAssertThrowsError(try Suppressions(parsing: "nonsense", name: "f")) {
+            XCTAssertEqual(($0 as? SuppressionError)?.description, "f:1: expected 'leak:PATTERN', got 'nonsense'")
+        }
+        XCTAssertThrowsError(try Suppressions(parsing: "leak:", name: "f"))
+    }
+
+    func testHeapHoleAndNearTop() {
+        let site = stack([0x2600])
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x100000, size: 1000, stack: site), tid: 1, time: 0)
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x200000, size: 500, stack: site), tid: 1, time: 0)
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x300000, size: 100, stack: site), tid: 1, time: 0)
+        replay.apply(.alloc(function: .malloc, path: .mmapThreshold, address: 0x7f0000000000, size: 1 << 20, stack: site), tid: 1, time: 0)
+        replay.apply(.free(address: 0x200000), tid: 1, time: 0)
+        let report = analyze { $0.nearTopCount = 1 }
+        let hole = report.summary.heapHole
+        XCTAssertEqual(hole.heapStart, 0x100000)
+        XCTAssertEqual(hole.top, 0x300064)
+        XCTAssertEqual(hole.liveHeap, Amount(blocks: 2, bytes: 1100))
+        XCTAssertEqual(hole.pinnedBytes, 0x200064 - 1100)
+        XCTAssertEqual(hole.nearTop.map(\.address), [0x300000])
+        XCTAssertEqual(hole.nearTop.first?.callsite?.function, "load_config")
+    }
+
+    func testThresholdNoteExplainsLargeHeapBlock() {
+        let site = stack([0x2600])
+        replay.apply(.alloc(function: .malloc, path: .mmapThreshold, address: 0x7f0000000000, size: 1_000_000, stack: site), tid: 1, time: 1_000)
+        replay.apply(.free(address: 0x7f0000000000), tid: 1, time: 2_500_000)
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x100000, size: 200_000, stack: site), tid: 1, time: 3_000_000)
+        let report = analyze()
+        XCTAssertEqual(report.summary.mmapThreshold.moves.map(\.to), [1_003_520])
+        XCTAssertEqual(report.summary.mmapThreshold.largeBlocksFromHeap, Amount(blocks: 1, bytes: 200_000))
+        XCTAssertEqual(report.groups.first?.thresholdNote,
+                       "this 200000-byte block came from the heap: the mmap threshold was raised to 1003520 bytes at 2.500s by freeing a 1000000-byte mmapped block")
+    }
+
+    func testMappingsBreakGrowthAndInheritedBlocks() {
+        let site = stack([0x2600])
+        let parentStacks = StackTrie()
+        var parent = Replayer(header: TraceHeader())
+        parent.apply(.alloc(function: .malloc, path: .heap, address: 0x50000, size: 77, stack: parentStacks.intern(frames: [0x2600])), tid: 1, time: 3)
+        replay.inherit(from: parent, parentStacks: parentStacks)
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x60000, size: 23, stack: site), tid: 1, time: 4)
+        replay.apply(.mmap(addressArgument: 0, length: 8192, prot: 3, flags: 0x01, fd: 3, offset: 0, result: 0x7000_0000,
+                           errno: 0, path: "/data/f", stack: site), tid: 1, time: 5)
+        replay.apply(.sbrk(increment: 4096, result: 0x900000, breakAfter: 0x901000, stack: site), tid: 1, time: 6)
+        let report = analyze()
+        // Parent and child blocks from the same frames form one group.
+        XCTAssertEqual(report.groups.count, 1)
+        let group = report.groups[0]
+        XCTAssertEqual(group.blocks, 3)
+        XCTAssertEqual(group.bytes, 77 + 23 + 8192)
+        XCTAssertEqual(group.inherited, Amount(blocks: 1, bytes: 77))
+        XCTAssertEqual(group.byPath[.sharedFile], Amount(blocks: 1, bytes: 8192))
+        XCTAssertEqual(report.summary.inherited, Amount(blocks: 1, bytes: 77))
+        XCTAssertEqual(report.summary.byPath[.breakGrowth].bytes, 4096)
+        XCTAssertEqual(report.summary.leaked, Amount(blocks: 3, bytes: 77 + 23 + 8192 + 4096))
+        XCTAssertEqual(report.mappings.map(\.file), ["/data/f"])
+        XCTAssertEqual(report.breakGrowth.map(\.netBytes), [4096])
+        XCTAssertEqual(report.breakGrowth.first?.callsite?.function, "load_config")
+    }
+
+    func testFoldedStacksMergeEqualFrames() {
+        alloc(0x10000, 100, stack([0x2000, 0x2100, 0x2300]))
+        alloc(0x10100, 5, stack([0x2000, 0x2100, 0x2300]))
+        alloc(0x10200, 7, stack([0x2600]))
+        let report = analyze { $0.collectStacks = true }
+        XCTAssertEqual(report.stacks.map(\.bytes), [105, 7])
+        XCTAssertEqual(report.stacks.first?.frames.map(\.function), ["xmalloc", "make_node", "main"])
+    }
+}
+
+final class AnalysisPatternTests: XCTestCase {
+    func testGlob() {
+        XCTAssertTrue(GlobPattern("g_malloc*").matches("g_malloc0_n"))
+        XCTAssertTrue(GlobPattern("std::allocator<*>::allocate*").matches("std::allocator<int>::allocate(unsigned long)"))
+        XCTAssertFalse(GlobPattern("malloc").matches("malloc_wrapper"))
+        XCTAssertTrue(GlobPattern("a?c").matches("abc"))
+        XCTAssertFalse(GlobPattern("a?c").matches("ac"))
+        XCTAssertTrue(GlobPattern("*").matches(""))
+    }
+
+    func testTemplate() {
+        XCTAssertTrue(TemplatePattern("config").matches("load_config_file"))
+        XCTAssertFalse(TemplatePattern("^config").matches("load_config"))
+        XCTAssertTrue(TemplatePattern("^load*file$").matches("load_config_file"))
+        XCTAssertFalse(TemplatePattern("file$").matches("file.c"))
+    }
+
+    func testDefaultFilter() {
+        let filter = AllocatorFrameFilter()
+        for name in ["malloc", "operator new(unsigned long)", "operator new[](unsigned long)", "_Znwm",
+                     "std::__new_allocator<int>::allocate(unsigned long, void const*)", "xstrdup", "g_malloc0",
+                     "swift_allocObject", "PyMem_Malloc", "__libc_calloc", "__GI___strdup"] {
+            XCTAssertTrue(filter.isAllocatorFrame(function: name), name)
+        }
+        for name in ["main", "make_buffer", "mallocator_user", "std::vector<int>::push_back(int const&)"] {
+            XCTAssertFalse(filter.isAllocatorFrame(function: name), name)
+        }
+        XCTAssertFalse(filter.isAllocatorFrame(function: nil))
+    }
+
+    func testFormatting() {
+        XCTAssertEqual(formatBytes(1023), "1023 B")
+        XCTAssertEqual(formatBytes(1536), "1.50 KiB")
+        XCTAssertEqual(formatBytes(200_000), "195.3 KiB")
+        XCTAssertEqual(formatBytes(3 << 30), "3.00 GiB")
+        XCTAssertEqual(formatTime(2_500_000), "2.500s")
+        XCTAssertEqual(formatTime(1_234), "0.001s")
+    }
+}
