@@ -1,0 +1,417 @@
+// The record loop: turns the bytes of one chunk into visitor calls, keeping the per-chunk decoder
+// state (previous address, thread, time) in locals. It is @inlinable so that it is specialised for
+// each visitor; everything rare (sized records, damage reports) is moved out of line.
+
+/// Record tags (docs/trace-format.md, "Records").
+public enum RecordTag {
+    public static let alloc: UInt8 = 0x01
+    public static let free: UInt8 = 0x02
+    public static let reallocRelease: UInt8 = 0x03
+    public static let realloc: UInt8 = 0x04
+    public static let time: UInt8 = 0x05
+    public static let thread: UInt8 = 0x06
+    public static let stack: UInt8 = 0x07
+    /// Tags from here on are sized: `tag length:uv body[length]`.
+    public static let firstSized: UInt8 = 0x40
+    public static let modules: UInt8 = 0x40
+    public static let mmap: UInt8 = 0x41
+    public static let munmap: UInt8 = 0x42
+    public static let mremap: UInt8 = 0x43
+    public static let brk: UInt8 = 0x44
+    public static let sbrk: UInt8 = 0x45
+    public static let mallopt: UInt8 = 0x46
+    public static let sample: UInt8 = 0x47
+    public static let mark: UInt8 = 0x48
+    public static let threadName: UInt8 = 0x49
+    public static let fork: UInt8 = 0x4A
+    public static let exec: UInt8 = 0x4B
+    public static let note: UInt8 = 0x4C
+    public static let end: UInt8 = 0x4F
+
+    /// The record name used in dumps and messages ("ALLOC", "MMAP", ...), or "tag 0xNN".
+    public static func name(_ tag: UInt8) -> String {
+        switch tag {
+        case alloc: return "ALLOC"
+        case free: return "FREE"
+        case reallocRelease: return "REALLOC_RELEASE"
+        case realloc: return "REALLOC"
+        case time: return "TIME"
+        case thread: return "THREAD"
+        case stack: return "STACK"
+        case modules: return "MODULES"
+        case mmap: return "MMAP"
+        case munmap: return "MUNMAP"
+        case mremap: return "MREMAP"
+        case brk: return "BRK"
+        case sbrk: return "SBRK"
+        case mallopt: return "MALLOPT"
+        case sample: return "SAMPLE"
+        case mark: return "MARK"
+        case threadName: return "THREAD_NAME"
+        case fork: return "FORK"
+        case exec: return "EXEC"
+        case note: return "NOTE"
+        case end: return "END"
+        default: return "tag " + hex(tag)
+        }
+    }
+}
+
+/// What is wrong with a record.
+@usableFromInline
+enum RecordDamage: Equatable {
+    /// The record runs past the end of the chunk's records.
+    case truncated(tag: UInt8)
+    case malformedVarint(tag: UInt8)
+    case unknownTag(UInt8)
+    case unknownAllocFunction(UInt8)
+    case unknownReallocInfo(UInt8)
+    case undefinedStack(tag: UInt8, id: UInt64, defined: UInt64)
+    case undefinedParent(id: UInt64, defined: UInt64)
+    case tooManyStacks
+    case badBody(tag: UInt8, problem: String)
+
+    var description: String {
+        switch self {
+        case .truncated(let tag):
+            return "\(RecordTag.name(tag)) record runs past the end of the chunk"
+        case .malformedVarint(let tag):
+            return "\(RecordTag.name(tag)) record has a malformed varint"
+        case .unknownTag(let tag):
+            return "unknown record tag \(hex(tag))"
+        case .unknownAllocFunction(let function):
+            return "ALLOC record with unknown function \(function)"
+        case .unknownReallocInfo(let info):
+            return "REALLOC record with unknown status or function (info \(hex(info)))"
+        case .undefinedStack(let tag, let id, let defined):
+            return "\(RecordTag.name(tag)) record names undefined stack id \(id) (\(defined) defined)"
+        case .undefinedParent(let id, let defined):
+            return "STACK record names undefined parent id \(id) (\(defined) defined)"
+        case .tooManyStacks:
+            return "more than \(StackTable.maximumCount) STACK records"
+        case .badBody(let tag, let problem):
+            return "\(RecordTag.name(tag)) record is damaged (\(problem))"
+        }
+    }
+}
+
+/// How decoding one chunk's records ended.
+@usableFromInline
+enum ChunkOutcome {
+    /// Every record was decoded.
+    case finished
+    /// The END record was decoded; reading stops.
+    case ended(TraceEnd)
+    /// The record at `recordOffset` (bytes into the chunk's records) is damaged; those before it stand.
+    case damaged(recordOffset: Int, RecordDamage)
+}
+
+/// What decoding a sized record gave.
+@usableFromInline
+enum SizedRecordResult {
+    case record(TraceRecord)
+    case damaged(RecordDamage)
+}
+
+extension TraceReader {
+    // MARK: - The record loop
+
+    /// Decodes the records of `chunk`, calling `visitor` for each.
+    @inlinable
+    func decodeRecords<V: TraceVisitor>(of chunk: LoadedChunk, into visitor: inout V) throws(V.Failure)
+        -> ChunkOutcome {
+        var cursor = ByteCursor(chunk.records, count: chunk.recordsCount)
+        var context = RecordContext(tid: 0, time: 0, chunkOffset: chunk.offset)
+        var previousAddress: UInt64 = 0
+        var definedStacks = UInt64(stacks.count)
+
+        // Literal tags below (rather than RecordTag's constants) let the switch become a jump table.
+        while !cursor.isAtEnd {
+            let recordStart = cursor.offset
+            let tag = cursor.base[recordStart]
+            cursor.offset &+= 1
+            switch tag {
+            case 0x01: // ALLOC
+                guard let info = cursor.readByte(), let delta = cursor.readVarint(),
+                      let size = cursor.readVarint(), let stack = cursor.readVarint() else {
+                    return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
+                }
+                guard let function = AllocFunction(rawValue: info & 0x0F),
+                      let path = AllocPath(rawValue: (info >> 4) & 0x03) else {
+                    return .damaged(recordOffset: recordStart, .unknownAllocFunction(info & 0x0F))
+                }
+                guard stack <= definedStacks else {
+                    return .damaged(recordOffset: recordStart,
+                                    .undefinedStack(tag: tag, id: stack, defined: definedStacks))
+                }
+                previousAddress &+= UInt64(bitPattern: decodeZigzag(delta))
+                try visitor.visitAlloc(function: function, path: path, address: previousAddress, size: size,
+                                       stack: UInt32(truncatingIfNeeded: stack), context: context)
+
+            case 0x02, 0x03: // FREE, REALLOC_RELEASE
+                guard let delta = cursor.readVarint() else {
+                    return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
+                }
+                previousAddress &+= UInt64(bitPattern: decodeZigzag(delta))
+                if tag == RecordTag.free {
+                    try visitor.visitFree(address: previousAddress, context: context)
+                } else {
+                    try visitor.visitReallocRelease(address: previousAddress, context: context)
+                }
+
+            case 0x04: // REALLOC
+                guard let info = cursor.readByte(), let oldDelta = cursor.readVarint(),
+                      let newDelta = cursor.readVarint(), let size = cursor.readVarint(),
+                      let stack = cursor.readVarint() else {
+                    return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
+                }
+                guard let status = ReallocStatus(rawValue: info & 0x0F), info >> 6 <= 1,
+                      let path = AllocPath(rawValue: (info >> 4) & 0x03) else {
+                    return .damaged(recordOffset: recordStart, .unknownReallocInfo(info))
+                }
+                guard stack <= definedStacks else {
+                    return .damaged(recordOffset: recordStart,
+                                    .undefinedStack(tag: tag, id: stack, defined: definedStacks))
+                }
+                let old = previousAddress &+ UInt64(bitPattern: decodeZigzag(oldDelta))
+                previousAddress = old &+ UInt64(bitPattern: decodeZigzag(newDelta))
+                try visitor.visitRealloc(status: status, path: path, isReallocarray: info >> 6 == 1, old: old,
+                                         new: previousAddress, size: size,
+                                         stack: UInt32(truncatingIfNeeded: stack), context: context)
+
+            case 0x05: // TIME
+                guard let microseconds = cursor.readVarint() else {
+                    return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
+                }
+                context.time = microseconds
+                try visitor.visitRecord(.time(microseconds: microseconds), context: context)
+
+            case 0x06: // THREAD
+                guard let tid = cursor.readVarint() else {
+                    return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
+                }
+                context.tid = tid
+                try visitor.visitRecord(.thread(tid: tid), context: context)
+
+            case 0x07: // STACK
+                guard let parent = cursor.readVarint(), let ip = cursor.readVarint() else {
+                    return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
+                }
+                guard parent <= definedStacks else {
+                    return .damaged(recordOffset: recordStart, .undefinedParent(id: parent, defined: definedStacks))
+                }
+                guard definedStacks < UInt64(StackTable.maximumCount) else {
+                    return .damaged(recordOffset: recordStart, .tooManyStacks)
+                }
+                let id = stacks.append(parent: UInt32(truncatingIfNeeded: parent), ip: ip)
+                definedStacks &+= 1
+                try visitor.visitRecord(.stack(id: id, parent: UInt32(truncatingIfNeeded: parent), ip: ip),
+                                        context: context)
+
+            case 0x40...0xFF: // sized records
+                guard let length = cursor.readVarint() else {
+                    return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
+                }
+                guard let body = cursor.readSlice(length: length) else {
+                    return .damaged(recordOffset: recordStart, .truncated(tag: tag))
+                }
+                switch decodeSizedRecord(tag: tag, body: body, definedStacks: definedStacks) {
+                case .damaged(let damage):
+                    return .damaged(recordOffset: recordStart, damage)
+                case .record(let record):
+                    try visitor.visitRecord(record, context: context)
+                    if case .end(let end) = record { return .ended(end) }
+                }
+
+            default:
+                return .damaged(recordOffset: recordStart, .unknownTag(tag))
+            }
+        }
+        return .finished
+    }
+
+    /// Why a fixed field could not be read: the chunk ended inside it, or it is malformed.
+    @usableFromInline
+    static func fieldFailure(_ cursor: ByteCursor, recordStart: Int, tag: UInt8) -> ChunkOutcome {
+        if cursor.isAtEnd || cursor.varintFailureIsTruncation() {
+            return .damaged(recordOffset: recordStart, .truncated(tag: tag))
+        }
+        return .damaged(recordOffset: recordStart, .malformedVarint(tag: tag))
+    }
+
+    // MARK: - Sized records
+
+    /// Decodes the body of a sized record; a body that does not parse exactly is damage.
+    /// MODULES snapshots are added to `moduleMaps` here, before the record is delivered.
+    @usableFromInline
+    func decodeSizedRecord(tag: UInt8, body: ByteCursor, definedStacks: UInt64) -> SizedRecordResult {
+        var fields = SizedFields(cursor: body, definedStacks: definedStacks)
+        let record: TraceRecord?
+        switch tag {
+        case RecordTag.modules: record = fields.modules()
+        case RecordTag.mmap: record = fields.mmap()
+        case RecordTag.munmap: record = fields.munmap()
+        case RecordTag.mremap: record = fields.mremap()
+        case RecordTag.brk: record = fields.brk()
+        case RecordTag.sbrk: record = fields.sbrk()
+        case RecordTag.mallopt: record = fields.mallopt()
+        case RecordTag.sample: record = fields.sample()
+        case RecordTag.mark: record = fields.mark()
+        case RecordTag.threadName: record = fields.threadName()
+        case RecordTag.fork: record = fields.fork()
+        case RecordTag.exec: record = fields.exec()
+        case RecordTag.note: record = fields.note()
+        case RecordTag.end: record = fields.end()
+        default: return .record(.unknown(tag: tag, length: body.count))
+        }
+        guard let record else {
+            return .damaged(.badBody(tag: tag, problem: fields.problem ?? "body cut short"))
+        }
+        guard fields.cursor.isAtEnd else {
+            return .damaged(.badBody(tag: tag, problem: "\(fields.cursor.remaining) bytes left over"))
+        }
+        if case .modules(_, let modules) = record { moduleMaps.append(modules) }
+        return .record(record)
+    }
+}
+
+/// Reads the fields of one sized record body. Each method returns nil when a field is missing or
+/// invalid (and may leave a `problem`).
+struct SizedFields {
+    var cursor: ByteCursor
+    let definedStacks: UInt64
+    var problem: String?
+
+    init(cursor: ByteCursor, definedStacks: UInt64) {
+        self.cursor = cursor
+        self.definedStacks = definedStacks
+    }
+
+    // MARK: Field readers
+
+    private mutating func uv() -> UInt64? { cursor.readVarint() }
+    private mutating func sv() -> Int64? { cursor.readSignedVarint() }
+    private mutating func str() -> String? { cursor.readString() }
+
+    private mutating func stack() -> UInt32? {
+        guard let id = cursor.readVarint() else { return nil }
+        guard id <= definedStacks else {
+            problem = "undefined stack id \(id) (\(definedStacks) defined)"
+            return nil
+        }
+        return UInt32(truncatingIfNeeded: id)
+    }
+
+    // MARK: Records
+
+    mutating func modules() -> TraceRecord? {
+        guard let generation = uv(), let count = uv() else { return nil }
+        // Each module takes at least 4 bytes (path, bias, build-id, segment count): a count the
+        // remaining bytes cannot hold is damage, found before anything is reserved for it.
+        guard count <= UInt64(cursor.remaining / 4) else {
+            problem = "\(count) modules cannot fit in \(cursor.remaining) bytes"
+            return nil
+        }
+        var modules: [Module] = []
+        modules.reserveCapacity(Int(count))
+        for _ in 0..<count {
+            guard let path = str(), let bias = uv(), let buildID = cursor.readLengthPrefixedBytes(),
+                  let segmentCount = uv() else { return nil }
+            guard segmentCount <= UInt64(cursor.remaining / 3) else {
+                problem = "\(segmentCount) segments cannot fit in \(cursor.remaining) bytes"
+                return nil
+            }
+            var segments: [ModuleSegment] = []
+            segments.reserveCapacity(Int(segmentCount))
+            for _ in 0..<segmentCount {
+                guard let start = uv(), let size = uv(), let flags = uv() else { return nil }
+                segments.append(ModuleSegment(start: start, size: size, flags: flags))
+            }
+            modules.append(Module(path: path, bias: bias, buildID: buildID, segments: segments))
+        }
+        return .modules(generation: generation, modules: modules)
+    }
+
+    mutating func mmap() -> TraceRecord? {
+        guard let addressArgument = uv(), let length = uv(), let prot = uv(), let flags = uv(), let fd = sv(),
+              let offset = uv(), let result = uv(), let errno = uv(), let path = str(), let stack = stack()
+        else { return nil }
+        return .mmap(addressArgument: addressArgument, length: length, prot: prot, flags: flags, fd: fd,
+                     offset: offset, result: result, errno: errno, path: path, stack: stack)
+    }
+
+    mutating func munmap() -> TraceRecord? {
+        guard let address = uv(), let length = uv(), let result = sv(), let errno = uv(), let stack = stack()
+        else { return nil }
+        return .munmap(address: address, length: length, result: result, errno: errno, stack: stack)
+    }
+
+    mutating func mremap() -> TraceRecord? {
+        guard let oldAddress = uv(), let oldSize = uv(), let newSize = uv(), let flags = uv(),
+              let newAddressArgument = uv(), let result = uv(), let errno = uv(), let stack = stack()
+        else { return nil }
+        return .mremap(oldAddress: oldAddress, oldSize: oldSize, newSize: newSize, flags: flags,
+                       newAddressArgument: newAddressArgument, result: result, errno: errno, stack: stack)
+    }
+
+    mutating func brk() -> TraceRecord? {
+        guard let addressArgument = uv(), let result = sv(), let breakBefore = uv(), let breakAfter = uv(),
+              let stack = stack() else { return nil }
+        return .brk(addressArgument: addressArgument, result: result, breakBefore: breakBefore,
+                    breakAfter: breakAfter, stack: stack)
+    }
+
+    mutating func sbrk() -> TraceRecord? {
+        guard let increment = sv(), let result = uv(), let breakAfter = uv(), let stack = stack() else { return nil }
+        return .sbrk(increment: increment, result: result, breakAfter: breakAfter, stack: stack)
+    }
+
+    mutating func mallopt() -> TraceRecord? {
+        guard let parameter = sv(), let value = sv(), let result = sv() else { return nil }
+        return .mallopt(parameter: parameter, value: value, result: result)
+    }
+
+    mutating func sample() -> TraceRecord? {
+        guard let vmPages = uv(), let rssPages = uv(), let sharedPages = uv() else { return nil }
+        return .sample(vmPages: vmPages, rssPages: rssPages, sharedPages: sharedPages)
+    }
+
+    mutating func mark() -> TraceRecord? {
+        guard let name = str(), let source = uv() else { return nil }
+        return .mark(name: name, source: source)
+    }
+
+    mutating func threadName() -> TraceRecord? {
+        guard let tid = uv(), let name = str() else { return nil }
+        return .threadName(tid: tid, name: name)
+    }
+
+    mutating func fork() -> TraceRecord? {
+        guard let childPid = uv() else { return nil }
+        return .fork(childPid: childPid)
+    }
+
+    mutating func exec() -> TraceRecord? {
+        guard let path = str() else { return nil }
+        return .exec(path: path)
+    }
+
+    mutating func note() -> TraceRecord? {
+        guard let level = uv(), let text = str() else { return nil }
+        return .note(level: level, text: text)
+    }
+
+    mutating func end() -> TraceRecord? {
+        guard let allocs = uv(), let frees = uv(), let reallocs = uv(), let mappings = uv(), let stacks = uv(),
+              let chunks = uv(), let untraced = uv() else { return nil }
+        return .end(TraceEnd(allocs: allocs, frees: frees, reallocs: reallocs, mappings: mappings, stacks: stacks,
+                             chunks: chunks, untraced: untraced))
+    }
+}
+
+/// `0x` and lowercase hex digits.
+@usableFromInline
+func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
+
+@usableFromInline
+func hex(_ value: UInt8) -> String { "0x" + String(format2hex: value) }
