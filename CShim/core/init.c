@@ -84,6 +84,7 @@ void lt_ensure_resolved(void) {
     RESOLVE(abort, "abort");
     RESOLVE(pthread_setname_np, "pthread_setname_np");
     RESOLVE(fork, "fork");
+    RESOLVE(pipe2, "pipe2");
     atomic_store(&resolve_state, 2);
 }
 

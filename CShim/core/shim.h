@@ -94,6 +94,7 @@ struct lt_real {
     void (*abort)(void);
     int (*pthread_setname_np)(pthread_t, const char *);
     pid_t (*fork)(void);
+    int (*pipe2)(int[2], int);
 };
 
 /* ---- an append buffer that becomes one chunk ---- */
@@ -150,6 +151,8 @@ struct lt_state {
 
     /* our own text segment, to drop the tracer's frames from stacks */
     uintptr_t self_text_start, self_text_end;
+    /* libunwind's text segment: see the pipe2 hook */
+    uintptr_t unwind_text_start, unwind_text_end;
 
     /* counters for the END record (under the event lock) */
     uint64_t count_allocs, count_frees, count_reallocs, count_mappings, count_stacks, count_chunks;
@@ -206,6 +209,7 @@ LT_HIDDEN void lt_stacks_init(void);
 /* ---- core/modules.c ---- */
 LT_HIDDEN void lt_modules_snapshot(int force);
 LT_HIDDEN void lt_find_self_text(void);
+LT_HIDDEN int lt_move_fd_high(int fd);
 
 /* ---- core/chunkpath.c ---- */
 LT_HIDDEN void lt_detect_allocator(void);
