@@ -84,6 +84,7 @@ void lt_ensure_resolved(void) {
     RESOLVE(abort, "abort");
     RESOLVE(pthread_setname_np, "pthread_setname_np");
     RESOLVE(fork, "fork");
+    RESOLVE(pipe2, "pipe2");
     atomic_store(&resolve_state, 2);
 }
 
@@ -138,6 +139,10 @@ static void read_config(void) {
     c->zstd_level = env_int("LEAKTRACE_ZSTD_LEVEL", 1, 0, 19);
     c->verbose = env_int("LEAKTRACE_VERBOSE", 0, 0, 9);
     c->mark_signal = env_int("LEAKTRACE_MARK_SIGNAL", 0, 0, 64);
+    const char *unwind = secure_getenv("LEAKTRACE_UNWIND");
+    c->unwind_cache = 1;
+    if (unwind && strcmp(unwind, "libunwind") == 0) c->unwind_cache = 0;
+    if (unwind && strcmp(unwind, "verify") == 0) c->unwind_cache = 2;
 }
 
 static void read_identity(void) {
@@ -204,12 +209,35 @@ __attribute__((destructor(101))) static void leaktrace_fini(void) {
     lt_finish("exit");
 }
 
+extern _Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
+
+static void put_decimal(char *out, uint64_t v) {
+    char digits[24];
+    int n = 0;
+    do digits[n++] = (char)('0' + v % 10); while ((v /= 10) > 0);
+    while (n) *out++ = digits[--n];
+    *out = 0;
+}
+
+/* The test suite runs programs with LEAKTRACE_UNWIND=verify and reads this note. */
+static void report_unwind_verification(void) {
+    char note[128] = "unwind-verify checked=", number[24];
+    put_decimal(number, atomic_load(&lt_unwind_verified));
+    strcat(note, number);
+    strcat(note, " mismatches=");
+    put_decimal(number, atomic_load(&lt_unwind_mismatches));
+    strcat(note, number);
+    lt_emit_note(0, note);
+    if (atomic_load(&lt_unwind_mismatches)) lt_warn("stack cache disagreed with libunwind", NULL, note);
+}
+
 void lt_finish(const char *reason) {
     (void)reason;
     if (atomic_load(&lt.phase) != PHASE_TRACING) return;
     int was = lt_self.in_hook;
     lt_self.in_hook = 1;
     lt_modules_snapshot(0);
+    if (lt.config.unwind_cache == 2) report_unwind_verification();
     atomic_store(&lt.writer_stop, 1);
     lt_flush_all(1);
     if (lt.config.verbose) lt_warn("trace written to", lt.output_path, NULL);

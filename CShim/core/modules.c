@@ -9,6 +9,8 @@
 
 #include <elf.h>
 #include <link.h>
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
 #include <string.h>
 
 #define SNAPSHOT_CAPACITY (4u << 20)
@@ -128,23 +130,36 @@ void lt_modules_snapshot(int force) {
     pthread_mutex_unlock(&snapshot_lock);
 }
 
-static int find_self(struct dl_phdr_info *info, size_t size, void *data) {
+struct text_query {
+    uintptr_t address;
+    uintptr_t start, end;
+};
+
+static int find_text(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
-    uintptr_t me = (uintptr_t)data;
+    struct text_query *q = data;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
         uintptr_t start = info->dlpi_addr + ph->p_vaddr;
-        if (me >= start && me < start + ph->p_memsz) {
-            lt.self_text_start = start;
-            lt.self_text_end = start + ph->p_memsz;
+        if (q->address >= start && q->address < start + ph->p_memsz) {
+            q->start = start;
+            q->end = start + ph->p_memsz;
             return 1;
         }
     }
     return 0;
 }
 
-/* Finds the tracer's own executable segment, whose frames are dropped from every stack. */
+/* Finds the tracer's own executable segment, whose frames are dropped from every stack, and
+ * libunwind's, whose pipe2 calls are watched (hooks/process_hooks.c). */
 void lt_find_self_text(void) {
-    dl_iterate_phdr(find_self, (void *)(uintptr_t)&lt_find_self_text);
+    struct text_query self = {(uintptr_t)&lt_find_self_text, 0, 0};
+    dl_iterate_phdr(find_text, &self);
+    lt.self_text_start = self.start;
+    lt.self_text_end = self.end;
+    struct text_query unwind = {(uintptr_t)&_ULx86_64_init_local, 0, 0};
+    dl_iterate_phdr(find_text, &unwind);
+    lt.unwind_text_start = unwind.start;
+    lt.unwind_text_end = unwind.end;
 }

@@ -61,6 +61,7 @@ struct lt_config {
     int zstd_level;      /* 0: store chunks raw */
     int verbose;
     int mark_signal;     /* 0: off */
+    int unwind_cache;    /* 1: validated per-thread stack cache (default); 0: libunwind only */
 };
 
 /* ---- real functions, resolved with dlsym(RTLD_NEXT) ---- */
@@ -93,6 +94,7 @@ struct lt_real {
     void (*abort)(void);
     int (*pthread_setname_np)(pthread_t, const char *);
     pid_t (*fork)(void);
+    int (*pipe2)(int[2], int);
 };
 
 /* ---- an append buffer that becomes one chunk ---- */
@@ -149,6 +151,8 @@ struct lt_state {
 
     /* our own text segment, to drop the tracer's frames from stacks */
     uintptr_t self_text_start, self_text_end;
+    /* libunwind's text segment: see the pipe2 hook */
+    uintptr_t unwind_text_start, unwind_text_end;
 
     /* counters for the END record (under the event lock) */
     uint64_t count_allocs, count_frees, count_reallocs, count_mappings, count_stacks, count_chunks;
@@ -190,7 +194,13 @@ LT_HIDDEN void lt_arena_free_pages(void *p, size_t size);
 LT_HIDDEN void *lt_raw_mmap(size_t size);
 
 /* ---- core/stacks.c ---- */
+struct cached_stack;
+/* Where a hook was called from: its CFA (the caller's stack pointer) and return address. */
+#define LT_CALL_SITE ((uintptr_t)__builtin_dwarf_cfa()), ((uintptr_t)__builtin_return_address(0))
 LT_HIDDEN int lt_capture_stack(uintptr_t *frames, int max);
+LT_HIDDEN int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max,
+                                  uint32_t *cached_id, struct cached_stack **fill);
+LT_HIDDEN void lt_stack_cache_store(struct cached_stack *e, uint32_t stack_id);
 LT_HIDDEN uint32_t lt_stack_lookup(const uintptr_t *frames, int n, uint64_t *hash_out);
 LT_HIDDEN uint32_t lt_stack_intern_locked(const uintptr_t *frames, int n, uint64_t hash);
 LT_HIDDEN void lt_stacks_reset(void);
@@ -199,6 +209,7 @@ LT_HIDDEN void lt_stacks_init(void);
 /* ---- core/modules.c ---- */
 LT_HIDDEN void lt_modules_snapshot(int force);
 LT_HIDDEN void lt_find_self_text(void);
+LT_HIDDEN int lt_move_fd_high(int fd);
 
 /* ---- core/chunkpath.c ---- */
 LT_HIDDEN void lt_detect_allocator(void);
@@ -236,7 +247,7 @@ LT_HIDDEN void lt_emit_note(int level, const char *text);
 LT_HIDDEN void lt_emit_thread_name(uint64_t tid, const char *name, size_t len);
 
 /* ---- hooks: recorders used by several hook files ---- */
-LT_HIDDEN void lt_record_alloc(int fn, void *p, size_t size);
+LT_HIDDEN void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0);
 LT_HIDDEN void lt_record_free(void *p);
 LT_HIDDEN void lt_emit_fork(pid_t child);
 LT_HIDDEN void lt_emit_pending_marks(void);

@@ -68,7 +68,125 @@ void lt_stacks_init(void) {
     lt_stacks_reset();
 }
 
-/* Captures the caller's stack, innermost first, without the tracer's own frames. */
+/* ---- the validated stack cache ----
+ *
+ * Unwinding is most of a hook's cost (LESSONS 4), and most allocations come from a call
+ * path seen a moment ago. Each thread keeps a few recent stacks keyed by the hook's CFA (the
+ * caller's stack pointer) and the caller's return address, with the stack slot where each
+ * outer frame's return address lives. A later call with the same key is the same stack if
+ * every one of those slots still holds the same return address: with the same stack pointer
+ * and instruction pointer, the unwinder would compute the same frame addresses and read the
+ * same slots, frame by frame (docs/design-shim.md discusses the limits: frames whose CFA
+ * depends on a frame pointer after a variable-size alloca, and coroutine stacks). Checking
+ * costs one load per frame instead of an unwind. LEAKTRACE_UNWIND=libunwind turns it off. */
+
+#define CACHE_ENTRIES 16
+#define CACHE_MAX_FRAMES 64
+
+struct cached_stack {
+    uintptr_t cfa, ip0;           /* key */
+    unsigned fork_generation;     /* stack ids are per trace: a forked child starts over */
+    uint32_t stack_id;            /* 0 until interned */
+    int depth;                    /* 0: key seen once, not populated yet */
+    uintptr_t slot[CACHE_MAX_FRAMES];
+    uintptr_t ip[CACHE_MAX_FRAMES];
+};
+
+static __thread struct cached_stack stack_cache[CACHE_ENTRIES] __attribute__((tls_model("initial-exec")));
+
+static inline struct cached_stack *cache_entry(uintptr_t cfa, uintptr_t ip0) {
+    uint64_t h = ((uint64_t)cfa ^ ((uint64_t)ip0 * 0x9E3779B97F4A7C15ull));
+    return &stack_cache[(h ^ (h >> 29)) & (CACHE_ENTRIES - 1)];
+}
+
+static inline int cache_hit(const struct cached_stack *e) {
+    for (int k = 1; k < e->depth; k++)
+        if (*(const uintptr_t *)e->slot[k] != e->ip[k]) return 0;
+    return 1;
+}
+
+/* LEAKTRACE_UNWIND=verify: every cache hit is checked against a full libunwind capture. */
+_Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
+
+static void verify_hit(const struct cached_stack *e) {
+    uintptr_t frames[CACHE_MAX_FRAMES];
+    int n = lt_capture_stack(frames, e->depth);
+    int same = n == e->depth && memcmp(frames, e->ip, (size_t)n * sizeof *frames) == 0;
+    atomic_fetch_add(&lt_unwind_verified, 1);
+    if (!same) atomic_fetch_add(&lt_unwind_mismatches, 1);
+}
+
+/* Walks the stack with libunwind step by step, noting where each return address is stored.
+ * Returns the frame count, or -1 if a frame cannot be validated (e.g. a signal frame). */
+static int walk_with_slots(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, uintptr_t *slots, int max) {
+    unw_context_t context;
+    unw_cursor_t cursor;
+    if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) != 0) return -1;
+    unw_word_t ip = 0, sp = 0;
+    /* Skip the tracer's frames: stop at the caller's frame, whose SP is the hook's CFA. */
+    for (int guard = 0; guard < 32; guard++) {
+        if (unw_step(&cursor) <= 0) return -1;
+        unw_get_reg(&cursor, UNW_REG_IP, &ip);
+        unw_get_reg(&cursor, UNW_REG_SP, &sp);
+        if (ip == ip0 && sp == cfa) break;
+    }
+    if (ip != ip0 || sp != cfa) return -1;
+    int n = 0;
+    frames[n] = ip0;
+    slots[n++] = cfa - sizeof(uintptr_t);
+    while (n < max && unw_step(&cursor) > 0) {
+        unw_get_reg(&cursor, UNW_REG_IP, &ip);
+        unw_get_reg(&cursor, UNW_REG_SP, &sp);
+        uintptr_t slot = (uintptr_t)sp - sizeof(uintptr_t);
+        if (*(const uintptr_t *)slot != (uintptr_t)ip) return -1;
+        frames[n] = (uintptr_t)ip;
+        slots[n++] = slot;
+    }
+    return n;
+}
+
+/* Captures the caller's stack, innermost first, without the tracer's own frames.
+ * `cfa` and `ip0` are the hook's __builtin_dwarf_cfa() and __builtin_return_address(0).
+ * Sets *cached_id when the cache already knows the stack's id (frames are then not filled). */
+int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max, uint32_t *cached_id,
+                        struct cached_stack **fill) {
+    *cached_id = 0;
+    *fill = NULL;
+    if (lt.config.unwind_cache && max <= CACHE_MAX_FRAMES) {
+        struct cached_stack *e = cache_entry(cfa, ip0);
+        int same_key = e->cfa == cfa && e->ip0 == ip0 && e->fork_generation == lt.fork_generation;
+        if (same_key && e->depth > 0 && e->stack_id && cache_hit(e)) {
+            if (LT_UNLIKELY(lt.config.unwind_cache == 2)) verify_hit(e);
+            *cached_id = e->stack_id;
+            return e->depth;
+        }
+        if (same_key) {
+            /* The second time a key comes up, pay for the walk that lets it be cached. */
+            int n = walk_with_slots(cfa, ip0, frames, e->slot, max);
+            if (n > 0) {
+                memcpy(e->ip, frames, (size_t)n * sizeof *frames);
+                e->depth = n;
+                e->stack_id = 0;
+                *fill = e;
+                return n;
+            }
+            e->depth = 0;
+        } else {
+            e->cfa = cfa;
+            e->ip0 = ip0;
+            e->fork_generation = lt.fork_generation;
+            e->depth = 0;
+            e->stack_id = 0;
+        }
+    }
+    return lt_capture_stack(frames, max);
+}
+
+void lt_stack_cache_store(struct cached_stack *e, uint32_t stack_id) {
+    if (e) e->stack_id = stack_id;
+}
+
+/* Captures the caller's stack with unw_backtrace, innermost first, without our own frames. */
 int lt_capture_stack(uintptr_t *frames, int max) {
     void *raw[LT_MAX_DEPTH + 8];
     int want = max + 8;

@@ -28,19 +28,22 @@ static inline void append_alloc_locked(int fn, void *p, size_t size, uint32_t st
 }
 
 /* Captures the stack and finds its id, taking the event lock. On return the lock is held. */
-static inline uint32_t capture_and_lock(void) {
+static inline uint32_t capture_and_lock(uintptr_t cfa, uintptr_t ip0) {
     uintptr_t frames[LT_MAX_DEPTH];
-    int n = lt_capture_stack(frames, lt.config.depth);
-    uint64_t hash;
-    uint32_t stack = lt_stack_lookup(frames, n, &hash);
+    struct cached_stack *fill;
+    uint32_t stack;
+    int n = lt_capture_stack_at(cfa, ip0, frames, lt.config.depth, &stack, &fill);
+    uint64_t hash = 0;
+    if (!stack) stack = lt_stack_lookup(frames, n, &hash);
     pthread_mutex_lock(&lt.event_lock);
     if (!stack && n > 0) stack = lt_stack_intern_locked(frames, n, hash);
+    lt_stack_cache_store(fill, stack);
     return stack;
 }
 
-void lt_record_alloc(int fn, void *p, size_t size) {
+void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0) {
     int saved = errno;
-    uint32_t stack = capture_and_lock();
+    uint32_t stack = capture_and_lock(cfa, ip0);
     append_alloc_locked(fn, p, size, stack);
     pthread_mutex_unlock(&lt.event_lock);
     errno = saved;
@@ -87,7 +90,7 @@ LT_EXPORT void *malloc(size_t size) {
     if (!RESOLVED(malloc)) return lt_bootstrap_alloc(size, 16);
     if (!lt_hook_enter()) return lt.real.malloc(size);
     void *p = lt.real.malloc(size);
-    if (LT_LIKELY(p != NULL)) lt_record_alloc(FN_MALLOC, p, size);
+    if (LT_LIKELY(p != NULL)) lt_record_alloc(FN_MALLOC, p, size, LT_CALL_SITE);
     lt_hook_leave();
     return p;
 }
@@ -116,12 +119,12 @@ LT_EXPORT void *calloc(size_t n, size_t size) {
     }
     if (!lt_hook_enter()) return lt.real.calloc(n, size);
     void *p = lt.real.calloc(n, size);
-    if (LT_LIKELY(p != NULL)) lt_record_alloc(FN_CALLOC, p, n * size);
+    if (LT_LIKELY(p != NULL)) lt_record_alloc(FN_CALLOC, p, n * size, LT_CALL_SITE);
     lt_hook_leave();
     return p;
 }
 
-static void *realloc_common(int fn, void *old, size_t n, size_t size) {
+static void *realloc_common(int fn, void *old, size_t n, size_t size, uintptr_t cfa, uintptr_t ip0) {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) total = (size_t)-1;
     if (LT_UNLIKELY(old && lt_in_bootstrap_pool(old))) {
@@ -134,7 +137,7 @@ static void *realloc_common(int fn, void *old, size_t n, size_t size) {
     if (!lt_hook_enter())
         return fn == FN_REALLOC ? lt.real.realloc(old, size) : lt.real.reallocarray(old, n, size);
     int saved = errno;
-    uint32_t stack = capture_and_lock();
+    uint32_t stack = capture_and_lock(cfa, ip0);
     if (old) {
         /* Released before the call, so no other thread's allocation of the same address can
          * be ordered before it (docs/trace-format.md, REALLOC). */
@@ -161,10 +164,10 @@ static void *realloc_common(int fn, void *old, size_t n, size_t size) {
     return p;
 }
 
-LT_EXPORT void *realloc(void *old, size_t size) { return realloc_common(FN_REALLOC, old, 1, size); }
+LT_EXPORT void *realloc(void *old, size_t size) { return realloc_common(FN_REALLOC, old, 1, size, LT_CALL_SITE); }
 
 LT_EXPORT void *reallocarray(void *old, size_t n, size_t size) {
-    return realloc_common(FN_REALLOCARRAY, old, n, size);
+    return realloc_common(FN_REALLOCARRAY, old, n, size, LT_CALL_SITE);
 }
 
 LT_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
@@ -176,7 +179,7 @@ LT_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
     }
     if (!lt_hook_enter()) return lt.real.posix_memalign(out, align, size);
     int r = lt.real.posix_memalign(out, align, size);
-    if (r == 0) lt_record_alloc(FN_POSIX_MEMALIGN, *out, size);
+    if (r == 0) lt_record_alloc(FN_POSIX_MEMALIGN, *out, size, LT_CALL_SITE);
     lt_hook_leave();
     return r;
 }
@@ -186,7 +189,7 @@ LT_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
         if (!RESOLVED(name)) return lt_bootstrap_alloc(size_expr, 4096);        \
         if (!lt_hook_enter()) return lt.real.name args;             \
         void *p = lt.real.name args;                                \
-        if (LT_LIKELY(p != NULL)) lt_record_alloc(FN, p, size_expr); \
+        if (LT_LIKELY(p != NULL)) lt_record_alloc(FN, p, size_expr, LT_CALL_SITE); \
         lt_hook_leave();                                            \
         return p;                                                   \
     }

@@ -250,3 +250,23 @@ void lt_emit_pending_marks(void) {
         emit_mark(name, 1);
     }
 }
+
+/* ---- libunwind's validation pipe ----
+ *
+ * libunwind checks that a stack address is readable by writing a byte from it into a pipe it
+ * opens once and keeps (libunwind#291). A program that closes every descriptor and opens its
+ * own files on the freed numbers would then have libunwind read from, write to, and finally
+ * close the program's files. Its pipe is moved to high descriptor numbers, which programs
+ * rarely reuse; the program's own pipe2 calls are passed through untouched. */
+LT_EXPORT int pipe2(int fds[2], int flags) {
+    if (LT_UNLIKELY(!lt.real.pipe2)) lt_ensure_resolved();
+    int r = lt.real.pipe2(fds, flags);
+    uintptr_t caller = (uintptr_t)__builtin_return_address(0);
+    if (r == 0 && caller >= lt.unwind_text_start && caller < lt.unwind_text_end) {
+        int saved = errno;
+        fds[0] = lt_move_fd_high(fds[0]);
+        fds[1] = lt_move_fd_high(fds[1]);
+        errno = saved;
+    }
+    return r;
+}

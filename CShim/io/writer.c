@@ -191,8 +191,8 @@ static void stop_tracing(const char *what, int e) {
     }
 }
 
-/* Moves the trace descriptor out of the way of programs that dup2 onto low numbers. */
-static int move_fd_high(int fd) {
+/* Moves a tracer descriptor out of the way of programs that dup2 onto low numbers. */
+int lt_move_fd_high(int fd) {
     struct rlimit rl;
     long high = 900;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur <= high)
@@ -217,7 +217,7 @@ static int verify_output(void) {
         errno = ENOENT;
         return 0;
     }
-    lt.fd = move_fd_high(fd);
+    lt.fd = lt_move_fd_high(fd);
     return 1;
 }
 
@@ -373,7 +373,7 @@ int lt_open_output(const char *parent_trace, uint64_t parent_offset) {
     if (fcntl(fd, F_GETFL) & O_NONBLOCK) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     struct stat st;
     fstat(fd, &st);
-    lt.fd = move_fd_high(fd);
+    lt.fd = lt_move_fd_high(fd);
     lt.file_dev = st.st_dev;
     lt.file_ino = st.st_ino;
     lt.file_offset = 0;
