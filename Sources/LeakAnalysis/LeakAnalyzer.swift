@@ -77,7 +77,7 @@ struct StackAggregate {
     var biggest: (address: UInt64, size: UInt64, path: LeakPath, time: UInt64, inherited: Bool) = (0, 0, .unknown, 0, false)
     /// The biggest block of at least the initial threshold served from the heap or a thread arena.
     var largeFromHeap = Amount()
-    var largestFromHeap: (size: UInt64, time: UInt64)?
+    var largestFromHeap: (size: UInt64, context: ThresholdContext?)?
 
     mutating func add(address: UInt64, size: UInt64, path: LeakPath, time: UInt64, inherited isInherited: Bool) {
         blocks += 1
@@ -155,6 +155,7 @@ struct AnalysisRun {
         var nearTop = self.nearTop
         let nearTopCount = options.nearTopCount
         let initialThreshold = self.initialThreshold
+        let largeBlocks = replay.largeHeapBlocks
         replay.live.forEach { block in
             let path = LeakPath(block.path)
             var aggregate = perStack[block.stackRef] ?? StackAggregate()
@@ -163,7 +164,7 @@ struct AnalysisRun {
             if (path == .heap || path == .threadArena), large(block.size) >= initialThreshold {
                 aggregate.largeFromHeap.add(blocks: 1, bytes: block.size)
                 if block.size > (aggregate.largestFromHeap?.size ?? 0) {
-                    aggregate.largestFromHeap = (block.size, block.time)
+                    aggregate.largestFromHeap = (block.size, largeBlocks[block.address])
                 }
             }
             perStack[block.stackRef] = aggregate
@@ -296,7 +297,7 @@ struct AnalysisRun {
                 blocks: aggregate.blocks, bytes: aggregate.bytes, smallest: aggregate.smallest,
                 largest: aggregate.largest, byPath: aggregate.byPath, inherited: aggregate.inherited,
                 firstAllocationUs: aggregate.firstTime, lastAllocationUs: aggregate.lastTime,
-                thresholdNote: aggregate.largestFromHeap.map { thresholdNote(size: $0.size, time: $0.time, count: aggregate.largeFromHeap.blocks) },
+                thresholdNote: aggregate.largestFromHeap.map { thresholdNote(size: $0.size, context: $0.context, count: aggregate.largeFromHeap.blocks) },
                 biggest: PlacedBlock(address: biggest.address, size: biggest.size, path: biggest.path,
                                      timeUs: biggest.time, inherited: biggest.inherited,
                                      callsite: entry.callsite, stack: stack)))
@@ -304,26 +305,29 @@ struct AnalysisRun {
         return (shown, merged.count)
     }
 
-    /// Why a block of `size` bytes that reached the initial threshold came from the heap.
-    func thresholdNote(size: UInt64, time: UInt64, count: Int) -> String {
-        let tracker = replay.threshold
+    /// Why a block of `size` bytes that reached the initial threshold came from the heap,
+    /// from the threshold state captured when it was allocated.
+    func thresholdNote(size: UInt64, context: ThresholdContext?, count: Int) -> String {
         let request = MmapThresholdTracker.normalizedRequest(size)
-        let subject = count == 1 ? "this \(size)-byte block" : "\(count) blocks of at least \(formatBytes(initialThreshold)) (largest \(size) bytes)"
-        if let disabledAt = tracker.mmapDisabledAt, disabledAt <= time {
-            return "\(subject) came from the heap: mmapped chunks were disabled by mallopt(M_MMAP_MAX, 0) at \(formatTime(disabledAt))"
+        let subject = count == 1 ? "this \(size)-byte block"
+            : "\(count) blocks of at least \(formatBytes(initialThreshold)) (largest \(size) bytes)"
+        guard let context else {
+            return "\(subject) came from the heap (the threshold in force at its allocation is not known)"
         }
-        if let change = tracker.lastChange(atOrBefore: time), change.newValue > request {
-            switch change.reason {
-            case let .freedMmappedBlock(requestSize, _):
-                return "\(subject) came from the heap: the mmap threshold was raised to \(change.newValue) bytes at \(formatTime(change.time)) by freeing a \(requestSize)-byte mmapped block"
-            case .mallopt:
-                return "\(subject) came from the heap: mallopt(M_MMAP_THRESHOLD) set the mmap threshold to \(change.newValue) bytes at \(formatTime(change.time))"
+        if context.mmapDisabled {
+            return "\(subject) came from the heap: mmapped chunks were disabled by mallopt(M_MMAP_MAX, 0)"
+        }
+        if request < context.threshold {
+            switch context.lastChange?.reason {
+            case let .freedMmappedBlock(requestSize, _)?:
+                return "\(subject) came from the heap: the mmap threshold was raised to \(context.threshold) bytes at \(formatTime(context.lastChange?.time ?? 0)) by freeing a \(requestSize)-byte mmapped block"
+            case .mallopt?:
+                return "\(subject) came from the heap: mallopt(M_MMAP_THRESHOLD) had set the mmap threshold to \(context.threshold) bytes at \(formatTime(context.lastChange?.time ?? 0))"
+            case nil:
+                return "\(subject) came from the heap: once rounded it is below the initial mmap threshold of \(context.threshold) bytes"
             }
         }
-        if tracker.initial > request {
-            return "\(subject) came from the heap: it is below the initial mmap threshold of \(tracker.initial) bytes once rounded"
-        }
-        return "\(subject) came from the heap although it reached the mmap threshold (mmap may have failed, or the mmapped-chunk limit M_MMAP_MAX was reached)"
+        return "\(subject) came from the heap although it reached the mmap threshold of \(context.threshold) bytes: glibc reused free heap memory (it tries mmap only when no free chunk is big enough)"
     }
 
     // MARK: Summary

@@ -59,6 +59,17 @@ public enum ReplayEvent: Equatable, Sendable {
     case unknownRelease(UnknownRelease)
 }
 
+/// The mmap threshold as it stood when a large block was allocated from the heap: why glibc
+/// did not give it a mapping of its own.
+public struct ThresholdContext: Equatable, Sendable {
+    /// The threshold in force.
+    public var threshold: UInt64
+    /// The change that set it (nil: the initial value).
+    public var lastChange: ThresholdChange?
+    /// True when mallopt(M_MMAP_MAX, 0) had turned mmapped chunks off.
+    public var mmapDisabled: Bool
+}
+
 // MARK: - Replayer
 
 /// Replays trace records into the set of live blocks, direct mappings, program-break moves
@@ -99,6 +110,12 @@ public struct Replayer {
     /// Blocks and bytes inherited from the parent process at fork.
     public private(set) var inheritedBlocks = 0
     public private(set) var inheritedBytes: UInt64 = 0
+    /// For live heap and thread-arena blocks at least as big as the initial threshold: the
+    /// threshold state when each was allocated. Captured then because trace times are coarse
+    /// (many events share one TIME), so a later lookup by time could pick the wrong change.
+    public private(set) var largeHeapBlocks: [UInt64: ThresholdContext] = [:]
+    /// Requests below this cannot reach the initial threshold (cheap pre-check per event).
+    private var largeBlockMinimum: UInt64
     /// Page size used to round mapping lengths.
     public let pageSize: UInt64
     /// Called for every allocation and release, when set.
@@ -122,6 +139,7 @@ public struct Replayer {
         threshold = MmapThresholdTracker(headerThreshold: header.mmapThreshold, pageSize: pageSize,
                                          mallocEnvironment: header.mallocEnvironment)
         live = LiveBlockTable(minimumCapacity: expectedLiveBlocks)
+        largeBlockMinimum = threshold.initial > 64 ? threshold.initial - 64 : 0
     }
 
     // MARK: Replaying records
@@ -223,7 +241,9 @@ public struct Replayer {
             return
         }
         let replaced = live.insert(block)
+        if block.size >= largeBlockMinimum { noteLargeBlock(block) }
         if let replaced {
+            forgetLargeBlock(replaced)
             counters.duplicateAllocs += 1
             if duplicateAllocExamples.count < Self.exampleLimit { duplicateAllocExamples.append(replaced) }
         }
@@ -237,9 +257,26 @@ public struct Replayer {
         if let observer { observer(.allocated(block, replaced: replaced)) }
     }
 
+    /// Remembers the threshold state for a large block the heap served.
+    private mutating func noteLargeBlock(_ block: LiveBlock) {
+        guard block.pathRaw == AllocPath.heap.rawValue || block.pathRaw == AllocPath.threadArena.rawValue,
+              MmapThresholdTracker.normalizedRequest(block.size) >= threshold.initial else { return }
+        largeHeapBlocks[block.address] = ThresholdContext(threshold: threshold.current,
+                                                          lastChange: threshold.history.last,
+                                                          mmapDisabled: threshold.mmapDisabledAt != nil)
+    }
+
+    @inline(__always)
+    private mutating func forgetLargeBlock(_ block: LiveBlock) {
+        if block.size >= largeBlockMinimum, !largeHeapBlocks.isEmpty {
+            largeHeapBlocks.removeValue(forKey: block.address)
+        }
+    }
+
     @inline(__always)
     private mutating func release(_ address: UInt64, tid: UInt64, time: UInt64) {
         if let block = live.remove(address) {
+            forgetLargeBlock(block)
             noteGone(block, time: time)
         } else {
             noteUnknownRelease(UnknownRelease(address: address, tid: tid, time: time, viaRealloc: false))
@@ -263,6 +300,7 @@ public struct Replayer {
     private mutating func releaseForRealloc(_ address: UInt64, tid: UInt64, time: UInt64) {
         let block = live.remove(address)
         if let block {
+            forgetLargeBlock(block)
             if let observer { observer(.released(block)) }
         } else {
             noteUnknownRelease(UnknownRelease(address: address, tid: tid, time: time, viaRealloc: true))
@@ -299,6 +337,7 @@ public struct Replayer {
             } else if status != .failed {
                 // No REALLOC_RELEASE came first (the writer always sends one): release now.
                 oldBlock = live.remove(old)
+                if let oldBlock { forgetLargeBlock(oldBlock) }
                 if let oldBlock, let observer { observer(.released(oldBlock)) }
                 if oldBlock == nil {
                     noteUnknownRelease(UnknownRelease(address: old, tid: tid, time: time, viaRealloc: true))
@@ -371,6 +410,7 @@ public struct Replayer {
             mappings.insert(copy)
         }
         threshold.inherit(from: parent.threshold)
+        largeHeapBlocks = parent.largeHeapBlocks
         lowestHeapAddress = parent.lowestHeapAddress
         peakLiveBytes = live.totalBytes
     }
