@@ -66,7 +66,7 @@ public struct LiveBlockTable {
 
     @inline(__always)
     private func home(_ address: UInt64) -> Int {
-        Int(truncatingIfNeeded: (address &* 0x9E37_79B9_7F4A_7C15) >> shift)
+        Int(truncatingIfNeeded: (address &* 0x9E37_79B9_7F4A_7C15) &>> shift)
     }
 
     // MARK: - Lookup, insert, remove

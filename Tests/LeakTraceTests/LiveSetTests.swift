@@ -210,6 +210,22 @@ final class LiveSetReplayTests: XCTestCase {
         XCTAssertEqual(replay.threshold.history.map(\.time), [6])
     }
 
+    func testLargeHeapBlocksRememberTheThresholdOfTheirAllocation() {
+        var replay = Replayer(header: header())
+        replay.apply(.alloc(function: .malloc, path: .mmapThreshold, address: 0x7000_0000, size: 300_000, stack: 1), tid: 1, time: 0)
+        replay.apply(.free(address: 0x7000_0000), tid: 1, time: 0)
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 200_000, stack: 1), tid: 1, time: 0)
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x90000, size: 100, stack: 1), tid: 1, time: 0)
+        // A later mallopt at the same coarse time does not change what held at the allocation.
+        replay.apply(.mallopt(parameter: MalloptParameter.mmapThreshold, value: 65536, result: 1), tid: 1, time: 0)
+        let context = replay.largeHeapBlocks[0x1000]
+        XCTAssertEqual(context?.threshold, 303_104)
+        XCTAssertEqual(context?.lastChange?.reason, .freedMmappedBlock(requestSize: 300_000, chunkSize: 303_104))
+        XCTAssertEqual(replay.largeHeapBlocks.count, 1)
+        replay.apply(.free(address: 0x1000), tid: 1, time: 0)
+        XCTAssertEqual(replay.largeHeapBlocks.count, 0)
+    }
+
     func testMappingRecords() {
         var replay = Replayer(header: header())
         replay.apply(.mmap(addressArgument: 0, length: 10_000, prot: 3, flags: 0x22, fd: -1, offset: 0,
