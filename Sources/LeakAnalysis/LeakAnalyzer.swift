@@ -79,7 +79,14 @@ struct StackAggregate {
     var largeFromHeap = Amount()
     var largestFromHeap: (size: UInt64, context: ThresholdContext?)?
 
-    mutating func add(address: UInt64, size: UInt64, path: LeakPath, time: UInt64, inherited isInherited: Bool) {
+    /// Adds one block. `largeContext` is non-nil for a heap block of at least the initial
+    /// threshold (its inner value: the threshold state at its allocation, when known).
+    mutating func add(address: UInt64, size: UInt64, path: LeakPath, time: UInt64, inherited isInherited: Bool,
+                      largeContext: ThresholdContext?? = nil) {
+        if let context = largeContext {
+            largeFromHeap.add(blocks: 1, bytes: size)
+            if size > (largestFromHeap?.size ?? 0) { largestFromHeap = (size, context) }
+        }
         blocks += 1
         bytes &+= size
         smallest = min(smallest, size)
@@ -158,16 +165,12 @@ struct AnalysisRun {
         let largeBlocks = replay.largeHeapBlocks
         replay.live.forEach { block in
             let path = LeakPath(block.path)
-            var aggregate = perStack[block.stackRef] ?? StackAggregate()
-            aggregate.add(address: block.address, size: block.size, path: path, time: block.time,
-                          inherited: block.isInherited)
-            if (path == .heap || path == .threadArena), large(block.size) >= initialThreshold {
-                aggregate.largeFromHeap.add(blocks: 1, bytes: block.size)
-                if block.size > (aggregate.largestFromHeap?.size ?? 0) {
-                    aggregate.largestFromHeap = (block.size, largeBlocks[block.address])
-                }
-            }
-            perStack[block.stackRef] = aggregate
+            let isLarge = (path == .heap || path == .threadArena) && large(block.size) >= initialThreshold
+            // Updated in place through the default subscript: copying the aggregate out and
+            // back would copy its per-path array for every block.
+            perStack[block.stackRef, default: StackAggregate()].add(
+                address: block.address, size: block.size, path: path, time: block.time,
+                inherited: block.isInherited, largeContext: isLarge ? .some(largeBlocks[block.address]) : nil)
             if path == .heap {
                 liveHeap.add(blocks: 1, bytes: block.size)
                 heapTop = max(heapTop ?? 0, block.end)
@@ -191,10 +194,9 @@ struct AnalysisRun {
 
     mutating func aggregateMappings() {
         for mapping in replay.mappings.mappings {
-            var aggregate = perStack[mapping.stackRef] ?? StackAggregate()
-            aggregate.add(address: mapping.start, size: mapping.size, path: LeakPath(mapping.kind),
-                          time: mapping.time, inherited: mapping.flags.contains(.inherited))
-            perStack[mapping.stackRef] = aggregate
+            perStack[mapping.stackRef, default: StackAggregate()].add(
+                address: mapping.start, size: mapping.size, path: LeakPath(mapping.kind),
+                time: mapping.time, inherited: mapping.flags.contains(.inherited))
         }
     }
 

@@ -166,7 +166,7 @@ final class CLITests: XCTestCase {
             }
             if round % 5 == 0 { bytes = Array(bytes[..<Int.random(in: 1..<bytes.count, using: &generator)]) }
             let path = directory + "/mutant\(round).lt"
-            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
             for format in ["text", "json", "mtrace", "folded"] {
                 let result = try LeakReportRunner.run([path, "--format", format], timeout: 30)
                 XCTAssertFalse(result.terminatedBySignal, "round \(round) \(format)")
@@ -220,7 +220,7 @@ final class CLITests: XCTestCase {
                             .alloc(function: .malloc, path: .heap, address: 0x2000, size: 22, stack: 1)])
         let forkOffset = parent.appendChunk([.thread(tid: 1), .time(microseconds: 5),
                                              .alloc(function: .malloc, path: .heap, address: 0x3000, size: 33, stack: 1)])
-        FileManager.default.createFile(atPath: parentPath, contents: Data(parent.bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: parentPath, contents: Data(parent.bytes)))
         var header = TraceBuilder.sampleHeader
         header.parentTrace = parentPath
         header.parentForkOffset = UInt64(forkOffset)
