@@ -22,7 +22,7 @@ final class ReusableBuffer {
     func reserve(_ count: Int) -> UnsafeMutablePointer<UInt8> {
         if count > capacity {
             base.deallocate()
-            capacity = max(count, capacity * 2)
+            capacity = max(count, min(capacity * 2, TraceFormatLimits.maximumChunkSize))
             base = .allocate(capacity: capacity)
         }
         return base
@@ -60,10 +60,8 @@ final class ChunkReader {
     private let storedBuffer = ReusableBuffer()
     private let decodedBuffer = ReusableBuffer()
     private var decompressor: OpaquePointer?
-    /// Stored bytes are fed to the streaming decompressor this many at a time when recovering a
-    /// damaged frame: ZSTD_decompressStream reports no output position for a call that fails, so
-    /// small calls keep the loss to the block that broke.
-    private static let recoveryInputStep = 1024
+    /// Stored bytes fed to the streaming decompressor per call in the first recovery pass.
+    private static let recoveryInputStep = 16 << 10
 
     init(source: ByteSource, firstChunkOffset: UInt64) {
         self.source = source
@@ -100,7 +98,9 @@ final class ChunkReader {
             return .finished(.cut(atOffset: chunkOffset, reason:
                 "chunk header at offset \(chunkOffset) is cut short (\(got) of \(headerSize) bytes); no END record"))
         }
-        return load(header: header, at: chunkOffset)
+        let step = load(header: header, at: chunkOffset)
+        if case .chunk(let chunk) = step { offset = chunk.nextOffset }
+        return step
     }
 
     // MARK: - One chunk
@@ -143,14 +143,21 @@ final class ChunkReader {
             return .chunk(LoadedChunk(offset: chunkOffset, records: UnsafePointer(stored), recordsCount: present,
                                       recordsFileOffset: payloadOffset, nextOffset: nextOffset, damage: shortfall))
         }
+        // raw-size is within the limit, but a small frame cannot hold that much: allocate only what
+        // the bytes present could decompress to.
+        let outputBound = Self.zstdOutputBound(frameSize: present)
+        if shortfall == nil && rawSize > outputBound {
+            return damaged("raw-size \(rawSize) is more than a \(present)-byte zstd frame can hold")
+        }
         guard let decompressor = decompressorReady() else { return damaged("cannot create a zstd decompressor") }
-        let decoded = decodedBuffer.reserve(rawSize)
+        let capacity = min(rawSize, outputBound)
+        let decoded = decodedBuffer.reserve(capacity)
         if shortfall == nil, let size = Self.decompressWholeFrame(decompressor, from: stored, count: present,
                                                                  into: decoded, expected: rawSize) {
             return .chunk(LoadedChunk(offset: chunkOffset, records: UnsafePointer(decoded), recordsCount: size,
                                       recordsFileOffset: nil, nextOffset: nextOffset, damage: nil))
         }
-        let recovered = recoverFrame(decompressor, from: stored, count: present, into: decoded, capacity: rawSize)
+        let recovered = recoverFrame(decompressor, from: stored, count: present, into: decoded, capacity: capacity)
         let reason = shortfall ?? "chunk at offset \(chunkOffset): zstd frame is damaged "
             + "(\(recovered.problem)); \(recovered.size) of \(rawSize) bytes recovered"
         return .chunk(LoadedChunk(offset: chunkOffset, records: UnsafePointer(decoded), recordsCount: recovered.size,
@@ -158,11 +165,24 @@ final class ChunkReader {
     }
 
     private func decompressorReady() -> OpaquePointer? {
-        if decompressor == nil { decompressor = ZSTD_createDCtx() }
+        if decompressor == nil, let context = ZSTD_createDCtx() {
+            // A chunk holds at most 64 MiB, so no frame needs a larger window; a damaged frame
+            // header claiming one must not make the streaming decoder allocate it.
+            ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, 26)
+            decompressor = context
+        }
         return decompressor
     }
 
     // MARK: - zstd
+
+    /// The most bytes a zstd frame of `frameSize` bytes can decompress to. After the frame header
+    /// (at least 6 bytes), every block that yields output takes at least 4 bytes (a 3-byte block
+    /// header and one RLE byte) and yields at most 128 KiB.
+    static func zstdOutputBound(frameSize: Int) -> Int {
+        guard frameSize >= 6 else { return 0 }
+        return (frameSize - 6) / 4 * (128 << 10)
+    }
 
     /// Decompresses a frame that should be intact in one call. Nil unless the payload is exactly
     /// one frame that decompresses to exactly `expected` bytes.
@@ -181,33 +201,60 @@ final class ChunkReader {
 
     /// Streams a cut or damaged frame through the decompressor and keeps what comes out before
     /// the input runs out or the data stops making sense.
+    ///
+    /// ZSTD_decompressStream reports no output position for a call that fails, so the blocks it
+    /// finished in that call before meeting the damage would be lost. A first pass finds roughly
+    /// where decoding fails; when it does, a second pass feeds everything before that point in one
+    /// go and the rest one byte per call, so no finished block is lost.
     private func recoverFrame(_ context: OpaquePointer, from source: UnsafeMutablePointer<UInt8>, count: Int,
                               into destination: UnsafeMutablePointer<UInt8>, capacity: Int)
         -> (size: Int, problem: String) {
+        let first = Self.stream(context, from: source, count: count, into: destination, capacity: capacity,
+                                cleanPrefix: 0, step: Self.recoveryInputStep)
+        guard let failedAt = first.failingStepStart else { return (first.size, first.problem) }
+        let second = Self.stream(context, from: source, count: count, into: destination, capacity: capacity,
+                                 cleanPrefix: failedAt, step: 1)
+        return (second.size, second.problem)
+    }
+
+    private struct StreamOutcome {
+        var size: Int
+        var problem: String
+        /// Where the input piece that made the decompressor fail began, if it failed.
+        var failingStepStart: Int?
+    }
+
+    /// One streaming pass: `cleanPrefix` bytes in a single piece, then the rest `step` bytes at a time.
+    private static func stream(_ context: OpaquePointer, from source: UnsafeMutablePointer<UInt8>, count: Int,
+                               into destination: UnsafeMutablePointer<UInt8>, capacity: Int,
+                               cleanPrefix: Int, step: Int) -> StreamOutcome {
         ZSTD_DCtx_reset(context, ZSTD_reset_session_only)
         var output = ZSTD_outBuffer(dst: destination, size: capacity, pos: 0)
         var consumed = 0
         while consumed < count {
-            let step = min(Self.recoveryInputStep, count - consumed)
-            var input = ZSTD_inBuffer(src: source + consumed, size: step, pos: 0)
+            let piece = consumed == 0 && cleanPrefix > 0 ? cleanPrefix : min(step, count - consumed)
+            var input = ZSTD_inBuffer(src: source + consumed, size: piece, pos: 0)
             while input.pos < input.size {
                 let before = (input.pos, output.pos)
                 let hint = ZSTD_decompressStream(context, &output, &input)
                 if ZSTD_isError(hint) != 0 {
-                    return (output.pos, String(cString: ZSTD_getErrorName(hint)).lowercased())
+                    let name = String(cString: ZSTD_getErrorName(hint)).lowercased()
+                    return StreamOutcome(size: output.pos, problem: name, failingStepStart: consumed)
                 }
                 if hint == 0 {
                     let extra = count - consumed - input.pos
-                    if extra > 0 { return (output.pos, "\(extra) bytes follow the frame") }
-                    return (output.pos, "decompresses to \(output.pos) bytes, not \(capacity)")
+                    let problem = extra > 0 ? "\(extra) bytes follow the frame"
+                                            : "decompresses to \(output.pos) bytes, not \(capacity)"
+                    return StreamOutcome(size: output.pos, problem: problem, failingStepStart: nil)
                 }
                 if before == (input.pos, output.pos) {
-                    return (output.pos, "decompresses to more than \(capacity) bytes")
+                    return StreamOutcome(size: output.pos, problem: "decompresses to more than \(capacity) bytes",
+                                         failingStepStart: nil)
                 }
             }
             consumed += input.pos
         }
-        return (output.pos, "frame is cut short")
+        return StreamOutcome(size: output.pos, problem: "frame is cut short", failingStepStart: nil)
     }
 
     private static func littleEndian32(_ bytes: [UInt8], at index: Int) -> Int {
