@@ -1,1 +1,0 @@
-// Symbolization: placeholder until its stage lands.

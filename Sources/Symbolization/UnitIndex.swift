@@ -1,0 +1,89 @@
+// Which DWARF compile unit covers an address.
+//
+// libdwfl finds units through .debug_aranges and, in elfutils 0.188, gives up when that section
+// is missing: clang, swiftc and rustc do not emit it by default, so their binaries would get no
+// lines at all. This index reads every unit's own address ranges (DW_AT_low_pc/high_pc or
+// DW_AT_ranges) once, which works for every producer.
+
+import CLibDW
+
+struct UnitIndex {
+    private struct Range {
+        let start: UInt64
+        let end: UInt64
+        let unit: Int
+    }
+
+    /// Unit DIEs; libdw keeps the memory they point into alive as long as the Dwarf handle.
+    private let units: [Dwarf_Die]
+    /// For a split-DWARF skeleton unit, the split unit (from its .dwo) that holds its functions.
+    private let splitUnits: [Int: Dwarf_Die]
+    /// Ranges sorted by start, with the furthest end seen so far for the backwards walk.
+    private let ranges: [Range]
+    private let furthestEnd: [UInt64]
+
+    init(dwarf: OpaquePointer) {
+        var units: [Dwarf_Die] = []
+        var splitUnits: [Int: Dwarf_Die] = [:]
+        var ranges: [Range] = []
+        var unit: OpaquePointer? = nil
+        while true {
+            var next: OpaquePointer?
+            var version: Dwarf_Half = 0
+            var unitType: UInt8 = 0
+            var unitDie = Dwarf_Die()
+            var splitDie = Dwarf_Die()
+            guard dwarf_get_units(dwarf, unit, &next, &version, &unitType, &unitDie, &splitDie) == 0 else { break }
+            unit = next
+            // Type units describe no code and partial (dwz) units have no ranges of their own.
+            // Skeleton units (split DWARF) do: their line table lives in this file.
+            guard unitType == UInt8(DW_UT_compile) || unitType == UInt8(DW_UT_skeleton) else { continue }
+            let unitRanges = addressRanges(of: &unitDie)
+            guard !unitRanges.isEmpty else { continue }
+            units.append(unitDie)
+            // libdw looks for the .dwo itself (next to the compilation directory); without it
+            // the skeleton still has the line table.
+            if unitType == UInt8(DW_UT_skeleton), splitDie.addr != nil { splitUnits[units.count - 1] = splitDie }
+            for (start, end) in unitRanges {
+                ranges.append(Range(start: start, end: end, unit: units.count - 1))
+            }
+        }
+        ranges.sort { ($0.start, $0.unit) < ($1.start, $1.unit) }
+        var furthest: [UInt64] = []
+        furthest.reserveCapacity(ranges.count)
+        var maximum: UInt64 = 0
+        for range in ranges {
+            maximum = max(maximum, range.end)
+            furthest.append(maximum)
+        }
+        self.units = units
+        self.splitUnits = splitUnits
+        self.ranges = ranges
+        self.furthestEnd = furthest
+    }
+
+    var isEmpty: Bool { ranges.isEmpty }
+
+    /// The DIE of unit number `unit` (as returned by `unit(containing:)`).
+    func die(_ unit: Int) -> Dwarf_Die { units[unit] }
+
+    /// The DIE whose children are unit `unit`'s functions: the split unit for a skeleton.
+    func functionsDie(_ unit: Int) -> Dwarf_Die { splitUnits[unit] ?? units[unit] }
+
+    /// The number of the unit whose ranges contain the DWARF address `address` (the
+    /// latest-starting one if several claim it).
+    func unit(containing address: UInt64) -> Int? {
+        var low = 0
+        var high = ranges.count
+        while low < high {
+            let middle = (low + high) / 2
+            if ranges[middle].start <= address { low = middle + 1 } else { high = middle }
+        }
+        var index = low - 1
+        while index >= 0, furthestEnd[index] > address {
+            if ranges[index].end > address { return ranges[index].unit }
+            index -= 1
+        }
+        return nil
+    }
+}
