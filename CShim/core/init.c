@@ -18,10 +18,7 @@
 #include <unistd.h>
 
 struct lt_state lt = {
-    .event_lock = PTHREAD_MUTEX_INITIALIZER,
     .file_lock = PTHREAD_MUTEX_INITIALIZER,
-    .writer_wake = PTHREAD_COND_INITIALIZER,
-    .buffer_freed = PTHREAD_COND_INITIALIZER,
     .fd = -1,
 };
 
@@ -168,6 +165,7 @@ static void start_tracing(const char *parent_trace, uint64_t parent_offset) {
         atomic_store(&lt.phase, PHASE_STOPPED);
         return;
     }
+    atomic_store(&lt.now_us, lt_now_us());
     atomic_store(&lt.phase, PHASE_TRACING);
     if (lt.config.verbose) lt_warn("tracing to", lt.output_path, NULL);
     if (!lt.allocator_is_glibc) {
@@ -264,7 +262,7 @@ static void on_fork_prepare(void) {
 static void on_fork_parent(void) {
     if (!fork_held) return;
     fork_held = 0;
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
     pthread_mutex_unlock(&lt.file_lock);
     lt_self.in_hook = 0;
 }
@@ -272,10 +270,8 @@ static void on_fork_parent(void) {
 static void on_fork_child(void) {
     if (!fork_held) return;
     fork_held = 0;
-    pthread_mutex_init(&lt.event_lock, NULL);
+    atomic_store(&lt.event_lock.state, 0);
     pthread_mutex_init(&lt.file_lock, NULL);
-    pthread_cond_init(&lt.writer_wake, NULL);
-    pthread_cond_init(&lt.buffer_freed, NULL);
     /* The parent's descriptor is shared with the parent: never write to it from here. */
     if (lt.fd >= 0) close(lt.fd);
     lt.fd = -1;

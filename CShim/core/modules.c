@@ -124,9 +124,9 @@ void lt_modules_snapshot(int force) {
     lt.modules_adds = w.adds;
     lt.modules_subs = w.subs;
 
-    pthread_mutex_lock(&lt.event_lock);
+    lt_lock(&lt.event_lock);
     lt_append_sized_locked(TAG_MODULES, body, (size_t)(w.out - body));
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
     pthread_mutex_unlock(&snapshot_lock);
 }
 

@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lock.h"
+
 #define LT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define LT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define LT_HIDDEN __attribute__((visibility("hidden")))
@@ -119,9 +121,9 @@ struct lt_state {
 
     /* The event lock orders every record: it guards the active buffer, the stack tables'
      * insertions and the counters. Held only for encoding, never while unwinding. */
-    pthread_mutex_t event_lock;
-    pthread_cond_t writer_wake;   /* a buffer is queued, or it is time to flush */
-    pthread_cond_t buffer_freed;  /* the writer returned a buffer */
+    struct lt_lock event_lock;
+    _Atomic int queued_seq;       /* bumped when a buffer is queued: wakes the writer */
+    _Atomic int freed_seq;        /* bumped when the writer returns buffers: wakes waiting hooks */
     /* The file lock serialises writes to the trace file; taken before the event lock. */
     pthread_mutex_t file_lock;
 
@@ -161,6 +163,10 @@ struct lt_state {
     /* module map change detection */
     unsigned long long modules_adds, modules_subs;
     uint64_t modules_generation;
+
+    /* Microseconds since start, advanced by the writer thread every tick: hooks read this
+     * instead of calling clock_gettime on every event. */
+    _Atomic uint64_t now_us;
 
     pthread_t writer_thread;
     int writer_running;
@@ -224,18 +230,42 @@ static inline int lt_chunk_path(const void *p) {
     return PATH_HEAP;
 }
 
+/* ---- the record encoder: the C half of docs/trace-format.md (inline: every hook uses it) ---- */
+static inline uint8_t *lt_put_uv(uint8_t *out, uint64_t v) {
+    while (v >= 0x80) {
+        *out++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *out++ = (uint8_t)v;
+    return out;
+}
+
+static inline uint8_t *lt_put_sv(uint8_t *out, int64_t v) {
+    return lt_put_uv(out, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static inline uint8_t *lt_put_str(uint8_t *out, const char *s, size_t len) {
+    out = lt_put_uv(out, len);
+    __builtin_memcpy(out, s, len);
+    return out + len;
+}
+
+/* Addresses are written as the signed difference from the previous address in the chunk:
+ * a block freed soon after it was allocated costs a byte or two. */
+static inline uint8_t *lt_put_addr(struct lt_buffer *b, uint8_t *out, uint64_t addr) {
+    out = lt_put_sv(out, (int64_t)(addr - b->prev_addr));
+    b->prev_addr = addr;
+    return out;
+}
+
 /* ---- format/encoder.c ---- */
-LT_HIDDEN uint8_t *lt_put_uv(uint8_t *out, uint64_t v);
-LT_HIDDEN uint8_t *lt_put_sv(uint8_t *out, int64_t v);
-LT_HIDDEN uint8_t *lt_put_str(uint8_t *out, const char *s, size_t len);
-LT_HIDDEN uint8_t *lt_put_addr(struct lt_buffer *b, uint8_t *out, uint64_t addr);
 LT_HIDDEN size_t lt_encode_header(uint8_t *out, size_t cap, const char *parent_trace,
                                   uint64_t parent_offset);
 
 /* ---- io/writer.c ---- */
-LT_HIDDEN uint8_t *lt_reserve_locked(size_t need);
-LT_HIDDEN void lt_commit_locked(uint8_t *end);
-LT_HIDDEN void lt_event_context_locked(uint64_t tid);
+LT_HIDDEN uint8_t *lt_reserve_slow_locked(size_t need);
+LT_HIDDEN void lt_buffer_full_locked(void);
+LT_HIDDEN void lt_context_slow_locked(uint64_t tid, uint64_t now);
 LT_HIDDEN void lt_append_sized_locked(uint8_t tag, const uint8_t *body, size_t len);
 LT_HIDDEN int lt_open_output(const char *parent_trace, uint64_t parent_offset);
 LT_HIDDEN void lt_buffers_init(void);
@@ -269,4 +299,31 @@ static inline int lt_hook_enter(void) {
 
 static inline void lt_hook_leave(void) { lt_self.in_hook = 0; }
 
+/* ---- appending records (the event lock is held) ---- */
+
+#define LT_FLUSH_SIZE (256u << 10)
+
+/* Room for `need` bytes in the active buffer, or NULL when not tracing. */
+static inline uint8_t *lt_reserve_locked(size_t need) {
+    struct lt_buffer *b = &lt.buffers[lt.active];
+    if (LT_LIKELY(b->len + need <= b->cap) &&
+        LT_LIKELY(atomic_load_explicit(&lt.phase, memory_order_relaxed) == PHASE_TRACING))
+        return b->data + b->len;
+    return lt_reserve_slow_locked(need);
+}
+
+static inline void lt_commit_locked(uint8_t *end) {
+    struct lt_buffer *b = &lt.buffers[lt.active];
+    b->len = (size_t)(end - b->data);
+    if (LT_UNLIKELY(b->len >= LT_FLUSH_SIZE)) lt_buffer_full_locked();
+}
+
+/* Emits THREAD and TIME records when the thread or the clock changed since the chunk's last
+ * event. */
+static inline void lt_event_context_locked(uint64_t tid) {
+    struct lt_buffer *b = &lt.buffers[lt.active];
+    uint64_t now = atomic_load_explicit(&lt.now_us, memory_order_relaxed);
+    if (LT_LIKELY(b->cur_tid == tid && b->has_time && b->cur_time == now)) return;
+    lt_context_slow_locked(tid, now);
+}
 #endif

@@ -10,33 +10,6 @@
 
 extern char **environ;
 
-uint8_t *lt_put_uv(uint8_t *out, uint64_t v) {
-    while (v >= 0x80) {
-        *out++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *out++ = (uint8_t)v;
-    return out;
-}
-
-uint8_t *lt_put_sv(uint8_t *out, int64_t v) {
-    return lt_put_uv(out, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-uint8_t *lt_put_str(uint8_t *out, const char *s, size_t len) {
-    out = lt_put_uv(out, len);
-    memcpy(out, s, len);
-    return out + len;
-}
-
-/* Addresses are written as the signed difference from the previous address in the chunk:
- * a block freed soon after it was allocated costs a byte or two. */
-uint8_t *lt_put_addr(struct lt_buffer *b, uint8_t *out, uint64_t addr) {
-    out = lt_put_sv(out, (int64_t)(addr - b->prev_addr));
-    b->prev_addr = addr;
-    return out;
-}
-
 /* ---- header ---- */
 
 struct header_writer {

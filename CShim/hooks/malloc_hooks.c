@@ -35,7 +35,7 @@ static inline uint32_t capture_and_lock(uintptr_t cfa, uintptr_t ip0) {
     int n = lt_capture_stack_at(cfa, ip0, frames, lt.config.depth, &stack, &fill);
     uint64_t hash = 0;
     if (!stack) stack = lt_stack_lookup(frames, n, &hash);
-    pthread_mutex_lock(&lt.event_lock);
+    lt_lock(&lt.event_lock);
     if (!stack && n > 0) stack = lt_stack_intern_locked(frames, n, hash);
     lt_stack_cache_store(fill, stack);
     return stack;
@@ -45,12 +45,12 @@ void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0)
     int saved = errno;
     uint32_t stack = capture_and_lock(cfa, ip0);
     append_alloc_locked(fn, p, size, stack);
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
     errno = saved;
 }
 
 static void append_addr_record(uint8_t tag, void *p) {
-    pthread_mutex_lock(&lt.event_lock);
+    lt_lock(&lt.event_lock);
     lt_event_context_locked(lt_current_tid());
     uint8_t *o = lt_reserve_locked(1 + 10);
     if (o) {
@@ -59,7 +59,7 @@ static void append_addr_record(uint8_t tag, void *p) {
         lt_commit_locked(o);
         if (tag == TAG_FREE) lt.count_frees++;
     }
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
 }
 
 void lt_record_free(void *p) {
@@ -149,15 +149,15 @@ static void *realloc_common(int fn, void *old, size_t n, size_t size, uintptr_t 
             lt_commit_locked(o);
         }
     }
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
     errno = saved;
     void *p = fn == FN_REALLOC ? lt.real.realloc(old, size) : lt.real.reallocarray(old, n, size);
     saved = errno;
     int status = p ? REALLOC_OK : (old && total == 0 ? REALLOC_FREED : REALLOC_FAILED);
     if (p || old) {
-        pthread_mutex_lock(&lt.event_lock);
+        lt_lock(&lt.event_lock);
         record_realloc(fn == FN_REALLOCARRAY, status, old, p, total, stack);
-        pthread_mutex_unlock(&lt.event_lock);
+        lt_unlock(&lt.event_lock);
     }
     errno = saved;
     lt_hook_leave();

@@ -41,7 +41,7 @@ struct map_event {
 
 static inline void begin_map_event(struct map_event *e) {
     e->depth = lt_capture_stack(e->frames, lt.config.depth);
-    pthread_mutex_lock(&lt.event_lock);
+    lt_lock(&lt.event_lock);
 }
 
 static inline void end_map_event(uint8_t tag, uint8_t *body, uint8_t *body_end, struct map_event *e) {
@@ -49,7 +49,7 @@ static inline void end_map_event(uint8_t tag, uint8_t *body, uint8_t *body_end, 
     lt_event_context_locked(lt_current_tid());
     lt_append_sized_locked(tag, body, (size_t)(body_end - body));
     lt.count_mappings++;
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
 }
 
 static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), void *addr, size_t len,
@@ -181,10 +181,10 @@ LT_EXPORT int mallopt(int param, int value) {
     p = lt_put_sv(p, param);
     p = lt_put_sv(p, value);
     p = lt_put_sv(p, r);
-    pthread_mutex_lock(&lt.event_lock);
+    lt_lock(&lt.event_lock);
     lt_event_context_locked(lt_current_tid());
     lt_append_sized_locked(TAG_MALLOPT, body, (size_t)(p - body));
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
     lt_hook_leave();
     errno = saved;
     return r;

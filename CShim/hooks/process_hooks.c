@@ -13,10 +13,10 @@
 
 void lt_emit_fork(pid_t child) {
     uint8_t body[16], *p = lt_put_uv(body, (uint64_t)child);
-    pthread_mutex_lock(&lt.event_lock);
+    lt_lock(&lt.event_lock);
     lt_event_context_locked(lt_current_tid());
     lt_append_sized_locked(TAG_FORK, body, (size_t)(p - body));
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
 }
 
 LT_EXPORT pid_t fork(void) {
@@ -43,10 +43,10 @@ static void before_exec(const char *path) {
     if (len > 4000) len = 4000;
     uint8_t body[4100], *p = lt_put_str(body, path ? path : "", len);
     lt_modules_snapshot(0);
-    pthread_mutex_lock(&lt.event_lock);
+    lt_lock(&lt.event_lock);
     lt_event_context_locked(lt_current_tid());
     lt_append_sized_locked(TAG_EXEC, body, (size_t)(p - body));
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
     lt_flush_all(0);
     lt_self.in_hook = 0;
     errno = saved;
@@ -193,10 +193,10 @@ static void emit_mark(const char *name, uint64_t source) {
     if (len > 200) len = 200;
     uint8_t body[220], *p = lt_put_str(body, name, len);
     p = lt_put_uv(p, source);
-    pthread_mutex_lock(&lt.event_lock);
+    lt_lock(&lt.event_lock);
     lt_event_context_locked(lt_current_tid());
     lt_append_sized_locked(TAG_MARK, body, (size_t)(p - body));
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
 }
 
 LT_EXPORT void leaktrace_mark_impl(const char *name) {

@@ -22,8 +22,8 @@
 #include <zstd.h>
 
 #define BUFFER_CAPACITY (1u << 20)
-#define FLUSH_SIZE (256u << 10)
 #define CHUNK_HEADER 16
+#define TICK_MS 10
 
 static uint8_t *compress_out;
 static size_t compress_out_cap;
@@ -96,14 +96,15 @@ static void rotate_locked(int may_wait) {
     while (lt.free_len == 0) {
         if (!may_wait || atomic_load(&lt.phase) != PHASE_TRACING) return;
         if (lt.writer_running) {
-            pthread_cond_signal(&lt.writer_wake);
-            pthread_cond_wait(&lt.buffer_freed, &lt.event_lock);
+            int seen = atomic_load(&lt.freed_seq);
+            lt_signal_change(&lt.queued_seq);
+            lt_wait_change(&lt.event_lock, &lt.freed_seq, seen, NULL);
         } else {
-            pthread_mutex_unlock(&lt.event_lock);
+            lt_unlock(&lt.event_lock);
             pthread_mutex_lock(&lt.file_lock);
             drain(0);
             pthread_mutex_unlock(&lt.file_lock);
-            pthread_mutex_lock(&lt.event_lock);
+            lt_lock(&lt.event_lock);
         }
     }
     if (lt.buffers[lt.active].len == 0) return;
@@ -111,35 +112,25 @@ static void rotate_locked(int may_wait) {
     lt.queue_len++;
     lt.active = lt.free_list[--lt.free_len];
     buffer_reset(&lt.buffers[lt.active]);
-    pthread_cond_signal(&lt.writer_wake);
+    lt_signal_change(&lt.queued_seq);
 }
 
-/* Returns room for `need` bytes in the active buffer, or NULL when not tracing. */
-uint8_t *lt_reserve_locked(size_t need) {
+/* The slow paths of lt_reserve_locked and lt_commit_locked (core/shim.h). */
+uint8_t *lt_reserve_slow_locked(size_t need) {
+    if (atomic_load_explicit(&lt.phase, memory_order_relaxed) != PHASE_TRACING) return NULL;
+    rotate_locked(1);
     struct lt_buffer *b = &lt.buffers[lt.active];
-    if (LT_UNLIKELY(atomic_load_explicit(&lt.phase, memory_order_relaxed) != PHASE_TRACING)) return NULL;
-    if (LT_UNLIKELY(b->len + need > b->cap)) {
-        rotate_locked(1);
-        b = &lt.buffers[lt.active];
-        if (b->len + need > b->cap) return NULL;
-    }
+    if (b->len + need > b->cap) return NULL;
     return b->data + b->len;
 }
 
-void lt_commit_locked(uint8_t *end) {
-    struct lt_buffer *b = &lt.buffers[lt.active];
-    b->len = (size_t)(end - b->data);
-    if (LT_UNLIKELY(b->len >= FLUSH_SIZE)) rotate_locked(1);
-}
+void lt_buffer_full_locked(void) { rotate_locked(1); }
 
 /* Emits THREAD and TIME when they changed since the last event in this chunk. */
-void lt_event_context_locked(uint64_t tid) {
-    struct lt_buffer *b = &lt.buffers[lt.active];
-    uint64_t now = lt_now_us();
-    if (b->cur_tid == tid && b->has_time && b->cur_time == now) return;
+void lt_context_slow_locked(uint64_t tid, uint64_t now) {
     uint8_t *p = lt_reserve_locked(24);
     if (!p) return;
-    b = &lt.buffers[lt.active];
+    struct lt_buffer *b = &lt.buffers[lt.active];
     if (b->cur_tid != tid) {
         *p++ = TAG_THREAD;
         p = lt_put_uv(p, tid);
@@ -276,7 +267,7 @@ static void write_chunk(struct lt_buffer *b, int allow_compression) {
  * Called with the file lock held and the event lock not held. Only the file lock's holder
  * takes buffers off the queue, so chunks reach the file in the order they were filled. */
 static void drain(int include_active) {
-    pthread_mutex_lock(&lt.event_lock);
+    lt_lock(&lt.event_lock);
     for (;;) {
         if (include_active && lt.queue_len == 0 && lt.buffers[lt.active].len > 0 && lt.free_len > 0) {
             rotate_locked(0);
@@ -289,16 +280,16 @@ static void drain(int include_active) {
             lt.queue_head = (lt.queue_head + 1) % LT_BUFFER_COUNT;
             lt.queue_len--;
         }
-        pthread_mutex_unlock(&lt.event_lock);
+        lt_unlock(&lt.event_lock);
         for (int i = 0; i < count; i++) write_chunk(&lt.buffers[pending[i]], 1);
-        pthread_mutex_lock(&lt.event_lock);
+        lt_lock(&lt.event_lock);
         for (int i = 0; i < count; i++) {
             buffer_reset(&lt.buffers[pending[i]]);
             lt.free_list[lt.free_len++] = pending[i];
         }
-        pthread_cond_broadcast(&lt.buffer_freed);
+        lt_signal_change(&lt.freed_seq);
     }
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
 }
 
 /* ---- the output file ---- */
@@ -419,12 +410,12 @@ static void emit_sample(void) {
     e = lt_put_uv(e, v[0]);
     e = lt_put_uv(e, v[1]);
     e = lt_put_uv(e, v[2]);
-    pthread_mutex_lock(&lt.event_lock);
+    lt_lock(&lt.event_lock);
     if (atomic_load(&lt.phase) == PHASE_TRACING) {
         lt_event_context_locked(lt_current_tid());
         lt_append_sized_locked(TAG_SAMPLE, body, (size_t)(e - body));
     }
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
 }
 
 void lt_emit_note(int level, const char *text) {
@@ -433,9 +424,9 @@ void lt_emit_note(int level, const char *text) {
     if (len > 512) len = 512;
     e = lt_put_uv(e, (uint64_t)level);
     e = lt_put_str(e, text, len);
-    pthread_mutex_lock(&lt.event_lock);
+    lt_lock(&lt.event_lock);
     if (atomic_load(&lt.phase) == PHASE_TRACING) lt_append_sized_locked(TAG_NOTE, body, (size_t)(e - body));
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
 }
 
 void lt_emit_thread_name(uint64_t tid, const char *name, size_t len) {
@@ -443,9 +434,9 @@ void lt_emit_thread_name(uint64_t tid, const char *name, size_t len) {
     if (len > 40) len = 40;
     e = lt_put_uv(e, tid);
     e = lt_put_str(e, name, len);
-    pthread_mutex_lock(&lt.event_lock);
+    lt_lock(&lt.event_lock);
     if (atomic_load(&lt.phase) == PHASE_TRACING) lt_append_sized_locked(TAG_THREAD_NAME, body, (size_t)(e - body));
-    pthread_mutex_unlock(&lt.event_lock);
+    lt_unlock(&lt.event_lock);
 }
 
 static void append_end_locked(void) {
@@ -467,14 +458,14 @@ void lt_flush_all(int final_end) {
     if (lt.fd < 0) return;
     pthread_mutex_lock(&lt.file_lock);
     if (final_end) {
-        pthread_mutex_lock(&lt.event_lock);
+        lt_lock(&lt.event_lock);
         if (atomic_load(&lt.phase) == PHASE_TRACING) {
             append_end_locked();
             atomic_store(&lt.phase, PHASE_STOPPED);
         } else {
             final_end = 0;
         }
-        pthread_mutex_unlock(&lt.event_lock);
+        lt_unlock(&lt.event_lock);
     }
     drain(1);
     if (final_end) lt.file_closed = 1;
@@ -487,41 +478,42 @@ void lt_flush_all(int final_end) {
 void lt_flush_for_fork(void) {
     pthread_mutex_lock(&lt.file_lock);
     drain(1);
-    pthread_mutex_lock(&lt.event_lock);
+    lt_lock(&lt.event_lock);
 }
 
 /* ---- the writer thread ---- */
 
+/* The writer thread ticks every TICK_MS: it advances the clock the hooks read, writes queued
+ * buffers, and every flush interval takes a memory sample, checks the module map, writes the
+ * marks asked for by signal, and writes the active buffer too. */
 static void *writer_main(void *arg) {
     (void)arg;
     lt_self.in_hook = 1; /* anything this thread allocates is the tracer's, not the program's */
-    uint64_t last_sample = 0;
+    uint64_t last_sample = 0, last_flush = 0;
+    uint64_t tick_ms = lt.config.flush_ms < TICK_MS ? (uint64_t)lt.config.flush_ms : TICK_MS;
     while (!atomic_load(&lt.writer_stop)) {
-        pthread_mutex_lock(&lt.event_lock);
+        lt_lock(&lt.event_lock);
         if (lt.queue_len == 0) {
-            struct timespec deadline;
-            clock_gettime(CLOCK_REALTIME, &deadline);
-            deadline.tv_nsec += (long)lt.config.flush_ms * 1000000L;
-            deadline.tv_sec += deadline.tv_nsec / 1000000000L;
-            deadline.tv_nsec %= 1000000000L;
-            pthread_cond_timedwait(&lt.writer_wake, &lt.event_lock, &deadline);
+            struct timespec tick = {0, (long)tick_ms * 1000000L};
+            lt_wait_change(&lt.event_lock, &lt.queued_seq, atomic_load(&lt.queued_seq), &tick);
         }
-        int queued = lt.queue_len;
-        pthread_mutex_unlock(&lt.event_lock);
+        lt_unlock(&lt.event_lock);
         if (atomic_load(&lt.phase) != PHASE_TRACING) break;
 
         uint64_t now = lt_now_us();
-        int tick = queued == 0;
-        if (tick && now - last_sample >= (uint64_t)lt.config.sample_ms * 1000u) {
-            emit_sample();
-            last_sample = now;
-        }
-        if (tick) {
+        atomic_store_explicit(&lt.now_us, now, memory_order_relaxed);
+        int flush_due = now - last_flush >= (uint64_t)lt.config.flush_ms * 1000u;
+        if (flush_due) {
+            last_flush = now;
+            if (now - last_sample >= (uint64_t)lt.config.sample_ms * 1000u) {
+                emit_sample();
+                last_sample = now;
+            }
             lt_modules_snapshot(0);
             lt_emit_pending_marks();
         }
         pthread_mutex_lock(&lt.file_lock);
-        drain(tick);
+        drain(flush_due);
         pthread_mutex_unlock(&lt.file_lock);
     }
     return NULL;

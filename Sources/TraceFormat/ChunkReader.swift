@@ -22,7 +22,7 @@ final class ReusableBuffer {
     func reserve(_ count: Int) -> UnsafeMutablePointer<UInt8> {
         if count > capacity {
             base.deallocate()
-            capacity = max(count, capacity * 2)
+            capacity = max(count, min(capacity * 2, TraceFormatLimits.maximumChunkSize))
             base = .allocate(capacity: capacity)
         }
         return base
@@ -165,7 +165,12 @@ final class ChunkReader {
     }
 
     private func decompressorReady() -> OpaquePointer? {
-        if decompressor == nil { decompressor = ZSTD_createDCtx() }
+        if decompressor == nil, let context = ZSTD_createDCtx() {
+            // A chunk holds at most 64 MiB, so no frame needs a larger window; a damaged frame
+            // header claiming one must not make the streaming decoder allocate it.
+            ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, 26)
+            decompressor = context
+        }
         return decompressor
     }
 

@@ -95,6 +95,7 @@ final class ReaderBenchmarkTests: XCTestCase {
         for codec in [TraceBuilder.Codec.raw, .zstd] {
             let (bytes, expected) = Self.syntheticTrace(records: count, codec: codec)
             let path = try temporaryFile(bytes)
+            let residentBefore = Self.residentBytes()
             let reader = try TraceReader(path: path)
             print("bench: \(codec) trace of \(count) ALLOC/FREE records, \(bytes.count) bytes")
 
@@ -114,6 +115,10 @@ final class ReaderBenchmarkTests: XCTestCase {
                 XCTAssertEqual(reader.stacks.count, 1000)
                 XCTAssertEqual(reader.endState, .cut(atOffset: UInt64(bytes.count), reason: "no END record"))
             }
+            // The reader's memory follows its largest chunk and the stack trie, not the trace.
+            let growth = Self.residentBytes() - residentBefore
+            print("bench: resident memory grew by \(growth / 1024) KiB while reading \(bytes.count / 1024) KiB")
+            XCTAssertLessThan(growth, 16 << 20)
             let visitorRate = Double(count) / best
             let visitorCPURate = Double(count) / bestCPU
             print("bench: visitRecords \(codec): \(String(format: "%.3f", best)) s, "
@@ -147,6 +152,14 @@ final class ReaderBenchmarkTests: XCTestCase {
             }
             #endif
         }
+    }
+
+    /// Resident set size of this process, from /proc/self/statm.
+    static func residentBytes() -> Int {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = statm.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
     /// CPU time of the calling thread: unlike wall time, not inflated when other jobs share the cores.

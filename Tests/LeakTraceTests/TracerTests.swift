@@ -98,7 +98,7 @@ final class TracerTests: XCTestCase {
         let bySize = { (size: UInt64) in trace.allocs.filter { $0.size == size } }
         XCTAssertEqual(bySize(1000).map(\.path), [.heap])
         XCTAssertEqual(bySize(200000).map(\.path), [.mmapThreshold, .heap], "glibc raises the threshold after the free")
-        XCTAssertEqual(bySize(100000).map(\.path), [.mmapThreshold], "mallopt lowered the threshold to 64 KiB")
+        XCTAssertEqual(bySize(160000).map(\.path), [.mmapThreshold], "mallopt lowered the threshold to 64 KiB")
         let arena = bySize(777)
         XCTAssertEqual(arena.map(\.path), [.threadArena])
         XCTAssertNotEqual(arena.first?.tid, trace.header.pid, "allocated on the second thread")

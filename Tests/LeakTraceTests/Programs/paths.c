@@ -20,7 +20,7 @@ int main(void) {
     free(big);                                   /* glibc raises the threshold to ~200 KiB */
     void *big_again = malloc(200000);            /* now served from the heap */
     mallopt(M_MMAP_THRESHOLD, 64 * 1024);        /* fixed threshold, dynamic raising off */
-    void *medium = malloc(100000);               /* mmapped again: above 64 KiB */
+    void *medium = malloc(160000);               /* mmapped: above 64 KiB and more than the top holds */
     pthread_t t;
     pthread_create(&t, NULL, thread_main, NULL);
     pthread_join(t, NULL);

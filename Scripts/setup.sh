@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what leaktrace needs to build and test on Debian/Ubuntu (the Swift toolchain is
+# expected on PATH already). Safe to run again.
+set -euo pipefail
+packages=(
+  libunwind-dev libdw-dev libelf-dev libzstd-dev pkg-config   # build: preload library, analyzer
+  gcc g++ binutils zstd                                        # tests compile and inspect programs
+  libjemalloc2 libmimalloc2.0                                  # hazard tests: foreign allocators
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
