@@ -157,6 +157,26 @@ final class CLIEndToEndTests: XCTestCase {
         XCTAssertEqual(root.objects("groups").filter { $0.int("bytes") == 200_000 }.count, 1)
     }
 
+    func testBinaryChangedSinceTheTraceIsNotTrusted() throws {
+        let executable = try TracedProgram.build("analysis_cxx", output: "analysis_cxx_rebuilt")
+        let run = try TracedProgram.trace(executable)
+        let trace = try XCTUnwrap(run.traces.first)
+        // Rebuild the same path from the same source with other flags: another build-id.
+        let source = TracedProgram.programsDirectory.appendingPathComponent("analysis_cxx.cpp").path
+        let rebuild = try TracedProgram.run(executable: "/usr/bin/c++", arguments: ["-g", "-O1", "-DREBUILT=1", "-o", executable, source],
+                                            environment: [:], timeout: 120)
+        XCTAssertEqual(rebuild.status, 0, rebuild.stderr)
+        let root = try LeakReportRunner.json([trace])
+        let warnings = (root["warnings"] as? [String] ?? []).filter { $0.contains(executable) }
+        XCTAssertEqual(warnings.count, 1, "\(root["warnings"] ?? [])")
+        // Frames of the changed binary are module+offset; the three widgets still group together.
+        let threeBlocks = root.objects("groups").filter { $0.int("blocks") == 3 }
+        XCTAssertEqual(threeBlocks.count, 1)
+        XCTAssertNil(threeBlocks.first?.object("callsite").string("function"))
+        XCTAssertEqual(threeBlocks.first?.object("callsite").string("module"), executable)
+        XCTAssertEqual(threeBlocks.first?.int("bytes"), 96)
+    }
+
     func testMtraceExportAgreesWithGlibcScript() throws {
         let executable = try TracedProgram.build("analysis_leaks")
         let trace = try Self.traceOne("analysis_leaks")
