@@ -72,6 +72,6 @@ struct LeakReportCommand: ParsableCommand {
             when unsuppressed leaks above the limit remain. See docs/leakreport.md.
             """,
         version: "1.0",
-        subcommands: [ReportCommand.self, DumpCommand.self],
+        subcommands: [ReportCommand.self, DumpCommand.self, InfoCommand.self],
         defaultSubcommand: ReportCommand.self)
 }

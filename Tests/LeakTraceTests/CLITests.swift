@@ -211,6 +211,19 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(lines.last, "# complete: 3 allocs, 1 frees, 0 reallocs, 0 mapping calls, 2 stacks, 1 chunks, 0 untraced")
     }
 
+    func testInfoCountsRecords() throws {
+        let (path, _) = try Self.writeTrace([Self.sampleRecords(time: 70), Self.sampleRecords(leakedSizes: [9], time: 90) + [Self.sampleEnd]])
+        let result = try LeakReportRunner.run(["info", path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let lines = Set(result.stdout.split(separator: "\n").map(String.init))
+        // 3 + 2 ALLOC and 1 + 1 FREE records.
+        for expected in ["complete yes", "calls 7", "allocs 5", "frees 2", "reallocs 0", "duration-us 90",
+                         "threads 1", "chunks 2", "module-snapshots 2"] {
+            XCTAssertTrue(lines.contains(expected), "\(expected) in \(result.stdout)")
+        }
+        XCTAssertEqual(try LeakReportRunner.run(["info", "/nonexistent.lt"]).status, 2)
+    }
+
     func testForkChildJoinsParentTrace() throws {
         let directory = try temporaryDirectory()
         let parentPath = directory + "/parent.lt"

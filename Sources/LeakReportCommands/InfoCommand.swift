@@ -1,0 +1,87 @@
+import ArgumentParser
+import Reports
+import TraceFormat
+
+/// `leakreport info TRACE`: what a trace holds, one `name value` line each, without replaying
+/// it (scripts read the `calls` line: allocator calls in the trace).
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Print a trace's program, completeness and record counts, one 'name value' per line.")
+
+    @Argument(help: "A trace file.")
+    var trace: String
+
+    func run() throws {
+        let reader = try TraceReader(path: trace)
+        var counter = RecordCounter()
+        reader.visitRecords(&counter)
+        let header = reader.header
+        let output = BufferedOutput()
+        func line(_ name: String, _ value: CustomStringConvertible) { output.write("\(name) \(value)\n") }
+        line("trace", trace)
+        if let program = header.program { line("program", program) }
+        if let pid = header.pid { line("pid", pid) }
+        if let parent = header.parentTrace { line("parent-trace", parent) }
+        switch reader.endState {
+        case .complete?: line("complete", "yes")
+        case let .cut(offset, reason)?: line("complete", "no (reading stopped at byte \(offset): \(reason))")
+        case nil: line("complete", "no")
+        }
+        line("bytes", reader.fileSize)
+        line("duration-us", counter.lastTime)
+        line("calls", counter.allocs + counter.frees + counter.reallocs)
+        line("allocs", counter.allocs)
+        line("frees", counter.frees)
+        line("reallocs", counter.reallocs)
+        line("mapping-calls", counter.mappingCalls)
+        line("stacks", reader.stacks.count)
+        line("module-snapshots", reader.moduleMaps.count)
+        line("threads", counter.threads.count)
+        line("records", counter.records)
+        line("chunks", reader.chunksRead)
+        output.flush()
+    }
+}
+
+/// Counts records by kind on the reader's fast path.
+struct RecordCounter: TraceVisitor {
+    var allocs = 0
+    var frees = 0
+    var reallocs = 0
+    var mappingCalls = 0
+    var records = 0
+    var lastTime: UInt64 = 0
+    var threads: Set<UInt64> = []
+
+    mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
+                             stack: UInt32, context: RecordContext) {
+        allocs += 1
+        records += 1
+    }
+
+    mutating func visitFree(address: UInt64, context: RecordContext) {
+        frees += 1
+        records += 1
+    }
+
+    mutating func visitReallocRelease(address: UInt64, context: RecordContext) {
+        records += 1
+    }
+
+    mutating func visitRealloc(status: ReallocStatus, path: AllocPath, isReallocarray: Bool, old: UInt64,
+                               new: UInt64, size: UInt64, stack: UInt32, context: RecordContext) {
+        reallocs += 1
+        records += 1
+    }
+
+    mutating func visitRecord(_ record: TraceRecord, context: RecordContext) {
+        records += 1
+        switch record {
+        case let .time(microseconds): lastTime = max(lastTime, microseconds)
+        case let .thread(tid): threads.insert(tid)
+        case .mmap, .munmap, .mremap, .brk, .sbrk: mappingCalls += 1
+        default: break
+        }
+    }
+}
