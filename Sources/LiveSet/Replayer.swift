@@ -124,11 +124,13 @@ public struct Replayer {
     public static let exampleLimit = 5
 
     /// Old blocks of realloc calls in flight, per thread (REALLOC_RELEASE seen, REALLOC not yet).
+    /// Slots are reused rather than removed: realloc is frequent, threads are few.
     private var pendingReleases: [PendingRelease] = []
     private struct PendingRelease {
         var tid: UInt64
         var address: UInt64
         var block: LiveBlock?
+        var isActive: Bool
     }
 
     /// - Parameter header: supplies the page size, the initial mmap threshold and the malloc
@@ -307,22 +309,30 @@ public struct Replayer {
         }
         // A thread has at most one realloc in flight; a release whose REALLOC never came
         // (trace damage) is simply overwritten: that block stays gone.
-        let pending = PendingRelease(tid: tid, address: address, block: block)
-        if let index = pendingReleases.firstIndex(where: { $0.tid == tid }) {
-            pendingReleases[index] = pending
-        } else {
-            pendingReleases.append(pending)
+        let pending = PendingRelease(tid: tid, address: address, block: block, isActive: true)
+        var freeSlot = -1
+        for index in pendingReleases.indices {
+            if pendingReleases[index].isActive {
+                if pendingReleases[index].tid == tid {
+                    pendingReleases[index] = pending
+                    return
+                }
+            } else if freeSlot < 0 {
+                freeSlot = index
+            }
         }
+        if freeSlot >= 0 { pendingReleases[freeSlot] = pending } else { pendingReleases.append(pending) }
     }
 
     /// Takes the old block of thread `tid`'s realloc of `old` out of the in-flight list.
     /// Returns (was a release seen, the block if it was live).
     private mutating func takePendingRelease(tid: UInt64, old: UInt64) -> (seen: Bool, block: LiveBlock?) {
-        guard let index = pendingReleases.firstIndex(where: { $0.tid == tid && $0.address == old }) else {
-            return (false, nil)
+        for index in pendingReleases.indices
+        where pendingReleases[index].isActive && pendingReleases[index].tid == tid && pendingReleases[index].address == old {
+            pendingReleases[index].isActive = false
+            return (true, pendingReleases[index].block)
         }
-        let pending = pendingReleases.remove(at: index)
-        return (true, pending.block)
+        return (false, nil)
     }
 
     private mutating func finishRealloc(status: ReallocStatus, path: AllocPath, function: AllocFunction,
