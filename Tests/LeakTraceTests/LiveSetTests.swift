@@ -274,6 +274,24 @@ final class LiveSetReplayTests: XCTestCase {
         XCTAssertEqual(child.live.block(at: 0x2000)?.isInherited, false)
     }
 
+    func testMemoryFollowsLiveBlocksNotEvents() {
+        var replay = Replayer(header: header())
+        let initialBuffer = replay.live.bufferBytes
+        // Two million events, never more than 1000 blocks live.
+        for index in 0..<1_000_000 {
+            let address = UInt64(index % 1000 + 1) * 64
+            if index >= 1000 { replay.apply(.free(address: address), tid: 1, time: 0) }
+            replay.apply(.alloc(function: .malloc, path: .heap, address: address, size: 48, stack: 1), tid: 1, time: 0)
+        }
+        XCTAssertEqual(replay.live.count, 1000)
+        XCTAssertEqual(replay.live.totalBytes, 48_000)
+        XCTAssertEqual(replay.live.bufferBytes, initialBuffer)
+        XCTAssertEqual(replay.counters.allocs, 1_000_000)
+        XCTAssertEqual(replay.counters.frees, 999_000)
+        XCTAssertEqual(replay.counters.unknownReleases, 0)
+        XCTAssertEqual(replay.peakLiveBytes, 48_000)
+    }
+
     func testObserverSeesEveryStep() {
         var replay = Replayer(header: header())
         var events: [ReplayEvent] = []
