@@ -100,6 +100,21 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(TextReport(options: coloured).render(makeReport()).contains("\u{1B}[1m"))
     }
 
+    func testTextReportListsMappingsBreakGrowthAndThreshold() {
+        let site = stacks.intern(frames: [0x2100, 0x2300])
+        replay.apply(.mmap(addressArgument: 0, length: 8192, prot: 3, flags: 0x01, fd: 4, offset: 0,
+                           result: 0x7f00_0000_0000, errno: 0, path: "/var/db/cache", stack: site), tid: 1, time: 10)
+        replay.apply(.sbrk(increment: 12288, result: 0x9000_0000, breakAfter: 0x9000_3000, stack: site), tid: 1, time: 20)
+        replay.apply(.alloc(function: .malloc, path: .mmapThreshold, address: 0x7e00_0000_0000, size: 1_000_000, stack: site), tid: 1, time: 30)
+        replay.apply(.free(address: 0x7e00_0000_0000), tid: 1, time: 2_000_000)
+        let text = TextReport().render(makeReport())
+        XCTAssertTrue(text.contains("Direct mappings still mapped\n  0x7f0000000000  8.00 KiB   shared-file /var/db/cache  make_node (tree.c:10)\n"), text)
+        XCTAssertTrue(text.contains("Program break moved by the program (brk/sbrk)\n  12.0 KiB     in 1 call  make_node (tree.c:10)\n"), text)
+        XCTAssertTrue(text.contains("    2.000s  128.0 KiB -> 980.0 KiB  free of a 1000000-byte mmapped block (chunk 1003520 bytes)\n"), text)
+        XCTAssertTrue(text.contains("    shared file mappings          8.00 KiB in 1 block\n"), text)
+        XCTAssertTrue(text.contains("    brk growth                    12.0 KiB\n"), text)
+    }
+
     func testFoldedLines() {
         populate()
         XCTAssertEqual(FoldedReport.render(makeReport(collectStacks: true)),
