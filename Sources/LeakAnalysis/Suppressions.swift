@@ -18,6 +18,19 @@ public struct Suppressions: Sendable {
 
     public init(rules: [Suppression] = []) { self.rules = rules }
 
+    /// Memory the C and C++ runtimes allocate once and keep until exit on purpose: freed only by
+    /// `__libc_freeres` (which valgrind calls and a preloaded tracer cannot, since stdout may
+    /// still need flushing), so never a program's leak. On by default;
+    /// `--no-default-suppressions` turns them off.
+    public static let builtIn: [Suppression] = [
+        ("^_IO_file_doallocate$", "stdio stream buffers"),
+        ("^_dl_allocate_tls$", "thread-local storage of each thread"),
+        ("^_dl_resize_dtv$", "thread-local storage of each thread"),
+        ("^_dl_update_slotinfo$", "thread-local storage of dlopened libraries"),
+        ("eh_alloc.cc$", "libstdc++'s emergency exception pool"),
+        ("^_nl_", "locale data loaded by setlocale"),
+    ].map { Suppression(pattern: $0.0, origin: "built-in (\($0.1))") }
+
     public var isEmpty: Bool { rules.isEmpty }
 
     /// Parses the text of a suppressions file. Throws a one-line message naming `name:line`.

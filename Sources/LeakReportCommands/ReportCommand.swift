@@ -33,6 +33,9 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .long, help: "A LeakSanitizer-style suppressions file, `leak:PATTERN` per line (repeatable).")
     var suppressions: [String] = []
 
+    @Flag(name: .long, help: "Do not apply the built-in suppressions (stdio buffers, thread-local storage, libstdc++'s exception pool, locale data).")
+    var noDefaultSuppressions = false
+
     @Option(name: .customLong("fail-on-leak"),
             help: ArgumentHelp("Exit with status 3 when unsuppressed leaked bytes exceed BYTES (bare flag: 0).",
                                valueName: "BYTES"))
@@ -108,7 +111,7 @@ struct ReportSettings {
         analysis.top = command.top
         analysis.minBytes = try command.minBytes.map(ValueParsing.bytes) ?? 0
         analysis.collectStacks = format == .folded
-        var rules: [Suppression] = []
+        var rules: [Suppression] = command.noDefaultSuppressions ? [] : Suppressions.builtIn
         for file in command.suppressions { rules += try Suppressions(contentsOfFile: file).rules }
         analysis.suppressions = Suppressions(rules: rules)
         failOnLeakAbove = try command.failOnLeak.map(ValueParsing.bytes)

@@ -91,7 +91,8 @@ public struct TextReport {
         }
         if !summary.suppressions.isEmpty || summary.suppressed.blocks > 0 {
             out += "  " + pad("suppressed", 22) + amount(summary.suppressed) + "\n"
-            for use in summary.suppressions {
+            // A rule that matched nothing is worth a line only when the user wrote it.
+            for use in summary.suppressions where use.matched.blocks > 0 || !use.origin.hasPrefix("built-in") {
                 out += "    " + pad("leak:\(use.pattern)", 30) + amount(use.matched) + dim("  (\(use.origin))") + "\n"
             }
         }

@@ -183,7 +183,8 @@ final class CLIEndToEndTests: XCTestCase {
         let export = try LeakReportRunner.run([trace, "--format", "mtrace"])
         XCTAssertEqual(export.status, 0, export.stderr)
         let exportPath = try temporaryFile(Array(export.stdout.utf8), name: "export.mtrace")
-        let root = try LeakReportRunner.json([trace])
+        // glibc's mtrace knows no suppressions: compare with every unfreed block.
+        let root = try LeakReportRunner.json([trace, "--no-default-suppressions"])
         let byPath = root.object("summary").object("byPath")
         let blockBytes = ["heap", "mmap-threshold", "thread-arena", "unknown"]
             .compactMap { byPath.object($0).int("bytes") }.reduce(0, +)
@@ -225,11 +226,31 @@ final class CLIEndToEndTests: XCTestCase {
     func testSuppressionsAndFailOnLeakOnRealTrace() throws {
         let trace = try Self.traceOne("analysis_cxx")
         let suppressions = try temporaryFile(Array("leak:shapes::\nleak:dl-tls.c\n".utf8), name: "cxx.supp")
-        let root = try LeakReportRunner.json([trace, "--suppressions", suppressions])
+        let root = try LeakReportRunner.json([trace, "--suppressions", suppressions, "--no-default-suppressions"])
         XCTAssertEqual(root.objects("groups").filter { ($0.object("callsite").string("function") ?? "").contains("shapes::") }.count, 0)
         XCTAssertEqual(root.object("summary").objects("suppressions").first?.object("matched").int("bytes"), 96 + 128)
         let leaked = root.object("summary").object("leaked").int("bytes") ?? -1
-        XCTAssertEqual(try LeakReportRunner.run([trace, "--suppressions", suppressions, "--fail-on-leak=\(leaked)"]).status, 0)
+        XCTAssertEqual(try LeakReportRunner.run([trace, "--suppressions", suppressions, "--no-default-suppressions",
+                                                 "--fail-on-leak=\(leaked)"]).status, 0)
         XCTAssertEqual(try LeakReportRunner.run([trace, "--fail-on-leak"]).status, 3)
+    }
+}
+
+extension CLIEndToEndTests {
+    /// The built-in rules set aside the C runtime's own buffers: the stdout buffer printf
+    /// allocates is suppressed by default and reported with --no-default-suppressions.
+    func testBuiltInSuppressionsSetAsideTheStdioBuffer() throws {
+        let trace = try Self.traceOne("paths") // prints, so stdout gets its buffer
+        let plain = try LeakReportRunner.json([trace, "--no-default-suppressions", "--top", "100"])
+        let defaults = try LeakReportRunner.json([trace, "--top", "100"])
+        let stdio = plain.objects("groups").filter { $0.object("callsite").string("function") == "_IO_file_doallocate" }
+        XCTAssertEqual(stdio.count, 1, "the program prints, so stdout has a buffer")
+        let bufferBytes = stdio.first?.int("bytes") ?? 0
+        XCTAssertGreaterThan(bufferBytes, 0)
+        XCTAssertEqual(defaults.objects("groups").filter { $0.object("callsite").string("function") == "_IO_file_doallocate" }.count, 0)
+        let leakedPlain = plain.object("summary").object("leaked").int("bytes") ?? 0
+        let leakedDefault = defaults.object("summary").object("leaked").int("bytes") ?? 0
+        XCTAssertEqual(leakedPlain - leakedDefault, defaults.object("summary").object("suppressed").int("bytes"))
+        XCTAssertGreaterThanOrEqual(defaults.object("summary").object("suppressed").int("bytes") ?? 0, bufferBytes)
     }
 }
