@@ -4,19 +4,7 @@ import TraceFormat
 
 /// Runs the built `leakreport` executable.
 enum LeakReportRunner {
-    /// The executable SwiftPM built beside the test bundle. Looks in the bundle's own directory
-    /// too: depending on how XCTest reports the bundle URL, the shared helper's guess can be
-    /// one level too high.
-    static let executable: String = {
-        let bundle = Bundle(for: Token.self).bundleURL
-        let candidates = [TracedProgram.leakreportPath,
-                          bundle.appendingPathComponent("leakreport").path,
-                          bundle.deletingLastPathComponent().appendingPathComponent("debug/leakreport").path,
-                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-                              .appendingPathComponent("leakreport").path]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? TracedProgram.leakreportPath
-    }()
-    private final class Token {}
+    static var executable: String { TracedProgram.leakreportPath }
 
     static func run(_ arguments: [String], timeout: TimeInterval = 120) throws -> TracedRun {
         try TracedProgram.run(executable: executable, arguments: arguments,

@@ -24,11 +24,16 @@ enum TracedProgram {
         return repositoryRoot.appendingPathComponent(".build/release/libleaktrace.so").path
     }
 
-    /// The analyzer executable built by SwiftPM next to the test bundle.
-    static var leakreportPath: String {
-        let bundle = Bundle(for: BundleToken.self).bundleURL.deletingLastPathComponent()
-        return bundle.appendingPathComponent("leakreport").path
-    }
+    /// The analyzer executable SwiftPM built beside the test bundle. On Linux XCTest reports the
+    /// bundle URL either as the .xctest file or as its folder, so both places are tried.
+    static let leakreportPath: String = {
+        let bundle = Bundle(for: BundleToken.self).bundleURL
+        let candidates = [bundle.deletingLastPathComponent().appendingPathComponent("leakreport").path,
+                          bundle.appendingPathComponent("leakreport").path,
+                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+                              .appendingPathComponent("leakreport").path]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }()
 
     private final class BundleToken {}
 
