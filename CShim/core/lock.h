@@ -20,13 +20,22 @@ static inline long lt_futex(_Atomic int *word, int op, int value, const struct t
     return syscall(SYS_futex, word, op | FUTEX_PRIVATE_FLAG, value, timeout, NULL, 0);
 }
 
+static inline int lt_lock_try(struct lt_lock *l) {
+    int expected = 0;
+    return atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
+           atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire, memory_order_relaxed);
+}
+
 static inline void lt_lock_slow(struct lt_lock *l) {
-    for (int spin = 0; spin < 200; spin++) {
-        int expected = 0;
-        if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire, memory_order_relaxed))
-            return;
+    /* The holder needs well under a microsecond: spin first. If it was preempted (more
+     * runnable threads than cores), yielding lets it run; only then sleep. */
+    for (int spin = 0; spin < 100; spin++) {
+        if (lt_lock_try(l)) return;
         __builtin_ia32_pause();
+    }
+    for (int round = 0; round < 8; round++) {
+        syscall(SYS_sched_yield);
+        if (lt_lock_try(l)) return;
     }
     int c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
     while (c != 0) {
