@@ -34,25 +34,39 @@ cc -O2 -g -pthread -o "$work/allocbench" Scripts/bench/allocbench.c
 
 iterations=2000000
 [ "$quick" = 1 ] && iterations=500000
-py_script="import json
+# Real programs run as themselves (not through a shell or a version-manager shim), so both
+# tracers see the same single process.
+python=$(python3 -c 'import sys; print(sys.executable)')
+cat > "$work/w.py" <<'PY'
+import json
 d = [{'k': str(i), 'v': list(range(i % 50))} for i in range(150000)]
 s = json.dumps(d)
-print(len(json.loads(s)))"
-pl_script='my %h; for my $i (1..300000) { $h{$i} = "x" x ($i % 100); } my $n = 0; for my $k (keys %h) { $n += length $h{$k}; } print "$n\n";'
-sql_script="create table t(a integer primary key, b text); with recursive c(x) as (select 1 union all select x+1 from c where x < 200000) insert into t select x, printf('%.*c', x % 80, 'y') from c; select count(*), sum(length(b)) from t;"
+print(len(json.loads(s)))
+PY
+cat > "$work/w.pl" <<'PL'
+my %h; for my $i (1..300000) { $h{$i} = "x" x ($i % 100); }
+my $n = 0; for my $k (keys %h) { $n += length $h{$k}; } print "$n\n";
+PL
+cat > "$work/w.sql" <<'SQL'
+create table t(a integer primary key, b text);
+with recursive c(x) as (select 1 union all select x+1 from c where x < 200000)
+insert into t select x, printf('%.*c', x % 80, 'y') from c;
+select count(*), sum(length(b)) from t;
+SQL
 
+# name|command (words split on spaces: no quoting inside)
 workloads=(
   "c-1thread-depth10|$work/allocbench 1 10 $iterations"
   "c-1thread-depth30|$work/allocbench 1 30 $iterations"
   "c-2threads-depth10|$work/allocbench 2 10 $iterations"
   "c-2threads-depth30|$work/allocbench 2 30 $iterations"
-  "python3-json|python3 -c $(printf %q "$py_script")"
-  "perl-hash|perl -e $(printf %q "$pl_script")"
-  "sqlite3-insert|sqlite3 :memory: $(printf %q "$sql_script")"
+  "python3-json|$python $work/w.py"
+  "perl-hash|$(command -v perl) $work/w.pl"
+  "sqlite3-insert|$(command -v sqlite3) -init $work/w.sql :memory: .quit"
 )
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-seconds() { local start end; start=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; end=$(date +%s.%N); echo "$end - $start" | bc -l; }
+seconds() { local start end; start=$(date +%s.%N); "$@" >/dev/null 2>&1 </dev/null || true; end=$(date +%s.%N); awk -v a="$start" -v b="$end" 'BEGIN { print b - a }'; }
 
 # The number of allocator calls a workload makes: the counts in leaktrace's END record.
 calls_in() { "$report" info "$1" | awk -F'[ =]' '/^calls /{print $2}'; }
@@ -63,17 +77,18 @@ for entry in "${workloads[@]}"; do
   name=${entry%%|*}; cmd=${entry#*|}
   nat=(); lt=(); ht=()
   for ((r = 0; r < rounds; r++)); do
-    nat+=("$(seconds bash -c "$cmd")")
+    # shellcheck disable=SC2086 # the command is a word list on purpose
+    nat+=("$(seconds $cmd)")
     rm -f "$work"/lt.*
-    lt+=("$(seconds env LD_PRELOAD="$lib" LEAKTRACE_OUTPUT="$work/lt.%p.lt" bash -c "exec $cmd")")
+    lt+=("$(seconds env LD_PRELOAD="$lib" LEAKTRACE_OUTPUT="$work/lt.%p.lt" $cmd)")
     rm -f "$work"/ht.*
-    ht+=("$(seconds heaptrack -o "$work/ht" bash -c "exec $cmd")")
+    ht+=("$(seconds heaptrack -o "$work/ht" $cmd)")
   done
   n=$(printf '%s\n' "${nat[@]}" | median); l=$(printf '%s\n' "${lt[@]}" | median); h=$(printf '%s\n' "${ht[@]}" | median)
   lt_trace=$(ls -S "$work"/lt.*.lt* | head -1)
   calls=$(calls_in "$lt_trace")
   lt_bytes=$(stat -c %s "$lt_trace")
-  ht_bytes=$(stat -c %s "$(ls -S "$work"/ht* | head -1)")
+  ht_bytes=$(stat -c %s "$(ls -S "$work"/ht.* | head -1)")
   awk -v name="$name" -v n="$n" -v l="$l" -v h="$h" -v c="$calls" -v lb="$lt_bytes" -v hb="$ht_bytes" 'BEGIN {
     lns = (l - n) * 1e9 / c; hns = (h - n) * 1e9 / c; if (lns < 0) lns = 0
     printf "%-20s %9.3f %9.3f %9.3f %8.2f %8.2f %10.0f %10.0f %7.2f %8.2f %8.2f %7.2f\n",
