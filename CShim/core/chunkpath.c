@@ -3,6 +3,7 @@
 #include "shim.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <string.h>
 
 void lt_detect_allocator(void) {
@@ -20,7 +21,13 @@ void lt_detect_allocator(void) {
      * our hooks. Say so once rather than write a trace that looks clean. */
     void *first = dlsym(RTLD_DEFAULT, "malloc");
     extern void *lt_own_malloc(size_t);
-    if (first && first != (void *)lt_own_malloc && dladdr(first, &info) && info.dli_fname) {
+    const ElfW(Sym) *symbol = NULL;
+    /* A non-PIE executable that takes malloc's address (python3 does) gets a canonical PLT
+     * entry: dlsym returns the executable's stub, whose symbol is undefined (SHN_UNDEF). Its
+     * calls still reach our malloc, so it is not an allocator ahead of us. */
+    if (first && first != (void *)lt_own_malloc &&
+        dladdr1(first, &info, (void **)&symbol, RTLD_DL_SYMENT) && info.dli_fname &&
+        !(symbol && symbol->st_shndx == SHN_UNDEF)) {
         lt_warn("malloc is defined ahead of libleaktrace by", info.dli_fname,
                 "allocations made through it are not traced (put libleaktrace first in LD_PRELOAD)");
     }
