@@ -153,6 +153,10 @@ struct lt_state {
     uintptr_t self_text_start, self_text_end;
     /* libunwind's text segment: see the pipe2 hook */
     uintptr_t unwind_text_start, unwind_text_end;
+    /* Code whose mmap/munmap/mremap calls are not the program's: libunwind's, and a non-glibc
+     * allocator's (see lt_is_internal_mapping_caller). Filled at start, read-only afterwards. */
+    struct { uintptr_t start, end; } internal_mappers[4];
+    int internal_mapper_count;
 
     /* counters for the END record (under the event lock) */
     uint64_t count_allocs, count_frees, count_reallocs, count_mappings, count_stacks, count_chunks;
@@ -210,6 +214,21 @@ LT_HIDDEN void lt_stacks_init(void);
 LT_HIDDEN void lt_modules_snapshot(int force);
 LT_HIDDEN void lt_find_self_text(void);
 LT_HIDDEN int lt_move_fd_high(int fd);
+LT_HIDDEN void lt_add_internal_mapper(const void *address);
+
+/* True when a mapping call comes from code whose mappings are not the program's own:
+ *  - libunwind, which maps its per-thread caches from inside our hooks and unmaps them from a
+ *    thread-exit destructor, outside any hook;
+ *  - an allocator other than glibc's (jemalloc, mimalloc, ...), which maps while holding its
+ *    own locks. Unwinding there walks the loader's list (dl_iterate_phdr), and a thread in
+ *    dlopen/dlclose holds the loader's lock while it calls that allocator: a deadlock. Its
+ *    mappings are its heap, shown as ALLOC records, as glibc's internal ones are.
+ * Such calls pass straight through, unrecorded. */
+static inline int lt_is_internal_mapping_caller(uintptr_t caller) {
+    for (int i = 0; i < lt.internal_mapper_count; i++)
+        if (caller >= lt.internal_mappers[i].start && caller < lt.internal_mappers[i].end) return 1;
+    return 0;
+}
 
 /* ---- core/chunkpath.c ---- */
 LT_HIDDEN void lt_detect_allocator(void);
