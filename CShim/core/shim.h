@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #define LT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define LT_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -270,6 +271,13 @@ LT_HIDDEN void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uint
 LT_HIDDEN void lt_record_free(void *p);
 LT_HIDDEN void lt_emit_fork(pid_t child);
 LT_HIDDEN void lt_emit_pending_marks(void);
+
+/* True in a child that shares or copies our state without having gone through the fork
+ * handlers: a vfork child (shell PATH searches: dash execs in a vfork child until one exec
+ * succeeds) or a raw clone. Its pid differs from the traced one; anything it wrote would land
+ * in the parent's trace. getpid is a real system call, so this is only for rare paths (exec,
+ * exit). */
+static inline int lt_in_foreign_child(void) { return getpid() != lt.pid; }
 
 static inline int lt_hook_enter(void) {
     /* Returns 1 when the caller may record. A nested call (from the allocator, libunwind or a

@@ -36,7 +36,7 @@ LT_EXPORT pid_t fork(void) {
  * everything is written first. The trace then ends with an EXEC record. ---- */
 
 static void before_exec(const char *path) {
-    if (atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook) return;
+    if (atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook || lt_in_foreign_child()) return;
     int saved = errno;
     lt_self.in_hook = 1;
     size_t len = path ? strlen(path) : 0;
@@ -53,7 +53,8 @@ static void before_exec(const char *path) {
 }
 
 static void after_failed_exec(void) {
-    if (atomic_load(&lt.phase) == PHASE_TRACING) lt_emit_note(0, "exec failed; the program went on");
+    if (atomic_load(&lt.phase) == PHASE_TRACING && !lt_in_foreign_child())
+        lt_emit_note(0, "exec failed; the program went on");
 }
 
 LT_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
