@@ -85,6 +85,7 @@ void lt_ensure_resolved(void) {
     RESOLVE(pthread_setname_np, "pthread_setname_np");
     RESOLVE(fork, "fork");
     RESOLVE(pipe2, "pipe2");
+    RESOLVE(dl_iterate_phdr, "dl_iterate_phdr");
     atomic_store(&resolve_state, 2);
 }
 

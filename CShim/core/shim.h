@@ -21,6 +21,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+struct dl_phdr_info;
+
 #define LT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define LT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define LT_HIDDEN __attribute__((visibility("hidden")))
@@ -96,6 +98,7 @@ struct lt_real {
     int (*pthread_setname_np)(pthread_t, const char *);
     pid_t (*fork)(void);
     int (*pipe2)(int[2], int);
+    int (*dl_iterate_phdr)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
 };
 
 /* ---- an append buffer that becomes one chunk ---- */
@@ -181,6 +184,9 @@ struct lt_thread {
     unsigned fork_generation;    /* tid below is valid for this generation */
     uint64_t tid;
     int named;
+    /* Set while the program's own dl_iterate_phdr runs on this thread (the loader's list lock
+     * is held): libunwind must not be entered then (see the dl_iterate_phdr hook). */
+    int loader_locked;
 };
 
 extern __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));

@@ -2,6 +2,7 @@
 #include "../core/shim.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -171,6 +172,19 @@ LT_EXPORT void *dlopen(const char *file, int mode) {
     if (LT_UNLIKELY(!lt.real.dlopen)) lt_ensure_resolved();
     if (LT_UNLIKELY(mode & RTLD_DEEPBIND)) mode &= ~RTLD_DEEPBIND;
     return lt.real.dlopen(file, mode); /* compiled as a jump: checked by Scripts/build.sh */
+}
+
+/* The program's own walks of the loader's list: the loader holds its list lock (a recursive
+ * lock, dl_load_write_lock) for the whole walk, callbacks included. A callback that allocates
+ * reaches our hooks with that lock held, and they must not unwind then (core/stacks.c,
+ * lt_capture_stack). Calls made inside our hooks (libunwind's, ours) pass straight through. */
+LT_EXPORT int dl_iterate_phdr(int (*callback)(struct dl_phdr_info *, size_t, void *), void *data) {
+    if (LT_UNLIKELY(!lt.real.dl_iterate_phdr)) lt_ensure_resolved();
+    if (lt_self.in_hook) return lt.real.dl_iterate_phdr(callback, data);
+    lt_self.loader_locked++;
+    int r = lt.real.dl_iterate_phdr(callback, data);
+    lt_self.loader_locked--;
+    return r;
 }
 
 /* ---- thread names ---- */
