@@ -82,10 +82,11 @@ enum HazardKit {
         var plainEnvironment = invocation.environment
         let plainPreload = invocation.preloadBefore + invocation.preloadAfter
         if !plainPreload.isEmpty { plainEnvironment[invocation.preloadVariable] = plainPreload.joined(separator: ":") }
-        let plain = try TracedProgram.run(
-            executable: invocation.executable, arguments: expand(invocation.arguments, plainOutput),
-            environment: plainEnvironment, timeout: invocation.timeout,
-            currentDirectory: invocation.workingDirectory)
+        let plain = try labelled("\(label), without the tracer") {
+            try TracedProgram.run(executable: invocation.executable, arguments: expand(invocation.arguments, plainOutput),
+                                  environment: plainEnvironment, timeout: invocation.timeout,
+                                  currentDirectory: invocation.workingDirectory)
+        }
 
         var tracedEnvironment = invocation.environment
         tracedEnvironment[invocation.preloadVariable] = (invocation.preloadBefore + [try shim()] + invocation.preloadAfter)
@@ -93,10 +94,11 @@ enum HazardKit {
         tracedEnvironment["LEAKTRACE_OUTPUT"] = invocation.traceOutput
             ?? traceDirectory.appendingPathComponent("%e.%p.lt").path
         for (key, value) in invocation.tracerEnvironment { tracedEnvironment[key] = value }
-        let traced = try TracedProgram.run(
-            executable: invocation.executable, arguments: expand(invocation.arguments, tracedOutput),
-            environment: tracedEnvironment, timeout: invocation.timeout,
-            currentDirectory: invocation.workingDirectory)
+        let traced = try labelled("\(label), traced") {
+            try TracedProgram.run(executable: invocation.executable, arguments: expand(invocation.arguments, tracedOutput),
+                                  environment: tracedEnvironment, timeout: invocation.timeout,
+                                  currentDirectory: invocation.workingDirectory)
+        }
 
         let (programErrors, tracerLines) = splitTracerLines(traced.stderr)
         XCTAssertEqual(traced.stdout, plain.stdout, "\(label): stdout differs", file: file, line: line)
@@ -120,6 +122,15 @@ enum HazardKit {
             .sorted().map { traceDirectory.appendingPathComponent($0).path }
         return Comparison(plain: plain, traced: traced, plainOutput: plainOutput, tracedOutput: tracedOutput,
                           traces: traces, traceDirectory: traceDirectory, tracerLines: tracerLines)
+    }
+
+    /// Runs `body`, prefixing any error it throws (a hang, say) with `label`.
+    static func labelled<T>(_ label: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let failure as TestFailure {
+            throw TestFailure("\(label): \(failure.description)")
+        }
     }
 
     /// The preload library, or a failure naming how to build it.
