@@ -133,6 +133,35 @@ enum HazardKit {
         }
     }
 
+    /// Starts a program, waits (under a watchdog) until its stdout holds `line`, then kills it
+    /// with SIGKILL. Returns everything it printed and how it ended.
+    static func runUntilLine(_ line: String, executable: String, arguments: [String], environment: [String: String],
+                             timeout: TimeInterval = 60) throws -> TracedRun {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "LD_PRELOAD")
+        for key in env.keys where key.hasPrefix("LEAKTRACE_") { env.removeValue(forKey: key) }
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let outPipe = Pipe(), errPipe = Pipe()
+        process.standardOutput = outPipe
+        process.standardError = errPipe
+        process.standardInput = FileHandle.nullDevice
+        let errors = DataCollector(errPipe.fileHandleForReading)
+        let seen = LineWatcher(outPipe.fileHandleForReading)
+        try process.run()
+        let found = seen.wait(for: line + "\n", seconds: timeout)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let stdout = seen.finish(), stderr = errors.finish()
+        guard found else { throw TestFailure("\(executable) never printed \(line) within \(Int(timeout)) s") }
+        return TracedRun(stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self),
+                         status: process.terminationStatus,
+                         terminatedBySignal: process.terminationReason == .uncaughtSignal)
+    }
+
     /// The preload library, or a failure naming how to build it.
     static func shim() throws -> String {
         let path = TracedProgram.shimPath
@@ -226,6 +255,47 @@ enum HazardKit {
     }()
 }
 
+/// Collects a pipe's bytes on a background thread and lets a caller wait until they contain
+/// a given text.
+final class LineWatcher {
+    private var data = Data()
+    private let condition = NSCondition()
+    private var ended = false
+
+    init(_ handle: FileHandle) {
+        Thread.detachNewThread { [self] in
+            while true {
+                let chunk = handle.availableData
+                condition.lock()
+                if chunk.isEmpty { ended = true } else { data.append(chunk) }
+                condition.broadcast()
+                condition.unlock()
+                if chunk.isEmpty { return }
+            }
+        }
+    }
+
+    /// True once the bytes read so far contain `text`; false after `seconds` or at end of file.
+    func wait(for text: String, seconds: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        let needle = Data(text.utf8)
+        condition.lock()
+        defer { condition.unlock() }
+        while data.range(of: needle) == nil {
+            if ended || !condition.wait(until: deadline) { return data.range(of: needle) != nil }
+        }
+        return true
+    }
+
+    /// Every byte, once the writer has closed the pipe.
+    func finish() -> Data {
+        condition.lock()
+        defer { condition.unlock() }
+        while !ended { condition.wait() }
+        return data
+    }
+}
+
 // MARK: - Replay
 
 /// A block the replay holds live: its size, stack and thread, and how many MODULES snapshots
@@ -249,6 +319,9 @@ struct HazardTraceSummary {
     var mmaps = 0, munmaps = 0
     /// Allocations (ALLOC and successful REALLOC) by the path that served them.
     var allocationsByPath: [AllocPath: Int] = [:]
+    /// Allocations and frees by the stack that allocated the block.
+    var allocationsByStack: [UInt32: Int] = [:]
+    var freesByStack: [UInt32: Int] = [:]
     /// ALLOC/REALLOC at an address already live: two live blocks at one address.
     var doubleLive = 0
     /// FREE or REALLOC_RELEASE of an address not live: a free before its malloc, or of a block
@@ -288,6 +361,8 @@ struct HazardTraceSummary {
         mmaps = visitor.mmaps
         munmaps = visitor.munmaps
         allocationsByPath = visitor.allocationsByPath
+        allocationsByStack = visitor.allocationsByStack
+        freesByStack = visitor.freesByStack
         doubleLive = visitor.doubleLive
         unknownFrees = visitor.unknownFrees
         allocationsBySize = visitor.allocationsBySize
@@ -334,6 +409,18 @@ struct HazardTraceSummary {
         }
     }
 
+    /// The stacks whose innermost frame is in `function` (symbolized once per stack).
+    func stacks(whoseCallerIs function: String) -> Set<UInt32> {
+        let symbolizer = Symbolizer()
+        var found = Set<UInt32>()
+        for stack in Set(allocationsByStack.keys) {
+            let frames = stacks.frames(stack, limit: 1)
+            let named = symbolizer.symbolize(stack: frames) { moduleMaps.module(containing: $0, snapshot: moduleMaps.count - 1) }
+            if named.first?.function == function { found.insert(stack) }
+        }
+        return found
+    }
+
     /// The names of the functions on a block's stack, innermost first.
     func functionNames(_ block: HazardBlock, limit: Int = 8) -> [String] {
         symbolize(block, with: Symbolizer(), limit: limit).map { $0.function ?? "?" }
@@ -348,6 +435,8 @@ private struct ReplayVisitor: TraceVisitor {
     var allocationsByPath: [AllocPath: Int] = [:]
     var allocationsBySize: [UInt64: Int] = [:]
     var freesBySize: [UInt64: Int] = [:]
+    var allocationsByStack: [UInt32: Int] = [:]
+    var freesByStack: [UInt32: Int] = [:]
     var firstBlockOfSize: [UInt64: HazardBlock] = [:]
     var live: [UInt64: HazardBlock] = [:]
     /// Blocks released by REALLOC_RELEASE, until their REALLOC says whether they survived.
@@ -358,9 +447,15 @@ private struct ReplayVisitor: TraceVisitor {
     var forks: [UInt64] = []
     var moduleSnapshots = 0
 
+    private mutating func countFree(_ block: HazardBlock) {
+        freesBySize[block.size, default: 0] += 1
+        freesByStack[block.stack, default: 0] += 1
+    }
+
     private mutating func allocate(_ address: UInt64, size: UInt64, path: AllocPath, stack: UInt32, tid: UInt64) {
         let block = HazardBlock(size: size, path: path, stack: stack, tid: tid, snapshot: moduleSnapshots)
         allocationsByPath[path, default: 0] += 1
+        allocationsByStack[stack, default: 0] += 1
         if live.updateValue(block, forKey: address) != nil { doubleLive += 1 }
         allocationsBySize[size, default: 0] += 1
         if firstBlockOfSize[size] == nil { firstBlockOfSize[size] = block }
@@ -376,7 +471,7 @@ private struct ReplayVisitor: TraceVisitor {
     mutating func visitFree(address: UInt64, context: RecordContext) {
         frees += 1
         if let block = live.removeValue(forKey: address) {
-            freesBySize[block.size, default: 0] += 1
+            countFree(block)
         } else {
             unknownFrees += 1
         }
@@ -399,9 +494,9 @@ private struct ReplayVisitor: TraceVisitor {
         case .failed:
             if let previous { live[old] = previous }
         case .freed:
-            if let previous { freesBySize[previous.size, default: 0] += 1 }
+            if let previous { countFree(previous) }
         case .movedOrResized:
-            if let previous { freesBySize[previous.size, default: 0] += 1 }
+            if let previous { countFree(previous) }
             if new != 0 { allocate(new, size: size, path: path, stack: stack, tid: context.tid) }
         }
     }

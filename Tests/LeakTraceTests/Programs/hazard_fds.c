@@ -3,8 +3,9 @@
  * descriptor number from 3 to 127 with dup2, allocating between the steps (each allocation
  * makes the tracer unwind, and libunwind may touch its pipe), writes known bytes into each,
  * and checks through the descriptor that the file still holds exactly those bytes.
- * argv[1] is the directory for the files. Every iteration leaks nothing; one 999-byte block is
- * kept. */
+ * argv[1] is the directory for the files. Sizes: 5000 + n before each dup2, 3000..3049 (50 per
+ * descriptor) after it, 3100..3119 (20 per descriptor) between the writes; all freed. One
+ * 999-byte block is kept. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@ int main(int argc, char **argv) {
     for (int n = LOW; n <= HIGH; n++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/fd%03d.txt", argv[1], n);
-        void *before = malloc(16 * (size_t)n);
+        void *before = malloc(5000 + (size_t)n);
         int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) return 1;
         if (fd != n) {
@@ -30,13 +31,13 @@ int main(int argc, char **argv) {
             close(fd);
         }
         free(before);
-        for (int k = 0; k < 50; k++) free(malloc(24 + (size_t)k)); /* unwinds between write and check */
+        for (int k = 0; k < 50; k++) free(malloc(3000 + (size_t)k)); /* the tracer unwinds between dup2s */
     }
     for (int n = LOW; n <= HIGH; n++) {
         char line[64];
         int len = snprintf(line, sizeof line, "descriptor %d holds exactly this line\n", n);
         if (write(n, line, (size_t)len) != len) bad++;
-        for (int k = 0; k < 20; k++) free(malloc(40 + (size_t)k));
+        for (int k = 0; k < 20; k++) free(malloc(3100 + (size_t)k));
     }
     for (int n = LOW; n <= HIGH; n++) {
         char expect[64], got[128];
