@@ -3,6 +3,8 @@
  * linkage_lib_make allocates a block the caller keeps. */
 #include <stdlib.h>
 
-__attribute__((noinline)) void *linkage_lib_make(unsigned size) { return malloc(size); }
+__attribute__((noinline)) void *linkage_lib_make(unsigned size) {
+    return malloc(size); /* MARK:make */
+}
 
 __attribute__((noinline)) void linkage_lib_release(void *p) { free(p); }
