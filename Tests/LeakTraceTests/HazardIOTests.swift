@@ -6,6 +6,11 @@ import XCTest
 import TraceFormat
 
 final class HazardIOTests: XCTestCase {
+    override func tearDown() {
+        HazardKit.removeScratch()
+        super.tearDown()
+    }
+
     // MARK: - 7. Closed and reused descriptors
 
     /// A daemon-style program closes fds 3..1023, puts its own files on 3..127 with dup2 and
@@ -53,7 +58,7 @@ final class HazardIOTests: XCTestCase {
         for run in 1...HazardKit.runsPerCase {
             let label = "run \(run)"
             let plain = try HazardKit.runUntilLine("flushed", executable: exe, arguments: ["100000", "wait"], environment: [:])
-            let traceDirectory = try TracedProgram.makeTraceDirectory()
+            let traceDirectory = try HazardKit.scratchDirectory()
             let traced = try HazardKit.runUntilLine(
                 "flushed", executable: exe, arguments: ["100000", "wait"],
                 environment: ["LD_PRELOAD": try HazardKit.shim(),
@@ -114,8 +119,8 @@ final class HazardIOTests: XCTestCase {
         for run in 1...HazardKit.runsPerCase {
             for fullFromTheStart in [false, true] {
                 let label = "run \(run), \(fullFromTheStart ? "full from the start" : "filled while tracing")"
-                let mountPoint = try TracedProgram.makeTraceDirectory()
-                let kept = try TracedProgram.makeTraceDirectory()
+                let mountPoint = try HazardKit.scratchDirectory()
+                let kept = try HazardKit.scratchDirectory()
                 var invocation = HazardKit.Invocation("/usr/bin/unshare", [
                     "-m", "/bin/sh", "-c", script, "sh", mountPoint.path, kept.path, fullFromTheStart ? "1" : "0",
                     exe, "200000", "x", "{out}/program.txt",
@@ -156,7 +161,7 @@ final class HazardIOTests: XCTestCase {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else {
             throw XCTSkip("the full-disk case needs /usr/bin/unshare (util-linux)")
         }
-        let probe = try TracedProgram.makeTraceDirectory()
+        let probe = try HazardKit.scratchDirectory()
         let result = try TracedProgram.run(executable: "/usr/bin/unshare",
                                            arguments: ["-m", "/bin/sh", "-c", "mount -t tmpfs -o size=64k tmpfs \"$1\"", "sh", probe.path],
                                            environment: [:], timeout: 30)

@@ -8,6 +8,11 @@ import TraceFormat
 import Symbolization
 
 final class HazardLinkageTests: XCTestCase {
+    override func tearDown() {
+        HazardKit.removeScratch()
+        super.tearDown()
+    }
+
     /// A static program cannot be traced: the wrapper says so in one line and runs it unchanged;
     /// preloaded directly, the tracer is simply never loaded.
     func testCase12aStaticProgramUnderTheWrapper() throws {
@@ -16,7 +21,7 @@ final class HazardLinkageTests: XCTestCase {
         for run in 1...HazardKit.runsPerCase {
             let label = "run \(run)"
             let plain = try TracedProgram.runPlain(exe, arguments: ["plain"])
-            let traceDirectory = try TracedProgram.makeTraceDirectory()
+            let traceDirectory = try HazardKit.scratchDirectory()
             let wrapped = try TracedProgram.run(
                 executable: wrapper, arguments: ["-o", traceDirectory.appendingPathComponent("%p.lt").path, "--", exe, "plain"],
                 environment: ["LEAKTRACE_LIB": try HazardKit.shim()], timeout: 60)

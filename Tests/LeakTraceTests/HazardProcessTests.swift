@@ -6,6 +6,11 @@ import XCTest
 import TraceFormat
 
 final class HazardProcessTests: XCTestCase {
+    override func tearDown() {
+        HazardKit.removeScratch()
+        super.tearDown()
+    }
+
     // MARK: - 4. Fork storm from a threaded parent
 
     /// Eight threads allocate while the main thread forks 200 times; each child allocates,

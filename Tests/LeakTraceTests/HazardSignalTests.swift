@@ -6,6 +6,11 @@ import XCTest
 import TraceFormat
 
 final class HazardSignalTests: XCTestCase {
+    override func tearDown() {
+        HazardKit.removeScratch()
+        super.tearDown()
+    }
+
     /// 10 kHz SIGALRM whose handler mallocs and frees while the main thread loops mmap/munmap.
     /// Handler allocations that interrupted a hook pass through unrecorded (and count as
     /// untraced); the others are recorded with their free, so none is reported leaked.

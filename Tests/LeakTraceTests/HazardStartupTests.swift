@@ -8,6 +8,11 @@ import TraceFormat
 import Symbolization
 
 final class HazardStartupTests: XCTestCase {
+    override func tearDown() {
+        HazardKit.removeScratch()
+        super.tearDown()
+    }
+
     // MARK: - 1. Bootstrap reentrancy
 
     /// Another preloaded library whose constructor calls malloc, dlsym and backtrace() (which

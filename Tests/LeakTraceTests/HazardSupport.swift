@@ -48,6 +48,17 @@ enum HazardKit {
         var preloadVariable = "LD_PRELOAD"
         /// Where the traced run's traces go (`%e` and `%p` allowed); nil: a fresh directory.
         var traceOutput: String?
+        /// Gives the program the same environment, byte for byte and in the same order, on every
+        /// run: the traced program runs in its (fresh) trace directory with a relative
+        /// LEAKTRACE_OUTPUT, and both runs start through `env -i` with the variables sorted
+        /// (Foundation passes a dictionary, whose order changes from one process to the next). A
+        /// program that builds a hash table from its environment (perl's %ENV) then does the same
+        /// work every time.
+        var sameEnvironmentEveryRun = false
+        /// With `sameEnvironmentEveryRun`: also turn off address-space randomisation
+        /// (`setarch -R`), for programs whose allocations follow their addresses (GCC's hash tables
+        /// hash pointers). The launchers themselves are never traced.
+        var fixedAddresses = false
 
         init(_ executable: String, _ arguments: [String] = []) {
             self.executable = executable
@@ -75,29 +86,32 @@ enum HazardKit {
     @discardableResult
     static func runBoth(_ invocation: Invocation, label: String,
                         file: StaticString = #filePath, line: UInt = #line) throws -> Comparison {
-        let plainOutput = try TracedProgram.makeTraceDirectory()
-        let tracedOutput = try TracedProgram.makeTraceDirectory()
-        let traceDirectory = try TracedProgram.makeTraceDirectory()
+        let plainOutput = try scratchDirectory()
+        let tracedOutput = try scratchDirectory()
+        let traceDirectory = try scratchDirectory()
 
         var plainEnvironment = invocation.environment
         let plainPreload = invocation.preloadBefore + invocation.preloadAfter
         if !plainPreload.isEmpty { plainEnvironment[invocation.preloadVariable] = plainPreload.joined(separator: ":") }
         let plain = try labelled("\(label), without the tracer") {
-            try TracedProgram.run(executable: invocation.executable, arguments: expand(invocation.arguments, plainOutput),
-                                  environment: plainEnvironment, timeout: invocation.timeout,
-                                  currentDirectory: invocation.workingDirectory)
+            let (executable, arguments, environment) = launch(invocation, expand(invocation.arguments, plainOutput),
+                                                              plainEnvironment)
+            return try TracedProgram.run(executable: executable, arguments: arguments, environment: environment,
+                                         timeout: invocation.timeout, currentDirectory: invocation.workingDirectory)
         }
 
         var tracedEnvironment = invocation.environment
         tracedEnvironment[invocation.preloadVariable] = (invocation.preloadBefore + [try shim()] + invocation.preloadAfter)
             .joined(separator: ":")
         tracedEnvironment["LEAKTRACE_OUTPUT"] = invocation.traceOutput
-            ?? traceDirectory.appendingPathComponent("%e.%p.lt").path
+            ?? (invocation.sameEnvironmentEveryRun ? "%e.%p.lt" : traceDirectory.appendingPathComponent("%e.%p.lt").path)
         for (key, value) in invocation.tracerEnvironment { tracedEnvironment[key] = value }
         let traced = try labelled("\(label), traced") {
-            try TracedProgram.run(executable: invocation.executable, arguments: expand(invocation.arguments, tracedOutput),
-                                  environment: tracedEnvironment, timeout: invocation.timeout,
-                                  currentDirectory: invocation.workingDirectory)
+            let (executable, arguments, environment) = launch(invocation, expand(invocation.arguments, tracedOutput),
+                                                              tracedEnvironment)
+            return try TracedProgram.run(
+                executable: executable, arguments: arguments, environment: environment, timeout: invocation.timeout,
+                currentDirectory: invocation.sameEnvironmentEveryRun ? traceDirectory : invocation.workingDirectory)
         }
 
         let (programErrors, tracerLines) = splitTracerLines(traced.stderr)
@@ -188,6 +202,23 @@ enum HazardKit {
         return (program, tracer)
     }
 
+    /// The command that starts the program: the program itself, or with
+    /// `sameEnvironmentEveryRun`, `env -i` with the whole environment sorted.
+    private static func launch(_ invocation: Invocation, _ arguments: [String], _ environment: [String: String])
+        -> (String, [String], [String: String]) {
+        guard invocation.sameEnvironmentEveryRun else { return (invocation.executable, arguments, environment) }
+        var full = ProcessInfo.processInfo.environment
+        full.removeValue(forKey: "LD_PRELOAD")
+        for key in full.keys where key.hasPrefix("LEAKTRACE_") { full.removeValue(forKey: key) }
+        for (key, value) in environment { full[key] = value }
+        let assignments = full.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let command = ["-i"] + assignments + [invocation.executable] + arguments
+        if invocation.fixedAddresses, FileManager.default.isExecutableFile(atPath: "/usr/bin/setarch") {
+            return ("/usr/bin/setarch", ["x86_64", "-R", "/usr/bin/env"] + command, [:])
+        }
+        return ("/usr/bin/env", command, [:])
+    }
+
     private static func expand(_ arguments: [String], _ output: URL) -> [String] {
         arguments.map { $0.replacingOccurrences(of: "{out}", with: output.path) }
     }
@@ -204,6 +235,30 @@ enum HazardKit {
             }
         }
         return files
+    }
+
+    // MARK: - Scratch directories
+
+    private static let scratchLock = NSLock()
+    private static var scratch: [URL] = []
+
+    /// A fresh directory for one run's files or traces, removed by `removeScratch` when the test
+    /// ends (hazard runs write thousands of traces).
+    static func scratchDirectory() throws -> URL {
+        let directory = try TracedProgram.makeTraceDirectory()
+        scratchLock.lock()
+        scratch.append(directory)
+        scratchLock.unlock()
+        return directory
+    }
+
+    /// Removes every scratch directory made so far; each hazard test class calls it in tearDown.
+    static func removeScratch() {
+        scratchLock.lock()
+        let directories = scratch
+        scratch.removeAll()
+        scratchLock.unlock()
+        for directory in directories { try? FileManager.default.removeItem(at: directory) }
     }
 
     // MARK: - Programs

@@ -6,6 +6,11 @@ import XCTest
 import TraceFormat
 
 final class HazardThreadTests: XCTestCase {
+    override func tearDown() {
+        HazardKit.removeScratch()
+        super.tearDown()
+    }
+
     /// 8 threads x 100,000 allocations, half of them freed by another thread: exactly the right
     /// counts, nothing leaked, never a free before its malloc or two live blocks at one address.
     func testCase10ThreadsExactAccounting() throws {
