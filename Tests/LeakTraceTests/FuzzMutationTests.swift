@@ -33,6 +33,10 @@ final class FuzzMutationTests: XCTestCase {
         let corpus = try FuzzKit.corpus().map(\.bytes)
         XCTAssertGreaterThanOrEqual(corpus.count, 10)
 
+        // The input about to be read is kept in current.lt (rewritten in place, cheaply), so a
+        // crash of the whole test process leaves it behind.
+        let current: Int32 = findingsDirectory.map { open($0 + "/current.lt", O_WRONLY | O_CREAT | O_TRUNC, 0o644) } ?? -1
+        defer { if current >= 0 { close(current) } }
         let campaign = Campaign()
         campaign.pool = corpus
         for input in corpus {
@@ -50,8 +54,9 @@ final class FuzzMutationTests: XCTestCase {
                 let parent = campaign.pool[mutator.below(campaign.pool.count)]
                 let other = campaign.pool[mutator.below(campaign.pool.count)]
                 let input = mutator.mutate(parent, splicingFrom: other)
-                if let findingsDirectory {
-                    try? Data(input).write(to: URL(fileURLWithPath: findingsDirectory + "/current.lt"))
+                if current >= 0 {
+                    _ = ftruncate(current, 0)
+                    _ = input.withUnsafeBytes { pwrite(current, $0.baseAddress, $0.count, 0) }
                 }
                 let begun = Date()
                 let outcome = FuzzKit.execute(input)
