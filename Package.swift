@@ -39,6 +39,6 @@ let package = Package(
 
         .testTarget(name: "LeakTraceTests", dependencies: [
             "TraceFormat", "LiveSet", "Symbolization", "LeakAnalysis", "Reports", "LeakReportCommands",
-        ], exclude: ["Programs"]),
+        ], exclude: ["Programs", "Fixtures"]),
     ]
 )

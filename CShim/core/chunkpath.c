@@ -3,7 +3,16 @@
 #include "shim.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <string.h>
+
+/* True when `address` lies in a shared object rather than the main program (which is the
+ * first entry of the loader's list). */
+static int in_shared_object(const void *address) {
+    Dl_info info;
+    struct link_map *map = NULL;
+    return dladdr1(address, &info, (void **)&map, RTLD_DL_LINKMAP) && map && map->l_prev != NULL;
+}
 
 void lt_detect_allocator(void) {
     Dl_info info;
@@ -14,14 +23,25 @@ void lt_detect_allocator(void) {
         base = base ? base + 1 : info.dli_fname;
         lt.allocator_is_glibc = strncmp(base, "libc.so", 7) == 0;
         strncpy(lt.allocator_name, lt.allocator_is_glibc ? "glibc" : info.dli_fname, sizeof lt.allocator_name - 1);
+        /* Its mappings are its heap, made under its own locks: never unwind there. */
+        if (!lt.allocator_is_glibc) lt_add_internal_mapper((const void *)lt.real.malloc);
     }
     /* If another object defines malloc ahead of us in the search order (a preloaded jemalloc
      * listed first, or an allocator linked into the program), the program's calls never reach
      * our hooks. Say so once rather than write a trace that looks clean. */
     void *first = dlsym(RTLD_DEFAULT, "malloc");
     extern void *lt_own_malloc(size_t);
-    if (first && first != (void *)lt_own_malloc && dladdr(first, &info) && info.dli_fname) {
+    const ElfW(Sym) *symbol = NULL;
+    /* A non-PIE executable that takes malloc's address (python3 does) gets a canonical PLT
+     * entry: dlsym returns the executable's stub, whose symbol is undefined (SHN_UNDEF). Its
+     * calls still reach our malloc, so it is not an allocator ahead of us. */
+    if (first && first != (void *)lt_own_malloc &&
+        dladdr1(first, &info, (void **)&symbol, RTLD_DL_SYMENT) && info.dli_fname &&
+        !(symbol && symbol->st_shndx == SHN_UNDEF)) {
         lt_warn("malloc is defined ahead of libleaktrace by", info.dli_fname,
                 "allocations made through it are not traced (put libleaktrace first in LD_PRELOAD)");
+        /* Its mmap calls reach our hooks from inside its critical sections (a shared object
+         * only: the main program's own mapping calls must stay visible). */
+        if (in_shared_object(first)) lt_add_internal_mapper(first);
     }
 }

@@ -82,6 +82,7 @@ void lt_ensure_resolved(void) {
     RESOLVE(pthread_setname_np, "pthread_setname_np");
     RESOLVE(fork, "fork");
     RESOLVE(pipe2, "pipe2");
+    RESOLVE(dl_iterate_phdr, "dl_iterate_phdr");
     atomic_store(&resolve_state, 2);
 }
 
@@ -232,6 +233,9 @@ static void report_unwind_verification(void) {
 void lt_finish(const char *reason) {
     (void)reason;
     if (atomic_load(&lt.phase) != PHASE_TRACING) return;
+    /* A vfork child that leaves with _exit after a failed exec shares our memory and our
+     * descriptor: finishing here would write END into the parent's trace and stop it. */
+    if (lt_in_foreign_child()) return;
     int was = lt_self.in_hook;
     lt_self.in_hook = LT_IN_TRACER;
     lt_modules_snapshot(0);

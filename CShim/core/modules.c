@@ -152,7 +152,7 @@ static int find_text(struct dl_phdr_info *info, size_t size, void *data) {
 }
 
 /* Finds the tracer's own executable segment, whose frames are dropped from every stack, and
- * libunwind's, whose pipe2 calls are watched (hooks/process_hooks.c). */
+ * libunwind's, whose pipe2 and mapping calls are its own (hooks/process_hooks.c, shim.h). */
 void lt_find_self_text(void) {
     struct text_query self = {(uintptr_t)&lt_find_self_text, 0, 0};
     dl_iterate_phdr(find_text, &self);
@@ -162,4 +162,20 @@ void lt_find_self_text(void) {
     dl_iterate_phdr(find_text, &unwind);
     lt.unwind_text_start = unwind.start;
     lt.unwind_text_end = unwind.end;
+    lt_add_internal_mapper((const void *)&_ULx86_64_init_local);
+}
+
+/* Adds the executable segment holding `address` to the code whose mapping calls are not the
+ * program's (shim.h, lt_is_internal_mapping_caller). Called at start only, before any hook
+ * records, so the table needs no lock. */
+void lt_add_internal_mapper(const void *address) {
+    struct text_query q = {(uintptr_t)address, 0, 0};
+    dl_iterate_phdr(find_text, &q);
+    if (!q.start || lt.internal_mapper_count >= (int)(sizeof lt.internal_mappers / sizeof *lt.internal_mappers))
+        return;
+    for (int i = 0; i < lt.internal_mapper_count; i++)
+        if (lt.internal_mappers[i].start == q.start) return;
+    lt.internal_mappers[lt.internal_mapper_count].start = q.start;
+    lt.internal_mappers[lt.internal_mapper_count].end = q.end;
+    lt.internal_mapper_count++;
 }

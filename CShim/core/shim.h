@@ -19,6 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <unistd.h>
+
+struct dl_phdr_info;
 
 #include "lock.h"
 
@@ -97,6 +100,7 @@ struct lt_real {
     int (*pthread_setname_np)(pthread_t, const char *);
     pid_t (*fork)(void);
     int (*pipe2)(int[2], int);
+    int (*dl_iterate_phdr)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
 };
 
 /* ---- an append buffer that becomes one chunk ---- */
@@ -155,6 +159,10 @@ struct lt_state {
     uintptr_t self_text_start, self_text_end;
     /* libunwind's text segment: see the pipe2 hook */
     uintptr_t unwind_text_start, unwind_text_end;
+    /* Code whose mmap/munmap/mremap calls are not the program's: libunwind's, and a non-glibc
+     * allocator's (see lt_is_internal_mapping_caller). Filled at start, read-only afterwards. */
+    struct { uintptr_t start, end; } internal_mappers[4];
+    int internal_mapper_count;
 
     /* counters for the END record (under the event lock) */
     uint64_t count_allocs, count_frees, count_reallocs, count_mappings, count_stacks, count_chunks;
@@ -189,6 +197,9 @@ struct lt_thread {
     unsigned fork_generation;    /* tid below is valid for this generation */
     uint64_t tid;
     int named;
+    /* Set while the program's own dl_iterate_phdr runs on this thread (the loader's list lock
+     * is held): libunwind must not be entered then (see the dl_iterate_phdr hook). */
+    int loader_locked;
 };
 
 extern __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));
@@ -223,6 +234,21 @@ LT_HIDDEN void lt_stacks_init(void);
 LT_HIDDEN void lt_modules_snapshot(int force);
 LT_HIDDEN void lt_find_self_text(void);
 LT_HIDDEN int lt_move_fd_high(int fd);
+LT_HIDDEN void lt_add_internal_mapper(const void *address);
+
+/* True when a mapping call comes from code whose mappings are not the program's own:
+ *  - libunwind, which maps its per-thread caches from inside our hooks and unmaps them from a
+ *    thread-exit destructor, outside any hook;
+ *  - an allocator other than glibc's (jemalloc, mimalloc, ...), which maps while holding its
+ *    own locks. Unwinding there walks the loader's list (dl_iterate_phdr), and a thread in
+ *    dlopen/dlclose holds the loader's lock while it calls that allocator: a deadlock. Its
+ *    mappings are its heap, shown as ALLOC records, as glibc's internal ones are.
+ * Such calls pass straight through, unrecorded. */
+static inline int lt_is_internal_mapping_caller(uintptr_t caller) {
+    for (int i = 0; i < lt.internal_mapper_count; i++)
+        if (caller >= lt.internal_mappers[i].start && caller < lt.internal_mappers[i].end) return 1;
+    return 0;
+}
 
 /* ---- core/chunkpath.c ---- */
 LT_HIDDEN void lt_detect_allocator(void);
@@ -288,6 +314,13 @@ LT_HIDDEN void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uint
 LT_HIDDEN void lt_record_free(void *p);
 LT_HIDDEN void lt_emit_fork(pid_t child);
 LT_HIDDEN void lt_emit_pending_marks(void);
+
+/* True in a child that shares or copies our state without having gone through the fork
+ * handlers: a vfork child (shell PATH searches: dash execs in a vfork child until one exec
+ * succeeds) or a raw clone. Its pid differs from the traced one; anything it wrote would land
+ * in the parent's trace. getpid is a real system call, so this is only for rare paths (exec,
+ * exit). */
+static inline int lt_in_foreign_child(void) { return getpid() != lt.pid; }
 
 static inline int lt_hook_enter(void) {
     /* Returns 1 when the caller may record. A nested call (from the allocator, libunwind or a

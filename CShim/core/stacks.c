@@ -63,7 +63,8 @@ void lt_stacks_reset(void) {
 }
 
 void lt_stacks_init(void) {
-    /* Keep libunwind's caches per thread: no global lock taken on the hot path. */
+    /* Per-thread caches avoid libunwind's global cache lock where libunwind was built with them;
+     * Debian's was not and falls back to the global cache (see lt_capture_stack). */
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     lt_stacks_reset();
 }
@@ -109,6 +110,7 @@ static inline int cache_hit(const struct cached_stack *e) {
 _Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
 
 static void verify_hit(const struct cached_stack *e) {
+    if (lt_self.loader_locked) return; /* no libunwind now: see lt_capture_stack */
     uintptr_t frames[CACHE_MAX_FRAMES];
     int n = lt_capture_stack(frames, e->depth);
     int same = n == e->depth && memcmp(frames, e->ip, (size_t)n * sizeof *frames) == 0;
@@ -153,6 +155,8 @@ int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max
     *cached_id = 0;
     *fill = NULL;
     if (lt.config.unwind_cache && max <= CACHE_MAX_FRAMES) {
+        /* A cache hit reads only the stack, never libunwind: it is safe even when the loader's
+         * lock is held (below). */
         struct cached_stack *e = cache_entry(cfa, ip0);
         int same_key = e->cfa == cfa && e->ip0 == ip0 && e->fork_generation == lt.fork_generation;
         if (same_key && e->depth > 0 && e->stack_id && cache_hit(e)) {
@@ -160,7 +164,7 @@ int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max
             *cached_id = e->stack_id;
             return e->depth;
         }
-        if (same_key) {
+        if (same_key && !lt_self.loader_locked) {
             /* The second time a key comes up, pay for the walk that lets it be cached. */
             int guard = lt_self.in_hook;
             lt_self.in_hook = LT_IN_TRACER;
@@ -182,6 +186,11 @@ int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max
             e->stack_id = 0;
         }
     }
+    if (LT_UNLIKELY(lt_self.loader_locked)) {
+        /* The caller's frame is known without unwinding; the rest is not (lt_capture_stack). */
+        frames[0] = ip0;
+        return max > 0 ? 1 : 0;
+    }
     return lt_capture_stack(frames, max);
 }
 
@@ -193,6 +202,12 @@ void lt_stack_cache_store(struct cached_stack *e, uint32_t stack_id) {
 static int capture_with_libunwind(uintptr_t *frames, int max);
 
 int lt_capture_stack(uintptr_t *frames, int max) {
+    /* libunwind holds a process-wide cache lock while it calls dl_iterate_phdr (Debian's build
+     * has no per-thread caches: it turns UNW_CACHE_PER_THREAD into UNW_CACHE_GLOBAL). A thread
+     * inside the program's own dl_iterate_phdr holds the loader's list lock; unwinding there
+     * would wait for libunwind's lock while its holder waits for the loader's: a deadlock
+     * (hazard 3). Such a call gets no stack beyond what the caller already knows. */
+    if (LT_UNLIKELY(lt_self.loader_locked)) return 0;
     /* libunwind allocates on a thread's first unwind (its per-thread cache key): that is the
      * tracer's own memory, not an untraced program call. */
     int guard = lt_self.in_hook;

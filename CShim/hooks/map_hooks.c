@@ -52,9 +52,9 @@ static inline void end_map_event(uint8_t tag, uint8_t *body, uint8_t *body_end, 
     lt_unlock(&lt.event_lock);
 }
 
-static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), void *addr, size_t len,
-                         int prot, int flags, int fd, off_t off) {
-    if (!lt_hook_enter()) return real(addr, len, prot, flags, fd, off);
+static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), uintptr_t caller, void *addr,
+                         size_t len, int prot, int flags, int fd, off_t off) {
+    if (lt_is_internal_mapping_caller(caller) || !lt_hook_enter()) return real(addr, len, prot, flags, fd, off);
     struct map_event e;
     begin_map_event(&e);
     void *r = real(addr, len, prot, flags, fd, off);
@@ -79,17 +79,19 @@ static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), vo
 
 LT_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
     if (LT_UNLIKELY(!lt.real.mmap)) lt_ensure_resolved();
-    return mmap_common(lt.real.mmap, addr, len, prot, flags, fd, off);
+    return mmap_common(lt.real.mmap, (uintptr_t)__builtin_return_address(0), addr, len, prot, flags, fd, off);
 }
 
 LT_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
     if (LT_UNLIKELY(!lt.real.mmap64)) lt_ensure_resolved();
-    return mmap_common(lt.real.mmap64 ? lt.real.mmap64 : lt.real.mmap, addr, len, prot, flags, fd, off);
+    return mmap_common(lt.real.mmap64 ? lt.real.mmap64 : lt.real.mmap, (uintptr_t)__builtin_return_address(0), addr,
+                       len, prot, flags, fd, off);
 }
 
 LT_EXPORT int munmap(void *addr, size_t len) {
     if (LT_UNLIKELY(!lt.real.munmap)) lt_ensure_resolved();
-    if (!lt_hook_enter()) return lt.real.munmap(addr, len);
+    if (lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
+        return lt.real.munmap(addr, len);
     struct map_event e;
     begin_map_event(&e);
     int r = lt.real.munmap(addr, len);
@@ -114,7 +116,8 @@ LT_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, .
         new_addr = va_arg(ap, void *);
         va_end(ap);
     }
-    if (!lt_hook_enter()) return lt.real.mremap(old, old_size, new_size, flags, new_addr);
+    if (lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
+        return lt.real.mremap(old, old_size, new_size, flags, new_addr);
     struct map_event e;
     begin_map_event(&e);
     void *r = lt.real.mremap(old, old_size, new_size, flags, new_addr);
@@ -135,7 +138,8 @@ LT_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, .
 
 LT_EXPORT int brk(void *addr) {
     if (LT_UNLIKELY(!lt.real.brk)) lt_ensure_resolved();
-    if (!lt_hook_enter()) return lt.real.brk(addr);
+    if (lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
+        return lt.real.brk(addr);
     struct map_event e;
     begin_map_event(&e);
     void *before = lt.real.sbrk(0);
@@ -156,7 +160,8 @@ LT_EXPORT int brk(void *addr) {
 LT_EXPORT void *sbrk(intptr_t increment) {
     if (LT_UNLIKELY(!lt.real.sbrk)) lt_ensure_resolved();
     /* sbrk(0) only asks where the break is: not worth a record. */
-    if (increment == 0 || !lt_hook_enter()) return lt.real.sbrk(increment);
+    if (increment == 0 || lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
+        return lt.real.sbrk(increment);
     struct map_event e;
     begin_map_event(&e);
     void *r = lt.real.sbrk(increment);

@@ -2,6 +2,7 @@
 #include "../core/shim.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -36,7 +37,7 @@ LT_EXPORT pid_t fork(void) {
  * everything is written first. The trace then ends with an EXEC record. ---- */
 
 static void before_exec(const char *path) {
-    if (atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook) return;
+    if (atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook || lt_in_foreign_child()) return;
     int saved = errno;
     lt_self.in_hook = LT_IN_TRACER;
     size_t len = path ? strlen(path) : 0;
@@ -53,7 +54,8 @@ static void before_exec(const char *path) {
 }
 
 static void after_failed_exec(void) {
-    if (atomic_load(&lt.phase) == PHASE_TRACING) lt_emit_note(0, "exec failed; the program went on");
+    if (atomic_load(&lt.phase) == PHASE_TRACING && !lt_in_foreign_child())
+        lt_emit_note(0, "exec failed; the program went on");
 }
 
 LT_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
@@ -170,6 +172,19 @@ LT_EXPORT void *dlopen(const char *file, int mode) {
     if (LT_UNLIKELY(!lt.real.dlopen)) lt_ensure_resolved();
     if (LT_UNLIKELY(mode & RTLD_DEEPBIND)) mode &= ~RTLD_DEEPBIND;
     return lt.real.dlopen(file, mode); /* compiled as a jump: checked by Scripts/build.sh */
+}
+
+/* The program's own walks of the loader's list: the loader holds its list lock (a recursive
+ * lock, dl_load_write_lock) for the whole walk, callbacks included. A callback that allocates
+ * reaches our hooks with that lock held, and they must not unwind then (core/stacks.c,
+ * lt_capture_stack). Calls made inside our hooks (libunwind's, ours) pass straight through. */
+LT_EXPORT int dl_iterate_phdr(int (*callback)(struct dl_phdr_info *, size_t, void *), void *data) {
+    if (LT_UNLIKELY(!lt.real.dl_iterate_phdr)) lt_ensure_resolved();
+    if (lt_self.in_hook) return lt.real.dl_iterate_phdr(callback, data);
+    lt_self.loader_locked++;
+    int r = lt.real.dl_iterate_phdr(callback, data);
+    lt_self.loader_locked--;
+    return r;
 }
 
 /* ---- thread names ---- */

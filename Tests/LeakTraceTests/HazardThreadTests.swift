@@ -1,0 +1,82 @@
+// Hazard cases 10 and 11 (docs/reliability.md): exact accounting across eight threads, and
+// threads that come and go (joined, detached, with C++ thread_local destructors that allocate).
+
+import Foundation
+import XCTest
+import TraceFormat
+
+final class HazardThreadTests: XCTestCase {
+    override func tearDown() {
+        HazardKit.removeScratch()
+        super.tearDown()
+    }
+
+    /// 8 threads x 100,000 allocations, half of them freed by another thread: exactly the right
+    /// counts, nothing leaked, never a free before its malloc or two live blocks at one address.
+    func testCase10ThreadsExactAccounting() throws {
+        let exe = try HazardKit.build("hazard_threads_exact")
+        for run in 1...HazardKit.runsPerCase {
+            let label = "run \(run)"
+            var invocation = HazardKit.Invocation(exe)
+            invocation.timeout = 300
+            let runs = try HazardKit.runBoth(invocation, label: label)
+            XCTAssertEqual(runs.traced.stdout, "threads=8 allocations=800000 handed=400000 failed=0\n", label)
+            XCTAssertEqual(runs.traces.count, 1, label)
+            guard let path = runs.traces.first else { continue }
+            let trace = try HazardTraceSummary(path: path)
+            XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
+            trace.assertEndMatchesRecords(label)
+            let sizes = UInt64(3000)..<3064
+            XCTAssertEqual(sizes.reduce(0) { $0 + (trace.allocationsBySize[$1] ?? 0) }, 800_000, label)
+            XCTAssertEqual(sizes.reduce(0) { $0 + (trace.freesBySize[$1] ?? 0) }, 800_000, label)
+            // 100,000 = 64 x 1,562 + 32: per thread, sizes 3000..3031 come 1,563 times, the rest 1,562.
+            XCTAssertEqual(trace.allocationsBySize[3000], 8 * 1563, label)
+            XCTAssertEqual(trace.allocationsBySize[3063], 8 * 1562, label)
+            XCTAssertEqual(trace.live.values.filter { sizes.contains($0.size) }.count, 0, "\(label): leaked worker blocks")
+            XCTAssertEqual(trace.doubleLive, 0, "\(label): two live blocks at one address")
+            XCTAssertEqual(trace.unknownFrees, 0, "\(label): a free before its malloc")
+            XCTAssertEqual(trace.mappings, 0, "\(label): the program maps nothing itself")
+            XCTAssertGreaterThanOrEqual(trace.threads.count, 9, "\(label): the main thread and eight workers")
+            try HazardKit.readWithLeakreport(path, label: label)
+        }
+    }
+
+    /// Threads created and joined in a loop, detached threads exiting while others allocate, and a
+    /// thread_local whose destructor allocates and frees at every thread's exit.
+    func testCase11ThreadLifecycle() throws {
+        let exe = try HazardKit.build("hazard_thread_life")
+        for run in 1...HazardKit.runsPerCase {
+            let label = "run \(run)"
+            var invocation = HazardKit.Invocation(exe)
+            invocation.timeout = 300
+            let runs = try HazardKit.runBoth(invocation, label: label)
+            XCTAssertEqual(runs.traced.stdout, "joined=1200 detached=200 destructors=1404\n", label)
+            XCTAssertEqual(runs.traces.count, 1, label)
+            guard let path = runs.traces.first else { continue }
+            let trace = try HazardTraceSummary(path: path)
+            XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
+            trace.assertEndMatchesRecords(label)
+            // Every thread's destructor ran after its function returned, and was traced.
+            XCTAssertEqual(trace.allocationsBySize[5151], 1404, label)
+            XCTAssertEqual(trace.freesBySize[5151], 1404, label)
+            XCTAssertEqual(trace.allocationsBySize[5150], 1404, label)
+            XCTAssertEqual(trace.freesBySize[5150], 1404, label)
+            if let block = trace.firstBlockOfSize[5151] {
+                let caller = trace.functionNames(block, limit: 1).first ?? ""
+                XCTAssertTrue(caller.contains("ExitScratch"), "\(label): allocated by \(caller)")
+            }
+            // Joined threads: 1,200 x 50 allocations of 128..383 bytes; detached: 200 x 100 of 600..699.
+            XCTAssertEqual((UInt64(600)..<700).reduce(0) { $0 + (trace.allocationsBySize[$1] ?? 0) }, 200 * 100, label)
+            XCTAssertEqual((UInt64(600)..<700).reduce(0) { $0 + (trace.freesBySize[$1] ?? 0) }, 200 * 100, label)
+            for size in UInt64(5150)...5151 {
+                XCTAssertTrue(trace.liveBlocks(ofSize: size).isEmpty, "\(label): \(size) leaked")
+            }
+            XCTAssertEqual(trace.doubleLive, 0, label)
+            XCTAssertEqual(trace.unknownFrees, 0, label)
+            // The program maps nothing itself; libunwind's per-thread caches are not its mappings.
+            XCTAssertEqual(trace.mappings, 0, label)
+            XCTAssertGreaterThanOrEqual(trace.threads.count, 1405, "\(label): every thread that allocated")
+            try HazardKit.readWithLeakreport(path, label: label)
+        }
+    }
+}
