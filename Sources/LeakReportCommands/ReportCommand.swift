@@ -56,12 +56,18 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .customLong("max-frames"), help: "Frames shown per stack in the text report.")
     var maxFrames: Int = 32
 
+    @Flag(name: .long, help: "With several traces: also merge them by call site and add up their totals.")
+    var merge = false
+
     mutating func validate() throws {
         guard !traces.isEmpty else { throw ValidationError("give at least one trace file") }
         guard let format = OutputFormat(rawValue: format) else {
             throw ValidationError("unknown format '\(format)' (text, json, mtrace, folded)")
         }
-        if (format == .json || format == .mtrace) && traces.count > 1 {
+        if merge && (format == .mtrace || format == .folded) {
+            throw ValidationError("--merge takes --format text or json")
+        }
+        if (format == .mtrace || (format == .json && !merge)) && traces.count > 1 {
             throw ValidationError("--format \(format.rawValue) takes one trace at a time")
         }
         guard GroupBy(rawValue: groupBy) != nil else {
@@ -77,6 +83,11 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         let settings = try ReportSettings(command: self)
+        if merge {
+            let merged = try MergeRun(settings: settings, paths: traces, progress: settings.progress).run()
+            if let limit = settings.failOnLeakAbove, merged > limit { throw ExitCode(LeakReportCLI.exitLeaksFound) }
+            return
+        }
         var leakedBytes: UInt64 = 0
         for (index, path) in traces.enumerated() {
             let bytes = try ReportRun(settings: settings, path: path).run(isFirst: index == 0)
