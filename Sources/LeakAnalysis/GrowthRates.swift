@@ -5,8 +5,11 @@
 public enum SiteTrend: String, Sendable, Encodable, CaseIterable {
     /// Grows along a line (R² at least 0.8) and still grows in the second half.
     case steadyLeak = "steady-leak"
-    /// Grows, but not along a line (steps, bursts that are only partly freed).
+    /// Grows, but only roughly along a line (R² from 0.4 to 0.8): bursts partly freed, uneven load.
     case growing
+    /// Rose in one or a few jumps with no trend over time (R² below 0.4), e.g. a buffer
+    /// allocated once late in the run.
+    case step
     /// Grew and then levelled off: the second half grows at less than a fifth of the whole.
     case plateau
     /// Went up and was given back: the final live bytes are at most a quarter of the peak.
@@ -64,8 +67,9 @@ public struct SiteRate: Equatable, Sendable, Encodable {
         if end <= peak / 4 { return .freedBurst }
         guard slope > 0 else { return .flat }
         if recent <= slope / 5 { return .plateau }
-        if let rSquared, rSquared >= 0.8 { return .steadyLeak }
-        return .growing
+        guard let rSquared else { return .step }
+        if rSquared >= 0.8 { return .steadyLeak }
+        return rSquared >= 0.4 ? .growing : .step
     }
 
     /// Slope (per second) and coefficient of determination of the least-squares line.

@@ -157,20 +157,27 @@ public struct SiteTotals: Equatable, Sendable {
 
     public init() {}
 
-    /// Adds `amount` to the site `label`.
-    public mutating func add(_ label: SiteLabel, _ amount: Amount, traces: Int = 1) {
+    /// Adds `amount` of the same trace to the site `label` (several stacks can share a site).
+    public mutating func add(_ label: SiteLabel, _ amount: Amount) {
         if var entry = entries[label.key] {
             entry.amount = entry.amount + amount
-            entry.traces += traces
             entries[label.key] = entry
         } else {
-            entries[label.key] = Entry(label: label, amount: amount, traces: traces)
+            entries[label.key] = Entry(label: label, amount: amount, traces: 1)
         }
     }
 
     /// Adds every site and total of `other` (another trace) to these.
     public mutating func merge(_ other: SiteTotals) {
-        for entry in other.entries.values { add(entry.label, entry.amount, traces: entry.traces) }
+        for entry in other.entries.values {
+            if var existing = entries[entry.label.key] {
+                existing.amount = existing.amount + entry.amount
+                existing.traces += entry.traces
+                entries[entry.label.key] = existing
+            } else {
+                entries[entry.label.key] = entry
+            }
+        }
         total = total + other.total
         byPath.merge(other.byPath)
     }

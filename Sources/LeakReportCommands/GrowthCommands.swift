@@ -342,3 +342,8 @@ struct TimelineCommand: ParsableCommand {
         output.flush()
     }
 }
+
+/// How a growth pass's reading ended, as the report states it.
+func passReadingOutcome(_ pass: GrowthPassOutcome, lastTime: UInt64) -> ReadingOutcome {
+    pass.stoppedByLimit ? ReadingOutcome(isComplete: false, replayedUntilUs: lastTime) : readingOutcome(pass.endState)
+}

@@ -162,23 +162,27 @@ struct ReportRun {
             export = mtrace
         }
 
+        let symbolizer: FrameSymbolizer = settings.symbolize
+            ? DwarfFrameSymbolizer(options: settings.symbolizerOptions) : OffsetOnlySymbolizer()
+        // The growth tracker rides along the replay to find the call sites that keep growing.
+        let tracker = GrowthTracker(reader: reader, replayer: replay, symbolizer: symbolizer,
+                                    options: settings.analysis)
         let bar = ProgressBar(label: "reading \(path)", total: reader.fileSize, enabled: settings.progress)
-        let outcome = replay.replay(reader, limit: settings.limit, progress: bar.update)
+        let pass = try tracker.replay(&replay, reader: reader, limit: settings.limit, progress: bar.update)
         bar.finish()
         replay.observer = nil
         export?.finish()
 
-        let reading = Self.readingOutcome(outcome)
+        let reading = passReadingOutcome(pass, lastTime: replay.lastTime)
         if !reading.isComplete && reading.replayedUntilUs == nil {
             warnings.append("trace incomplete: reading stopped at byte \(reading.stoppedAtOffset ?? 0) (\(reading.stopReason ?? "no END record")); leaks are those of the events before that point")
         }
         let facts = TraceFacts(path: path, header: reader.header, outcome: reading, replay: replay,
                                parentReplayed: join.joined)
-        let symbolizer: FrameSymbolizer = settings.symbolize
-            ? DwarfFrameSymbolizer(options: settings.symbolizerOptions) : OffsetOnlySymbolizer()
-        let report = LeakAnalyzer(options: settings.analysis)
+        var report = LeakAnalyzer(options: settings.analysis)
             .analyze(replay: replay, stacks: reader.stacks, modules: reader.moduleMaps, symbolizer: symbolizer,
                      facts: facts, warnings: warnings)
+        report.growing = tracker.rates().topGrowers(ReportRun.growingShown)
 
         switch settings.format {
         case .text:
@@ -198,6 +202,9 @@ struct ReportRun {
         output.flush()
         return report.summary.leaked.bytes
     }
+
+    /// Call sites named in the report's "growing" section.
+    static let growingShown = 10
 
     static func readingOutcome(_ outcome: ReplayOutcome) -> ReadingOutcome {
         if outcome.stoppedByLimit {
