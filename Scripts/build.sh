@@ -17,13 +17,21 @@ for arg in "$@"; do
   esac
 done
 
-out=.build/release
-mkdir -p "$out"
+# SwiftPM owns .build/release, a symlink to the triple's release folder that every release
+# build re-creates: the Swift build runs first and the library goes into that folder.
+if [ "$shim_only" = 0 ]; then
+  swift build -c release --product leakreport
+fi
+bin=$(swift build -c release --show-bin-path)
+mkdir -p "$bin"
+[ -e .build/release ] || ln -sfn "$bin" .build/release
+out=$bin
+
 CC=${CC:-cc}
 sources=$(find CShim -name '*.c' | sort)
 # -fvisibility=hidden: only the hooks and the public API are exported.
-# -fno-omit-frame-pointer is not needed: stacks are unwound with libunwind's DWARF tables.
 # -ftls-model=initial-exec: the library is preloaded, so static TLS is available and fast.
+# -z now: every symbol is bound at load time, so no lazy binding runs inside a hook.
 $CC $shim_opt -g -fPIC -shared -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
     -fvisibility=hidden -ftls-model=initial-exec -fno-builtin-malloc -fno-builtin-free \
     -ICShim \
@@ -33,14 +41,10 @@ $CC $shim_opt -g -fPIC -shared -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
 mv "$out/libleaktrace.so.tmp" "$out/libleaktrace.so"
 
 # The preload library goes into every traced process: it may need only libc, libunwind and
-# libzstd (and what they need). Fail the build if anything else crept in.
+# libzstd. Fail the build if anything else crept in.
 extra=$(readelf -d "$out/libleaktrace.so" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' |
         grep -vE '^(libc|libunwind|libunwind-x86_64|libzstd|libdl|libpthread|ld-linux-x86-64)\.so' || true)
 if [ -n "$extra" ]; then
   echo "build.sh: libleaktrace.so must not need: $extra" >&2
   exit 1
-fi
-
-if [ "$shim_only" = 0 ]; then
-  swift build -c release --product leakreport
 fi

@@ -183,7 +183,7 @@ static void on_fork_child(void);
 LT_HIDDEN void lt_install_mark_signal(void);
 
 __attribute__((constructor(101))) static void leaktrace_init(void) {
-    lt_self.in_hook = 1;
+    lt_self.in_hook = LT_IN_TRACER;
     lt_ensure_resolved();
     if (getauxval(AT_SECURE)) {
         /* setuid/setgid: never trace, never write files on the program's behalf. */
@@ -233,7 +233,7 @@ void lt_finish(const char *reason) {
     (void)reason;
     if (atomic_load(&lt.phase) != PHASE_TRACING) return;
     int was = lt_self.in_hook;
-    lt_self.in_hook = 1;
+    lt_self.in_hook = LT_IN_TRACER;
     lt_modules_snapshot(0);
     if (lt.config.unwind_cache == 2) report_unwind_verification();
     atomic_store(&lt.writer_stop, 1);
@@ -251,7 +251,7 @@ static int fork_held;
 static void on_fork_prepare(void) {
     fork_held = 0;
     if (atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook) return;
-    lt_self.in_hook = 1;
+    lt_self.in_hook = LT_IN_TRACER;
     lt_modules_snapshot(0);
     lt_flush_for_fork(); /* returns with both locks held */
     fork_held = 1;

@@ -177,8 +177,15 @@ struct lt_state {
 extern struct lt_state lt;
 
 /* ---- per-thread state ---- */
+
+/* The guard's values: inside a hook recording a program call (a nested allocator call then is
+ * either the allocator's or libunwind's own, or a signal handler's, and is counted as
+ * untraced), or running the tracer's own work (start-up, the writer thread, fork and exit
+ * handling), whose allocations are simply not the program's. */
+#define LT_IN_HOOK 1
+#define LT_IN_TRACER 2
 struct lt_thread {
-    int in_hook;                 /* guard: set while inside a hook */
+    int in_hook;                 /* guard: LT_IN_HOOK or LT_IN_TRACER while set */
     unsigned fork_generation;    /* tid below is valid for this generation */
     uint64_t tid;
     int named;
@@ -287,13 +294,13 @@ static inline int lt_hook_enter(void) {
      * signal handler that interrupted a hook) passes straight through. */
     struct lt_thread *t = &lt_self;
     if (LT_UNLIKELY(t->in_hook)) {
-        if (atomic_load_explicit(&lt.phase, memory_order_relaxed) == PHASE_TRACING)
+        if (t->in_hook == LT_IN_HOOK && atomic_load_explicit(&lt.phase, memory_order_relaxed) == PHASE_TRACING)
             atomic_fetch_add_explicit(&lt.count_untraced, 1, memory_order_relaxed);
         return 0;
     }
     if (LT_UNLIKELY(atomic_load_explicit(&lt.phase, memory_order_acquire) != PHASE_TRACING))
         return 0;
-    t->in_hook = 1;
+    t->in_hook = LT_IN_HOOK;
     return 1;
 }
 

@@ -162,7 +162,10 @@ int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max
         }
         if (same_key) {
             /* The second time a key comes up, pay for the walk that lets it be cached. */
+            int guard = lt_self.in_hook;
+            lt_self.in_hook = LT_IN_TRACER;
             int n = walk_with_slots(cfa, ip0, frames, e->slot, max);
+            lt_self.in_hook = guard;
             if (n > 0) {
                 memcpy(e->ip, frames, (size_t)n * sizeof *frames);
                 e->depth = n;
@@ -187,7 +190,19 @@ void lt_stack_cache_store(struct cached_stack *e, uint32_t stack_id) {
 }
 
 /* Captures the caller's stack with unw_backtrace, innermost first, without our own frames. */
+static int capture_with_libunwind(uintptr_t *frames, int max);
+
 int lt_capture_stack(uintptr_t *frames, int max) {
+    /* libunwind allocates on a thread's first unwind (its per-thread cache key): that is the
+     * tracer's own memory, not an untraced program call. */
+    int guard = lt_self.in_hook;
+    lt_self.in_hook = LT_IN_TRACER;
+    int n = capture_with_libunwind(frames, max);
+    lt_self.in_hook = guard;
+    return n;
+}
+
+static int capture_with_libunwind(uintptr_t *frames, int max) {
     void *raw[LT_MAX_DEPTH + 8];
     int want = max + 8;
     if (want > LT_MAX_DEPTH + 8) want = LT_MAX_DEPTH + 8;

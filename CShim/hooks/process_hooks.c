@@ -24,7 +24,7 @@ LT_EXPORT pid_t fork(void) {
     pid_t child = lt.real.fork();
     if (child > 0 && atomic_load(&lt.phase) == PHASE_TRACING && !lt_self.in_hook) {
         int saved = errno;
-        lt_self.in_hook = 1;
+        lt_self.in_hook = LT_IN_TRACER;
         lt_emit_fork(child);
         lt_self.in_hook = 0;
         errno = saved;
@@ -38,7 +38,7 @@ LT_EXPORT pid_t fork(void) {
 static void before_exec(const char *path) {
     if (atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook) return;
     int saved = errno;
-    lt_self.in_hook = 1;
+    lt_self.in_hook = LT_IN_TRACER;
     size_t len = path ? strlen(path) : 0;
     if (len > 4000) len = 4000;
     uint8_t body[4100], *p = lt_put_str(body, path ? path : "", len);
@@ -155,7 +155,7 @@ LT_EXPORT void abort(void) {
 LT_EXPORT int dlclose(void *handle) {
     if (LT_UNLIKELY(!lt.real.dlclose)) lt_ensure_resolved();
     if (atomic_load(&lt.phase) == PHASE_TRACING && !lt_self.in_hook) {
-        lt_self.in_hook = 1;
+        lt_self.in_hook = LT_IN_TRACER;
         lt_modules_snapshot(0);
         lt_self.in_hook = 0;
     }
@@ -179,7 +179,7 @@ LT_EXPORT int pthread_setname_np(pthread_t thread, const char *name) {
     int r = lt.real.pthread_setname_np(thread, name);
     if (r == 0 && pthread_equal(thread, pthread_self()) && !lt_self.in_hook &&
         atomic_load(&lt.phase) == PHASE_TRACING) {
-        lt_self.in_hook = 1;
+        lt_self.in_hook = LT_IN_TRACER;
         lt_emit_thread_name(lt_current_tid(), name, strlen(name));
         lt_self.in_hook = 0;
     }
@@ -202,7 +202,7 @@ static void emit_mark(const char *name, uint64_t source) {
 LT_EXPORT void leaktrace_mark_impl(const char *name) {
     if (!name || atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook) return;
     int saved = errno;
-    lt_self.in_hook = 1;
+    lt_self.in_hook = LT_IN_TRACER;
     emit_mark(name, 0);
     lt_self.in_hook = 0;
     errno = saved;

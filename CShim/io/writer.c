@@ -488,7 +488,7 @@ void lt_flush_for_fork(void) {
  * marks asked for by signal, and writes the active buffer too. */
 static void *writer_main(void *arg) {
     (void)arg;
-    lt_self.in_hook = 1; /* anything this thread allocates is the tracer's, not the program's */
+    lt_self.in_hook = LT_IN_TRACER; /* anything this thread allocates is the tracer's, not the program's */
     uint64_t last_sample = 0, last_flush = 0;
     uint64_t tick_ms = lt.config.flush_ms < TICK_MS ? (uint64_t)lt.config.flush_ms : TICK_MS;
     while (!atomic_load(&lt.writer_stop)) {

@@ -10,10 +10,8 @@ public struct BlockFlags: OptionSet, Sendable, Hashable {
     public static let inherited = BlockFlags(rawValue: 1 << 0)
 }
 
-/// One block the program allocated and has not yet released.
-///
-/// Kept at 32 bytes so that the live table stays compact: tens of millions of live blocks
-/// must fit in memory next to the stack table.
+/// One block the program allocated and has not yet released. (The live table stores it packed
+/// in 24 bytes, with its time in milliseconds: see `LiveBlockTable`.)
 public struct LiveBlock: Equatable, Sendable {
     /// Address returned by the allocation function. Never 0 for a stored block.
     public var address: UInt64

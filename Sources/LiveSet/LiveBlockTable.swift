@@ -1,29 +1,80 @@
 // An open-addressing hash table of live blocks keyed by address.
 //
 // Replay does one insert or one remove for nearly every event of the trace, so this table is
-// the analyzer's hot path. A Swift Dictionary would hash through protocol witnesses and keep
-// copy-on-write checks on every mutation; this table keeps 32-byte entries inline in one
-// buffer, uses linear probing with a multiplicative hash (allocator addresses are 16-byte
-// aligned, so their low bits carry no information and must be mixed up), and deletes by
-// shifting later entries back instead of leaving tombstones, so lookups never slow down as
-// blocks come and go.
+// the analyzer's hot path, and at the end of a leaky program's trace it holds every leaked
+// block. A Swift Dictionary would hash through protocol witnesses and keep copy-on-write checks
+// on every mutation; this table keeps 24-byte entries inline in one buffer, uses linear probing
+// with a multiplicative hash (allocator addresses are 16-byte aligned, so their low bits carry
+// no information and must be mixed up), and deletes by shifting later entries back instead of
+// leaving tombstones, so lookups never slow down as blocks come and go.
+
+/// A live block as the table stores it: 24 bytes instead of `LiveBlock`'s 32.
+///
+/// Times are kept in milliseconds (the trace's clock is coarse: a few milliseconds per tick),
+/// and sizes in 32 bits; the rare size of 4 GiB or more is kept in the table's side map.
+struct PackedBlock {
+    var address: UInt64
+    var size: UInt32
+    var milliseconds: UInt32
+    var stack: UInt32
+    var pathRaw: UInt8
+    var functionRaw: UInt8
+    var flags: BlockFlags
+
+    /// Marks a size kept in `LiveBlockTable.hugeSizes`.
+    static let hugeSizeMarker = UInt32.max
+
+    static let empty = PackedBlock(address: 0, size: 0, milliseconds: 0, stack: 0, pathRaw: 0, functionRaw: 0,
+                                   flags: [])
+
+    init(address: UInt64, size: UInt32, milliseconds: UInt32, stack: UInt32, pathRaw: UInt8, functionRaw: UInt8,
+         flags: BlockFlags) {
+        self.address = address; self.size = size; self.milliseconds = milliseconds; self.stack = stack
+        self.pathRaw = pathRaw; self.functionRaw = functionRaw; self.flags = flags
+    }
+
+    @inline(__always)
+    init(_ block: LiveBlock) {
+        address = block.address
+        size = block.size < UInt64(Self.hugeSizeMarker) ? UInt32(truncatingIfNeeded: block.size) : Self.hugeSizeMarker
+        milliseconds = UInt32(clamping: block.time / 1000)
+        stack = block.stack
+        pathRaw = block.pathRaw
+        functionRaw = block.functionRaw
+        flags = block.flags
+    }
+
+    var isHuge: Bool { size == Self.hugeSizeMarker }
+
+    /// The full block; `hugeSize` is the size from the side map when `isHuge`.
+    @inline(__always)
+    func unpacked(hugeSize: UInt64 = 0) -> LiveBlock {
+        var block = LiveBlock(address: address, size: isHuge ? hugeSize : UInt64(size),
+                              time: UInt64(milliseconds) * 1000, stack: stack, path: .unknown, function: .malloc,
+                              flags: flags)
+        block.pathRaw = pathRaw
+        block.functionRaw = functionRaw
+        return block
+    }
+}
 
 /// The set of live blocks, keyed by address.
 ///
 /// A value type with copy-on-write storage. Replay keeps it in a local (the visitor) for a
 /// whole pass, so every access is checked for exclusivity at compile time: a class with
 /// mutable stored properties would pay a runtime access check on every event.
+///
+/// Block times come back rounded down to the millisecond.
 public struct LiveBlockTable {
     /// The slot buffer. Its fields are constants: only the slots' contents change.
     final class Storage {
-        let slots: UnsafeMutablePointer<LiveBlock>
+        let slots: UnsafeMutablePointer<PackedBlock>
         let capacity: Int
 
         init(capacity: Int) {
             self.capacity = capacity
             slots = .allocate(capacity: capacity)
-            slots.initialize(repeating: LiveBlock(address: 0, size: 0, time: 0, stack: 0,
-                                                  path: .unknown, function: .malloc), count: capacity)
+            slots.initialize(repeating: .empty, count: capacity)
         }
 
         func copy() -> Storage {
@@ -36,6 +87,8 @@ public struct LiveBlockTable {
     }
 
     private var storage: Storage
+    /// Sizes of 4 GiB or more, by address (their slots hold `PackedBlock.hugeSizeMarker`).
+    private var hugeSizes: [UInt64: UInt64] = [:]
     /// 64 - log2(capacity): the multiplicative hash keeps the top bits of the product.
     private var shift: UInt64
     /// Number of live blocks stored.
@@ -43,8 +96,10 @@ public struct LiveBlockTable {
     /// Sum of the sizes of the stored blocks.
     public private(set) var totalBytes: UInt64 = 0
 
-    /// Grow when the table is this full (in 1/16ths): linear probing stays fast below ~75 %.
-    private static let maxLoadSixteenths = 11
+    /// Grow when the table is this full (in 1/16ths). Linear probing stays fast up to 75 %
+    /// (about 8 slots, a few adjacent cache lines, for a miss); a lower limit would double the
+    /// memory of a leak-heavy trace's millions of live blocks for little speed.
+    private static let maxLoadSixteenths = 12
 
     public init(minimumCapacity: Int = 1 << 12) {
         var size = 16
@@ -54,10 +109,10 @@ public struct LiveBlockTable {
     }
 
     private var capacity: Int { storage.capacity }
-    private var slots: UnsafeMutablePointer<LiveBlock> { storage.slots }
+    private var slots: UnsafeMutablePointer<PackedBlock> { storage.slots }
 
     /// Bytes held by the table's buffer (for memory accounting in reports and tests).
-    public var bufferBytes: Int { capacity * MemoryLayout<LiveBlock>.stride }
+    public var bufferBytes: Int { capacity * MemoryLayout<PackedBlock>.stride }
 
     @inline(__always)
     private mutating func makeUnique() {
@@ -67,6 +122,11 @@ public struct LiveBlockTable {
     @inline(__always)
     private func home(_ address: UInt64) -> Int {
         Int(truncatingIfNeeded: (address &* 0x9E37_79B9_7F4A_7C15) &>> shift)
+    }
+
+    @inline(__always)
+    private func unpack(_ packed: PackedBlock) -> LiveBlock {
+        packed.isHuge ? packed.unpacked(hugeSize: hugeSizes[packed.address] ?? 0) : packed.unpacked()
     }
 
     // MARK: - Lookup, insert, remove
@@ -80,7 +140,7 @@ public struct LiveBlockTable {
         var index = home(address)
         while true {
             let candidate = slots[index].address
-            if candidate == address { return slots[index] }
+            if candidate == address { return unpack(slots[index]) }
             if candidate == 0 { return nil }
             index = (index + 1) & mask
         }
@@ -95,17 +155,21 @@ public struct LiveBlockTable {
         if (count + 1) * 16 > capacity * Self.maxLoadSixteenths { grow() }
         let slots = self.slots
         let mask = capacity - 1
+        let packed = PackedBlock(block)
         var index = home(block.address)
         while true {
             let candidate = slots[index].address
             if candidate == block.address {
-                let old = slots[index]
-                slots[index] = block
+                let old = unpack(slots[index])
+                if slots[index].isHuge { hugeSizes.removeValue(forKey: block.address) }
+                slots[index] = packed
+                if packed.isHuge { hugeSizes[block.address] = block.size }
                 totalBytes = totalBytes &- old.size &+ block.size
                 return old
             }
             if candidate == 0 {
-                slots[index] = block
+                slots[index] = packed
+                if packed.isHuge { hugeSizes[block.address] = block.size }
                 count += 1
                 totalBytes &+= block.size
                 return nil
@@ -128,7 +192,8 @@ public struct LiveBlockTable {
             if candidate == 0 { return nil }
             index = (index + 1) & mask
         }
-        let removed = slots[index]
+        let removed = unpack(slots[index])
+        if slots[index].isHuge { hugeSizes.removeValue(forKey: address) }
         count -= 1
         totalBytes &-= removed.size
         // Backward-shift deletion: pull later members of the probe run into the hole when
@@ -167,8 +232,9 @@ public struct LiveBlockTable {
 
     /// Calls `body` for every live block, in no particular order.
     public func forEach(_ body: (LiveBlock) throws -> Void) rethrows {
+        let slots = self.slots
         for index in 0..<capacity where slots[index].address != 0 {
-            try body(slots[index])
+            try body(unpack(slots[index]))
         }
     }
 
@@ -184,6 +250,7 @@ public struct LiveBlockTable {
     public mutating func removeAll() {
         makeUnique()
         for index in 0..<capacity { slots[index].address = 0 }
+        hugeSizes.removeAll()
         count = 0
         totalBytes = 0
     }

@@ -69,10 +69,10 @@ final class AnalysisTests: XCTestCase {
         let viaWrapper = stack([0x2000, 0x2100, 0x2300])   // xmalloc <- make_node:10 <- main
         let direct = stack([0x2200, 0x2300])               // make_node:12 <- main
         let cxx = stack([0x2400, 0x2500, 0x2300])          // operator new <- Widget::Widget
-        alloc(0x10000, 100, viaWrapper, time: 5)
-        alloc(0x10100, 300, viaWrapper, time: 9)
-        alloc(0x10400, 50, direct, time: 7)
-        alloc(0x10500, 24, cxx, time: 8)
+        alloc(0x10000, 100, viaWrapper, time: 5_000)
+        alloc(0x10100, 300, viaWrapper, time: 9_000)
+        alloc(0x10400, 50, direct, time: 7_000)
+        alloc(0x10500, 24, cxx, time: 8_000)
         let report = analyze()
         XCTAssertEqual(report.groups.map(\.name),
                        ["make_node (tree.c:10)", "make_node (tree.c:12)", "Widget::Widget() (widget.cpp:7)"])
@@ -81,8 +81,8 @@ final class AnalysisTests: XCTestCase {
         XCTAssertEqual(first.bytes, 400)
         XCTAssertEqual(first.smallest, 100)
         XCTAssertEqual(first.largest, 300)
-        XCTAssertEqual(first.firstAllocationUs, 5)
-        XCTAssertEqual(first.lastAllocationUs, 9)
+        XCTAssertEqual(first.firstAllocationUs, 5_000)
+        XCTAssertEqual(first.lastAllocationUs, 9_000)
         XCTAssertEqual(first.byPath[.heap], Amount(blocks: 2, bytes: 400))
         XCTAssertEqual(first.biggest.address, 0x10100)
         XCTAssertEqual(first.biggest.stack.map(\.function), ["xmalloc", "make_node", "main"])

@@ -37,8 +37,28 @@ final class LiveSetTableTests: XCTestCase {
         XCTAssertNil(table.remove(0))
     }
 
-    func testBlockIsThirtyTwoBytes() {
-        XCTAssertEqual(MemoryLayout<LiveBlock>.stride, 32)
+    func testStoredBlocksAreTwentyFourBytes() {
+        XCTAssertEqual(MemoryLayout<PackedBlock>.stride, 24)
+        XCTAssertEqual(LiveBlockTable(minimumCapacity: 1024).bufferBytes, 1024 * 24)
+    }
+
+    func testHugeSizesAndMillisecondTimes() {
+        var table = LiveBlockTable(minimumCapacity: 16)
+        let huge: UInt64 = 5 << 32 + 7
+        table.insert(LiveBlock(address: 0x1000, size: huge, time: 2_345_678, stack: 3, path: .mmapThreshold,
+                               function: .calloc, flags: .inherited))
+        table.insert(LiveBlock(address: 0x2000, size: UInt64(UInt32.max) - 1, time: 999, stack: 4, path: .heap, function: .malloc))
+        XCTAssertEqual(table.totalBytes, huge + UInt64(UInt32.max) - 1)
+        XCTAssertEqual(table.block(at: 0x1000),
+                       LiveBlock(address: 0x1000, size: huge, time: 2_345_000, stack: 3, path: .mmapThreshold,
+                                 function: .calloc, flags: .inherited))
+        XCTAssertEqual(table.block(at: 0x2000)?.time, 0)
+        // Replacing a huge block by a small one, then removing it, leaves the totals exact.
+        XCTAssertEqual(table.insert(LiveBlock(address: 0x1000, size: 8, time: 0, stack: 1, path: .heap, function: .malloc))?.size, huge)
+        XCTAssertEqual(table.totalBytes, 8 + UInt64(UInt32.max) - 1)
+        XCTAssertEqual(table.remove(0x1000)?.size, 8)
+        XCTAssertEqual(table.remove(0x2000)?.size, UInt64(UInt32.max) - 1)
+        XCTAssertEqual(table.totalBytes, 0)
     }
 }
 
@@ -157,24 +177,24 @@ final class LiveSetReplayTests: XCTestCase {
 
     func testAllocFreeReallocAndUnknownFree() {
         var replay = Replayer(header: header())
-        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 24, stack: 1), tid: 1, time: 10)
-        replay.apply(.alloc(function: .calloc, path: .heap, address: 0x2000, size: 100, stack: 2), tid: 1, time: 11)
-        replay.apply(.free(address: 0x1000), tid: 1, time: 12)
-        replay.apply(.free(address: 0x9999), tid: 2, time: 13)   // never allocated
+        replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 24, stack: 1), tid: 1, time: 10_000)
+        replay.apply(.alloc(function: .calloc, path: .heap, address: 0x2000, size: 100, stack: 2), tid: 1, time: 11_000)
+        replay.apply(.free(address: 0x1000), tid: 1, time: 12_000)
+        replay.apply(.free(address: 0x9999), tid: 2, time: 13_000)   // never allocated
         // realloc moves 0x2000 to 0x3000 with 300 bytes.
-        replay.apply(.reallocRelease(address: 0x2000), tid: 1, time: 14)
+        replay.apply(.reallocRelease(address: 0x2000), tid: 1, time: 14_000)
         replay.apply(.realloc(status: .movedOrResized, path: .heap, isReallocarray: false,
-                              old: 0x2000, new: 0x3000, size: 300, stack: 3), tid: 1, time: 14)
+                              old: 0x2000, new: 0x3000, size: 300, stack: 3), tid: 1, time: 14_000)
         // A failed realloc restores the old block untouched.
-        replay.apply(.reallocRelease(address: 0x3000), tid: 1, time: 15)
+        replay.apply(.reallocRelease(address: 0x3000), tid: 1, time: 15_000)
         XCTAssertNil(replay.live.block(at: 0x3000))
         replay.apply(.realloc(status: .failed, path: .unknown, isReallocarray: false,
-                              old: 0x3000, new: 0, size: 1 << 50, stack: 4), tid: 1, time: 15)
+                              old: 0x3000, new: 0, size: 1 << 50, stack: 4), tid: 1, time: 15_000)
         XCTAssertEqual(replay.live.allBlocks,
-                       [LiveBlock(address: 0x3000, size: 300, time: 14, stack: 3, path: .heap, function: .realloc)])
+                       [LiveBlock(address: 0x3000, size: 300, time: 14_000, stack: 3, path: .heap, function: .realloc)])
         XCTAssertEqual(replay.counters.unknownReleases, 1)
         XCTAssertEqual(replay.unknownReleaseExamples,
-                       [UnknownRelease(address: 0x9999, tid: 2, time: 13, viaRealloc: false)])
+                       [UnknownRelease(address: 0x9999, tid: 2, time: 13_000, viaRealloc: false)])
         XCTAssertEqual(replay.counters.failedReallocs, 1)
         XCTAssertEqual(replay.peakLiveBytes, 300)   // 124 live before the free, 300 after the move
         XCTAssertEqual(replay.lowestHeapAddress, 0x1000)

@@ -115,6 +115,54 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(text.contains("    brk growth                    12.0 KiB\n"), text)
     }
 
+    func testRandomRecordsNeverTrapAndTotalsStayExact() throws {
+        var generator = SplitMix(seed: 7)
+        func pick(_ values: [UInt64]) -> UInt64 { values[Int(generator.next() % UInt64(values.count))] }
+        let addresses: [UInt64] = [0x1000, 0x1010, 0x2000, 0x7fff_ffff_f000, .max, .max - 4095, 1, 0]
+        let sizes: [UInt64] = [0, 1, 24, 200_000, 1 << 32, UInt64(UInt32.max), .max, .max / 2]
+        let stack = stacks.intern(frames: [0x2100, 0x2300])
+        for step in 0..<20_000 {
+            let time = UInt64(step) * 97
+            let record: TraceRecord
+            switch generator.next() % 9 {
+            case 0, 1:
+                record = .alloc(function: .malloc, path: AllocPath(rawValue: UInt8(generator.next() % 4)) ?? .heap,
+                                address: pick(addresses), size: pick(sizes), stack: UInt32(generator.next() % 4))
+            case 2: record = .free(address: pick(addresses))
+            case 3: record = .reallocRelease(address: pick(addresses))
+            case 4:
+                record = .realloc(status: ReallocStatus(rawValue: UInt8(generator.next() % 3)) ?? .failed, path: .mmapThreshold,
+                                  isReallocarray: false, old: pick(addresses), new: pick(addresses), size: pick(sizes), stack: stack)
+            case 5:
+                record = .mmap(addressArgument: 0, length: pick(sizes), prot: 3, flags: generator.next() % 64, fd: -1, offset: 0,
+                               result: pick(addresses), errno: 0, path: "", stack: stack)
+            case 6:
+                record = .munmap(address: pick(addresses), length: pick(sizes), result: 0, errno: 0, stack: stack)
+            case 7:
+                record = .mremap(oldAddress: pick(addresses), oldSize: pick(sizes), newSize: pick(sizes), flags: generator.next() % 8,
+                                 newAddressArgument: 0, result: pick(addresses), errno: 0, stack: stack)
+            default:
+                record = .mallopt(parameter: Int64(bitPattern: generator.next() % 9) - 8, value: Int64(bitPattern: generator.next()), result: 1)
+            }
+            replay.apply(record, tid: generator.next() % 3, time: time)
+        }
+        let blocks = replay.live.allBlocks
+        XCTAssertEqual(replay.live.count, blocks.count)
+        XCTAssertEqual(replay.live.totalBytes, blocks.reduce(0) { $0 &+ $1.size })
+        XCTAssertFalse(blocks.contains { $0.address == 0 })
+        var options = AnalysisOptions()
+        options.collectStacks = true
+        let facts = TraceFacts(path: "fuzz.lt", header: TraceHeader(), outcome: ReadingOutcome(isComplete: true),
+                               replay: replay, parentReplayed: false)
+        let report = LeakAnalyzer(options: options).analyze(replay: replay, stacks: stacks, modules: SingleModule(),
+                                                            symbolizer: symbolizer, facts: facts)
+        XCTAssertEqual(report.summary.byPath[.heap].blocks + report.summary.byPath[.mmapThreshold].blocks
+                       + report.summary.byPath[.threadArena].blocks + report.summary.byPath[.unknown].blocks, blocks.count)
+        XCTAssertFalse(TextReport().render(report).isEmpty)
+        XCTAssertFalse(try JSONReport.render(report).isEmpty)
+        _ = FoldedReport.render(report)
+    }
+
     func testFoldedLines() {
         populate()
         XCTAssertEqual(FoldedReport.render(makeReport(collectStacks: true)),
