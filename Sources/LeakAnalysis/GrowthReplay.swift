@@ -2,7 +2,7 @@ import LiveSet
 import TraceFormat
 
 // One pass over a trace that drives the replayer and a GrowthTracker together: the tracker sees
-// every allocation and release (through the replayer's observer), every TIME, SAMPLE and MARK
+// every allocation and release (the replayer counts live bytes per site for it), every TIME, SAMPLE and MARK
 // record, and takes the `growth` moments A and B as the pass reaches them.
 
 /// Why a growth pass could not give what was asked.
@@ -25,30 +25,39 @@ struct GrowthVisitor: TraceVisitor {
     var to: GrowthMoment?
     /// Set when the limit (not moment B) ended the pass.
     var stoppedByLimit = false
+    /// Whether the replayer counts per site yet: it starts at the first module snapshot (or the
+    /// first event), so that blocks inherited at fork can be named by their call sites.
+    var isCounting = false
+
+    mutating func startCounting() {
+        isCounting = true
+        let tracker = self.tracker
+        replayer.startSiteAccounting(SiteAccounting { stack, path in tracker.resolve(stack, path) })
+    }
 
     @inline(__always)
     mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
                              stack: UInt32, context: RecordContext) throws(GrowthPassStop) {
-        if !tracker.isSeeded { tracker.seed(from: replayer) }
+        if !isCounting { startCounting() }
         replayer.recordAlloc(function: function, path: path, address: address, size: size, stack: stack,
                              time: context.time)
     }
 
     @inline(__always)
     mutating func visitFree(address: UInt64, context: RecordContext) throws(GrowthPassStop) {
-        if !tracker.isSeeded { tracker.seed(from: replayer) }
+        if !isCounting { startCounting() }
         replayer.recordFree(address: address, tid: context.tid, time: context.time)
     }
 
     mutating func visitReallocRelease(address: UInt64, context: RecordContext) throws(GrowthPassStop) {
-        if !tracker.isSeeded { tracker.seed(from: replayer) }
+        if !isCounting { startCounting() }
         replayer.recordReallocRelease(address: address, tid: context.tid, time: context.time)
     }
 
     mutating func visitRealloc(status: ReallocStatus, path: AllocPath, isReallocarray: Bool, old: UInt64,
                                new: UInt64, size: UInt64, stack: UInt32,
                                context: RecordContext) throws(GrowthPassStop) {
-        if !tracker.isSeeded { tracker.seed(from: replayer) }
+        if !isCounting { startCounting() }
         replayer.recordRealloc(status: status, path: path, isReallocarray: isReallocarray, old: old, new: new,
                                size: size, stack: stack, tid: context.tid, time: context.time)
     }
@@ -63,8 +72,7 @@ struct GrowthVisitor: TraceVisitor {
                 throw GrowthPassStop()
             }
             try takeMoments(timeAbove: microseconds)
-            let mappings = replayer.mappings
-            tracker.advance(to: microseconds) { mappings.totalBytes }
+            tracker.advance(to: microseconds, replayer: &replayer)
         case let .mark(name, source):
             if name == stopAtMark {
                 stoppedByLimit = true
@@ -76,12 +84,12 @@ struct GrowthVisitor: TraceVisitor {
             tracker.sample(vmPages: vmPages, rssPages: rssPages)
         case .modules:
             replayer.applyOther(record, time: context.time)
-            if !tracker.isSeeded { tracker.seed(from: replayer) }
+            if !isCounting { startCounting() }
             return
         default:
             break
         }
-        if !tracker.isSeeded, record.isEvent { tracker.seed(from: replayer) }
+        if !isCounting, record.isEvent { startCounting() }
         replayer.applyOther(record, time: context.time)
     }
 
@@ -99,8 +107,8 @@ struct GrowthVisitor: TraceVisitor {
 
     mutating func takeFrom() {
         guard let moment = from else { return }
-        if !tracker.isSeeded { tracker.seed(from: replayer) }
-        tracker.takeFrom(label: moment.label, replayer: replayer)
+        if !isCounting { startCounting() }
+        tracker.takeFrom(label: moment.label, replayer: &replayer)
         from = nil
     }
 
@@ -109,6 +117,7 @@ struct GrowthVisitor: TraceVisitor {
         guard let moment = to else { return }
         // B before A: the window is empty or reversed; say so instead of guessing.
         guard from == nil else { return }
+        if !isCounting { startCounting() }
         tracker.takeTo(label: moment.label, replayer: replayer)
         to = nil
         throw GrowthPassStop()
@@ -152,14 +161,6 @@ extension GrowthTracker {
         case let .mark(name)?: stopAtMark = name
         case nil: break
         }
-        // The observer keeps the tracker in step with every allocation and release; one set
-        // before (the mtrace export) still sees every event.
-        let previous = replayer.observer
-        if let previous {
-            replayer.observer = { [self] event in previous(event); handle(event) }
-        } else {
-            replayer.observer = { [self] event in handle(event) }
-        }
         // Move the replayer into the visitor so its live table stays uniquely referenced.
         var moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
         swap(&moved, &replayer)
@@ -174,7 +175,7 @@ extension GrowthTracker {
         } catch {
             stoppedEarly = true
         }
-        if !isSeeded { seed(from: visitor.replayer) }
+        if !visitor.isCounting { visitor.startCounting() }
         if !stoppedEarly || visitor.stoppedByLimit {
             // The trace (or the limit) ended first: A and B that are `end`, or times after the
             // last record, are taken now.
@@ -182,7 +183,7 @@ extension GrowthTracker {
             if let moment = visitor.to, moment == .end || isTime(moment) { try? visitor.takeTo() }
         }
         swap(&replayer, &visitor.replayer)
-        replayer.observer = previous
+        finish(replayer.stopSiteAccounting())
         if let window {
             if let missing = visitor.from {
                 throw GrowthError(missingMessage(missing, other: nil, reader: reader))

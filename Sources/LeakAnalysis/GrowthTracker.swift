@@ -78,10 +78,11 @@ public struct Timeline: Equatable, Sendable, Encodable {
 
 /// Follows live bytes per site (call site and allocation path) through a replay.
 ///
-/// Attach it with `GrowthTracker.replay(...)`, which drives the replayer and the tracker in
-/// one pass over the trace.
+/// The replayer does the counting (`SiteAccounting`: one array update per event); the tracker
+/// names each new stack's site once, samples the counts into time buckets as TIME records
+/// pass, and takes the moments of `growth`. Drive it with `GrowthTracker.replay(...)`.
 public final class GrowthTracker {
-    // Classification: stack id -> site index, computed the first time a stack allocates.
+    // Classification: stack -> site index, computed the first time a stack and path allocate.
     let classifier: SiteClassifier
     private let ownStacks: StackLookup
     private let inheritedStacks: StackTrie
@@ -91,16 +92,13 @@ public final class GrowthTracker {
     /// site * 4 + allocation path -> slot, -1 when that pair has not been seen.
     private var slotOfSitePath: [Int32] = []
 
-    // Per slot (a site and path that has had live bytes).
+    // Per slot (a site and path that has had live bytes); the counts are the replayer's.
     private(set) var slotSite: [Int32] = []
     private(set) var slotPath: [LeakPath] = []
-    private(set) var currentBytes: [Int64] = []
-    private(set) var currentBlocks: [Int] = []
-    private(set) var peakBytes: [Int64] = []
-    private(set) var peakBlocks: [Int] = []
-    private(set) var peakTime: [UInt64] = []
     /// Live bytes of every slot at the end of each closed bucket: slot * bucketLimit + bucket.
     private var series: [Int64] = []
+    /// The replayer's counts when the pass ended.
+    private(set) var final: SiteAccounting?
 
     // Buckets.
     public let bucketLimit: Int
@@ -111,8 +109,6 @@ public final class GrowthTracker {
     private static let maximumBucketWidth: UInt64 = 1 << 52
 
     // Whole-process figures.
-    private(set) var liveTotal: UInt64 = 0
-    private var bucketPeakLive: UInt64 = 0
     private var lastSample: (vm: UInt64, rss: UInt64)?
     private let pageSize: UInt64
     /// The time of the last TIME record (µs).
@@ -123,9 +119,6 @@ public final class GrowthTracker {
 
     // The window of `growth --from A --to B`.
     private var windowStart: UInt64?
-    /// Live blocks allocated in the same clock tick as moment A but before it: ties on time that
-    /// the blocks' (coarse) times cannot order.
-    private var sameTickBeforeStart: Set<UInt64> = []
     public private(set) var from: MomentPoint?
     public private(set) var to: MomentPoint?
     public private(set) var atFrom: SiteTotals?
@@ -134,10 +127,9 @@ public final class GrowthTracker {
     private var fromValues: [Int64] = []
 
     /// - Parameters:
-    ///   - reader: the trace being replayed (its stack table and module maps are read as the
+    ///   - reader: the trace to be replayed (its stack table and module maps are read as the
     ///     pass builds them, to name each stack's call site the first time it allocates).
-    ///   - replayer: the replayer about to run (after `joinParent`): its inherited blocks are
-    ///     the live bytes at the start.
+    ///   - replayer: the replayer about to run (after `joinParent`), for its inherited stacks.
     ///   - bucketLimit: time buckets kept per site (even, at least 8).
     ///   - initialBucketUs: width of the first buckets; doubles whenever they fill up.
     public init(reader: TraceReader, replayer: Replayer, symbolizer: FrameSymbolizer,
@@ -153,79 +145,19 @@ public final class GrowthTracker {
         bucketWidth = max(1, min(initialBucketUs, Self.maximumBucketWidth))
     }
 
-    /// Whether the blocks live before the first record (inherited at fork) have been counted.
-    private(set) var isSeeded = false
+    // MARK: Naming sites (the replayer's resolver)
 
-    /// Counts the blocks live before the first record (inherited from the parent). Done once the
-    /// first module snapshot is known, so that their call sites can be named.
-    func seed(from replayer: Replayer) {
-        guard !isSeeded else { return }
-        isSeeded = true
-        replayer.live.forEach { add($0) }
-    }
-
-    // MARK: Events
-
-    /// Follows one replay event (install as, or call from, `Replayer.observer`).
-    @inline(__always)
-    public func handle(_ event: ReplayEvent) {
-        switch event {
-        case let .allocated(block, replaced):
-            if let replaced { remove(replaced) }
-            add(block)
-        case let .released(block):
-            remove(block)
-        case .unknownRelease:
-            break
-        }
-    }
-
-    @inline(__always)
-    private func add(_ block: LiveBlock) {
-        let slot = self.slot(for: block)
-        let bytes = Int64(clamping: block.size)
-        currentBytes[slot] &+= bytes
-        currentBlocks[slot] += 1
-        if currentBytes[slot] > peakBytes[slot] {
-            peakBytes[slot] = currentBytes[slot]
-            peakBlocks[slot] = currentBlocks[slot]
-            peakTime[slot] = now
-        }
-        liveTotal &+= block.size
-        if liveTotal > bucketPeakLive { bucketPeakLive = liveTotal }
-    }
-
-    @inline(__always)
-    private func remove(_ block: LiveBlock) {
-        let slot = self.slot(for: block)
-        currentBytes[slot] &-= Int64(clamping: block.size)
-        currentBlocks[slot] -= 1
-        liveTotal = liveTotal >= block.size ? liveTotal - block.size : 0
-        if let start = windowStart, block.time == start, !sameTickBeforeStart.isEmpty {
-            sameTickBeforeStart.remove(block.address)
-        }
-    }
-
-    @inline(__always)
-    private func slot(for block: LiveBlock) -> Int {
-        let site: Int32
-        if block.isInherited {
-            site = inheritedSite(block.stack)
-        } else {
-            let id = Int(block.stack)
-            if id < ownStackSite.count, ownStackSite[id] >= 0 {
-                site = ownStackSite[id]
-            } else {
-                site = classifyOwn(block.stack)
-            }
-        }
-        let pair = Int(site) * 4 + Int(block.pathRaw & 3)
+    /// The slot of blocks of `stack` served by `path`: called by the replayer once per pair.
+    func resolve(_ stack: StackRef, _ path: AllocPath) -> Int {
+        let site = stack.isInherited ? inheritedSite(stack.id) : ownSite(stack.id)
+        let pair = Int(site) * 4 + Int(path.rawValue & 3)
         let slot = slotOfSitePath[pair]
-        return slot >= 0 ? Int(slot) : makeSlot(pair: pair, site: site, path: LeakPath(block.path))
+        return slot >= 0 ? Int(slot) : makeSlot(pair: pair, site: site, path: LeakPath(path))
     }
 
-    private func classifyOwn(_ stack: UInt32) -> Int32 {
+    private func ownSite(_ stack: UInt32) -> Int32 {
         let id = Int(stack)
+        if id < ownStackSite.count, ownStackSite[id] >= 0 { return ownStackSite[id] }
         if id >= ownStackSite.count {
             ownStackSite.append(contentsOf: repeatElement(-1, count: max(id + 1 - ownStackSite.count, ownStackSite.count)))
         }
@@ -258,30 +190,24 @@ public final class GrowthTracker {
         slotOfSitePath[pair] = Int32(slot)
         slotSite.append(site)
         slotPath.append(path)
-        currentBytes.append(0)
-        currentBlocks.append(0)
-        peakBytes.append(0)
-        peakBlocks.append(0)
-        peakTime.append(now)
         series.append(contentsOf: repeatElement(0, count: bucketLimit))
-        if windowStart != nil { fromValues.append(0) }
         return slot
     }
 
     // MARK: Time and samples
 
-    /// A TIME record: closes the buckets that ended before `time`. `mappedBytes` is asked for
-    /// at most once per call.
-    func advance(to time: UInt64, mappedBytes: () -> UInt64) {
+    /// A TIME record: closes the buckets that ended before `time`, sampling `replayer`'s counts.
+    func advance(to time: UInt64, replayer: inout Replayer) {
         guard time > now else { return }
         now = time
         let limit = UInt64(bucketLimit) * Self.maximumBucketWidth - 1
         let clamped = min(time, limit)
-        guard clamped >= UInt64(closedBuckets + 1) * bucketWidth else { return }
-        let mapped = mappedBytes()
+        guard clamped >= UInt64(closedBuckets + 1) * bucketWidth, let accounting = replayer.siteAccounting else { return }
+        let mapped = replayer.mappings.totalBytes
         while clamped >= UInt64(closedBuckets + 1) * bucketWidth {
-            closeBucket(mappedBytes: mapped)
+            closeBucket(accounting, mappedBytes: mapped)
         }
+        replayer.updateSiteAccounting { $0.resetIntervalPeak() }
     }
 
     /// A SAMPLE record.
@@ -296,24 +222,25 @@ public final class GrowthTracker {
         marks.append(MarkSeen(name: name, timeUs: now, source: source == 1 ? "signal" : "program"))
     }
 
-    private func closeBucket(mappedBytes: UInt64) {
+    private func closeBucket(_ accounting: SiteAccounting, mappedBytes: UInt64) {
         let bucket = closedBuckets
-        for slot in currentBytes.indices { series[slot * bucketLimit + bucket] = currentBytes[slot] }
-        closedPoints.append(point(endUs: UInt64(bucket + 1) * bucketWidth, mappedBytes: mappedBytes))
-        bucketPeakLive = liveTotal
+        let bytes = accounting.bytes
+        for slot in 0..<min(bytes.count, slotSite.count) { series[slot * bucketLimit + bucket] = bytes[slot] }
+        closedPoints.append(point(endUs: UInt64(bucket + 1) * bucketWidth, accounting: accounting, mappedBytes: mappedBytes))
         closedBuckets += 1
         if closedBuckets == bucketLimit { compact() }
     }
 
-    private func point(endUs: UInt64, mappedBytes: UInt64) -> TimelinePoint {
-        TimelinePoint(endUs: endUs, liveHeapBytes: liveTotal, peakLiveHeapBytes: bucketPeakLive,
+    private func point(endUs: UInt64, accounting: SiteAccounting?, mappedBytes: UInt64) -> TimelinePoint {
+        TimelinePoint(endUs: endUs, liveHeapBytes: accounting?.liveBytes ?? 0,
+                      peakLiveHeapBytes: accounting?.intervalPeak ?? 0,
                       mappedBytes: mappedBytes, rssBytes: lastSample?.rss, vmBytes: lastSample?.vm)
     }
 
     /// Halves the number of closed buckets by merging neighbours; the width doubles.
     private func compact() {
         let half = bucketLimit / 2
-        for slot in currentBytes.indices {
+        for slot in slotSite.indices {
             let base = slot * bucketLimit
             for index in 0..<half { series[base + index] = series[base + 2 * index + 1] }
         }
@@ -331,34 +258,34 @@ public final class GrowthTracker {
 
     // MARK: Results
 
-    /// The timeline up to now: the closed buckets and the one in progress.
+    /// The timeline: the closed buckets and the one in progress when the pass ended.
     public func timeline(mappedBytes: UInt64) -> Timeline {
         var points = closedPoints
-        if points.isEmpty || now > UInt64(closedBuckets) * bucketWidth || liveTotal != points.last?.liveHeapBytes {
-            points.append(point(endUs: max(now, UInt64(closedBuckets) * bucketWidth), mappedBytes: mappedBytes))
+        if points.isEmpty || now > UInt64(closedBuckets) * bucketWidth || final?.liveBytes != points.last?.liveHeapBytes {
+            points.append(point(endUs: max(now, UInt64(closedBuckets) * bucketWidth), accounting: final,
+                                mappedBytes: mappedBytes))
         }
         return Timeline(bucketUs: bucketWidth, points: points)
     }
 
-    /// Live blocks per site now (suppressed sites left out), plus the direct mappings of `replayer`.
-    func currentTotals(mappings: MappingSet, replayer: Replayer) -> SiteTotals {
+    /// Live blocks per site in `accounting` (suppressed sites left out), plus the direct
+    /// mappings of `replayer`.
+    func currentTotals(_ accounting: SiteAccounting, replayer: Replayer) -> SiteTotals {
         var totals = SiteTotals()
-        for slot in currentBytes.indices where currentBlocks[slot] > 0 || currentBytes[slot] != 0 {
-            let amount = Amount(blocks: max(0, currentBlocks[slot]), bytes: UInt64(max(0, currentBytes[slot])))
+        for slot in 0..<min(accounting.bytes.count, slotSite.count)
+        where accounting.blocks[slot] > 0 || accounting.bytes[slot] != 0 {
+            let amount = Amount(blocks: max(0, accounting.blocks[slot]), bytes: UInt64(max(0, accounting.bytes[slot])))
             addToTotals(&totals, site: slotSite[slot], path: slotPath[slot], amount: amount)
         }
-        for mapping in mappings.mappings {
-            let site = siteOfMapping(mapping, replayer: replayer)
-            addToTotals(&totals, site: site, path: LeakPath(mapping.kind), amount: Amount(blocks: 1, bytes: mapping.size))
+        for mapping in replayer.mappings.mappings {
+            addToTotals(&totals, site: siteOfMapping(mapping), path: LeakPath(mapping.kind),
+                        amount: Amount(blocks: 1, bytes: mapping.size))
         }
         return totals
     }
 
-    private func siteOfMapping(_ mapping: Mapping, replayer: Replayer) -> Int32 {
-        if mapping.flags.contains(.inherited) { return inheritedSite(mapping.stack) }
-        let id = Int(mapping.stack)
-        if id < ownStackSite.count, ownStackSite[id] >= 0 { return ownStackSite[id] }
-        return classifyOwn(mapping.stack)
+    private func siteOfMapping(_ mapping: Mapping) -> Int32 {
+        mapping.flags.contains(.inherited) ? inheritedSite(mapping.stack) : ownSite(mapping.stack)
     }
 
     private func addToTotals(_ totals: inout SiteTotals, site: Int32, path: LeakPath, amount: Amount) {
@@ -372,9 +299,10 @@ public final class GrowthTracker {
     /// (what `diff --live` compares).
     public func peakTotals() -> SiteTotals {
         var totals = SiteTotals()
-        for slot in peakBytes.indices where peakBytes[slot] > 0 {
+        guard let final else { return totals }
+        for slot in 0..<min(final.peakBytes.count, slotSite.count) where final.peakBytes[slot] > 0 {
             addToTotals(&totals, site: slotSite[slot], path: slotPath[slot],
-                        amount: Amount(blocks: peakBlocks[slot], bytes: UInt64(peakBytes[slot])))
+                        amount: Amount(blocks: final.peakBlocks[slot], bytes: UInt64(final.peakBytes[slot])))
         }
         return totals
     }
@@ -383,52 +311,57 @@ public final class GrowthTracker {
 
     /// Takes moment A: live bytes per site now, and the blocks of this clock tick that are
     /// already live (so that `newSinceFrom` can tell them from later ones with the same time).
-    func takeFrom(label: String, replayer: Replayer) {
+    func takeFrom(label: String, replayer: inout Replayer) {
+        guard let accounting = replayer.siteAccounting else { return }
         from = MomentPoint(label: label, timeUs: now)
-        atFrom = currentTotals(mappings: replayer.mappings, replayer: replayer)
-        fromValues = currentBytes
+        atFrom = currentTotals(accounting, replayer: replayer)
+        fromValues = accounting.bytes
         let tick = now
         var sameTick: Set<UInt64> = []
         replayer.live.forEach { block in
             if block.time == tick { sameTick.insert(block.address) }
         }
-        sameTickBeforeStart = sameTick
+        replayer.updateSiteAccounting { $0.watch(time: tick, addresses: sameTick) }
         windowStart = tick
     }
 
     /// Takes moment B: live bytes per site now, and of those what was allocated after A.
     func takeTo(label: String, replayer: Replayer) {
+        guard let accounting = replayer.siteAccounting, let start = windowStart else { return }
         to = MomentPoint(label: label, timeUs: now)
-        atTo = currentTotals(mappings: replayer.mappings, replayer: replayer)
-        var fresh = SiteTotals()
-        guard let start = windowStart else { return }
+        atTo = currentTotals(accounting, replayer: replayer)
         var perSlot: [Int: Amount] = [:]
-        let ambiguous = sameTickBeforeStart
+        let ambiguous = accounting.watched
         replayer.live.forEach { block in
-            guard !block.isInherited, block.time > start || (block.time == start && !ambiguous.contains(block.address))
-            else { return }
-            perSlot[slot(for: block), default: Amount()].add(blocks: 1, bytes: block.size)
+            guard !block.isInherited, block.time > start || (block.time == start && !ambiguous.contains(block.address)),
+                  let slot = accounting.knownSlot(of: block) else { return }
+            perSlot[slot, default: Amount()].add(blocks: 1, bytes: block.size)
         }
-        for (slot, amount) in perSlot {
+        var fresh = SiteTotals()
+        for (slot, amount) in perSlot where slot < slotSite.count {
             addToTotals(&fresh, site: slotSite[slot], path: slotPath[slot], amount: amount)
         }
         for mapping in replayer.mappings.mappings where !mapping.flags.contains(.inherited) && mapping.time > start {
-            addToTotals(&fresh, site: siteOfMapping(mapping, replayer: replayer), path: LeakPath(mapping.kind),
+            addToTotals(&fresh, site: siteOfMapping(mapping), path: LeakPath(mapping.kind),
                         amount: Amount(blocks: 1, bytes: mapping.size))
         }
         newSinceFrom = fresh
     }
 
+    /// Keeps the replayer's counts as the pass ends.
+    func finish(_ accounting: SiteAccounting?) { final = accounting }
+
     // MARK: Rates
 
     /// Least-squares leak rate of every site with live bytes in the window (moment A, or the
-    /// start, to now), steepest first.
+    /// start, to the end of the pass), steepest first.
     public func rates() -> [SiteRate] {
+        guard let final else { return [] }
         let start = windowStart ?? 0
         var result: [SiteRate] = []
-        for slot in currentBytes.indices where !classifier.sites[Int(slotSite[slot])].suppressed {
-            let points = seriesPoints(slot: slot, from: start)
-            let inWindowPeak = peakTime[slot] >= start ? peakBytes[slot] : 0
+        for slot in 0..<min(final.bytes.count, slotSite.count) where !classifier.sites[Int(slotSite[slot])].suppressed {
+            let points = seriesPoints(slot: slot, from: start, current: final.bytes[slot])
+            let inWindowPeak = final.peakTime[slot] >= start ? final.peakBytes[slot] : 0
             guard let rate = SiteRate(label: classifier.label(site: slotSite[slot], path: slotPath[slot]),
                                       points: points, exactPeak: inWindowPeak) else { continue }
             result.append(rate)
@@ -440,8 +373,8 @@ public final class GrowthTracker {
     }
 
     /// The points of one slot's series in the window: its value at A (0 at the start), the
-    /// closed buckets that end after A, and its value now.
-    private func seriesPoints(slot: Int, from start: UInt64) -> [(time: UInt64, bytes: Int64)] {
+    /// closed buckets that end after A, and its value at the end of the pass.
+    private func seriesPoints(slot: Int, from start: UInt64, current: Int64) -> [(time: UInt64, bytes: Int64)] {
         var points: [(time: UInt64, bytes: Int64)] = []
         let startValue: Int64 = windowStart == nil ? 0 : (slot < fromValues.count ? fromValues[slot] : 0)
         points.append((start, startValue))
@@ -450,7 +383,7 @@ public final class GrowthTracker {
             guard end > start, end < now else { continue }
             points.append((end, series[slot * bucketLimit + bucket]))
         }
-        if now > start { points.append((now, currentBytes[slot])) }
+        if now > start { points.append((now, current)) }
         return points
     }
 }
