@@ -1,9 +1,10 @@
 import LiveSet
 import TraceFormat
 
-// One pass over a trace that drives the replayer and a GrowthTracker together: the tracker sees
-// every allocation and release (the replayer counts live bytes per site for it), every TIME, SAMPLE and MARK
-// record, and takes the `growth` moments A and B as the pass reaches them.
+// One pass over a trace that drives the replayer and a GrowthTracker together. The replayer
+// counts live bytes per site itself (`SiteAccounting`, on its own fast path); the tracker sees
+// every other record through the replay hook: TIME closes time buckets and takes moments set by
+// time, MARK takes moments set by mark, SAMPLE feeds the timeline.
 
 /// Why a growth pass could not give what was asked.
 public struct GrowthError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -11,126 +12,83 @@ public struct GrowthError: Error, CustomStringConvertible, Equatable, Sendable {
     public init(_ description: String) { self.description = description }
 }
 
-/// Thrown inside the visitor to end reading early (moment B reached, or the replay limit).
+/// Thrown by the hook to end reading at moment B.
 struct GrowthPassStop: Error {}
 
-/// Feeds records to the replayer and the tracker.
-struct GrowthVisitor: TraceVisitor {
-    typealias Failure = GrowthPassStop
-    var replayer: Replayer
+/// The state of one pass: which moments are still to take.
+final class GrowthPass {
     let tracker: GrowthTracker
-    let stopAfterTime: UInt64
-    let stopAtMark: String?
+    /// Moments not taken yet (nil once taken, or when not asked for).
     var from: GrowthMoment?
     var to: GrowthMoment?
-    /// Set when the limit (not moment B) ended the pass.
-    var stoppedByLimit = false
+    /// Set when moment B ended the pass.
+    var reachedTo = false
     /// Whether the replayer counts per site yet: it starts at the first module snapshot (or the
-    /// first event), so that blocks inherited at fork can be named by their call sites.
+    /// first memory event), so that blocks inherited at fork can be named by their call sites.
     var isCounting = false
 
-    mutating func startCounting() {
+    init(tracker: GrowthTracker, window: (from: GrowthMoment, to: GrowthMoment)?) {
+        self.tracker = tracker
+        from = window?.from
+        to = window?.to
+    }
+
+    func startCounting(_ replayer: inout Replayer) {
+        guard !isCounting else { return }
         isCounting = true
         let tracker = self.tracker
         replayer.startSiteAccounting(SiteAccounting { stack, path in tracker.resolve(stack, path) })
     }
 
-    @inline(__always)
-    mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
-                             stack: UInt32, context: RecordContext) throws(GrowthPassStop) {
-        if !isCounting { startCounting() }
-        replayer.recordAlloc(function: function, path: path, address: address, size: size, stack: stack,
-                             time: context.time)
-    }
-
-    @inline(__always)
-    mutating func visitFree(address: UInt64, context: RecordContext) throws(GrowthPassStop) {
-        if !isCounting { startCounting() }
-        replayer.recordFree(address: address, tid: context.tid, time: context.time)
-    }
-
-    mutating func visitReallocRelease(address: UInt64, context: RecordContext) throws(GrowthPassStop) {
-        if !isCounting { startCounting() }
-        replayer.recordReallocRelease(address: address, tid: context.tid, time: context.time)
-    }
-
-    mutating func visitRealloc(status: ReallocStatus, path: AllocPath, isReallocarray: Bool, old: UInt64,
-                               new: UInt64, size: UInt64, stack: UInt32,
-                               context: RecordContext) throws(GrowthPassStop) {
-        if !isCounting { startCounting() }
-        replayer.recordRealloc(status: status, path: path, isReallocarray: isReallocarray, old: old, new: new,
-                               size: size, stack: stack, tid: context.tid, time: context.time)
-    }
-
-    mutating func visitRecord(_ record: TraceRecord, context: RecordContext) throws(GrowthPassStop) {
+    /// The replay hook: every record but ALLOC, FREE, REALLOC_RELEASE and REALLOC.
+    func see(_ record: TraceRecord, _ context: RecordContext, _ replayer: inout Replayer) throws {
         switch record {
         case let .time(microseconds):
-            // Every event after this record has this time: moments and limits set by time are
-            // taken here, before anything of the later time is replayed.
-            if microseconds > stopAfterTime {
-                stoppedByLimit = true
-                throw GrowthPassStop()
-            }
-            try takeMoments(timeAbove: microseconds)
+            // Every event after this record has this time: moments set by time are taken here,
+            // before anything of the later time is replayed.
+            if case let .time(limit)? = from, microseconds > limit { takeFrom(&replayer) }
+            if case let .time(limit)? = to, microseconds > limit { try takeTo(&replayer) }
             tracker.advance(to: microseconds, replayer: &replayer)
         case let .mark(name, source):
-            if name == stopAtMark {
-                stoppedByLimit = true
-                throw GrowthPassStop()
-            }
             tracker.mark(name: name, source: source)
-            try takeMoments(mark: name)
+            if case let .mark(wanted)? = from, wanted == name { takeFrom(&replayer) }
+            if case let .mark(wanted)? = to, wanted == name { try takeTo(&replayer) }
         case .sample(let vmPages, let rssPages, _):
             tracker.sample(vmPages: vmPages, rssPages: rssPages)
-        case .modules:
-            replayer.applyOther(record, time: context.time)
-            if !isCounting { startCounting() }
-            return
+        case .modules, .mmap, .munmap, .mremap, .brk, .sbrk:
+            // The module snapshot is applied by the reader before the record arrives.
+            try begin(&replayer)
         default:
             break
         }
-        if !isCounting, record.isEvent { startCounting() }
-        replayer.applyOther(record, time: context.time)
     }
 
-    /// Takes A and B if they are times earlier than `time` (the next records are later).
-    mutating func takeMoments(timeAbove time: UInt64) throws(GrowthPassStop) {
-        if case let .time(limit)? = from, time > limit { takeFrom() }
-        if case let .time(limit)? = to, time > limit { try takeTo() }
+    /// Starts counting once the first module snapshot is known, and takes moments that are
+    /// the start (only inherited blocks are live then; naming their sites needs the modules).
+    func begin(_ replayer: inout Replayer) throws {
+        guard !isCounting else { return }
+        startCounting(&replayer)
+        if case .start? = from { takeFrom(&replayer) }
+        if case .start? = to { try takeTo(&replayer) }
     }
 
-    /// Takes A and B if they are the mark `name` (its first occurrence).
-    mutating func takeMoments(mark name: String) throws(GrowthPassStop) {
-        if case let .mark(wanted)? = from, wanted == name { takeFrom() }
-        if case let .mark(wanted)? = to, wanted == name { try takeTo() }
-    }
-
-    mutating func takeFrom() {
+    func takeFrom(_ replayer: inout Replayer) {
         guard let moment = from else { return }
-        if !isCounting { startCounting() }
+        startCounting(&replayer)
         tracker.takeFrom(label: moment.label, replayer: &replayer)
         from = nil
     }
 
     /// Takes B and ends the pass: nothing after B matters to `growth`.
-    mutating func takeTo() throws(GrowthPassStop) {
+    func takeTo(_ replayer: inout Replayer) throws {
         guard let moment = to else { return }
-        // B before A: the window is empty or reversed; say so instead of guessing.
+        // B before A: the window would be reversed; reported after the pass.
         guard from == nil else { return }
-        if !isCounting { startCounting() }
+        startCounting(&replayer)
         tracker.takeTo(label: moment.label, replayer: replayer)
         to = nil
+        reachedTo = true
         throw GrowthPassStop()
-    }
-}
-
-extension TraceRecord {
-    /// Records whose replay changes memory (the mapping and brk records).
-    var isEvent: Bool {
-        switch self {
-        case .mmap, .munmap, .mremap, .brk, .sbrk: return true
-        default: return false
-        }
     }
 }
 
@@ -154,49 +112,32 @@ extension GrowthTracker {
     public func replay(_ replayer: inout Replayer, reader: TraceReader,
                        window: (from: GrowthMoment, to: GrowthMoment)? = nil, limit: ReplayLimit? = nil,
                        progress: ((UInt64) -> Void)? = nil) throws -> GrowthPassOutcome {
-        var stopAfterTime = UInt64.max
-        var stopAtMark: String?
-        switch limit {
-        case let .time(time)?: stopAfterTime = time
-        case let .mark(name)?: stopAtMark = name
-        case nil: break
+        let pass = GrowthPass(tracker: self, window: window)
+        let outcome = replayer.replay(reader, limit: limit, progress: progress) { record, context, replayer in
+            try pass.see(record, context, &replayer)
         }
-        // Move the replayer into the visitor so its live table stays uniquely referenced.
-        var moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
-        swap(&moved, &replayer)
-        var visitor = GrowthVisitor(replayer: moved, tracker: self, stopAfterTime: stopAfterTime,
-                                    stopAtMark: stopAtMark, from: window?.from, to: window?.to)
-        moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
-        if case .start? = window?.from { visitor.takeFrom() }
-        var stoppedEarly = false
-        do {
-            if case .start? = window?.to { try visitor.takeTo() }
-            try reader.visitRecords(&visitor, stopAtOffset: nil, progress: progress)
-        } catch {
-            stoppedEarly = true
-        }
-        if !visitor.isCounting { visitor.startCounting() }
-        if !stoppedEarly || visitor.stoppedByLimit {
+        if !pass.reachedTo { try? pass.begin(&replayer) }
+        let stoppedByLimit = outcome.stoppedByLimit && !pass.reachedTo
+        if !pass.reachedTo {
             // The trace (or the limit) ended first: A and B that are `end`, or times after the
             // last record, are taken now.
-            if let moment = visitor.from, moment == .end || isTime(moment) { visitor.takeFrom() }
-            if let moment = visitor.to, moment == .end || isTime(moment) { try? visitor.takeTo() }
+            if let moment = pass.from, moment == .end || Self.isTime(moment) { pass.takeFrom(&replayer) }
+            if let moment = pass.to, moment == .end || Self.isTime(moment) { try? pass.takeTo(&replayer) }
         }
-        swap(&replayer, &visitor.replayer)
         finish(replayer.stopSiteAccounting())
         if let window {
-            if let missing = visitor.from {
+            if let missing = pass.from {
                 throw GrowthError(missingMessage(missing, other: nil, reader: reader))
             }
-            if let missing = visitor.to {
+            if let missing = pass.to {
                 throw GrowthError(missingMessage(missing, other: window.from, reader: reader))
             }
         }
-        let endState = stoppedEarly ? nil : reader.endState
-        return GrowthPassOutcome(endState: endState, stoppedByLimit: visitor.stoppedByLimit)
+        let endState = pass.reachedTo || stoppedByLimit ? nil : outcome.endState
+        return GrowthPassOutcome(endState: endState, stoppedByLimit: stoppedByLimit)
     }
 
-    private func isTime(_ moment: GrowthMoment) -> Bool {
+    private static func isTime(_ moment: GrowthMoment) -> Bool {
         if case .time = moment { return true }
         return false
     }

@@ -224,8 +224,8 @@ public final class GrowthTracker {
 
     private func closeBucket(_ accounting: SiteAccounting, mappedBytes: UInt64) {
         let bucket = closedBuckets
-        let bytes = accounting.bytes
-        for slot in 0..<min(bytes.count, slotSite.count) { series[slot * bucketLimit + bucket] = bytes[slot] }
+        let counts = accounting.counts
+        for slot in 0..<min(counts.count, slotSite.count) { series[slot * bucketLimit + bucket] = counts[slot].bytes }
         closedPoints.append(point(endUs: UInt64(bucket + 1) * bucketWidth, accounting: accounting, mappedBytes: mappedBytes))
         closedBuckets += 1
         if closedBuckets == bucketLimit { compact() }
@@ -272,9 +272,9 @@ public final class GrowthTracker {
     /// mappings of `replayer`.
     func currentTotals(_ accounting: SiteAccounting, replayer: Replayer) -> SiteTotals {
         var totals = SiteTotals()
-        for slot in 0..<min(accounting.bytes.count, slotSite.count)
-        where accounting.blocks[slot] > 0 || accounting.bytes[slot] != 0 {
-            let amount = Amount(blocks: max(0, accounting.blocks[slot]), bytes: UInt64(max(0, accounting.bytes[slot])))
+        for (slot, counts) in accounting.counts.prefix(slotSite.count).enumerated()
+        where counts.blocks > 0 || counts.bytes != 0 {
+            let amount = Amount(blocks: max(0, counts.blocks), bytes: UInt64(max(0, counts.bytes)))
             addToTotals(&totals, site: slotSite[slot], path: slotPath[slot], amount: amount)
         }
         for mapping in replayer.mappings.mappings {
@@ -300,9 +300,9 @@ public final class GrowthTracker {
     public func peakTotals() -> SiteTotals {
         var totals = SiteTotals()
         guard let final else { return totals }
-        for slot in 0..<min(final.peakBytes.count, slotSite.count) where final.peakBytes[slot] > 0 {
+        for (slot, counts) in final.counts.prefix(slotSite.count).enumerated() where counts.peakBytes > 0 {
             addToTotals(&totals, site: slotSite[slot], path: slotPath[slot],
-                        amount: Amount(blocks: final.peakBlocks[slot], bytes: UInt64(final.peakBytes[slot])))
+                        amount: Amount(blocks: counts.peakBlocks, bytes: UInt64(counts.peakBytes)))
         }
         return totals
     }
@@ -315,7 +315,7 @@ public final class GrowthTracker {
         guard let accounting = replayer.siteAccounting else { return }
         from = MomentPoint(label: label, timeUs: now)
         atFrom = currentTotals(accounting, replayer: replayer)
-        fromValues = accounting.bytes
+        fromValues = accounting.counts.map(\.bytes)
         let tick = now
         var sameTick: Set<UInt64> = []
         replayer.live.forEach { block in
@@ -359,9 +359,10 @@ public final class GrowthTracker {
         guard let final else { return [] }
         let start = windowStart ?? 0
         var result: [SiteRate] = []
-        for slot in 0..<min(final.bytes.count, slotSite.count) where !classifier.sites[Int(slotSite[slot])].suppressed {
-            let points = seriesPoints(slot: slot, from: start, current: final.bytes[slot])
-            let inWindowPeak = final.peakTime[slot] >= start ? final.peakBytes[slot] : 0
+        for (slot, counts) in final.counts.prefix(slotSite.count).enumerated()
+        where !classifier.sites[Int(slotSite[slot])].suppressed {
+            let points = seriesPoints(slot: slot, from: start, current: counts.bytes)
+            let inWindowPeak = counts.peakTime >= start ? counts.peakBytes : 0
             guard let rate = SiteRate(label: classifier.label(site: slotSite[slot], path: slotPath[slot]),
                                       points: points, exactPeak: inWindowPeak) else { continue }
             result.append(rate)

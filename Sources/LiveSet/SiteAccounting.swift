@@ -16,13 +16,19 @@ public struct SiteAccounting {
     private var ownSlots: [Int32] = []
     private var inheritedSlots: [Int32] = []
 
-    /// Live bytes and blocks per slot now.
-    public private(set) var bytes: [Int64] = []
-    public private(set) var blocks: [Int] = []
-    /// The most bytes each slot held at once, the blocks live then, and the time it happened.
-    public private(set) var peakBytes: [Int64] = []
-    public private(set) var peakBlocks: [Int] = []
-    public private(set) var peakTime: [UInt64] = []
+    /// Counts of one slot, kept together: one array write per event.
+    public struct Counts: Equatable, Sendable {
+        /// Live bytes and blocks now.
+        public var bytes: Int64 = 0
+        public var blocks: Int = 0
+        /// The most bytes the slot held at once, the blocks live then, and when.
+        public var peakBytes: Int64 = 0
+        public var peakBlocks: Int = 0
+        public var peakTime: UInt64 = 0
+    }
+
+    /// Counts per slot.
+    public private(set) var counts: [Counts] = []
     /// The most live block bytes (all slots) since `resetIntervalPeak`.
     public private(set) var intervalPeak: UInt64 = 0
     public private(set) var liveBytes: UInt64 = 0
@@ -39,14 +45,15 @@ public struct SiteAccounting {
     @inline(__always)
     mutating func allocated(_ block: LiveBlock, time: UInt64) {
         let slot = self.slot(of: block)
-        let size = Int64(truncatingIfNeeded: block.size)
-        bytes[slot] &+= size
-        blocks[slot] += 1
-        if bytes[slot] > peakBytes[slot] {
-            peakBytes[slot] = bytes[slot]
-            peakBlocks[slot] = blocks[slot]
-            peakTime[slot] = time
+        var slotCounts = counts[slot]
+        slotCounts.bytes &+= Int64(truncatingIfNeeded: block.size)
+        slotCounts.blocks &+= 1
+        if slotCounts.bytes > slotCounts.peakBytes {
+            slotCounts.peakBytes = slotCounts.bytes
+            slotCounts.peakBlocks = slotCounts.blocks
+            slotCounts.peakTime = time
         }
+        counts[slot] = slotCounts
         liveBytes &+= block.size
         if liveBytes > intervalPeak { intervalPeak = liveBytes }
     }
@@ -54,8 +61,10 @@ public struct SiteAccounting {
     @inline(__always)
     mutating func released(_ block: LiveBlock) {
         let slot = self.slot(of: block)
-        bytes[slot] &-= Int64(truncatingIfNeeded: block.size)
-        blocks[slot] -= 1
+        var slotCounts = counts[slot]
+        slotCounts.bytes &-= Int64(truncatingIfNeeded: block.size)
+        slotCounts.blocks &-= 1
+        counts[slot] = slotCounts
         liveBytes &-= block.size
         if block.time == watchedTime { watched.remove(block.address) }
     }
@@ -80,14 +89,7 @@ public struct SiteAccounting {
             if index >= ownSlots.count { ownSlots += repeatElement(0, count: max(index + 1 - ownSlots.count, ownSlots.count)) }
             ownSlots[index] = Int32(truncatingIfNeeded: slot + 1)
         }
-        if slot >= bytes.count {
-            let more = slot + 1 - bytes.count
-            bytes += repeatElement(0, count: more)
-            blocks += repeatElement(0, count: more)
-            peakBytes += repeatElement(0, count: more)
-            peakBlocks += repeatElement(0, count: more)
-            peakTime += repeatElement(0, count: more)
-        }
+        if slot >= counts.count { counts += repeatElement(Counts(), count: slot + 1 - counts.count) }
         return slot
     }
 
