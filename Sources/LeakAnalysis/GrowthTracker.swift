@@ -207,7 +207,7 @@ public final class GrowthTracker {
         while clamped >= UInt64(closedBuckets + 1) * bucketWidth {
             closeBucket(accounting, mappedBytes: mapped)
         }
-        replayer.updateSiteAccounting { $0.resetIntervalPeak() }
+        accounting.resetIntervalPeak()
     }
 
     /// A SAMPLE record.
@@ -321,7 +321,7 @@ public final class GrowthTracker {
         replayer.live.forEach { block in
             if block.time == tick { sameTick.insert(block.address) }
         }
-        replayer.updateSiteAccounting { $0.watch(time: tick, addresses: sameTick) }
+        accounting.watch(time: tick, addresses: sameTick)
         windowStart = tick
     }
 

@@ -147,17 +147,10 @@ public struct Replayer {
     }
 
     /// Keeps live bytes per call site from now on (for growth rates), starting with the blocks
-    /// already live (inherited at fork). Costs one array update per allocation and release.
+    /// already live (inherited at fork). Costs a few loads and a store per allocation and release.
     public mutating func startSiteAccounting(_ accounting: SiteAccounting) {
-        var accounting = accounting
         live.forEach { accounting.allocated($0, time: 0) }
         siteAccounting = accounting
-    }
-
-    /// Changes the site accounting in place (the analysis's interval and watch settings).
-    public mutating func updateSiteAccounting(_ body: (inout SiteAccounting) -> Void) {
-        guard siteAccounting != nil else { return }
-        body(&siteAccounting!)
     }
 
     /// Stops site accounting and returns what it holds.
@@ -278,9 +271,9 @@ public struct Replayer {
             peakLiveBytes = live.totalBytes
             peakLiveTime = block.time
         }
-        if siteAccounting != nil {
-            if let replaced { siteAccounting?.released(replaced) }
-            siteAccounting?.allocated(block, time: block.time)
+        if let siteAccounting {
+            if let replaced { siteAccounting.released(replaced) }
+            siteAccounting.allocated(block, time: block.time)
         }
         if let observer { observer(.allocated(block, replaced: replaced)) }
     }
