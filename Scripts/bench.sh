@@ -1,30 +1,34 @@
 #!/usr/bin/env bash
 # Benchmarks leaktrace against heaptrack on the same workloads, interleaved in one run.
 #
-#   Scripts/bench.sh [--quick] [--rounds N] [--analyzer-events N]
+#   Scripts/bench.sh [--quick] [--rounds N] [--analyzer-events N] [--diff]
 #
 # Capture (issue 2): for each workload, the median wall time natively, under leaktrace and
 # under heaptrack; the capture cost in ns per allocator call above native; trace bytes per
 # call; each as a ratio to heaptrack's.
 # Analysis (issue 3): leakreport on a trace of >= 20 million events against heaptrack_print
 # on heaptrack's trace of the same program: allocator calls read per second and peak memory.
-# These are figures to read, not pass/fail tests.
+# Diff (issue 4): `leakreport diff` of two large traces of the same program (different
+# iteration counts) against reading both (`leakreport info`); target: at most 1.5x.
+# `--diff` runs only that section. These are figures to read, not pass/fail tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rounds=3
 analyzer_calls=12000000     # allocbench iterations: ~1.75 allocator calls each => ~21M events
 quick=0
+diff_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; rounds=1; analyzer_calls=3000000; shift ;;
     --rounds) rounds=$2; shift 2 ;;
     --analyzer-events) analyzer_calls=$2; shift 2 ;;
+    --diff) diff_only=1; shift ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 
-command -v heaptrack >/dev/null || { echo "bench.sh: heaptrack is not installed (apt-get install heaptrack)" >&2; exit 2; }
+[ "$diff_only" = 1 ] || command -v heaptrack >/dev/null || { echo "bench.sh: heaptrack is not installed (apt-get install heaptrack)" >&2; exit 2; }
 [ -x .build/release/leakreport ] && [ -f .build/release/libleaktrace.so ] || Scripts/build.sh
 lib=$PWD/.build/release/libleaktrace.so
 report=$PWD/.build/release/leakreport
@@ -71,6 +75,7 @@ seconds() { local start end; start=$(date +%s.%N); "$@" >/dev/null 2>&1 </dev/nu
 # The number of allocator calls a workload makes: the counts in leaktrace's END record.
 calls_in() { "$report" info "$1" | awk -F'[ =]' '/^calls /{print $2}'; }
 
+if [ "$diff_only" = 0 ]; then
 printf '\n== Capture cost (median of %d interleaved rounds) ==\n' "$rounds"
 printf '%-20s %9s %9s %9s %8s %8s %10s %10s %7s %8s %8s %7s\n' workload native_s lt_s ht_s lt_x ht_x lt_ns/call ht_ns/call ratio lt_B/call ht_B/call ratio
 for entry in "${workloads[@]}"; do
@@ -112,3 +117,16 @@ awk -v c="$big_calls" -v ls="$lt_s" -v lk="$lt_kb" -v hs="$ht_s" -v hk="$ht_kb" 
   printf "%-16s %9.2f %14.0f %12.1f\n", "leakreport", ls, c / ls, lk / 1024
   printf "%-16s %9.2f %14.0f %12.1f\n", "heaptrack_print", hs, c / hs, hk / 1024
   printf "speed ratio %.2fx (target >= 3x), memory ratio %.2f (target <= 1)\n", hs / ls, lk / hk }'
+fi
+
+printf '\n== Diff of two large traces ==\n'
+rm -f "$work"/diff-old.* "$work"/diff-new.*
+env LD_PRELOAD="$lib" LEAKTRACE_OUTPUT="$work/diff-old.lt" "$work/allocbench" 1 10 "$analyzer_calls" >/dev/null
+env LD_PRELOAD="$lib" LEAKTRACE_OUTPUT="$work/diff-new.lt" "$work/allocbench" 1 10 "$((analyzer_calls + analyzer_calls / 10))" >/dev/null
+events=$(( $(calls_in "$work/diff-old.lt") + $(calls_in "$work/diff-new.lt") ))
+read_s=$( { /usr/bin/time -f '%e' "$report" info "$work/diff-old.lt" >/dev/null; /usr/bin/time -f '%e' "$report" info "$work/diff-new.lt" >/dev/null; } 2>&1 | awk '{s += $1} END {print s}')
+/usr/bin/time -f '%e %M' -o "$work/diff.time" "$report" diff "$work/diff-old.lt" "$work/diff-new.lt" --format json >/dev/null
+read -r diff_s diff_kb < "$work/diff.time"
+awk -v e="$events" -v r="$read_s" -v d="$diff_s" -v k="$diff_kb" 'BEGIN {
+  printf "allocator calls in both traces: %d\n", e
+  printf "reading both (info): %.2f s; diff: %.2f s, peak %.1f MiB; ratio %.2f (target <= 1.5)\n", r, d, k / 1024, d / r }'

@@ -404,9 +404,11 @@ public struct LeakReport: Equatable, Sendable, Encodable {
     public var stacks: [LeakStack]
     /// Problems met on the way (missing parent trace, binaries changed since the trace, ...).
     public var warnings: [String]
+    /// The call sites whose live bytes keep growing, steepest first (see GrowthRates.swift).
+    public var growing: [SiteRate] = []
 
     enum CodingKeys: String, CodingKey {
-        case schemaVersion, trace, summary, groupBy, groups, mappings, breakGrowth, warnings
+        case schemaVersion, trace, summary, groupBy, groups, mappings, breakGrowth, warnings, growing
     }
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -418,6 +420,7 @@ public struct LeakReport: Equatable, Sendable, Encodable {
         try container.encode(mappings, forKey: .mappings)
         try container.encode(breakGrowth, forKey: .breakGrowth)
         try container.encode(warnings, forKey: .warnings)
+        try container.encode(growing, forKey: .growing)
     }
 }
 

@@ -6,10 +6,13 @@ import LeakAnalysis
 /// to an exit status. Never traps on user input.
 ///
 /// Exit status: 0 ran; 2 bad input or usage (one line on stderr, `leakreport: error: ...`);
-/// 3 `--fail-on-leak` and unsuppressed leaked bytes above the limit; 4 reserved for `growth`.
+/// 3 `--fail-on-leak` and unsuppressed leaked bytes above the limit; 4 `diff`/`growth`
+/// `--fail-on-growth` and growth above the limit.
 public enum LeakReportCLI {
     public static let exitBadInput: Int32 = 2
     public static let exitLeaksFound: Int32 = 3
+    /// `diff` and `growth` with `--fail-on-growth`: the bytes grew by more than allowed.
+    public static let exitGrowth: Int32 = 4
 
     /// Runs the command line `arguments` (without the program name) and returns the exit status.
     public static func run(_ arguments: [String]) -> Int32 {
@@ -37,6 +40,7 @@ public enum LeakReportCLI {
         case let error as TraceError: return error.description
         case let error as SuppressionError: return error.description
         case let error as UsageError: return error.description
+        case let error as GrowthError: return error.description
         default: return LeakReportCommand.message(for: error)
         }
     }
@@ -69,9 +73,11 @@ struct LeakReportCommand: ParsableCommand {
         abstract: "Report what a traced program never freed, from a leaktrace trace.",
         discussion: """
             Exit status: 0 when the report ran; 2 for bad input or usage; 3 with --fail-on-leak \
-            when unsuppressed leaks above the limit remain. See docs/leakreport.md.
+            when unsuppressed leaks above the limit remain; 4 with diff/growth --fail-on-growth when \
+            the growth is above the limit. See docs/leakreport.md.
             """,
         version: "1.0",
-        subcommands: [ReportCommand.self, DumpCommand.self, InfoCommand.self],
+        subcommands: [ReportCommand.self, DumpCommand.self, InfoCommand.self,
+                      DiffCommand.self, GrowthCommand.self, TimelineCommand.self],
         defaultSubcommand: ReportCommand.self)
 }

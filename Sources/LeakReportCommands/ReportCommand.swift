@@ -59,12 +59,18 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .customLong("max-frames"), help: "Frames shown per stack in the text report.")
     var maxFrames: Int = 32
 
+    @Flag(name: .long, help: "With several traces: also merge them by call site and add up their totals.")
+    var merge = false
+
     mutating func validate() throws {
         guard !traces.isEmpty else { throw ValidationError("give at least one trace file") }
         guard let format = OutputFormat(rawValue: format) else {
             throw ValidationError("unknown format '\(format)' (text, json, mtrace, folded)")
         }
-        if (format == .json || format == .mtrace) && traces.count > 1 {
+        if merge && (format == .mtrace || format == .folded) {
+            throw ValidationError("--merge takes --format text or json")
+        }
+        if (format == .mtrace || (format == .json && !merge)) && traces.count > 1 {
             throw ValidationError("--format \(format.rawValue) takes one trace at a time")
         }
         guard GroupBy(rawValue: groupBy) != nil else {
@@ -80,6 +86,11 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         let settings = try ReportSettings(command: self)
+        if merge {
+            let merged = try MergeRun(settings: settings, paths: traces, progress: settings.progress).run()
+            if let limit = settings.failOnLeakAbove, merged > limit { throw ExitCode(LeakReportCLI.exitLeaksFound) }
+            return
+        }
         var leakedBytes: UInt64 = 0
         for (index, path) in traces.enumerated() {
             let bytes = try ReportRun(settings: settings, path: path).run(isFirst: index == 0)
@@ -154,23 +165,27 @@ struct ReportRun {
             export = mtrace
         }
 
+        let symbolizer: FrameSymbolizer = settings.symbolize
+            ? DwarfFrameSymbolizer(options: settings.symbolizerOptions) : OffsetOnlySymbolizer()
+        // The growth tracker rides along the replay to find the call sites that keep growing.
+        let tracker = GrowthTracker(reader: reader, replayer: replay, symbolizer: symbolizer,
+                                    options: settings.analysis)
         let bar = ProgressBar(label: "reading \(path)", total: reader.fileSize, enabled: settings.progress)
-        let outcome = replay.replay(reader, limit: settings.limit, progress: bar.update)
+        let pass = try tracker.replay(&replay, reader: reader, limit: settings.limit, progress: bar.update)
         bar.finish()
         replay.observer = nil
         export?.finish()
 
-        let reading = Self.readingOutcome(outcome)
+        let reading = passReadingOutcome(pass, lastTime: replay.lastTime)
         if !reading.isComplete && reading.replayedUntilUs == nil {
             warnings.append("trace incomplete: reading stopped at byte \(reading.stoppedAtOffset ?? 0) (\(reading.stopReason ?? "no END record")); leaks are those of the events before that point")
         }
         let facts = TraceFacts(path: path, header: reader.header, outcome: reading, replay: replay,
                                parentReplayed: join.joined)
-        let symbolizer: FrameSymbolizer = settings.symbolize
-            ? DwarfFrameSymbolizer(options: settings.symbolizerOptions) : OffsetOnlySymbolizer()
-        let report = LeakAnalyzer(options: settings.analysis)
+        var report = LeakAnalyzer(options: settings.analysis)
             .analyze(replay: replay, stacks: reader.stacks, modules: reader.moduleMaps, symbolizer: symbolizer,
                      facts: facts, warnings: warnings)
+        report.growing = tracker.rates().topGrowers(ReportRun.growingShown)
 
         switch settings.format {
         case .text:
@@ -190,6 +205,9 @@ struct ReportRun {
         output.flush()
         return report.summary.leaked.bytes
     }
+
+    /// Call sites named in the report's "growing" section.
+    static let growingShown = 10
 
     static func readingOutcome(_ outcome: ReplayOutcome) -> ReadingOutcome {
         if outcome.stoppedByLimit {

@@ -120,6 +120,8 @@ public struct Replayer {
     public let pageSize: UInt64
     /// Called for every allocation and release, when set.
     public var observer: ((ReplayEvent) -> Void)?
+    /// Live bytes per call site, kept when set (growth rates): see `startSiteAccounting`.
+    public private(set) var siteAccounting: SiteAccounting?
 
     public static let exampleLimit = 5
 
@@ -142,6 +144,19 @@ public struct Replayer {
                                          mallocEnvironment: header.mallocEnvironment)
         live = LiveBlockTable(minimumCapacity: expectedLiveBlocks)
         largeBlockMinimum = threshold.initial > 64 ? threshold.initial - 64 : 0
+    }
+
+    /// Keeps live bytes per call site from now on (for growth rates), starting with the blocks
+    /// already live (inherited at fork). Costs a few loads and a store per allocation and release.
+    public mutating func startSiteAccounting(_ accounting: SiteAccounting) {
+        live.forEach { accounting.allocated($0, time: 0) }
+        siteAccounting = accounting
+    }
+
+    /// Stops site accounting and returns what it holds.
+    public mutating func stopSiteAccounting() -> SiteAccounting? {
+        defer { siteAccounting = nil }
+        return siteAccounting
     }
 
     // MARK: Replaying records
@@ -256,6 +271,10 @@ public struct Replayer {
             peakLiveBytes = live.totalBytes
             peakLiveTime = block.time
         }
+        if let siteAccounting {
+            if let replaced { siteAccounting.released(replaced) }
+            siteAccounting.allocated(block, time: block.time)
+        }
         if let observer { observer(.allocated(block, replaced: replaced)) }
     }
 
@@ -290,6 +309,7 @@ public struct Replayer {
         if block.pathRaw == AllocPath.mmapThreshold.rawValue {
             threshold.freedMmappedBlock(requestSize: block.size, time: time)
         }
+        siteAccounting?.released(block)
         if let observer { observer(.released(block)) }
     }
 
@@ -303,6 +323,7 @@ public struct Replayer {
         let block = live.remove(address)
         if let block {
             forgetLargeBlock(block)
+            siteAccounting?.released(block)
             if let observer { observer(.released(block)) }
         } else {
             noteUnknownRelease(UnknownRelease(address: address, tid: tid, time: time, viaRealloc: true))
@@ -348,6 +369,7 @@ public struct Replayer {
                 // No REALLOC_RELEASE came first (the writer always sends one): release now.
                 oldBlock = live.remove(old)
                 if let oldBlock { forgetLargeBlock(oldBlock) }
+                if let oldBlock { siteAccounting?.released(oldBlock) }
                 if let oldBlock, let observer { observer(.released(oldBlock)) }
                 if oldBlock == nil {
                     noteUnknownRelease(UnknownRelease(address: old, tid: tid, time: time, viaRealloc: true))

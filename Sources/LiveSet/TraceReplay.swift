@@ -27,12 +27,19 @@ public struct ReplayOutcome: Equatable, Sendable {
 /// Thrown inside the visitor to end reading at the replay limit.
 public struct ReplayLimitReached: Error {}
 
+/// Called with every record other than ALLOC, FREE, REALLOC_RELEASE and REALLOC (TIME, MARK,
+/// SAMPLE, MODULES, ...) before the replayer applies it, with the replayer itself: how the
+/// growth analysis follows time without a call per allocation. Throwing ends the replay
+/// (reported as stopped by the limit).
+public typealias ReplayHook = (TraceRecord, RecordContext, inout Replayer) throws -> Void
+
 /// Feeds a trace's records to a Replayer.
 struct ReplayVisitor: TraceVisitor {
     typealias Failure = ReplayLimitReached
     var replayer: Replayer
     let stopAfterTime: UInt64
     let stopAtMark: String?
+    let hook: ReplayHook?
 
     @inline(__always)
     func checkLimit(_ context: RecordContext) throws(ReplayLimitReached) {
@@ -69,6 +76,9 @@ struct ReplayVisitor: TraceVisitor {
     mutating func visitRecord(_ record: TraceRecord, context: RecordContext) throws(ReplayLimitReached) {
         try checkLimit(context)
         if let stopAtMark, case let .mark(name, _) = record, name == stopAtMark { throw ReplayLimitReached() }
+        if let hook {
+            do { try hook(record, context, &replayer) } catch { throw ReplayLimitReached() }
+        }
         replayer.applyOther(record, time: context.time)
     }
 }
@@ -79,8 +89,9 @@ extension Replayer {
     ///   - stopAtOffset: stop before the chunk at or after this offset (a parent's fork point).
     ///   - limit: stop early at a time or a mark (`--at`).
     ///   - progress: called now and then with the bytes consumed.
+    ///   - hook: sees every record but the four allocation records, before it is applied.
     public mutating func replay(_ reader: TraceReader, stopAtOffset: UInt64? = nil, limit: ReplayLimit? = nil,
-                                progress: ((UInt64) -> Void)? = nil) -> ReplayOutcome {
+                                progress: ((UInt64) -> Void)? = nil, hook: ReplayHook? = nil) -> ReplayOutcome {
         var stopAfterTime = UInt64.max
         var stopAtMark: String?
         switch limit {
@@ -92,7 +103,7 @@ extension Replayer {
         // table's storage stays uniquely referenced and is never copied during the pass.
         var moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
         swap(&self, &moved)
-        var visitor = ReplayVisitor(replayer: moved, stopAfterTime: stopAfterTime, stopAtMark: stopAtMark)
+        var visitor = ReplayVisitor(replayer: moved, stopAfterTime: stopAfterTime, stopAtMark: stopAtMark, hook: hook)
         moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
         var stoppedByLimit = false
         do {

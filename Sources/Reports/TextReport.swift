@@ -23,6 +23,7 @@ public struct TextReport {
         renderHeader(report, into: &out)
         renderSummary(report, into: &out)
         renderGroups(report, into: &out)
+        renderGrowing(report, into: &out)
         renderMappings(report, into: &out)
         renderBreakGrowth(report, into: &out)
         renderWarnings(report, into: &out)
@@ -186,6 +187,15 @@ public struct TextReport {
         if stack.count > options.maxStackFrames {
             out += dim("      ... \(stack.count - options.maxStackFrames) more frames") + "\n"
         }
+    }
+
+    /// The call sites that keep growing (their leak rates), when any do.
+    private func renderGrowing(_ report: LeakReport, into out: inout String) {
+        guard !report.growing.isEmpty else { return }
+        let text = GrowthText(color: options.color)
+        out += bold("Growing") + dim("  (least-squares slope of live bytes per call site over the run)") + "\n"
+        for rate in report.growing { out += "  " + text.rateLine(rate) + "\n" }
+        out += "\n"
     }
 
     private func renderMappings(_ report: LeakReport, into out: inout String) {

@@ -1,0 +1,249 @@
+import LiveSet
+import TraceFormat
+
+// Call sites as identities that survive from one run to the next, and the per-site totals that
+// `diff`, `growth` and `--merge` compare.
+//
+// A raw address changes every run (ASLR), so a site is named by what it is: the module's file
+// name, the function and file:line of the call-site frame, or the offset in the module when
+// there is no line information, plus the allocation path that served the bytes (the same line
+// leaking through glibc's heap and through mmap are two different problems).
+
+// MARK: - Site identity
+
+/// A call site and allocation path, comparable across runs of a program.
+public struct SiteKey: Hashable, Comparable, Sendable, Encodable {
+    /// File name of the module holding the call-site frame (no directory: the same library
+    /// may be installed elsewhere on another machine).
+    public var module: String?
+    /// Symbolized function of the call-site frame.
+    public var function: String?
+    /// Source file and line of the call-site frame.
+    public var file: String?
+    public var line: Int?
+    /// Offset of the call-site frame in its module, used only when there is no line information.
+    public var moduleOffset: UInt64?
+    /// The allocation path (or mapping kind) of the bytes.
+    public var path: LeakPath
+
+    public init(module: String? = nil, function: String? = nil, file: String? = nil, line: Int? = nil,
+                moduleOffset: UInt64? = nil, path: LeakPath) {
+        self.module = module; self.function = function; self.file = file; self.line = line
+        self.moduleOffset = moduleOffset; self.path = path
+    }
+
+    /// The key of the call-site frame `frame` (nil: a block without a stack) on `path`.
+    public init(callsite frame: ResolvedFrame?, path: LeakPath) {
+        self.init(path: path)
+        guard let frame else { return }
+        module = frame.module.map(ResolvedFrame.basename)
+        function = frame.function
+        if let file = frame.file, let line = frame.line {
+            self.file = file
+            self.line = line
+        } else {
+            moduleOffset = frame.moduleOffset
+        }
+    }
+
+    /// The key without its path: the call site alone.
+    public var site: SiteKey {
+        var copy = self
+        copy.path = .heap
+        return copy
+    }
+
+    /// A stable total order (for sorting ties the same way every run).
+    public static func < (lhs: SiteKey, rhs: SiteKey) -> Bool {
+        (lhs.module ?? "", lhs.function ?? "", lhs.file ?? "", lhs.line ?? -1, lhs.moduleOffset ?? 0, lhs.path.index)
+            < (rhs.module ?? "", rhs.function ?? "", rhs.file ?? "", rhs.line ?? -1, rhs.moduleOffset ?? 0, rhs.path.index)
+    }
+
+    enum CodingKeys: String, CodingKey { case module, function, file, line, moduleOffset, path }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(module, forKey: .module)
+        try container.encodeIfPresent(function, forKey: .function)
+        try container.encodeIfPresent(file, forKey: .file)
+        try container.encodeIfPresent(line, forKey: .line)
+        try container.encodeIfPresent(moduleOffset.map(hexAddress), forKey: .moduleOffset)
+        try container.encode(path, forKey: .path)
+    }
+}
+
+/// A site with its display name and the frame it was named after.
+public struct SiteLabel: Equatable, Sendable {
+    public var key: SiteKey
+    /// `function (file:line)`, `function (module+0xoffset)`, `module+0xoffset` or `<no stack>`.
+    public var name: String
+    public var callsite: ResolvedFrame?
+}
+
+// MARK: - Classifying stacks into sites
+
+/// Finds the call site of a stack (the first frame that is not the allocator or a wrapper),
+/// whether a suppression covers it, and interns the site. Each distinct address is symbolized
+/// once (the frame cache), each distinct stack classified once.
+final class SiteClassifier {
+    /// One call site (without path).
+    struct Site {
+        var key: SiteKey
+        var name: String
+        var callsite: ResolvedFrame?
+        var suppressed: Bool
+    }
+
+    let cache: FrameCache
+    let options: AnalysisOptions
+    private(set) var sites: [Site] = []
+    private var indexOfSite: [SiteKey: Int32] = [:]
+
+    init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions) {
+        cache = FrameCache(symbolizer: symbolizer, modules: modules)
+        self.options = options
+    }
+
+    /// The site index of the stack whose frames are `addresses` (innermost first), resolved
+    /// against module snapshot `snapshot`.
+    func classify(_ addresses: [UInt64], snapshot: Int) -> Int32 {
+        let frame = callsite(of: addresses, snapshot: snapshot)
+        let key = SiteKey(callsite: frame, path: .heap)
+        if let known = indexOfSite[key] { return known }
+        var suppressed = false
+        if !options.suppressions.isEmpty {
+            suppressed = options.suppressions.firstMatch(in: cache.frames(forStack: addresses, snapshot: snapshot)) != nil
+        }
+        let index = Int32(sites.count)
+        sites.append(Site(key: key, name: frame?.displayName ?? "<no stack>", callsite: frame, suppressed: suppressed))
+        indexOfSite[key] = index
+        return index
+    }
+
+    /// The first frame that is not part of the allocator (the innermost one if all are).
+    func callsite(of addresses: [UInt64], snapshot: Int) -> ResolvedFrame? {
+        for address in addresses {
+            for frame in cache.frames(for: address, snapshot: snapshot)
+            where !options.frameFilter.isAllocatorFrame(function: frame.function) {
+                return frame
+            }
+        }
+        return addresses.first.flatMap { cache.frames(for: $0, snapshot: snapshot).first }
+    }
+
+    func label(site index: Int32, path: LeakPath) -> SiteLabel {
+        let site = sites[Int(index)]
+        var key = site.key
+        key.path = path
+        return SiteLabel(key: key, name: site.name, callsite: site.callsite)
+    }
+}
+
+// MARK: - Totals per site
+
+/// Blocks and bytes per site (call site and path) of one trace, or of several merged.
+public struct SiteTotals: Equatable, Sendable {
+    /// One site's amount.
+    public struct Entry: Equatable, Sendable {
+        public var label: SiteLabel
+        public var amount: Amount
+        /// In how many traces the site has bytes (1 for a single trace).
+        public var traces: Int
+    }
+
+    public private(set) var entries: [SiteKey: Entry] = [:]
+    /// Everything counted, as the report's summary counts it (`leaked`).
+    public var total = Amount()
+    public var byPath = PathAmounts()
+
+    public init() {}
+
+    /// Adds `amount` of the same trace to the site `label` (several stacks can share a site).
+    public mutating func add(_ label: SiteLabel, _ amount: Amount) {
+        if var entry = entries[label.key] {
+            entry.amount = entry.amount + amount
+            entries[label.key] = entry
+        } else {
+            entries[label.key] = Entry(label: label, amount: amount, traces: 1)
+        }
+    }
+
+    /// Adds every site and total of `other` (another trace) to these.
+    public mutating func merge(_ other: SiteTotals) {
+        for entry in other.entries.values {
+            if var existing = entries[entry.label.key] {
+                existing.amount = existing.amount + entry.amount
+                existing.traces += entry.traces
+                entries[entry.label.key] = existing
+            } else {
+                entries[entry.label.key] = entry
+            }
+        }
+        total = total + other.total
+        byPath.merge(other.byPath)
+    }
+
+    /// Entries biggest first (bytes, then blocks, then key).
+    public var sorted: [Entry] {
+        entries.values.sorted { lhs, rhs in
+            if lhs.amount.bytes != rhs.amount.bytes { return lhs.amount.bytes > rhs.amount.bytes }
+            if lhs.amount.blocks != rhs.amount.blocks { return lhs.amount.blocks > rhs.amount.blocks }
+            return lhs.label.key < rhs.label.key
+        }
+    }
+}
+
+extension LeakAnalyzer {
+    /// The leak report and, from the same aggregation, the leaked amounts per site (call site
+    /// identity and path, suppressed stacks left out): what `diff` and `--merge` compare.
+    /// Net brk growth is counted per site whose net growth is positive.
+    public func analyzeWithSites(replay: Replayer, stacks: StackLookup, modules: ModuleLookup,
+                                 symbolizer: FrameSymbolizer, facts: TraceFacts,
+                                 warnings: [String] = []) -> (report: LeakReport, sites: SiteTotals) {
+        let report = analyze(replay: replay, stacks: stacks, modules: modules, symbolizer: symbolizer,
+                             facts: facts, warnings: warnings)
+        let sites = siteTotals(replay: replay, stacks: stacks, modules: modules, symbolizer: symbolizer)
+        return (report, sites)
+    }
+
+    /// Leaked amounts per site of a replay (blocks, direct mappings, positive brk growth),
+    /// suppressed stacks left out.
+    public func siteTotals(replay: Replayer, stacks: StackLookup, modules: ModuleLookup,
+                           symbolizer: FrameSymbolizer) -> SiteTotals {
+        let classifier = SiteClassifier(symbolizer: symbolizer, modules: modules, options: options)
+        var perStack: [StackRef: (blocks: Int, bytes: UInt64, byPath: PathAmounts, time: UInt64)] = [:]
+        replay.live.forEach { block in
+            let path = LeakPath(block.path)
+            perStack[block.stackRef, default: (0, 0, PathAmounts(), block.time)].byPath.add(path, blocks: 1, bytes: block.size)
+        }
+        for mapping in replay.mappings.mappings {
+            perStack[mapping.stackRef, default: (0, 0, PathAmounts(), mapping.time)].byPath
+                .add(LeakPath(mapping.kind), blocks: 1, bytes: mapping.size)
+        }
+        var totals = SiteTotals()
+        for (reference, aggregate) in perStack {
+            let site = classifier.classify(replay.frames(of: reference, in: stacks),
+                                           snapshot: replay.moduleSnapshotIndex(at: aggregate.time))
+            guard !classifier.sites[Int(site)].suppressed else { continue }
+            for (path, amount) in aggregate.byPath.nonEmpty {
+                totals.add(classifier.label(site: site, path: path), amount)
+                totals.total = totals.total + amount
+                totals.byPath.add(path, blocks: amount.blocks, bytes: amount.bytes)
+            }
+        }
+        var netBreak: Int64 = 0
+        for growth in replay.breakGrowth.values {
+            netBreak = netBreak &+ growth.netBytes
+            guard growth.netBytes > 0 else { continue }
+            let site = classifier.classify(replay.frames(of: growth.stack, in: stacks),
+                                           snapshot: replay.moduleSnapshotIndex(at: growth.firstTime))
+            guard !classifier.sites[Int(site)].suppressed else { continue }
+            totals.add(classifier.label(site: site, path: .breakGrowth), Amount(blocks: 0, bytes: UInt64(growth.netBytes)))
+        }
+        // The summary counts net growth over all sites (as the report does), at least 0.
+        if netBreak > 0 {
+            totals.total.add(blocks: 0, bytes: UInt64(netBreak))
+            totals.byPath.add(.breakGrowth, blocks: 0, bytes: UInt64(netBreak))
+        }
+        return totals
+    }
+}

@@ -1,0 +1,49 @@
+import LeakAnalysis
+import Reports
+import TraceFormat
+
+// `leakreport --merge T1 T2 ...`: several traces (a fork server's children, the stages of a
+// pipeline) reported as one, by call site.
+
+/// Reports several traces merged by site key; returns the merged leaked bytes (for --fail-on-leak).
+struct MergeRun {
+    let settings: ReportSettings
+    let paths: [String]
+    let progress: Bool
+
+    func run() throws -> UInt64 {
+        let traces = try loadConcurrently(paths)
+        let symbolizer: FrameSymbolizer = settings.symbolize
+            ? DwarfFrameSymbolizer(options: settings.symbolizerOptions) : OffsetOnlySymbolizer()
+        let analyzer = LeakAnalyzer(options: settings.analysis)
+        var merged = SiteTotals()
+        var entries: [(facts: TraceFacts, leaked: Amount)] = []
+        var warnings: [String] = []
+        let output = BufferedOutput()
+        for (index, trace) in traces.enumerated() {
+            let (report, sites) = analyzer.analyzeWithSites(
+                replay: trace.replayer, stacks: trace.reader.stacks, modules: trace.reader.moduleMaps,
+                symbolizer: symbolizer, facts: trace.facts, warnings: trace.warnings)
+            merged.merge(sites)
+            entries.append((trace.facts, report.summary.leaked))
+            warnings += trace.warnings
+            // Text: each trace's own report first, then the merge. JSON: one document.
+            if settings.format == .text {
+                var options = TextReportOptions()
+                options.color = settings.color
+                options.maxStackFrames = settings.maxFrames
+                if index > 0 { output.write("\n") }
+                output.write(TextReport(options: options).render(report))
+            }
+        }
+        warnings += symbolizer.symbolizationWarnings
+        let document = MergeDocument(traces: entries, merged: merged, top: settings.analysis.top, warnings: warnings)
+        if settings.format == .json {
+            output.write(try JSONDocument.render(document))
+        } else {
+            output.write("\n" + GrowthText(color: settings.color).render(document))
+        }
+        output.flush()
+        return merged.total.bytes
+    }
+}

@@ -1,0 +1,257 @@
+import Foundation
+import XCTest
+import TraceFormat
+
+/// Runs leakreport subcommands and traces the growth fixture programs.
+enum GrowthSupport {
+    /// Runs `leakreport ARGS --format json` and parses the document (status must be `status`).
+    static func json(_ arguments: [String], status: Int32 = 0) throws -> [String: Any] {
+        let result = try LeakReportRunner.run(arguments + ["--format", "json"])
+        guard result.status == status else {
+            throw TestFailure("leakreport \(arguments) exited \(result.status): \(result.stderr)")
+        }
+        guard let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+            throw TestFailure("not a JSON object: \(result.stdout.prefix(200))")
+        }
+        return object
+    }
+
+    /// Traces `program` with `environment` and returns its one trace and the run.
+    static func trace(_ program: String, arguments: [String] = [], environment: [String: String] = [:]) throws -> (path: String, run: TracedRun) {
+        let executable = try TracedProgram.build(program)
+        let run = try TracedProgram.trace(executable, arguments: arguments, environment: environment)
+        guard run.status == 0, !run.terminatedBySignal else {
+            throw TestFailure("\(program) exited \(run.status): \(run.stderr)")
+        }
+        guard let trace = run.traces.first, run.traces.count == 1 else {
+            throw TestFailure("expected one trace from \(program), got \(run.traces)")
+        }
+        return (trace, run)
+    }
+
+    /// The fast sampling and flushing that keep the shapes program's timeline and signal marks
+    /// fine-grained over its 1.5 s.
+    static let shapesEnvironment = ["LEAKTRACE_SAMPLE_MS": "20", "LEAKTRACE_FLUSH_MS": "20",
+                                    "LEAKTRACE_MARK_SIGNAL": "12"]
+
+    /// The shapes program traced once per test run (it takes 1.5 s).
+    static let shapesTrace: Result<String, Error> = Result {
+        try trace("growth_shapes", environment: shapesEnvironment).path
+    }
+
+    /// Entries of `list` whose call-site function is `function`.
+    static func site(_ list: [[String: Any]], _ function: String) -> [String: Any]? {
+        let matches = list.filter { $0.object("key").string("function") == function }
+        return matches.count == 1 ? matches[0] : nil
+    }
+}
+
+/// `leakreport growth` on real traced programs and on synthetic traces: marks from the API and
+/// from the signal, live bytes at two moments, what was allocated in between, leak rates.
+final class GrowthTests: XCTestCase {
+    func testGrowthBetweenProgramMarks() throws {
+        let trace = try GrowthSupport.shapesTrace.get()
+        let root = try GrowthSupport.json(["growth", trace, "--from", "warm", "--to", "mark:done", "--top", "50"])
+        XCTAssertEqual(root.string("kind"), "growth")
+        XCTAssertEqual(root.object("from").string("label"), "mark warm")
+        XCTAssertEqual(root.object("to").string("label"), "mark done")
+        let sites = root.objects("sites")
+        let steady = try XCTUnwrap(GrowthSupport.site(sites, "leak_request"))
+        XCTAssertEqual(steady.object("atFrom").int("bytes"), 0)
+        XCTAssertEqual(steady.object("atTo").int("blocks"), 150)
+        XCTAssertEqual(steady.object("atTo").int("bytes"), 150_000)
+        XCTAssertEqual(steady.object("newSinceFrom").int("bytes"), 150_000)
+        XCTAssertEqual(steady.string("change"), "appeared")
+        XCTAssertEqual(steady.object("key").int("line"), try CLIEndToEndTests.line(of: "@steady", in: "growth_shapes.c"))
+        XCTAssertEqual(steady.object("key").string("path"), "heap")
+        let cache = try XCTUnwrap(GrowthSupport.site(sites, "cache_put"))
+        XCTAssertEqual(cache.object("atTo").int("blocks"), 32)
+        XCTAssertEqual(cache.object("atTo").int("bytes"), 32 * 1024)
+        XCTAssertEqual(cache.object("newSinceFrom").int("bytes"), 32 * 1024)
+        // The burst was allocated and freed between the marks: live at neither.
+        XCTAssertNil(GrowthSupport.site(sites, "burst_fill"))
+        XCTAssertEqual(root.object("total").object("newSinceFrom").int("bytes"), 150_000 + 32 * 1024)
+        XCTAssertEqual(root.object("total").int("deltaBytes"), 150_000 + 32 * 1024)
+    }
+
+    func testGrowthFromTheMiddleCountsOnlyBlocksAllocatedAfterIt() throws {
+        let trace = try GrowthSupport.shapesTrace.get()
+        let root = try GrowthSupport.json(["growth", trace, "--from", "middle", "--to", "done", "--top", "50"])
+        let sites = root.objects("sites")
+        // "middle" is marked after tick 75's allocations: 76 of the 150 leaks are older.
+        let steady = try XCTUnwrap(GrowthSupport.site(sites, "leak_request"))
+        XCTAssertEqual(steady.object("atFrom").int("blocks"), 76)
+        XCTAssertEqual(steady.object("atFrom").int("bytes"), 76_000)
+        XCTAssertEqual(steady.int("deltaBytes"), 74_000)
+        XCTAssertEqual(steady.object("newSinceFrom").int("blocks"), 74)
+        XCTAssertEqual(steady.string("change"), "grew")
+        // The cache is as full at both marks, but every entry live at "done" is newer than "middle".
+        let cache = try XCTUnwrap(GrowthSupport.site(sites, "cache_put"))
+        XCTAssertEqual(cache.object("atFrom").int("bytes"), 32 * 1024)
+        XCTAssertEqual(cache.int("deltaBytes"), 0)
+        XCTAssertEqual(cache.string("change"), "same")
+        XCTAssertEqual(cache.object("newSinceFrom").int("blocks"), 32)
+        let burst = try XCTUnwrap(GrowthSupport.site(sites, "burst_fill"))
+        XCTAssertEqual(burst.object("atFrom").int("bytes"), 200_000)
+        XCTAssertEqual(burst.object("atTo").int("bytes"), 0)
+        XCTAssertEqual(burst.string("change"), "vanished")
+    }
+
+    func testMarksFromTheProgramAndFromTheSignal() throws {
+        let trace = try GrowthSupport.shapesTrace.get()
+        let root = try GrowthSupport.json(["timeline", trace])
+        let marks = root.objects("marks")
+        XCTAssertEqual(marks.compactMap { $0.string("name") }, ["warm", "middle", "signal-1", "done"])
+        XCTAssertEqual(marks.compactMap { $0.string("source") }, ["program", "program", "signal", "program"])
+        let middle = try XCTUnwrap(marks[1].int("timeUs")), signal = try XCTUnwrap(marks[2].int("timeUs"))
+        // The writer thread writes a signal's mark at its next flush (LEAKTRACE_FLUSH_MS=20).
+        XCTAssertGreaterThanOrEqual(signal, middle)
+        XCTAssertLessThanOrEqual(signal - middle, 200_000)
+        // The signal's mark can be a moment of growth too.
+        let growth = try GrowthSupport.json(["growth", trace, "--from", "signal-1", "--to", "end"])
+        XCTAssertEqual(growth.object("from").int("timeUs"), signal)
+    }
+
+    func testMarkSignalIsNotTakenFromAProgramThatHandlesIt() throws {
+        // The program installs its own SIGUSR2 handler after the tracer started: its handler
+        // runs, and no mark is written for that signal.
+        let (trace, run) = try GrowthSupport.trace("growth_shapes", arguments: ["own-handler"],
+                                                    environment: GrowthSupport.shapesEnvironment)
+        XCTAssertEqual(run.stdout, "handled 1\n", "the program's own handler ran")
+        let marks = try GrowthSupport.json(["timeline", trace]).objects("marks")
+        XCTAssertEqual(marks.compactMap { $0.string("name") }, ["warm", "middle", "done"])
+    }
+
+    func testMarkSignalIsLeftAloneWhenAlreadyIgnored() throws {
+        // SIGUSR2 ignored before the program starts (a shell's `trap "" USR2`): the tracer
+        // says so once and leaves the disposition as it was, so raise() is still ignored.
+        let executable = try TracedProgram.build("growth_shapes")
+        let directory = try TracedProgram.makeTraceDirectory()
+        let trace = directory.appendingPathComponent("ignored.lt").path
+        let run = try TracedProgram.run(
+            executable: "/bin/sh", arguments: ["-c", "trap '' USR2; LD_PRELOAD=\"$1\" exec \"$0\"", executable,
+                                           TracedProgram.shimPath],
+            environment: GrowthSupport.shapesEnvironment.merging(["LEAKTRACE_OUTPUT": trace]) { $1 },
+            timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stdout, "handled 0\n")
+        XCTAssertEqual(run.stderr, "leaktrace: LEAKTRACE_MARK_SIGNAL is already in use by the program: marks by signal are off\n")
+        let marks = try GrowthSupport.json(["timeline", trace]).objects("marks")
+        XCTAssertEqual(marks.compactMap { $0.string("name") }, ["warm", "middle", "done"])
+    }
+
+    func testLeakRatesRankSteadyLeakAbovePlateauAboveFreedBurst() throws {
+        let trace = try GrowthSupport.shapesTrace.get()
+        let growth = try GrowthSupport.json(["growth", trace, "--top", "50"])
+        let rates = growth.objects("rates").filter {
+            ["leak_request", "cache_put", "burst_fill"].contains($0.object("key").string("function") ?? "")
+        }
+        XCTAssertEqual(rates.compactMap { $0.object("key").string("function") }, ["leak_request", "cache_put", "burst_fill"])
+        XCTAssertEqual(rates.compactMap { $0.string("trend") }, ["steady-leak", "plateau", "freed-burst"])
+        let steady = rates[0]
+        // 1000 bytes per 10 ms tick (plus the time usleep oversleeps): 60 to 100 KB/s.
+        XCTAssertGreaterThan(steady.int("bytesPerSecond") ?? 0, 60_000)
+        XCTAssertLessThanOrEqual(steady.int("bytesPerSecond") ?? 0, 100_000)
+        XCTAssertGreaterThanOrEqual(steady["rSquared"] as? Double ?? 0, 0.95)
+        XCTAssertEqual(rates[1].int("endBytes"), 32 * 1024)
+        XCTAssertEqual(rates[2].int("endBytes"), 0)
+        XCTAssertEqual(rates[2].int("peakBytes"), 200_000)
+        // Only the steady leak keeps growing: the normal report names it alone.
+        let report = try GrowthSupport.json([trace])
+        XCTAssertEqual(report.objects("growing").compactMap { $0.object("key").string("function") }, ["leak_request"])
+        let text = try LeakReportRunner.run([trace])
+        XCTAssertTrue(text.stdout.contains("Growing"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("steady-leak"), text.stdout)
+    }
+
+    func testBadMomentsAreOneLineErrors() throws {
+        let trace = try GrowthSupport.shapesTrace.get()
+        let missing = try LeakReportRunner.run(["growth", trace, "--from", "nosuch"])
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertEqual(missing.stderr, "leakreport: error: \(trace): no mark named 'nosuch' (marks in the trace: done, middle, signal-1, warm)\n")
+        let reversed = try LeakReportRunner.run(["growth", trace, "--from", "done", "--to", "warm"])
+        XCTAssertEqual(reversed.status, 2)
+        XCTAssertEqual(reversed.stderr, "leakreport: error: \(trace): mark warm comes before mark done: --to must be later than --from\n")
+        let empty = try LeakReportRunner.run(["growth", trace, "--from", ""])
+        XCTAssertEqual(empty.status, 2)
+        XCTAssertEqual(empty.stderr.split(separator: "\n").count, 1)
+    }
+
+    func testFailOnGrowthGivesStatusFour() throws {
+        let trace = try GrowthSupport.shapesTrace.get()
+        let grown = 150_000 + 32 * 1024
+        XCTAssertEqual(try LeakReportRunner.run(["growth", trace, "--from", "warm", "--to", "done",
+                                                 "--fail-on-growth", "\(grown - 1)"]).status, 4)
+        XCTAssertEqual(try LeakReportRunner.run(["growth", trace, "--from", "warm", "--to", "done",
+                                                 "--fail-on-growth", "\(grown)"]).status, 0)
+        // From the middle, live bytes shrank (the burst was freed): no growth at all.
+        XCTAssertEqual(try LeakReportRunner.run(["growth", trace, "--from", "middle", "--to", "done",
+                                                 "--fail-on-growth", "0"]).status, 0)
+    }
+
+    // MARK: Synthetic traces: exact rates and moments
+
+    /// One site allocating 1000 bytes every 10 ms for 1 s (stack 1), another allocating 50000
+    /// bytes once at 0.3 s (stack 2); a mark "half" at 0.5 s.
+    static func syntheticGrowth() -> [TraceRecord] {
+        var records: [TraceRecord] = [
+            .thread(tid: 1), .time(microseconds: 0), CLITests.sampleModules,
+            .stack(id: 1, parent: 0, ip: 0x401000), .stack(id: 2, parent: 0, ip: 0x402000),
+        ]
+        for tick in 0..<100 {
+            records.append(.time(microseconds: UInt64(tick) * 10_000))
+            records.append(.alloc(function: .malloc, path: .heap, address: 0x100000 + UInt64(tick) * 0x1000,
+                                  size: 1000, stack: 1))
+            if tick == 30 {
+                records.append(.alloc(function: .malloc, path: .mmapThreshold, address: 0x7000_0000, size: 50_000, stack: 2))
+            }
+            if tick == 50 { records.append(.mark(name: "half", source: 0)) }
+        }
+        records.append(.time(microseconds: 1_000_000))
+        records.append(.end(TraceEnd(allocs: 101, frees: 0, reallocs: 0, mappings: 0, stacks: 2, chunks: 0, untraced: 0)))
+        return records
+    }
+
+    func testSyntheticRatesAndMomentsAreExact() throws {
+        let (path, _) = try CLITests.writeTrace([Self.syntheticGrowth()])
+        let root = try GrowthSupport.json(["growth", path, "--no-symbolize", "--from", "half", "--to", "end"])
+        XCTAssertEqual(root.object("from").int("timeUs"), 500_000)
+        XCTAssertEqual(root.object("to").int("timeUs"), 1_000_000)
+        let sites = root.objects("sites")
+        XCTAssertEqual(sites.count, 1, "the one-off block is the same at both moments")
+        XCTAssertEqual(sites.first?.object("key").string("moduleOffset"), "0x1000")
+        XCTAssertEqual(sites.first?.object("key").string("module"), "sample-app")
+        XCTAssertEqual(sites.first?.object("atFrom").int("blocks"), 51)
+        XCTAssertEqual(sites.first?.object("atTo").int("blocks"), 100)
+        XCTAssertEqual(sites.first?.object("newSinceFrom").int("bytes"), 49_000)
+
+        let whole = try GrowthSupport.json(["growth", path, "--no-symbolize"])
+        let rates = whole.objects("rates")
+        XCTAssertEqual(rates.map { $0.object("key").string("path") }, ["heap", "mmap-threshold"])
+        // 1000 bytes per 10 ms is 100000 bytes per second, within the rounding of bucket ends.
+        let slope = try XCTUnwrap(rates.first?.int("bytesPerSecond"))
+        XCTAssertEqual(Double(slope), 100_000, accuracy: 2_000)
+        XCTAssertEqual(rates.first?.string("trend"), "steady-leak")
+        XCTAssertEqual(rates.last?.string("trend"), "plateau")
+        XCTAssertEqual(whole.objects("growing").count, 1)
+    }
+
+    func testBucketsStayBoundedOnALongTrace() throws {
+        // 20000 ticks of 1 ms: the buckets double instead of multiplying.
+        var records: [TraceRecord] = [.thread(tid: 1), .time(microseconds: 0), CLITests.sampleModules,
+                                      .stack(id: 1, parent: 0, ip: 0x401000)]
+        for tick in 0..<20_000 {
+            records.append(.time(microseconds: UInt64(tick) * 1000))
+            records.append(.alloc(function: .malloc, path: .heap, address: 0x100000 + UInt64(tick) * 0x100, size: 10, stack: 1))
+        }
+        let (path, _) = try CLITests.writeTrace([records])
+        let timeline = try GrowthSupport.json(["timeline", path]).object("timeline")
+        let points = timeline.objects("points")
+        XCTAssertGreaterThanOrEqual(points.count, 32)
+        XCTAssertLessThanOrEqual(points.count, 65)
+        XCTAssertEqual(points.last?.int("liveHeapBytes"), 200_000)
+        XCTAssertEqual(points.last?.int("endUs"), 19_999_000)
+        let ends = points.compactMap { $0.int("endUs") }
+        XCTAssertEqual(ends, ends.sorted())
+    }
+}
