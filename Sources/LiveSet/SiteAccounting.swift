@@ -65,7 +65,9 @@ public final class SiteAccounting {
 
     // MARK: Events (called by the replayer)
 
-    @inline(__always)
+    // Out of line: inlined, they would make the replayer's allocation path too big for the
+    // compiler to inline into the record loop, slowing every replay, counting or not.
+    @inline(never)
     func allocated(_ block: LiveBlock, time: UInt64) {
         let counts = countStorage + slot(of: block)
         counts.pointee.bytes &+= Int64(truncatingIfNeeded: block.size)
@@ -79,7 +81,7 @@ public final class SiteAccounting {
         if liveBytes > intervalPeak { intervalPeak = liveBytes }
     }
 
-    @inline(__always)
+    @inline(never)
     func released(_ block: LiveBlock) {
         let counts = countStorage + slot(of: block)
         counts.pointee.bytes &-= Int64(truncatingIfNeeded: block.size)
