@@ -316,14 +316,18 @@ public final class GrowthTracker {
         from = MomentPoint(label: label, timeUs: now)
         atFrom = currentTotals(accounting, replayer: replayer)
         fromValues = accounting.counts.map(\.bytes)
-        let tick = now
+        // The live table keeps block times in whole milliseconds: compare at that precision.
+        let tick = Self.tableTime(now)
         var sameTick: Set<UInt64> = []
         replayer.live.forEach { block in
             if block.time == tick { sameTick.insert(block.address) }
         }
         accounting.watch(time: tick, addresses: sameTick)
-        windowStart = tick
+        windowStart = now
     }
+
+    /// A time as the live table gives block times back (rounded down to the millisecond).
+    static func tableTime(_ microseconds: UInt64) -> UInt64 { microseconds / 1000 * 1000 }
 
     /// Takes moment B: live bytes per site now, and of those what was allocated after A.
     func takeTo(label: String, replayer: Replayer) {
@@ -331,9 +335,10 @@ public final class GrowthTracker {
         to = MomentPoint(label: label, timeUs: now)
         atTo = currentTotals(accounting, replayer: replayer)
         var perSlot: [Int: Amount] = [:]
+        let tick = Self.tableTime(start)
         let ambiguous = accounting.watched
         replayer.live.forEach { block in
-            guard !block.isInherited, block.time > start || (block.time == start && !ambiguous.contains(block.address)),
+            guard !block.isInherited, block.time > tick || (block.time == tick && !ambiguous.contains(block.address)),
                   let slot = accounting.knownSlot(of: block) else { return }
             perSlot[slot, default: Amount()].add(blocks: 1, bytes: block.size)
         }

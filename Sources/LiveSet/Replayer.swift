@@ -121,7 +121,12 @@ public struct Replayer {
     /// Called for every allocation and release, when set.
     public var observer: ((ReplayEvent) -> Void)?
     /// Live bytes per call site, kept when set (growth rates): see `startSiteAccounting`.
-    public private(set) var siteAccounting: SiteAccounting?
+    public private(set) var siteAccounting: SiteAccounting? {
+        didSet { countingSites = siteAccounting.map(Unmanaged.passUnretained) }
+    }
+    /// `siteAccounting` without reference counting, for the per-event calls (the property
+    /// above keeps it alive).
+    private var countingSites: Unmanaged<SiteAccounting>?
 
     public static let exampleLimit = 5
 
@@ -271,9 +276,11 @@ public struct Replayer {
             peakLiveBytes = live.totalBytes
             peakLiveTime = block.time
         }
-        if let siteAccounting {
-            if let replaced { siteAccounting.released(replaced) }
-            siteAccounting.allocated(block, time: block.time)
+        if let countingSites {
+            countingSites._withUnsafeGuaranteedRef { accounting in
+                if let replaced { accounting.released(replaced) }
+                accounting.allocated(block, time: block.time)
+            }
         }
         if let observer { observer(.allocated(block, replaced: replaced)) }
     }
@@ -309,7 +316,7 @@ public struct Replayer {
         if block.pathRaw == AllocPath.mmapThreshold.rawValue {
             threshold.freedMmappedBlock(requestSize: block.size, time: time)
         }
-        siteAccounting?.released(block)
+        countingSites?._withUnsafeGuaranteedRef { $0.released(block) }
         if let observer { observer(.released(block)) }
     }
 
@@ -323,7 +330,7 @@ public struct Replayer {
         let block = live.remove(address)
         if let block {
             forgetLargeBlock(block)
-            siteAccounting?.released(block)
+            countingSites?._withUnsafeGuaranteedRef { $0.released(block) }
             if let observer { observer(.released(block)) }
         } else {
             noteUnknownRelease(UnknownRelease(address: address, tid: tid, time: time, viaRealloc: true))
@@ -369,7 +376,7 @@ public struct Replayer {
                 // No REALLOC_RELEASE came first (the writer always sends one): release now.
                 oldBlock = live.remove(old)
                 if let oldBlock { forgetLargeBlock(oldBlock) }
-                if let oldBlock { siteAccounting?.released(oldBlock) }
+                if let oldBlock { countingSites?._withUnsafeGuaranteedRef { $0.released(oldBlock) } }
                 if let oldBlock, let observer { observer(.released(oldBlock)) }
                 if oldBlock == nil {
                     noteUnknownRelease(UnknownRelease(address: old, tid: tid, time: time, viaRealloc: true))

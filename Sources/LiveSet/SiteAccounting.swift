@@ -65,9 +65,7 @@ public final class SiteAccounting {
 
     // MARK: Events (called by the replayer)
 
-    // Out of line: inlined, they would make the replayer's allocation path too big for the
-    // compiler to inline into the record loop, slowing every replay, counting or not.
-    @inline(never)
+    @inline(__always)
     func allocated(_ block: LiveBlock, time: UInt64) {
         let counts = countStorage + slot(of: block)
         counts.pointee.bytes &+= Int64(truncatingIfNeeded: block.size)
@@ -81,7 +79,7 @@ public final class SiteAccounting {
         if liveBytes > intervalPeak { intervalPeak = liveBytes }
     }
 
-    @inline(never)
+    @inline(__always)
     func released(_ block: LiveBlock) {
         let counts = countStorage + slot(of: block)
         counts.pointee.bytes &-= Int64(truncatingIfNeeded: block.size)

@@ -236,6 +236,34 @@ final class GrowthTests: XCTestCase {
         XCTAssertEqual(whole.objects("growing").count, 1)
     }
 
+    func testBlocksOfTheMarksOwnClockTickAreToldApart() throws {
+        // Many events share one TIME (the clock is coarse, and the live table keeps times in
+        // milliseconds): blocks allocated in the mark's tick before it are old, those after it
+        // new, even when an old block is freed and its address reused after the mark.
+        let tick: UInt64 = 500_123
+        let records: [TraceRecord] = [
+            .thread(tid: 1), .time(microseconds: 0), CLITests.sampleModules,
+            .stack(id: 1, parent: 0, ip: 0x401000),
+            .time(microseconds: tick),
+            .alloc(function: .malloc, path: .heap, address: 0x10000, size: 100, stack: 1),
+            .alloc(function: .malloc, path: .heap, address: 0x20000, size: 200, stack: 1),
+            .mark(name: "A", source: 0),
+            .free(address: 0x10000),
+            .alloc(function: .malloc, path: .heap, address: 0x10000, size: 1000, stack: 1),
+            .alloc(function: .malloc, path: .heap, address: 0x30000, size: 3000, stack: 1),
+            .time(microseconds: tick + 10_000),
+            .alloc(function: .malloc, path: .heap, address: 0x40000, size: 40_000, stack: 1),
+        ]
+        let (path, _) = try CLITests.writeTrace([records])
+        let root = try GrowthSupport.json(["growth", path, "--no-symbolize", "--from", "A"])
+        XCTAssertEqual(root.object("from").int("timeUs"), Int(tick))
+        let site = try XCTUnwrap(root.objects("sites").first)
+        XCTAssertEqual(site.object("atFrom").int("bytes"), 300)
+        XCTAssertEqual(site.object("atTo").int("bytes"), 200 + 1000 + 3000 + 40_000)
+        XCTAssertEqual(site.object("newSinceFrom").int("blocks"), 3)
+        XCTAssertEqual(site.object("newSinceFrom").int("bytes"), 1000 + 3000 + 40_000)
+    }
+
     func testBucketsStayBoundedOnALongTrace() throws {
         // 20000 ticks of 1 ms: the buckets double instead of multiplying.
         var records: [TraceRecord] = [.thread(tid: 1), .time(microseconds: 0), CLITests.sampleModules,
