@@ -257,6 +257,12 @@ static void on_fork_prepare(void) {
     if (atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook) return;
     lt_self.in_hook = LT_IN_TRACER;
     lt_modules_snapshot(0);
+    /* No thread may be inside libunwind or a module snapshot when the process forks (shim.h,
+     * lt_unwind_enter). The tracer's own locks are not held yet: a thread on its way out may
+     * need them. A count, not a flag: two threads may fork at once, and the first to finish
+     * must not reopen the door for the second. */
+    atomic_fetch_add(&lt.fork_pending, 1);
+    while (atomic_load(&lt.unwinders) > 0) sched_yield();
     lt_flush_for_fork(); /* returns with both locks held */
     fork_held = 1;
     memcpy(fork_parent_trace, lt.output_path, sizeof fork_parent_trace);
@@ -266,6 +272,7 @@ static void on_fork_prepare(void) {
 static void on_fork_parent(void) {
     if (!fork_held) return;
     fork_held = 0;
+    atomic_fetch_sub(&lt.fork_pending, 1);
     lt_unlock(&lt.event_lock);
     pthread_mutex_unlock(&lt.file_lock);
     lt_self.in_hook = 0;
@@ -274,6 +281,8 @@ static void on_fork_parent(void) {
 static void on_fork_child(void) {
     if (!fork_held) return;
     fork_held = 0;
+    atomic_store(&lt.unwinders, 0);
+    atomic_store(&lt.fork_pending, 0);
     atomic_store(&lt.event_lock.state, 0);
     pthread_mutex_init(&lt.file_lock, NULL);
     /* The parent's descriptor is shared with the parent: never write to it from here. */

@@ -93,23 +93,29 @@ static int read_counters(struct dl_phdr_info *info, size_t size, void *data) {
     return 1; /* the counters are global: the first object is enough */
 }
 
-/* Writes a MODULES record if the set of loaded objects changed (or always, with force). */
+static void snapshot_locked(int force);
+
+/* Writes a MODULES record if the set of loaded objects changed (or always, with force).
+ * Counted with the threads inside libunwind (shim.h, lt_unwind_enter): a fork waits until no
+ * snapshot is under way, so a child never inherits the snapshot lock, or the loader's list
+ * lock that dl_iterate_phdr holds, from the writer thread (hazard 4). */
 void lt_modules_snapshot(int force) {
     if (atomic_load(&lt.phase) != PHASE_TRACING) return;
+    lt_unwind_enter();
     pthread_mutex_lock(&snapshot_lock);
+    snapshot_locked(force);
+    pthread_mutex_unlock(&snapshot_lock);
+    lt_unwind_leave();
+}
+
+static void snapshot_locked(int force) {
     unsigned long long counters[2] = {0, 0};
     if (!force) {
         dl_iterate_phdr(read_counters, counters);
-        if (counters[0] == lt.modules_adds && counters[1] == lt.modules_subs && lt.modules_generation > 0) {
-            pthread_mutex_unlock(&snapshot_lock);
-            return;
-        }
+        if (counters[0] == lt.modules_adds && counters[1] == lt.modules_subs && lt.modules_generation > 0) return;
     }
     if (!snapshot_body) snapshot_body = lt_raw_mmap(SNAPSHOT_CAPACITY);
-    if (!snapshot_body) {
-        pthread_mutex_unlock(&snapshot_lock);
-        return;
-    }
+    if (!snapshot_body) return;
     /* The body starts with generation and count, whose sizes are known only afterwards:
      * modules are encoded after a 20-byte gap that is filled in at the end. */
     struct snapshot_walk w = {snapshot_body + 20, snapshot_body + SNAPSHOT_CAPACITY, 0, 0, 0, 0};
@@ -127,7 +133,6 @@ void lt_modules_snapshot(int force) {
     lt_lock(&lt.event_lock);
     lt_append_sized_locked(TAG_MODULES, body, (size_t)(w.out - body));
     lt_unlock(&lt.event_lock);
-    pthread_mutex_unlock(&snapshot_lock);
 }
 
 struct text_query {

@@ -15,6 +15,7 @@
 #endif
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -175,6 +176,10 @@ struct lt_state {
     /* Microseconds since start, advanced by the writer thread every tick: hooks read this
      * instead of calling clock_gettime on every event. */
     _Atomic uint64_t now_us;
+    /* Threads inside libunwind right now, and how many forks are waiting for them to leave:
+     * libunwind's global cache lock must not be held when the process forks (lt_unwind_enter). */
+    _Atomic int unwinders;
+    _Atomic int fork_pending;
 
     pthread_t writer_thread;
     int writer_running;
@@ -321,6 +326,24 @@ LT_HIDDEN void lt_emit_pending_marks(void);
  * in the parent's trace. getpid is a real system call, so this is only for rare paths (exec,
  * exit). */
 static inline int lt_in_foreign_child(void) { return getpid() != lt.pid; }
+
+/* Brackets every call into libunwind, and every module snapshot. Debian's libunwind keeps one
+ * process-wide cache whose lock it holds while unwinding, and a snapshot holds the snapshot lock
+ * and the loader's list lock; a child forked while another thread held one of them would wait
+ * for it forever (hazard 4). The fork prepare handler counts itself in
+ * fork_pending and waits until no thread is inside libunwind; a thread about to enter backs off until the fork is
+ * done. Both sides use sequentially consistent atomics: either the entering thread sees the
+ * pending fork, or the forking thread sees the entering thread's count. */
+static inline void lt_unwind_enter(void) {
+    for (;;) {
+        atomic_fetch_add(&lt.unwinders, 1);
+        if (LT_LIKELY(!atomic_load(&lt.fork_pending))) return;
+        atomic_fetch_sub(&lt.unwinders, 1);
+        while (atomic_load(&lt.fork_pending)) sched_yield();
+    }
+}
+
+static inline void lt_unwind_leave(void) { atomic_fetch_sub(&lt.unwinders, 1); }
 
 static inline int lt_hook_enter(void) {
     /* Returns 1 when the caller may record. A nested call (from the allocator, libunwind or a

@@ -120,7 +120,16 @@ static void verify_hit(const struct cached_stack *e) {
 
 /* Walks the stack with libunwind step by step, noting where each return address is stored.
  * Returns the frame count, or -1 if a frame cannot be validated (e.g. a signal frame). */
+static int walk_with_slots_unlocked(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, uintptr_t *slots, int max);
+
 static int walk_with_slots(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, uintptr_t *slots, int max) {
+    lt_unwind_enter();
+    int n = walk_with_slots_unlocked(cfa, ip0, frames, slots, max);
+    lt_unwind_leave();
+    return n;
+}
+
+static int walk_with_slots_unlocked(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, uintptr_t *slots, int max) {
     unw_context_t context;
     unw_cursor_t cursor;
     if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) != 0) return -1;
@@ -221,7 +230,9 @@ static int capture_with_libunwind(uintptr_t *frames, int max) {
     void *raw[LT_MAX_DEPTH + 8];
     int want = max + 8;
     if (want > LT_MAX_DEPTH + 8) want = LT_MAX_DEPTH + 8;
+    lt_unwind_enter();
     int n = unw_backtrace(raw, want);
+    lt_unwind_leave();
     int skip = 0;
     while (skip < n && (uintptr_t)raw[skip] >= lt.self_text_start &&
            (uintptr_t)raw[skip] < lt.self_text_end)

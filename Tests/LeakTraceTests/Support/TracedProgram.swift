@@ -129,18 +129,34 @@ enum TracedProgram {
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
         var timedOut = false
+        // Process starts the program in a process group of its own: on a timeout the whole group
+        // goes, so a hung child of the program cannot keep the test waiting either.
+        let group = -process.processIdentifier
         while process.isRunning {
             if Date() > deadline {
                 timedOut = true
+                kill(group, SIGKILL)
                 kill(process.processIdentifier, SIGKILL)
                 break
             }
             usleep(2000)
         }
         process.waitUntilExit()
+        // A child that outlives the program keeps the pipes open: wait for them until the
+        // deadline (at least a few seconds), then kill what is left of the group.
+        let pipesDeadline = max(deadline, Date().addingTimeInterval(5))
+        var strayChildren = false
+        if !outData.wait(until: pipesDeadline) || !errData.wait(until: pipesDeadline) {
+            strayChildren = true
+            kill(group, SIGKILL)
+        }
         let stdout = outData.finish(), stderr = errData.finish()
         if timedOut {
             throw TestFailure("\(executable) \(arguments.joined(separator: " ")) hung for \(Int(timeout)) s and was killed")
+        }
+        if strayChildren {
+            throw TestFailure("\(executable) \(arguments.joined(separator: " ")) exited but left a child holding its "
+                              + "output past the \(Int(timeout)) s timeout (killed)")
         }
         return TracedRun(stdout: String(decoding: stdout, as: UTF8.self),
                          stderr: String(decoding: stderr, as: UTF8.self),
@@ -161,7 +177,16 @@ final class DataCollector {
     }
     func finish() -> Data {
         done.wait()
+        done.signal()
         return data
+    }
+
+    /// True once the pipe reached end of file; false if `deadline` passed first.
+    func wait(until deadline: Date) -> Bool {
+        let seconds = max(0, deadline.timeIntervalSinceNow)
+        guard done.wait(timeout: .now() + seconds) == .success else { return false }
+        done.signal()
+        return true
     }
 }
 
