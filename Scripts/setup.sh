@@ -6,6 +6,7 @@ packages=(
   libunwind-dev libdw-dev libelf-dev libzstd-dev pkg-config   # build: preload library, analyzer
   gcc g++ binutils zstd                                        # tests compile and inspect programs
   libjemalloc2 libmimalloc2.0                                  # hazard tests: foreign allocators
+  perl git sqlite3 heaptrack util-linux                        # hazard tests on real programs; bench
 )
 missing=()
 for p in "${packages[@]}"; do
