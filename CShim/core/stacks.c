@@ -81,7 +81,8 @@ void lt_stacks_init(void) {
  * depends on a frame pointer after a variable-size alloca, and coroutine stacks). Checking
  * costs one load per frame instead of an unwind. LEAKTRACE_UNWIND=libunwind turns it off. */
 
-#define CACHE_ENTRIES 16
+#define CACHE_SETS 8
+#define CACHE_WAYS 4
 #define CACHE_MAX_FRAMES 64
 
 struct cached_stack {
@@ -93,11 +94,34 @@ struct cached_stack {
     uintptr_t ip[CACHE_MAX_FRAMES];
 };
 
-static __thread struct cached_stack stack_cache[CACHE_ENTRIES] __attribute__((tls_model("initial-exec")));
+/* Set-associative: with one entry per slot, two hot call sites whose keys collided (which
+ * ones collide changes with ASLR from run to run) evicted each other on every call and made
+ * every allocation pay for a full walk: identical runs took 0.3 s or 1.7 s. */
+static __thread struct cached_stack stack_cache[CACHE_SETS][CACHE_WAYS] __attribute__((tls_model("initial-exec")));
+static __thread unsigned char cache_victim[CACHE_SETS] __attribute__((tls_model("initial-exec")));
 
-static inline struct cached_stack *cache_entry(uintptr_t cfa, uintptr_t ip0) {
+/* The entry for a key; *fresh is set when the key was not cached and an entry was claimed
+ * for it (preferring one that was never populated). */
+static inline struct cached_stack *cache_entry(uintptr_t cfa, uintptr_t ip0, int *fresh) {
     uint64_t h = ((uint64_t)cfa ^ ((uint64_t)ip0 * 0x9E3779B97F4A7C15ull));
-    return &stack_cache[(h ^ (h >> 29)) & (CACHE_ENTRIES - 1)];
+    unsigned set = (unsigned)((h ^ (h >> 29)) & (CACHE_SETS - 1));
+    struct cached_stack *ways = stack_cache[set];
+    for (int w = 0; w < CACHE_WAYS; w++)
+        if (ways[w].cfa == cfa && ways[w].ip0 == ip0 && ways[w].fork_generation == lt.fork_generation) {
+            *fresh = 0;
+            return &ways[w];
+        }
+    struct cached_stack *victim = NULL;
+    for (int w = 0; w < CACHE_WAYS && !victim; w++)
+        if (ways[w].depth == 0) victim = &ways[w];
+    if (!victim) victim = &ways[cache_victim[set]++ % CACHE_WAYS];
+    victim->cfa = cfa;
+    victim->ip0 = ip0;
+    victim->fork_generation = lt.fork_generation;
+    victim->depth = 0;
+    victim->stack_id = 0;
+    *fresh = 1;
+    return victim;
 }
 
 static inline int cache_hit(const struct cached_stack *e) {
@@ -166,8 +190,9 @@ int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max
     if (lt.config.unwind_cache && max <= CACHE_MAX_FRAMES) {
         /* A cache hit reads only the stack, never libunwind: it is safe even when the loader's
          * lock is held (below). */
-        struct cached_stack *e = cache_entry(cfa, ip0);
-        int same_key = e->cfa == cfa && e->ip0 == ip0 && e->fork_generation == lt.fork_generation;
+        int fresh;
+        struct cached_stack *e = cache_entry(cfa, ip0, &fresh);
+        int same_key = !fresh;
         if (same_key && e->depth > 0 && e->stack_id && cache_hit(e)) {
             if (LT_UNLIKELY(lt.config.unwind_cache == 2)) verify_hit(e);
             *cached_id = e->stack_id;
@@ -187,12 +212,6 @@ int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max
                 return n;
             }
             e->depth = 0;
-        } else {
-            e->cfa = cfa;
-            e->ip0 = ip0;
-            e->fork_generation = lt.fork_generation;
-            e->depth = 0;
-            e->stack_id = 0;
         }
     }
     if (LT_UNLIKELY(lt_self.loader_locked)) {
