@@ -157,6 +157,60 @@ final class FuzzHostileInputTests: XCTestCase {
         XCTAssertEqual(frames, [SymbolizedFrame(address: nowhere)])
     }
 
+    // MARK: - Paths named by a trace
+
+    /// A hostile trace names, as its modules, a shell script that would leave a marker file if
+    /// anything ran it, a writable text file, a FIFO nobody writes to, a directory and a device.
+    /// Symbolizing frames in all of them finishes (nothing blocks), gives bare module+offset
+    /// frames, runs nothing, and leaves every file exactly as it was.
+    func testPathsNamedByATraceAreOnlyReadNeverRunOrWritten() throws {
+        let directory = try scratchDirectory()
+        let marker = directory + "/ran"
+        let script = directory + "/module.sh"
+        try "#!/bin/sh\ntouch '\(marker)'\n".write(toFile: script, atomically: true, encoding: .utf8)
+        XCTAssertEqual(chmod(script, 0o755), 0)
+        let text = directory + "/notes.txt"
+        try "keep me\n".write(toFile: text, atomically: true, encoding: .utf8)
+        let fifo = directory + "/module.fifo"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let paths = [script, text, fifo, directory, "/dev/zero"]
+        let before = try [script, text].map { try FileManager.default.attributesOfItem(atPath: $0) }
+        let modules = paths.enumerated().map { index, path in
+            Module(path: path, bias: UInt64(0x10_0000 * (index + 1)), buildID: [0xAB, UInt8(index)],
+                   segments: [ModuleSegment(start: UInt64(0x10_0000 * (index + 1)), size: 0x1000, flags: 5)])
+        }
+        var records: [TraceRecord] = [.modules(generation: 1, modules: modules), .thread(tid: 1), .time(microseconds: 1)]
+        for index in paths.indices {
+            records.append(.stack(id: UInt32(index + 1), parent: UInt32(index), ip: UInt64(0x10_0000 * (index + 1) + 0x123)))
+        }
+        records.append(.alloc(function: .malloc, path: .heap, address: 0x5000, size: 8, stack: UInt32(paths.count)))
+        var builder = TraceBuilder()
+        builder.appendChunk(records)
+        let tracePath = directory + "/hostile.lt"
+        try Data(builder.bytes).write(to: URL(fileURLWithPath: tracePath))
+
+        withWatchdog(seconds: 60, "symbolizing frames in hostile module paths") {
+            do {
+                let reader = try TraceReader(path: tracePath)
+                reader.forEachRecord { _, _ in }
+                let symbolizer = Symbolizer()
+                let frames = symbolizer.symbolize(stack: reader.stacks.frames(UInt32(paths.count))) {
+                    reader.moduleMaps.module(containing: $0, snapshot: 0)
+                }
+                XCTAssertEqual(frames.map(\.module), paths.reversed().map { Optional($0) })
+                XCTAssertEqual(frames.compactMap(\.function), [], "no function can come from these files")
+                XCTAssertEqual(frames.map(\.moduleOffset), Array(repeating: Optional(UInt64(0x123)), count: paths.count))
+            } catch {
+                XCTFail("\(error)")
+            }
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "the analyzer ran a program named by a trace")
+        XCTAssertEqual(try String(contentsOfFile: text, encoding: .utf8), "keep me\n")
+        let after = try [script, text].map { try FileManager.default.attributesOfItem(atPath: $0) }
+        XCTAssertEqual(after.map { $0[.modificationDate] as? Date }, before.map { $0[.modificationDate] as? Date })
+        XCTAssertEqual(after.map { $0[.size] as? NSNumber }, before.map { $0[.size] as? NSNumber })
+    }
+
     // MARK: - Lengths that claim terabytes
 
     /// Length fields claiming 2^40 bytes inside a real trace: the reader refuses them before it
