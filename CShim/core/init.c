@@ -82,6 +82,7 @@ void lt_ensure_resolved(void) {
     RESOLVE(pthread_setname_np, "pthread_setname_np");
     RESOLVE(fork, "fork");
     RESOLVE(pipe2, "pipe2");
+    RESOLVE(sigprocmask, "sigprocmask");
     RESOLVE(dl_iterate_phdr, "dl_iterate_phdr");
     atomic_store(&resolve_state, 2);
 }
@@ -208,7 +209,7 @@ __attribute__((destructor(101))) static void leaktrace_fini(void) {
     lt_finish("exit");
 }
 
-extern _Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
+extern _Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches, lt_unwind_walks, lt_unwind_backtraces;
 
 static void put_decimal(char *out, uint64_t v) {
     char digits[24];
@@ -222,6 +223,12 @@ static void put_decimal(char *out, uint64_t v) {
 static void report_unwind_verification(void) {
     char note[128] = "unwind-verify checked=", number[24];
     put_decimal(number, atomic_load(&lt_unwind_verified));
+    strcat(note, number);
+    strcat(note, " walks=");
+    put_decimal(number, atomic_load(&lt_unwind_walks));
+    strcat(note, number);
+    strcat(note, " backtraces=");
+    put_decimal(number, atomic_load(&lt_unwind_backtraces));
     strcat(note, number);
     strcat(note, " mismatches=");
     put_decimal(number, atomic_load(&lt_unwind_mismatches));

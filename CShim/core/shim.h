@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,6 +102,7 @@ struct lt_real {
     int (*pthread_setname_np)(pthread_t, const char *);
     pid_t (*fork)(void);
     int (*pipe2)(int[2], int);
+    int (*sigprocmask)(int, const sigset_t *, sigset_t *);
     int (*dl_iterate_phdr)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
 };
 
@@ -205,6 +207,9 @@ struct lt_thread {
     /* Set while the program's own dl_iterate_phdr runs on this thread (the loader's list lock
      * is held): libunwind must not be entered then (see the dl_iterate_phdr hook). */
     int loader_locked;
+    /* Set while a cache-filling walk runs with every signal blocked (stacks.c): libunwind's own
+     * per-step sigprocmask calls are then answered without a system call. */
+    int signals_held;
 };
 
 extern __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));

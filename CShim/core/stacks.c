@@ -56,7 +56,11 @@ static struct node_table *new_node_table(size_t capacity) {
     return t;
 }
 
+static void stack_cache_after_fork(void);
+static void stack_cache_init(void);
+
 void lt_stacks_reset(void) {
+    stack_cache_after_fork();
     atomic_store(&stack_table, new_stack_table(1u << 14));
     node_table = new_node_table(1u << 15);
     next_node_id = 0;
@@ -66,6 +70,7 @@ void lt_stacks_init(void) {
     /* Per-thread caches avoid libunwind's global cache lock where libunwind was built with them;
      * Debian's was not and falls back to the global cache (see lt_capture_stack). */
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    stack_cache_init();
     lt_stacks_reset();
 }
 
@@ -81,43 +86,110 @@ void lt_stacks_init(void) {
  * depends on a frame pointer after a variable-size alloca, and coroutine stacks). Checking
  * costs one load per frame instead of an unwind. LEAKTRACE_UNWIND=libunwind turns it off. */
 
-#define CACHE_SETS 8
+#define CACHE_SETS 64
 #define CACHE_WAYS 4
 #define CACHE_MAX_FRAMES 64
 
 struct cached_stack {
     uintptr_t cfa, ip0;           /* key */
-    unsigned fork_generation;     /* stack ids are per trace: a forked child starts over */
+    unsigned epoch;               /* valid only while equal to its cache's epoch */
     uint32_t stack_id;            /* 0 until interned */
     int depth;                    /* 0: key seen once, not populated yet */
     uintptr_t slot[CACHE_MAX_FRAMES];
     uintptr_t ip[CACHE_MAX_FRAMES];
 };
 
-/* Set-associative: with one entry per slot, two hot call sites whose keys collided (which
- * ones collide changes with ASLR from run to run) evicted each other on every call and made
- * every allocation pay for a full walk: identical runs took 0.3 s or 1.7 s. */
-static __thread struct cached_stack stack_cache[CACHE_SETS][CACHE_WAYS] __attribute__((tls_model("initial-exec")));
-static __thread unsigned char cache_victim[CACHE_SETS] __attribute__((tls_model("initial-exec")));
+/* One thread's cache. Set-associative: with one entry per slot, two hot call sites whose keys
+ * collided (which ones collide changes with ASLR from run to run) evicted each other on every
+ * call and made every allocation pay for a full walk. 256 entries: sqlite3 cycles through a
+ * few dozen hot call paths; with 32 entries it missed on 45% of its calls, with 256 on 0.03%.
+ * At about 270 KiB it is not thread-local storage (which glibc carves out of every thread's
+ * stack, breaking threads created with small stacks) but mapped on a thread's first capture,
+ * and handed to the next new thread when its thread exits. */
+struct stack_cache {
+    struct cached_stack entries[CACHE_SETS][CACHE_WAYS];
+    unsigned char victim[CACHE_SETS];
+    /* Bumped when the cache changes hands or its thread forks (stack ids are per trace):
+     * every entry becomes stale at once, without touching the entries. */
+    unsigned epoch;
+    struct stack_cache *next_free;
+};
+
+static __thread struct stack_cache *thread_cache __attribute__((tls_model("initial-exec")));
+/* Set once the thread's exit handler gave its cache back: later captures go uncached. */
+static __thread int thread_cache_retired __attribute__((tls_model("initial-exec")));
+static struct stack_cache *free_caches;
+static atomic_flag free_caches_lock = ATOMIC_FLAG_INIT;
+static pthread_key_t cache_owner_key;
+static int cache_owner_key_ready;
+
+static void push_free_cache(struct stack_cache *c) {
+    while (atomic_flag_test_and_set_explicit(&free_caches_lock, memory_order_acquire)) {
+    }
+    c->next_free = free_caches;
+    free_caches = c;
+    atomic_flag_clear_explicit(&free_caches_lock, memory_order_release);
+}
+
+/* The key's destructor: runs when the owning thread exits. */
+static void give_back_cache(void *cache) {
+    thread_cache = NULL;
+    thread_cache_retired = 1;
+    push_free_cache(cache);
+}
+
+static struct stack_cache *claim_cache(void) {
+    if (thread_cache_retired || !cache_owner_key_ready) return NULL;
+    while (atomic_flag_test_and_set_explicit(&free_caches_lock, memory_order_acquire)) {
+    }
+    struct stack_cache *c = free_caches;
+    if (c) free_caches = c->next_free;
+    atomic_flag_clear_explicit(&free_caches_lock, memory_order_release);
+    if (!c) c = lt_raw_mmap((sizeof *c + 4095) & ~(size_t)4095);
+    if (!c) return NULL;
+    c->epoch++;
+    /* pthread_setspecific may allocate (keys past the first 32): that is the tracer's own. */
+    int guard = lt_self.in_hook;
+    lt_self.in_hook = LT_IN_TRACER;
+    int failed = pthread_setspecific(cache_owner_key, c) != 0;
+    lt_self.in_hook = guard;
+    if (failed) {
+        push_free_cache(c);
+        return NULL;
+    }
+    thread_cache = c;
+    return c;
+}
+
+static void stack_cache_init(void) {
+    cache_owner_key_ready = pthread_key_create(&cache_owner_key, give_back_cache) == 0;
+}
+
+/* In a forked child (one thread, the one that forked): ids start over, and a lock some other
+ * thread of the parent held is nobody's now. */
+static void stack_cache_after_fork(void) {
+    atomic_flag_clear(&free_caches_lock);
+    if (thread_cache) thread_cache->epoch++;
+}
 
 /* The entry for a key; *fresh is set when the key was not cached and an entry was claimed
- * for it (preferring one that was never populated). */
-static inline struct cached_stack *cache_entry(uintptr_t cfa, uintptr_t ip0, int *fresh) {
+ * for it (preferring one that holds nothing current). */
+static inline struct cached_stack *cache_entry(struct stack_cache *c, uintptr_t cfa, uintptr_t ip0, int *fresh) {
     uint64_t h = ((uint64_t)cfa ^ ((uint64_t)ip0 * 0x9E3779B97F4A7C15ull));
     unsigned set = (unsigned)((h ^ (h >> 29)) & (CACHE_SETS - 1));
-    struct cached_stack *ways = stack_cache[set];
+    struct cached_stack *ways = c->entries[set];
     for (int w = 0; w < CACHE_WAYS; w++)
-        if (ways[w].cfa == cfa && ways[w].ip0 == ip0 && ways[w].fork_generation == lt.fork_generation) {
+        if (ways[w].cfa == cfa && ways[w].ip0 == ip0 && ways[w].epoch == c->epoch) {
             *fresh = 0;
             return &ways[w];
         }
     struct cached_stack *victim = NULL;
     for (int w = 0; w < CACHE_WAYS && !victim; w++)
-        if (ways[w].depth == 0) victim = &ways[w];
-    if (!victim) victim = &ways[cache_victim[set]++ % CACHE_WAYS];
+        if (ways[w].epoch != c->epoch || ways[w].depth == 0) victim = &ways[w];
+    if (!victim) victim = &ways[c->victim[set]++ % CACHE_WAYS];
     victim->cfa = cfa;
     victim->ip0 = ip0;
-    victim->fork_generation = lt.fork_generation;
+    victim->epoch = c->epoch;
     victim->depth = 0;
     victim->stack_id = 0;
     *fresh = 1;
@@ -132,6 +204,8 @@ static inline int cache_hit(const struct cached_stack *e) {
 
 /* LEAKTRACE_UNWIND=verify: every cache hit is checked against a full libunwind capture. */
 _Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
+/* Misses, counted for the same note: walks that fill a cache entry, and plain backtraces. */
+_Atomic uint64_t lt_unwind_walks, lt_unwind_backtraces;
 
 static void verify_hit(const struct cached_stack *e) {
     if (lt_self.loader_locked) return; /* no libunwind now: see lt_capture_stack */
@@ -146,10 +220,21 @@ static void verify_hit(const struct cached_stack *e) {
  * Returns the frame count, or -1 if a frame cannot be validated (e.g. a signal frame). */
 static int walk_with_slots_unlocked(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, uintptr_t *slots, int max);
 
+/* Every signal stays blocked for the whole walk: libunwind would block them around each
+ * step anyway, at two system calls a frame (see the sigprocmask hook in
+ * hooks/process_hooks.c), so that a handler unwinding on this thread cannot find its cache
+ * lock taken. */
 static int walk_with_slots(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, uintptr_t *slots, int max) {
+    atomic_fetch_add_explicit(&lt_unwind_walks, 1, memory_order_relaxed);
+    sigset_t all, saved;
+    sigfillset(&all);
+    int held = pthread_sigmask(SIG_SETMASK, &all, &saved) == 0;
+    lt_self.signals_held = held;
     lt_unwind_enter();
     int n = walk_with_slots_unlocked(cfa, ip0, frames, slots, max);
     lt_unwind_leave();
+    lt_self.signals_held = 0;
+    if (held) pthread_sigmask(SIG_SETMASK, &saved, NULL);
     return n;
 }
 
@@ -190,8 +275,11 @@ int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max
     if (lt.config.unwind_cache && max <= CACHE_MAX_FRAMES) {
         /* A cache hit reads only the stack, never libunwind: it is safe even when the loader's
          * lock is held (below). */
+        struct stack_cache *c = thread_cache;
+        if (LT_UNLIKELY(!c)) c = claim_cache();
+        if (LT_UNLIKELY(!c)) goto uncached;
         int fresh;
-        struct cached_stack *e = cache_entry(cfa, ip0, &fresh);
+        struct cached_stack *e = cache_entry(c, cfa, ip0, &fresh);
         int same_key = !fresh;
         if (same_key && e->depth > 0 && e->stack_id && cache_hit(e)) {
             if (LT_UNLIKELY(lt.config.unwind_cache == 2)) verify_hit(e);
@@ -214,6 +302,7 @@ int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max
             e->depth = 0;
         }
     }
+uncached:
     if (LT_UNLIKELY(lt_self.loader_locked)) {
         /* The caller's frame is known without unwinding; the rest is not (lt_capture_stack). */
         frames[0] = ip0;
@@ -249,6 +338,7 @@ static int capture_with_libunwind(uintptr_t *frames, int max) {
     void *raw[LT_MAX_DEPTH + 8];
     int want = max + 8;
     if (want > LT_MAX_DEPTH + 8) want = LT_MAX_DEPTH + 8;
+    atomic_fetch_add_explicit(&lt_unwind_backtraces, 1, memory_order_relaxed);
     lt_unwind_enter();
     int n = unw_backtrace(raw, want);
     lt_unwind_leave();

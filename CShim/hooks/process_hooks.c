@@ -285,3 +285,29 @@ LT_EXPORT int pipe2(int fds[2], int flags) {
     }
     return r;
 }
+
+/* ---- libunwind's signal masking ----
+ *
+ * Debian's libunwind has no per-thread cache: each unw_step takes its global cache lock and,
+ * around it, blocks every signal and restores the mask: two sigprocmask system calls per
+ * frame, most of the cost of a walk. A cache-filling walk (core/stacks.c) blocks all signals
+ * once for the whole walk instead. While it runs, libunwind's calls would only set the mask
+ * that is already set and then restore it, so they are answered here without the system
+ * call. Every other caller, and libunwind outside such a walk, gets the real function. */
+LT_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
+    if (LT_UNLIKELY(lt_self.signals_held)) {
+        uintptr_t caller = (uintptr_t)__builtin_return_address(0);
+        if (caller >= lt.unwind_text_start && caller < lt.unwind_text_end) {
+            if (old) sigfillset(old);
+            return 0;
+        }
+    }
+    if (LT_UNLIKELY(!lt.real.sigprocmask)) lt_ensure_resolved();
+    if (LT_UNLIKELY(!lt.real.sigprocmask)) {
+        /* Not resolved yet (a call from inside dlsym): glibc's own equivalent. */
+        int error = pthread_sigmask(how, set, old);
+        if (error) errno = error;
+        return error ? -1 : 0;
+    }
+    return lt.real.sigprocmask(how, set, old);
+}

@@ -79,4 +79,44 @@ final class HazardThreadTests: XCTestCase {
             try HazardKit.readWithLeakreport(path, label: label)
         }
     }
+
+    /// Threads with the smallest stacks glibc accepts are still created (the tracer's per-thread
+    /// stack cache is mapped, not thread-local storage, which comes out of every thread's stack),
+    /// and the program's signal masks mean what they meant while the tracer walks stacks with
+    /// every signal blocked: a blocked signal stays pending, then is delivered exactly once.
+    func testCase14SmallStacksAndSignalMasks() throws {
+        let exe = try HazardKit.build("hazard_small_stacks")
+        for run in 1...HazardKit.runsPerCase {
+            let label = "run \(run)"
+            var invocation = HazardKit.Invocation(exe)
+            invocation.tracerEnvironment["LEAKTRACE_UNWIND"] = "verify"
+            let runs = try HazardKit.runBoth(invocation, label: label)
+            XCTAssertEqual(runs.traced.stdout, """
+                stack 16384: setstacksize=0 create=ok result=760
+                stack 32768: setstacksize=0 create=ok result=760
+                stack 65536: setstacksize=0 create=ok result=760
+                before: usr1 blocked=0; during: usr1 blocked=1 usr2 blocked=0; pending=1; delivered=0; sum=2470
+                after unblock: delivered=1
+
+                """, label)
+            XCTAssertEqual(runs.traces.count, 1, label)
+            guard let path = runs.traces.first else { continue }
+            let trace = try HazardTraceSummary(path: path)
+            XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
+            trace.assertEndMatchesRecords(label)
+            // Three threads recurse 3 levels (sizes 64..67), the main thread 12 (64..76); 20 each.
+            XCTAssertEqual(trace.allocationsBySize[64], 4 * 20, label)
+            XCTAssertEqual(trace.allocationsBySize[67], 4 * 20, label)
+            XCTAssertEqual(trace.allocationsBySize[68], 20, label)
+            XCTAssertEqual(trace.allocationsBySize[76], 20, label)
+            XCTAssertEqual(trace.freesBySize[76], 20, label)
+            let verification = trace.notes.first { $0.hasPrefix("unwind-verify") } ?? ""
+            XCTAssertTrue(verification.hasSuffix(" mismatches=0"), "\(label): \(verification)")
+            // Cache-filling walks ran (with signals held) and cache hits were checked.
+            let walks = verification.split(separator: " ").first { $0.hasPrefix("walks=") }.flatMap { Int($0.dropFirst(6)) }
+            XCTAssertGreaterThan(walks ?? 0, 0, "\(label): \(verification)")
+            XCTAssertEqual(trace.unknownFrees, 0, label)
+            try HazardKit.readWithLeakreport(path, label: label)
+        }
+    }
 }
