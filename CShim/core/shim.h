@@ -107,7 +107,10 @@ struct lt_real {
 };
 
 /* ---- an append buffer that becomes one chunk ---- */
-struct lt_buffer {
+/* Each buffer has a cache line of its own: with several threads recording, the event lock's
+ * line, the active buffer's line and the line being written move between cores on every event;
+ * nothing else should ride along. */
+struct __attribute__((aligned(64))) lt_buffer {
     uint8_t *data;
     size_t len;
     size_t cap;
@@ -127,15 +130,19 @@ struct lt_state {
     struct lt_real real;
 
     /* The event lock orders every record: it guards the active buffer, the stack tables'
-     * insertions and the counters. Held only for encoding, never while unwinding. */
-    struct lt_lock event_lock;
-    _Atomic int queued_seq;       /* bumped when a buffer is queued: wakes the writer */
+     * insertions and the counters, which share its cache line (see struct lt_buffer). Held
+     * only for encoding, never while unwinding. */
+    _Alignas(64) struct lt_lock event_lock;
+    int active;                   /* index of the buffer hooks append to */
+    /* counters for the END record (under the event lock) */
+    uint64_t count_allocs, count_frees, count_reallocs, count_mappings, count_stacks, count_chunks;
+
+    _Alignas(64) _Atomic int queued_seq;       /* bumped when a buffer is queued: wakes the writer */
     _Atomic int freed_seq;        /* bumped when the writer returns buffers: wakes waiting hooks */
     /* The file lock serialises writes to the trace file; taken before the event lock. */
     pthread_mutex_t file_lock;
 
     struct lt_buffer buffers[LT_BUFFER_COUNT];
-    int active;                   /* index of the buffer hooks append to */
     int queue[LT_BUFFER_COUNT];   /* filled buffers in write order */
     int queue_head, queue_len;
     int free_list[LT_BUFFER_COUNT];
@@ -167,8 +174,6 @@ struct lt_state {
     struct { uintptr_t start, end; } internal_mappers[4];
     int internal_mapper_count;
 
-    /* counters for the END record (under the event lock) */
-    uint64_t count_allocs, count_frees, count_reallocs, count_mappings, count_stacks, count_chunks;
     _Atomic uint64_t count_untraced;
 
     /* module map change detection */
@@ -177,10 +182,10 @@ struct lt_state {
 
     /* Microseconds since start, advanced by the writer thread every tick: hooks read this
      * instead of calling clock_gettime on every event. */
-    _Atomic uint64_t now_us;
+    _Alignas(64) _Atomic uint64_t now_us;
     /* Threads inside libunwind right now, and how many forks are waiting for them to leave:
      * libunwind's global cache lock must not be held when the process forks (lt_unwind_enter). */
-    _Atomic int unwinders;
+    _Alignas(64) _Atomic int unwinders;
     _Atomic int fork_pending;
 
     pthread_t writer_thread;
@@ -210,6 +215,7 @@ struct lt_thread {
     /* Set while a cache-filling walk runs with every signal blocked (stacks.c): libunwind's own
      * per-step sigprocmask calls are then answered without a system call. */
     int signals_held;
+    int is_writer;               /* the tracer's writer thread (io/writer.c) */
 };
 
 extern __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));

@@ -91,11 +91,14 @@ static void drain(int include_active);
 
 /* Moves the active buffer to the write queue and takes a free one. When every buffer is
  * queued, a hook waits for the writer (back-pressure rather than unbounded memory); if there
- * is no writer thread, the caller writes the queue itself. */
+ * is no writer thread, or the caller is the writer itself (its memory samples, module
+ * snapshots and marks are records too, and once waited here for buffers only it could free:
+ * two threads allocating flat out on two cores starved it until all eight were queued), the
+ * caller writes the queue itself. */
 static void rotate_locked(int may_wait) {
     while (lt.free_len == 0) {
         if (!may_wait || atomic_load(&lt.phase) != PHASE_TRACING) return;
-        if (lt.writer_running) {
+        if (lt.writer_running && !lt_self.is_writer) {
             int seen = atomic_load(&lt.freed_seq);
             lt_signal_change(&lt.queued_seq);
             lt_wait_change(&lt.event_lock, &lt.freed_seq, seen, NULL);
@@ -489,6 +492,7 @@ void lt_flush_for_fork(void) {
 static void *writer_main(void *arg) {
     (void)arg;
     lt_self.in_hook = LT_IN_TRACER; /* anything this thread allocates is the tracer's, not the program's */
+    lt_self.is_writer = 1;
     uint64_t last_sample = 0, last_flush = 0;
     uint64_t tick_ms = lt.config.flush_ms < TICK_MS ? (uint64_t)lt.config.flush_ms : TICK_MS;
     while (!atomic_load(&lt.writer_stop)) {
