@@ -167,10 +167,14 @@ public struct ReadingOutcome: Equatable, Sendable, Encodable {
     public var stopReason: String?
     /// Set when `--at` ended the replay early: the time (µs) replayed up to.
     public var replayedUntilUs: UInt64?
+    /// Set when the trace has no END because the process called exec: the path it executed.
+    /// Such a trace is whole (the new program writes its own trace); `isComplete` stays false.
+    public var endedByExec: String?
     public init(isComplete: Bool, stoppedAtOffset: UInt64? = nil, stopReason: String? = nil,
-                replayedUntilUs: UInt64? = nil) {
+                replayedUntilUs: UInt64? = nil, endedByExec: String? = nil) {
         self.isComplete = isComplete; self.stoppedAtOffset = stoppedAtOffset
         self.stopReason = stopReason; self.replayedUntilUs = replayedUntilUs
+        self.endedByExec = endedByExec
     }
 }
 

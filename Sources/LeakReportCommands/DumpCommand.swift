@@ -23,6 +23,8 @@ struct DumpCommand: ParsableCommand {
             output.write("# complete: \(end.allocs) allocs, \(end.frees) frees, \(end.reallocs) reallocs, "
                          + "\(end.mappings) mapping calls, \(end.stacks) stacks, \(end.chunks) chunks, "
                          + "\(end.untraced) untraced\n")
+        case .cut? where reader.endedByExec != nil:
+            output.write("# ended by exec of \(reader.endedByExec ?? ""): the new program writes its own trace\n")
         case let .cut(offset, reason)?:
             output.write("# incomplete: reading stopped at byte \(offset): \(reason)\n")
         case nil:

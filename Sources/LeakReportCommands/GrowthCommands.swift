@@ -123,15 +123,16 @@ struct ReplayedTrace {
 
 /// The warning for a trace that was cut or damaged.
 func incompleteWarning(path: String, _ reading: ReadingOutcome) -> String? {
-    guard !reading.isComplete, reading.replayedUntilUs == nil else { return nil }
+    guard !reading.isComplete, reading.replayedUntilUs == nil, reading.endedByExec == nil else { return nil }
     return "\(path): trace incomplete: reading stopped at byte \(reading.stoppedAtOffset ?? 0) (\(reading.stopReason ?? "no END record")); only the events before that point count"
 }
 
 /// How reading ended, for the report's trace facts.
-func readingOutcome(_ state: TraceEndState?) -> ReadingOutcome {
+func readingOutcome(_ state: TraceEndState?, endedByExec: String?) -> ReadingOutcome {
     switch state {
     case .complete?: return ReadingOutcome(isComplete: true)
-    case let .cut(offset, reason)?: return ReadingOutcome(isComplete: false, stoppedAtOffset: offset, stopReason: reason)
+    case let .cut(offset, reason)?:
+        return ReadingOutcome(isComplete: false, stoppedAtOffset: offset, stopReason: reason, endedByExec: endedByExec)
     case nil: return ReadingOutcome(isComplete: false, stopReason: "reading did not finish")
     }
 }
@@ -219,7 +220,7 @@ struct PeakRun {
         let symbolizer = site.makeSymbolizer()
         let tracker = GrowthTracker(reader: reader, replayer: replayer, symbolizer: symbolizer, options: options)
         let outcome = try tracker.replay(&replayer, reader: reader)
-        let reading = readingOutcome(outcome.endState)
+        let reading = readingOutcome(outcome.endState, endedByExec: reader.endedByExec)
         var warnings = join.warnings + symbolizer.symbolizationWarnings
         if let warning = incompleteWarning(path: path, reading) { warnings.append(warning) }
         let facts = TraceFacts(path: path, header: reader.header, outcome: reading, replay: replayer,
@@ -304,7 +305,7 @@ struct GrowthPassRun {
         var warnings = join.warnings
         let reading: ReadingOutcome
         if let state = outcome.endState {
-            reading = readingOutcome(state)
+            reading = readingOutcome(state, endedByExec: reader.endedByExec)
             if let warning = incompleteWarning(path: path, reading) { warnings.append(warning) }
         } else {
             // Moment B ended the pass: the rest of the trace was not needed.
@@ -344,6 +345,7 @@ struct TimelineCommand: ParsableCommand {
 }
 
 /// How a growth pass's reading ended, as the report states it.
-func passReadingOutcome(_ pass: GrowthPassOutcome, lastTime: UInt64) -> ReadingOutcome {
-    pass.stoppedByLimit ? ReadingOutcome(isComplete: false, replayedUntilUs: lastTime) : readingOutcome(pass.endState)
+func passReadingOutcome(_ pass: GrowthPassOutcome, lastTime: UInt64, endedByExec: String?) -> ReadingOutcome {
+    pass.stoppedByLimit ? ReadingOutcome(isComplete: false, replayedUntilUs: lastTime)
+                        : readingOutcome(pass.endState, endedByExec: endedByExec)
 }

@@ -25,6 +25,7 @@ struct InfoCommand: ParsableCommand {
         if let parent = header.parentTrace { line("parent-trace", parent) }
         switch reader.endState {
         case .complete?: line("complete", "yes")
+        case .cut? where reader.endedByExec != nil: line("complete", "ended by exec of \(reader.endedByExec ?? "")")
         case let .cut(offset, reason)?: line("complete", "no (reading stopped at byte \(offset): \(reason))")
         case nil: line("complete", "no")
         }

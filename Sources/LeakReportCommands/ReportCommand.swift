@@ -176,8 +176,8 @@ struct ReportRun {
         replay.observer = nil
         export?.finish()
 
-        let reading = passReadingOutcome(pass, lastTime: replay.lastTime)
-        if !reading.isComplete && reading.replayedUntilUs == nil {
+        let reading = passReadingOutcome(pass, lastTime: replay.lastTime, endedByExec: reader.endedByExec)
+        if !reading.isComplete && reading.replayedUntilUs == nil && reading.endedByExec == nil {
             warnings.append("trace incomplete: reading stopped at byte \(reading.stoppedAtOffset ?? 0) (\(reading.stopReason ?? "no END record")); leaks are those of the events before that point")
         }
         let facts = TraceFacts(path: path, header: reader.header, outcome: reading, replay: replay,
@@ -213,13 +213,6 @@ struct ReportRun {
         if outcome.stoppedByLimit {
             return ReadingOutcome(isComplete: false, replayedUntilUs: outcome.stoppedAtTime ?? 0)
         }
-        switch outcome.endState {
-        case .complete?:
-            return ReadingOutcome(isComplete: true)
-        case let .cut(offset, reason)?:
-            return ReadingOutcome(isComplete: false, stoppedAtOffset: offset, stopReason: reason)
-        case nil:
-            return ReadingOutcome(isComplete: false, stopReason: "reading did not finish")
-        }
+        return LeakReportCommands.readingOutcome(outcome.endState, endedByExec: outcome.endedByExec)
     }
 }

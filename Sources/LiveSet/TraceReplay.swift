@@ -22,6 +22,8 @@ public struct ReplayOutcome: Equatable, Sendable {
     public var stoppedByLimit: Bool
     /// Time replayed up to when the limit stopped it.
     public var stoppedAtTime: UInt64?
+    /// The path the process executed when its trace ends at an exec (`TraceReader.endedByExec`).
+    public var endedByExec: String?
 }
 
 /// Thrown inside the visitor to end reading at the replay limit.
@@ -115,7 +117,8 @@ extension Replayer {
         if stoppedByLimit {
             return ReplayOutcome(endState: nil, stoppedByLimit: true, stoppedAtTime: lastTime)
         }
-        return ReplayOutcome(endState: reader.endState, stoppedByLimit: false, stoppedAtTime: nil)
+        return ReplayOutcome(endState: reader.endState, stoppedByLimit: false, stoppedAtTime: nil,
+                             endedByExec: reader.endedByExec)
     }
 
     /// For a fork child's trace: replays the parent's trace up to the fork (and its own parent

@@ -67,6 +67,8 @@ public struct TextReport {
             out += yellow("  replayed up to \(formatTime(until)) (--at): blocks live at that moment are reported") + "\n"
         } else if outcome.isComplete {
             out += "  trace complete\n"
+        } else if let program = outcome.endedByExec {
+            out += "  trace ends where the process called exec (\(program)); the new program writes its own trace\n"
         } else {
             let offset = outcome.stoppedAtOffset.map { " at byte \($0)" } ?? ""
             let reason = outcome.stopReason.map { " (\($0))" } ?? ""

@@ -221,6 +221,7 @@ extension TraceReader {
                 case .record(let record):
                     try visitor.visitRecord(record, context: context)
                     if case .end(let end) = record { return .ended(end) }
+                    if tag == RecordTag.exec && cursor.isAtEnd { noteTrailingExec(record, chunk: chunk) }
                 }
 
             default:

@@ -25,6 +25,12 @@ public final class TraceReader {
     /// How the last pass ended; nil before the first pass ends (or when the caller's closure or
     /// visitor threw).
     public internal(set) var endState: TraceEndState?
+    /// Set when the trace ends, without END, right after an EXEC record: the process replaced
+    /// its image (the writer cannot write END before an exec that may still fail), so the
+    /// trace is whole rather than cut. The path the process executed.
+    public internal(set) var endedByExec: String?
+    /// An EXEC record that was the last record of its chunk, and where the next chunk would start.
+    @usableFromInline var trailingExec: (path: String, nextChunkOffset: UInt64)?
     /// Chunks whose records were (at least partly) delivered in the last pass.
     public internal(set) var chunksRead = 0
 
@@ -123,6 +129,8 @@ public final class TraceReader {
     @usableFromInline
     func beginPass() {
         endState = nil
+        endedByExec = nil
+        trailingExec = nil
         chunksRead = 0
         stacks.removeAll()
         moduleMaps.removeAll()
@@ -132,6 +140,15 @@ public final class TraceReader {
     @usableFromInline
     func finishPass(_ state: TraceEndState) {
         endState = state
+        if case let .cut(offset, _) = state, let exec = trailingExec, exec.nextChunkOffset == offset,
+           offset == fileSize {
+            endedByExec = exec.path
+        }
+    }
+
+    @usableFromInline
+    func noteTrailingExec(_ record: TraceRecord, chunk: LoadedChunk) {
+        if case let .exec(path) = record { trailingExec = (path, chunk.nextOffset) }
     }
 
     @usableFromInline

@@ -170,6 +170,16 @@ final class TracerTests: XCTestCase {
         if case let .exec(path) = execer.records.last(where: { if case .exec = $0.record { return true }; return false })?.record {
             XCTAssertEqual(path, exe)
         }
+        // A trace that ends at its exec is whole, not cut: the reader says so; no other does.
+        XCTAssertEqual(execer.endedByExec, exe)
+        XCTAssertFalse(execer.isComplete)
+        XCTAssertEqual(traces.filter { $0.endedByExec != nil }.count, 1)
+        let execerPath = zip(run.traces, traces).first { $0.1.endedByExec != nil }?.0 ?? ""
+        let report = try LeakReportRunner.run([execerPath])
+        XCTAssertEqual(report.status, 0)
+        XCTAssertTrue(report.stdout.contains("trace ends where the process called exec (\(exe))"), report.stdout)
+        XCTAssertFalse(report.stdout.contains("INCOMPLETE"), report.stdout)
+        XCTAssertFalse(report.stderr.contains("incomplete"), report.stderr)
         let execed = traces.filter { $0.header.parentTrace == nil && $0.header.pid != parentPid }
         XCTAssertEqual(execed.count, 1)
         XCTAssertEqual(execed.first?.allocs.filter { $0.size == 3333 }.count, 1)

@@ -209,6 +209,7 @@ struct DecodedTrace {
     var header: TraceHeader
     var records: [(record: TraceRecord, context: RecordContext)] = []
     var endState: TraceEndState?
+    var endedByExec: String?
     var stacks: StackTable
     var moduleMaps: ModuleMapHistory
 
@@ -219,6 +220,7 @@ struct DecodedTrace {
         header = reader.header
         records = collected.map { (record: $0.0, context: $0.1) }
         endState = reader.endState
+        endedByExec = reader.endedByExec
         stacks = reader.stacks
         moduleMaps = reader.moduleMaps
     }
