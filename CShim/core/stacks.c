@@ -172,34 +172,46 @@ static void stack_cache_after_fork(void) {
     if (thread_cache) thread_cache->epoch++;
 }
 
-/* The entry for a key; *fresh is set when the key was not cached and an entry was claimed
- * for it (preferring one that holds nothing current). */
-static inline struct cached_stack *cache_entry(struct stack_cache *c, uintptr_t cfa, uintptr_t ip0, int *fresh) {
+static inline int cache_hit(const struct cached_stack *e) {
+    for (int k = 1; k < e->depth; k++)
+        if (*(const uintptr_t *)e->slot[k] != e->ip[k]) return 0;
+    return 1;
+}
+
+/* Looks a key up in its set. Returns a way whose stack is still in place (a hit), or NULL and
+ * in *fill the way to use next. *known says whether the key was seen before: then *fill is
+ * the way to walk into, preferring one that does not hold the key already, so that call paths
+ * which alternate under one key (the same caller frame reached from different outer frames, as
+ * in sqlite3's interpreter) each keep their entry; otherwise *fill now marks the key as seen
+ * once (depth 0). */
+static inline struct cached_stack *cache_lookup(struct stack_cache *c, uintptr_t cfa, uintptr_t ip0,
+                                                struct cached_stack **fill, int *known) {
     uint64_t h = ((uint64_t)cfa ^ ((uint64_t)ip0 * 0x9E3779B97F4A7C15ull));
     unsigned set = (unsigned)((h ^ (h >> 29)) & (CACHE_SETS - 1));
     struct cached_stack *ways = c->entries[set];
-    for (int w = 0; w < CACHE_WAYS; w++)
-        if (ways[w].cfa == cfa && ways[w].ip0 == ip0 && ways[w].epoch == c->epoch) {
-            *fresh = 0;
-            return &ways[w];
+    struct cached_stack *marker = NULL, *spare = NULL;
+    *known = 0;
+    for (int w = 0; w < CACHE_WAYS; w++) {
+        struct cached_stack *e = &ways[w];
+        if (e->epoch != c->epoch) {
+            if (!spare) spare = e;
+        } else if (e->cfa == cfa && e->ip0 == ip0) {
+            *known = 1;
+            if (e->depth == 0) marker = e;
+            else if (e->stack_id && cache_hit(e)) return e;
+        } else if (e->depth == 0 && !spare) {
+            spare = e; /* another key seen only once */
         }
-    struct cached_stack *victim = NULL;
-    for (int w = 0; w < CACHE_WAYS && !victim; w++)
-        if (ways[w].epoch != c->epoch || ways[w].depth == 0) victim = &ways[w];
+    }
+    struct cached_stack *victim = marker ? marker : spare;
     if (!victim) victim = &ways[c->victim[set]++ % CACHE_WAYS];
     victim->cfa = cfa;
     victim->ip0 = ip0;
     victim->epoch = c->epoch;
     victim->depth = 0;
     victim->stack_id = 0;
-    *fresh = 1;
-    return victim;
-}
-
-static inline int cache_hit(const struct cached_stack *e) {
-    for (int k = 1; k < e->depth; k++)
-        if (*(const uintptr_t *)e->slot[k] != e->ip[k]) return 0;
-    return 1;
+    *fill = victim;
+    return NULL;
 }
 
 /* LEAKTRACE_UNWIND=verify: every cache hit is checked against a full libunwind capture. */
@@ -278,15 +290,15 @@ int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max
         struct stack_cache *c = thread_cache;
         if (LT_UNLIKELY(!c)) c = claim_cache();
         if (LT_UNLIKELY(!c)) goto uncached;
-        int fresh;
-        struct cached_stack *e = cache_entry(c, cfa, ip0, &fresh);
-        int same_key = !fresh;
-        if (same_key && e->depth > 0 && e->stack_id && cache_hit(e)) {
-            if (LT_UNLIKELY(lt.config.unwind_cache == 2)) verify_hit(e);
-            *cached_id = e->stack_id;
-            return e->depth;
+        int known;
+        struct cached_stack *e;
+        struct cached_stack *hit = cache_lookup(c, cfa, ip0, &e, &known);
+        if (hit) {
+            if (LT_UNLIKELY(lt.config.unwind_cache == 2)) verify_hit(hit);
+            *cached_id = hit->stack_id;
+            return hit->depth;
         }
-        if (same_key && !lt_self.loader_locked) {
+        if (known && !lt_self.loader_locked) {
             /* The second time a key comes up, pay for the walk that lets it be cached. */
             int guard = lt_self.in_hook;
             lt_self.in_hook = LT_IN_TRACER;

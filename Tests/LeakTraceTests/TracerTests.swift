@@ -126,6 +126,32 @@ final class TracerTests: XCTestCase {
         XCTAssertEqual(buffer.count, 1, "the vector's buffer")
     }
 
+    // MARK: - stack cache
+
+    /// One caller frame reached through two outer paths in turn (one cache key, two stacks):
+    /// every event has its exact stack, and after one walk for each path every later call is a
+    /// verified cache hit (before, each alternation re-walked the stack: about 2,000 walks here).
+    func testStackCacheKeepsAlternatingCallPaths() throws {
+        let exe = try TracedProgram.build("alternating_paths", flags: ["-O2"])
+        let run = try TracedProgram.trace(exe)
+        XCTAssertEqual(run.status, 0)
+        XCTAssertEqual(run.stdout, "2000\n")
+        guard let path = run.traces.first else { return XCTFail("no trace") }
+        let trace = try DecodedTrace(path: path)
+        let viaA = trace.allocs.filter { $0.size == 48 }, viaB = trace.allocs.filter { $0.size == 49 }
+        XCTAssertEqual(viaA.count, 1000)
+        XCTAssertEqual(viaB.count, 1000)
+        XCTAssertEqual(Set(viaA.map(\.stack)).count, 1)
+        XCTAssertEqual(Set(viaB.map(\.stack)).count, 1)
+        if let a = viaA.first?.stack, let b = viaB.first?.stack {
+            XCTAssertEqual(Array(trace.functionNames(ofStack: a, limit: 3)), ["leaf", "via_a", "main"])
+            XCTAssertEqual(Array(trace.functionNames(ofStack: b, limit: 3)), ["leaf", "via_b", "main"])
+        }
+        XCTAssertEqual(trace.unwindMismatches, 0)
+        XCTAssertLessThanOrEqual(trace.unwindCount("walks") ?? .max, 3)
+        XCTAssertGreaterThanOrEqual(trace.unwindCount("checked") ?? 0, 1990)
+    }
+
     // MARK: - fork and exec
 
     func testForkedChildAndExecedProgramWriteTheirOwnTraces() throws {

@@ -264,6 +264,17 @@ struct DecodedTrace {
         stacks.frames(id, limit: limit).map { functionName(at: $0) ?? "?" }
     }
 
+    /// A count from the verification note the tracer writes under LEAKTRACE_UNWIND=verify
+    /// (`checked`: cache hits, `walks`: cache-filling walks, `backtraces`, `mismatches`).
+    func unwindCount(_ name: String) -> Int? {
+        for note in notes where note.hasPrefix("unwind-verify") {
+            for field in note.split(separator: " ") where field.hasPrefix(name + "=") {
+                return Int(field.dropFirst(name.count + 1))
+            }
+        }
+        return nil
+    }
+
     /// The verification note the tracer writes under LEAKTRACE_UNWIND=verify.
     var unwindMismatches: Int? {
         for note in notes where note.hasPrefix("unwind-verify") {
