@@ -67,7 +67,10 @@ public final class SiteAccounting {
 
     @inline(__always)
     func allocated(_ block: LiveBlock, time: UInt64) {
-        let counts = countStorage + slot(of: block)
+        // The slot first: finding a new one may move `countStorage`, which `countStorage + slot(...)`
+        // would have read before the call (a stale pointer: heap corruption on bash's trace).
+        let index = slot(of: block)
+        let counts = countStorage + index
         counts.pointee.bytes &+= Int64(truncatingIfNeeded: block.size)
         counts.pointee.blocks &+= 1
         if counts.pointee.bytes > counts.pointee.peakBytes {
@@ -81,7 +84,8 @@ public final class SiteAccounting {
 
     @inline(__always)
     func released(_ block: LiveBlock) {
-        let counts = countStorage + slot(of: block)
+        let index = slot(of: block)
+        let counts = countStorage + index
         counts.pointee.bytes &-= Int64(truncatingIfNeeded: block.size)
         counts.pointee.blocks &-= 1
         liveBytes &-= block.size

@@ -299,6 +299,14 @@ enum HazardKit {
                                         environment: [:], timeout: 300)
         XCTAssertFalse(run.terminatedBySignal, "\(label): leakreport dump died: \(run.stderr)", file: file, line: line)
         XCTAssertFalse(run.stdout.isEmpty, "\(label): leakreport dump printed nothing", file: file, line: line)
+        // And the whole report (replay, site accounting, growth rates, symbolization): a real
+        // program's thousands of stacks exercise what small test programs do not.
+        let report = try TracedProgram.run(executable: TracedProgram.leakreportPath,
+                                           arguments: ["--format", "json", trace], environment: [:], timeout: 300)
+        XCTAssertFalse(report.terminatedBySignal, "\(label): leakreport died: \(report.stderr)", file: file, line: line)
+        XCTAssertEqual(report.status, 0, "\(label): leakreport failed: \(report.stderr)", file: file, line: line)
+        XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(report.stdout.utf8)),
+                        "\(label): the report is not JSON", file: file, line: line)
         return true
     }
 

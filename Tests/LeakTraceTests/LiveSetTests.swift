@@ -30,6 +30,36 @@ final class LiveSetTableTests: XCTestCase {
         XCTAssertEqual(seen, reference.count)
     }
 
+    /// Every block counts in its slot, including the one whose new slot makes the count storage
+    /// grow: the storage pointer was read before the slot lookup moved it, so that block's count
+    /// went to freed memory (leakreport aborted with "malloc(): mismatching next->prev_size" on a
+    /// trace of bash, whose 1,500 stacks outgrow the first 64 slots).
+    func testSiteAccountingCountsEveryBlockAcrossStorageGrowth() {
+        let accounting = SiteAccounting { stack, _ in Int(stack.id) - 1 }
+        var blocks: [LiveBlock] = []
+        for id in UInt32(1)...300 {
+            for k in 0..<Int(id % 3 + 1) {
+                let block = LiveBlock(address: UInt64(id) << 20 | UInt64(k) << 4, size: UInt64(id), time: 7,
+                                      stack: id, path: .heap, function: .malloc)
+                accounting.allocated(block, time: 7)
+                blocks.append(block)
+            }
+        }
+        XCTAssertEqual(accounting.slotCount, 300)
+        var counts = accounting.counts
+        for id in 1...300 {
+            XCTAssertEqual(counts[id - 1].blocks, id % 3 + 1, "stack \(id)")
+            XCTAssertEqual(counts[id - 1].bytes, Int64(id * (id % 3 + 1)), "stack \(id)")
+        }
+        for block in blocks where block.stack % 2 == 0 { accounting.released(block) }
+        counts = accounting.counts
+        XCTAssertEqual(counts[63].blocks, 0)
+        XCTAssertEqual(counts[64].blocks, 65 % 3 + 1)
+        var expectedLive: UInt64 = 0
+        for id in stride(from: 1, through: 299, by: 2) { expectedLive += UInt64(id * (id % 3 + 1)) }
+        XCTAssertEqual(accounting.liveBytes, expectedLive)
+    }
+
     func testAddressZeroIsNeverStored() {
         var table = LiveBlockTable()
         XCTAssertNil(table.insert(LiveBlock(address: 0, size: 5, time: 0, stack: 0, path: .heap, function: .malloc)))
