@@ -130,8 +130,13 @@ public struct Replayer {
 
     public static let exampleLimit = 5
 
-    /// Old blocks of realloc calls in flight, per thread (REALLOC_RELEASE seen, REALLOC not yet).
-    /// Slots are reused rather than removed: realloc is frequent, threads are few.
+    /// Old blocks of realloc calls in flight, per thread (REALLOC_RELEASE seen, REALLOC not yet),
+    /// at most one per thread across `pendingFirst` and `pendingReleases`. Nearly every REALLOC
+    /// comes right after its own thread's REALLOC_RELEASE, so the one slot kept inline serves
+    /// almost all of them without touching the array (a uniqueness and a bounds check per access).
+    private var pendingFirst = PendingRelease(tid: 0, address: 0, block: nil, isActive: false)
+    /// Other threads' reallocs in flight while `pendingFirst` is taken. Slots are reused rather
+    /// than removed: realloc is frequent, threads are few.
     private var pendingReleases: [PendingRelease] = []
     private struct PendingRelease {
         var tid: UInt64
@@ -338,6 +343,16 @@ public struct Replayer {
         // A thread has at most one realloc in flight; a release whose REALLOC never came
         // (trace damage) is simply overwritten: that block stays gone.
         let pending = PendingRelease(tid: tid, address: address, block: block, isActive: true)
+        if !pendingFirst.isActive || pendingFirst.tid == tid {
+            if !pendingFirst.isActive && !pendingReleases.isEmpty {
+                // This thread's older release may wait in the array: the new one replaces it.
+                for index in pendingReleases.indices where pendingReleases[index].tid == tid {
+                    pendingReleases[index].isActive = false
+                }
+            }
+            pendingFirst = pending
+            return
+        }
         var freeSlot = -1
         for index in pendingReleases.indices {
             if pendingReleases[index].isActive {
@@ -355,6 +370,11 @@ public struct Replayer {
     /// Takes the old block of thread `tid`'s realloc of `old` out of the in-flight list.
     /// Returns (was a release seen, the block if it was live).
     private mutating func takePendingRelease(tid: UInt64, old: UInt64) -> (seen: Bool, block: LiveBlock?) {
+        if pendingFirst.isActive && pendingFirst.tid == tid && pendingFirst.address == old {
+            pendingFirst.isActive = false
+            return (true, pendingFirst.block)
+        }
+        guard !pendingReleases.isEmpty else { return (false, nil) }
         for index in pendingReleases.indices
         where pendingReleases[index].isActive && pendingReleases[index].tid == tid && pendingReleases[index].address == old {
             pendingReleases[index].isActive = false
