@@ -213,6 +213,40 @@ final class LiveSetReplayTests: XCTestCase {
         XCTAssertEqual(replay.counters.unknownReleases, 0)
     }
 
+    /// The realloc in flight is kept in one inline slot, others in a list: a thread whose earlier
+    /// REALLOC never came (a damaged trace) has its stale release replaced wherever it waits, and
+    /// a REALLOC matches only its own thread's newest release.
+    func testReallocsInFlightOnSeveralThreadsWithAMissingRealloc() {
+        var replay = Replayer(header: header())
+        for (address, tid) in [(0x1000, 1), (0x2000, 2), (0x3000, 2)] as [(UInt64, UInt64)] {
+            replay.apply(.alloc(function: .malloc, path: .heap, address: address, size: 8, stack: 1), tid: tid, time: 0)
+        }
+        replay.apply(.reallocRelease(address: 0x1000), tid: 1, time: 1)   // the inline slot
+        replay.apply(.reallocRelease(address: 0x2000), tid: 2, time: 1)   // the list
+        replay.apply(.realloc(status: .movedOrResized, path: .heap, isReallocarray: false, old: 0x1000, new: 0x1100,
+                              size: 16, stack: 2), tid: 1, time: 2)
+        // Thread 2's REALLOC of 0x2000 never came: its next release replaces the one in the list.
+        replay.apply(.reallocRelease(address: 0x3000), tid: 2, time: 3)
+        // A late REALLOC of 0x2000 finds nothing in flight, and 0x2000 is no longer live.
+        replay.apply(.realloc(status: .movedOrResized, path: .heap, isReallocarray: false, old: 0x2000, new: 0x2100,
+                              size: 32, stack: 3), tid: 2, time: 4)
+        replay.apply(.realloc(status: .movedOrResized, path: .heap, isReallocarray: false, old: 0x3000, new: 0x3100,
+                              size: 48, stack: 4), tid: 2, time: 4)
+        XCTAssertEqual(replay.live.allBlocks.sorted { $0.address < $1.address }.map { [$0.address, $0.size] },
+                       [[0x1100, 16], [0x2100, 32], [0x3100, 48]])
+        XCTAssertEqual(replay.unknownReleaseExamples,
+                       [UnknownRelease(address: 0x2000, tid: 2, time: 4, viaRealloc: true)])
+        // A failed realloc on thread 1 still gets its own block back while thread 2 has one in flight.
+        replay.apply(.reallocRelease(address: 0x2100), tid: 2, time: 5)
+        replay.apply(.reallocRelease(address: 0x1100), tid: 1, time: 5)
+        replay.apply(.realloc(status: .failed, path: .unknown, isReallocarray: false, old: 0x1100, new: 0,
+                              size: 1 << 40, stack: 5), tid: 1, time: 6)
+        replay.apply(.realloc(status: .freed, path: .unknown, isReallocarray: false, old: 0x2100, new: 0,
+                              size: 0, stack: 5), tid: 2, time: 6)
+        XCTAssertEqual(replay.live.allBlocks.map(\.address).sorted(), [0x1100, 0x3100])
+        XCTAssertEqual(replay.counters.unknownReleases, 1)
+    }
+
     func testDuplicateAllocReplaces() {
         var replay = Replayer(header: header())
         replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 8, stack: 1), tid: 1, time: 0)
