@@ -100,7 +100,9 @@ public struct Replayer {
     public private(set) var peakLiveTime: UInt64 = 0
     /// Lowest address of any heap-path block seen: where the brk heap starts, as far as the
     /// trace shows.
-    public private(set) var lowestHeapAddress: UInt64?
+    public var lowestHeapAddress: UInt64? { lowestHeapStart == .max ? nil : lowestHeapStart }
+    /// `lowestHeapAddress`, `.max` until a heap block is seen: one compare per allocation.
+    private var lowestHeapStart: UInt64 = .max
     /// Time of each MODULES snapshot, in order (index = snapshot index).
     public private(set) var moduleSnapshotTimes: [UInt64] = []
     /// Time of the last event replayed.
@@ -274,8 +276,8 @@ public struct Replayer {
             counters.duplicateAllocs += 1
             if duplicateAllocExamples.count < Self.exampleLimit { duplicateAllocExamples.append(replaced) }
         }
-        if block.pathRaw == AllocPath.heap.rawValue, block.address < (lowestHeapAddress ?? .max) {
-            lowestHeapAddress = block.address
+        if block.pathRaw == AllocPath.heap.rawValue, block.address < lowestHeapStart {
+            lowestHeapStart = block.address
         }
         if live.totalBytes > peakLiveBytes {
             peakLiveBytes = live.totalBytes
@@ -470,7 +472,7 @@ public struct Replayer {
         }
         threshold.inherit(from: parent.threshold)
         largeHeapBlocks = parent.largeHeapBlocks
-        lowestHeapAddress = parent.lowestHeapAddress
+        lowestHeapStart = parent.lowestHeapStart
         peakLiveBytes = live.totalBytes
     }
 
