@@ -156,8 +156,19 @@ public struct LiveBlockTable {
     /// A block at address 0 is not stored (0 marks an empty slot; the allocator never returns it).
     @discardableResult @inline(__always)
     public mutating func insert(_ block: LiveBlock) -> LiveBlock? {
-        guard block.address != 0 else { return nil }
         makeUnique()
+        return insertAssumingUnique(block)
+    }
+
+    /// Makes the storage unique now, for a pass that then uses the `AssumingUnique` variants.
+    mutating func makeStorageUnique() { makeUnique() }
+
+    /// `insert` without the uniqueness check (a runtime call per event): only for a replay pass
+    /// that made the storage unique and that no other code can see the table during.
+    @discardableResult @inline(__always)
+    mutating func insertAssumingUnique(_ block: LiveBlock) -> LiveBlock? {
+        assert(isKnownUniquelyReferenced(&storage))
+        guard block.address != 0 else { return nil }
         if count >= growthCount { grow() }
         let slots = self.slots
         let mask = capacity - 1
@@ -187,8 +198,15 @@ public struct LiveBlockTable {
     /// Removes and returns the block at `address`, or nil when no such block is live.
     @discardableResult @inline(__always)
     public mutating func remove(_ address: UInt64) -> LiveBlock? {
-        guard address != 0 else { return nil }
         makeUnique()
+        return removeAssumingUnique(address)
+    }
+
+    /// `remove` without the uniqueness check: see `insertAssumingUnique`.
+    @discardableResult @inline(__always)
+    mutating func removeAssumingUnique(_ address: UInt64) -> LiveBlock? {
+        assert(isKnownUniquelyReferenced(&storage))
+        guard address != 0 else { return nil }
         let slots = self.slots
         let mask = capacity - 1
         var index = home(address)

@@ -132,6 +132,12 @@ public struct Replayer {
 
     public static let exampleLimit = 5
 
+    /// True during a replay pass in which no code but the replayer's own can reach it (`replay`
+    /// without a hook: the replayer lives in the visitor, and an observer only receives events).
+    /// The live table's storage was made unique when the pass began and nothing can take a
+    /// second reference to it, so the per-event uniqueness check is skipped.
+    private var liveTableIsExclusive = false
+
     /// Old blocks of realloc calls in flight, per thread (REALLOC_RELEASE seen, REALLOC not yet),
     /// at most one per thread across `pendingFirst` and `pendingReleases`. Nearly every REALLOC
     /// comes right after its own thread's REALLOC_RELEASE, so the one slot kept inline serves
@@ -269,7 +275,7 @@ public struct Replayer {
             counters.nullAllocs += 1
             return
         }
-        let replaced = live.insert(block)
+        let replaced = liveTableIsExclusive ? live.insertAssumingUnique(block) : live.insert(block)
         if block.size >= largeBlockMinimum { noteLargeBlock(block) }
         if let replaced {
             forgetLargeBlock(replaced)
@@ -292,6 +298,19 @@ public struct Replayer {
         if let observer { observer(.allocated(block, replaced: replaced)) }
     }
 
+    @inline(__always)
+    private mutating func removeLive(_ address: UInt64) -> LiveBlock? {
+        liveTableIsExclusive ? live.removeAssumingUnique(address) : live.remove(address)
+    }
+
+    /// Starts a pass that nothing outside the replayer can observe (see `liveTableIsExclusive`).
+    mutating func beginExclusivePass() {
+        live.makeStorageUnique()
+        liveTableIsExclusive = true
+    }
+
+    mutating func endExclusivePass() { liveTableIsExclusive = false }
+
     /// Remembers the threshold state for a large block the heap served.
     private mutating func noteLargeBlock(_ block: LiveBlock) {
         guard block.pathRaw == AllocPath.heap.rawValue || block.pathRaw == AllocPath.threadArena.rawValue,
@@ -310,7 +329,7 @@ public struct Replayer {
 
     @inline(__always)
     private mutating func release(_ address: UInt64, tid: UInt64, time: UInt64) {
-        if let block = live.remove(address) {
+        if let block = removeLive(address) {
             forgetLargeBlock(block)
             noteGone(block, time: time)
         } else {
@@ -334,7 +353,7 @@ public struct Replayer {
     }
 
     private mutating func releaseForRealloc(_ address: UInt64, tid: UInt64, time: UInt64) {
-        let block = live.remove(address)
+        let block = removeLive(address)
         if let block {
             forgetLargeBlock(block)
             countingSites?._withUnsafeGuaranteedRef { $0.released(block) }
@@ -396,7 +415,7 @@ public struct Replayer {
                 oldBlock = pending.block
             } else if status != .failed {
                 // No REALLOC_RELEASE came first (the writer always sends one): release now.
-                oldBlock = live.remove(old)
+                oldBlock = removeLive(old)
                 if let oldBlock { forgetLargeBlock(oldBlock) }
                 if let oldBlock { countingSites?._withUnsafeGuaranteedRef { $0.released(oldBlock) } }
                 if let oldBlock, let observer { observer(.released(oldBlock)) }

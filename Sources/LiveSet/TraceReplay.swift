@@ -141,7 +141,10 @@ extension Replayer {
         if limit == nil, hook == nil {
             var visitor = WholeTraceVisitor(replayer: moved)
             moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
+            // Only now is the visitor's replayer the one reference to its live table.
+            visitor.replayer.beginExclusivePass()
             reader.visitRecords(&visitor, stopAtOffset: stopAtOffset, progress: progress)
+            visitor.replayer.endExclusivePass()
             swap(&self, &visitor.replayer)
             return ReplayOutcome(endState: reader.endState, stoppedByLimit: false, stoppedAtTime: nil)
         }
