@@ -121,13 +121,7 @@ final class SiteClassifier {
 
     /// The first frame that is not part of the allocator (the innermost one if all are).
     func callsite(of addresses: [UInt64], snapshot: Int) -> ResolvedFrame? {
-        for address in addresses {
-            for frame in cache.frames(for: address, snapshot: snapshot)
-            where !options.frameFilter.isAllocatorFrame(function: frame.function) {
-                return frame
-            }
-        }
-        return addresses.first.flatMap { cache.frames(for: $0, snapshot: snapshot).first }
+        cache.callsite(of: addresses, snapshot: snapshot, filter: options.frameFilter)
     }
 
     func label(site index: Int32, path: LeakPath) -> SiteLabel {
