@@ -247,6 +247,100 @@ final class LiveSetReplayTests: XCTestCase {
         XCTAssertEqual(replay.counters.unknownReleases, 1)
     }
 
+    /// A whole-trace replay applies the allocation records a few records after decoding them
+    /// (to prefetch their table slots). It must end exactly where a replay that applies each
+    /// record at once ends (one with a hook), and tell an observer the same events in the same
+    /// order: over several chunks, threads, failed, freeing and unreleased reallocs, duplicate
+    /// and unknown addresses, mappings, marks and TIME records between them.
+    func testWholeTraceReplayEqualsRecordByRecordReplay() throws {
+        var generator = SplitMix(seed: 7)
+        var builder = TraceBuilder()
+        var stacks = ChunkRecords()
+        for id in 1...20 { stacks.append(.stack(id: UInt32(id), parent: UInt32(id / 3), ip: 0x40_0000 + UInt64(id) * 8)) }
+        builder.appendChunk(stacks)
+        var time: UInt64 = 0
+        for chunkIndex in 0..<12 {
+            var chunk = ChunkRecords()
+            chunk.append(.thread(tid: 100 + UInt64(chunkIndex % 3)))
+            for _ in 0..<2_000 {
+                let roll = generator.next() % 100
+                // A small address space: frees and reallocs often hit live blocks, sometimes not.
+                let address = 0x10_0000 + (generator.next() % 600) * 16
+                let stack = UInt32(1 + generator.next() % 20)
+                switch roll {
+                case 0..<40:
+                    chunk.append(.alloc(function: .malloc, path: roll < 35 ? .heap : .mmapThreshold, address: address,
+                                        size: 16 + generator.next() % 300_000, stack: stack))
+                case 40..<75:
+                    chunk.append(.free(address: address))
+                case 75..<90:
+                    let status: ReallocStatus = roll < 85 ? .movedOrResized : roll < 88 ? .failed : .freed
+                    chunk.append(.reallocRelease(address: address))
+                    // Now and then the REALLOC comes after another record, or never.
+                    if roll == 80 { chunk.append(.time(microseconds: time)) }
+                    if roll != 81 {
+                        chunk.append(.realloc(status: status, path: .heap, isReallocarray: roll == 82, old: address,
+                                              new: status == .movedOrResized ? 0x10_0000 + (generator.next() % 600) * 16 : 0,
+                                              size: 1 + generator.next() % 500, stack: stack))
+                    }
+                case 90..<94:
+                    time += 1 + generator.next() % 3_000
+                    chunk.append(.time(microseconds: time))
+                case 94..<96:
+                    chunk.append(.thread(tid: 100 + generator.next() % 3))
+                case 96..<98:
+                    chunk.append(.mmap(addressArgument: 0, length: 8192, prot: 3, flags: 0x22, fd: -1, offset: 0,
+                                       result: 0x7000_0000 + (generator.next() % 8) * 0x10000, errno: 0, path: "",
+                                       stack: stack))
+                case 98:
+                    chunk.append(.munmap(address: 0x7000_0000 + (generator.next() % 8) * 0x10000, length: 8192,
+                                         result: 0, errno: 0, stack: stack))
+                default:
+                    // A threshold change between allocations: the blocks allocated before and
+                    // after it must record the threshold in force at their own allocation.
+                    if generator.next() % 2 == 0 {
+                        chunk.append(.mark(name: "m", source: 0))
+                    } else {
+                        chunk.append(.mallopt(parameter: MalloptParameter.mmapThreshold,
+                                              value: 100_000 + Int64(generator.next() % 200_000), result: 1))
+                    }
+                }
+            }
+            builder.appendChunk(chunk, codec: chunkIndex % 2 == 0 ? .raw : .zstd)
+        }
+        let path = try temporaryFile(builder.bytes)
+
+        final class Events { var list: [ReplayEvent] = [] }
+        func replay(applyingEachAtOnce: Bool) throws -> (replayer: Replayer, events: [ReplayEvent]) {
+            let reader = try TraceReader(path: path)
+            var replayer = Replayer(header: reader.header)
+            let events = Events()
+            replayer.observer = { events.list.append($0) }
+            let outcome = applyingEachAtOnce ? replayer.replay(reader, hook: { _, _, _ in }) : replayer.replay(reader)
+            XCTAssertFalse(outcome.stoppedByLimit)
+            return (replayer, events.list)
+        }
+        let whole = try replay(applyingEachAtOnce: false), stepped = try replay(applyingEachAtOnce: true)
+        XCTAssertGreaterThan(whole.events.count, 10_000)
+        XCTAssertEqual(whole.events, stepped.events)
+        let order = { (lhs: LiveBlock, rhs: LiveBlock) in lhs.address < rhs.address }
+        XCTAssertEqual(whole.replayer.live.allBlocks.sorted(by: order), stepped.replayer.live.allBlocks.sorted(by: order))
+        XCTAssertEqual(whole.replayer.counters, stepped.replayer.counters)
+        XCTAssertGreaterThan(whole.replayer.counters.unknownReleases, 0)
+        XCTAssertGreaterThan(whole.replayer.counters.duplicateAllocs, 0)
+        XCTAssertGreaterThan(whole.replayer.counters.failedReallocs, 0)
+        XCTAssertEqual(whole.replayer.unknownReleaseExamples, stepped.replayer.unknownReleaseExamples)
+        XCTAssertEqual(whole.replayer.duplicateAllocExamples, stepped.replayer.duplicateAllocExamples)
+        XCTAssertEqual(whole.replayer.mappings.mappings, stepped.replayer.mappings.mappings)
+        XCTAssertEqual(whole.replayer.peakLiveBytes, stepped.replayer.peakLiveBytes)
+        XCTAssertEqual(whole.replayer.peakLiveTime, stepped.replayer.peakLiveTime)
+        XCTAssertEqual(whole.replayer.lowestHeapAddress, stepped.replayer.lowestHeapAddress)
+        XCTAssertEqual(whole.replayer.largeHeapBlocks, stepped.replayer.largeHeapBlocks)
+        XCTAssertGreaterThan(Set(whole.replayer.largeHeapBlocks.values.map(\.threshold)).count, 1)
+        XCTAssertEqual(whole.replayer.threshold.history, stepped.replayer.threshold.history)
+        XCTAssertEqual(whole.replayer.lastTime, stepped.replayer.lastTime)
+    }
+
     func testDuplicateAllocReplaces() {
         var replay = Replayer(header: header())
         replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 8, stack: 1), tid: 1, time: 0)
