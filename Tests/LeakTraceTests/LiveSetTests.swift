@@ -259,6 +259,7 @@ final class LiveSetReplayTests: XCTestCase {
         for id in 1...20 { stacks.append(.stack(id: UInt32(id), parent: UInt32(id / 3), ip: 0x40_0000 + UInt64(id) * 8)) }
         builder.appendChunk(stacks)
         var time: UInt64 = 0
+        var kept: UInt64 = 0
         for chunkIndex in 0..<12 {
             var chunk = ChunkRecords()
             chunk.append(.thread(tid: 100 + UInt64(chunkIndex % 3)))
@@ -296,14 +297,14 @@ final class LiveSetReplayTests: XCTestCase {
                     chunk.append(.munmap(address: 0x7000_0000 + (generator.next() % 8) * 0x10000, length: 8192,
                                          result: 0, errno: 0, stack: stack))
                 default:
-                    // A threshold change between allocations: the blocks allocated before and
-                    // after it must record the threshold in force at their own allocation.
-                    if generator.next() % 2 == 0 {
-                        chunk.append(.mark(name: "m", source: 0))
-                    } else {
-                        chunk.append(.mallopt(parameter: MalloptParameter.mmapThreshold,
-                                              value: 100_000 + Int64(generator.next() % 200_000), result: 1))
-                    }
+                    // A large heap block (kept to the end) with a threshold change right after it
+                    // and a mark: the block records the threshold of its own allocation.
+                    chunk.append(.alloc(function: .malloc, path: .heap, address: 0x20_0000 + kept * 16,
+                                        size: 200_000, stack: stack))
+                    kept += 1
+                    chunk.append(.mallopt(parameter: MalloptParameter.mmapThreshold,
+                                          value: 150_000 + Int64(generator.next() % 100_000), result: 1))
+                    chunk.append(.mark(name: "m", source: 0))
                 }
             }
             builder.appendChunk(chunk, codec: chunkIndex % 2 == 0 ? .raw : .zstd)
