@@ -19,13 +19,11 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CLibDW", path: "Sources/CLibDW", pkgConfig: "libdw",
                        providers: [.apt(["libdw-dev"])]),
-        // A header-only module: the cache prefetch hint the replay uses.
-        .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
 
         // Stage 1: the trace format and its reader.
         .target(name: "TraceFormat", dependencies: ["CZstd"]),
         // Stage 2: replay into a live set.
-        .target(name: "LiveSet", dependencies: ["TraceFormat", "CPrefetch"]),
+        .target(name: "LiveSet", dependencies: ["TraceFormat"]),
         // Stage 3: symbolization of stack frames (libdw).
         .target(name: "Symbolization", dependencies: ["CLibDW", "TraceFormat"]),
         // Stage 4: grouping, paths, heap hole, thresholds, growth.

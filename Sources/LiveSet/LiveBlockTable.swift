@@ -1,5 +1,3 @@
-import CPrefetch
-
 // An open-addressing hash table of live blocks keyed by address.
 //
 // Replay does one insert or one remove for nearly every event of the trace, so this table is
@@ -138,14 +136,6 @@ public struct LiveBlockTable {
     }
 
     // MARK: - Lookup, insert, remove
-
-    /// Starts loading the slot where a lookup of `address` begins, so that the insert or remove
-    /// that follows a few records later finds it in the cache: with many live blocks the table is
-    /// far bigger than the cache and a hashed address lands anywhere in it.
-    @inline(__always)
-    func prefetchSlot(of address: UInt64) {
-        leaktrace_prefetch_for_write(UnsafeRawPointer(slots + home(address)))
-    }
 
     /// The live block at `address`, if any.
     @inline(__always)

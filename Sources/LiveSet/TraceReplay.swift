@@ -88,110 +88,32 @@ struct ReplayVisitor: TraceVisitor {
 /// for this type with the allocation methods inlined into it; a visitor that can throw a typed
 /// error is called through its witness table for every record instead (about a third of the
 /// replay's instructions on an allocation-heavy trace).
-///
-/// The allocation records are applied a few records after they are decoded: each one's table
-/// slot is prefetched when it is decoded, so that with a live set much bigger than the cache
-/// (a leaky program) the table's memory is fetched for several records at once instead of one
-/// miss at a time. Records are still applied one by one in trace order (every other record
-/// first applies those waiting), and nothing outside the replayer sees it during the pass, so
-/// the result is the same as applying each at once.
 struct WholeTraceVisitor: TraceVisitor {
     var replayer: Replayer
-    /// Decoded allocation records not applied yet, oldest at `head` (a ring of `depth`).
-    private let waiting: UnsafeMutablePointer<WaitingRecord>
-    private var head = 0
-    private var waitingCount = 0
-
-    /// How many records a prefetch runs ahead: enough misses in flight to hide memory latency,
-    /// few enough that the slots are still cached when used.
-    static let depth = 8
-
-    /// One ALLOC, FREE, REALLOC_RELEASE or REALLOC record with its thread and time.
-    struct WaitingRecord {
-        enum Kind: UInt8 { case alloc, free, reallocRelease, realloc }
-        var kind: Kind
-        var function: AllocFunction = .malloc
-        var path: AllocPath = .unknown
-        var status: ReallocStatus = .movedOrResized
-        var isReallocarray = false
-        var stack: UInt32 = 0
-        /// The address of ALLOC, FREE and REALLOC_RELEASE; REALLOC's new address.
-        var address: UInt64
-        var old: UInt64 = 0
-        var size: UInt64 = 0
-        var tid: UInt64
-        var time: UInt64
-    }
-
-    /// `replayer` with a waiting list of its own; `finish()` must end every pass.
-    init(replayer: Replayer) {
-        self.replayer = replayer
-        waiting = .allocate(capacity: Self.depth)
-    }
-
-    /// Applies the records still waiting and frees the waiting list.
-    mutating func finish() {
-        applyWaiting()
-        waiting.deallocate()
-    }
-
-    @inline(__always)
-    private mutating func enqueue(_ record: WaitingRecord) {
-        replayer.live.prefetchSlot(of: record.address)
-        if waitingCount == Self.depth { applyOldest() }
-        waiting[(head &+ waitingCount) & (Self.depth - 1)] = record
-        waitingCount &+= 1
-    }
-
-    @inline(__always)
-    private mutating func applyOldest() {
-        let record = waiting[head]
-        head = (head &+ 1) & (Self.depth - 1)
-        waitingCount &-= 1
-        switch record.kind {
-        case .alloc:
-            replayer.recordAlloc(function: record.function, path: record.path, address: record.address,
-                                 size: record.size, stack: record.stack, time: record.time)
-        case .free:
-            replayer.recordFree(address: record.address, tid: record.tid, time: record.time)
-        case .reallocRelease:
-            replayer.recordReallocRelease(address: record.address, tid: record.tid, time: record.time)
-        case .realloc:
-            replayer.recordRealloc(status: record.status, path: record.path,
-                                   isReallocarray: record.isReallocarray, old: record.old, new: record.address,
-                                   size: record.size, stack: record.stack, tid: record.tid, time: record.time)
-        }
-    }
-
-    private mutating func applyWaiting() {
-        while waitingCount > 0 { applyOldest() }
-    }
 
     @inline(__always)
     mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
                              stack: UInt32, context: RecordContext) {
-        enqueue(WaitingRecord(kind: .alloc, function: function, path: path, stack: stack,
-                              address: address, size: size, tid: context.tid, time: context.time))
+        replayer.recordAlloc(function: function, path: path, address: address, size: size, stack: stack,
+                             time: context.time)
     }
 
     @inline(__always)
     mutating func visitFree(address: UInt64, context: RecordContext) {
-        enqueue(WaitingRecord(kind: .free, address: address, tid: context.tid, time: context.time))
+        replayer.recordFree(address: address, tid: context.tid, time: context.time)
     }
 
     mutating func visitReallocRelease(address: UInt64, context: RecordContext) {
-        enqueue(WaitingRecord(kind: .reallocRelease, address: address, tid: context.tid, time: context.time))
+        replayer.recordReallocRelease(address: address, tid: context.tid, time: context.time)
     }
 
     mutating func visitRealloc(status: ReallocStatus, path: AllocPath, isReallocarray: Bool, old: UInt64,
                                new: UInt64, size: UInt64, stack: UInt32, context: RecordContext) {
-        enqueue(WaitingRecord(kind: .realloc, path: path, status: status,
-                              isReallocarray: isReallocarray, stack: stack, address: new, old: old, size: size,
-                              tid: context.tid, time: context.time))
+        replayer.recordRealloc(status: status, path: path, isReallocarray: isReallocarray, old: old, new: new,
+                               size: size, stack: stack, tid: context.tid, time: context.time)
     }
 
     mutating func visitRecord(_ record: TraceRecord, context: RecordContext) {
-        applyWaiting()
         replayer.applyOther(record, time: context.time)
     }
 }
@@ -222,7 +144,6 @@ extension Replayer {
             // Only now is the visitor's replayer the one reference to its live table.
             visitor.replayer.beginExclusivePass()
             reader.visitRecords(&visitor, stopAtOffset: stopAtOffset, progress: progress)
-            visitor.finish()
             visitor.replayer.endExclusivePass()
             swap(&self, &visitor.replayer)
             return ReplayOutcome(endState: reader.endState, stoppedByLimit: false, stoppedAtTime: nil)

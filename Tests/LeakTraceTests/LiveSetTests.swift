@@ -247,11 +247,11 @@ final class LiveSetReplayTests: XCTestCase {
         XCTAssertEqual(replay.counters.unknownReleases, 1)
     }
 
-    /// A whole-trace replay applies the allocation records a few records after decoding them
-    /// (to prefetch their table slots). It must end exactly where a replay that applies each
-    /// record at once ends (one with a hook), and tell an observer the same events in the same
-    /// order: over several chunks, threads, failed, freeing and unreleased reallocs, duplicate
-    /// and unknown addresses, mappings, marks and TIME records between them.
+    /// A whole-trace replay (no hook: its own visitor, with the live table's uniqueness checks
+    /// skipped) must end exactly where a replay with a hook ends, and tell an observer the same
+    /// events in the same order: over several chunks, threads, failed, freeing and unreleased
+    /// reallocs, duplicate and unknown addresses, mappings, marks, threshold changes and TIME
+    /// records between them.
     func testWholeTraceReplayEqualsRecordByRecordReplay() throws {
         var generator = SplitMix(seed: 7)
         var builder = TraceBuilder()
