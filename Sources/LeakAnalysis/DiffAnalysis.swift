@@ -11,8 +11,50 @@ public enum SiteChange: String, Sendable, Encodable {
     case same
 }
 
+// MARK: - Old and new amounts
+
+/// An amount in an old and a new state (two traces, or two moments of one trace) and the
+/// difference: what every total, path row and site row of `diff` and `growth` holds.
+public protocol AmountChange {
+    var old: Amount { get }
+    var new: Amount { get }
+}
+
+extension AmountChange {
+    /// New bytes minus old bytes.
+    public var deltaBytes: Int64 { Int64(clamping: new.bytes) &- Int64(clamping: old.bytes) }
+    /// New blocks minus old blocks.
+    public var deltaBlocks: Int { new.blocks - old.blocks }
+
+    /// Writes both amounts under `oldKey` and `newKey` (`old`/`new` in a diff, `atFrom`/`atTo`
+    /// in a growth report), then `deltaBytes` and `deltaBlocks`: the JSON every such row shares
+    /// (docs/report-json.md).
+    public func encodeChange<Key: CodingKey>(into container: inout KeyedEncodingContainer<Key>, old oldKey: Key,
+                                             new newKey: Key, deltaBytes deltaBytesKey: Key,
+                                             deltaBlocks deltaBlocksKey: Key) throws {
+        try container.encode(old, forKey: oldKey)
+        try container.encode(new, forKey: newKey)
+        try container.encode(deltaBytes, forKey: deltaBytesKey)
+        try container.encode(deltaBlocks, forKey: deltaBlocksKey)
+    }
+}
+
+/// Two totals and their difference.
+public struct TotalChange: AmountChange, Equatable, Sendable, Encodable {
+    public var old: Amount
+    public var new: Amount
+
+    public init(old: Amount, new: Amount) { self.old = old; self.new = new }
+
+    enum CodingKeys: String, CodingKey { case old, new, deltaBytes, deltaBlocks }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try encodeChange(into: &container, old: .old, new: .new, deltaBytes: .deltaBytes, deltaBlocks: .deltaBlocks)
+    }
+}
+
 /// One site in both traces.
-public struct SiteDelta: Equatable, Sendable, Encodable {
+public struct SiteDelta: AmountChange, Equatable, Sendable, Encodable {
     public var key: SiteKey
     public var name: String
     public var callsite: ResolvedFrame?
@@ -20,42 +62,32 @@ public struct SiteDelta: Equatable, Sendable, Encodable {
     public var new: Amount
     public var change: SiteChange
 
-    /// New bytes minus old bytes.
-    public var deltaBytes: Int64 { Int64(clamping: new.bytes) &- Int64(clamping: old.bytes) }
-    public var deltaBlocks: Int { new.blocks - old.blocks }
-
     enum CodingKeys: String, CodingKey { case key, name, callsite, old, new, change, deltaBytes, deltaBlocks }
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(key, forKey: .key)
         try container.encode(name, forKey: .name)
         try container.encodeIfPresent(callsite, forKey: .callsite)
-        try container.encode(old, forKey: .old)
-        try container.encode(new, forKey: .new)
+        try encodeChange(into: &container, old: .old, new: .new, deltaBytes: .deltaBytes, deltaBlocks: .deltaBlocks)
         try container.encode(change, forKey: .change)
-        try container.encode(deltaBytes, forKey: .deltaBytes)
-        try container.encode(deltaBlocks, forKey: .deltaBlocks)
     }
 }
 
 /// Old and new amounts of one path.
-public struct PathDelta: Equatable, Sendable, Encodable {
+public struct PathDelta: AmountChange, Equatable, Sendable, Encodable {
     public var path: LeakPath
     public var old: Amount
     public var new: Amount
-    public var deltaBytes: Int64 { Int64(clamping: new.bytes) &- Int64(clamping: old.bytes) }
-    public var deltaBlocks: Int { new.blocks - old.blocks }
 
     enum CodingKeys: String, CodingKey { case path, old, new, deltaBytes, deltaBlocks }
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(path, forKey: .path)
-        try container.encode(old, forKey: .old)
-        try container.encode(new, forKey: .new)
-        try container.encode(deltaBytes, forKey: .deltaBytes)
-        try container.encode(deltaBlocks, forKey: .deltaBlocks)
+        try encodeChange(into: &container, old: .old, new: .new, deltaBytes: .deltaBytes, deltaBlocks: .deltaBlocks)
     }
 }
+
+// MARK: - Two traces compared
 
 /// The comparison of two traces' per-site totals.
 public struct TraceDiff: Equatable, Sendable {
@@ -63,11 +95,8 @@ public struct TraceDiff: Equatable, Sendable {
     public var sites: [SiteDelta]
     /// Totals per path, in the fixed path order, paths empty in both left out.
     public var paths: [PathDelta]
-    public var oldTotal: Amount
-    public var newTotal: Amount
-
-    public var deltaBytes: Int64 { Int64(clamping: newTotal.bytes) &- Int64(clamping: oldTotal.bytes) }
-    public var deltaBlocks: Int { newTotal.blocks - oldTotal.blocks }
+    /// Everything counted in each trace.
+    public var total: TotalChange
 
     /// Matches the sites of `old` and `new` by key (never by address).
     public init(old: SiteTotals, new: SiteTotals) {
@@ -101,8 +130,7 @@ public struct TraceDiff: Equatable, Sendable {
             guard before.bytes > 0 || before.blocks > 0 || after.bytes > 0 || after.blocks > 0 else { return nil }
             return PathDelta(path: path, old: before, new: after)
         }
-        oldTotal = old.total
-        newTotal = new.total
+        total = TotalChange(old: old.total, new: new.total)
     }
 
     /// Sites that appeared, grew, shrank or vanished (not those that stayed the same).

@@ -116,4 +116,17 @@ final class FrameCache {
     func frames(forStack addresses: [UInt64], snapshot: Int) -> [ResolvedFrame] {
         addresses.flatMap { frames(for: $0, snapshot: snapshot) }
     }
+
+    /// The call site of a stack: its first frame that `filter` does not take for the allocator
+    /// or a wrapper, resolving frames only as far as needed (the innermost frame when every
+    /// frame looks like the allocator; nil for an empty stack).
+    func callsite(of addresses: [UInt64], snapshot: Int, filter: AllocatorFrameFilter) -> ResolvedFrame? {
+        for address in addresses {
+            for frame in frames(for: address, snapshot: snapshot)
+            where !filter.isAllocatorFrame(function: frame.function) {
+                return frame
+            }
+        }
+        return addresses.first.flatMap { frames(for: $0, snapshot: snapshot).first }
+    }
 }

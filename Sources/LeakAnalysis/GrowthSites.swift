@@ -121,13 +121,7 @@ final class SiteClassifier {
 
     /// The first frame that is not part of the allocator (the innermost one if all are).
     func callsite(of addresses: [UInt64], snapshot: Int) -> ResolvedFrame? {
-        for address in addresses {
-            for frame in cache.frames(for: address, snapshot: snapshot)
-            where !options.frameFilter.isAllocatorFrame(function: frame.function) {
-                return frame
-            }
-        }
-        return addresses.first.flatMap { cache.frames(for: $0, snapshot: snapshot).first }
+        cache.callsite(of: addresses, snapshot: snapshot, filter: options.frameFilter)
     }
 
     func label(site index: Int32, path: LeakPath) -> SiteLabel {
@@ -192,6 +186,33 @@ public struct SiteTotals: Equatable, Sendable {
     }
 }
 
+/// Leaked amounts per path of each stack, with the time of the first block met.
+struct StackAmounts {
+    private(set) var stacks: [(reference: StackRef, aggregate: (byPath: PathAmounts, time: UInt64))] = []
+    /// Own stack id -> index in `stacks` + 1 (0: not met yet).
+    private var ownIndex: [Int32] = []
+    /// The same for stacks inherited from a parent process (few).
+    private var inheritedIndex: [UInt32: Int] = [:]
+
+    mutating func add(_ reference: StackRef, path: LeakPath, bytes: UInt64, time: UInt64) {
+        stacks[index(of: reference, time: time)].aggregate.byPath.add(path, blocks: 1, bytes: bytes)
+    }
+
+    private mutating func index(of reference: StackRef, time: UInt64) -> Int {
+        if reference.isInherited {
+            if let known = inheritedIndex[reference.id] { return known }
+            inheritedIndex[reference.id] = stacks.count
+        } else {
+            let id = Int(reference.id)
+            if id < ownIndex.count, ownIndex[id] > 0 { return Int(ownIndex[id]) - 1 }
+            if id >= ownIndex.count { ownIndex += repeatElement(0, count: id + 1 - ownIndex.count) }
+            ownIndex[id] = Int32(truncatingIfNeeded: stacks.count + 1)
+        }
+        stacks.append((reference, (PathAmounts(), time)))
+        return stacks.count - 1
+    }
+}
+
 extension LeakAnalyzer {
     /// The leak report and, from the same aggregation, the leaked amounts per site (call site
     /// identity and path, suppressed stacks left out): what `diff` and `--merge` compare.
@@ -210,17 +231,18 @@ extension LeakAnalyzer {
     public func siteTotals(replay: Replayer, stacks: StackLookup, modules: ModuleLookup,
                            symbolizer: FrameSymbolizer) -> SiteTotals {
         let classifier = SiteClassifier(symbolizer: symbolizer, modules: modules, options: options)
-        var perStack: [StackRef: (blocks: Int, bytes: UInt64, byPath: PathAmounts, time: UInt64)] = [:]
+        // Per stack, in the order first met; the time of the first block met picks the module
+        // snapshot its frames are resolved against. Stack ids are dense, so a leak-heavy trace's
+        // millions of live blocks each cost an array index here, not a hashed lookup.
+        var perStack = StackAmounts()
         replay.live.forEach { block in
-            let path = LeakPath(block.path)
-            perStack[block.stackRef, default: (0, 0, PathAmounts(), block.time)].byPath.add(path, blocks: 1, bytes: block.size)
+            perStack.add(block.stackRef, path: LeakPath(block.path), bytes: block.size, time: block.time)
         }
         for mapping in replay.mappings.mappings {
-            perStack[mapping.stackRef, default: (0, 0, PathAmounts(), mapping.time)].byPath
-                .add(LeakPath(mapping.kind), blocks: 1, bytes: mapping.size)
+            perStack.add(mapping.stackRef, path: LeakPath(mapping.kind), bytes: mapping.size, time: mapping.time)
         }
         var totals = SiteTotals()
-        for (reference, aggregate) in perStack {
+        for (reference, aggregate) in perStack.stacks {
             let site = classifier.classify(replay.frames(of: reference, in: stacks),
                                            snapshot: replay.moduleSnapshotIndex(at: aggregate.time))
             guard !classifier.sites[Int(site)].suppressed else { continue }

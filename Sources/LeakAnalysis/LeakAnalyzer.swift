@@ -210,14 +210,7 @@ struct AnalysisRun {
 
     /// The first frame that is not part of the allocator, resolving frames only as far as needed.
     func callsite(of addresses: [UInt64], snapshot: Int) -> ResolvedFrame? {
-        for address in addresses {
-            for frame in cache.frames(for: address, snapshot: snapshot)
-            where !options.frameFilter.isAllocatorFrame(function: frame.function) {
-                return frame
-            }
-        }
-        // Every frame looked like the allocator: the innermost one is the best we have.
-        return addresses.first.flatMap { cache.frames(for: $0, snapshot: snapshot).first }
+        cache.callsite(of: addresses, snapshot: snapshot, filter: options.frameFilter)
     }
 
     func classify(_ reference: StackRef, time: UInt64) -> StackClass {

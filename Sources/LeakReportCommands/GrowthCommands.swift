@@ -137,18 +137,48 @@ func readingOutcome(_ state: TraceEndState?, endedByExec: String?) -> ReadingOut
     }
 }
 
-/// Loads several traces, two at a time on the machine's cores (each replay is independent;
-/// symbolization comes afterwards, on one thread).
-func loadConcurrently(_ paths: [String]) throws -> [ReplayedTrace] {
-    final class Slot: @unchecked Sendable { var result: Result<ReplayedTrace, Error>? }
-    let slots = paths.map { _ in Slot() }
-    DispatchQueue.concurrentPerform(iterations: paths.count) { index in
-        slots[index].result = Result { try ReplayedTrace.load(paths[index], progress: false) }
+/// One trace being loaded by `loadConcurrently`: written by its loading block, read by the
+/// calling thread once `loaded` is signalled.
+private final class LoadSlot: @unchecked Sendable {
+    var result: Result<ReplayedTrace, Error>?
+    let loaded = DispatchSemaphore(value: 0)
+}
+
+/// Loads several traces, two at a time on the machine's cores (each replay is independent),
+/// and runs `finish` on each (its analysis and symbolization) as soon as that trace is replayed,
+/// on the calling thread in the order of `paths`: the first trace's symbolization overlaps the
+/// replay of the next instead of waiting for every replay. `finish` calls never overlap, so they
+/// may share one symbolizer, and its warnings come out in the same order as on one thread. A
+/// trace is let go once finished.
+///
+/// Only the calling thread ever waits (for the trace it finishes next); the loading blocks never
+/// wait for anything, so no size of the thread pool can deadlock.
+func loadConcurrently<Finished>(_ paths: [String],
+                                finish: (Int, ReplayedTrace) throws -> Finished) throws -> [Finished] {
+    let slots = paths.map { _ in LoadSlot() }
+    for (path, slot) in zip(paths, slots) {
+        DispatchQueue.global().async {
+            slot.result = Result { try ReplayedTrace.load(path, progress: false) }
+            slot.loaded.signal()
+        }
     }
-    return try slots.map { slot in
-        guard let result = slot.result else { throw UsageError("a trace was not read") }
-        return try result.get()
+    var finished: [Finished] = []
+    var failure: Error?
+    for (index, slot) in slots.enumerated() {
+        // Every load is waited for, even after a failure: none may outlive this call.
+        slot.loaded.wait()
+        let result = slot.result
+        slot.result = nil
+        guard failure == nil else { continue }
+        do {
+            guard let result else { throw UsageError("a trace was not read") }
+            finished.append(try finish(index, try result.get()))
+        } catch {
+            failure = error
+        }
     }
+    if let failure { throw failure }
+    return finished
 }
 
 // MARK: - diff
@@ -188,17 +218,19 @@ struct DiffCommand: ParsableCommand {
                                     diff: TraceDiff(old: old.totals, new: new.totals), top: sites.top,
                                     failOnGrowth: limit, warnings: old.warnings + new.warnings)
         } else {
-            let traces = try loadConcurrently([old, new])
             let analyzer = LeakAnalyzer(options: options)
             let symbolizer = sites.makeSymbolizer()
-            let totals = traces.map {
-                analyzer.siteTotals(replay: $0.replayer, stacks: $0.reader.stacks, modules: $0.reader.moduleMaps,
-                                    symbolizer: symbolizer)
+            // The old trace, usually the shorter, is symbolized while the new one still replays.
+            let loaded = try loadConcurrently([old, new]) { _, trace in
+                (facts: trace.facts, warnings: trace.warnings,
+                 totals: analyzer.siteTotals(replay: trace.replayer, stacks: trace.reader.stacks,
+                                             modules: trace.reader.moduleMaps, symbolizer: symbolizer))
             }
-            document = DiffDocument(old: traces[0].facts, new: traces[1].facts, measure: "leaked",
-                                    diff: TraceDiff(old: totals[0], new: totals[1]), top: sites.top,
+            let (before, after) = (loaded[0], loaded[1])
+            document = DiffDocument(old: before.facts, new: after.facts, measure: "leaked",
+                                    diff: TraceDiff(old: before.totals, new: after.totals), top: sites.top,
                                     failOnGrowth: limit,
-                                    warnings: traces[0].warnings + traces[1].warnings + symbolizer.symbolizationWarnings)
+                                    warnings: before.warnings + after.warnings + symbolizer.symbolizationWarnings)
         }
         let output = BufferedOutput()
         output.write(sites.isJSON ? try JSONDocument.render(document) : GrowthText(color: sites.wantsColor).render(document))

@@ -12,20 +12,24 @@ struct MergeRun {
     let progress: Bool
 
     func run() throws -> UInt64 {
-        let traces = try loadConcurrently(paths)
         let symbolizer: FrameSymbolizer = settings.symbolize
             ? DwarfFrameSymbolizer(options: settings.symbolizerOptions) : OffsetOnlySymbolizer()
         let analyzer = LeakAnalyzer(options: settings.analysis)
+        // Each trace is analyzed as soon as it is replayed, in order, while later ones still
+        // replay; nothing is written until every trace has been read.
+        let analyzed = try loadConcurrently(paths) { _, trace in
+            let (report, sites) = analyzer.analyzeWithSites(
+                replay: trace.replayer, stacks: trace.reader.stacks, modules: trace.reader.moduleMaps,
+                symbolizer: symbolizer, facts: trace.facts, warnings: trace.warnings)
+            return (report: report, sites: sites, facts: trace.facts, warnings: trace.warnings)
+        }
         var merged = SiteTotals()
         var entries: [(facts: TraceFacts, leaked: Amount)] = []
         var warnings: [String] = []
         let output = BufferedOutput()
-        for (index, trace) in traces.enumerated() {
-            let (report, sites) = analyzer.analyzeWithSites(
-                replay: trace.replayer, stacks: trace.reader.stacks, modules: trace.reader.moduleMaps,
-                symbolizer: symbolizer, facts: trace.facts, warnings: trace.warnings)
-            merged.merge(sites)
-            entries.append((trace.facts, report.summary.leaked))
+        for (index, trace) in analyzed.enumerated() {
+            merged.merge(trace.sites)
+            entries.append((trace.facts, trace.report.summary.leaked))
             warnings += trace.warnings
             // Text: each trace's own report first, then the merge. JSON: one document.
             if settings.format == .text {
@@ -33,7 +37,7 @@ struct MergeRun {
                 options.color = settings.color
                 options.maxStackFrames = settings.maxFrames
                 if index > 0 { output.write("\n") }
-                output.write(TextReport(options: options).render(report))
+                output.write(TextReport(options: options).render(trace.report))
             }
         }
         warnings += symbolizer.symbolizationWarnings

@@ -93,12 +93,12 @@ public struct LiveBlockTable {
     private var shift: UInt64
     /// Number of live blocks stored.
     public private(set) var count: Int = 0
+    /// The count at which the table grows (the load limit for the current capacity), kept
+    /// rather than computed per insert.
+    private var growthCount: Int
     /// Sum of the sizes of the stored blocks.
     public private(set) var totalBytes: UInt64 = 0
 
-    /// Grow when the table is this full (in 1/16ths). Linear probing stays fast up to 75 %
-    /// (about 8 slots, a few adjacent cache lines, for a miss); a lower limit would double the
-    /// memory of a leak-heavy trace's millions of live blocks for little speed.
     private static let maxLoadSixteenths = 12
 
     public init(minimumCapacity: Int = 1 << 12) {
@@ -106,7 +106,13 @@ public struct LiveBlockTable {
         while size < minimumCapacity && size < (1 << 40) { size <<= 1 }
         shift = UInt64(64 - size.trailingZeroBitCount)
         storage = Storage(capacity: size)
+        growthCount = Self.growthCount(capacity: size)
     }
+
+    /// Grow when the table is this full (in 1/16ths). Linear probing stays fast up to 75 %
+    /// (about 8 slots, a few adjacent cache lines, for a miss); a lower limit would double the
+    /// memory of a leak-heavy trace's millions of live blocks for little speed.
+    private static func growthCount(capacity: Int) -> Int { capacity / 16 * maxLoadSixteenths }
 
     private var capacity: Int { storage.capacity }
     private var slots: UnsafeMutablePointer<PackedBlock> { storage.slots }
@@ -150,9 +156,20 @@ public struct LiveBlockTable {
     /// A block at address 0 is not stored (0 marks an empty slot; the allocator never returns it).
     @discardableResult @inline(__always)
     public mutating func insert(_ block: LiveBlock) -> LiveBlock? {
-        guard block.address != 0 else { return nil }
         makeUnique()
-        if (count + 1) * 16 > capacity * Self.maxLoadSixteenths { grow() }
+        return insertAssumingUnique(block)
+    }
+
+    /// Makes the storage unique now, for a pass that then uses the `AssumingUnique` variants.
+    mutating func makeStorageUnique() { makeUnique() }
+
+    /// `insert` without the uniqueness check (a runtime call per event): only for a replay pass
+    /// that made the storage unique and that no other code can see the table during.
+    @discardableResult @inline(__always)
+    mutating func insertAssumingUnique(_ block: LiveBlock) -> LiveBlock? {
+        assert(isKnownUniquelyReferenced(&storage))
+        guard block.address != 0 else { return nil }
+        if count >= growthCount { grow() }
         let slots = self.slots
         let mask = capacity - 1
         let packed = PackedBlock(block)
@@ -181,8 +198,15 @@ public struct LiveBlockTable {
     /// Removes and returns the block at `address`, or nil when no such block is live.
     @discardableResult @inline(__always)
     public mutating func remove(_ address: UInt64) -> LiveBlock? {
-        guard address != 0 else { return nil }
         makeUnique()
+        return removeAssumingUnique(address)
+    }
+
+    /// `remove` without the uniqueness check: see `insertAssumingUnique`.
+    @discardableResult @inline(__always)
+    mutating func removeAssumingUnique(_ address: UInt64) -> LiveBlock? {
+        assert(isKnownUniquelyReferenced(&storage))
+        guard address != 0 else { return nil }
         let slots = self.slots
         let mask = capacity - 1
         var index = home(address)
@@ -219,6 +243,7 @@ public struct LiveBlockTable {
         let old = storage
         storage = Storage(capacity: old.capacity * 2)
         shift -= 1
+        growthCount = Self.growthCount(capacity: storage.capacity)
         let slots = self.slots
         let mask = capacity - 1
         for position in 0..<old.capacity where old.slots[position].address != 0 {

@@ -100,7 +100,9 @@ public struct Replayer {
     public private(set) var peakLiveTime: UInt64 = 0
     /// Lowest address of any heap-path block seen: where the brk heap starts, as far as the
     /// trace shows.
-    public private(set) var lowestHeapAddress: UInt64?
+    public var lowestHeapAddress: UInt64? { lowestHeapStart == .max ? nil : lowestHeapStart }
+    /// `lowestHeapAddress`, `.max` until a heap block is seen: one compare per allocation.
+    private var lowestHeapStart: UInt64 = .max
     /// Time of each MODULES snapshot, in order (index = snapshot index).
     public private(set) var moduleSnapshotTimes: [UInt64] = []
     /// Time of the last event replayed.
@@ -130,8 +132,19 @@ public struct Replayer {
 
     public static let exampleLimit = 5
 
-    /// Old blocks of realloc calls in flight, per thread (REALLOC_RELEASE seen, REALLOC not yet).
-    /// Slots are reused rather than removed: realloc is frequent, threads are few.
+    /// True during a replay pass in which no code but the replayer's own can reach it (`replay`
+    /// without a hook: the replayer lives in the visitor, and an observer only receives events).
+    /// The live table's storage was made unique when the pass began and nothing can take a
+    /// second reference to it, so the per-event uniqueness check is skipped.
+    private var liveTableIsExclusive = false
+
+    /// Old blocks of realloc calls in flight, per thread (REALLOC_RELEASE seen, REALLOC not yet),
+    /// at most one per thread across `pendingFirst` and `pendingReleases`. Nearly every REALLOC
+    /// comes right after its own thread's REALLOC_RELEASE, so the one slot kept inline serves
+    /// almost all of them without touching the array (a uniqueness and a bounds check per access).
+    private var pendingFirst = PendingRelease(tid: 0, address: 0, block: nil, isActive: false)
+    /// Other threads' reallocs in flight while `pendingFirst` is taken. Slots are reused rather
+    /// than removed: realloc is frequent, threads are few.
     private var pendingReleases: [PendingRelease] = []
     private struct PendingRelease {
         var tid: UInt64
@@ -262,15 +275,15 @@ public struct Replayer {
             counters.nullAllocs += 1
             return
         }
-        let replaced = live.insert(block)
+        let replaced = liveTableIsExclusive ? live.insertAssumingUnique(block) : live.insert(block)
         if block.size >= largeBlockMinimum { noteLargeBlock(block) }
         if let replaced {
             forgetLargeBlock(replaced)
             counters.duplicateAllocs += 1
             if duplicateAllocExamples.count < Self.exampleLimit { duplicateAllocExamples.append(replaced) }
         }
-        if block.pathRaw == AllocPath.heap.rawValue, block.address < (lowestHeapAddress ?? .max) {
-            lowestHeapAddress = block.address
+        if block.pathRaw == AllocPath.heap.rawValue, block.address < lowestHeapStart {
+            lowestHeapStart = block.address
         }
         if live.totalBytes > peakLiveBytes {
             peakLiveBytes = live.totalBytes
@@ -284,6 +297,19 @@ public struct Replayer {
         }
         if let observer { observer(.allocated(block, replaced: replaced)) }
     }
+
+    @inline(__always)
+    private mutating func removeLive(_ address: UInt64) -> LiveBlock? {
+        liveTableIsExclusive ? live.removeAssumingUnique(address) : live.remove(address)
+    }
+
+    /// Starts a pass that nothing outside the replayer can observe (see `liveTableIsExclusive`).
+    mutating func beginExclusivePass() {
+        live.makeStorageUnique()
+        liveTableIsExclusive = true
+    }
+
+    mutating func endExclusivePass() { liveTableIsExclusive = false }
 
     /// Remembers the threshold state for a large block the heap served.
     private mutating func noteLargeBlock(_ block: LiveBlock) {
@@ -303,7 +329,7 @@ public struct Replayer {
 
     @inline(__always)
     private mutating func release(_ address: UInt64, tid: UInt64, time: UInt64) {
-        if let block = live.remove(address) {
+        if let block = removeLive(address) {
             forgetLargeBlock(block)
             noteGone(block, time: time)
         } else {
@@ -327,7 +353,7 @@ public struct Replayer {
     }
 
     private mutating func releaseForRealloc(_ address: UInt64, tid: UInt64, time: UInt64) {
-        let block = live.remove(address)
+        let block = removeLive(address)
         if let block {
             forgetLargeBlock(block)
             countingSites?._withUnsafeGuaranteedRef { $0.released(block) }
@@ -338,6 +364,16 @@ public struct Replayer {
         // A thread has at most one realloc in flight; a release whose REALLOC never came
         // (trace damage) is simply overwritten: that block stays gone.
         let pending = PendingRelease(tid: tid, address: address, block: block, isActive: true)
+        if !pendingFirst.isActive || pendingFirst.tid == tid {
+            if !pendingFirst.isActive && !pendingReleases.isEmpty {
+                // This thread's older release may wait in the array: the new one replaces it.
+                for index in pendingReleases.indices where pendingReleases[index].tid == tid {
+                    pendingReleases[index].isActive = false
+                }
+            }
+            pendingFirst = pending
+            return
+        }
         var freeSlot = -1
         for index in pendingReleases.indices {
             if pendingReleases[index].isActive {
@@ -355,6 +391,11 @@ public struct Replayer {
     /// Takes the old block of thread `tid`'s realloc of `old` out of the in-flight list.
     /// Returns (was a release seen, the block if it was live).
     private mutating func takePendingRelease(tid: UInt64, old: UInt64) -> (seen: Bool, block: LiveBlock?) {
+        if pendingFirst.isActive && pendingFirst.tid == tid && pendingFirst.address == old {
+            pendingFirst.isActive = false
+            return (true, pendingFirst.block)
+        }
+        guard !pendingReleases.isEmpty else { return (false, nil) }
         for index in pendingReleases.indices
         where pendingReleases[index].isActive && pendingReleases[index].tid == tid && pendingReleases[index].address == old {
             pendingReleases[index].isActive = false
@@ -374,7 +415,7 @@ public struct Replayer {
                 oldBlock = pending.block
             } else if status != .failed {
                 // No REALLOC_RELEASE came first (the writer always sends one): release now.
-                oldBlock = live.remove(old)
+                oldBlock = removeLive(old)
                 if let oldBlock { forgetLargeBlock(oldBlock) }
                 if let oldBlock { countingSites?._withUnsafeGuaranteedRef { $0.released(oldBlock) } }
                 if let oldBlock, let observer { observer(.released(oldBlock)) }
@@ -450,7 +491,7 @@ public struct Replayer {
         }
         threshold.inherit(from: parent.threshold)
         largeHeapBlocks = parent.largeHeapBlocks
-        lowestHeapAddress = parent.lowestHeapAddress
+        lowestHeapStart = parent.lowestHeapStart
         peakLiveBytes = live.totalBytes
     }
 

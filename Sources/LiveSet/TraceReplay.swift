@@ -85,6 +85,41 @@ struct ReplayVisitor: TraceVisitor {
     }
 }
 
+/// Feeds a whole trace to a Replayer: no limit and no hook, so nothing can stop the pass and
+/// the visitor cannot throw. With `Failure == Never` the compiler specialises the decoding loop
+/// for this type with the allocation methods inlined into it; a visitor that can throw a typed
+/// error is called through its witness table for every record instead (about a third of the
+/// replay's instructions on an allocation-heavy trace).
+struct WholeTraceVisitor: TraceVisitor {
+    var replayer: Replayer
+
+    @inline(__always)
+    mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
+                             stack: UInt32, context: RecordContext) {
+        replayer.recordAlloc(function: function, path: path, address: address, size: size, stack: stack,
+                             time: context.time)
+    }
+
+    @inline(__always)
+    mutating func visitFree(address: UInt64, context: RecordContext) {
+        replayer.recordFree(address: address, tid: context.tid, time: context.time)
+    }
+
+    mutating func visitReallocRelease(address: UInt64, context: RecordContext) {
+        replayer.recordReallocRelease(address: address, tid: context.tid, time: context.time)
+    }
+
+    mutating func visitRealloc(status: ReallocStatus, path: AllocPath, isReallocarray: Bool, old: UInt64,
+                               new: UInt64, size: UInt64, stack: UInt32, context: RecordContext) {
+        replayer.recordRealloc(status: status, path: path, isReallocarray: isReallocarray, old: old, new: new,
+                               size: size, stack: stack, tid: context.tid, time: context.time)
+    }
+
+    mutating func visitRecord(_ record: TraceRecord, context: RecordContext) {
+        replayer.applyOther(record, time: context.time)
+    }
+}
+
 extension Replayer {
     /// Replays `reader`'s trace from its first record.
     /// - Parameters:
@@ -105,6 +140,16 @@ extension Replayer {
         // table's storage stays uniquely referenced and is never copied during the pass.
         var moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
         swap(&self, &moved)
+        if limit == nil, hook == nil {
+            var visitor = WholeTraceVisitor(replayer: moved)
+            moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
+            // Only now is the visitor's replayer the one reference to its live table.
+            visitor.replayer.beginExclusivePass()
+            reader.visitRecords(&visitor, stopAtOffset: stopAtOffset, progress: progress)
+            visitor.replayer.endExclusivePass()
+            swap(&self, &visitor.replayer)
+            return ReplayOutcome(endState: reader.endState, stoppedByLimit: false, stoppedAtTime: nil)
+        }
         var visitor = ReplayVisitor(replayer: moved, stopAfterTime: stopAfterTime, stopAtMark: stopAtMark, hook: hook)
         moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
         var stoppedByLimit = false

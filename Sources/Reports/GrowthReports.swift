@@ -27,7 +27,7 @@ public struct DiffDocument: Encodable {
     /// True when the growth exceeds `--fail-on-growth`.
     public var exceedsLimit: Bool {
         guard let failOnGrowth else { return false }
-        return diff.deltaBytes > Int64(clamping: failOnGrowth)
+        return diff.total.deltaBytes > Int64(clamping: failOnGrowth)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -41,7 +41,7 @@ public struct DiffDocument: Encodable {
         try container.encode(old, forKey: .old)
         try container.encode(new, forKey: .new)
         try container.encode(measure, forKey: .measure)
-        try container.encode(TotalDelta(old: diff.oldTotal, new: diff.newTotal), forKey: .total)
+        try container.encode(diff.total, forKey: .total)
         try container.encode(diff.paths, forKey: .byPath)
         try container.encode(Array(diff.changed.prefix(top)), forKey: .sites)
         try container.encode(diff.changed.count, forKey: .sitesChanged)
@@ -50,20 +50,6 @@ public struct DiffDocument: Encodable {
         try container.encodeIfPresent(failOnGrowth, forKey: .failOnGrowth)
         try container.encode(exceedsLimit, forKey: .exceedsLimit)
         try container.encode(warnings, forKey: .warnings)
-    }
-}
-
-/// Two totals and their difference.
-struct TotalDelta: Encodable {
-    var old: Amount
-    var new: Amount
-    enum CodingKeys: String, CodingKey { case old, new, deltaBytes, deltaBlocks }
-    func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(old, forKey: .old)
-        try container.encode(new, forKey: .new)
-        try container.encode(Int64(clamping: new.bytes) &- Int64(clamping: old.bytes), forKey: .deltaBytes)
-        try container.encode(new.blocks - old.blocks, forKey: .deltaBlocks)
     }
 }
 
@@ -94,7 +80,7 @@ public struct GrowthDocument: Encodable {
 
     public var exceedsLimit: Bool {
         guard let failOnGrowth else { return false }
-        return diff.deltaBytes > Int64(clamping: failOnGrowth)
+        return diff.total.deltaBytes > Int64(clamping: failOnGrowth)
     }
 
     /// Per-site rows: live at A and B, the difference, and what is new since A.
@@ -115,8 +101,7 @@ public struct GrowthDocument: Encodable {
         try container.encode(trace, forKey: .trace)
         try container.encode(from, forKey: .from)
         try container.encode(to, forKey: .to)
-        try container.encode(GrowthTotal(atFrom: diff.oldTotal, atTo: diff.newTotal, newSinceFrom: newSinceFrom.total),
-                             forKey: .total)
+        try container.encode(GrowthTotal(live: diff.total, newSinceFrom: newSinceFrom.total), forKey: .total)
         try container.encode(diff.paths, forKey: .byPath)
         try container.encode(rows, forKey: .sites)
         try container.encode(rates.topGrowers(top), forKey: .growing)
@@ -129,17 +114,15 @@ public struct GrowthDocument: Encodable {
     }
 }
 
+/// Live at A and at B (the diff's total under growth's key names), and what is new since A.
 struct GrowthTotal: Encodable {
-    var atFrom: Amount
-    var atTo: Amount
+    var live: TotalChange
     var newSinceFrom: Amount
     enum CodingKeys: String, CodingKey { case atFrom, atTo, deltaBytes, deltaBlocks, newSinceFrom }
     func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(atFrom, forKey: .atFrom)
-        try container.encode(atTo, forKey: .atTo)
-        try container.encode(Int64(clamping: atTo.bytes) &- Int64(clamping: atFrom.bytes), forKey: .deltaBytes)
-        try container.encode(atTo.blocks - atFrom.blocks, forKey: .deltaBlocks)
+        try live.encodeChange(into: &container, old: .atFrom, new: .atTo, deltaBytes: .deltaBytes,
+                              deltaBlocks: .deltaBlocks)
         try container.encode(newSinceFrom, forKey: .newSinceFrom)
     }
 }
@@ -156,10 +139,8 @@ struct GrowthRow: Encodable {
         try container.encode(delta.key, forKey: .key)
         try container.encode(delta.name, forKey: .name)
         try container.encodeIfPresent(delta.callsite, forKey: .callsite)
-        try container.encode(delta.old, forKey: .atFrom)
-        try container.encode(delta.new, forKey: .atTo)
-        try container.encode(delta.deltaBytes, forKey: .deltaBytes)
-        try container.encode(delta.deltaBlocks, forKey: .deltaBlocks)
+        try delta.encodeChange(into: &container, old: .atFrom, new: .atTo, deltaBytes: .deltaBytes,
+                               deltaBlocks: .deltaBlocks)
         try container.encode(delta.change, forKey: .change)
         try container.encode(newSinceFrom, forKey: .newSinceFrom)
     }
@@ -282,8 +263,7 @@ public struct GrowthText {
         var out = bold("leakreport diff (\(document.measure == "leaked" ? "leaked at the end" : "peak live per site"))") + "\n"
         out += "  old: \(Self.describe(document.old))\n  new: \(Self.describe(document.new))\n\n"
         let diff = document.diff
-        out += bold("Total") + "  \(Self.amount(diff.oldTotal)) -> \(Self.amount(diff.newTotal))  "
-            + colouredDelta(diff.deltaBytes) + " (\(Self.signedCount(diff.deltaBlocks)) blocks)\n"
+        out += totalLine("Total", diff.total)
         renderPaths(diff.paths, into: &out)
         let changed = diff.changed
         let appeared = changed.filter { $0.change == .appeared }.count
@@ -291,19 +271,34 @@ public struct GrowthText {
         out += "\n" + bold("Sites by growth") + dim("  (\(changed.count) changed: \(appeared) appeared, \(vanished) vanished)") + "\n"
         if changed.isEmpty { out += "  no site changed\n" }
         for delta in changed.prefix(document.top) {
-            out += "  " + Self.padLeft(colouredDelta(delta.deltaBytes), color ? 24 : 12) + "  "
+            out += siteLead(delta)
                 + Self.pad("\(Self.signedCount(delta.deltaBlocks)) blocks", 14)
                 + Self.pad(delta.change.rawValue, 9)
                 + "\(formatBytes(delta.old.bytes)) -> \(formatBytes(delta.new.bytes))  "
                 + "\(delta.name) [\(delta.key.path.rawValue)]\n"
         }
         if changed.count > document.top { out += dim("  ... \(changed.count - document.top) more (--top)") + "\n" }
-        if let limit = document.failOnGrowth {
-            out += "\n" + (document.exceedsLimit ? red("growth \(Self.signed(diff.deltaBytes)) exceeds --fail-on-growth \(formatBytes(limit))")
-                                                 : "growth \(Self.signed(diff.deltaBytes)) within --fail-on-growth \(formatBytes(limit))") + "\n"
-        }
+        out += limitLine(document.failOnGrowth, growth: diff.total.deltaBytes, exceeded: document.exceedsLimit)
         renderWarnings(document.warnings, into: &out)
         return out
+    }
+
+    /// `Total  3 KiB in 10 blocks -> 5 KiB in 31 blocks  +2 KiB (+21 blocks)`.
+    private func totalLine(_ label: String, _ total: TotalChange) -> String {
+        bold(label) + "  \(Self.amount(total.old)) -> \(Self.amount(total.new))  "
+            + colouredDelta(total.deltaBytes) + " (\(Self.signedCount(total.deltaBlocks)) blocks)\n"
+    }
+
+    /// The start of a site's row: its change in bytes, right-aligned (wider with colour codes).
+    private func siteLead(_ delta: SiteDelta) -> String {
+        "  " + Self.padLeft(colouredDelta(delta.deltaBytes), color ? 24 : 12) + "  "
+    }
+
+    /// Whether the growth stayed within `--fail-on-growth` (nothing when it was not given).
+    private func limitLine(_ limit: UInt64?, growth: Int64, exceeded: Bool) -> String {
+        guard let limit else { return "" }
+        let line = "growth \(Self.signed(growth)) \(exceeded ? "exceeds" : "within") --fail-on-growth \(formatBytes(limit))"
+        return "\n" + (exceeded ? red(line) : line) + "\n"
     }
 
     private func renderPaths(_ paths: [PathDelta], into out: inout String) {
@@ -317,15 +312,14 @@ public struct GrowthText {
         var out = bold("leakreport growth: \(Self.describe(document.trace))") + "\n"
         out += "  from \(document.from.label) (\(formatTime(document.from.timeUs))) to \(document.to.label) (\(formatTime(document.to.timeUs)))\n\n"
         let diff = document.diff
-        out += bold("Live") + "  \(Self.amount(diff.oldTotal)) -> \(Self.amount(diff.newTotal))  "
-            + colouredDelta(diff.deltaBytes) + " (\(Self.signedCount(diff.deltaBlocks)) blocks)\n"
+        out += totalLine("Live", diff.total)
         out += "  allocated after \(document.from.label) and still live at \(document.to.label): \(Self.amount(document.newSinceFrom.total))\n"
         renderPaths(diff.paths, into: &out)
         let rows = document.rows
         out += "\n" + bold("Sites") + dim("  (live at A -> live at B, and allocated in between still live)") + "\n"
         if rows.isEmpty { out += "  no site changed\n" }
         for row in rows {
-            out += "  " + Self.padLeft(colouredDelta(row.delta.deltaBytes), color ? 24 : 12) + "  "
+            out += siteLead(row.delta)
                 + Self.pad("\(formatBytes(row.delta.old.bytes)) -> \(formatBytes(row.delta.new.bytes))", 24)
                 + Self.pad("new \(formatBytes(row.newSinceFrom.bytes))/\(row.newSinceFrom.blocks)", 18)
                 + "\(row.delta.name) [\(row.delta.key.path.rawValue)]\n"
@@ -333,10 +327,7 @@ public struct GrowthText {
         out += "\n"
         out += renderGrowing(document.rates, top: document.top)
         out += "\n" + renderTimeline(document.timeline, marks: document.marks)
-        if let limit = document.failOnGrowth {
-            out += "\n" + (document.exceedsLimit ? red("growth \(Self.signed(diff.deltaBytes)) exceeds --fail-on-growth \(formatBytes(limit))")
-                                                 : "growth \(Self.signed(diff.deltaBytes)) within --fail-on-growth \(formatBytes(limit))") + "\n"
-        }
+        out += limitLine(document.failOnGrowth, growth: diff.total.deltaBytes, exceeded: document.exceedsLimit)
         renderWarnings(document.warnings, into: &out)
         return out
     }

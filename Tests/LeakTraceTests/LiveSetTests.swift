@@ -243,6 +243,135 @@ final class LiveSetReplayTests: XCTestCase {
         XCTAssertEqual(replay.counters.unknownReleases, 0)
     }
 
+    /// The realloc in flight is kept in one inline slot, others in a list: a thread whose earlier
+    /// REALLOC never came (a damaged trace) has its stale release replaced wherever it waits, and
+    /// a REALLOC matches only its own thread's newest release.
+    func testReallocsInFlightOnSeveralThreadsWithAMissingRealloc() {
+        var replay = Replayer(header: header())
+        for (address, tid) in [(0x1000, 1), (0x2000, 2), (0x3000, 2)] as [(UInt64, UInt64)] {
+            replay.apply(.alloc(function: .malloc, path: .heap, address: address, size: 8, stack: 1), tid: tid, time: 0)
+        }
+        replay.apply(.reallocRelease(address: 0x1000), tid: 1, time: 1)   // the inline slot
+        replay.apply(.reallocRelease(address: 0x2000), tid: 2, time: 1)   // the list
+        replay.apply(.realloc(status: .movedOrResized, path: .heap, isReallocarray: false, old: 0x1000, new: 0x1100,
+                              size: 16, stack: 2), tid: 1, time: 2)
+        // Thread 2's REALLOC of 0x2000 never came: its next release replaces the one in the list.
+        replay.apply(.reallocRelease(address: 0x3000), tid: 2, time: 3)
+        // A late REALLOC of 0x2000 finds nothing in flight, and 0x2000 is no longer live.
+        replay.apply(.realloc(status: .movedOrResized, path: .heap, isReallocarray: false, old: 0x2000, new: 0x2100,
+                              size: 32, stack: 3), tid: 2, time: 4)
+        replay.apply(.realloc(status: .movedOrResized, path: .heap, isReallocarray: false, old: 0x3000, new: 0x3100,
+                              size: 48, stack: 4), tid: 2, time: 4)
+        XCTAssertEqual(replay.live.allBlocks.sorted { $0.address < $1.address }.map { [$0.address, $0.size] },
+                       [[0x1100, 16], [0x2100, 32], [0x3100, 48]])
+        XCTAssertEqual(replay.unknownReleaseExamples,
+                       [UnknownRelease(address: 0x2000, tid: 2, time: 4, viaRealloc: true)])
+        // A failed realloc on thread 1 still gets its own block back while thread 2 has one in flight.
+        replay.apply(.reallocRelease(address: 0x2100), tid: 2, time: 5)
+        replay.apply(.reallocRelease(address: 0x1100), tid: 1, time: 5)
+        replay.apply(.realloc(status: .failed, path: .unknown, isReallocarray: false, old: 0x1100, new: 0,
+                              size: 1 << 40, stack: 5), tid: 1, time: 6)
+        replay.apply(.realloc(status: .freed, path: .unknown, isReallocarray: false, old: 0x2100, new: 0,
+                              size: 0, stack: 5), tid: 2, time: 6)
+        XCTAssertEqual(replay.live.allBlocks.map(\.address).sorted(), [0x1100, 0x3100])
+        XCTAssertEqual(replay.counters.unknownReleases, 1)
+    }
+
+    /// A whole-trace replay (no hook: its own visitor, with the live table's uniqueness checks
+    /// skipped) must end exactly where a replay with a hook ends, and tell an observer the same
+    /// events in the same order: over several chunks, threads, failed, freeing and unreleased
+    /// reallocs, duplicate and unknown addresses, mappings, marks, threshold changes and TIME
+    /// records between them.
+    func testWholeTraceReplayEqualsRecordByRecordReplay() throws {
+        var generator = SplitMix(seed: 7)
+        var builder = TraceBuilder()
+        var stacks = ChunkRecords()
+        for id in 1...20 { stacks.append(.stack(id: UInt32(id), parent: UInt32(id / 3), ip: 0x40_0000 + UInt64(id) * 8)) }
+        builder.appendChunk(stacks)
+        var time: UInt64 = 0
+        var kept: UInt64 = 0
+        for chunkIndex in 0..<12 {
+            var chunk = ChunkRecords()
+            chunk.append(.thread(tid: 100 + UInt64(chunkIndex % 3)))
+            for _ in 0..<2_000 {
+                let roll = generator.next() % 100
+                // A small address space: frees and reallocs often hit live blocks, sometimes not.
+                let address = 0x10_0000 + (generator.next() % 600) * 16
+                let stack = UInt32(1 + generator.next() % 20)
+                switch roll {
+                case 0..<40:
+                    chunk.append(.alloc(function: .malloc, path: roll < 35 ? .heap : .mmapThreshold, address: address,
+                                        size: 16 + generator.next() % 300_000, stack: stack))
+                case 40..<75:
+                    chunk.append(.free(address: address))
+                case 75..<90:
+                    let status: ReallocStatus = roll < 85 ? .movedOrResized : roll < 88 ? .failed : .freed
+                    chunk.append(.reallocRelease(address: address))
+                    // Now and then the REALLOC comes after another record, or never.
+                    if roll == 80 { chunk.append(.time(microseconds: time)) }
+                    if roll != 81 {
+                        chunk.append(.realloc(status: status, path: .heap, isReallocarray: roll == 82, old: address,
+                                              new: status == .movedOrResized ? 0x10_0000 + (generator.next() % 600) * 16 : 0,
+                                              size: 1 + generator.next() % 500, stack: stack))
+                    }
+                case 90..<94:
+                    time += 1 + generator.next() % 3_000
+                    chunk.append(.time(microseconds: time))
+                case 94..<96:
+                    chunk.append(.thread(tid: 100 + generator.next() % 3))
+                case 96..<98:
+                    chunk.append(.mmap(addressArgument: 0, length: 8192, prot: 3, flags: 0x22, fd: -1, offset: 0,
+                                       result: 0x7000_0000 + (generator.next() % 8) * 0x10000, errno: 0, path: "",
+                                       stack: stack))
+                case 98:
+                    chunk.append(.munmap(address: 0x7000_0000 + (generator.next() % 8) * 0x10000, length: 8192,
+                                         result: 0, errno: 0, stack: stack))
+                default:
+                    // A large heap block (kept to the end) with a threshold change right after it
+                    // and a mark: the block records the threshold of its own allocation.
+                    chunk.append(.alloc(function: .malloc, path: .heap, address: 0x20_0000 + kept * 16,
+                                        size: 200_000, stack: stack))
+                    kept += 1
+                    chunk.append(.mallopt(parameter: MalloptParameter.mmapThreshold,
+                                          value: 150_000 + Int64(generator.next() % 100_000), result: 1))
+                    chunk.append(.mark(name: "m", source: 0))
+                }
+            }
+            builder.appendChunk(chunk, codec: chunkIndex % 2 == 0 ? .raw : .zstd)
+        }
+        let path = try temporaryFile(builder.bytes)
+
+        final class Events { var list: [ReplayEvent] = [] }
+        func replay(applyingEachAtOnce: Bool) throws -> (replayer: Replayer, events: [ReplayEvent]) {
+            let reader = try TraceReader(path: path)
+            var replayer = Replayer(header: reader.header)
+            let events = Events()
+            replayer.observer = { events.list.append($0) }
+            let outcome = applyingEachAtOnce ? replayer.replay(reader, hook: { _, _, _ in }) : replayer.replay(reader)
+            XCTAssertFalse(outcome.stoppedByLimit)
+            return (replayer, events.list)
+        }
+        let whole = try replay(applyingEachAtOnce: false), stepped = try replay(applyingEachAtOnce: true)
+        XCTAssertGreaterThan(whole.events.count, 10_000)
+        XCTAssertEqual(whole.events, stepped.events)
+        let order = { (lhs: LiveBlock, rhs: LiveBlock) in lhs.address < rhs.address }
+        XCTAssertEqual(whole.replayer.live.allBlocks.sorted(by: order), stepped.replayer.live.allBlocks.sorted(by: order))
+        XCTAssertEqual(whole.replayer.counters, stepped.replayer.counters)
+        XCTAssertGreaterThan(whole.replayer.counters.unknownReleases, 0)
+        XCTAssertGreaterThan(whole.replayer.counters.duplicateAllocs, 0)
+        XCTAssertGreaterThan(whole.replayer.counters.failedReallocs, 0)
+        XCTAssertEqual(whole.replayer.unknownReleaseExamples, stepped.replayer.unknownReleaseExamples)
+        XCTAssertEqual(whole.replayer.duplicateAllocExamples, stepped.replayer.duplicateAllocExamples)
+        XCTAssertEqual(whole.replayer.mappings.mappings, stepped.replayer.mappings.mappings)
+        XCTAssertEqual(whole.replayer.peakLiveBytes, stepped.replayer.peakLiveBytes)
+        XCTAssertEqual(whole.replayer.peakLiveTime, stepped.replayer.peakLiveTime)
+        XCTAssertEqual(whole.replayer.lowestHeapAddress, stepped.replayer.lowestHeapAddress)
+        XCTAssertEqual(whole.replayer.largeHeapBlocks, stepped.replayer.largeHeapBlocks)
+        XCTAssertGreaterThan(Set(whole.replayer.largeHeapBlocks.values.map(\.threshold)).count, 1)
+        XCTAssertEqual(whole.replayer.threshold.history, stepped.replayer.threshold.history)
+        XCTAssertEqual(whole.replayer.lastTime, stepped.replayer.lastTime)
+    }
+
     func testDuplicateAllocReplaces() {
         var replay = Replayer(header: header())
         replay.apply(.alloc(function: .malloc, path: .heap, address: 0x1000, size: 8, stack: 1), tid: 1, time: 0)
