@@ -246,6 +246,7 @@ void lt_finish(const char *reason) {
     int was = lt_self.in_hook;
     lt_self.in_hook = LT_IN_TRACER;
     lt_modules_snapshot(0);
+    lt_emit_pending_marks(); /* asked for by signal after the writer's last tick */
     if (lt.config.unwind_cache == 2) report_unwind_verification();
     atomic_store(&lt.writer_stop, 1);
     lt_flush_all(1);

@@ -316,6 +316,7 @@ LT_HIDDEN uint8_t *lt_reserve_slow_locked(size_t need);
 LT_HIDDEN void lt_buffer_full_locked(void);
 LT_HIDDEN void lt_context_slow_locked(uint64_t tid, uint64_t now);
 LT_HIDDEN void lt_append_sized_locked(uint8_t tag, const uint8_t *body, size_t len);
+LT_HIDDEN int lt_append_sized_nowait_locked(uint8_t tag, const uint8_t *body, size_t len);
 LT_HIDDEN int lt_open_output(const char *parent_trace, uint64_t parent_offset);
 LT_HIDDEN void lt_buffers_init(void);
 LT_HIDDEN void lt_writer_start(void);

@@ -35,6 +35,11 @@ static inline uint32_t capture_and_lock(uintptr_t cfa, uintptr_t ip0) {
     int n = lt_capture_stack_at(cfa, ip0, frames, lt.config.depth, &stack, &fill);
     uint64_t hash = 0;
     if (!stack) stack = lt_stack_lookup(frames, n, &hash);
+    /* A stack never seen may run through a library loaded since the last module snapshot (the
+     * dlopen hook cannot act after the call: it tail-calls). Checking here, before the event
+     * lock is taken, puts the snapshot ahead of the event in the trace, so a report that stops
+     * at any point can name every frame. Costs one dl_iterate_phdr callback per new stack. */
+    if (!stack && n > 0 && !lt_self.loader_locked) lt_modules_snapshot(0);
     lt_lock(&lt.event_lock);
     if (!stack && n > 0) stack = lt_stack_intern_locked(frames, n, hash);
     lt_stack_cache_store(fill, stack);

@@ -203,14 +203,20 @@ LT_EXPORT int pthread_setname_np(pthread_t thread, const char *name) {
 
 /* ---- marks ---- */
 
-static void emit_mark(const char *name, uint64_t source) {
+static size_t encode_mark(uint8_t *body, const char *name, uint64_t source) {
     size_t len = strlen(name);
     if (len > 200) len = 200;
-    uint8_t body[220], *p = lt_put_str(body, name, len);
+    uint8_t *p = lt_put_str(body, name, len);
     p = lt_put_uv(p, source);
+    return (size_t)(p - body);
+}
+
+static void emit_mark(const char *name, uint64_t source) {
+    uint8_t body[220];
+    size_t len = encode_mark(body, name, source);
     lt_lock(&lt.event_lock);
     lt_event_context_locked(lt_current_tid());
-    lt_append_sized_locked(TAG_MARK, body, (size_t)(p - body));
+    lt_append_sized_locked(TAG_MARK, body, len);
     lt_unlock(&lt.event_lock);
 }
 
@@ -218,19 +224,60 @@ LT_EXPORT void leaktrace_mark_impl(const char *name) {
     if (!name || atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook) return;
     int saved = errno;
     lt_self.in_hook = LT_IN_TRACER;
+    /* Libraries loaded since the last snapshot are then resolvable by a report that stops here. */
+    if (!lt_self.loader_locked) lt_modules_snapshot(0);
     emit_mark(name, 0);
     lt_self.in_hook = 0;
     errno = saved;
 }
 
-/* A mark asked for by signal: the handler only counts (it may have interrupted a thread that
- * holds the event lock); the writer thread writes the mark at its next tick. */
+/* Marks asked for by signal, named signal-1, signal-2, ... Written by the handler itself when
+ * it can do so without waiting for anything it might have interrupted; otherwise by the writer
+ * thread at its next tick (10 ms), or by the exit path. Counting happens in the handler;
+ * writing, under the event lock, so a mark is written once, in order. */
 static _Atomic uint64_t signal_marks_requested;
-static uint64_t signal_marks_written;
+static _Atomic uint64_t signal_marks_written;
+
+/* With the event lock held. may_rotate = 0 (a signal handler): stop at the first mark that
+ * does not fit in the active buffer and leave it to the writer. */
+static void write_signal_marks_locked(int may_rotate) {
+    uint64_t requested = atomic_load(&signal_marks_requested);
+    uint64_t written = atomic_load_explicit(&signal_marks_written, memory_order_relaxed);
+    while (written < requested) {
+        char name[32] = "signal-";
+        char digits[24];
+        int n = 0;
+        uint64_t v = written + 1;
+        do digits[n++] = (char)('0' + v % 10); while ((v /= 10) > 0);
+        size_t l = strlen(name);
+        while (n) name[l++] = digits[--n];
+        name[l] = 0;
+        uint8_t body[220];
+        size_t len = encode_mark(body, name, 1);
+        if (may_rotate) {
+            lt_event_context_locked(lt_current_tid());
+            lt_append_sized_locked(TAG_MARK, body, len);
+        } else if (!lt_append_sized_nowait_locked(TAG_MARK, body, len)) {
+            return;
+        }
+        atomic_store(&signal_marks_written, ++written);
+    }
+}
 
 static void on_mark_signal(int sig) {
     (void)sig;
+    int saved = errno;
     atomic_fetch_add(&signal_marks_requested, 1);
+    /* At once, so the mark falls where the signal did, when this thread is not inside the
+     * tracer (it holds none of its locks) and the event lock is free right now. */
+    if (!lt_self.in_hook && atomic_load(&lt.phase) == PHASE_TRACING && !lt_in_foreign_child() &&
+        lt_lock_try(&lt.event_lock)) {
+        lt_self.in_hook = LT_IN_TRACER;
+        write_signal_marks_locked(0);
+        lt_self.in_hook = 0;
+        lt_unlock(&lt.event_lock);
+    }
+    errno = saved;
 }
 
 void lt_install_mark_signal(void) {
@@ -251,19 +298,10 @@ void lt_install_mark_signal(void) {
 }
 
 void lt_emit_pending_marks(void) {
-    uint64_t requested = atomic_load(&signal_marks_requested);
-    while (signal_marks_written < requested) {
-        signal_marks_written++;
-        char name[32] = "signal-";
-        char digits[24];
-        int n = 0;
-        uint64_t v = signal_marks_written;
-        do digits[n++] = (char)('0' + v % 10); while ((v /= 10) > 0);
-        size_t l = strlen(name);
-        while (n) name[l++] = digits[--n];
-        name[l] = 0;
-        emit_mark(name, 1);
-    }
+    if (atomic_load(&signal_marks_written) == atomic_load(&signal_marks_requested)) return;
+    lt_lock(&lt.event_lock);
+    if (atomic_load(&lt.phase) == PHASE_TRACING) write_signal_marks_locked(1);
+    lt_unlock(&lt.event_lock);
 }
 
 /* ---- libunwind's validation pipe ----

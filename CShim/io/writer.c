@@ -157,6 +157,21 @@ void lt_append_sized_locked(uint8_t tag, const uint8_t *body, size_t len) {
     lt_commit_locked(p + len);
 }
 
+/* For a signal handler: appends a sized record (with the thread and time context) only if it
+ * fits in the active buffer as it is, so that it never rotates buffers or waits for the
+ * writer. Returns 0 when it did not fit. */
+int lt_append_sized_nowait_locked(uint8_t tag, const uint8_t *body, size_t len) {
+    struct lt_buffer *b = &lt.buffers[lt.active];
+    if (atomic_load(&lt.phase) != PHASE_TRACING || b->len + 24 + 11 + len > b->cap) return 0;
+    lt_event_context_locked(lt_current_tid());
+    uint8_t *p = b->data + b->len;
+    *p++ = tag;
+    p = lt_put_uv(p, len);
+    memcpy(p, body, len);
+    b->len = (size_t)(p + len - b->data);
+    return 1;
+}
+
 /* ---- the file ---- */
 
 static const char *errno_name(int e) {
@@ -487,8 +502,9 @@ void lt_flush_for_fork(void) {
 /* ---- the writer thread ---- */
 
 /* The writer thread ticks every TICK_MS: it advances the clock the hooks read, writes queued
- * buffers, and every flush interval takes a memory sample, checks the module map, writes the
- * marks asked for by signal, and writes the active buffer too. */
+ * buffers, checks the module map, writes the marks asked for by signal that their handler
+ * could not write, and every flush interval takes a memory sample and writes the active
+ * buffer too. */
 static void *writer_main(void *arg) {
     (void)arg;
     lt_self.in_hook = LT_IN_TRACER; /* anything this thread allocates is the tracer's, not the program's */
@@ -513,9 +529,12 @@ static void *writer_main(void *arg) {
                 emit_sample();
                 last_sample = now;
             }
-            lt_modules_snapshot(0);
-            lt_emit_pending_marks();
         }
+        /* Every tick (one dl_iterate_phdr callback when nothing changed): a library dlopen'ed
+         * just before a mark must be in a snapshot at or before it, or a report that stops at
+         * the mark could not name its frames. */
+        lt_modules_snapshot(0);
+        lt_emit_pending_marks();
         pthread_mutex_lock(&lt.file_lock);
         drain(flush_due);
         pthread_mutex_unlock(&lt.file_lock);

@@ -104,9 +104,14 @@ final class GrowthTests: XCTestCase {
         XCTAssertEqual(marks.compactMap { $0.string("name") }, ["warm", "middle", "signal-1", "done"])
         XCTAssertEqual(marks.compactMap { $0.string("source") }, ["program", "program", "signal", "program"])
         let middle = try XCTUnwrap(marks[1].int("timeUs")), signal = try XCTUnwrap(marks[2].int("timeUs"))
-        // The writer thread writes a signal's mark at its next flush (LEAKTRACE_FLUSH_MS=20).
+        // The handler writes the mark itself (the program raised the signal outside any
+        // allocation): right after "middle", with nothing allocated in between, and no later
+        // than the next tick of the tracer's clock (10 ms).
         XCTAssertGreaterThanOrEqual(signal, middle)
-        XCTAssertLessThanOrEqual(signal - middle, 200_000)
+        XCTAssertLessThanOrEqual(signal - middle, 10_000)
+        let between = try GrowthSupport.json(["growth", trace, "--from", "middle", "--to", "signal-1"])
+        XCTAssertEqual(between.object("total").object("newSinceFrom").int("blocks"), 0)
+        XCTAssertEqual(between.object("total").int("deltaBytes"), 0)
         // The signal's mark can be a moment of growth too.
         let growth = try GrowthSupport.json(["growth", trace, "--from", "signal-1", "--to", "end"])
         XCTAssertEqual(growth.object("from").int("timeUs"), signal)

@@ -230,6 +230,19 @@ final class TracerTests: XCTestCase {
         XCTAssertEqual(trace.functionName(at: trace.stacks.frames(fromConstructor[0].stack, limit: 1).first ?? 0), "plugin_init")
         XCTAssertTrue(trace.moduleMaps.snapshots.last.map { !$0.contains { $0.path == lib } } ?? false,
                       "the last snapshot is taken after dlclose")
+        // Each plugin allocation (from its constructor, during dlopen, and from plugin_make)
+        // comes after a snapshot that has the plugin: a reader that stops right there (growth,
+        // --at) can still name the frames.
+        var pluginLoaded = false
+        var checked = 0
+        for (record, _) in trace.records {
+            if case let .modules(_, modules) = record { pluginLoaded = modules.contains { $0.path == lib } }
+            if case let .alloc(_, _, _, size, _) = record, size == 48 || size == 6060 {
+                XCTAssertTrue(pluginLoaded, "the \(size)-byte allocation precedes a snapshot with the plugin")
+                checked += 1
+            }
+        }
+        XCTAssertEqual(checked, 2)
     }
 
     // MARK: - direct mappings and the program break
