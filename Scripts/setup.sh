@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   libunwind-dev libdw-dev libelf-dev libzstd-dev pkg-config   # build: preload library, analyzer
-  gcc g++ binutils zstd                                        # tests compile and inspect programs
+  gcc g++ binutils zstd dwz                                    # tests compile and inspect programs
   libjemalloc2 libmimalloc2.0                                  # hazard tests: foreign allocators
   perl git sqlite3 heaptrack util-linux                        # hazard tests on real programs; bench
 )
