@@ -198,6 +198,7 @@ __attribute__((constructor(101))) static void leaktrace_init(void) {
     lt_find_self_text();
     lt_detect_allocator();
     lt_stacks_init();
+    lt_rings_init();
     pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
     start_tracing(NULL, 0);
     lt_install_mark_signal();
@@ -271,6 +272,7 @@ static void on_fork_prepare(void) {
      * must not reopen the door for the second. */
     atomic_fetch_add(&lt.fork_pending, 1);
     while (atomic_load(&lt.unwinders) > 0) sched_yield();
+    lt_rings_close();    /* no allocator event is taken until the fork is done */
     lt_flush_for_fork(); /* returns with both locks held */
     fork_held = 1;
     memcpy(fork_parent_trace, lt.output_path, sizeof fork_parent_trace);
@@ -281,6 +283,7 @@ static void on_fork_parent(void) {
     if (!fork_held) return;
     fork_held = 0;
     atomic_fetch_sub(&lt.fork_pending, 1);
+    lt_rings_open();
     lt_unlock(&lt.event_lock);
     pthread_mutex_unlock(&lt.file_lock);
     lt_self.in_hook = 0;
@@ -305,6 +308,8 @@ static void on_fork_child(void) {
     atomic_store(&lt.count_untraced, 0);
     lt.modules_generation = 0;
     lt.pid = getpid();
+    lt.time_floor = 0; /* the child's clock starts over with its trace */
+    lt_rings_after_fork();
     lt_stacks_reset();
     start_tracing(fork_parent_trace, fork_parent_offset);
     lt_self.in_hook = 0;

@@ -130,7 +130,7 @@ static void snapshot_locked(int force) {
     lt.modules_adds = w.adds;
     lt.modules_subs = w.subs;
 
-    lt_lock(&lt.event_lock);
+    lt_lock_events();
     lt_append_sized_locked(TAG_MODULES, body, (size_t)(w.out - body));
     lt_unlock(&lt.event_lock);
 }

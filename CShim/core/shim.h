@@ -123,6 +123,33 @@ struct __attribute__((aligned(64))) lt_buffer {
 
 #define LT_BUFFER_COUNT 8
 
+/* ---- per-thread event rings (io/rings.c) ---- */
+/* One allocator event as a hook saw it, waiting in its thread's ring to be merged. */
+struct lt_ring_event {
+    uint64_t seq;      /* from lt.event_seq: the event's place in the trace */
+    uint64_t addr;     /* the block (REALLOC: the old one) */
+    uint64_t addr2;    /* REALLOC: the new block */
+    uint64_t size;
+    uint64_t time_us;
+    uint32_t stack;
+    uint8_t tag;       /* TAG_ALLOC, TAG_FREE, TAG_REALLOC_RELEASE or TAG_REALLOC */
+    uint8_t info;      /* the record's info byte */
+};
+
+#define LT_RING_EVENTS 2048   /* a power of two */
+/* The most bytes one merged event takes in a buffer: THREAD and TIME, then the record. */
+#define LT_RING_RECORD_MAX (24 + 1 + 1 + 10 + 10 + 10 + 5)
+
+struct lt_ring {
+    _Alignas(64) _Atomic uint64_t head;   /* events published (the owner writes) */
+    _Atomic int in_flight;                /* the owner holds a number not yet published */
+    _Alignas(64) _Atomic uint64_t tail;   /* events merged (under the event lock) */
+    uint64_t tid;                         /* the owner's */
+    int slot;                             /* index in the registry */
+    struct lt_ring *next_free;
+    _Alignas(64) struct lt_ring_event events[LT_RING_EVENTS];
+};
+
 /* ---- the whole tracer state ---- */
 struct lt_state {
     _Atomic int phase;
@@ -176,6 +203,12 @@ struct lt_state {
 
     _Atomic uint64_t count_untraced;
 
+    /* Numbers allocator events (io/rings.c); its own cache line, the one every hook touches. */
+    _Alignas(64) _Atomic uint64_t event_seq;
+    /* Nonzero while a fork merges the rings: hooks wait before taking a number. */
+    _Alignas(64) _Atomic int rings_closed;
+    uint64_t time_floor;          /* latest TIME written: TIME never goes back (event lock) */
+
     /* module map change detection */
     unsigned long long modules_adds, modules_subs;
     uint64_t modules_generation;
@@ -216,6 +249,8 @@ struct lt_thread {
      * per-step sigprocmask calls are then answered without a system call. */
     int signals_held;
     int is_writer;               /* the tracer's writer thread (io/writer.c) */
+    struct lt_ring *ring;        /* this thread's event ring, claimed at its first event */
+    int ring_retired;            /* the ring was given back at thread exit, or none was had */
 };
 
 extern __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));
@@ -326,6 +361,19 @@ LT_HIDDEN uint64_t lt_now_us(void);
 LT_HIDDEN void lt_emit_note(int level, const char *text);
 LT_HIDDEN void lt_emit_thread_name(uint64_t tid, const char *name, size_t len);
 
+/* ---- io/rings.c ---- */
+LT_HIDDEN struct lt_ring *lt_ring_claim(void);
+LT_HIDDEN void lt_ring_make_room(struct lt_ring *r);
+LT_HIDDEN void lt_rings_wait_open(void);
+LT_HIDDEN void lt_rings_drain_locked(void);
+LT_HIDDEN uint64_t lt_rings_pending(void);
+LT_HIDDEN int lt_rings_drain_nowait_locked(void);
+LT_HIDDEN void lt_append_event_locked(const struct lt_ring_event *e, uint64_t tid);
+LT_HIDDEN void lt_rings_init(void);
+LT_HIDDEN void lt_rings_close(void);
+LT_HIDDEN void lt_rings_open(void);
+LT_HIDDEN void lt_rings_after_fork(void);
+
 /* ---- hooks: recorders used by several hook files ---- */
 LT_HIDDEN void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0);
 LT_HIDDEN void lt_record_free(void *p);
@@ -391,6 +439,58 @@ static inline void lt_commit_locked(uint8_t *end) {
     struct lt_buffer *b = &lt.buffers[lt.active];
     b->len = (size_t)(end - b->data);
     if (LT_UNLIKELY(b->len >= LT_FLUSH_SIZE)) lt_buffer_full_locked();
+}
+
+/* Writes THREAD and TIME at `o` when the thread or the clock changed since the chunk's last
+ * event (at most 24 bytes). TIME never goes back: a merged event may carry a clock reading a
+ * tick older than one written before it. */
+static inline uint8_t *lt_put_context(struct lt_buffer *b, uint8_t *o, uint64_t tid, uint64_t now) {
+    if (LT_UNLIKELY(b->cur_tid != tid)) {
+        *o++ = TAG_THREAD;
+        o = lt_put_uv(o, tid);
+        b->cur_tid = tid;
+    }
+    if (now < lt.time_floor) now = lt.time_floor;
+    if (LT_UNLIKELY(!b->has_time || b->cur_time != now)) {
+        *o++ = TAG_TIME;
+        o = lt_put_uv(o, now);
+        b->cur_time = now;
+        b->has_time = 1;
+        lt.time_floor = now;
+    }
+    return o;
+}
+
+/* Takes the event lock for a record written directly (a mapping, a mark, modules, a sample,
+ * END): the events the rings hold are older, so they go first. */
+static inline void lt_lock_events(void) {
+    lt_lock(&lt.event_lock);
+    lt_rings_drain_locked();
+}
+
+/* Puts an allocator event in the calling thread's ring; returns 0 when the thread has no ring
+ * (the caller then appends it under the event lock). The hot path of every hook. */
+static inline int lt_ring_push(struct lt_ring_event *e) {
+    struct lt_ring *r = lt_self.ring;
+    if (LT_UNLIKELY(!r) && !(r = lt_ring_claim())) return 0;
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (LT_UNLIKELY(head - atomic_load_explicit(&r->tail, memory_order_acquire) >= LT_RING_EVENTS))
+        lt_ring_make_room(r);
+    /* in_flight needs no fence of its own: on x86-64 the locked add that takes the number
+     * makes the store visible first, so a merger that read the counter past our number sees
+     * the flag. Numbers need not be dense: one taken and dropped at a closed door is a gap. */
+    for (;;) {
+        atomic_store_explicit(&r->in_flight, 1, memory_order_relaxed);
+        e->seq = atomic_fetch_add(&lt.event_seq, 1);
+        if (LT_LIKELY(!atomic_load_explicit(&lt.rings_closed, memory_order_relaxed))) break;
+        atomic_store_explicit(&r->in_flight, 0, memory_order_release);
+        lt_rings_wait_open();
+    }
+    e->time_us = atomic_load_explicit(&lt.now_us, memory_order_relaxed);
+    r->events[head & (LT_RING_EVENTS - 1)] = *e;
+    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+    atomic_store_explicit(&r->in_flight, 0, memory_order_release);
+    return 1;
 }
 
 /* Emits THREAD and TIME records when the thread or the clock changed since the chunk's last

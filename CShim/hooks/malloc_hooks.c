@@ -13,80 +13,73 @@
 
 /* ---- recording ---- */
 
-static inline void append_alloc_locked(int fn, void *p, size_t size, uint32_t stack) {
-    lt_event_context_locked(lt_current_tid());
-    uint8_t *o = lt_reserve_locked(1 + 1 + 10 + 10 + 5);
-    if (!o) return;
-    struct lt_buffer *b = &lt.buffers[lt.active];
-    *o++ = TAG_ALLOC;
-    *o++ = (uint8_t)(fn | (lt_chunk_path(p) << 4));
-    o = lt_put_addr(b, o, (uint64_t)(uintptr_t)p);
-    o = lt_put_uv(o, size);
-    o = lt_put_uv(o, stack);
-    lt_commit_locked(o);
-    lt.count_allocs++;
+/* Puts the event in the thread's ring; a thread without one (past the thousandth, or exiting)
+ * appends it under the event lock, after the rings' older events. */
+static inline void record_event(struct lt_ring_event *e) {
+    if (LT_LIKELY(lt_ring_push(e))) return;
+    lt_lock_events();
+    lt_append_event_locked(e, lt_current_tid());
+    lt_unlock(&lt.event_lock);
 }
 
-/* Captures the stack and finds its id, taking the event lock. On return the lock is held. */
-static inline uint32_t capture_and_lock(uintptr_t cfa, uintptr_t ip0) {
+/* Captures the stack and finds its id. A stack never seen is interned under the event lock,
+ * which writes its STACK records at once: before any event that can name it. */
+static inline uint32_t capture_stack_id(uintptr_t cfa, uintptr_t ip0) {
     uintptr_t frames[LT_MAX_DEPTH];
     struct cached_stack *fill;
     uint32_t stack;
     int n = lt_capture_stack_at(cfa, ip0, frames, lt.config.depth, &stack, &fill);
     uint64_t hash = 0;
     if (!stack) stack = lt_stack_lookup(frames, n, &hash);
-    /* A stack never seen may run through a library loaded since the last module snapshot (the
-     * dlopen hook cannot act after the call: it tail-calls). Checking here, before the event
-     * lock is taken, puts the snapshot ahead of the event in the trace, so a report that stops
-     * at any point can name every frame. Costs one dl_iterate_phdr callback per new stack. */
-    if (!stack && n > 0 && !lt_self.loader_locked) lt_modules_snapshot(0);
-    lt_lock(&lt.event_lock);
-    if (!stack && n > 0) stack = lt_stack_intern_locked(frames, n, hash);
+    if (!stack && n > 0) {
+        /* A stack never seen may run through a library loaded since the last module snapshot
+         * (the dlopen hook cannot act after the call: it tail-calls). Checking here puts the
+         * snapshot ahead of the event in the trace, so a report that stops at any point can
+         * name every frame. Costs one dl_iterate_phdr callback per new stack. */
+        if (!lt_self.loader_locked) lt_modules_snapshot(0);
+        lt_lock(&lt.event_lock);
+        stack = lt_stack_intern_locked(frames, n, hash);
+        lt_unlock(&lt.event_lock);
+    }
     lt_stack_cache_store(fill, stack);
     return stack;
 }
 
 void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0) {
     int saved = errno;
-    uint32_t stack = capture_and_lock(cfa, ip0);
-    append_alloc_locked(fn, p, size, stack);
-    lt_unlock(&lt.event_lock);
+    struct lt_ring_event e = {
+        .tag = TAG_ALLOC,
+        .info = (uint8_t)(fn | (lt_chunk_path(p) << 4)),
+        .addr = (uint64_t)(uintptr_t)p,
+        .size = size,
+        .stack = capture_stack_id(cfa, ip0),
+    };
+    record_event(&e);
     errno = saved;
 }
 
-static void append_addr_record(uint8_t tag, void *p) {
-    lt_lock(&lt.event_lock);
-    lt_event_context_locked(lt_current_tid());
-    uint8_t *o = lt_reserve_locked(1 + 10);
-    if (o) {
-        *o++ = tag;
-        o = lt_put_addr(&lt.buffers[lt.active], o, (uint64_t)(uintptr_t)p);
-        lt_commit_locked(o);
-        if (tag == TAG_FREE) lt.count_frees++;
-    }
-    lt_unlock(&lt.event_lock);
+static void record_release(uint8_t tag, void *p) {
+    struct lt_ring_event e = {.tag = tag, .addr = (uint64_t)(uintptr_t)p};
+    record_event(&e);
 }
 
 void lt_record_free(void *p) {
     int saved = errno;
-    append_addr_record(TAG_FREE, p);
+    record_release(TAG_FREE, p);
     errno = saved;
 }
 
 static void record_realloc(int fn_bit, int status, void *old, void *p, size_t size, uint32_t stack) {
-    lt_event_context_locked(lt_current_tid());
-    uint8_t *o = lt_reserve_locked(1 + 1 + 10 + 10 + 10 + 5);
-    if (!o) return;
-    struct lt_buffer *b = &lt.buffers[lt.active];
     int path = p ? lt_chunk_path(p) : 0;
-    *o++ = TAG_REALLOC;
-    *o++ = (uint8_t)(status | (path << 4) | (fn_bit << 6));
-    o = lt_put_addr(b, o, (uint64_t)(uintptr_t)old);
-    o = lt_put_addr(b, o, (uint64_t)(uintptr_t)p);
-    o = lt_put_uv(o, size);
-    o = lt_put_uv(o, stack);
-    lt_commit_locked(o);
-    lt.count_reallocs++;
+    struct lt_ring_event e = {
+        .tag = TAG_REALLOC,
+        .info = (uint8_t)(status | (path << 4) | (fn_bit << 6)),
+        .addr = (uint64_t)(uintptr_t)old,
+        .addr2 = (uint64_t)(uintptr_t)p,
+        .size = size,
+        .stack = stack,
+    };
+    record_event(&e);
 }
 
 /* ---- hooks ---- */
@@ -142,28 +135,15 @@ static void *realloc_common(int fn, void *old, size_t n, size_t size, uintptr_t 
     if (!lt_hook_enter())
         return fn == FN_REALLOC ? lt.real.realloc(old, size) : lt.real.reallocarray(old, n, size);
     int saved = errno;
-    uint32_t stack = capture_and_lock(cfa, ip0);
-    if (old) {
-        /* Released before the call, so no other thread's allocation of the same address can
-         * be ordered before it (docs/trace-format.md, REALLOC). */
-        lt_event_context_locked(lt_current_tid());
-        uint8_t *o = lt_reserve_locked(11);
-        if (o) {
-            *o++ = TAG_REALLOC_RELEASE;
-            o = lt_put_addr(&lt.buffers[lt.active], o, (uint64_t)(uintptr_t)old);
-            lt_commit_locked(o);
-        }
-    }
-    lt_unlock(&lt.event_lock);
+    uint32_t stack = capture_stack_id(cfa, ip0);
+    /* Released before the call, so no other thread's allocation of the same address can be
+     * ordered before it (docs/trace-format.md, REALLOC). */
+    if (old) record_release(TAG_REALLOC_RELEASE, old);
     errno = saved;
     void *p = fn == FN_REALLOC ? lt.real.realloc(old, size) : lt.real.reallocarray(old, n, size);
     saved = errno;
     int status = p ? REALLOC_OK : (old && total == 0 ? REALLOC_FREED : REALLOC_FAILED);
-    if (p || old) {
-        lt_lock(&lt.event_lock);
-        record_realloc(fn == FN_REALLOCARRAY, status, old, p, total, stack);
-        lt_unlock(&lt.event_lock);
-    }
+    if (p || old) record_realloc(fn == FN_REALLOCARRAY, status, old, p, total, stack);
     errno = saved;
     lt_hook_leave();
     return p;

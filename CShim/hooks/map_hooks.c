@@ -45,7 +45,7 @@ static inline void begin_map_event(struct map_event *e) {
     /* As for allocations (capture_and_lock): a new stack may need a newer module snapshot. */
     if (e->depth > 0 && !lt_self.loader_locked && !lt_stack_lookup(e->frames, e->depth, &hash))
         lt_modules_snapshot(0);
-    lt_lock(&lt.event_lock);
+    lt_lock_events();
 }
 
 static inline void end_map_event(uint8_t tag, uint8_t *body, uint8_t *body_end, struct map_event *e) {
@@ -190,7 +190,7 @@ LT_EXPORT int mallopt(int param, int value) {
     p = lt_put_sv(p, param);
     p = lt_put_sv(p, value);
     p = lt_put_sv(p, r);
-    lt_lock(&lt.event_lock);
+    lt_lock_events();
     lt_event_context_locked(lt_current_tid());
     lt_append_sized_locked(TAG_MALLOPT, body, (size_t)(p - body));
     lt_unlock(&lt.event_lock);

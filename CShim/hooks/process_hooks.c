@@ -14,7 +14,7 @@
 
 void lt_emit_fork(pid_t child) {
     uint8_t body[16], *p = lt_put_uv(body, (uint64_t)child);
-    lt_lock(&lt.event_lock);
+    lt_lock_events();
     lt_event_context_locked(lt_current_tid());
     lt_append_sized_locked(TAG_FORK, body, (size_t)(p - body));
     lt_unlock(&lt.event_lock);
@@ -44,7 +44,7 @@ static void before_exec(const char *path) {
     if (len > 4000) len = 4000;
     uint8_t body[4100], *p = lt_put_str(body, path ? path : "", len);
     lt_modules_snapshot(0);
-    lt_lock(&lt.event_lock);
+    lt_lock_events();
     lt_event_context_locked(lt_current_tid());
     lt_append_sized_locked(TAG_EXEC, body, (size_t)(p - body));
     lt_unlock(&lt.event_lock);
@@ -214,7 +214,7 @@ static size_t encode_mark(uint8_t *body, const char *name, uint64_t source) {
 static void emit_mark(const char *name, uint64_t source) {
     uint8_t body[220];
     size_t len = encode_mark(body, name, source);
-    lt_lock(&lt.event_lock);
+    lt_lock_events();
     lt_event_context_locked(lt_current_tid());
     lt_append_sized_locked(TAG_MARK, body, len);
     lt_unlock(&lt.event_lock);
@@ -273,7 +273,7 @@ static void on_mark_signal(int sig) {
     if (!lt_self.in_hook && atomic_load(&lt.phase) == PHASE_TRACING && !lt_in_foreign_child() &&
         lt_lock_try(&lt.event_lock)) {
         lt_self.in_hook = LT_IN_TRACER;
-        write_signal_marks_locked(0);
+        if (lt_rings_drain_nowait_locked()) write_signal_marks_locked(0);
         lt_self.in_hook = 0;
         lt_unlock(&lt.event_lock);
     }
@@ -299,7 +299,7 @@ void lt_install_mark_signal(void) {
 
 void lt_emit_pending_marks(void) {
     if (atomic_load(&signal_marks_written) == atomic_load(&signal_marks_requested)) return;
-    lt_lock(&lt.event_lock);
+    lt_lock_events();
     if (atomic_load(&lt.phase) == PHASE_TRACING) write_signal_marks_locked(1);
     lt_unlock(&lt.event_lock);
 }

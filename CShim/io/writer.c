@@ -134,18 +134,7 @@ void lt_context_slow_locked(uint64_t tid, uint64_t now) {
     uint8_t *p = lt_reserve_locked(24);
     if (!p) return;
     struct lt_buffer *b = &lt.buffers[lt.active];
-    if (b->cur_tid != tid) {
-        *p++ = TAG_THREAD;
-        p = lt_put_uv(p, tid);
-        b->cur_tid = tid;
-    }
-    if (!b->has_time || b->cur_time != now) {
-        *p++ = TAG_TIME;
-        p = lt_put_uv(p, now);
-        b->cur_time = now;
-        b->has_time = 1;
-    }
-    b->len = (size_t)(p - b->data);
+    b->len = (size_t)(lt_put_context(b, p, tid, now) - b->data);
 }
 
 void lt_append_sized_locked(uint8_t tag, const uint8_t *body, size_t len) {
@@ -428,7 +417,7 @@ static void emit_sample(void) {
     e = lt_put_uv(e, v[0]);
     e = lt_put_uv(e, v[1]);
     e = lt_put_uv(e, v[2]);
-    lt_lock(&lt.event_lock);
+    lt_lock_events();
     if (atomic_load(&lt.phase) == PHASE_TRACING) {
         lt_event_context_locked(lt_current_tid());
         lt_append_sized_locked(TAG_SAMPLE, body, (size_t)(e - body));
@@ -442,7 +431,7 @@ void lt_emit_note(int level, const char *text) {
     if (len > 512) len = 512;
     e = lt_put_uv(e, (uint64_t)level);
     e = lt_put_str(e, text, len);
-    lt_lock(&lt.event_lock);
+    lt_lock_events();
     if (atomic_load(&lt.phase) == PHASE_TRACING) lt_append_sized_locked(TAG_NOTE, body, (size_t)(e - body));
     lt_unlock(&lt.event_lock);
 }
@@ -452,7 +441,7 @@ void lt_emit_thread_name(uint64_t tid, const char *name, size_t len) {
     if (len > 40) len = 40;
     e = lt_put_uv(e, tid);
     e = lt_put_str(e, name, len);
-    lt_lock(&lt.event_lock);
+    lt_lock_events();
     if (atomic_load(&lt.phase) == PHASE_TRACING) lt_append_sized_locked(TAG_THREAD_NAME, body, (size_t)(e - body));
     lt_unlock(&lt.event_lock);
 }
@@ -475,16 +464,16 @@ static void append_end_locked(void) {
 void lt_flush_all(int final_end) {
     if (lt.fd < 0) return;
     pthread_mutex_lock(&lt.file_lock);
+    lt_lock_events();
     if (final_end) {
-        lt_lock(&lt.event_lock);
         if (atomic_load(&lt.phase) == PHASE_TRACING) {
             append_end_locked();
             atomic_store(&lt.phase, PHASE_STOPPED);
         } else {
             final_end = 0;
         }
-        lt_unlock(&lt.event_lock);
     }
+    lt_unlock(&lt.event_lock);
     drain(1);
     if (final_end) lt.file_closed = 1;
     pthread_mutex_unlock(&lt.file_lock);
@@ -495,14 +484,16 @@ void lt_flush_all(int final_end) {
  * handler, which keeps both locks until the parent/child handlers release or re-create them. */
 void lt_flush_for_fork(void) {
     pthread_mutex_lock(&lt.file_lock);
+    lt_lock_events();
+    lt_unlock(&lt.event_lock);
     drain(1);
     lt_lock(&lt.event_lock);
 }
 
 /* ---- the writer thread ---- */
 
-/* The writer thread ticks every TICK_MS: it advances the clock the hooks read, writes queued
- * buffers, checks the module map, writes the marks asked for by signal that their handler
+/* The writer thread ticks every TICK_MS: it advances the clock the hooks read, merges the
+ * threads' event rings, writes queued buffers, checks the module map, writes the marks asked for by signal that their handler
  * could not write, and every flush interval takes a memory sample and writes the active
  * buffer too. */
 static void *writer_main(void *arg) {
@@ -535,6 +526,10 @@ static void *writer_main(void *arg) {
          * the mark could not name its frames. */
         lt_modules_snapshot(0);
         lt_emit_pending_marks();
+        /* A thread that allocates little fills its ring slowly: its events reach the buffer
+         * here, so every event is on disk within a flush interval. */
+        lt_lock_events();
+        lt_unlock(&lt.event_lock);
         pthread_mutex_lock(&lt.file_lock);
         drain(flush_due);
         pthread_mutex_unlock(&lt.file_lock);

@@ -402,6 +402,8 @@ struct HazardTraceSummary {
     var execs: [String] = []
     var forks: [UInt64] = []
     var moduleSnapshots = 0
+    /// At each MARK, by name: live blocks by size (the last mark of a name wins).
+    var liveBySizeAtMark: [String: [UInt64: Int]] = [:]
     let stacks: StackTable
     let moduleMaps: ModuleMapHistory
 
@@ -437,6 +439,7 @@ struct HazardTraceSummary {
         execs = visitor.execs
         forks = visitor.forks
         moduleSnapshots = visitor.moduleSnapshots
+        liveBySizeAtMark = visitor.liveBySizeAtMark
     }
 
     var isComplete: Bool { endState?.isComplete ?? false }
@@ -509,6 +512,7 @@ private struct ReplayVisitor: TraceVisitor {
     var execs: [String] = []
     var forks: [UInt64] = []
     var moduleSnapshots = 0
+    var liveBySizeAtMark: [String: [UInt64: Int]] = [:]
 
     private mutating func countFree(_ block: HazardBlock) {
         freesBySize[block.size, default: 0] += 1
@@ -574,6 +578,10 @@ private struct ReplayVisitor: TraceVisitor {
         case let .note(_, text): notes.append(text)
         case let .exec(path): execs.append(path)
         case let .fork(child): forks.append(child)
+        case let .mark(name, _):
+            var bySize: [UInt64: Int] = [:]
+            for block in live.values { bySize[block.size, default: 0] += 1 }
+            liveBySizeAtMark[name] = bySize
         default: break
         }
     }

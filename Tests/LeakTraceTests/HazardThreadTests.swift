@@ -119,4 +119,43 @@ final class HazardThreadTests: XCTestCase {
             try HazardKit.readWithLeakreport(path, label: label)
         }
     }
+
+    /// Per-thread event rings: 1100 threads alive at once (more than the 1024 rings, so the last
+    /// ones append under the event lock), rings given back at exit and reused, and marks that
+    /// must follow events still waiting in a live thread's ring. Every count is exact, and the
+    /// live set at each mark is exactly what the program holds there.
+    func testCase15EventRings() throws {
+        let exe = try HazardKit.build("hazard_thread_rings")
+        for run in 1...HazardKit.runsPerCase {
+            let label = "run \(run)"
+            var invocation = HazardKit.Invocation(exe)
+            invocation.timeout = 300
+            let runs = try HazardKit.runBoth(invocation, label: label)
+            XCTAssertEqual(runs.traced.stdout, "wide=1100 reused=50\n", label)
+            XCTAssertEqual(runs.traces.count, 1, label)
+            guard let path = runs.traces.first else { continue }
+            let trace = try HazardTraceSummary(path: path)
+            XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
+            trace.assertEndMatchesRecords(label)
+            XCTAssertEqual(trace.allocationsBySize[7001], 1100, label)
+            XCTAssertEqual(trace.allocationsBySize[7002], 1100, label)
+            XCTAssertEqual(trace.freesBySize[7002], 1100, label)
+            XCTAssertEqual(trace.allocationsBySize[7003], 50, label)
+            XCTAssertEqual(trace.allocationsBySize[7004], 5, label)
+            XCTAssertEqual(trace.unknownFrees, 0, "\(label): a free before its malloc")
+            XCTAssertEqual(trace.doubleLive, 0, "\(label): two live blocks at one address")
+            let joined = trace.liveBySizeAtMark["joined"] ?? [:]
+            XCTAssertEqual(joined[7001], 1100, "\(label): at joined")
+            XCTAssertNil(joined[7002], "\(label): at joined")
+            XCTAssertEqual(trace.liveBySizeAtMark["half"]?[7001], 550, "\(label): at half")
+            XCTAssertEqual(trace.liveBySizeAtMark["quiet"]?[7004], 5, "\(label): at quiet, from a live thread's ring")
+            let reused = trace.liveBySizeAtMark["reused"] ?? [:]
+            XCTAssertEqual(reused[7003], 50, "\(label): at reused")
+            XCTAssertEqual(trace.liveBlocks(ofSize: 7001).count, 550, label)
+            XCTAssertEqual(trace.liveBlocks(ofSize: 7004).count, 5, label)
+            XCTAssertEqual(trace.liveBlocks(ofSize: 7003).count, 0, label)
+            XCTAssertGreaterThanOrEqual(trace.threads.count, 1100 + 1 + 1 + 50, label)
+            try HazardKit.readWithLeakreport(path, label: label)
+        }
+    }
 }

@@ -1,0 +1,274 @@
+/* Per-thread event rings: how allocation events reach the trace without a shared lock.
+ *
+ * A hook puts its event (already complete: address, size, path, stack id, time) into its own
+ * thread's ring, stamped with a number from one process-wide counter. Whoever holds the event
+ * lock next with a reason to (a thread whose ring is full, the writer's tick, any record that
+ * is written directly: mappings, marks, modules, samples, END, fork) merges every ring's events
+ * into the active buffer in counter order and encodes them there. The trace is exactly what the
+ * single event lock used to produce: one order, consistent with the program's, since a hook
+ * takes its number before the real free runs and after the real malloc returns (see
+ * docs/design-shim.md, "Event rings").
+ *
+ * Merging needs every number below a limit to be in some ring: a thread sets `in_flight` before
+ * it takes a number and clears it after publishing the event, and the merger, having read the
+ * counter, waits until no ring is in flight. A thread is in flight for a dozen instructions and
+ * never waits for anything meanwhile. Fork closes the rings (threads then wait before taking a
+ * number), merges them and forks with none in flight. */
+#include "../core/shim.h"
+
+#include <string.h>
+
+#define MAX_RINGS 1024
+
+static struct lt_ring *_Atomic registry[MAX_RINGS];
+static _Atomic int registry_high; /* slots at or above are all empty */
+static struct lt_ring *free_rings;
+static atomic_flag free_rings_lock = ATOMIC_FLAG_INIT;
+static pthread_key_t ring_owner_key;
+static int ring_owner_key_ready;
+
+/* ---- claiming and giving back ---- */
+
+static void spin_lock_free_rings(void) {
+    while (atomic_flag_test_and_set_explicit(&free_rings_lock, memory_order_acquire)) sched_yield();
+}
+
+static void push_free_ring(struct lt_ring *r) {
+    spin_lock_free_rings();
+    r->next_free = free_rings;
+    free_rings = r;
+    atomic_flag_clear_explicit(&free_rings_lock, memory_order_release);
+}
+
+static struct lt_ring *pop_free_ring(void) {
+    spin_lock_free_rings();
+    struct lt_ring *r = free_rings;
+    if (r) free_rings = r->next_free;
+    atomic_flag_clear_explicit(&free_rings_lock, memory_order_release);
+    return r;
+}
+
+static int register_ring(struct lt_ring *r) {
+    for (int i = 0; i < MAX_RINGS; i++) {
+        struct lt_ring *expected = NULL;
+        if (atomic_load_explicit(&registry[i], memory_order_relaxed) == NULL &&
+            atomic_compare_exchange_strong(&registry[i], &expected, r)) {
+            r->slot = i;
+            int high = atomic_load(&registry_high);
+            while (high <= i && !atomic_compare_exchange_weak(&registry_high, &high, i + 1)) {
+            }
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The key's destructor, at thread exit: the ring's events go to the buffer first, then the
+ * ring leaves the registry for the next thread. The thread's allocations after this (other
+ * destructors, libc's own cleanup) take the locked path. */
+static void give_back_ring(void *ring) {
+    struct lt_ring *r = ring;
+    int guard = lt_self.in_hook;
+    lt_self.in_hook = LT_IN_TRACER;
+    lt_lock(&lt.event_lock);
+    lt_rings_drain_locked();
+    atomic_store(&registry[r->slot], NULL);
+    lt_unlock(&lt.event_lock);
+    lt_self.ring = NULL;
+    lt_self.ring_retired = 1;
+    push_free_ring(r);
+    lt_self.in_hook = guard;
+}
+
+struct lt_ring *lt_ring_claim(void) {
+    if (lt_self.ring_retired || !ring_owner_key_ready) return NULL;
+    struct lt_ring *r = pop_free_ring();
+    if (!r) r = lt_raw_mmap((sizeof *r + 4095) & ~(size_t)4095);
+    if (!r) return NULL;
+    atomic_store_explicit(&r->in_flight, 0, memory_order_relaxed);
+    r->tid = lt_current_tid();
+    if (!register_ring(r)) {
+        push_free_ring(r);
+        lt_self.ring_retired = 1; /* a thousand threads hold rings: this one takes the locked path */
+        return NULL;
+    }
+    /* pthread_setspecific may allocate (keys past the first 32): that is the tracer's own. */
+    int guard = lt_self.in_hook;
+    lt_self.in_hook = LT_IN_TRACER;
+    int failed = pthread_setspecific(ring_owner_key, r) != 0;
+    lt_self.in_hook = guard;
+    if (failed) {
+        lt_lock(&lt.event_lock);
+        atomic_store(&registry[r->slot], NULL);
+        lt_unlock(&lt.event_lock);
+        push_free_ring(r);
+        lt_self.ring_retired = 1;
+        return NULL;
+    }
+    lt_self.ring = r;
+    return r;
+}
+
+void lt_rings_init(void) {
+    ring_owner_key_ready = pthread_key_create(&ring_owner_key, give_back_ring) == 0;
+}
+
+/* ---- merging ---- */
+
+static void wait_not_in_flight(struct lt_ring *r) {
+    for (int spin = 0; atomic_load(&r->in_flight); spin++) {
+        if (spin < 200) __builtin_ia32_pause();
+        else sched_yield(); /* its owner was preempted in the middle of an event */
+    }
+}
+
+/* Encodes one event with its thread and time context at `o`, which has room for
+ * LT_RING_RECORD_MAX bytes. */
+static uint8_t *encode_event(struct lt_buffer *b, uint8_t *o, const struct lt_ring_event *e, uint64_t tid) {
+    o = lt_put_context(b, o, tid, e->time_us);
+    *o++ = e->tag;
+    switch (e->tag) {
+    case TAG_ALLOC:
+        *o++ = e->info;
+        o = lt_put_addr(b, o, e->addr);
+        o = lt_put_uv(o, e->size);
+        o = lt_put_uv(o, e->stack);
+        lt.count_allocs++;
+        break;
+    case TAG_FREE:
+        o = lt_put_addr(b, o, e->addr);
+        lt.count_frees++;
+        break;
+    case TAG_REALLOC_RELEASE:
+        o = lt_put_addr(b, o, e->addr);
+        break;
+    default: /* TAG_REALLOC */
+        *o++ = e->info;
+        o = lt_put_addr(b, o, e->addr);
+        o = lt_put_addr(b, o, e->addr2);
+        o = lt_put_uv(o, e->size);
+        o = lt_put_uv(o, e->stack);
+        lt.count_reallocs++;
+        break;
+    }
+    return o;
+}
+
+void lt_append_event_locked(const struct lt_ring_event *e, uint64_t tid) {
+    uint8_t *o = lt_reserve_locked(LT_RING_RECORD_MAX);
+    if (!o) return;
+    lt_commit_locked(encode_event(&lt.buffers[lt.active], o, e, tid));
+}
+
+/* The ring holding the smallest-numbered event below `limit`, or NULL. */
+static struct lt_ring *next_ring(struct lt_ring **rings, int count, uint64_t limit) {
+    struct lt_ring *best = NULL;
+    uint64_t best_seq = limit;
+    for (int i = 0; i < count; i++) {
+        struct lt_ring *r = rings[i];
+        uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        if (tail == atomic_load_explicit(&r->head, memory_order_acquire)) continue;
+        uint64_t seq = r->events[tail & (LT_RING_EVENTS - 1)].seq;
+        if (seq < best_seq) {
+            best_seq = seq;
+            best = r;
+        }
+    }
+    return best;
+}
+
+/* Merges every event numbered below the counter's value now. Encoding may rotate buffers and
+ * so release the event lock for a moment; room is reserved before an event is taken, and the
+ * event is copied out and written whole before the lock can go, so a merger that runs in such a
+ * gap simply carries on in the same order. */
+void lt_rings_drain_locked(void) {
+    int high = atomic_load(&registry_high);
+    if (high == 0) return;
+    uint64_t limit = atomic_load(&lt.event_seq);
+    struct lt_ring *rings[MAX_RINGS];
+    int count = 0;
+    for (int i = 0; i < high; i++) {
+        struct lt_ring *r = atomic_load(&registry[i]);
+        if (!r) continue;
+        wait_not_in_flight(r);
+        if (atomic_load_explicit(&r->tail, memory_order_relaxed) != atomic_load_explicit(&r->head, memory_order_acquire))
+            rings[count++] = r;
+    }
+    while (count > 0) {
+        uint8_t *o = lt_reserve_locked(LT_RING_RECORD_MAX);
+        if (!o) return; /* not tracing any more */
+        struct lt_ring *r = next_ring(rings, count, limit);
+        if (!r) return;
+        uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        struct lt_ring_event e = r->events[tail & (LT_RING_EVENTS - 1)];
+        atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+        lt_commit_locked(encode_event(&lt.buffers[lt.active], o, &e, r->tid));
+    }
+}
+
+/* Events the rings hold now: a bound on what a drain would write. */
+uint64_t lt_rings_pending(void) {
+    uint64_t pending = 0;
+    int high = atomic_load(&registry_high);
+    for (int i = 0; i < high; i++) {
+        struct lt_ring *r = atomic_load(&registry[i]);
+        if (r) pending += atomic_load(&r->head) - atomic_load(&r->tail);
+    }
+    return pending;
+}
+
+/* For a signal handler holding the event lock: merges the rings only if that cannot wait for
+ * the writer (each buffer rotation must find a free buffer). Returns 0 when it did not. */
+int lt_rings_drain_nowait_locked(void) {
+    uint64_t bytes = lt_rings_pending() * LT_RING_RECORD_MAX + lt.buffers[lt.active].len;
+    uint64_t rotations = bytes / LT_FLUSH_SIZE + 1;
+    if (atomic_load(&lt.phase) != PHASE_TRACING || (uint64_t)lt.free_len < rotations + 1) return 0;
+    lt_rings_drain_locked();
+    return 1;
+}
+
+/* A full ring: merge everything (which empties this ring too). */
+void lt_ring_make_room(struct lt_ring *r) {
+    lt_lock(&lt.event_lock);
+    if (atomic_load(&r->head) - atomic_load(&r->tail) >= LT_RING_EVENTS) lt_rings_drain_locked();
+    lt_unlock(&lt.event_lock);
+    /* Still full only when tracing stopped while we waited: drop the events, the trace is over. */
+    if (atomic_load(&r->head) - atomic_load(&r->tail) >= LT_RING_EVENTS)
+        atomic_store(&r->tail, atomic_load(&r->head));
+}
+
+void lt_rings_wait_open(void) {
+    while (atomic_load(&lt.rings_closed)) sched_yield();
+}
+
+/* ---- fork ---- */
+
+/* No thread takes a number until lt_rings_open; on return none is in flight. */
+void lt_rings_close(void) {
+    atomic_fetch_add(&lt.rings_closed, 1);
+    int high = atomic_load(&registry_high);
+    for (int i = 0; i < high; i++) {
+        struct lt_ring *r = atomic_load(&registry[i]);
+        if (r) wait_not_in_flight(r);
+    }
+}
+
+void lt_rings_open(void) { atomic_fetch_sub(&lt.rings_closed, 1); }
+
+/* In the child: the other threads are gone; their rings (merged before the fork) are free. */
+void lt_rings_after_fork(void) {
+    atomic_flag_clear(&free_rings_lock);
+    int high = atomic_load(&registry_high);
+    for (int i = 0; i < high; i++) {
+        struct lt_ring *r = atomic_load(&registry[i]);
+        if (!r || r == lt_self.ring) continue;
+        atomic_store(&registry[i], NULL);
+        atomic_store(&r->tail, atomic_load(&r->head));
+        push_free_ring(r);
+    }
+    if (lt_self.ring) {
+        atomic_store(&lt_self.ring->tail, atomic_load(&lt_self.ring->head));
+        lt_self.ring->tid = lt_current_tid();
+    }
+    atomic_store(&lt.rings_closed, 0);
+}
