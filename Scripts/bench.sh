@@ -41,6 +41,10 @@ iterations=2000000
 # Real programs run as themselves (not through a shell or a version-manager shim), so both
 # tracers see the same single process.
 python=$(python3 -c 'import sys; print(sys.executable)')
+# CPython serves small objects from its own pools (pymalloc): the JSON workload then makes only
+# ~12 thousand allocator calls, too few to measure a cost per call against run-to-run noise.
+# PYTHONMALLOC=malloc sends every object to malloc (what memray and heaptrack users set too).
+export PYTHONMALLOC=malloc
 cat > "$work/w.py" <<'PY'
 import json
 d = [{'k': str(i), 'v': list(range(i % 50))} for i in range(150000)]

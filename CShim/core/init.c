@@ -285,6 +285,7 @@ static void on_fork_parent(void) {
     atomic_fetch_sub(&lt.fork_pending, 1);
     lt_rings_open();
     lt_unlock(&lt.event_lock);
+    lt_self.holds_file_lock = 0;
     pthread_mutex_unlock(&lt.file_lock);
     lt_self.in_hook = 0;
 }
@@ -295,6 +296,7 @@ static void on_fork_child(void) {
     atomic_store(&lt.unwinders, 0);
     atomic_store(&lt.fork_pending, 0);
     atomic_store(&lt.event_lock.state, 0);
+    lt_self.holds_file_lock = 0;
     pthread_mutex_init(&lt.file_lock, NULL);
     /* The parent's descriptor is shared with the parent: never write to it from here. */
     if (lt.fd >= 0) close(lt.fd);

@@ -108,6 +108,19 @@ void lt_modules_snapshot(int force) {
     lt_unwind_leave();
 }
 
+/* For the writer thread: skips the check when another thread is taking a snapshot. That thread
+ * may be waiting, snapshot lock held, for the writer to free a buffer for its record; the writer
+ * must never wait for it in turn. */
+void lt_modules_snapshot_unless_busy(void) {
+    if (atomic_load(&lt.phase) != PHASE_TRACING) return;
+    lt_unwind_enter();
+    if (pthread_mutex_trylock(&snapshot_lock) == 0) {
+        snapshot_locked(0);
+        pthread_mutex_unlock(&snapshot_lock);
+    }
+    lt_unwind_leave();
+}
+
 static void snapshot_locked(int force) {
     unsigned long long counters[2] = {0, 0};
     if (!force) {

@@ -249,6 +249,7 @@ struct lt_thread {
      * per-step sigprocmask calls are then answered without a system call. */
     int signals_held;
     int is_writer;               /* the tracer's writer thread (io/writer.c) */
+    int holds_file_lock;         /* a flush holds the file lock: it writes full buffers itself */
     struct lt_ring *ring;        /* this thread's event ring, claimed at its first event */
     int ring_retired;            /* the ring was given back at thread exit, or none was had */
 };
@@ -283,6 +284,7 @@ LT_HIDDEN void lt_stacks_init(void);
 
 /* ---- core/modules.c ---- */
 LT_HIDDEN void lt_modules_snapshot(int force);
+LT_HIDDEN void lt_modules_snapshot_unless_busy(void);
 LT_HIDDEN void lt_find_self_text(void);
 LT_HIDDEN int lt_move_fd_high(int fd);
 LT_HIDDEN void lt_add_internal_mapper(const void *address);

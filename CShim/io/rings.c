@@ -179,8 +179,8 @@ static struct lt_ring *next_ring(struct lt_ring **rings, int count, uint64_t lim
 
 /* Merges every event numbered below the counter's value now. Encoding may rotate buffers and
  * so release the event lock for a moment; room is reserved before an event is taken, and the
- * event is copied out and written whole before the lock can go, so a merger that runs in such a
- * gap simply carries on in the same order. */
+ * event is written whole and its slot given back before the lock can go, so a merger that runs
+ * in such a gap simply carries on in the same order. */
 void lt_rings_drain_locked(void) {
     int high = atomic_load(&registry_high);
     if (high == 0) return;
@@ -194,15 +194,20 @@ void lt_rings_drain_locked(void) {
         if (atomic_load_explicit(&r->tail, memory_order_relaxed) != atomic_load_explicit(&r->head, memory_order_acquire))
             rings[count++] = r;
     }
-    while (count > 0) {
+    for (;;) {
         uint8_t *o = lt_reserve_locked(LT_RING_RECORD_MAX);
         if (!o) return; /* not tracing any more */
-        struct lt_ring *r = next_ring(rings, count, limit);
+        /* One ring (one thread allocating): its events are in order already. */
+        struct lt_ring *r = count == 1 ? rings[0] : next_ring(rings, count, limit);
         if (!r) return;
         uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        struct lt_ring_event e = r->events[tail & (LT_RING_EVENTS - 1)];
+        if (tail == atomic_load_explicit(&r->head, memory_order_acquire)) return;
+        const struct lt_ring_event *e = &r->events[tail & (LT_RING_EVENTS - 1)];
+        if (e->seq >= limit) return;
+        /* Encoded in place: the owner cannot reuse the slot before the tail moves past it. */
+        o = encode_event(&lt.buffers[lt.active], o, e, r->tid);
         atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
-        lt_commit_locked(encode_event(&lt.buffers[lt.active], o, &e, r->tid));
+        lt_commit_locked(o);
     }
 }
 

@@ -93,20 +93,23 @@ static void drain(int include_active);
  * queued, a hook waits for the writer (back-pressure rather than unbounded memory); if there
  * is no writer thread, or the caller is the writer itself (its memory samples, module
  * snapshots and marks are records too, and once waited here for buffers only it could free:
- * two threads allocating flat out on two cores starved it until all eight were queued), the
- * caller writes the queue itself. */
+ * two threads allocating flat out on two cores starved it until all eight were queued), or the
+ * caller holds the file lock the writer needs (a flush merging the event rings), the caller
+ * writes the queue itself. */
 static void rotate_locked(int may_wait) {
     while (lt.free_len == 0) {
         if (!may_wait || atomic_load(&lt.phase) != PHASE_TRACING) return;
-        if (lt.writer_running && !lt_self.is_writer) {
+        if (lt.writer_running && !lt_self.is_writer && !lt_self.holds_file_lock) {
             int seen = atomic_load(&lt.freed_seq);
             lt_signal_change(&lt.queued_seq);
             lt_wait_change(&lt.event_lock, &lt.freed_seq, seen, NULL);
         } else {
+            /* The writer would need the file lock: a flush that holds it writes the queue. */
+            int held = lt_self.holds_file_lock;
             lt_unlock(&lt.event_lock);
-            pthread_mutex_lock(&lt.file_lock);
+            if (!held) pthread_mutex_lock(&lt.file_lock);
             drain(0);
-            pthread_mutex_unlock(&lt.file_lock);
+            if (!held) pthread_mutex_unlock(&lt.file_lock);
             lt_lock(&lt.event_lock);
         }
     }
@@ -464,6 +467,7 @@ static void append_end_locked(void) {
 void lt_flush_all(int final_end) {
     if (lt.fd < 0) return;
     pthread_mutex_lock(&lt.file_lock);
+    lt_self.holds_file_lock = 1;
     lt_lock_events();
     if (final_end) {
         if (atomic_load(&lt.phase) == PHASE_TRACING) {
@@ -476,6 +480,7 @@ void lt_flush_all(int final_end) {
     lt_unlock(&lt.event_lock);
     drain(1);
     if (final_end) lt.file_closed = 1;
+    lt_self.holds_file_lock = 0;
     pthread_mutex_unlock(&lt.file_lock);
 }
 
@@ -484,6 +489,7 @@ void lt_flush_all(int final_end) {
  * handler, which keeps both locks until the parent/child handlers release or re-create them. */
 void lt_flush_for_fork(void) {
     pthread_mutex_lock(&lt.file_lock);
+    lt_self.holds_file_lock = 1; /* until the fork handlers let the file lock go */
     lt_lock_events();
     lt_unlock(&lt.event_lock);
     drain(1);
@@ -524,7 +530,7 @@ static void *writer_main(void *arg) {
         /* Every tick (one dl_iterate_phdr callback when nothing changed): a library dlopen'ed
          * just before a mark must be in a snapshot at or before it, or a report that stops at
          * the mark could not name its frames. */
-        lt_modules_snapshot(0);
+        lt_modules_snapshot_unless_busy();
         lt_emit_pending_marks();
         /* A thread that allocates little fills its ring slowly: its events reach the buffer
          * here, so every event is on disk within a flush interval. */
