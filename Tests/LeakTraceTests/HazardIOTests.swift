@@ -28,11 +28,8 @@ final class HazardIOTests: XCTestCase {
             let files = try HazardKit.filesUnder(runs.tracedOutput)
             XCTAssertEqual(files.count, 125, label)
             XCTAssertEqual(files["fd042.txt"], Data("descriptor 42 holds exactly this line\n".utf8), label)
-            XCTAssertEqual(runs.traces.count, 1, label)
-            guard let path = runs.traces.first else { continue }
-            let trace = try HazardTraceSummary(path: path)
-            XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
-            trace.assertEndMatchesRecords(label)
+            let trace = try HazardKit.singleCompleteTrace(runs, label)
+            let path = trace.path
             XCTAssertEqual(trace.liveBlocks(ofSize: 999).count, 1, label)
             // Every allocation of the program's loops, each freed (sizes in hazard_fds.c).
             for (sizes, count) in [(UInt64(5003)...5127, 1), (3000...3049, 125), (3100...3119, 125)] {

@@ -115,15 +115,11 @@ final class HazardLinkageTests: XCTestCase {
         }
     }
 
-    /// The one complete trace a run wrote, with its END checked against its records.
+    /// The one complete trace a run wrote, with its END checked, read by leakreport too.
     private func singleCompleteTrace(_ runs: HazardKit.Comparison, _ label: String,
                                      file: StaticString = #filePath, line: UInt = #line) throws -> HazardTraceSummary {
-        XCTAssertEqual(runs.traces.count, 1, label, file: file, line: line)
-        guard let path = runs.traces.first else { throw TestFailure("\(label): no trace") }
-        let trace = try HazardTraceSummary(path: path)
-        XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))", file: file, line: line)
-        trace.assertEndMatchesRecords(label, file: file, line: line)
-        try HazardKit.readWithLeakreport(path, label: label)
+        let trace = try HazardKit.singleCompleteTrace(runs, label, file: file, line: line)
+        try HazardKit.readWithLeakreport(trace.path, label: label)
         return trace
     }
 }

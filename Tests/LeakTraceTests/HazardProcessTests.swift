@@ -141,11 +141,8 @@ final class HazardProcessTests: XCTestCase {
                 XCTAssertEqual(runs.traced.stdout, "ending \(ending.how)\n", label)
                 XCTAssertEqual(runs.traced.status, ending.status, label)
                 XCTAssertEqual(runs.traced.terminatedBySignal, ending.bySignal, label)
-                XCTAssertEqual(runs.traces.count, 1, label)
-                guard let path = runs.traces.first else { continue }
-                let trace = try HazardTraceSummary(path: path)
-                XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
-                trace.assertEndMatchesRecords(label)
+                let trace = try HazardKit.singleCompleteTrace(runs, label)
+                let path = trace.path
                 for size in UInt64(1000)..<1100 {
                     XCTAssertEqual(trace.liveBlocks(ofSize: size).count, 1, "\(label): block of \(size) bytes")
                 }

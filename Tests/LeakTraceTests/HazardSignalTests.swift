@@ -22,11 +22,8 @@ final class HazardSignalTests: XCTestCase {
             invocation.timeout = 60
             let runs = try HazardKit.runBoth(invocation, label: label)
             XCTAssertEqual(runs.traced.stdout, "handled-some=1 cycles-some=1 failures=0 corrupt=0\n", label)
-            XCTAssertEqual(runs.traces.count, 1, label)
-            guard let path = runs.traces.first else { continue }
-            let trace = try HazardTraceSummary(path: path)
-            XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
-            trace.assertEndMatchesRecords(label)
+            let trace = try HazardKit.singleCompleteTrace(runs, label)
+            let path = trace.path
             XCTAssertEqual(trace.doubleLive, 0, label)
             // Every mmap of the loop is recorded with its munmap.
             XCTAssertGreaterThan(trace.mmaps, 100, label)
@@ -85,11 +82,8 @@ final class HazardSignalTests: XCTestCase {
             let runs = try HazardKit.runBoth(invocation, label: label)
             XCTAssertEqual(runs.traced.stdout, "stop=1 waiter=1\n", label)
             XCTAssertEqual(runs.traced.status, 0, label)
-            XCTAssertEqual(runs.traces.count, 1, label)
-            guard let path = runs.traces.first else { continue }
-            let trace = try HazardTraceSummary(path: path)
-            XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
-            trace.assertEndMatchesRecords(label)
+            let trace = try HazardKit.singleCompleteTrace(runs, label)
+            let path = trace.path
             XCTAssertEqual(trace.allocationsBySize[321], 1, label)
             XCTAssertEqual(trace.freesBySize[321], 1, label)
             XCTAssertNotEqual(trace.firstBlockOfSize[321]?.tid, trace.header.pid, "\(label): allocated by the sigwait thread")

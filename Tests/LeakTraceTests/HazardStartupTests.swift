@@ -30,11 +30,8 @@ final class HazardStartupTests: XCTestCase {
                 XCTAssertEqual(runs.traced.stdout, "preload: next_malloc=1 free=1 backtrace=1 names=1\n"
                                + "main: early=1 kept=1 copy=bootstrap\n", label)
                 XCTAssertEqual(runs.traced.status, 0, label)
-                XCTAssertEqual(runs.traces.count, 1, label)
-                guard let path = runs.traces.first else { continue }
-                let trace = try HazardTraceSummary(path: path)
-                XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
-                trace.assertEndMatchesRecords(label)
+                let trace = try HazardKit.singleCompleteTrace(runs, label)
+                let path = trace.path
 
                 // The program's constructors and main run after every library's constructor, so
                 // after the tracer started: each allocation is there once, with its own frame.
@@ -107,11 +104,8 @@ final class HazardStartupTests: XCTestCase {
                 let runs = try HazardKit.runBoth(invocation, label: label)
                 XCTAssertEqual(runs.traced.stdout, "threads=8 loader=1 failed=0 kept=8\n", label)
                 XCTAssertEqual(runs.tracerLines.count, allocatorAhead ? 1 : 0, "\(label): \(runs.tracerLines)")
-                XCTAssertEqual(runs.traces.count, 1, label)
-                guard let path = runs.traces.first else { continue }
-                let trace = try HazardTraceSummary(path: path)
-                XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
-                trace.assertEndMatchesRecords(label)
+                let trace = try HazardKit.singleCompleteTrace(runs, label)
+                let path = trace.path
                 // The allocator's own mappings are its heap: none is recorded as the program's.
                 XCTAssertEqual(trace.mappings, 0, label)
                 if allocatorAhead {
@@ -147,11 +141,8 @@ final class HazardStartupTests: XCTestCase {
             invocation.timeout = 120
             let runs = try HazardKit.runBoth(invocation, label: label)
             XCTAssertEqual(runs.traced.stdout, "iterations=1000 failed=0 leaked=1\n", label)
-            XCTAssertEqual(runs.traces.count, 1, label)
-            guard let path = runs.traces.first else { continue }
-            let trace = try HazardTraceSummary(path: path)
-            XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
-            trace.assertEndMatchesRecords(label)
+            let trace = try HazardKit.singleCompleteTrace(runs, label)
+            let path = trace.path
             XCTAssertEqual(trace.doubleLive, 0, label)
             // The constructor's block, made inside the loader's lock, once per dlopen; the
             // destructor frees it before every dlclose.

@@ -286,6 +286,17 @@ enum HazardKit {
         throw XCTSkip("\(name) is not installed (apt-get install \(package))")
     }
 
+    /// The one complete trace a run wrote, with its END checked against its records.
+    static func singleCompleteTrace(_ runs: Comparison, _ label: String,
+                                    file: StaticString = #filePath, line: UInt = #line) throws -> HazardTraceSummary {
+        XCTAssertEqual(runs.traces.count, 1, label, file: file, line: line)
+        guard let path = runs.traces.first else { throw TestFailure("\(label): no trace") }
+        let trace = try HazardTraceSummary(path: path)
+        XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))", file: file, line: line)
+        trace.assertEndMatchesRecords(label, file: file, line: line)
+        return trace
+    }
+
     // MARK: - leakreport
 
     /// Reads a trace with `leakreport dump` when the analyzer has that command (it is built on

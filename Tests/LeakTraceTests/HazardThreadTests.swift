@@ -21,11 +21,8 @@ final class HazardThreadTests: XCTestCase {
             invocation.timeout = 300
             let runs = try HazardKit.runBoth(invocation, label: label)
             XCTAssertEqual(runs.traced.stdout, "threads=8 allocations=800000 handed=400000 failed=0\n", label)
-            XCTAssertEqual(runs.traces.count, 1, label)
-            guard let path = runs.traces.first else { continue }
-            let trace = try HazardTraceSummary(path: path)
-            XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
-            trace.assertEndMatchesRecords(label)
+            let trace = try HazardKit.singleCompleteTrace(runs, label)
+            let path = trace.path
             let sizes = UInt64(3000)..<3064
             XCTAssertEqual(sizes.reduce(0) { $0 + (trace.allocationsBySize[$1] ?? 0) }, 800_000, label)
             XCTAssertEqual(sizes.reduce(0) { $0 + (trace.freesBySize[$1] ?? 0) }, 800_000, label)
@@ -51,11 +48,8 @@ final class HazardThreadTests: XCTestCase {
             invocation.timeout = 300
             let runs = try HazardKit.runBoth(invocation, label: label)
             XCTAssertEqual(runs.traced.stdout, "joined=1200 detached=200 destructors=1404\n", label)
-            XCTAssertEqual(runs.traces.count, 1, label)
-            guard let path = runs.traces.first else { continue }
-            let trace = try HazardTraceSummary(path: path)
-            XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
-            trace.assertEndMatchesRecords(label)
+            let trace = try HazardKit.singleCompleteTrace(runs, label)
+            let path = trace.path
             // Every thread's destructor ran after its function returned, and was traced.
             XCTAssertEqual(trace.allocationsBySize[5151], 1404, label)
             XCTAssertEqual(trace.freesBySize[5151], 1404, label)
@@ -99,11 +93,8 @@ final class HazardThreadTests: XCTestCase {
                 after unblock: delivered=1
 
                 """, label)
-            XCTAssertEqual(runs.traces.count, 1, label)
-            guard let path = runs.traces.first else { continue }
-            let trace = try HazardTraceSummary(path: path)
-            XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
-            trace.assertEndMatchesRecords(label)
+            let trace = try HazardKit.singleCompleteTrace(runs, label)
+            let path = trace.path
             // Three threads recurse 3 levels (sizes 64..67), the main thread 12 (64..76); 20 each.
             XCTAssertEqual(trace.allocationsBySize[64], 4 * 20, label)
             XCTAssertEqual(trace.allocationsBySize[67], 4 * 20, label)
@@ -132,11 +123,8 @@ final class HazardThreadTests: XCTestCase {
             invocation.timeout = 300
             let runs = try HazardKit.runBoth(invocation, label: label)
             XCTAssertEqual(runs.traced.stdout, "wide=1100 reused=50\n", label)
-            XCTAssertEqual(runs.traces.count, 1, label)
-            guard let path = runs.traces.first else { continue }
-            let trace = try HazardTraceSummary(path: path)
-            XCTAssertTrue(trace.isComplete, "\(label): \(String(describing: trace.endState))")
-            trace.assertEndMatchesRecords(label)
+            let trace = try HazardKit.singleCompleteTrace(runs, label)
+            let path = trace.path
             XCTAssertEqual(trace.allocationsBySize[7001], 1100, label)
             XCTAssertEqual(trace.allocationsBySize[7002], 1100, label)
             XCTAssertEqual(trace.freesBySize[7002], 1100, label)
