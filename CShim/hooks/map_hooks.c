@@ -42,7 +42,7 @@ struct map_event {
 static inline void begin_map_event(struct map_event *e) {
     e->depth = lt_capture_stack(e->frames, lt.config.depth);
     uint64_t hash;
-    /* As for allocations (capture_and_lock): a new stack may need a newer module snapshot. */
+    /* As for allocations (capture_stack_id): a new stack may need a newer module snapshot. */
     if (e->depth > 0 && !lt_self.loader_locked && !lt_stack_lookup(e->frames, e->depth, &hash))
         lt_modules_snapshot(0);
     lt_lock_events();

@@ -72,6 +72,7 @@ static void give_back_ring(void *ring) {
     lt_self.in_hook = LT_IN_TRACER;
     lt_lock(&lt.event_lock);
     lt_rings_drain_locked();
+    atomic_store(&r->tail, atomic_load(&r->head)); /* anything left: tracing has stopped */
     atomic_store(&registry[r->slot], NULL);
     lt_unlock(&lt.event_lock);
     lt_self.ring = NULL;

@@ -499,9 +499,9 @@ void lt_flush_for_fork(void) {
 /* ---- the writer thread ---- */
 
 /* The writer thread ticks every TICK_MS: it advances the clock the hooks read, merges the
- * threads' event rings, writes queued buffers, checks the module map, writes the marks asked for by signal that their handler
- * could not write, and every flush interval takes a memory sample and writes the active
- * buffer too. */
+ * threads' event rings, writes queued buffers, checks the module map, writes the marks asked
+ * for by signal that their handler could not write, and every flush interval takes a memory
+ * sample and writes the active buffer too. */
 static void *writer_main(void *arg) {
     (void)arg;
     lt_self.in_hook = LT_IN_TRACER; /* anything this thread allocates is the tracer's, not the program's */
