@@ -52,10 +52,11 @@ hazard_seconds=$(( $(date +%s) - start ))
 names=("" "bootstrap reentrancy" "allocators that map under their own lock" "loader lock under load"
        "fork storm from a threaded parent" "exec and spawn" "signals" "closed and reused descriptors"
        "killed and failing output" "abrupt exits" "threads, exact accounting" "thread lifecycle" "linkage"
-       "real programs")
-cases_passed=0 cases_total=13
+       "real programs" "small thread stacks and signal masks" "per-thread event rings")
+cases_total=$(( ${#names[@]} - 1 ))
+cases_passed=0
 case_lines=()
-for n in $(seq 1 13); do
+for n in $(seq 1 "$cases_total"); do
   tag=$(printf 'testCase%02d' "$n")
   passed=$(grep -cE "Test Case '[A-Za-z]+\.${tag}[A-Za-z0-9]*' passed" "$work/hazards.log")
   failedn=$(grep -cE "Test Case '[A-Za-z]+\.${tag}[A-Za-z0-9]*' failed" "$work/hazards.log")
