@@ -244,10 +244,6 @@ void lt_finish(const char *reason) {
     /* A vfork child that leaves with _exit after a failed exec shares our memory and our
      * descriptor: finishing here would write END into the parent's trace and stop it. */
     if (lt_in_foreign_child()) return;
-    /* exit() from a signal handler that interrupted a hook between taking an event number and
-     * publishing the event: merging would wait for this very thread. The trace then reads as
-     * cut at its last flush, which is what it is. */
-    if (lt_self.in_hook == LT_IN_HOOK && lt_self.ring && atomic_load(&lt_self.ring->in_flight)) return;
     int was = lt_self.in_hook;
     lt_self.in_hook = LT_IN_TRACER;
     lt_modules_snapshot(0);

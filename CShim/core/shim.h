@@ -277,8 +277,7 @@ LT_HIDDEN int lt_capture_stack(uintptr_t *frames, int max);
 LT_HIDDEN int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max,
                                   uint32_t *cached_id, struct cached_stack **fill);
 LT_HIDDEN void lt_stack_cache_store(struct cached_stack *e, uint32_t stack_id);
-LT_HIDDEN uint32_t lt_stack_lookup(const uintptr_t *frames, int n, uint64_t *hash_out);
-LT_HIDDEN uint32_t lt_stack_intern_locked(const uintptr_t *frames, int n, uint64_t hash);
+LT_HIDDEN uint32_t lt_stack_id(const uintptr_t *frames, int n);
 LT_HIDDEN void lt_stacks_reset(void);
 LT_HIDDEN void lt_stacks_init(void);
 
@@ -368,7 +367,6 @@ LT_HIDDEN struct lt_ring *lt_ring_claim(void);
 LT_HIDDEN void lt_ring_make_room(struct lt_ring *r);
 LT_HIDDEN void lt_rings_wait_open(void);
 LT_HIDDEN void lt_rings_drain_locked(void);
-LT_HIDDEN uint64_t lt_rings_pending(void);
 LT_HIDDEN int lt_rings_drain_nowait_locked(void);
 LT_HIDDEN void lt_append_event_locked(const struct lt_ring_event *e, uint64_t tid);
 LT_HIDDEN void lt_rings_init(void);

@@ -382,7 +382,7 @@ static uint32_t probe_stack(struct stack_table *t, uint64_t hash) {
     }
 }
 
-uint32_t lt_stack_lookup(const uintptr_t *frames, int n, uint64_t *hash_out) {
+static uint32_t stack_lookup(const uintptr_t *frames, int n, uint64_t *hash_out) {
     if (n <= 0) {
         *hash_out = 0;
         return 0;
@@ -455,7 +455,7 @@ static uint32_t node_get_or_emit(uint32_t parent, uint64_t ip) {
 }
 
 /* Called with the event lock held, after a lock-free lookup missed. */
-uint32_t lt_stack_intern_locked(const uintptr_t *frames, int n, uint64_t hash) {
+static uint32_t stack_intern_locked(const uintptr_t *frames, int n, uint64_t hash) {
     if (n <= 0) return 0;
     struct stack_table *t = atomic_load_explicit(&stack_table, memory_order_relaxed);
     if (!t) return 0;
@@ -472,4 +472,22 @@ uint32_t lt_stack_intern_locked(const uintptr_t *frames, int n, uint64_t hash) {
     }
     insert_stack(t, hash, parent);
     return parent;
+}
+
+/* The id of a captured stack. A stack never seen is interned under the event lock, which
+ * writes its STACK records at once, ahead of any event that can name it. It may run through a
+ * library loaded since the last module snapshot (the dlopen hook cannot act after the call: it
+ * tail-calls), so a snapshot check comes first and precedes the event in the trace: a report
+ * that stops at any point can name every frame. Costs one dl_iterate_phdr callback per new
+ * stack. Called without the event lock. */
+uint32_t lt_stack_id(const uintptr_t *frames, int n) {
+    if (n <= 0) return 0;
+    uint64_t hash;
+    uint32_t id = stack_lookup(frames, n, &hash);
+    if (id) return id;
+    if (!lt_self.loader_locked) lt_modules_snapshot(0);
+    lt_lock(&lt.event_lock);
+    id = stack_intern_locked(frames, n, hash);
+    lt_unlock(&lt.event_lock);
+    return id;
 }

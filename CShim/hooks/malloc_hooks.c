@@ -22,25 +22,13 @@ static inline void record_event(struct lt_ring_event *e) {
     lt_unlock(&lt.event_lock);
 }
 
-/* Captures the stack and finds its id. A stack never seen is interned under the event lock,
- * which writes its STACK records at once: before any event that can name it. */
+/* Captures the stack and finds its id: from the thread's stack cache when it holds it. */
 static inline uint32_t capture_stack_id(uintptr_t cfa, uintptr_t ip0) {
     uintptr_t frames[LT_MAX_DEPTH];
     struct cached_stack *fill;
     uint32_t stack;
     int n = lt_capture_stack_at(cfa, ip0, frames, lt.config.depth, &stack, &fill);
-    uint64_t hash = 0;
-    if (!stack) stack = lt_stack_lookup(frames, n, &hash);
-    if (!stack && n > 0) {
-        /* A stack never seen may run through a library loaded since the last module snapshot
-         * (the dlopen hook cannot act after the call: it tail-calls). Checking here puts the
-         * snapshot ahead of the event in the trace, so a report that stops at any point can
-         * name every frame. Costs one dl_iterate_phdr callback per new stack. */
-        if (!lt_self.loader_locked) lt_modules_snapshot(0);
-        lt_lock(&lt.event_lock);
-        stack = lt_stack_intern_locked(frames, n, hash);
-        lt_unlock(&lt.event_lock);
-    }
+    if (!stack) stack = lt_stack_id(frames, n);
     lt_stack_cache_store(fill, stack);
     return stack;
 }

@@ -28,28 +28,18 @@ static size_t fd_path(int fd, char *out, size_t cap) {
     return r > 0 ? (size_t)r : 0;
 }
 
-static uint32_t capture_stack_id_locked(const uintptr_t *frames, int n) {
-    uint64_t hash;
-    uint32_t id = lt_stack_lookup(frames, n, &hash);
-    return id ? id : lt_stack_intern_locked(frames, n, hash);
-}
-
-struct map_event {
+/* Finds (or interns) the calling stack's id, then takes the event lock for the record, held
+ * until end_map_event: the program's mapping calls happen under it, so the trace order is the
+ * order the kernel applied them. */
+static inline uint32_t begin_map_event(void) {
     uintptr_t frames[LT_MAX_DEPTH];
-    int depth;
-};
-
-static inline void begin_map_event(struct map_event *e) {
-    e->depth = lt_capture_stack(e->frames, lt.config.depth);
-    uint64_t hash;
-    /* As for allocations (capture_stack_id): a new stack may need a newer module snapshot. */
-    if (e->depth > 0 && !lt_self.loader_locked && !lt_stack_lookup(e->frames, e->depth, &hash))
-        lt_modules_snapshot(0);
+    uint32_t stack = lt_stack_id(frames, lt_capture_stack(frames, lt.config.depth));
     lt_lock_events();
+    return stack;
 }
 
-static inline void end_map_event(uint8_t tag, uint8_t *body, uint8_t *body_end, struct map_event *e) {
-    body_end = lt_put_uv(body_end, capture_stack_id_locked(e->frames, e->depth));
+static inline void end_map_event(uint8_t tag, uint8_t *body, uint8_t *body_end, uint32_t stack) {
+    body_end = lt_put_uv(body_end, stack);
     lt_event_context_locked(lt_current_tid());
     lt_append_sized_locked(tag, body, (size_t)(body_end - body));
     lt.count_mappings++;
@@ -59,8 +49,7 @@ static inline void end_map_event(uint8_t tag, uint8_t *body, uint8_t *body_end, 
 static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), uintptr_t caller, void *addr,
                          size_t len, int prot, int flags, int fd, off_t off) {
     if (lt_is_internal_mapping_caller(caller) || !lt_hook_enter()) return real(addr, len, prot, flags, fd, off);
-    struct map_event e;
-    begin_map_event(&e);
+    uint32_t stack = begin_map_event();
     void *r = real(addr, len, prot, flags, fd, off);
     int err = r == MAP_FAILED ? errno : 0;
     char path[4096];
@@ -75,7 +64,7 @@ static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), ui
     p = lt_put_uv(p, r == MAP_FAILED ? FAILED_ADDRESS : (uint64_t)(uintptr_t)r);
     p = lt_put_uv(p, (uint64_t)err);
     p = lt_put_str(p, path, path_len);
-    end_map_event(TAG_MMAP, body, p, &e);
+    end_map_event(TAG_MMAP, body, p, stack);
     lt_hook_leave();
     errno = err ? err : errno;
     return r;
@@ -96,8 +85,7 @@ LT_EXPORT int munmap(void *addr, size_t len) {
     if (LT_UNLIKELY(!lt.real.munmap)) lt_ensure_resolved();
     if (lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
         return lt.real.munmap(addr, len);
-    struct map_event e;
-    begin_map_event(&e);
+    uint32_t stack = begin_map_event();
     int r = lt.real.munmap(addr, len);
     int err = r ? errno : 0;
     uint8_t body[64], *p = body;
@@ -105,7 +93,7 @@ LT_EXPORT int munmap(void *addr, size_t len) {
     p = lt_put_uv(p, len);
     p = lt_put_sv(p, r);
     p = lt_put_uv(p, (uint64_t)err);
-    end_map_event(TAG_MUNMAP, body, p, &e);
+    end_map_event(TAG_MUNMAP, body, p, stack);
     lt_hook_leave();
     if (err) errno = err;
     return r;
@@ -122,8 +110,7 @@ LT_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, .
     }
     if (lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
         return lt.real.mremap(old, old_size, new_size, flags, new_addr);
-    struct map_event e;
-    begin_map_event(&e);
+    uint32_t stack = begin_map_event();
     void *r = lt.real.mremap(old, old_size, new_size, flags, new_addr);
     int err = r == MAP_FAILED ? errno : 0;
     uint8_t body[96], *p = body;
@@ -134,7 +121,7 @@ LT_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, .
     p = lt_put_uv(p, (uint64_t)(uintptr_t)new_addr);
     p = lt_put_uv(p, r == MAP_FAILED ? FAILED_ADDRESS : (uint64_t)(uintptr_t)r);
     p = lt_put_uv(p, (uint64_t)err);
-    end_map_event(TAG_MREMAP, body, p, &e);
+    end_map_event(TAG_MREMAP, body, p, stack);
     lt_hook_leave();
     if (err) errno = err;
     return r;
@@ -144,8 +131,7 @@ LT_EXPORT int brk(void *addr) {
     if (LT_UNLIKELY(!lt.real.brk)) lt_ensure_resolved();
     if (lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
         return lt.real.brk(addr);
-    struct map_event e;
-    begin_map_event(&e);
+    uint32_t stack = begin_map_event();
     void *before = lt.real.sbrk(0);
     int r = lt.real.brk(addr);
     int err = r ? errno : 0;
@@ -155,7 +141,7 @@ LT_EXPORT int brk(void *addr) {
     p = lt_put_sv(p, r);
     p = lt_put_uv(p, (uint64_t)(uintptr_t)before);
     p = lt_put_uv(p, (uint64_t)(uintptr_t)after);
-    end_map_event(TAG_BRK, body, p, &e);
+    end_map_event(TAG_BRK, body, p, stack);
     lt_hook_leave();
     if (err) errno = err;
     return r;
@@ -166,8 +152,7 @@ LT_EXPORT void *sbrk(intptr_t increment) {
     /* sbrk(0) only asks where the break is: not worth a record. */
     if (increment == 0 || lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
         return lt.real.sbrk(increment);
-    struct map_event e;
-    begin_map_event(&e);
+    uint32_t stack = begin_map_event();
     void *r = lt.real.sbrk(increment);
     int err = r == (void *)-1 ? errno : 0;
     void *after = lt.real.sbrk(0);
@@ -175,7 +160,7 @@ LT_EXPORT void *sbrk(intptr_t increment) {
     p = lt_put_sv(p, increment);
     p = lt_put_uv(p, r == (void *)-1 ? FAILED_ADDRESS : (uint64_t)(uintptr_t)r);
     p = lt_put_uv(p, (uint64_t)(uintptr_t)after);
-    end_map_event(TAG_SBRK, body, p, &e);
+    end_map_event(TAG_SBRK, body, p, stack);
     lt_hook_leave();
     if (err) errno = err;
     return r;

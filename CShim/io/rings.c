@@ -116,7 +116,11 @@ void lt_rings_init(void) {
 
 /* ---- merging ---- */
 
+/* A ring's own thread can find it in flight only from a signal handler that interrupted the
+ * push (exit() there, say): that event is not published and never will be, so it is a gap, not
+ * something to wait for. */
 static void wait_not_in_flight(struct lt_ring *r) {
+    if (r == lt_self.ring) return;
     for (int spin = 0; atomic_load(&r->in_flight); spin++) {
         if (spin < 200) __builtin_ia32_pause();
         else sched_yield(); /* its owner was preempted in the middle of an event */
@@ -213,7 +217,7 @@ void lt_rings_drain_locked(void) {
 }
 
 /* Events the rings hold now: a bound on what a drain would write. */
-uint64_t lt_rings_pending(void) {
+static uint64_t rings_pending(void) {
     uint64_t pending = 0;
     int high = atomic_load(&registry_high);
     for (int i = 0; i < high; i++) {
@@ -226,7 +230,7 @@ uint64_t lt_rings_pending(void) {
 /* For a signal handler holding the event lock: merges the rings only if that cannot wait for
  * the writer (each buffer rotation must find a free buffer). Returns 0 when it did not. */
 int lt_rings_drain_nowait_locked(void) {
-    uint64_t bytes = lt_rings_pending() * LT_RING_RECORD_MAX + lt.buffers[lt.active].len;
+    uint64_t bytes = rings_pending() * LT_RING_RECORD_MAX + lt.buffers[lt.active].len;
     uint64_t rotations = bytes / LT_FLUSH_SIZE + 1;
     if (atomic_load(&lt.phase) != PHASE_TRACING || (uint64_t)lt.free_len < rotations + 1) return 0;
     lt_rings_drain_locked();
