@@ -82,7 +82,6 @@ void lt_ensure_resolved(void) {
     RESOLVE(pthread_setname_np, "pthread_setname_np");
     RESOLVE(fork, "fork");
     RESOLVE(pipe2, "pipe2");
-    RESOLVE(sigprocmask, "sigprocmask");
     RESOLVE(dl_iterate_phdr, "dl_iterate_phdr");
     atomic_store(&resolve_state, 2);
 }
@@ -139,9 +138,10 @@ static void read_config(void) {
     c->verbose = env_int("LEAKTRACE_VERBOSE", 0, 0, 9);
     c->mark_signal = env_int("LEAKTRACE_MARK_SIGNAL", 0, 0, 64);
     const char *unwind = secure_getenv("LEAKTRACE_UNWIND");
-    c->unwind_cache = 1;
-    if (unwind && strcmp(unwind, "libunwind") == 0) c->unwind_cache = 0;
-    if (unwind && strcmp(unwind, "verify") == 0) c->unwind_cache = 2;
+    c->unwind = LT_UNWIND_CACHED;
+    if (unwind && strcmp(unwind, "libunwind") == 0) c->unwind = LT_UNWIND_LIBUNWIND;
+    if (unwind && strcmp(unwind, "verify") == 0) c->unwind = LT_UNWIND_VERIFY;
+    if (unwind && strcmp(unwind, "walk") == 0) c->unwind = LT_UNWIND_WALK;
 }
 
 static void read_identity(void) {
@@ -210,32 +210,49 @@ __attribute__((destructor(101))) static void leaktrace_fini(void) {
     lt_finish("exit");
 }
 
-extern _Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches, lt_unwind_walks, lt_unwind_backtraces;
+extern _Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
 
-static void put_decimal(char *out, uint64_t v) {
+/* Appends " name=value" (or "name=value" at the start) to a line of at most `cap` bytes. */
+static void put_count(char *line, size_t cap, const char *name, uint64_t value) {
     char digits[24];
     int n = 0;
-    do digits[n++] = (char)('0' + v % 10); while ((v /= 10) > 0);
-    while (n) *out++ = digits[--n];
-    *out = 0;
+    do digits[n++] = (char)('0' + value % 10); while ((value /= 10) > 0);
+    size_t at = strlen(line);
+    size_t need = (at ? 1 : 0) + strlen(name) + 1 + (size_t)n;
+    if (at + need >= cap) return;
+    if (at) line[at++] = ' ';
+    for (const char *c = name; *c; c++) line[at++] = *c;
+    line[at++] = '=';
+    while (n) line[at++] = digits[--n];
+    line[at] = 0;
 }
 
-/* The test suite runs programs with LEAKTRACE_UNWIND=verify and reads this note. */
-static void report_unwind_verification(void) {
-    char note[128] = "unwind-verify checked=", number[24];
-    put_decimal(number, atomic_load(&lt_unwind_verified));
-    strcat(note, number);
-    strcat(note, " walks=");
-    put_decimal(number, atomic_load(&lt_unwind_walks));
-    strcat(note, number);
-    strcat(note, " backtraces=");
-    put_decimal(number, atomic_load(&lt_unwind_backtraces));
-    strcat(note, number);
-    strcat(note, " mismatches=");
-    put_decimal(number, atomic_load(&lt_unwind_mismatches));
-    strcat(note, number);
+/* The test suite runs programs with LEAKTRACE_UNWIND=verify and reads this note: every
+ * capture (cache hit or walk) was compared with unw_backtrace; mismatches must be 0. */
+static void report_unwind_verification(const struct lt_capture_summary *s) {
+    char note[256] = "unwind-verify";
+    put_count(note, sizeof note, "checked", atomic_load(&lt_unwind_verified));
+    put_count(note, sizeof note, "hits", s->hits);
+    put_count(note, sizeof note, "walks", s->walks);
+    put_count(note, sizeof note, "backtraces", s->backtraces);
+    put_count(note, sizeof note, "mismatches", atomic_load(&lt_unwind_mismatches));
     lt_emit_note(0, note);
-    if (atomic_load(&lt_unwind_mismatches)) lt_warn("stack cache disagreed with libunwind", NULL, note);
+    if (atomic_load(&lt_unwind_mismatches)) lt_warn("stack capture disagreed with libunwind", NULL, note);
+}
+
+/* LEAKTRACE_VERBOSE=1: how the stacks were captured, so that a program that traces slowly
+ * shows why (many walks: call paths that do not repeat; many backtraces: frames the walker
+ * cannot step, which libunwind walks much more slowly). */
+static void report_capture(const struct lt_capture_summary *s) {
+    char line[320] = "";
+    put_count(line, sizeof line, "hits", s->hits);
+    put_count(line, sizeof line, "walks", s->walks);
+    put_count(line, sizeof line, "not-cached", s->fills_skipped);
+    put_count(line, sizeof line, "fallbacks", s->fallbacks);
+    put_count(line, sizeof line, "backtraces", s->backtraces);
+    put_count(line, sizeof line, "code-addresses", s->rules_learned);
+    put_count(line, sizeof line, "unsupported", s->rules_unsupported);
+    lt_warn("capture:", line, NULL);
 }
 
 void lt_finish(const char *reason) {
@@ -248,10 +265,15 @@ void lt_finish(const char *reason) {
     lt_self.in_hook = LT_IN_TRACER;
     lt_modules_snapshot(0);
     lt_emit_pending_marks(); /* asked for by signal after the writer's last tick */
-    if (lt.config.unwind_cache == 2) report_unwind_verification();
+    struct lt_capture_summary capture;
+    lt_capture_summary(&capture);
+    if (lt.config.unwind == LT_UNWIND_VERIFY) report_unwind_verification(&capture);
     atomic_store(&lt.writer_stop, 1);
     lt_flush_all(1);
-    if (lt.config.verbose) lt_warn("trace written to", lt.output_path, NULL);
+    if (lt.config.verbose) {
+        report_capture(&capture);
+        lt_warn("trace written to", lt.output_path, NULL);
+    }
     lt_self.in_hook = was;
 }
 

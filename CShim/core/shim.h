@@ -68,7 +68,15 @@ struct lt_config {
     int zstd_level;      /* 0: store chunks raw */
     int verbose;
     int mark_signal;     /* 0: off */
-    int unwind_cache;    /* 1: validated per-thread stack cache (default); 0: libunwind only */
+    int unwind;          /* LEAKTRACE_UNWIND: one of LT_UNWIND_* */
+};
+
+/* How stacks are captured (LEAKTRACE_UNWIND). */
+enum {
+    LT_UNWIND_LIBUNWIND, /* unw_backtrace for every capture: the reference */
+    LT_UNWIND_CACHED,    /* default: the validated cache, then the walker, then libunwind */
+    LT_UNWIND_VERIFY,    /* as cached, every capture checked against unw_backtrace */
+    LT_UNWIND_WALK,      /* the walker without the cache (to measure each on its own) */
 };
 
 /* ---- real functions, resolved with dlsym(RTLD_NEXT) ---- */
@@ -102,7 +110,6 @@ struct lt_real {
     int (*pthread_setname_np)(pthread_t, const char *);
     pid_t (*fork)(void);
     int (*pipe2)(int[2], int);
-    int (*sigprocmask)(int, const sigset_t *, sigset_t *);
     int (*dl_iterate_phdr)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
 };
 
@@ -245,9 +252,6 @@ struct lt_thread {
     /* Set while the program's own dl_iterate_phdr runs on this thread (the loader's list lock
      * is held): libunwind must not be entered then (see the dl_iterate_phdr hook). */
     int loader_locked;
-    /* Set while a cache-filling walk runs with every signal blocked (stacks.c): libunwind's own
-     * per-step sigprocmask calls are then answered without a system call. */
-    int signals_held;
     int is_writer;               /* the tracer's writer thread (io/writer.c) */
     int holds_file_lock;         /* a flush holds the file lock: it writes full buffers itself */
     struct lt_ring *ring;        /* this thread's event ring, claimed at its first event */
@@ -271,11 +275,25 @@ LT_HIDDEN void *lt_raw_mmap(size_t size);
 
 /* ---- core/stacks.c ---- */
 struct cached_stack;
-/* Where a hook was called from: its CFA (the caller's stack pointer) and return address. */
-#define LT_CALL_SITE ((uintptr_t)__builtin_dwarf_cfa()), ((uintptr_t)__builtin_return_address(0))
+/* Where a hook was called from: its CFA (the caller's stack pointer), its return address and
+ * the caller's rbp, which the hook's prologue saved where __builtin_frame_address(0) points
+ * (using the builtin makes the compiler give the hook a frame pointer). */
+#define LT_CALL_SITE                                                                        \
+    ((uintptr_t)__builtin_dwarf_cfa()), ((uintptr_t)__builtin_return_address(0)),           \
+        (*(const uintptr_t *)__builtin_frame_address(0))
 LT_HIDDEN int lt_capture_stack(uintptr_t *frames, int max);
-LT_HIDDEN int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max,
+LT_HIDDEN int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t bp, uintptr_t *frames, int max,
                                   uint32_t *cached_id, struct cached_stack **fill);
+/* What the captures did so far, for LEAKTRACE_VERBOSE and LEAKTRACE_UNWIND=verify. */
+struct lt_capture_summary {
+    uint64_t hits;              /* stacks found in place in the thread's cache */
+    uint64_t walks;             /* stacks walked with CFI rules */
+    uint64_t fills_skipped;     /* walks not stored: their cache set kept missing */
+    uint64_t fallbacks;         /* walks that met a frame only libunwind can step */
+    uint64_t backtraces;        /* unw_backtrace calls (fallbacks, libunwind mode, mappings) */
+    uint64_t rules_learned, rules_unsupported;
+};
+LT_HIDDEN void lt_capture_summary(struct lt_capture_summary *s);
 LT_HIDDEN void lt_stack_cache_store(struct cached_stack *e, uint32_t stack_id);
 LT_HIDDEN uint32_t lt_stack_id(const uintptr_t *frames, int n);
 LT_HIDDEN void lt_stacks_reset(void);
@@ -375,7 +393,7 @@ LT_HIDDEN void lt_rings_open(void);
 LT_HIDDEN void lt_rings_after_fork(void);
 
 /* ---- hooks: recorders used by several hook files ---- */
-LT_HIDDEN void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0);
+LT_HIDDEN void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0, uintptr_t bp);
 LT_HIDDEN void lt_record_free(void *p);
 LT_HIDDEN void lt_emit_fork(pid_t child);
 LT_HIDDEN void lt_emit_pending_marks(void);

@@ -1,6 +1,8 @@
 /* Stack capture and interning.
  *
- * A stack is captured with libunwind into a fixed buffer on the hook's own stack. Identical
+ * A stack is captured into a fixed buffer on the hook's own stack: from the thread's validated
+ * cache when the same stack is still in place, else by the walker (walk.c), else, for frames
+ * the walker cannot step, by libunwind. Identical
  * stacks are stored once: the trace holds a trie of frames (STACK records, each a (parent, ip)
  * node) and every event names its leaf node. Two tables make that cheap:
  *  - the whole-stack table maps a 64-bit hash of the frames to the leaf id. Lookups take no
@@ -11,6 +13,7 @@
  * The hash is trusted without comparing frames: with 64 bits, a collision among even a million
  * distinct stacks has a probability around 1e-8 (docs/design-shim.md). */
 #include "shim.h"
+#include "walk.h"
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
@@ -70,91 +73,123 @@ void lt_stacks_init(void) {
     /* Per-thread caches avoid libunwind's global cache lock where libunwind was built with them;
      * Debian's was not and falls back to the global cache (see lt_capture_stack). */
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    lt_walk_init();
     stack_cache_init();
     lt_stacks_reset();
 }
 
 /* ---- the validated stack cache ----
  *
- * Unwinding is most of a hook's cost (LESSONS 4), and most allocations come from a call
- * path seen a moment ago. Each thread keeps a few recent stacks keyed by the hook's CFA (the
- * caller's stack pointer) and the caller's return address, with the stack slot where each
- * outer frame's return address lives. A later call with the same key is the same stack if
- * every one of those slots still holds the same return address: with the same stack pointer
- * and instruction pointer, the unwinder would compute the same frame addresses and read the
- * same slots, frame by frame (docs/design-shim.md discusses the limits: frames whose CFA
- * depends on a frame pointer after a variable-size alloca, and coroutine stacks). Checking
- * costs one load per frame instead of an unwind. LEAKTRACE_UNWIND=libunwind turns it off. */
+ * Most allocations come from a call path seen a moment ago. Each thread keeps recent stacks
+ * keyed by the hook's CFA (the caller's stack pointer) and the caller's return address, with
+ * the stack slot where each outer frame's return address lives (the walk reports them). A
+ * later call with the same key is the same stack if every one of those slots still holds the
+ * same return address: with the same stack pointer and instruction pointer, an unwinder would
+ * compute the same frame addresses and read the same slots, frame by frame
+ * (docs/design-shim.md discusses the limits: frames whose CFA depends on a frame pointer after
+ * a variable-size alloca, and coroutine stacks). Checking costs one load per frame and gives
+ * the stack's id without hashing it. LEAKTRACE_UNWIND=libunwind turns cache and walker off. */
 
 #define CACHE_SETS 64
 #define CACHE_WAYS 4
 #define CACHE_MAX_FRAMES 64
+/* A set that missed this many times in a row without a hit stops filling its ways: its keys
+ * are reached through more call paths than it can hold (many callers of one helper at one
+ * depth). One miss in FRUITLESS_RETRY still fills, so a change of phase is noticed. */
+#define FRUITLESS_LIMIT 32
+#define FRUITLESS_RETRY 16
 
 struct cached_stack {
     uintptr_t cfa, ip0;           /* key */
     unsigned epoch;               /* valid only while equal to its cache's epoch */
     uint32_t stack_id;            /* 0 until interned */
-    int depth;                    /* 0: key seen once, not populated yet */
+    int depth;
     uintptr_t slot[CACHE_MAX_FRAMES];
     uintptr_t ip[CACHE_MAX_FRAMES];
 };
 
+/* What one thread's captures did; summed over all threads for LEAKTRACE_VERBOSE. */
+struct capture_counts {
+    uint64_t hits, walks, fills_skipped, fallbacks;
+};
+
 /* One thread's cache. Set-associative: with one entry per slot, two hot call sites whose keys
  * collided (which ones collide changes with ASLR from run to run) evicted each other on every
- * call and made every allocation pay for a full walk. 256 entries: sqlite3 cycles through a
- * few dozen hot call paths; with 32 entries it missed on 45% of its calls, with 256 on 0.03%.
- * At about 270 KiB it is not thread-local storage (which glibc carves out of every thread's
- * stack, breaking threads created with small stacks) but mapped on a thread's first capture,
- * and handed to the next new thread when its thread exits. */
+ * call. 256 entries: sqlite3 cycles through a few dozen hot call paths; with 32 entries it
+ * missed on 45% of its calls, with 256 on 0.03%. At about 270 KiB it is not thread-local
+ * storage (which glibc carves out of every thread's stack, breaking threads created with small
+ * stacks) but mapped on a thread's first capture, and handed to the next new thread when its
+ * thread exits. */
 struct stack_cache {
     struct cached_stack entries[CACHE_SETS][CACHE_WAYS];
     unsigned char victim[CACHE_SETS];
+    unsigned char fruitless[CACHE_SETS];   /* misses since the set's last hit, saturating */
     /* Bumped when the cache changes hands or its thread forks (stack ids are per trace):
      * every entry becomes stale at once, without touching the entries. */
     unsigned epoch;
+    struct capture_counts counts;
+    struct lt_walk_memory last_walk;
+    /* Slots of a walk that fills no entry, and LEAKTRACE_UNWIND=verify's reference capture:
+     * here rather than on the stack of a hook, which may run on a 16 KiB thread stack. */
+    uintptr_t scratch[LT_MAX_DEPTH];
     struct stack_cache *next_free;
+    struct stack_cache *next_made;         /* every cache ever made, for the counts */
 };
 
 static __thread struct stack_cache *thread_cache __attribute__((tls_model("initial-exec")));
 /* Set once the thread's exit handler gave its cache back: later captures go uncached. */
 static __thread int thread_cache_retired __attribute__((tls_model("initial-exec")));
-static struct stack_cache *free_caches;
+static struct stack_cache *free_caches, *made_caches;
 static atomic_flag free_caches_lock = ATOMIC_FLAG_INIT;
 static pthread_key_t cache_owner_key;
 static int cache_owner_key_ready;
+/* Captures of threads without a cache (past their exit handler, or none could be mapped). */
+static _Atomic uint64_t uncached_captures;
 
-static void push_free_cache(struct stack_cache *c) {
+static void lock_caches(void) {
     while (atomic_flag_test_and_set_explicit(&free_caches_lock, memory_order_acquire)) {
     }
-    c->next_free = free_caches;
-    free_caches = c;
+}
+
+static void unlock_caches(void) {
     atomic_flag_clear_explicit(&free_caches_lock, memory_order_release);
 }
 
 /* The key's destructor: runs when the owning thread exits. */
 static void give_back_cache(void *cache) {
+    struct stack_cache *c = cache;
     thread_cache = NULL;
     thread_cache_retired = 1;
-    push_free_cache(cache);
+    lock_caches();
+    c->next_free = free_caches;
+    free_caches = c;
+    unlock_caches();
 }
 
 static struct stack_cache *claim_cache(void) {
     if (thread_cache_retired || !cache_owner_key_ready) return NULL;
-    while (atomic_flag_test_and_set_explicit(&free_caches_lock, memory_order_acquire)) {
-    }
+    lock_caches();
     struct stack_cache *c = free_caches;
     if (c) free_caches = c->next_free;
-    atomic_flag_clear_explicit(&free_caches_lock, memory_order_release);
-    if (!c) c = lt_raw_mmap((sizeof *c + 4095) & ~(size_t)4095);
-    if (!c) return NULL;
+    unlock_caches();
+    if (!c) {
+        c = lt_raw_mmap((sizeof *c + 4095) & ~(size_t)4095);
+        if (!c) return NULL;
+        lock_caches();
+        c->next_made = made_caches;
+        made_caches = c;
+        unlock_caches();
+    }
     c->epoch++;
+    c->last_walk.n = 0;
     /* pthread_setspecific may allocate (keys past the first 32): that is the tracer's own. */
     int guard = lt_self.in_hook;
     lt_self.in_hook = LT_IN_TRACER;
     int failed = pthread_setspecific(cache_owner_key, c) != 0;
     lt_self.in_hook = guard;
     if (failed) {
-        push_free_cache(c);
+        give_back_cache(c);
+        thread_cache_retired = 0;
         return NULL;
     }
     thread_cache = c;
@@ -170,6 +205,12 @@ static void stack_cache_init(void) {
 static void stack_cache_after_fork(void) {
     atomic_flag_clear(&free_caches_lock);
     if (thread_cache) thread_cache->epoch++;
+    made_caches = thread_cache; /* the other threads' caches count for the parent */
+    if (thread_cache) {
+        thread_cache->next_made = NULL;
+        thread_cache->counts = (struct capture_counts){0};
+    }
+    lt_walk_after_fork();
 }
 
 static inline int cache_hit(const struct cached_stack *e) {
@@ -179,32 +220,34 @@ static inline int cache_hit(const struct cached_stack *e) {
 }
 
 /* Looks a key up in its set. Returns a way whose stack is still in place (a hit), or NULL and
- * in *fill the way to use next. *known says whether the key was seen before: then *fill is
- * the way to walk into, preferring one that does not hold the key already, so that call paths
- * which alternate under one key (the same caller frame reached from different outer frames, as
- * in sqlite3's interpreter) each keep their entry; otherwise *fill now marks the key as seen
- * once (depth 0). */
+ * in *fill the way to walk into (NULL when the set has stopped filling). A key may hold
+ * several ways: when one caller frame is reached from different outer frames in turn (sqlite3's
+ * interpreter calls one helper from many opcodes at one depth), each path keeps its own. */
 static inline struct cached_stack *cache_lookup(struct stack_cache *c, uintptr_t cfa, uintptr_t ip0,
-                                                struct cached_stack **fill, int *known) {
+                                                struct cached_stack **fill) {
     uint64_t h = ((uint64_t)cfa ^ ((uint64_t)ip0 * 0x9E3779B97F4A7C15ull));
     unsigned set = (unsigned)((h ^ (h >> 29)) & (CACHE_SETS - 1));
     struct cached_stack *ways = c->entries[set];
-    struct cached_stack *marker = NULL, *spare = NULL;
-    *known = 0;
+    struct cached_stack *spare = NULL;
     for (int w = 0; w < CACHE_WAYS; w++) {
         struct cached_stack *e = &ways[w];
-        if (e->epoch != c->epoch) {
+        if (e->epoch != c->epoch || e->stack_id == 0) {
             if (!spare) spare = e;
-        } else if (e->cfa == cfa && e->ip0 == ip0) {
-            *known = 1;
-            if (e->depth == 0) marker = e;
-            else if (e->stack_id && cache_hit(e)) return e;
-        } else if (e->depth == 0 && !spare) {
-            spare = e; /* another key seen only once */
+        } else if (e->cfa == cfa && e->ip0 == ip0 && cache_hit(e)) {
+            c->fruitless[set] = 0;
+            return e;
         }
     }
-    struct cached_stack *victim = marker ? marker : spare;
-    if (!victim) victim = &ways[c->victim[set]++ % CACHE_WAYS];
+    *fill = NULL;
+    if (c->fruitless[set] < FRUITLESS_LIMIT + FRUITLESS_RETRY) c->fruitless[set]++;
+    if (c->fruitless[set] >= FRUITLESS_LIMIT) {
+        if (c->fruitless[set] < FRUITLESS_LIMIT + FRUITLESS_RETRY) {
+            c->counts.fills_skipped++;
+            return NULL;
+        }
+        c->fruitless[set] = FRUITLESS_LIMIT; /* this miss fills: a retry */
+    }
+    struct cached_stack *victim = spare ? spare : &ways[c->victim[set]++ % CACHE_WAYS];
     victim->cfa = cfa;
     victim->ip0 = ip0;
     victim->epoch = c->epoch;
@@ -214,107 +257,61 @@ static inline struct cached_stack *cache_lookup(struct stack_cache *c, uintptr_t
     return NULL;
 }
 
-/* LEAKTRACE_UNWIND=verify: every cache hit is checked against a full libunwind capture. */
-_Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
-/* Misses, counted for the same note: walks that fill a cache entry, and plain backtraces. */
-_Atomic uint64_t lt_unwind_walks, lt_unwind_backtraces;
+/* ---- capture ---- */
 
-static void verify_hit(const struct cached_stack *e) {
+/* LEAKTRACE_UNWIND=verify: every capture, cache hit or walk, is checked against a full
+ * libunwind capture. */
+_Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
+/* Captures made with unw_backtrace. */
+static _Atomic uint64_t lt_unwind_backtraces;
+
+__attribute__((noinline)) static void verify_capture(struct stack_cache *c, const uintptr_t *frames, int depth) {
     if (lt_self.loader_locked) return; /* no libunwind now: see lt_capture_stack */
-    uintptr_t frames[CACHE_MAX_FRAMES];
-    int n = lt_capture_stack(frames, e->depth);
-    int same = n == e->depth && memcmp(frames, e->ip, (size_t)n * sizeof *frames) == 0;
+    uintptr_t *expected = c->scratch;
+    int n = lt_capture_stack(expected, depth);
+    int same = n == depth && memcmp(frames, expected, (size_t)n * sizeof *frames) == 0;
     atomic_fetch_add(&lt_unwind_verified, 1);
     if (!same) atomic_fetch_add(&lt_unwind_mismatches, 1);
 }
 
-/* Walks the stack with libunwind step by step, noting where each return address is stored.
- * Returns the frame count, or -1 if a frame cannot be validated (e.g. a signal frame). */
-static int walk_with_slots_unlocked(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, uintptr_t *slots, int max);
-
-/* Every signal stays blocked for the whole walk: libunwind would block them around each
- * step anyway, at two system calls a frame (see the sigprocmask hook in
- * hooks/process_hooks.c), so that a handler unwinding on this thread cannot find its cache
- * lock taken. */
-static int walk_with_slots(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, uintptr_t *slots, int max) {
-    atomic_fetch_add_explicit(&lt_unwind_walks, 1, memory_order_relaxed);
-    sigset_t all, saved;
-    sigfillset(&all);
-    int held = pthread_sigmask(SIG_SETMASK, &all, &saved) == 0;
-    lt_self.signals_held = held;
-    lt_unwind_enter();
-    int n = walk_with_slots_unlocked(cfa, ip0, frames, slots, max);
-    lt_unwind_leave();
-    lt_self.signals_held = 0;
-    if (held) pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    return n;
-}
-
-static int walk_with_slots_unlocked(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, uintptr_t *slots, int max) {
-    unw_context_t context;
-    unw_cursor_t cursor;
-    if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) != 0) return -1;
-    unw_word_t ip = 0, sp = 0;
-    /* Skip the tracer's frames: stop at the caller's frame, whose SP is the hook's CFA. */
-    for (int guard = 0; guard < 32; guard++) {
-        if (unw_step(&cursor) <= 0) return -1;
-        unw_get_reg(&cursor, UNW_REG_IP, &ip);
-        unw_get_reg(&cursor, UNW_REG_SP, &sp);
-        if (ip == ip0 && sp == cfa) break;
-    }
-    if (ip != ip0 || sp != cfa) return -1;
-    int n = 0;
-    frames[n] = ip0;
-    slots[n++] = cfa - sizeof(uintptr_t);
-    while (n < max && unw_step(&cursor) > 0) {
-        unw_get_reg(&cursor, UNW_REG_IP, &ip);
-        unw_get_reg(&cursor, UNW_REG_SP, &sp);
-        uintptr_t slot = (uintptr_t)sp - sizeof(uintptr_t);
-        if (*(const uintptr_t *)slot != (uintptr_t)ip) return -1;
-        frames[n] = (uintptr_t)ip;
-        slots[n++] = slot;
-    }
-    return n;
-}
-
-/* Captures the caller's stack, innermost first, without the tracer's own frames.
- * `cfa` and `ip0` are the hook's __builtin_dwarf_cfa() and __builtin_return_address(0).
- * Sets *cached_id when the cache already knows the stack's id (frames are then not filled). */
-int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t *frames, int max, uint32_t *cached_id,
-                        struct cached_stack **fill) {
+/* Captures the caller's stack, innermost first, without the tracer's own frames. `cfa`, `ip0`
+ * and `bp` are the hook's LT_CALL_SITE. Sets *cached_id when the cache already knows the
+ * stack's id (frames are then not filled), and *fill to the cache entry that holds the frames
+ * and waits for their id (lt_stack_cache_store). */
+int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t bp, uintptr_t *frames, int max,
+                        uint32_t *cached_id, struct cached_stack **fill) {
     *cached_id = 0;
     *fill = NULL;
-    if (lt.config.unwind_cache && max <= CACHE_MAX_FRAMES) {
-        /* A cache hit reads only the stack, never libunwind: it is safe even when the loader's
-         * lock is held (below). */
+    if (lt.config.unwind != LT_UNWIND_LIBUNWIND) {
+        /* A cache hit reads only the stack, and a walk only the stack and the modules' CFI:
+         * both are safe even when the loader's lock is held. */
         struct stack_cache *c = thread_cache;
         if (LT_UNLIKELY(!c)) c = claim_cache();
-        if (LT_UNLIKELY(!c)) goto uncached;
-        int known;
-        struct cached_stack *e;
-        struct cached_stack *hit = cache_lookup(c, cfa, ip0, &e, &known);
-        if (hit) {
-            if (LT_UNLIKELY(lt.config.unwind_cache == 2)) verify_hit(hit);
-            *cached_id = hit->stack_id;
-            return hit->depth;
+        struct cached_stack *e = NULL;
+        if (LT_LIKELY(c != NULL) && lt.config.unwind != LT_UNWIND_WALK && max <= CACHE_MAX_FRAMES) {
+            struct cached_stack *hit = cache_lookup(c, cfa, ip0, &e);
+            if (hit) {
+                c->counts.hits++;
+                if (LT_UNLIKELY(lt.config.unwind == LT_UNWIND_VERIFY)) verify_capture(c, hit->ip, hit->depth);
+                *cached_id = hit->stack_id;
+                return hit->depth;
+            }
         }
-        if (known && !lt_self.loader_locked) {
-            /* The second time a key comes up, pay for the walk that lets it be cached. */
-            int guard = lt_self.in_hook;
-            lt_self.in_hook = LT_IN_TRACER;
-            int n = walk_with_slots(cfa, ip0, frames, e->slot, max);
-            lt_self.in_hook = guard;
-            if (n > 0) {
+        /* A thread without a cache (it is exiting) has nowhere to put the slots: libunwind. */
+        int n = c ? lt_walk_stack(ip0, cfa, bp, frames, e ? e->slot : c->scratch, max, &c->last_walk) : -1;
+        if (n > 0) {
+            c->counts.walks++;
+            if (LT_UNLIKELY(lt.config.unwind == LT_UNWIND_VERIFY)) verify_capture(c, frames, n);
+            if (e) {
                 memcpy(e->ip, frames, (size_t)n * sizeof *frames);
                 e->depth = n;
-                e->stack_id = 0;
                 *fill = e;
-                return n;
             }
-            e->depth = 0;
+            return n;
         }
+        if (c) c->counts.fallbacks++;
+        else atomic_fetch_add_explicit(&uncached_captures, 1, memory_order_relaxed);
     }
-uncached:
     if (LT_UNLIKELY(lt_self.loader_locked)) {
         /* The caller's frame is known without unwinding; the rest is not (lt_capture_stack). */
         frames[0] = ip0;
@@ -325,6 +322,23 @@ uncached:
 
 void lt_stack_cache_store(struct cached_stack *e, uint32_t stack_id) {
     if (e) e->stack_id = stack_id;
+}
+
+/* The capture counts of every thread so far, for LEAKTRACE_VERBOSE at exit. */
+void lt_capture_summary(struct lt_capture_summary *s) {
+    *s = (struct lt_capture_summary){0};
+    lock_caches();
+    for (struct stack_cache *c = made_caches; c; c = c->next_made) {
+        s->hits += c->counts.hits;
+        s->walks += c->counts.walks;
+        s->fills_skipped += c->counts.fills_skipped;
+        s->fallbacks += c->counts.fallbacks;
+    }
+    unlock_caches();
+    s->fallbacks += atomic_load(&uncached_captures);
+    s->backtraces = atomic_load(&lt_unwind_backtraces);
+    s->rules_learned = atomic_load(&lt_walk_counts.rules_learned);
+    s->rules_unsupported = atomic_load(&lt_walk_counts.rules_unsupported);
 }
 
 /* Captures the caller's stack with unw_backtrace, innermost first, without our own frames. */

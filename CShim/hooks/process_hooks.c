@@ -1,5 +1,6 @@
 /* Process life: fork, exec, _exit, abort, dlclose/dlopen, thread names and marks. */
 #include "../core/shim.h"
+#include "../core/walk.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -161,7 +162,11 @@ LT_EXPORT int dlclose(void *handle) {
         lt_modules_snapshot(0);
         lt_self.in_hook = 0;
     }
-    return lt.real.dlclose(handle);
+    int r = lt.real.dlclose(handle);
+    /* The stack walker's rules describe code that may now be gone, and new code may be
+     * loaded at its addresses. */
+    lt_walk_forget_rules();
+    return r;
 }
 
 /* RTLD_DEEPBIND would make the library bind malloc to libc ahead of us, so its allocations
@@ -322,30 +327,4 @@ LT_EXPORT int pipe2(int fds[2], int flags) {
         errno = saved;
     }
     return r;
-}
-
-/* ---- libunwind's signal masking ----
- *
- * Debian's libunwind has no per-thread cache: each unw_step takes its global cache lock and,
- * around it, blocks every signal and restores the mask: two sigprocmask system calls per
- * frame, most of the cost of a walk. A cache-filling walk (core/stacks.c) blocks all signals
- * once for the whole walk instead. While it runs, libunwind's calls would only set the mask
- * that is already set and then restore it, so they are answered here without the system
- * call. Every other caller, and libunwind outside such a walk, gets the real function. */
-LT_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
-    if (LT_UNLIKELY(lt_self.signals_held)) {
-        uintptr_t caller = (uintptr_t)__builtin_return_address(0);
-        if (caller >= lt.unwind_text_start && caller < lt.unwind_text_end) {
-            if (old) sigfillset(old);
-            return 0;
-        }
-    }
-    if (LT_UNLIKELY(!lt.real.sigprocmask)) lt_ensure_resolved();
-    if (LT_UNLIKELY(!lt.real.sigprocmask)) {
-        /* Not resolved yet (a call from inside dlsym): glibc's own equivalent. */
-        int error = pthread_sigmask(how, set, old);
-        if (error) errno = error;
-        return error ? -1 : 0;
-    }
-    return lt.real.sigprocmask(how, set, old);
 }
