@@ -234,6 +234,7 @@ static void report_unwind_verification(const struct lt_capture_summary *s) {
     put_count(note, sizeof note, "checked", atomic_load(&lt_unwind_verified));
     put_count(note, sizeof note, "hits", s->hits);
     put_count(note, sizeof note, "walks", s->walks);
+    put_count(note, sizeof note, "fallbacks", s->fallbacks);
     put_count(note, sizeof note, "backtraces", s->backtraces);
     put_count(note, sizeof note, "mismatches", atomic_load(&lt_unwind_mismatches));
     lt_emit_note(0, note);

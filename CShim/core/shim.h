@@ -295,6 +295,8 @@ struct lt_capture_summary {
 };
 LT_HIDDEN void lt_capture_summary(struct lt_capture_summary *s);
 LT_HIDDEN void lt_stack_cache_store(struct cached_stack *e, uint32_t stack_id);
+/* After dlclose: forget every unwind rule learned for code that may now be gone. */
+LT_HIDDEN void lt_stacks_forget_code(void);
 LT_HIDDEN uint32_t lt_stack_id(const uintptr_t *frames, int n);
 LT_HIDDEN void lt_stacks_reset(void);
 LT_HIDDEN void lt_stacks_init(void);

@@ -265,10 +265,17 @@ _Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
 /* Captures made with unw_backtrace. */
 static _Atomic uint64_t lt_unwind_backtraces;
 
-__attribute__((noinline)) static void verify_capture(struct stack_cache *c, const uintptr_t *frames, int depth) {
+static int capture_step_by_step(uintptr_t *frames, int max);
+
+/* Compares a capture of `depth` frames with libunwind's walk of up to `max`. */
+__attribute__((noinline)) static void verify_capture(struct stack_cache *c, const uintptr_t *frames, int depth,
+                                                     int max) {
     if (lt_self.loader_locked) return; /* no libunwind now: see lt_capture_stack */
     uintptr_t *expected = c->scratch;
-    int n = lt_capture_stack(expected, depth);
+    int guard = lt_self.in_hook;
+    lt_self.in_hook = LT_IN_TRACER;
+    int n = capture_step_by_step(expected, max);
+    lt_self.in_hook = guard;
     int same = n == depth && memcmp(frames, expected, (size_t)n * sizeof *frames) == 0;
     atomic_fetch_add(&lt_unwind_verified, 1);
     if (!same) atomic_fetch_add(&lt_unwind_mismatches, 1);
@@ -292,7 +299,7 @@ int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t bp, uintptr_t *f
             struct cached_stack *hit = cache_lookup(c, cfa, ip0, &e);
             if (hit) {
                 c->counts.hits++;
-                if (LT_UNLIKELY(lt.config.unwind == LT_UNWIND_VERIFY)) verify_capture(c, hit->ip, hit->depth);
+                if (LT_UNLIKELY(lt.config.unwind == LT_UNWIND_VERIFY)) verify_capture(c, hit->ip, hit->depth, max);
                 *cached_id = hit->stack_id;
                 return hit->depth;
             }
@@ -301,7 +308,7 @@ int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t bp, uintptr_t *f
         int n = c ? lt_walk_stack(ip0, cfa, bp, frames, e ? e->slot : c->scratch, max, &c->last_walk) : -1;
         if (n > 0) {
             c->counts.walks++;
-            if (LT_UNLIKELY(lt.config.unwind == LT_UNWIND_VERIFY)) verify_capture(c, frames, n);
+            if (LT_UNLIKELY(lt.config.unwind == LT_UNWIND_VERIFY)) verify_capture(c, frames, n, max);
             if (e) {
                 memcpy(e->ip, frames, (size_t)n * sizeof *frames);
                 e->depth = n;
@@ -318,6 +325,16 @@ int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t bp, uintptr_t *f
         return max > 0 ? 1 : 0;
     }
     return lt_capture_stack(frames, max);
+}
+
+/* After dlclose. unw_backtrace keeps a per-address cache that nothing empties (libunwind
+ * 1.6.2): a library loaded later at the same address is unwound with the old library's rules
+ * and its stacks end early. unw_flush_cache empties the cache unw_step reads. */
+void lt_stacks_forget_code(void) {
+    lt_walk_forget_rules();
+    lt_unwind_enter();
+    unw_flush_cache(unw_local_addr_space, 0, 0);
+    lt_unwind_leave();
 }
 
 void lt_stack_cache_store(struct cached_stack *e, uint32_t stack_id) {
@@ -357,6 +374,27 @@ int lt_capture_stack(uintptr_t *frames, int max) {
     lt_self.in_hook = LT_IN_TRACER;
     int n = capture_with_libunwind(frames, max);
     lt_self.in_hook = guard;
+    return n;
+}
+
+/* The reference for LEAKTRACE_UNWIND=verify: libunwind's step-by-step walk, which reads each
+ * frame's CFI through the cache unw_flush_cache empties. unw_backtrace cannot be the truth
+ * the walker is checked against: after dlclose it unwinds a library loaded at the same
+ * address with the old library's rules. */
+static int capture_step_by_step(uintptr_t *frames, int max) {
+    unw_context_t context;
+    unw_cursor_t cursor;
+    int n = 0;
+    lt_unwind_enter();
+    if (unw_getcontext(&context) == 0 && unw_init_local(&cursor, &context) == 0) {
+        while (n < max && unw_step(&cursor) > 0) {
+            unw_word_t ip;
+            unw_get_reg(&cursor, UNW_REG_IP, &ip);
+            if (n == 0 && ip >= lt.self_text_start && ip < lt.self_text_end) continue;
+            frames[n++] = (uintptr_t)ip;
+        }
+    }
+    lt_unwind_leave();
     return n;
 }
 

@@ -1,6 +1,5 @@
 /* Process life: fork, exec, _exit, abort, dlclose/dlopen, thread names and marks. */
 #include "../core/shim.h"
-#include "../core/walk.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -163,9 +162,9 @@ LT_EXPORT int dlclose(void *handle) {
         lt_self.in_hook = 0;
     }
     int r = lt.real.dlclose(handle);
-    /* The stack walker's rules describe code that may now be gone, and new code may be
-     * loaded at its addresses. */
-    lt_walk_forget_rules();
+    /* What the unwinders learned of the library's code must not be used for code loaded at
+     * its addresses later. */
+    lt_stacks_forget_code();
     return r;
 }
 
