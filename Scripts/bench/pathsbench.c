@@ -18,10 +18,11 @@
  * start_thread, run, DEPTH-10 frames of plain recursion, churn, enter, L1..L4, the site
  * (DEPTH >= 10).
  *
- * Sizes: 8 B to 1 KiB mostly, 1 to 64 KiB for one call in 32, and the large site (one call in
- * 256) 64 KiB to 1 MiB, much of it above glibc's 128 KiB mmap threshold. A free (and realloc)
- * hits the block in a random slot, allocated through another path. At the end each thread
- * leaks one block; main prints a checksum so the work is not optimised away.
+ * Sizes: 8 B to 1 KiB mostly (32 classes), 2 to 64 KiB for one call in 32, and the large site
+ * (one call in 256) 64 KiB to 1 MiB in 16 KiB steps, much of it above glibc's 128 KiB mmap
+ * threshold. A free (and realloc) hits the block in a random slot, allocated through another
+ * path. At the end each thread leaks one block; main prints a checksum so the work is not
+ * optimised away.
  *
  * Build: cc -O2 -g -pthread (the functions are noinline and noclone, every call is followed by
  * an empty asm statement so no call becomes a tail call, and the bodies differ so that identical
@@ -116,11 +117,17 @@ NOINLINE static void enter(struct call *c) {
     }
 }
 
+/* Sizes come from a few dozen classes (as a program's structs and buffers do), not from every
+ * byte count: heaptrack 1.4's interpreter interns (size, stack) pairs in a hash set whose hash
+ * of small sizes and stack indices clusters, and with every byte count from 8 to 1024 under
+ * 1,024 stacks it grows that set until it runs out of memory (after ~40 s, the run lost). */
+static const unsigned short small_sizes[32] = {
+    8, 12, 16, 24, 32, 40, 48, 56, 64, 72, 80, 96, 112, 128, 144, 160,
+    176, 192, 224, 256, 288, 320, 384, 448, 512, 576, 640, 768, 832, 896, 960, 1024};
+
 static size_t small_size(uint64_t r) {
-    if ((r & 31) == 0) return 1024 + (r >> 5) % (63 * 1024);      /* 1 KiB - 64 KiB */
-    size_t n = 8 + (r >> 5) % 249;                                   /* 8 - 256 B, most of them */
-    if (((r >> 13) & 7) == 0) n += (r >> 16) % 768;                  /* up to 1 KiB */
-    return n;
+    if ((r & 31) == 0) return (size_t)1024 << ((r >> 5) % 7);   /* 2 KiB - 64 KiB */
+    return small_sizes[(r >> 5) & 31];                          /* 8 B - 1 KiB */
 }
 
 NOINLINE static void churn(struct job *job) {
@@ -135,7 +142,7 @@ NOINLINE static void churn(struct job *job) {
         c.old = NULL;
         if ((r2 & 255) == 0) {
             c.kind = K_LARGE;
-            c.size = 64 * 1024 + (r2 >> 8) % (960 * 1024);             /* 64 KiB - 1 MiB */
+            c.size = (size_t)64 * 1024 + ((r2 >> 8) % 61) * 16 * 1024;  /* 64 KiB - 1 MiB */
         } else {
             unsigned op = (unsigned)(r & 15);
             c.kind = op < 7 ? K_MALLOC : op < 10 ? K_CALLOC : K_REALLOC;

@@ -8,10 +8,11 @@
  * (expr, term, factor, list), each calling the next level through one of several call sites
  * chosen at random; on the way some nodes also open a short side branch (a sibling subtree a
  * few levels deep). So both the depth and the path of the stack vary from one allocation to
- * the next. Seven walks in eight replay the tree of one of 256 fixed inputs (as a parser sees
- * similar inputs again), the eighth is new, so some stacks repeat and some were never seen
- * before. Nodes allocate at various depths (malloc, calloc, realloc of a growing buffer,
- * strdup-like copies; mostly small, now and then 64 KiB to 512 KiB), and blocks go into a
+ * the next. Fifteen walks in sixteen replay the tree of one of 256 fixed inputs (as a parser
+ * sees similar inputs again), the sixteenth is new, so most stacks repeat and some were never
+ * seen before. Nodes allocate at various depths (malloc, calloc, realloc of a growing buffer,
+ * strdup-like copies; mostly small, now and then 64 KiB to 512 KiB; a node's size belongs to
+ * the input, as an AST node's type would), and blocks go into a
  * window of 512 live blocks, so a free releases a block allocated at another depth and path.
  * At the end each thread leaks one block; main prints a checksum. Build: cc -O2 -g -pthread. */
 #include <pthread.h>
@@ -46,10 +47,16 @@ static uint64_t next_random(uint64_t *s) {
     return *s;
 }
 
+/* Size classes rather than every byte count: see pathsbench.c (heaptrack's interpreter runs out
+ * of memory on many stacks times many distinct small sizes). */
+static const unsigned short small_sizes[32] = {
+    8, 12, 16, 24, 32, 40, 48, 56, 64, 72, 80, 96, 112, 128, 144, 160,
+    176, 192, 224, 256, 288, 320, 384, 448, 512, 576, 640, 768, 832, 896, 960, 1024};
+
 static size_t pick_size(uint64_t r) {
-    if ((r & 1023) == 0) return 64 * 1024 + (r >> 10) % (448 * 1024);
-    if ((r & 15) == 0) return 256 + (r >> 4) % 3840;
-    return 8 + (r >> 4) % 200;
+    if ((r & 1023) == 0) return (size_t)64 * 1024 + ((r >> 10) % 29) * 16 * 1024;  /* 64-512 KiB */
+    if ((r & 15) == 0) return (size_t)1024 << ((r >> 4) % 3);                      /* 1-4 KiB */
+    return small_sizes[(r >> 4) & 31];
 }
 
 /* Replaces the block in a random slot with a new one. */
@@ -97,8 +104,8 @@ static int go_on(struct walker *w, int level) {
 }
 
 NOINLINE static void expr(struct walker *w, int level) {
-    uint64_t r = next_random(&w->shape), d = next_random(&w->seed);
-    if (r & 1) keep(w, node_malloc(pick_size(d)));
+    uint64_t r = next_random(&w->shape);
+    if (r & 1) keep(w, node_malloc(pick_size(r >> 40)));
     if (go_on(w, level)) DESCEND(w, level, r, "e");
     if (branch(w, level, r >> 30)) {
         int saved = w->limit;
@@ -110,9 +117,9 @@ NOINLINE static void expr(struct walker *w, int level) {
 }
 
 NOINLINE static void term(struct walker *w, int level) {
-    uint64_t r = next_random(&w->shape), d = next_random(&w->seed);
+    uint64_t r = next_random(&w->shape);
     void *mine = NULL;
-    if ((r & 3) == 0) { mine = node_calloc(pick_size(d)); w->calls++; }
+    if ((r & 3) == 0) { mine = node_calloc(pick_size(r >> 40)); w->calls++; }
     if (go_on(w, level)) {
         if (r & 4) DESCEND(w, level, r, "t");
         else DESCEND(w, level, r >> 3, "tt");
@@ -122,16 +129,16 @@ NOINLINE static void term(struct walker *w, int level) {
 }
 
 NOINLINE static void factor(struct walker *w, int level) {
-    uint64_t r = next_random(&w->shape), d = next_random(&w->seed);
+    uint64_t r = next_random(&w->shape);
     if (go_on(w, level)) DESCEND(w, level, r, "f");
-    if ((r & 3) == 1) keep(w, node_copy("factor", pick_size(d))); /* allocates on the way up */
+    if ((r & 3) == 1) keep(w, node_copy("factor", pick_size(r >> 40))); /* allocates on the way up */
     BARRIER("factor");
 }
 
 NOINLINE static void list(struct walker *w, int level) {
     uint64_t r = next_random(&w->shape), d = next_random(&w->seed);
     if ((r & 7) == 0) {
-        size_t n = 16 + (d >> 8) % 4096;
+        size_t n = (size_t)64 << ((d >> 8) % 7);   /* 64 B - 4 KiB */
         char *p = realloc(w->buffer, n);
         BARRIER("lr");
         if (p) { w->buffer = p; w->buffer_size = n; p[0] = (char)level; }
@@ -152,10 +159,10 @@ static void *run(void *arg) {
     long target = w->calls;
     w->calls = 0;
     while (w->calls < target) {
-        /* Seven walks in eight replay the shape of one of 256 fixed inputs (the same tree,
-         * so the same stacks, with other sizes); the eighth is a tree never seen before. */
+        /* Fifteen walks in sixteen replay one of 256 fixed inputs (the same tree, so the same
+         * stacks and node sizes); the sixteenth is a tree never seen before. */
         uint64_t pick = next_random(&w->seed);
-        w->shape = (pick & 7) ? 0x2545F4914F6CDD1Dull * (((pick >> 8) & 255) + 1) : pick | 1;
+        w->shape = (pick & 15) ? 0x2545F4914F6CDD1Dull * (((pick >> 8) & 255) + 1) : pick | 1;
         uint64_t r = next_random(&w->shape);
         w->limit = 5 + (int)(r % 76);        /* 5 to 80 levels */
         w->budget = 200;
