@@ -158,20 +158,20 @@ for entry in "${workloads[@]}"; do
   ht_raw=0
   for ((r = 0; r < rounds; r++)); do
     # shellcheck disable=SC2086 # the command is a word list on purpose
-    nat+=("$(seconds "$work/nat.err" $cmd)")
+    nat+=("$(seconds "$work/err-nat" $cmd)")
     rm -f "$work"/lt.* "$work"/lu.*
-    lt+=("$(seconds "$work/lt.err" env LD_PRELOAD="$lib" LEAKTRACE_VERBOSE=1 LEAKTRACE_OUTPUT="$work/lt.%p.lt" $cmd)")
-    lu+=("$(seconds "$work/lu.err" env LD_PRELOAD="$lib" LEAKTRACE_VERBOSE=1 LEAKTRACE_UNWIND=libunwind LEAKTRACE_OUTPUT="$work/lu.%p.lt" $cmd)")
+    lt+=("$(seconds "$work/err-lt" env LD_PRELOAD="$lib" LEAKTRACE_VERBOSE=1 LEAKTRACE_OUTPUT="$work/lt.%p.lt" $cmd)")
+    lu+=("$(seconds "$work/err-lu" env LD_PRELOAD="$lib" LEAKTRACE_VERBOSE=1 LEAKTRACE_UNWIND=libunwind LEAKTRACE_OUTPUT="$work/lu.%p.lt" $cmd)")
     rm -f "$work"/ht.*
     if [ "$ht_raw" = 0 ]; then
-      t=$(seconds "$work/ht.err" heaptrack -o "$work/ht" $cmd)
+      t=$(seconds "$work/err-ht" heaptrack -o "$work/ht" $cmd)
       # heaptrack 1.4's interpreter runs out of memory on some programs (many stacks times
       # many distinct sizes: cc1): the program then dies of SIGPIPE. From then on this
       # workload is measured with --raw (recording only, no interpreter: a lower bound of
       # heaptrack's cost, so the ratios to it are if anything too high).
       if [ "$(cat "$work/rc")" != 0 ]; then ht_raw=1; rm -f "$work"/ht.*; fi
     fi
-    [ "$ht_raw" = 0 ] || t=$(seconds "$work/ht.err" heaptrack --raw -o "$work/ht" $cmd)
+    [ "$ht_raw" = 0 ] || t=$(seconds "$work/err-ht" heaptrack --raw -o "$work/ht" $cmd)
     ht+=("$t")
   done
   n=$(printf '%s\n' "${nat[@]}" | median); l=$(printf '%s\n' "${lt[@]}" | median)
@@ -196,17 +196,17 @@ for entry in "${workloads[@]}"; do
         name, n, l, u, h, lns, uns, hns, ratio(lns, hns), ratio(uns, hns), ratio(lns, uns), lb / c, hb / c, lb / hb, c }' \
     | tee -a "$work/rows"
   # What the capture did (printed at exit under LEAKTRACE_VERBOSE=1 by libraries that count it).
-  grep -h '^leaktrace: capture' "$work/lt.err" 2>/dev/null | head -4 | sed 's/^/    default:   /' || true
-  grep -h '^leaktrace: capture' "$work/lu.err" 2>/dev/null | head -4 | sed 's/^/    libunwind: /' || true
+  grep -h '^leaktrace: capture' "$work/err-lt" 2>/dev/null | head -4 | sed 's/^/    default:   /' || true
+  grep -h '^leaktrace: capture' "$work/err-lu" 2>/dev/null | head -4 | sed 's/^/    libunwind: /' || true
   # Anything else a tracer said on stderr that is not its own verbose chatter.
-  grep -hv '^leaktrace: \(tracing to\|trace written to\|capture\)' "$work/lt.err" "$work/lu.err" 2>/dev/null \
+  grep -hv '^leaktrace: \(tracing to\|trace written to\|capture\)' "$work/err-lt" "$work/err-lu" 2>/dev/null \
     | grep '^leaktrace' | sort -u | head -3 | sed 's/^/    ! /' || true
   [ -f "$work/failures" ] && sort -u "$work/failures" | head -4 | sed 's/^/    ! /'
   [ "$ht_raw" = 0 ] || echo "    ! heaptrack failed (its interpreter): ht_s, ht_ns and ht_B are heaptrack --raw's (no interpretation)"
   if [ "$verify" = 1 ]; then
     rm -f "$work"/vf.*
     # shellcheck disable=SC2086
-    env LD_PRELOAD="$lib" LEAKTRACE_UNWIND=verify LEAKTRACE_OUTPUT="$work/vf.%p.lt" $cmd >/dev/null 2>"$work/vf.err" </dev/null || true
+    env LD_PRELOAD="$lib" LEAKTRACE_UNWIND=verify LEAKTRACE_OUTPUT="$work/vf.%p.lt" $cmd >/dev/null 2>"$work/err-vf" </dev/null || true
     for t in "$work"/vf.*.lt*; do
       [ -e "$t" ] || { echo "    verify: no trace"; break; }
       note=$("$report" dump "$t" | grep -m1 -o 'unwind-verify[^"]*' || true)
