@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
 # Benchmarks leaktrace against heaptrack on the same workloads, interleaved in one run.
 #
-#   Scripts/bench.sh [--quick] [--rounds N] [--analyzer-events N] [--diff]
+#   Scripts/bench.sh [--quick] [--rounds N] [--only REGEX] [--verify] [--analyzer-events N] [--diff]
 #
-# Capture (issue 2): for each workload, the median wall time natively, under leaktrace and
-# under heaptrack; the capture cost in ns per allocator call above native; trace bytes per
-# call; each as a ratio to heaptrack's.
+# Capture (issues 2 and 10): for each workload, the median wall time natively, under leaktrace
+# in its default mode, under leaktrace with LEAKTRACE_UNWIND=libunwind (a full backtrace per
+# allocation) and under heaptrack, all four in each round; the capture cost in ns per allocator
+# call above native for each tracer; the ratios default/heaptrack, libunwind/heaptrack and
+# default/libunwind; trace bytes per call. The hard stack shapes come first: many outer call
+# paths under each allocation site at equal depth (pathsbench), deep recursion with varying
+# paths (recursebench), gcc's cc1 on a generated C file, git log -p on a generated repository.
+# Then the original workloads (allocbench, python3, perl, sqlite3).
 # Analysis (issue 3): leakreport on a trace of >= 20 million events against heaptrack_print
 # on heaptrack's trace of the same program: allocator calls read per second and peak memory.
 # Diff (issue 4): `leakreport diff` of two large traces of the same program (different
 # iteration counts) against reading both (`leakreport info`); target: at most 1.5x.
-# `--diff` runs only that section. These are figures to read, not pass/fail tests.
+#
+#   --quick        one round, smaller workloads
+#   --rounds N     rounds of the capture section (median of N)
+#   --only REGEX   only the workloads whose name matches (extended regex); the sections
+#                  "analysis" and "diff" count as workloads of those names
+#   --verify       one more run of each workload with LEAKTRACE_UNWIND=verify, printing the
+#                  tracer's count of stack-cache hits that disagreed with a full libunwind walk
+#   --diff         only the diff section
+# These are figures to read, not pass/fail tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,15 +31,22 @@ rounds=3
 analyzer_calls=12000000     # allocbench iterations: ~1.75 allocator calls each => ~21M events
 quick=0
 diff_only=0
+only=
+verify=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; rounds=1; analyzer_calls=3000000; shift ;;
     --rounds) rounds=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    --verify) verify=1; shift ;;
     --analyzer-events) analyzer_calls=$2; shift 2 ;;
     --diff) diff_only=1; shift ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+case "$rounds" in ''|*[!0-9]*|0) echo "bench.sh: --rounds needs a positive number" >&2; exit 2 ;; esac
+[ "$diff_only" = 1 ] && only='^diff$'
+selected() { [ -z "$only" ] || [[ $1 =~ $only ]]; }
 
 [ "$diff_only" = 1 ] || command -v heaptrack >/dev/null || { echo "bench.sh: heaptrack is not installed (apt-get install heaptrack)" >&2; exit 2; }
 [ -x .build/release/leakreport ] && [ -f .build/release/libleaktrace.so ] || Scripts/build.sh
@@ -37,7 +57,13 @@ trap 'rm -rf "$work"' EXIT
 cc -O2 -g -pthread -o "$work/allocbench" Scripts/bench/allocbench.c
 
 iterations=2000000
-[ "$quick" = 1 ] && iterations=500000
+paths_iterations=1000000    # pathsbench: iterations in all, split between the threads
+recurse_calls=2000000
+cc1_functions=200
+git_commits=3000
+if [ "$quick" = 1 ]; then
+  iterations=500000; paths_iterations=200000; recurse_calls=500000; cc1_functions=60; git_commits=1000
+fi
 # Real programs run as themselves (not through a shell or a version-manager shim), so both
 # tracers see the same single process.
 python=$(python3 -c 'import sys; print(sys.executable)')
@@ -45,6 +71,8 @@ python=$(python3 -c 'import sys; print(sys.executable)')
 # ~12 thousand allocator calls, too few to measure a cost per call against run-to-run noise.
 # PYTHONMALLOC=malloc sends every object to malloc (what memray and heaptrack users set too).
 export PYTHONMALLOC=malloc
+# git reads no configuration but the repository's own, and never starts a pager.
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_PAGER=cat PAGER=cat
 cat > "$work/w.py" <<'PY'
 import json
 d = [{'k': str(i), 'v': list(range(i % 50))} for i in range(150000)]
@@ -62,8 +90,19 @@ insert into t select x, printf('%.*c', x % 80, 'y') from c;
 select count(*), sum(length(b)) from t;
 SQL
 
-# name|command (words split on spaces: no quoting inside)
-workloads=(
+# name|command (words split on spaces: no quoting inside). The hard stack shapes come first,
+# the worst case (most threads, deepest) first.
+workloads=()
+for threads in 4 2 1; do
+  for depth in 30 10; do
+    t="${threads}threads"; [ "$threads" = 1 ] && t="1thread"
+    workloads+=("paths-$t-depth$depth|$work/pathsbench $threads $depth $((paths_iterations / threads))")
+  done
+done
+workloads+=(
+  "recurse-5to80deep|$work/recursebench 1 $recurse_calls"
+  "cc1-O1-${cc1_functions}fn|$(gcc -print-prog-name=cc1) -quiet -O1 $work/gen.c -o /dev/null"
+  "git-log-p-${git_commits}|$(command -v git) -C $work/repo log -p"
   "c-1thread-depth10|$work/allocbench 1 10 $iterations"
   "c-1thread-depth30|$work/allocbench 1 30 $iterations"
   "c-2threads-depth10|$work/allocbench 2 10 $iterations"
@@ -73,38 +112,119 @@ workloads=(
   "sqlite3-insert|$(command -v sqlite3) -init $work/w.sql :memory: .quit"
 )
 
+# What the selected workloads need, built once.
+any() { local e; for e in "${workloads[@]}"; do [[ ${e%%|*} =~ $1 ]] && selected "${e%%|*}" && return 0; done; return 1; }
+if [ "$diff_only" = 0 ]; then
+  any '^paths-' && cc -O2 -g -pthread -o "$work/pathsbench" Scripts/bench/pathsbench.c
+  any '^recurse-' && cc -O2 -g -pthread -o "$work/recursebench" Scripts/bench/recursebench.c
+  any '^cc1-' && python3 Scripts/bench/gen_c.py "$cc1_functions" > "$work/gen.c"
+  if any '^git-log-p'; then
+    git init -q -b main "$work/repo"
+    python3 Scripts/bench/gen_git.py "$git_commits" | git -C "$work/repo" fast-import --quiet --done
+  fi
+fi
+
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-seconds() { local start end; start=$(date +%s.%N); "$@" >/dev/null 2>&1 </dev/null || true; end=$(date +%s.%N); awk -v a="$start" -v b="$end" 'BEGIN { print b - a }'; }
+# seconds ERRFILE command...: the wall time of one run; its stderr goes to ERRFILE, and a
+# non-zero exit status is appended to $work/failures.
+seconds() {
+  local err=$1 start end rc=0; shift
+  start=$(date +%s.%N)
+  "$@" >/dev/null 2>"$err" </dev/null || rc=$?
+  end=$(date +%s.%N)
+  echo "$rc" > "$work/rc"
+  [ "$rc" = 0 ] || echo "exit status $rc: $*" >> "$work/failures"
+  awk -v a="$start" -v b="$end" 'BEGIN { print b - a }'
+}
 
 # The number of allocator calls a workload makes: the counts in leaktrace's END record.
 calls_in() { "$report" info "$1" | awk -F'[ =]' '/^calls /{print $2}'; }
+# The largest file of a prefix (a workload that starts other processes writes several traces).
+largest() { ls -S "$work"/"$1".* 2>/dev/null | head -1; }
 
-if [ "$diff_only" = 0 ]; then
-printf '\n== Capture cost (median of %d interleaved rounds) ==\n' "$rounds"
-printf '%-20s %9s %9s %9s %8s %8s %10s %10s %7s %8s %8s %7s\n' workload native_s lt_s ht_s lt_x ht_x lt_ns/call ht_ns/call ratio lt_B/call ht_B/call ratio
+if [ "$diff_only" = 0 ] && any .; then
+printf '\n== Capture cost (median of %d interleaved rounds; calls from leaktrace'"'"'s trace) ==\n' "$rounds"
+printf '%s\n' "native_s, lt_s, lu_s, ht_s: wall time natively, leaktrace default mode, leaktrace LEAKTRACE_UNWIND=libunwind, heaptrack"
+printf '%s\n' "lt_ns, lu_ns, ht_ns: capture cost, ns per allocator call above native; lt/ht, lu/ht, lt/lu: their ratios"
+printf '%s\n' "lt_B, ht_B: trace bytes per call (leaktrace default mode, heaptrack) and their ratio"
+header=$(printf '%-22s %8s %8s %8s %8s %7s %7s %7s %6s %6s %6s %6s %6s %6s %10s' workload native_s lt_s lu_s ht_s lt_ns lu_ns ht_ns lt/ht lu/ht lt/lu lt_B ht_B B_rat calls)
+echo "$header"
+: > "$work/rows"
 for entry in "${workloads[@]}"; do
   name=${entry%%|*}; cmd=${entry#*|}
-  nat=(); lt=(); ht=()
+  selected "$name" || continue
+  nat=(); lt=(); lu=(); ht=()
+  rm -f "$work/failures"
+  ht_raw=0
   for ((r = 0; r < rounds; r++)); do
     # shellcheck disable=SC2086 # the command is a word list on purpose
-    nat+=("$(seconds $cmd)")
-    rm -f "$work"/lt.*
-    lt+=("$(seconds env LD_PRELOAD="$lib" LEAKTRACE_OUTPUT="$work/lt.%p.lt" $cmd)")
+    nat+=("$(seconds "$work/err-nat" $cmd)")
+    rm -f "$work"/lt.* "$work"/lu.*
+    lt+=("$(seconds "$work/err-lt" env LD_PRELOAD="$lib" LEAKTRACE_VERBOSE=1 LEAKTRACE_OUTPUT="$work/lt.%p.lt" $cmd)")
+    lu+=("$(seconds "$work/err-lu" env LD_PRELOAD="$lib" LEAKTRACE_VERBOSE=1 LEAKTRACE_UNWIND=libunwind LEAKTRACE_OUTPUT="$work/lu.%p.lt" $cmd)")
     rm -f "$work"/ht.*
-    ht+=("$(seconds heaptrack -o "$work/ht" $cmd)")
+    if [ "$ht_raw" = 0 ]; then
+      t=$(seconds "$work/err-ht" heaptrack -o "$work/ht" $cmd)
+      # heaptrack 1.4's interpreter runs out of memory on some programs (many stacks times
+      # many distinct sizes: cc1): the program then dies of SIGPIPE. From then on this
+      # workload is measured with --raw (recording only, no interpreter: a lower bound of
+      # heaptrack's cost, so the ratios to it are if anything too high).
+      if [ "$(cat "$work/rc")" != 0 ]; then ht_raw=1; rm -f "$work"/ht.*; fi
+    fi
+    [ "$ht_raw" = 0 ] || t=$(seconds "$work/err-ht" heaptrack --raw -o "$work/ht" $cmd)
+    ht+=("$t")
   done
-  n=$(printf '%s\n' "${nat[@]}" | median); l=$(printf '%s\n' "${lt[@]}" | median); h=$(printf '%s\n' "${ht[@]}" | median)
-  lt_trace=$(ls -S "$work"/lt.*.lt* | head -1)
+  n=$(printf '%s\n' "${nat[@]}" | median); l=$(printf '%s\n' "${lt[@]}" | median)
+  u=$(printf '%s\n' "${lu[@]}" | median); h=$(printf '%s\n' "${ht[@]}" | median)
+  lt_trace=$(largest lt); ht_trace=$(largest ht)
+  if [ -z "$lt_trace" ] || [ -z "$ht_trace" ]; then
+    printf '%-22s no trace written (leaktrace: %s, heaptrack: %s)\n' "$name" "${lt_trace:-none}" "${ht_trace:-none}"
+    [ -f "$work/failures" ] && sed 's/^/  ! /' "$work/failures"
+    continue
+  fi
   calls=$(calls_in "$lt_trace")
+  [ -n "$calls" ] && [ "$calls" -gt 0 ] || { printf '%-22s no allocator calls in %s\n' "$name" "$lt_trace"; continue; }
   lt_bytes=$(stat -c %s "$lt_trace")
-  ht_bytes=$(stat -c %s "$(ls -S "$work"/ht.* | head -1)")
-  awk -v name="$name" -v n="$n" -v l="$l" -v h="$h" -v c="$calls" -v lb="$lt_bytes" -v hb="$ht_bytes" 'BEGIN {
-    lns = (l - n) * 1e9 / c; hns = (h - n) * 1e9 / c; if (lns < 0) lns = 0
-    printf "%-20s %9.3f %9.3f %9.3f %8.2f %8.2f %10.0f %10.0f %7.2f %8.2f %8.2f %7.2f\n",
-      name, n, l, h, l / n, h / n, lns, hns, (hns > 0 ? lns / hns : 0), lb / c, hb / c, lb / hb }'
+  ht_bytes=$(stat -c %s "$ht_trace")
+  mark=; [ "$ht_raw" = 0 ] || mark='*'
+  awk -v name="$name$mark" -v n="$n" -v l="$l" -v u="$u" -v h="$h" -v c="$calls" -v lb="$lt_bytes" -v hb="$ht_bytes" '
+    function cost(t) { x = (t - n) * 1e9 / c; return x < 0 ? 0 : x }
+    function ratio(a, b) { return b > 0 ? sprintf("%6.2f", a / b) : sprintf("%6s", "-") }
+    BEGIN {
+      lns = cost(l); uns = cost(u); hns = cost(h)
+      printf "%-22s %8.3f %8.3f %8.3f %8.3f %7.0f %7.0f %7.0f %s %s %s %6.2f %6.2f %6.2f %10d\n",
+        name, n, l, u, h, lns, uns, hns, ratio(lns, hns), ratio(uns, hns), ratio(lns, uns), lb / c, hb / c, lb / hb, c }' \
+    | tee -a "$work/rows"
+  # What the capture did (printed at exit under LEAKTRACE_VERBOSE=1 by libraries that count it).
+  grep -h '^leaktrace: capture' "$work/err-lt" 2>/dev/null | head -4 | sed 's/^/    default:   /' || true
+  grep -h '^leaktrace: capture' "$work/err-lu" 2>/dev/null | head -4 | sed 's/^/    libunwind: /' || true
+  # Anything else a tracer said on stderr that is not its own verbose chatter.
+  grep -hv '^leaktrace: \(tracing to\|trace written to\|capture\)' "$work/err-lt" "$work/err-lu" 2>/dev/null \
+    | grep '^leaktrace' | sort -u | head -3 | sed 's/^/    ! /' || true
+  [ -f "$work/failures" ] && sort -u "$work/failures" | head -4 | sed 's/^/    ! /'
+  [ "$ht_raw" = 0 ] || echo "    ! heaptrack failed (its interpreter): ht_s, ht_ns and ht_B are heaptrack --raw's (no interpretation)"
+  if [ "$verify" = 1 ]; then
+    rm -f "$work"/vf.*
+    # shellcheck disable=SC2086
+    env LD_PRELOAD="$lib" LEAKTRACE_UNWIND=verify LEAKTRACE_OUTPUT="$work/vf.%p.lt" $cmd >/dev/null 2>"$work/err-vf" </dev/null || true
+    for t in "$work"/vf.*.lt*; do
+      [ -e "$t" ] || { echo "    verify: no trace"; break; }
+      note=$("$report" dump "$t" | grep -m1 -o 'unwind-verify[^"]*' || true)
+      mismatches=$(sed -n 's/.*mismatches=\([0-9]*\).*/\1/p' <<<"$note")
+      if [ -z "$note" ]; then echo "    verify: no unwind-verify note in $(basename "$t")"
+      elif [ "$mismatches" != 0 ]; then echo "    !!! verify: $note  <-- stack cache disagreed with libunwind"
+      else echo "    verify: $note"; fi
+    done
+  fi
 done
-echo "(ratio = leaktrace / heaptrack; targets: capture cost ratio <= 0.33, bytes ratio <= 0.5)"
+echo "(targets: lt/ht <= 0.33, aim 0.2; lt/lu <= ~1; bytes ratio <= 0.5; * heaptrack --raw, see above)"
+if [ "$(wc -l < "$work/rows")" -gt 1 ]; then
+  printf '\nWorst first (by lt/ht):\n%s\n' "$header"
+  sort -k9,9gr "$work/rows"
+fi
+fi
 
+if selected analysis; then
 printf '\n== Analysis of a large trace ==\n'
 rm -f "$work"/big.*
 env LD_PRELOAD="$lib" LEAKTRACE_OUTPUT="$work/big.lt" "$work/allocbench" 1 10 "$analyzer_calls" >/dev/null
@@ -123,6 +243,7 @@ awk -v c="$big_calls" -v ls="$lt_s" -v lk="$lt_kb" -v hs="$ht_s" -v hk="$ht_kb" 
   printf "speed ratio %.2fx (target >= 3x), memory ratio %.2f (target <= 1)\n", hs / ls, lk / hk }'
 fi
 
+if selected diff; then
 printf '\n== Diff of two large traces ==\n'
 rm -f "$work"/diff-old.* "$work"/diff-new.*
 env LD_PRELOAD="$lib" LEAKTRACE_OUTPUT="$work/diff-old.lt" "$work/allocbench" 1 10 "$analyzer_calls" >/dev/null
@@ -134,3 +255,4 @@ read -r diff_s diff_kb < "$work/diff.time"
 awk -v e="$events" -v r="$read_s" -v d="$diff_s" -v k="$diff_kb" 'BEGIN {
   printf "allocator calls in both traces: %d\n", e
   printf "reading both (info): %.2f s; diff: %.2f s, peak %.1f MiB; ratio %.2f (target <= 1.5)\n", r, d, k / 1024, d / r }'
+fi
