@@ -12,12 +12,14 @@
 #include "walk.h"
 #include "cfi.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <string.h>
 
-/* Set by the dynamic loader: the stack pointer at process start, above every frame of the
- * main thread. */
-extern void *__libc_stack_end;
+/* The end of the page holding the dynamic loader's __libc_stack_end (the stack pointer at
+ * process start, above every frame of the main thread). Looked up, not linked: linking it
+ * would make the library need ld.so by name. */
+static uintptr_t main_stack_end;
 
 #define RULE_GEN_SHIFT 8
 #define RULE_GEN_MASK (0xffull << RULE_GEN_SHIFT)
@@ -51,6 +53,8 @@ static struct rule_table *new_rule_table(size_t capacity) {
 
 int lt_walk_init(void) {
     if (!lt_cfi_init()) return 0;
+    void **stack_end = dlsym(RTLD_DEFAULT, "__libc_stack_end");
+    if (stack_end && *stack_end) main_stack_end = ((uintptr_t)*stack_end + 4095) & ~(uintptr_t)4095;
     struct rule_table *t = new_rule_table(RULES_INITIAL);
     if (!t) return 0;
     atomic_store(&rules, t);
@@ -166,8 +170,7 @@ void lt_walk_forget_rules(void) {
 static inline uintptr_t stack_end(uintptr_t sp) {
     uintptr_t self = (uintptr_t)pthread_self();
     if (sp < self && self - sp < ((uintptr_t)1 << 30)) return self;
-    uintptr_t main_end = ((uintptr_t)__libc_stack_end + 4095) & ~(uintptr_t)4095;
-    if (sp < main_end && main_end - sp < ((uintptr_t)1 << 34)) return main_end;
+    if (sp < main_stack_end && main_stack_end - sp < ((uintptr_t)1 << 34)) return main_stack_end;
     return 0;
 }
 

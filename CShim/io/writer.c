@@ -94,12 +94,14 @@ static void drain(int include_active);
  * is no writer thread, or the caller is the writer itself (its memory samples, module
  * snapshots and marks are records too, and once waited here for buffers only it could free:
  * two threads allocating flat out on two cores starved it until all eight were queued), or the
- * caller holds the file lock the writer needs (a flush merging the event rings), the caller
- * writes the queue itself. */
+ * caller holds the file lock the writer needs (a flush merging the event rings), or the
+ * caller is inside the program's own dl_iterate_phdr (the writer's module check waits for the
+ * loader's list lock that this thread holds: seen as a hang, hazard case 3, 2 runs in 30), the
+ * caller writes the queue itself. */
 static void rotate_locked(int may_wait) {
     while (lt.free_len == 0) {
         if (!may_wait || atomic_load(&lt.phase) != PHASE_TRACING) return;
-        if (lt.writer_running && !lt_self.is_writer && !lt_self.holds_file_lock) {
+        if (lt.writer_running && !lt_self.is_writer && !lt_self.holds_file_lock && !lt_self.loader_locked) {
             int seen = atomic_load(&lt.freed_seq);
             lt_signal_change(&lt.queued_seq);
             lt_wait_change(&lt.event_lock, &lt.freed_seq, seen, NULL);
