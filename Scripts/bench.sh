@@ -21,7 +21,7 @@
 #   --only REGEX   only the workloads whose name matches (extended regex); the sections
 #                  "analysis" and "diff" count as workloads of those names
 #   --verify       one more run of each workload with LEAKTRACE_UNWIND=verify, printing the
-#                  tracer's count of stack-cache hits that disagreed with a full libunwind walk
+#                  tracer's count of captures that disagreed with libunwind's own walk
 #   --diff         only the diff section
 # These are figures to read, not pass/fail tests.
 set -euo pipefail
