@@ -252,20 +252,30 @@ extension LeakAnalyzer {
                 totals.byPath.add(path, blocks: amount.blocks, bytes: amount.bytes)
             }
         }
-        var netBreak: Int64 = 0
-        for growth in replay.breakGrowth.values {
-            netBreak = netBreak &+ growth.netBytes
-            guard growth.netBytes > 0 else { continue }
+        totals.addBreakGrowth(replay.breakGrowth.values) { growth in
             let site = classifier.classify(replay.frames(of: growth.stack, in: stacks),
                                            snapshot: replay.moduleSnapshotIndex(at: growth.firstTime))
-            guard !classifier.sites[Int(site)].suppressed else { continue }
-            totals.add(classifier.label(site: site, path: .breakGrowth), Amount(blocks: 0, bytes: UInt64(growth.netBytes)))
-        }
-        // The summary counts net growth over all sites (as the report does), at least 0.
-        if netBreak > 0 {
-            totals.total.add(blocks: 0, bytes: UInt64(netBreak))
-            totals.byPath.add(.breakGrowth, blocks: 0, bytes: UInt64(netBreak))
+            return classifier.sites[Int(site)].suppressed ? nil : classifier.label(site: site, path: .breakGrowth)
         }
         return totals
+    }
+}
+
+extension SiteTotals {
+    /// Adds the program's own brk/sbrk growth: each stack's positive net growth to its site
+    /// (`label` gives the site, nil when suppressed), and the net growth over all stacks, at
+    /// least 0, to the totals, as the report's summary counts it.
+    mutating func addBreakGrowth<Growths: Sequence>(_ growths: Growths, label: (BreakGrowth) -> SiteLabel?)
+    where Growths.Element == BreakGrowth {
+        var netBreak: Int64 = 0
+        for growth in growths {
+            netBreak = netBreak &+ growth.netBytes
+            guard growth.netBytes > 0, let site = label(growth) else { continue }
+            add(site, Amount(blocks: 0, bytes: UInt64(growth.netBytes)))
+        }
+        if netBreak > 0 {
+            total.add(blocks: 0, bytes: UInt64(netBreak))
+            byPath.add(.breakGrowth, blocks: 0, bytes: UInt64(netBreak))
+        }
     }
 }

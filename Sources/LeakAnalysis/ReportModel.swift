@@ -178,6 +178,23 @@ public struct ReadingOutcome: Equatable, Sendable, Encodable {
     }
 }
 
+extension ReadingOutcome {
+    /// True when the trace was cut or damaged: only the events before `stoppedAtOffset` count.
+    /// (A trace replayed only up to `--at` or moment B, or ended by exec, is not cut.)
+    public var isCut: Bool { !isComplete && replayedUntilUs == nil && endedByExec == nil }
+
+    /// How `reader`'s pass over the file ended: at the END record, at an exec (a whole trace
+    /// without END), or cut or damaged at an offset.
+    public init(reader: TraceReader) {
+        switch reader.endState {
+        case .complete?: self.init(isComplete: true)
+        case let .cut(offset, reason)?:
+            self.init(isComplete: false, stoppedAtOffset: offset, stopReason: reason, endedByExec: reader.endedByExec)
+        case nil: self.init(isComplete: false, stopReason: "reading did not finish")
+        }
+    }
+}
+
 /// What the report says about the trace itself.
 public struct TraceFacts: Equatable, Sendable, Encodable {
     public var path: String

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import LeakAnalysis
 import LiveSet
 import Reports
@@ -24,6 +23,9 @@ struct SiteOptions: ParsableArguments {
 
     @Option(name: .long, help: "A LeakSanitizer-style suppressions file, `leak:PATTERN` per line (repeatable).")
     var suppressions: [String] = []
+
+    @Flag(name: .long, help: "Do not apply the built-in suppressions (stdio buffers, thread-local storage, libstdc++'s exception pool, locale data).")
+    var noDefaultSuppressions = false
 
     @Option(name: .long, help: "Colour: auto (on a terminal), always or never.")
     var color: String = "auto"
@@ -61,7 +63,7 @@ struct SiteOptions: ParsableArguments {
     func analysisOptions() throws -> AnalysisOptions {
         var options = AnalysisOptions()
         options.frameFilter = AllocatorFrameFilter(extraPatterns: skipFrames)
-        var rules: [Suppression] = []
+        var rules: [Suppression] = noDefaultSuppressions ? [] : Suppressions.builtIn
         for file in suppressions { rules += try Suppressions(contentsOfFile: file).rules }
         options.suppressions = Suppressions(rules: rules)
         options.top = top
@@ -94,91 +96,6 @@ func parseMoment(_ text: String) throws -> GrowthMoment {
     }
     if trimmed.hasPrefix("mark:") { throw UsageError("'\(text)' needs a mark name after 'mark:'") }
     return .mark(trimmed)
-}
-
-/// One trace replayed to its end, for `diff` and `--merge`.
-struct ReplayedTrace {
-    let reader: TraceReader
-    var replayer: Replayer
-    var facts: TraceFacts
-    var warnings: [String]
-
-    /// Opens and replays `path` (joined with its parent trace when it is a fork child).
-    static func load(_ path: String, progress: Bool) throws -> ReplayedTrace {
-        let reader = try TraceReader(path: path)
-        var replayer = Replayer(header: reader.header)
-        let join = replayer.joinParent(of: reader.header, childPath: path)
-        let bar = ProgressBar(label: "reading \(path)", total: reader.fileSize, enabled: progress)
-        let outcome = replayer.replay(reader, progress: bar.update)
-        bar.finish()
-        let reading = ReportRun.readingOutcome(outcome)
-        var warnings = join.warnings
-        if let warning = incompleteWarning(path: path, reading) { warnings.append(warning) }
-        return ReplayedTrace(reader: reader, replayer: replayer,
-                             facts: TraceFacts(path: path, header: reader.header, outcome: reading, replay: replayer,
-                                               parentReplayed: join.joined),
-                             warnings: warnings)
-    }
-}
-
-/// The warning for a trace that was cut or damaged.
-func incompleteWarning(path: String, _ reading: ReadingOutcome) -> String? {
-    guard !reading.isComplete, reading.replayedUntilUs == nil, reading.endedByExec == nil else { return nil }
-    return "\(path): trace incomplete: reading stopped at byte \(reading.stoppedAtOffset ?? 0) (\(reading.stopReason ?? "no END record")); only the events before that point count"
-}
-
-/// How reading ended, for the report's trace facts.
-func readingOutcome(_ state: TraceEndState?, endedByExec: String?) -> ReadingOutcome {
-    switch state {
-    case .complete?: return ReadingOutcome(isComplete: true)
-    case let .cut(offset, reason)?:
-        return ReadingOutcome(isComplete: false, stoppedAtOffset: offset, stopReason: reason, endedByExec: endedByExec)
-    case nil: return ReadingOutcome(isComplete: false, stopReason: "reading did not finish")
-    }
-}
-
-/// One trace being loaded by `loadConcurrently`: written by its loading block, read by the
-/// calling thread once `loaded` is signalled.
-private final class LoadSlot: @unchecked Sendable {
-    var result: Result<ReplayedTrace, Error>?
-    let loaded = DispatchSemaphore(value: 0)
-}
-
-/// Loads several traces, two at a time on the machine's cores (each replay is independent),
-/// and runs `finish` on each (its analysis and symbolization) as soon as that trace is replayed,
-/// on the calling thread in the order of `paths`: the first trace's symbolization overlaps the
-/// replay of the next instead of waiting for every replay. `finish` calls never overlap, so they
-/// may share one symbolizer, and its warnings come out in the same order as on one thread. A
-/// trace is let go once finished.
-///
-/// Only the calling thread ever waits (for the trace it finishes next); the loading blocks never
-/// wait for anything, so no size of the thread pool can deadlock.
-func loadConcurrently<Finished>(_ paths: [String],
-                                finish: (Int, ReplayedTrace) throws -> Finished) throws -> [Finished] {
-    let slots = paths.map { _ in LoadSlot() }
-    for (path, slot) in zip(paths, slots) {
-        DispatchQueue.global().async {
-            slot.result = Result { try ReplayedTrace.load(path, progress: false) }
-            slot.loaded.signal()
-        }
-    }
-    var finished: [Finished] = []
-    var failure: Error?
-    for (index, slot) in slots.enumerated() {
-        // Every load is waited for, even after a failure: none may outlive this call.
-        slot.loaded.wait()
-        let result = slot.result
-        slot.result = nil
-        guard failure == nil else { continue }
-        do {
-            guard let result else { throw UsageError("a trace was not read") }
-            finished.append(try finish(index, try result.get()))
-        } catch {
-            failure = error
-        }
-    }
-    if let failure { throw failure }
-    return finished
 }
 
 // MARK: - diff
@@ -222,7 +139,7 @@ struct DiffCommand: ParsableCommand {
             let symbolizer = sites.makeSymbolizer()
             // The old trace, usually the shorter, is symbolized while the new one still replays.
             let loaded = try loadConcurrently([old, new]) { _, trace in
-                (facts: trace.facts, warnings: trace.warnings,
+                (facts: trace.facts, warnings: trace.warnings(namingTrace: true),
                  totals: analyzer.siteTotals(replay: trace.replayer, stacks: trace.reader.stacks,
                                              modules: trace.reader.moduleMaps, symbolizer: symbolizer))
             }
@@ -246,18 +163,11 @@ struct PeakRun {
     let site: SiteOptions
 
     func run() throws -> (facts: TraceFacts, totals: SiteTotals, warnings: [String]) {
-        let reader = try TraceReader(path: path)
-        var replayer = Replayer(header: reader.header)
-        let join = replayer.joinParent(of: reader.header, childPath: path)
+        var trace = try LoadedTrace(path: path)
         let symbolizer = site.makeSymbolizer()
-        let tracker = GrowthTracker(reader: reader, replayer: replayer, symbolizer: symbolizer, options: options)
-        let outcome = try tracker.replay(&replayer, reader: reader)
-        let reading = readingOutcome(outcome.endState, endedByExec: reader.endedByExec)
-        var warnings = join.warnings + symbolizer.symbolizationWarnings
-        if let warning = incompleteWarning(path: path, reading) { warnings.append(warning) }
-        let facts = TraceFacts(path: path, header: reader.header, outcome: reading, replay: replayer,
-                               parentReplayed: join.joined)
-        return (facts, tracker.peakTotals(), warnings)
+        let tracker = trace.makeTracker(symbolizer: symbolizer, options: options)
+        try trace.replay(tracking: tracker, progress: !site.noProgress)
+        return (trace.facts, tracker.peakTotals(), trace.warnings(namingTrace: true) + symbolizer.symbolizationWarnings)
     }
 }
 
@@ -319,34 +229,12 @@ struct GrowthPassRun {
     let window: (from: GrowthMoment, to: GrowthMoment)?
 
     func run() throws -> (tracker: GrowthTracker, facts: TraceFacts, timeline: Timeline, warnings: [String]) {
-        let reader = try TraceReader(path: path)
-        var replayer = Replayer(header: reader.header)
-        let join = replayer.joinParent(of: reader.header, childPath: path)
+        var trace = try LoadedTrace(path: path)
         let symbolizer = sites.makeSymbolizer()
-        let tracker = GrowthTracker(reader: reader, replayer: replayer, symbolizer: symbolizer,
-                                    options: try sites.analysisOptions())
-        let bar = ProgressBar(label: "reading \(path)", total: reader.fileSize, enabled: !sites.noProgress)
-        let outcome: GrowthPassOutcome
-        do {
-            outcome = try tracker.replay(&replayer, reader: reader, window: window, progress: bar.update)
-        } catch let error as GrowthError {
-            bar.finish()
-            throw UsageError(error.description)
-        }
-        bar.finish()
-        var warnings = join.warnings
-        let reading: ReadingOutcome
-        if let state = outcome.endState {
-            reading = readingOutcome(state, endedByExec: reader.endedByExec)
-            if let warning = incompleteWarning(path: path, reading) { warnings.append(warning) }
-        } else {
-            // Moment B ended the pass: the rest of the trace was not needed.
-            reading = ReadingOutcome(isComplete: false, replayedUntilUs: tracker.now)
-        }
-        let facts = TraceFacts(path: path, header: reader.header, outcome: reading, replay: replayer,
-                               parentReplayed: join.joined)
-        warnings += symbolizer.symbolizationWarnings
-        return (tracker, facts, tracker.timeline(of: replayer), warnings)
+        let tracker = trace.makeTracker(symbolizer: symbolizer, options: try sites.analysisOptions())
+        try trace.replay(tracking: tracker, window: window, progress: !sites.noProgress)
+        return (tracker, trace.facts, tracker.timeline(of: trace.replayer),
+                trace.warnings(namingTrace: true) + symbolizer.symbolizationWarnings)
     }
 }
 
@@ -374,10 +262,4 @@ struct TimelineCommand: ParsableCommand {
         output.write(sites.isJSON ? try JSONDocument.render(document) : GrowthText(color: sites.wantsColor).render(document))
         output.flush()
     }
-}
-
-/// How a growth pass's reading ended, as the report states it.
-func passReadingOutcome(_ pass: GrowthPassOutcome, lastTime: UInt64, endedByExec: String?) -> ReadingOutcome {
-    pass.stoppedByLimit ? ReadingOutcome(isComplete: false, replayedUntilUs: lastTime)
-                        : readingOutcome(pass.endState, endedByExec: endedByExec)
 }

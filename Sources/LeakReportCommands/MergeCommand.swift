@@ -12,16 +12,16 @@ struct MergeRun {
     let progress: Bool
 
     func run() throws -> UInt64 {
-        let symbolizer: FrameSymbolizer = settings.symbolize
-            ? DwarfFrameSymbolizer(options: settings.symbolizerOptions) : OffsetOnlySymbolizer()
+        let symbolizer = settings.makeSymbolizer()
         let analyzer = LeakAnalyzer(options: settings.analysis)
         // Each trace is analyzed as soon as it is replayed, in order, while later ones still
         // replay; nothing is written until every trace has been read.
         let analyzed = try loadConcurrently(paths) { _, trace in
+            let warnings = trace.warnings(namingTrace: true)
             let (report, sites) = analyzer.analyzeWithSites(
                 replay: trace.replayer, stacks: trace.reader.stacks, modules: trace.reader.moduleMaps,
-                symbolizer: symbolizer, facts: trace.facts, warnings: trace.warnings)
-            return (report: report, sites: sites, facts: trace.facts, warnings: trace.warnings)
+                symbolizer: symbolizer, facts: trace.facts, warnings: warnings)
+            return (report: report, sites: sites, facts: trace.facts, warnings: warnings)
         }
         var merged = SiteTotals()
         var entries: [(facts: TraceFacts, leaked: Amount)] = []

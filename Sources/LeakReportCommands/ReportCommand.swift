@@ -138,6 +138,10 @@ struct ReportSettings {
         if !command.debugDirectories.isEmpty { symbolizerOptions.debugDirectories = command.debugDirectories }
         maxFrames = command.maxFrames
     }
+
+    func makeSymbolizer() -> FrameSymbolizer {
+        symbolize ? DwarfFrameSymbolizer(options: symbolizerOptions) : OffsetOnlySymbolizer()
+    }
 }
 
 /// Reporting one trace.
@@ -147,44 +151,31 @@ struct ReportRun {
 
     /// Writes the report and returns the unsuppressed leaked bytes.
     func run(isFirst: Bool) throws -> UInt64 {
-        let reader = try TraceReader(path: path)
-        var replay = Replayer(header: reader.header)
-        let join = replay.joinParent(of: reader.header, childPath: path)
-        var warnings = join.warnings
-
+        var trace = try LoadedTrace(path: path)
         let output = BufferedOutput()
         var export: MtraceExport?
         if settings.format == .mtrace {
+            let reader = trace.reader
             let mtrace = MtraceExport(output: output, stacks: reader.stacks,
-                                      inheritedStacks: replay.inheritedStacks) { [reader] address in
+                                      inheritedStacks: trace.replayer.inheritedStacks) { address in
                 let maps = reader.moduleMaps
                 return maps.module(containing: address, snapshot: maps.count - 1)
             }
-            mtrace.begin(with: replay)
-            replay.observer = { mtrace.handle($0) }
+            mtrace.begin(with: trace.replayer)
+            trace.replayer.observer = { mtrace.handle($0) }
             export = mtrace
         }
 
-        let symbolizer: FrameSymbolizer = settings.symbolize
-            ? DwarfFrameSymbolizer(options: settings.symbolizerOptions) : OffsetOnlySymbolizer()
+        let symbolizer = settings.makeSymbolizer()
         // The growth tracker rides along the replay to find the call sites that keep growing.
-        let tracker = GrowthTracker(reader: reader, replayer: replay, symbolizer: symbolizer,
-                                    options: settings.analysis)
-        let bar = ProgressBar(label: "reading \(path)", total: reader.fileSize, enabled: settings.progress)
-        let pass = try tracker.replay(&replay, reader: reader, limit: settings.limit, progress: bar.update)
-        bar.finish()
-        replay.observer = nil
+        let tracker = trace.makeTracker(symbolizer: symbolizer, options: settings.analysis)
+        try trace.replay(tracking: tracker, limit: settings.limit, progress: settings.progress)
+        trace.replayer.observer = nil
         export?.finish()
 
-        let reading = passReadingOutcome(pass, lastTime: replay.lastTime, endedByExec: reader.endedByExec)
-        if !reading.isComplete && reading.replayedUntilUs == nil && reading.endedByExec == nil {
-            warnings.append("trace incomplete: reading stopped at byte \(reading.stoppedAtOffset ?? 0) (\(reading.stopReason ?? "no END record")); leaks are those of the events before that point")
-        }
-        let facts = TraceFacts(path: path, header: reader.header, outcome: reading, replay: replay,
-                               parentReplayed: join.joined)
         var report = LeakAnalyzer(options: settings.analysis)
-            .analyze(replay: replay, stacks: reader.stacks, modules: reader.moduleMaps, symbolizer: symbolizer,
-                     facts: facts, warnings: warnings)
+            .analyze(replay: trace.replayer, stacks: trace.reader.stacks, modules: trace.reader.moduleMaps,
+                     symbolizer: symbolizer, facts: trace.facts, warnings: trace.warnings(namingTrace: false))
         report.growing = tracker.rates().topGrowers(ReportRun.growingShown)
 
         switch settings.format {
@@ -208,11 +199,4 @@ struct ReportRun {
 
     /// Call sites named in the report's "growing" section.
     static let growingShown = 10
-
-    static func readingOutcome(_ outcome: ReplayOutcome) -> ReadingOutcome {
-        if outcome.stoppedByLimit {
-            return ReadingOutcome(isComplete: false, replayedUntilUs: outcome.stoppedAtTime ?? 0)
-        }
-        return LeakReportCommands.readingOutcome(outcome.endState, endedByExec: outcome.endedByExec)
-    }
 }

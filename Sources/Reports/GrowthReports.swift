@@ -255,7 +255,7 @@ public struct GrowthText {
         var line = facts.path
         if let program = facts.program { line += " — \(program)" }
         if let pid = facts.pid { line += " (pid \(pid))" }
-        if !facts.outcome.isComplete && facts.outcome.replayedUntilUs == nil { line += " [incomplete]" }
+        if facts.outcome.isCut { line += " [incomplete]" }
         return line
     }
 
