@@ -9,10 +9,9 @@ import TraceFormat
 struct MergeRun {
     let settings: ReportSettings
     let paths: [String]
-    let progress: Bool
 
     func run() throws -> UInt64 {
-        let symbolizer = settings.makeSymbolizer()
+        let symbolizer = settings.common.makeSymbolizer()
         let analyzer = LeakAnalyzer(options: settings.analysis)
         // Each trace is analyzed as soon as it is replayed, in order, while later ones still
         // replay; nothing is written until every trace has been read.
@@ -33,11 +32,8 @@ struct MergeRun {
             warnings += trace.warnings
             // Text: each trace's own report first, then the merge. JSON: one document.
             if settings.format == .text {
-                var options = TextReportOptions()
-                options.color = settings.color
-                options.maxStackFrames = settings.maxFrames
                 if index > 0 { output.write("\n") }
-                output.write(TextReport(options: options).render(trace.report))
+                output.write(TextReport(options: settings.textOptions).render(trace.report))
             }
         }
         warnings += symbolizer.symbolizationWarnings
