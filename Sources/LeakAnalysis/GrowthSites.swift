@@ -1,4 +1,5 @@
 import LiveSet
+import Symbolization
 import TraceFormat
 
 // Call sites as identities that survive from one run to the next, and the per-site totals that
@@ -33,10 +34,10 @@ public struct SiteKey: Hashable, Comparable, Sendable, Encodable {
     }
 
     /// The key of the call-site frame `frame` (nil: a block without a stack) on `path`.
-    public init(callsite frame: ResolvedFrame?, path: LeakPath) {
+    public init(callsite frame: SymbolizedFrame?, path: LeakPath) {
         self.init(path: path)
         guard let frame else { return }
-        module = frame.module.map(ResolvedFrame.basename)
+        module = frame.module.map(SymbolizedFrame.basename)
         function = frame.function
         if let file = frame.file, let line = frame.line {
             self.file = file
@@ -76,7 +77,7 @@ public struct SiteLabel: Equatable, Sendable {
     public var key: SiteKey
     /// `function (file:line)`, `function (module+0xoffset)`, `module+0xoffset` or `<no stack>`.
     public var name: String
-    public var callsite: ResolvedFrame?
+    public var callsite: SymbolizedFrame?
 }
 
 // MARK: - Classifying stacks into sites
@@ -89,7 +90,7 @@ final class SiteClassifier {
     struct Site {
         var key: SiteKey
         var name: String
-        var callsite: ResolvedFrame?
+        var callsite: SymbolizedFrame?
         var suppressed: Bool
     }
 
@@ -120,7 +121,7 @@ final class SiteClassifier {
     }
 
     /// The first frame that is not part of the allocator (the innermost one if all are).
-    func callsite(of addresses: [UInt64], snapshot: Int) -> ResolvedFrame? {
+    func callsite(of addresses: [UInt64], snapshot: Int) -> SymbolizedFrame? {
         cache.callsite(of: addresses, snapshot: snapshot, filter: options.frameFilter)
     }
 

@@ -1,4 +1,5 @@
 import LiveSet
+import Symbolization
 import TraceFormat
 
 // The analyzer's result: everything every output format needs, as plain values.
@@ -119,41 +120,6 @@ struct DynamicKey: CodingKey {
     init(_ string: String) { stringValue = string }
     init?(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
-}
-
-/// "0x..." for an address.
-public func hexAddress(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
-
-extension ResolvedFrame {
-    enum CodingKeys: String, CodingKey {
-        case address, module, moduleOffset, function, file, line, column, inlined
-    }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(hexAddress(address), forKey: .address)
-        try container.encodeIfPresent(module, forKey: .module)
-        try container.encodeIfPresent(moduleOffset.map(hexAddress), forKey: .moduleOffset)
-        try container.encodeIfPresent(function, forKey: .function)
-        try container.encodeIfPresent(file, forKey: .file)
-        try container.encodeIfPresent(line, forKey: .line)
-        try container.encodeIfPresent(column, forKey: .column)
-        try container.encode(isInlined, forKey: .inlined)
-    }
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        func hex(_ text: String?) -> UInt64? {
-            guard let text, text.hasPrefix("0x") else { return nil }
-            return UInt64(text.dropFirst(2), radix: 16)
-        }
-        self.init(address: hex(try container.decode(String.self, forKey: .address)) ?? 0,
-                  module: try container.decodeIfPresent(String.self, forKey: .module),
-                  moduleOffset: hex(try container.decodeIfPresent(String.self, forKey: .moduleOffset)),
-                  function: try container.decodeIfPresent(String.self, forKey: .function),
-                  file: try container.decodeIfPresent(String.self, forKey: .file),
-                  line: try container.decodeIfPresent(Int.self, forKey: .line),
-                  column: try container.decodeIfPresent(Int.self, forKey: .column),
-                  isInlined: try container.decode(Bool.self, forKey: .inlined))
-    }
 }
 
 // MARK: - Trace facts
@@ -312,9 +278,9 @@ public struct PlacedBlock: Equatable, Sendable, Encodable {
     public var path: LeakPath
     public var timeUs: UInt64
     public var inherited: Bool
-    public var callsite: ResolvedFrame?
+    public var callsite: SymbolizedFrame?
     /// Full stack, innermost first (empty when not resolved).
-    public var stack: [ResolvedFrame]
+    public var stack: [SymbolizedFrame]
 
     enum CodingKeys: String, CodingKey { case address, size, path, timeUs, inherited, callsite, stack }
     public func encode(to encoder: Encoder) throws {
@@ -375,7 +341,7 @@ public struct LeakGroup: Equatable, Sendable, Encodable {
     /// What the group is: the call site's display name, a function, a file or a module.
     public var name: String
     /// The call site frame of the group's biggest block (nil when it has no stack).
-    public var callsite: ResolvedFrame?
+    public var callsite: SymbolizedFrame?
     public var blocks: Int
     public var bytes: UInt64
     public var smallest: UInt64
@@ -394,14 +360,14 @@ public struct LeakGroup: Equatable, Sendable, Encodable {
 public struct BreakGrowthSite: Equatable, Sendable, Encodable {
     public var netBytes: Int64
     public var calls: Int
-    public var callsite: ResolvedFrame?
-    public var stack: [ResolvedFrame]
+    public var callsite: SymbolizedFrame?
+    public var stack: [SymbolizedFrame]
 }
 
 /// A leaked stack with its bytes, for flame graphs.
 public struct LeakStack: Equatable, Sendable {
     /// Innermost first, inline-expanded.
-    public var frames: [ResolvedFrame]
+    public var frames: [SymbolizedFrame]
     public var bytes: UInt64
     public var blocks: Int
 }
@@ -454,7 +420,7 @@ public struct PlacedMapping: Equatable, Sendable, Encodable {
     public var file: String?
     public var timeUs: UInt64
     public var inherited: Bool
-    public var callsite: ResolvedFrame?
+    public var callsite: SymbolizedFrame?
 
     enum CodingKeys: String, CodingKey { case start, size, kind, file, timeUs, inherited, callsite }
     public func encode(to encoder: Encoder) throws {

@@ -1,5 +1,6 @@
 import Foundation
 import LeakAnalysis
+import Symbolization
 
 // The documents of `diff`, `growth`, `timeline` and `report --merge`: their JSON (schemaVersion 1,
 // docs/report-json.md, each with a `kind`) and their text.
@@ -186,7 +187,7 @@ public struct MergeDocument: Encodable {
     struct SiteEntry: Encodable {
         var key: SiteKey
         var name: String
-        var callsite: ResolvedFrame?
+        var callsite: SymbolizedFrame?
         var blocks: Int
         var bytes: UInt64
         var traces: Int

@@ -1,22 +1,23 @@
 import XCTest
 import TraceFormat
 import LiveSet
+import Symbolization
 @testable import LeakAnalysis
 
 /// A symbolizer answering from a table: address -> frames (inline chain).
 final class TableSymbolizer: FrameSymbolizer {
-    var table: [UInt64: [ResolvedFrame]] = [:]
+    var table: [UInt64: [SymbolizedFrame]] = [:]
     private(set) var requests: [UInt64] = []
-    func resolve(address: UInt64, module: Module?) -> [ResolvedFrame] {
+    func resolve(address: UInt64, module: Module?) -> [SymbolizedFrame] {
         requests.append(address)
-        return table[address] ?? [ResolvedFrame(address: address, module: module?.path,
+        return table[address] ?? [SymbolizedFrame(address: address, module: module?.path,
                                                 moduleOffset: module.map { address - $0.bias })]
     }
     var symbolizationWarnings: [String] { [] }
 
     func define(_ address: UInt64, _ function: String, file: String? = nil, line: Int? = nil,
                 module: String = "/app") {
-        table[address] = [ResolvedFrame(address: address, module: module, moduleOffset: address - 0x1000,
+        table[address] = [SymbolizedFrame(address: address, module: module, moduleOffset: address - 0x1000,
                                         function: function, file: file, line: line)]
     }
 }

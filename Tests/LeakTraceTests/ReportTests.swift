@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import TraceFormat
 import LiveSet
+import Symbolization
 import LeakAnalysis
 @testable import Reports
 
@@ -16,9 +17,9 @@ final class ReportTests: XCTestCase {
         symbolizer.define(0x2100, "make_node", file: "tree.c", line: 10)
         symbolizer.define(0x2300, "main", file: "main.c", line: 5)
         symbolizer.table[0x2200] = [
-            ResolvedFrame(address: 0x2200, module: "/app", moduleOffset: 0x1200, function: "inline_helper",
+            SymbolizedFrame(address: 0x2200, module: "/app", moduleOffset: 0x1200, function: "inline_helper",
                           file: "h.h", line: 2, isInlined: true),
-            ResolvedFrame(address: 0x2200, module: "/app", moduleOffset: 0x1200, function: "outer;fn",
+            SymbolizedFrame(address: 0x2200, module: "/app", moduleOffset: 0x1200, function: "outer;fn",
                           file: "o.c", line: 9),
         ]
         var header = TraceHeader()
