@@ -23,7 +23,7 @@ public struct SiteKey: Hashable, Comparable, Sendable, Encodable {
     public var file: String?
     public var line: Int?
     /// Offset of the call-site frame in its module, used only when there is no line information.
-    public var moduleOffset: UInt64?
+    @OptionalHexAddress public var moduleOffset: UInt64?
     /// The allocation path (or mapping kind) of the bytes.
     public var path: LeakPath
 
@@ -58,17 +58,6 @@ public struct SiteKey: Hashable, Comparable, Sendable, Encodable {
     public static func < (lhs: SiteKey, rhs: SiteKey) -> Bool {
         (lhs.module ?? "", lhs.function ?? "", lhs.file ?? "", lhs.line ?? -1, lhs.moduleOffset ?? 0, lhs.path.index)
             < (rhs.module ?? "", rhs.function ?? "", rhs.file ?? "", rhs.line ?? -1, rhs.moduleOffset ?? 0, rhs.path.index)
-    }
-
-    enum CodingKeys: String, CodingKey { case module, function, file, line, moduleOffset, path }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encodeIfPresent(module, forKey: .module)
-        try container.encodeIfPresent(function, forKey: .function)
-        try container.encodeIfPresent(file, forKey: .file)
-        try container.encodeIfPresent(line, forKey: .line)
-        try container.encodeIfPresent(moduleOffset.map(hexAddress), forKey: .moduleOffset)
-        try container.encode(path, forKey: .path)
     }
 }
 

@@ -251,29 +251,19 @@ public struct ThresholdHistory: Equatable, Sendable, Encodable {
 /// Free memory of the brk heap that cannot be given back because live blocks sit above it.
 public struct HeapHole: Equatable, Sendable, Encodable {
     /// Lowest heap-block address seen in the trace (the heap's start as far as it shows).
-    public var heapStart: UInt64?
+    @OptionalHexAddress public var heapStart: UInt64?
     /// Highest end of a live heap block.
-    public var top: UInt64?
+    @OptionalHexAddress public var top: UInt64?
     public var liveHeap: Amount
     /// top - start - live heap bytes, at least 0.
     public var pinnedBytes: UInt64
     /// The live heap blocks nearest the top, highest first.
     public var nearTop: [PlacedBlock]
-
-    enum CodingKeys: String, CodingKey { case heapStart, top, liveHeap, pinnedBytes, nearTop }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encodeIfPresent(heapStart.map(hexAddress), forKey: .heapStart)
-        try container.encodeIfPresent(top.map(hexAddress), forKey: .top)
-        try container.encode(liveHeap, forKey: .liveHeap)
-        try container.encode(pinnedBytes, forKey: .pinnedBytes)
-        try container.encode(nearTop, forKey: .nearTop)
-    }
 }
 
 /// A block with its place in memory and the call site that allocated it.
 public struct PlacedBlock: Equatable, Sendable, Encodable {
-    public var address: UInt64
+    @HexAddress public var address: UInt64
     public var size: UInt64
     public var path: LeakPath
     public var timeUs: UInt64
@@ -281,34 +271,14 @@ public struct PlacedBlock: Equatable, Sendable, Encodable {
     public var callsite: SymbolizedFrame?
     /// Full stack, innermost first (empty when not resolved).
     public var stack: [SymbolizedFrame]
-
-    enum CodingKeys: String, CodingKey { case address, size, path, timeUs, inherited, callsite, stack }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(hexAddress(address), forKey: .address)
-        try container.encode(size, forKey: .size)
-        try container.encode(path, forKey: .path)
-        try container.encode(timeUs, forKey: .timeUs)
-        try container.encode(inherited, forKey: .inherited)
-        try container.encodeIfPresent(callsite, forKey: .callsite)
-        try container.encode(stack, forKey: .stack)
-    }
 }
 
 /// A free or realloc of an address that was not live.
 public struct UnknownFreeExample: Equatable, Sendable, Encodable {
-    public var address: UInt64
+    @HexAddress public var address: UInt64
     public var tid: UInt64
     public var timeUs: UInt64
     public var viaRealloc: Bool
-    enum CodingKeys: String, CodingKey { case address, tid, timeUs, viaRealloc }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(hexAddress(address), forKey: .address)
-        try container.encode(tid, forKey: .tid)
-        try container.encode(timeUs, forKey: .timeUs)
-        try container.encode(viaRealloc, forKey: .viaRealloc)
-    }
 }
 
 /// The first page of the report.
@@ -377,6 +347,8 @@ public struct LeakStack: Equatable, Sendable {
 /// Everything `leakreport` found.
 public struct LeakReport: Equatable, Sendable, Encodable {
     public static let schemaVersion = 1
+    /// The version of the JSON documents (`LeakReport.schemaVersion`).
+    public let schemaVersion = LeakReport.schemaVersion
     public var trace: TraceFacts
     public var summary: LeakSummary
     /// The top groups after --top and --min-bytes, biggest first.
@@ -394,26 +366,15 @@ public struct LeakReport: Equatable, Sendable, Encodable {
     /// The call sites whose live bytes keep growing, steepest first (see GrowthRates.swift).
     public var growing: [SiteRate] = []
 
+    /// `stacks` is left out: only the folded format uses it.
     enum CodingKeys: String, CodingKey {
         case schemaVersion, trace, summary, groupBy, groups, mappings, breakGrowth, warnings, growing
-    }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(Self.schemaVersion, forKey: .schemaVersion)
-        try container.encode(trace, forKey: .trace)
-        try container.encode(summary, forKey: .summary)
-        try container.encode(groupBy, forKey: .groupBy)
-        try container.encode(groups, forKey: .groups)
-        try container.encode(mappings, forKey: .mappings)
-        try container.encode(breakGrowth, forKey: .breakGrowth)
-        try container.encode(warnings, forKey: .warnings)
-        try container.encode(growing, forKey: .growing)
     }
 }
 
 /// A direct mapping still mapped at the end.
 public struct PlacedMapping: Equatable, Sendable, Encodable {
-    public var start: UInt64
+    @HexAddress public var start: UInt64
     public var size: UInt64
     public var kind: LeakPath
     /// The mapped file for file mappings.
@@ -421,16 +382,4 @@ public struct PlacedMapping: Equatable, Sendable, Encodable {
     public var timeUs: UInt64
     public var inherited: Bool
     public var callsite: SymbolizedFrame?
-
-    enum CodingKeys: String, CodingKey { case start, size, kind, file, timeUs, inherited, callsite }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(hexAddress(start), forKey: .start)
-        try container.encode(size, forKey: .size)
-        try container.encode(kind, forKey: .kind)
-        try container.encodeIfPresent(file, forKey: .file)
-        try container.encode(timeUs, forKey: .timeUs)
-        try container.encode(inherited, forKey: .inherited)
-        try container.encodeIfPresent(callsite, forKey: .callsite)
-    }
 }

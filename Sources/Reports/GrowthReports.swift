@@ -149,22 +149,14 @@ struct GrowthRow: Encodable {
 
 /// `leakreport timeline TRACE`.
 public struct TimelineDocument: Encodable {
+    public let schemaVersion = LeakReport.schemaVersion
+    public let kind = "timeline"
     public var trace: TraceFacts
     public var timeline: Timeline
     public var marks: [MarkSeen]
     public var warnings: [String]
     public init(trace: TraceFacts, timeline: Timeline, marks: [MarkSeen], warnings: [String]) {
         self.trace = trace; self.timeline = timeline; self.marks = marks; self.warnings = warnings
-    }
-    enum CodingKeys: String, CodingKey { case schemaVersion, kind, trace, timeline, marks, warnings }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(LeakReport.schemaVersion, forKey: .schemaVersion)
-        try container.encode("timeline", forKey: .kind)
-        try container.encode(trace, forKey: .trace)
-        try container.encode(timeline, forKey: .timeline)
-        try container.encode(marks, forKey: .marks)
-        try container.encode(warnings, forKey: .warnings)
     }
 }
 

@@ -6,11 +6,11 @@ import TraceFormat
 /// were inlined into.
 public struct SymbolizedFrame: Hashable, Sendable {
     /// The address as captured (a return address for stack frames), not the adjusted lookup address.
-    public var address: UInt64
+    @HexAddress public var address: UInt64
     /// Path of the module holding the address, as the trace names it; nil if no module contains it.
     public var module: String?
     /// `address - module bias`: the address as the ELF file on disk numbers it.
-    public var moduleOffset: UInt64?
+    @OptionalHexAddress public var moduleOffset: UInt64?
     /// Demangled function name; nil when the module has neither debug info nor a symbol for it.
     public var function: String?
     /// Source file path as the debug info records it; nil without debug info.
@@ -57,37 +57,8 @@ public struct SymbolizedFrame: Hashable, Sendable {
 
 // MARK: - JSON
 
-/// Addresses and offsets are "0x..." strings: JSON numbers lose precision above 2^53.
 extension SymbolizedFrame: Codable {
     enum CodingKeys: String, CodingKey {
-        case address, module, moduleOffset, function, file, line, column, inlined
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(hexAddress(address), forKey: .address)
-        try container.encodeIfPresent(module, forKey: .module)
-        try container.encodeIfPresent(moduleOffset.map(hexAddress), forKey: .moduleOffset)
-        try container.encodeIfPresent(function, forKey: .function)
-        try container.encodeIfPresent(file, forKey: .file)
-        try container.encodeIfPresent(line, forKey: .line)
-        try container.encodeIfPresent(column, forKey: .column)
-        try container.encode(isInlined, forKey: .inlined)
-    }
-
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        func number(_ text: String?) -> UInt64? {
-            guard let text, text.hasPrefix("0x") else { return nil }
-            return UInt64(text.dropFirst(2), radix: 16)
-        }
-        self.init(address: number(try container.decode(String.self, forKey: .address)) ?? 0,
-                  module: try container.decodeIfPresent(String.self, forKey: .module),
-                  moduleOffset: number(try container.decodeIfPresent(String.self, forKey: .moduleOffset)),
-                  function: try container.decodeIfPresent(String.self, forKey: .function),
-                  file: try container.decodeIfPresent(String.self, forKey: .file),
-                  line: try container.decodeIfPresent(Int.self, forKey: .line),
-                  column: try container.decodeIfPresent(Int.self, forKey: .column),
-                  isInlined: try container.decode(Bool.self, forKey: .inlined))
+        case address, module, moduleOffset, function, file, line, column, isInlined = "inlined"
     }
 }
