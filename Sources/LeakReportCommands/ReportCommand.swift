@@ -141,7 +141,7 @@ struct ReportRun {
             if !isFirst { output.write("\n") }
             output.write(TextReport(options: settings.textOptions).render(report))
         case .json:
-            output.write(try JSONReport.render(report))
+            output.write(try JSONDocument.render(report))
         case .folded:
             output.write(FoldedReport.render(report))
         case .mtrace:

@@ -1,4 +1,3 @@
-import Foundation
 import LeakAnalysis
 import Symbolization
 
@@ -199,15 +198,6 @@ public struct MergeDocument: Encodable {
         }, forKey: .sites)
         try container.encode(merged.entries.count, forKey: .siteCount)
         try container.encode(warnings, forKey: .warnings)
-    }
-}
-
-/// Pretty-printed, key-sorted JSON of any of the documents (as the report's).
-public enum JSONDocument {
-    public static func render<Document: Encodable>(_ document: Document) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(document), as: UTF8.self) + "\n"
     }
 }
 

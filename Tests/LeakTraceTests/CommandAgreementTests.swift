@@ -80,4 +80,13 @@ final class CommandAgreementTests: XCTestCase {
             XCTAssertFalse(defaults.objects("sites").isEmpty, "\(command)")
         }
     }
+
+    /// `leakreport --version` is the version the tracer writes into the trace header.
+    func testAnalyzerAndTracerShareOneVersion() throws {
+        let trace = try GrowthSupport.trace("growth_diff", arguments: ["1"]).path
+        let tracer = try XCTUnwrap(try TraceReader(path: trace).header.tracerVersion)
+        let analyzer = try LeakReportRunner.run(["--version"])
+        XCTAssertEqual(analyzer.status, 0, analyzer.stderr)
+        XCTAssertEqual(analyzer.stdout.trimmingCharacters(in: .whitespacesAndNewlines), tracer)
+    }
 }

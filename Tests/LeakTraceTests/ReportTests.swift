@@ -48,7 +48,7 @@ final class ReportTests: XCTestCase {
 
     func testJSONHasExactValues() throws {
         populate()
-        let text = try JSONReport.render(makeReport())
+        let text = try JSONDocument.render(makeReport())
         let root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         XCTAssertEqual(root["schemaVersion"] as? Int, 1)
         XCTAssertEqual(root["groupBy"] as? String, "callsite")
@@ -160,7 +160,7 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(report.summary.byPath[.heap].blocks + report.summary.byPath[.mmapThreshold].blocks
                        + report.summary.byPath[.threadArena].blocks + report.summary.byPath[.unknown].blocks, blocks.count)
         XCTAssertFalse(TextReport().render(report).isEmpty)
-        XCTAssertFalse(try JSONReport.render(report).isEmpty)
+        XCTAssertFalse(try JSONDocument.render(report).isEmpty)
         _ = FoldedReport.render(report)
     }
 

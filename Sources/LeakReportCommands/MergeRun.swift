@@ -2,8 +2,8 @@ import LeakAnalysis
 import Reports
 import TraceFormat
 
-// `leakreport --merge T1 T2 ...`: several traces (a fork server's children, the stages of a
-// pipeline) reported as one, by call site.
+// The report command's `--merge` (`leakreport T1 T2 ... --merge`): several traces (a fork
+// server's children, the stages of a pipeline) reported as one, by call site.
 
 /// Reports several traces merged by site key; returns the merged leaked bytes (for --fail-on-leak).
 struct MergeRun {
