@@ -27,6 +27,16 @@ func parseMoment(_ text: String) throws -> GrowthMoment {
     return .mark(trimmed)
 }
 
+/// `--fail-on-growth BYTES` of `diff` and `growth`.
+struct GrowthLimit: ParsableArguments {
+    @Option(name: .customLong("fail-on-growth"),
+            help: ArgumentHelp("Exit with status 4 when the bytes grew by more than BYTES (e.g. 0, 64K, 1MiB): diff's leaked total, growth's live bytes from A to B.",
+                               valueName: "BYTES"))
+    var failOnGrowth: String?
+
+    func bytes() throws -> UInt64? { try failOnGrowth.map(ValueParsing.bytes) }
+}
+
 // MARK: - diff
 
 /// `leakreport diff OLD NEW`: per call site, what changed between two runs.
@@ -45,17 +55,13 @@ struct DiffCommand: ParsableCommand {
     @Flag(name: .long, help: "Compare the most each site held live at once instead of what was never freed.")
     var live = false
 
-    @Option(name: .customLong("fail-on-growth"),
-            help: ArgumentHelp("Exit with status 4 when the total grew by more than BYTES (e.g. 0, 64K, 1MiB).",
-                               valueName: "BYTES"))
-    var failOnGrowth: String?
-
+    @OptionGroup var growthLimit: GrowthLimit
     @OptionGroup var options: CommonOptions
 
     func validate() throws { try options.requireTextOrJSON() }
 
     func run() throws {
-        let limit = try failOnGrowth.map(ValueParsing.bytes)
+        let limit = try growthLimit.bytes()
         let analysis = try options.analysisOptions()
         let document: DiffDocument
         if live {
@@ -118,18 +124,14 @@ struct GrowthCommand: ParsableCommand {
     @Option(name: .long, help: "Moment B: end (default), start, a time or a mark.")
     var to: String = "end"
 
-    @Option(name: .customLong("fail-on-growth"),
-            help: ArgumentHelp("Exit with status 4 when live bytes grew from A to B by more than BYTES.",
-                               valueName: "BYTES"))
-    var failOnGrowth: String?
-
+    @OptionGroup var growthLimit: GrowthLimit
     @OptionGroup var options: CommonOptions
 
     func validate() throws { try options.requireTextOrJSON() }
 
     func run() throws {
         let window = (from: try parseMoment(from), to: try parseMoment(to))
-        let limit = try failOnGrowth.map(ValueParsing.bytes)
+        let limit = try growthLimit.bytes()
         let pass = try GrowthPassRun.run(trace, options: options, window: window)
         guard let atFrom = pass.tracker.atFrom, let atTo = pass.tracker.atTo,
               let fromPoint = pass.tracker.from, let toPoint = pass.tracker.to else {

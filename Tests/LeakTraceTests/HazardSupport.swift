@@ -297,6 +297,21 @@ enum HazardKit {
         return trace
     }
 
+    /// Runs `invocation` `runsPerCase` times, untraced and traced (`runBoth`), checks that the
+    /// traced run printed `stdout` (saying `otherwise` when not), and hands each run and its
+    /// label (`run N`) to `check`.
+    static func eachRun(_ invocation: Invocation, stdout: String, otherwise: String? = nil,
+                        file: StaticString = #filePath, line: UInt = #line,
+                        _ check: (_ runs: Comparison, _ label: String) throws -> Void) throws {
+        for run in 1...runsPerCase {
+            let label = "run \(run)"
+            let runs = try runBoth(invocation, label: label, file: file, line: line)
+            XCTAssertEqual(runs.traced.stdout, stdout, otherwise.map { "\(label): \($0)" } ?? label,
+                           file: file, line: line)
+            try check(runs, label)
+        }
+    }
+
     // MARK: - leakreport
 
     /// Reads a trace with `leakreport dump` when the analyzer has that command (it is built on
