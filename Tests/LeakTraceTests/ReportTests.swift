@@ -117,7 +117,7 @@ final class ReportTests: XCTestCase {
     }
 
     func testRandomRecordsNeverTrapAndTotalsStayExact() throws {
-        var generator = SplitMix(seed: 7)
+        var generator = SeededGenerator(seed: 7)
         func pick(_ values: [UInt64]) -> UInt64 { values[Int(generator.next() % UInt64(values.count))] }
         let addresses: [UInt64] = [0x1000, 0x1010, 0x2000, 0x7fff_ffff_f000, .max, .max - 4095, 1, 0]
         let sizes: [UInt64] = [0, 1, 24, 200_000, 1 << 32, UInt64(UInt32.max), .max, .max / 2]
