@@ -29,7 +29,7 @@ let package = Package(
         // Stage 4: grouping, paths, heap hole, thresholds, growth.
         .target(name: "LeakAnalysis", dependencies: ["TraceFormat", "LiveSet", "Symbolization"]),
         // Stage 5: text, JSON, mtrace, folded output.
-        .target(name: "Reports", dependencies: ["TraceFormat", "LeakAnalysis", "Symbolization"]),
+        .target(name: "Reports", dependencies: ["TraceFormat", "LiveSet", "Symbolization", "LeakAnalysis"]),
         // Stage 6: the command line.
         .target(name: "LeakReportCommands", dependencies: [
             "TraceFormat", "LiveSet", "Symbolization", "LeakAnalysis", "Reports",

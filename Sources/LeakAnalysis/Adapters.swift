@@ -5,15 +5,6 @@ import TraceFormat
 
 extension ModuleMapHistory: ModuleLookup {}
 
-extension ResolvedFrame {
-    /// The same frame as the symbolization stage gives it.
-    public init(_ frame: SymbolizedFrame) {
-        self.init(address: frame.address, module: frame.module, moduleOffset: frame.moduleOffset,
-                  function: frame.function, file: frame.file, line: frame.line, column: frame.column,
-                  isInlined: frame.isInlined)
-    }
-}
-
 /// Resolves frames with libdw through the symbolization stage.
 public final class DwarfFrameSymbolizer: FrameSymbolizer {
     public let symbolizer: Symbolizer
@@ -22,10 +13,10 @@ public final class DwarfFrameSymbolizer: FrameSymbolizer {
         symbolizer = Symbolizer(options: options)
     }
 
-    public func resolve(address: UInt64, module: Module?) -> [ResolvedFrame] {
+    public func resolve(address: UInt64, module: Module?) -> [SymbolizedFrame] {
         // Every captured frame is a return address (frames[0] is the return into the caller of
         // the allocation function), so the call instruction before it is the one to look up.
-        symbolizer.symbolize(address: address, module: module, isReturnAddress: true).map(ResolvedFrame.init)
+        symbolizer.symbolize(address: address, module: module, isReturnAddress: true)
     }
 
     public var symbolizationWarnings: [String] { symbolizer.warnings }

@@ -1,3 +1,5 @@
+import Symbolization
+
 // Comparing two traces site by site: what `leakreport diff OLD NEW` reports.
 
 /// How a site changed from the old trace to the new one.
@@ -57,7 +59,7 @@ public struct TotalChange: AmountChange, Equatable, Sendable, Encodable {
 public struct SiteDelta: AmountChange, Equatable, Sendable, Encodable {
     public var key: SiteKey
     public var name: String
-    public var callsite: ResolvedFrame?
+    public var callsite: SymbolizedFrame?
     public var old: Amount
     public var new: Amount
     public var change: SiteChange

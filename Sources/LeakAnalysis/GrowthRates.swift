@@ -1,3 +1,5 @@
+import Symbolization
+
 // Leak rate of a call site: a least-squares line through its live bytes over time, and what
 // the shape says (a steady leak, a cache that levelled off, a burst that was given back).
 
@@ -25,7 +27,7 @@ public enum SiteTrend: String, Sendable, Encodable, CaseIterable {
 public struct SiteRate: Equatable, Sendable, Encodable {
     public var key: SiteKey
     public var name: String
-    public var callsite: ResolvedFrame?
+    public var callsite: SymbolizedFrame?
     /// Least-squares slope of live bytes over time, bytes per second (0 over a window of no length).
     public var bytesPerSecond: Double
     /// How well the line fits, 0...1 (absent when live bytes never changed or the window has no length).

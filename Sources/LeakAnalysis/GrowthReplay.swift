@@ -116,9 +116,12 @@ extension GrowthTracker {
         let outcome = replayer.replay(reader, limit: limit, progress: progress) { record, context, replayer in
             try pass.see(record, context, &replayer)
         }
-        if !pass.reachedTo { try? pass.begin(&replayer) }
-        let stoppedByLimit = outcome.stoppedByLimit && !pass.reachedTo
-        if !pass.reachedTo {
+        // B met before the end of the trace ended the pass; B taken below, once the trace (or
+        // the limit) has ended, did not.
+        let endedAtTo = pass.reachedTo
+        if !endedAtTo { try? pass.begin(&replayer) }
+        let stoppedByLimit = outcome.stoppedByLimit && !endedAtTo
+        if !endedAtTo {
             // The trace (or the limit) ended first: A and B that are `end`, or times after the
             // last record, are taken now.
             if let moment = pass.from, moment == .end || Self.isTime(moment) { pass.takeFrom(&replayer) }
@@ -133,7 +136,7 @@ extension GrowthTracker {
                 throw GrowthError(missingMessage(missing, other: window.from, reader: reader))
             }
         }
-        let endState = pass.reachedTo || stoppedByLimit ? nil : outcome.endState
+        let endState = endedAtTo || stoppedByLimit ? nil : outcome.endState
         return GrowthPassOutcome(endState: endState, stoppedByLimit: stoppedByLimit)
     }
 

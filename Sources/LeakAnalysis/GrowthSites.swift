@@ -1,4 +1,5 @@
 import LiveSet
+import Symbolization
 import TraceFormat
 
 // Call sites as identities that survive from one run to the next, and the per-site totals that
@@ -22,7 +23,7 @@ public struct SiteKey: Hashable, Comparable, Sendable, Encodable {
     public var file: String?
     public var line: Int?
     /// Offset of the call-site frame in its module, used only when there is no line information.
-    public var moduleOffset: UInt64?
+    @OptionalHexAddress public var moduleOffset: UInt64?
     /// The allocation path (or mapping kind) of the bytes.
     public var path: LeakPath
 
@@ -33,10 +34,10 @@ public struct SiteKey: Hashable, Comparable, Sendable, Encodable {
     }
 
     /// The key of the call-site frame `frame` (nil: a block without a stack) on `path`.
-    public init(callsite frame: ResolvedFrame?, path: LeakPath) {
+    public init(callsite frame: SymbolizedFrame?, path: LeakPath) {
         self.init(path: path)
         guard let frame else { return }
-        module = frame.module.map(ResolvedFrame.basename)
+        module = frame.module.map(SymbolizedFrame.basename)
         function = frame.function
         if let file = frame.file, let line = frame.line {
             self.file = file
@@ -58,17 +59,6 @@ public struct SiteKey: Hashable, Comparable, Sendable, Encodable {
         (lhs.module ?? "", lhs.function ?? "", lhs.file ?? "", lhs.line ?? -1, lhs.moduleOffset ?? 0, lhs.path.index)
             < (rhs.module ?? "", rhs.function ?? "", rhs.file ?? "", rhs.line ?? -1, rhs.moduleOffset ?? 0, rhs.path.index)
     }
-
-    enum CodingKeys: String, CodingKey { case module, function, file, line, moduleOffset, path }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encodeIfPresent(module, forKey: .module)
-        try container.encodeIfPresent(function, forKey: .function)
-        try container.encodeIfPresent(file, forKey: .file)
-        try container.encodeIfPresent(line, forKey: .line)
-        try container.encodeIfPresent(moduleOffset.map(hexAddress), forKey: .moduleOffset)
-        try container.encode(path, forKey: .path)
-    }
 }
 
 /// A site with its display name and the frame it was named after.
@@ -76,7 +66,7 @@ public struct SiteLabel: Equatable, Sendable {
     public var key: SiteKey
     /// `function (file:line)`, `function (module+0xoffset)`, `module+0xoffset` or `<no stack>`.
     public var name: String
-    public var callsite: ResolvedFrame?
+    public var callsite: SymbolizedFrame?
 }
 
 // MARK: - Classifying stacks into sites
@@ -89,7 +79,7 @@ final class SiteClassifier {
     struct Site {
         var key: SiteKey
         var name: String
-        var callsite: ResolvedFrame?
+        var callsite: SymbolizedFrame?
         var suppressed: Bool
     }
 
@@ -120,7 +110,7 @@ final class SiteClassifier {
     }
 
     /// The first frame that is not part of the allocator (the innermost one if all are).
-    func callsite(of addresses: [UInt64], snapshot: Int) -> ResolvedFrame? {
+    func callsite(of addresses: [UInt64], snapshot: Int) -> SymbolizedFrame? {
         cache.callsite(of: addresses, snapshot: snapshot, filter: options.frameFilter)
     }
 
@@ -252,20 +242,30 @@ extension LeakAnalyzer {
                 totals.byPath.add(path, blocks: amount.blocks, bytes: amount.bytes)
             }
         }
-        var netBreak: Int64 = 0
-        for growth in replay.breakGrowth.values {
-            netBreak = netBreak &+ growth.netBytes
-            guard growth.netBytes > 0 else { continue }
+        totals.addBreakGrowth(replay.breakGrowth.values) { growth in
             let site = classifier.classify(replay.frames(of: growth.stack, in: stacks),
                                            snapshot: replay.moduleSnapshotIndex(at: growth.firstTime))
-            guard !classifier.sites[Int(site)].suppressed else { continue }
-            totals.add(classifier.label(site: site, path: .breakGrowth), Amount(blocks: 0, bytes: UInt64(growth.netBytes)))
-        }
-        // The summary counts net growth over all sites (as the report does), at least 0.
-        if netBreak > 0 {
-            totals.total.add(blocks: 0, bytes: UInt64(netBreak))
-            totals.byPath.add(.breakGrowth, blocks: 0, bytes: UInt64(netBreak))
+            return classifier.sites[Int(site)].suppressed ? nil : classifier.label(site: site, path: .breakGrowth)
         }
         return totals
+    }
+}
+
+extension SiteTotals {
+    /// Adds the program's own brk/sbrk growth: each stack's positive net growth to its site
+    /// (`label` gives the site, nil when suppressed), and the net growth over all stacks, at
+    /// least 0, to the totals, as the report's summary counts it.
+    mutating func addBreakGrowth<Growths: Sequence>(_ growths: Growths, label: (BreakGrowth) -> SiteLabel?)
+    where Growths.Element == BreakGrowth {
+        var netBreak: Int64 = 0
+        for growth in growths {
+            netBreak = netBreak &+ growth.netBytes
+            guard growth.netBytes > 0, let site = label(growth) else { continue }
+            add(site, Amount(blocks: 0, bytes: UInt64(growth.netBytes)))
+        }
+        if netBreak > 0 {
+            total.add(blocks: 0, bytes: UInt64(netBreak))
+            byPath.add(.breakGrowth, blocks: 0, bytes: UInt64(netBreak))
+        }
     }
 }

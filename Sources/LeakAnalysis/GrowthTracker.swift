@@ -269,7 +269,8 @@ public final class GrowthTracker {
     }
 
     /// Live blocks per site in `accounting` (suppressed sites left out), plus the direct
-    /// mappings of `replayer`.
+    /// mappings and the brk growth of `replayer`: what the report counts as leaked, had the
+    /// trace ended here.
     func currentTotals(_ accounting: SiteAccounting, replayer: Replayer) -> SiteTotals {
         var totals = SiteTotals()
         for (slot, counts) in accounting.counts.prefix(slotSite.count).enumerated()
@@ -280,6 +281,10 @@ public final class GrowthTracker {
         for mapping in replayer.mappings.mappings {
             addToTotals(&totals, site: siteOfMapping(mapping), path: LeakPath(mapping.kind),
                         amount: Amount(blocks: 1, bytes: mapping.size))
+        }
+        totals.addBreakGrowth(replayer.breakGrowth.values) { growth in
+            let site = growth.stack.isInherited ? inheritedSite(growth.stack.id) : ownSite(growth.stack.id)
+            return classifier.sites[Int(site)].suppressed ? nil : classifier.label(site: site, path: .breakGrowth)
         }
         return totals
     }

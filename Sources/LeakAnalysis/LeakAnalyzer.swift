@@ -1,4 +1,5 @@
 import LiveSet
+import Symbolization
 import TraceFormat
 
 /// How leaked blocks are grouped.
@@ -127,7 +128,7 @@ struct StackClass {
     var suppressedBy: Int?
     var key: GroupKey
     var name: String
-    var callsite: ResolvedFrame?
+    var callsite: SymbolizedFrame?
 }
 
 struct AnalysisRun {
@@ -209,7 +210,7 @@ struct AnalysisRun {
     func snapshot(at time: UInt64) -> Int { replay.moduleSnapshotIndex(at: time) }
 
     /// The first frame that is not part of the allocator, resolving frames only as far as needed.
-    func callsite(of addresses: [UInt64], snapshot: Int) -> ResolvedFrame? {
+    func callsite(of addresses: [UInt64], snapshot: Int) -> SymbolizedFrame? {
         cache.callsite(of: addresses, snapshot: snapshot, filter: options.frameFilter)
     }
 
@@ -245,7 +246,7 @@ struct AnalysisRun {
 
     /// Call sites are the same when they are the same source line of the same function, or,
     /// without line information, the same place in the same module.
-    static func callsiteIdentity(_ frame: ResolvedFrame) -> String {
+    static func callsiteIdentity(_ frame: SymbolizedFrame) -> String {
         if let file = frame.file, let line = frame.line {
             return "\(frame.function ?? "")\u{1}\(file)\u{1}\(line)"
         }
@@ -261,7 +262,7 @@ struct AnalysisRun {
     // MARK: Groups
 
     mutating func buildGroups() -> (shown: [LeakGroup], total: Int) {
-        var merged: [GroupKey: (aggregate: StackAggregate, biggestStack: StackRef, name: String, callsite: ResolvedFrame?)] = [:]
+        var merged: [GroupKey: (aggregate: StackAggregate, biggestStack: StackRef, name: String, callsite: SymbolizedFrame?)] = [:]
         for (reference, aggregate) in perStack {
             guard let stackClass = classes[reference], stackClass.suppressedBy == nil else { continue }
             if var existing = merged[stackClass.key] {

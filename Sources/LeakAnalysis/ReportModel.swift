@@ -1,4 +1,5 @@
 import LiveSet
+import Symbolization
 import TraceFormat
 
 // The analyzer's result: everything every output format needs, as plain values.
@@ -121,41 +122,6 @@ struct DynamicKey: CodingKey {
     init?(intValue: Int) { nil }
 }
 
-/// "0x..." for an address.
-public func hexAddress(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
-
-extension ResolvedFrame {
-    enum CodingKeys: String, CodingKey {
-        case address, module, moduleOffset, function, file, line, column, inlined
-    }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(hexAddress(address), forKey: .address)
-        try container.encodeIfPresent(module, forKey: .module)
-        try container.encodeIfPresent(moduleOffset.map(hexAddress), forKey: .moduleOffset)
-        try container.encodeIfPresent(function, forKey: .function)
-        try container.encodeIfPresent(file, forKey: .file)
-        try container.encodeIfPresent(line, forKey: .line)
-        try container.encodeIfPresent(column, forKey: .column)
-        try container.encode(isInlined, forKey: .inlined)
-    }
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        func hex(_ text: String?) -> UInt64? {
-            guard let text, text.hasPrefix("0x") else { return nil }
-            return UInt64(text.dropFirst(2), radix: 16)
-        }
-        self.init(address: hex(try container.decode(String.self, forKey: .address)) ?? 0,
-                  module: try container.decodeIfPresent(String.self, forKey: .module),
-                  moduleOffset: hex(try container.decodeIfPresent(String.self, forKey: .moduleOffset)),
-                  function: try container.decodeIfPresent(String.self, forKey: .function),
-                  file: try container.decodeIfPresent(String.self, forKey: .file),
-                  line: try container.decodeIfPresent(Int.self, forKey: .line),
-                  column: try container.decodeIfPresent(Int.self, forKey: .column),
-                  isInlined: try container.decode(Bool.self, forKey: .inlined))
-    }
-}
-
 // MARK: - Trace facts
 
 /// How far the trace was read and whether it was whole.
@@ -175,6 +141,23 @@ public struct ReadingOutcome: Equatable, Sendable, Encodable {
         self.isComplete = isComplete; self.stoppedAtOffset = stoppedAtOffset
         self.stopReason = stopReason; self.replayedUntilUs = replayedUntilUs
         self.endedByExec = endedByExec
+    }
+}
+
+extension ReadingOutcome {
+    /// True when the trace was cut or damaged: only the events before `stoppedAtOffset` count.
+    /// (A trace replayed only up to `--at` or moment B, or ended by exec, is not cut.)
+    public var isCut: Bool { !isComplete && replayedUntilUs == nil && endedByExec == nil }
+
+    /// How `reader`'s pass over the file ended: at the END record, at an exec (a whole trace
+    /// without END), or cut or damaged at an offset.
+    public init(reader: TraceReader) {
+        switch reader.endState {
+        case .complete?: self.init(isComplete: true)
+        case let .cut(offset, reason)?:
+            self.init(isComplete: false, stoppedAtOffset: offset, stopReason: reason, endedByExec: reader.endedByExec)
+        case nil: self.init(isComplete: false, stopReason: "reading did not finish")
+        }
     }
 }
 
@@ -268,64 +251,34 @@ public struct ThresholdHistory: Equatable, Sendable, Encodable {
 /// Free memory of the brk heap that cannot be given back because live blocks sit above it.
 public struct HeapHole: Equatable, Sendable, Encodable {
     /// Lowest heap-block address seen in the trace (the heap's start as far as it shows).
-    public var heapStart: UInt64?
+    @OptionalHexAddress public var heapStart: UInt64?
     /// Highest end of a live heap block.
-    public var top: UInt64?
+    @OptionalHexAddress public var top: UInt64?
     public var liveHeap: Amount
     /// top - start - live heap bytes, at least 0.
     public var pinnedBytes: UInt64
     /// The live heap blocks nearest the top, highest first.
     public var nearTop: [PlacedBlock]
-
-    enum CodingKeys: String, CodingKey { case heapStart, top, liveHeap, pinnedBytes, nearTop }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encodeIfPresent(heapStart.map(hexAddress), forKey: .heapStart)
-        try container.encodeIfPresent(top.map(hexAddress), forKey: .top)
-        try container.encode(liveHeap, forKey: .liveHeap)
-        try container.encode(pinnedBytes, forKey: .pinnedBytes)
-        try container.encode(nearTop, forKey: .nearTop)
-    }
 }
 
 /// A block with its place in memory and the call site that allocated it.
 public struct PlacedBlock: Equatable, Sendable, Encodable {
-    public var address: UInt64
+    @HexAddress public var address: UInt64
     public var size: UInt64
     public var path: LeakPath
     public var timeUs: UInt64
     public var inherited: Bool
-    public var callsite: ResolvedFrame?
+    public var callsite: SymbolizedFrame?
     /// Full stack, innermost first (empty when not resolved).
-    public var stack: [ResolvedFrame]
-
-    enum CodingKeys: String, CodingKey { case address, size, path, timeUs, inherited, callsite, stack }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(hexAddress(address), forKey: .address)
-        try container.encode(size, forKey: .size)
-        try container.encode(path, forKey: .path)
-        try container.encode(timeUs, forKey: .timeUs)
-        try container.encode(inherited, forKey: .inherited)
-        try container.encodeIfPresent(callsite, forKey: .callsite)
-        try container.encode(stack, forKey: .stack)
-    }
+    public var stack: [SymbolizedFrame]
 }
 
 /// A free or realloc of an address that was not live.
 public struct UnknownFreeExample: Equatable, Sendable, Encodable {
-    public var address: UInt64
+    @HexAddress public var address: UInt64
     public var tid: UInt64
     public var timeUs: UInt64
     public var viaRealloc: Bool
-    enum CodingKeys: String, CodingKey { case address, tid, timeUs, viaRealloc }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(hexAddress(address), forKey: .address)
-        try container.encode(tid, forKey: .tid)
-        try container.encode(timeUs, forKey: .timeUs)
-        try container.encode(viaRealloc, forKey: .viaRealloc)
-    }
 }
 
 /// The first page of the report.
@@ -358,7 +311,7 @@ public struct LeakGroup: Equatable, Sendable, Encodable {
     /// What the group is: the call site's display name, a function, a file or a module.
     public var name: String
     /// The call site frame of the group's biggest block (nil when it has no stack).
-    public var callsite: ResolvedFrame?
+    public var callsite: SymbolizedFrame?
     public var blocks: Int
     public var bytes: UInt64
     public var smallest: UInt64
@@ -377,14 +330,14 @@ public struct LeakGroup: Equatable, Sendable, Encodable {
 public struct BreakGrowthSite: Equatable, Sendable, Encodable {
     public var netBytes: Int64
     public var calls: Int
-    public var callsite: ResolvedFrame?
-    public var stack: [ResolvedFrame]
+    public var callsite: SymbolizedFrame?
+    public var stack: [SymbolizedFrame]
 }
 
 /// A leaked stack with its bytes, for flame graphs.
 public struct LeakStack: Equatable, Sendable {
     /// Innermost first, inline-expanded.
-    public var frames: [ResolvedFrame]
+    public var frames: [SymbolizedFrame]
     public var bytes: UInt64
     public var blocks: Int
 }
@@ -394,6 +347,8 @@ public struct LeakStack: Equatable, Sendable {
 /// Everything `leakreport` found.
 public struct LeakReport: Equatable, Sendable, Encodable {
     public static let schemaVersion = 1
+    /// The version of the JSON documents (`LeakReport.schemaVersion`).
+    public let schemaVersion = LeakReport.schemaVersion
     public var trace: TraceFacts
     public var summary: LeakSummary
     /// The top groups after --top and --min-bytes, biggest first.
@@ -411,43 +366,20 @@ public struct LeakReport: Equatable, Sendable, Encodable {
     /// The call sites whose live bytes keep growing, steepest first (see GrowthRates.swift).
     public var growing: [SiteRate] = []
 
+    /// `stacks` is left out: only the folded format uses it.
     enum CodingKeys: String, CodingKey {
         case schemaVersion, trace, summary, groupBy, groups, mappings, breakGrowth, warnings, growing
-    }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(Self.schemaVersion, forKey: .schemaVersion)
-        try container.encode(trace, forKey: .trace)
-        try container.encode(summary, forKey: .summary)
-        try container.encode(groupBy, forKey: .groupBy)
-        try container.encode(groups, forKey: .groups)
-        try container.encode(mappings, forKey: .mappings)
-        try container.encode(breakGrowth, forKey: .breakGrowth)
-        try container.encode(warnings, forKey: .warnings)
-        try container.encode(growing, forKey: .growing)
     }
 }
 
 /// A direct mapping still mapped at the end.
 public struct PlacedMapping: Equatable, Sendable, Encodable {
-    public var start: UInt64
+    @HexAddress public var start: UInt64
     public var size: UInt64
     public var kind: LeakPath
     /// The mapped file for file mappings.
     public var file: String?
     public var timeUs: UInt64
     public var inherited: Bool
-    public var callsite: ResolvedFrame?
-
-    enum CodingKeys: String, CodingKey { case start, size, kind, file, timeUs, inherited, callsite }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(hexAddress(start), forKey: .start)
-        try container.encode(size, forKey: .size)
-        try container.encode(kind, forKey: .kind)
-        try container.encodeIfPresent(file, forKey: .file)
-        try container.encode(timeUs, forKey: .timeUs)
-        try container.encode(inherited, forKey: .inherited)
-        try container.encodeIfPresent(callsite, forKey: .callsite)
-    }
+    public var callsite: SymbolizedFrame?
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Symbolization
 
 /// One `leak:PATTERN` line of a suppressions file.
 public struct Suppression: Hashable, Sendable {
@@ -65,7 +66,7 @@ public struct Suppressions: Sendable {
     }
 
     /// Index of the first rule that matches any name of any frame, or nil.
-    public func firstMatch(in frames: [ResolvedFrame]) -> Int? {
+    public func firstMatch(in frames: [SymbolizedFrame]) -> Int? {
         for (index, rule) in rules.enumerated() {
             for frame in frames {
                 if let module = frame.module, rule.pattern.matches(module) { return index }

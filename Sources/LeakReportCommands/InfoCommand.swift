@@ -1,4 +1,5 @@
 import ArgumentParser
+import LeakAnalysis
 import Reports
 import TraceFormat
 
@@ -23,11 +24,15 @@ struct InfoCommand: ParsableCommand {
         if let program = header.program { line("program", program) }
         if let pid = header.pid { line("pid", pid) }
         if let parent = header.parentTrace { line("parent-trace", parent) }
-        switch reader.endState {
-        case .complete?: line("complete", "yes")
-        case .cut? where reader.endedByExec != nil: line("complete", "ended by exec of \(reader.endedByExec ?? "")")
-        case let .cut(offset, reason)?: line("complete", "no (reading stopped at byte \(offset): \(reason))")
-        case nil: line("complete", "no")
+        let reading = ReadingOutcome(reader: reader)
+        if reading.isComplete {
+            line("complete", "yes")
+        } else if let program = reading.endedByExec {
+            line("complete", "ended by exec of \(program)")
+        } else if let offset = reading.stoppedAtOffset {
+            line("complete", "no (reading stopped at byte \(offset): \(reading.stopReason ?? ""))")
+        } else {
+            line("complete", "no")
         }
         line("bytes", reader.fileSize)
         line("duration-us", counter.lastTime)

@@ -14,6 +14,10 @@ public enum LeakReportCLI {
     /// `diff` and `growth` with `--fail-on-growth`: the bytes grew by more than allowed.
     public static let exitGrowth: Int32 = 4
 
+    /// `leakreport --version`: the version the tracer of the same build writes into every
+    /// trace header (`tracer-version`); CommandAgreementTests checks that the two agree.
+    public static let version = "1.0.0"
+
     /// Runs the command line `arguments` (without the program name) and returns the exit status.
     public static func run(_ arguments: [String]) -> Int32 {
         do {
@@ -76,7 +80,7 @@ struct LeakReportCommand: ParsableCommand {
             when unsuppressed leaks above the limit remain; 4 with diff/growth --fail-on-growth when \
             the growth is above the limit. See docs/leakreport.md.
             """,
-        version: "1.0",
+        version: LeakReportCLI.version,
         subcommands: [ReportCommand.self, DumpCommand.self, InfoCommand.self,
                       DiffCommand.self, GrowthCommand.self, TimelineCommand.self],
         defaultSubcommand: ReportCommand.self)

@@ -14,27 +14,13 @@ struct ReportCommand: ParsableCommand {
     @Argument(help: "Trace files written by libleaktrace.so.")
     var traces: [String] = []
 
-    @Option(name: .long, help: "Output format: text, json, mtrace or folded.")
-    var format: String = "text"
-
-    @Option(name: .long, help: "Number of groups to show.")
-    var top: Int = 20
+    @OptionGroup var options: CommonOptions
 
     @Option(name: .customLong("min-bytes"), help: "Leave out groups smaller than this (e.g. 4096, 64K, 1MiB).")
     var minBytes: String?
 
     @Option(name: .customLong("group-by"), help: "Group by callsite, stack, function, file or module.")
     var groupBy: String = "callsite"
-
-    @Option(name: .customLong("skip-frame"),
-            help: "A glob naming one more allocation wrapper to look past when finding call sites (repeatable).")
-    var skipFrames: [String] = []
-
-    @Option(name: .long, help: "A LeakSanitizer-style suppressions file, `leak:PATTERN` per line (repeatable).")
-    var suppressions: [String] = []
-
-    @Flag(name: .long, help: "Do not apply the built-in suppressions (stdio buffers, thread-local storage, libstdc++'s exception pool, locale data).")
-    var noDefaultSuppressions = false
 
     @Option(name: .customLong("fail-on-leak"),
             help: ArgumentHelp("Exit with status 3 when unsuppressed leaked bytes exceed BYTES (bare flag: 0).",
@@ -44,18 +30,6 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .long, help: "Report what was live at this time (2.5s, 1500ms, 300us) or at the first MARK (mark:NAME).")
     var at: String?
 
-    @Option(name: .long, help: "Colour: auto (on a terminal), always or never.")
-    var color: String = "auto"
-
-    @Option(name: .customLong("debug-dir"), help: "A directory of separate debug files (repeatable; default /usr/lib/debug).")
-    var debugDirectories: [String] = []
-
-    @Flag(name: .customLong("no-symbolize"), help: "Show frames as module+offset without reading debug info.")
-    var noSymbolize = false
-
-    @Flag(name: .customLong("no-progress"), help: "Never draw the progress bar.")
-    var noProgress = false
-
     @Option(name: .customLong("max-frames"), help: "Frames shown per stack in the text report.")
     var maxFrames: Int = 32
 
@@ -64,8 +38,8 @@ struct ReportCommand: ParsableCommand {
 
     mutating func validate() throws {
         guard !traces.isEmpty else { throw ValidationError("give at least one trace file") }
-        guard let format = OutputFormat(rawValue: format) else {
-            throw ValidationError("unknown format '\(format)' (text, json, mtrace, folded)")
+        guard let format = OutputFormat(rawValue: options.format) else {
+            throw ValidationError("unknown format '\(options.format)' (text, json, mtrace, folded)")
         }
         if merge && (format == .mtrace || format == .folded) {
             throw ValidationError("--merge takes --format text or json")
@@ -76,18 +50,13 @@ struct ReportCommand: ParsableCommand {
         guard GroupBy(rawValue: groupBy) != nil else {
             throw ValidationError("unknown grouping '\(groupBy)' (callsite, stack, function, file, module)")
         }
-        guard ["auto", "always", "never"].contains(color) else {
-            throw ValidationError("--color takes auto, always or never")
-        }
-        guard top >= 0 else { throw ValidationError("--top must be 0 or more") }
         guard maxFrames >= 0 else { throw ValidationError("--max-frames must be 0 or more") }
-        for pattern in skipFrames where pattern.isEmpty { throw ValidationError("--skip-frame needs a pattern") }
     }
 
     func run() throws {
         let settings = try ReportSettings(command: self)
         if merge {
-            let merged = try MergeRun(settings: settings, paths: traces, progress: settings.progress).run()
+            let merged = try MergeRun(settings: settings, paths: traces).run()
             if let limit = settings.failOnLeakAbove, merged > limit { throw ExitCode(LeakReportCLI.exitLeaksFound) }
             return
         }
@@ -104,39 +73,32 @@ struct ReportCommand: ParsableCommand {
 
 /// The report command's options, checked and converted.
 struct ReportSettings {
+    var common: CommonOptions
     var format: OutputFormat
     var analysis: AnalysisOptions
     var failOnLeakAbove: UInt64?
     var limit: ReplayLimit?
     var color: Bool
-    var progress: Bool
-    var symbolize: Bool
-    var symbolizerOptions: SymbolizerOptions
     var maxFrames: Int
 
     init(command: ReportCommand) throws {
-        format = OutputFormat(rawValue: command.format) ?? .text
-        analysis = AnalysisOptions()
+        common = command.options
+        format = OutputFormat(rawValue: common.format) ?? .text
+        analysis = try common.analysisOptions()
         analysis.groupBy = GroupBy(rawValue: command.groupBy) ?? .callsite
-        analysis.frameFilter = AllocatorFrameFilter(extraPatterns: command.skipFrames)
-        analysis.top = command.top
         analysis.minBytes = try command.minBytes.map(ValueParsing.bytes) ?? 0
         analysis.collectStacks = format == .folded
-        var rules: [Suppression] = command.noDefaultSuppressions ? [] : Suppressions.builtIn
-        for file in command.suppressions { rules += try Suppressions(contentsOfFile: file).rules }
-        analysis.suppressions = Suppressions(rules: rules)
         failOnLeakAbove = try command.failOnLeak.map(ValueParsing.bytes)
         limit = try command.at.map(ValueParsing.replayLimit)
-        switch command.color {
-        case "always": color = true
-        case "never": color = false
-        default: color = Terminal.wantsColor()
-        }
-        progress = !command.noProgress
-        symbolize = !command.noSymbolize
-        symbolizerOptions = SymbolizerOptions()
-        if !command.debugDirectories.isEmpty { symbolizerOptions.debugDirectories = command.debugDirectories }
+        color = common.wantsColor
         maxFrames = command.maxFrames
+    }
+
+    var textOptions: TextReportOptions {
+        var options = TextReportOptions()
+        options.color = color
+        options.maxStackFrames = maxFrames
+        return options
     }
 }
 
@@ -147,55 +109,39 @@ struct ReportRun {
 
     /// Writes the report and returns the unsuppressed leaked bytes.
     func run(isFirst: Bool) throws -> UInt64 {
-        let reader = try TraceReader(path: path)
-        var replay = Replayer(header: reader.header)
-        let join = replay.joinParent(of: reader.header, childPath: path)
-        var warnings = join.warnings
-
+        var trace = try LoadedTrace(path: path)
         let output = BufferedOutput()
         var export: MtraceExport?
         if settings.format == .mtrace {
+            let reader = trace.reader
             let mtrace = MtraceExport(output: output, stacks: reader.stacks,
-                                      inheritedStacks: replay.inheritedStacks) { [reader] address in
+                                      inheritedStacks: trace.replayer.inheritedStacks) { address in
                 let maps = reader.moduleMaps
                 return maps.module(containing: address, snapshot: maps.count - 1)
             }
-            mtrace.begin(with: replay)
-            replay.observer = { mtrace.handle($0) }
+            mtrace.begin(with: trace.replayer)
+            trace.replayer.observer = { mtrace.handle($0) }
             export = mtrace
         }
 
-        let symbolizer: FrameSymbolizer = settings.symbolize
-            ? DwarfFrameSymbolizer(options: settings.symbolizerOptions) : OffsetOnlySymbolizer()
+        let symbolizer = settings.common.makeSymbolizer()
         // The growth tracker rides along the replay to find the call sites that keep growing.
-        let tracker = GrowthTracker(reader: reader, replayer: replay, symbolizer: symbolizer,
-                                    options: settings.analysis)
-        let bar = ProgressBar(label: "reading \(path)", total: reader.fileSize, enabled: settings.progress)
-        let pass = try tracker.replay(&replay, reader: reader, limit: settings.limit, progress: bar.update)
-        bar.finish()
-        replay.observer = nil
+        let tracker = trace.makeTracker(symbolizer: symbolizer, options: settings.analysis)
+        try trace.replay(tracking: tracker, limit: settings.limit, progress: settings.common.progress)
+        trace.replayer.observer = nil
         export?.finish()
 
-        let reading = passReadingOutcome(pass, lastTime: replay.lastTime, endedByExec: reader.endedByExec)
-        if !reading.isComplete && reading.replayedUntilUs == nil && reading.endedByExec == nil {
-            warnings.append("trace incomplete: reading stopped at byte \(reading.stoppedAtOffset ?? 0) (\(reading.stopReason ?? "no END record")); leaks are those of the events before that point")
-        }
-        let facts = TraceFacts(path: path, header: reader.header, outcome: reading, replay: replay,
-                               parentReplayed: join.joined)
         var report = LeakAnalyzer(options: settings.analysis)
-            .analyze(replay: replay, stacks: reader.stacks, modules: reader.moduleMaps, symbolizer: symbolizer,
-                     facts: facts, warnings: warnings)
+            .analyze(replay: trace.replayer, stacks: trace.reader.stacks, modules: trace.reader.moduleMaps,
+                     symbolizer: symbolizer, facts: trace.facts, warnings: trace.warnings(namingTrace: false))
         report.growing = tracker.rates().topGrowers(ReportRun.growingShown)
 
         switch settings.format {
         case .text:
-            var options = TextReportOptions()
-            options.color = settings.color
-            options.maxStackFrames = settings.maxFrames
             if !isFirst { output.write("\n") }
-            output.write(TextReport(options: options).render(report))
+            output.write(TextReport(options: settings.textOptions).render(report))
         case .json:
-            output.write(try JSONReport.render(report))
+            output.write(try JSONDocument.render(report))
         case .folded:
             output.write(FoldedReport.render(report))
         case .mtrace:
@@ -208,11 +154,4 @@ struct ReportRun {
 
     /// Call sites named in the report's "growing" section.
     static let growingShown = 10
-
-    static func readingOutcome(_ outcome: ReplayOutcome) -> ReadingOutcome {
-        if outcome.stoppedByLimit {
-            return ReadingOutcome(isComplete: false, replayedUntilUs: outcome.stoppedAtTime ?? 0)
-        }
-        return LeakReportCommands.readingOutcome(outcome.endState, endedByExec: outcome.endedByExec)
-    }
 }

@@ -18,12 +18,8 @@ public enum ReplayLimit: Equatable, Sendable {
 public struct ReplayOutcome: Equatable, Sendable {
     /// How reading ended; nil when the replay limit stopped it first.
     public var endState: TraceEndState?
-    /// True when `ReplayLimit` stopped the replay.
+    /// True when `ReplayLimit` stopped the replay (the time replayed up to is `Replayer.lastTime`).
     public var stoppedByLimit: Bool
-    /// Time replayed up to when the limit stopped it.
-    public var stoppedAtTime: UInt64?
-    /// The path the process executed when its trace ends at an exec (`TraceReader.endedByExec`).
-    public var endedByExec: String?
 }
 
 /// Thrown inside the visitor to end reading at the replay limit.
@@ -148,7 +144,7 @@ extension Replayer {
             reader.visitRecords(&visitor, stopAtOffset: stopAtOffset, progress: progress)
             visitor.replayer.endExclusivePass()
             swap(&self, &visitor.replayer)
-            return ReplayOutcome(endState: reader.endState, stoppedByLimit: false, stoppedAtTime: nil)
+            return ReplayOutcome(endState: reader.endState, stoppedByLimit: false)
         }
         var visitor = ReplayVisitor(replayer: moved, stopAfterTime: stopAfterTime, stopAtMark: stopAtMark, hook: hook)
         moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
@@ -159,11 +155,7 @@ extension Replayer {
             stoppedByLimit = true
         }
         swap(&self, &visitor.replayer)
-        if stoppedByLimit {
-            return ReplayOutcome(endState: nil, stoppedByLimit: true, stoppedAtTime: lastTime)
-        }
-        return ReplayOutcome(endState: reader.endState, stoppedByLimit: false, stoppedAtTime: nil,
-                             endedByExec: reader.endedByExec)
+        return ReplayOutcome(endState: stoppedByLimit ? nil : reader.endState, stoppedByLimit: stoppedByLimit)
     }
 
     /// For a fork child's trace: replays the parent's trace up to the fork (and its own parent

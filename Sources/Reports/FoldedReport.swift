@@ -1,4 +1,5 @@
 import LeakAnalysis
+import Symbolization
 
 /// Collapsed stacks (`outermost;...;innermost BYTES`), one line per leaked stack, for
 /// flamegraph.pl and speedscope. Frames are function names, `module+0xoffset` without symbols.
@@ -14,7 +15,7 @@ public enum FoldedReport {
 
     /// A frame's name with the characters the format reserves (`;` separates frames, the
     /// last space separates the count) replaced.
-    static func frameName(_ frame: ResolvedFrame) -> String {
+    static func frameName(_ frame: SymbolizedFrame) -> String {
         let name = frame.function ?? frame.moduleAndOffset
         return String(name.map { $0 == ";" ? ":" : ($0 == "\n" || $0 == " " ? "_" : $0) })
     }

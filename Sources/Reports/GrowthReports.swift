@@ -1,5 +1,5 @@
-import Foundation
 import LeakAnalysis
+import Symbolization
 
 // The documents of `diff`, `growth`, `timeline` and `report --merge`: their JSON (schemaVersion 1,
 // docs/report-json.md, each with a `kind`) and their text.
@@ -148,22 +148,14 @@ struct GrowthRow: Encodable {
 
 /// `leakreport timeline TRACE`.
 public struct TimelineDocument: Encodable {
+    public let schemaVersion = LeakReport.schemaVersion
+    public let kind = "timeline"
     public var trace: TraceFacts
     public var timeline: Timeline
     public var marks: [MarkSeen]
     public var warnings: [String]
     public init(trace: TraceFacts, timeline: Timeline, marks: [MarkSeen], warnings: [String]) {
         self.trace = trace; self.timeline = timeline; self.marks = marks; self.warnings = warnings
-    }
-    enum CodingKeys: String, CodingKey { case schemaVersion, kind, trace, timeline, marks, warnings }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(LeakReport.schemaVersion, forKey: .schemaVersion)
-        try container.encode("timeline", forKey: .kind)
-        try container.encode(trace, forKey: .trace)
-        try container.encode(timeline, forKey: .timeline)
-        try container.encode(marks, forKey: .marks)
-        try container.encode(warnings, forKey: .warnings)
     }
 }
 
@@ -186,7 +178,7 @@ public struct MergeDocument: Encodable {
     struct SiteEntry: Encodable {
         var key: SiteKey
         var name: String
-        var callsite: ResolvedFrame?
+        var callsite: SymbolizedFrame?
         var blocks: Int
         var bytes: UInt64
         var traces: Int
@@ -206,15 +198,6 @@ public struct MergeDocument: Encodable {
         }, forKey: .sites)
         try container.encode(merged.entries.count, forKey: .siteCount)
         try container.encode(warnings, forKey: .warnings)
-    }
-}
-
-/// Pretty-printed, key-sorted JSON of any of the documents (as the report's).
-public enum JSONDocument {
-    public static func render<Document: Encodable>(_ document: Document) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(document), as: UTF8.self) + "\n"
     }
 }
 
@@ -255,7 +238,7 @@ public struct GrowthText {
         var line = facts.path
         if let program = facts.program { line += " — \(program)" }
         if let pid = facts.pid { line += " (pid \(pid))" }
-        if !facts.outcome.isComplete && facts.outcome.replayedUntilUs == nil { line += " [incomplete]" }
+        if facts.outcome.isCut { line += " [incomplete]" }
         return line
     }
 

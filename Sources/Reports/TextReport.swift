@@ -1,4 +1,6 @@
 import LeakAnalysis
+import Symbolization
+import TraceFormat
 
 /// Options of the human report.
 public struct TextReportOptions: Sendable {
@@ -177,7 +179,7 @@ public struct TextReport {
         out += "\n"
     }
 
-    private func renderStack(_ stack: [ResolvedFrame], into out: inout String) {
+    private func renderStack(_ stack: [SymbolizedFrame], into out: inout String) {
         if stack.isEmpty {
             out += "      <no stack recorded>\n"
             return

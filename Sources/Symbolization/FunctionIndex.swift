@@ -9,21 +9,13 @@
 import CLibDW
 
 struct FunctionIndex {
-    private struct Range {
-        let start: UInt64
-        let end: UInt64
-        let function: Int
-    }
-
-    private let functions: [Dwarf_Die]
-    private let ranges: [Range]
-    private let furthestEnd: [UInt64]
+    /// Code ranges of the unit's subprograms.
+    private let functions: IntervalIndex<Dwarf_Die>
 
     /// Indexes every subprogram with code in `unit`, including those nested in namespaces, types
     /// and other functions, and those in partial units the unit imports (dwz output).
     init(unit: Dwarf_Die) {
-        var functions: [Dwarf_Die] = []
-        var ranges: [Range] = []
+        var ranges: [IntervalIndex<Dwarf_Die>.Entry] = []
         var importedUnits = Set<UInt64>()
         var pending: [Dwarf_Die] = []
         var root = unit
@@ -35,12 +27,8 @@ struct FunctionIndex {
             if dwarf_siblingof(&die, &sibling) == 0 { pending.append(sibling) }
             switch Int(dwarf_tag(&die)) {
             case DW_TAG_subprogram:
-                let codeRanges = addressRanges(of: &die)
-                if !codeRanges.isEmpty {
-                    functions.append(die)
-                    for (start, end) in codeRanges {
-                        ranges.append(Range(start: start, end: end, function: functions.count - 1))
-                    }
+                for (start, end) in addressRanges(of: &die) {
+                    ranges.append(.init(start: start, end: end, payload: die))
                 }
                 // Swift closures, GCC's C++ lambdas (operator() inside a local structure) and GNU C
                 // nested functions are subprograms inside their parent's DIE, with code of their own.
@@ -62,33 +50,12 @@ struct FunctionIndex {
                 break
             }
         }
-        ranges.sort { ($0.start, $0.function) < ($1.start, $1.function) }
-        var furthest: [UInt64] = []
-        furthest.reserveCapacity(ranges.count)
-        var maximum: UInt64 = 0
-        for range in ranges {
-            maximum = max(maximum, range.end)
-            furthest.append(maximum)
-        }
-        self.functions = functions
-        self.ranges = ranges
-        self.furthestEnd = furthest
+        functions = IntervalIndex(ranges)
     }
 
     /// The subprogram whose code contains the DWARF address (the latest-starting one if several do).
     func function(containing address: UInt64) -> Dwarf_Die? {
-        var low = 0
-        var high = ranges.count
-        while low < high {
-            let middle = (low + high) / 2
-            if ranges[middle].start <= address { low = middle + 1 } else { high = middle }
-        }
-        var index = low - 1
-        while index >= 0, furthestEnd[index] > address {
-            if ranges[index].end > address { return functions[ranges[index].function] }
-            index -= 1
-        }
-        return nil
+        functions.payload(containing: address)
     }
 }
 

@@ -11,30 +11,25 @@ import CLibDW
 
 struct SymbolIndex {
     private struct Sized {
-        let start: UInt64
-        let end: UInt64
         let binding: UInt8
         let name: UnsafePointer<CChar>
     }
 
     private struct Label {
-        let start: UInt64
-        /// The bounds of the section holding the label: an address outside them is not its code.
-        let sectionEnd: UInt64
         let name: UnsafePointer<CChar>
     }
 
-    /// Sized symbols by start, and for each position the largest end seen up to it, so a
-    /// backwards walk for containing symbols can stop as soon as nothing earlier reaches far enough.
-    private let sized: [Sized]
-    private let furthestEnd: [UInt64]
-    private let labels: [Label]
+    /// Sized symbols over their code.
+    private let sized: IntervalIndex<Sized>
+    /// Labels from their address to the end of their section: an address outside the section
+    /// is not their code.
+    private let labels: IntervalIndex<Label>
 
     /// Reads the symbol table libdwfl chose for `module` (.symtab of the file or its debug file,
     /// the .gnu_debugdata mini table, else .dynsym). Addresses are module addresses.
     init(module: OpaquePointer) {
-        var sized: [Sized] = []
-        var labels: [Label] = []
+        var sized: [IntervalIndex<Sized>.Entry] = []
+        var labels: [IntervalIndex<Label>.Entry] = []
         var sectionEnds: [SectionKey: UInt64?] = [:]
         let count = dwfl_module_getsymtab(module)
         if count > 1 {
@@ -51,74 +46,53 @@ struct SymbolIndex {
                 let binding = symbol.st_info >> 4
                 if symbol.st_size > 0 {
                     let (end, overflow) = address.addingReportingOverflow(symbol.st_size)
-                    sized.append(Sized(start: address, end: overflow ? .max : end, binding: binding, name: name))
+                    sized.append(.init(start: address, end: overflow ? .max : end,
+                                       payload: Sized(binding: binding, name: name)))
                 } else if let elf, sectionIndex < GElf_Word(SHN_LORESERVE) {
                     let key = SectionKey(elf: elf, index: sectionIndex)
                     let sectionEnd = sectionEnds[key] ?? Self.executableSectionEnd(elf: elf, index: sectionIndex, bias: bias)
                     sectionEnds[key] = sectionEnd
                     if let sectionEnd, address < sectionEnd {
-                        labels.append(Label(start: address, sectionEnd: sectionEnd, name: name))
+                        labels.append(.init(start: address, end: sectionEnd, payload: Label(name: name)))
                     }
                 }
             }
         }
-        // Stable on start so that, among aliases, table order decides between equal bindings.
-        sized = sized.enumerated().sorted { ($0.element.start, $0.offset) < ($1.element.start, $1.offset) }.map(\.element)
-        var furthest: [UInt64] = []
-        furthest.reserveCapacity(sized.count)
-        var maximum: UInt64 = 0
-        for symbol in sized {
-            maximum = max(maximum, symbol.end)
-            furthest.append(maximum)
-        }
-        self.sized = sized
-        self.furthestEnd = furthest
-        self.labels = labels.enumerated().sorted { ($0.element.start, $0.offset) < ($1.element.start, $1.offset) }
-            .map(\.element)
+        // Among aliases at one start, table order decides between equal bindings.
+        self.sized = IntervalIndex(sized)
+        self.labels = IntervalIndex(labels)
     }
 
     var isEmpty: Bool { sized.isEmpty && labels.isEmpty }
 
     /// The name of the function symbol at `address`, as libdw's own string.
     func name(at address: UInt64) -> UnsafePointer<CChar>? {
-        if let symbol = containingSymbol(address) { return symbol.name }
-        return label(before: address)?.name
+        if let symbol = containingSymbol(address) { return symbol.payload.name }
+        return label(before: address)?.payload.name
     }
 
-    private func containingSymbol(_ address: UInt64) -> Sized? {
-        var index = lastIndex(in: sized.count, startingAtOrBefore: address) { sized[$0].start }
-        var best: Sized?
-        while index >= 0, furthestEnd[index] > address {
-            let candidate = sized[index]
-            if let chosen = best, candidate.start < chosen.start { break }
-            if candidate.end > address, best.map({ candidate.binding > $0.binding }) ?? true {
-                best = candidate
-            }
-            index -= 1
+    /// The sized symbol containing `address` that starts closest to it; among those starting
+    /// there, the strongest binding (global over local), the first in the table.
+    private func containingSymbol(_ address: UInt64) -> IntervalIndex<Sized>.Entry? {
+        var best: IntervalIndex<Sized>.Entry?
+        sized.forEach(containing: address) { candidate in
+            if let chosen = best, candidate.start < chosen.start { return false }
+            if best.map({ candidate.payload.binding > $0.payload.binding }) ?? true { best = candidate }
+            return true
         }
         return best
     }
 
-    private func label(before address: UInt64) -> Label? {
-        let index = lastIndex(in: labels.count, startingAtOrBefore: address) { labels[$0].start }
+    /// The last label at or before `address`, if `address` is still in its section and no
+    /// sized function starts between the two (that function owns the code after the label).
+    private func label(before address: UInt64) -> IntervalIndex<Label>.Entry? {
+        let index = labels.lastIndex(startingAtOrBefore: address)
         guard index >= 0 else { return nil }
         let label = labels[index]
-        guard address < label.sectionEnd else { return nil }
-        // A sized function between the label and the address owns the code after the label.
-        let sizedAfterLabel = lastIndex(in: sized.count, startingAtOrBefore: address) { sized[$0].start }
+        guard address < label.end else { return nil }
+        let sizedAfterLabel = sized.lastIndex(startingAtOrBefore: address)
         if sizedAfterLabel >= 0, sized[sizedAfterLabel].start > label.start { return nil }
         return label
-    }
-
-    /// Binary search: the last index whose start is <= address, or -1.
-    private func lastIndex(in count: Int, startingAtOrBefore address: UInt64, start: (Int) -> UInt64) -> Int {
-        var low = 0
-        var high = count
-        while low < high {
-            let middle = (low + high) / 2
-            if start(middle) <= address { low = middle + 1 } else { high = middle }
-        }
-        return low - 1
     }
 
     // MARK: Symbol classification

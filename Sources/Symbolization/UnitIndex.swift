@@ -8,24 +8,17 @@
 import CLibDW
 
 struct UnitIndex {
-    private struct Range {
-        let start: UInt64
-        let end: UInt64
-        let unit: Int
-    }
-
     /// Unit DIEs; libdw keeps the memory they point into alive as long as the Dwarf handle.
     private let units: [Dwarf_Die]
     /// For a split-DWARF skeleton unit, the split unit (from its .dwo) that holds its functions.
     private let splitUnits: [Int: Dwarf_Die]
-    /// Ranges sorted by start, with the furthest end seen so far for the backwards walk.
-    private let ranges: [Range]
-    private let furthestEnd: [UInt64]
+    /// Code ranges of the units, with the unit's number.
+    private let ranges: IntervalIndex<Int>
 
     init(dwarf: OpaquePointer) {
         var units: [Dwarf_Die] = []
         var splitUnits: [Int: Dwarf_Die] = [:]
-        var ranges: [Range] = []
+        var ranges: [IntervalIndex<Int>.Entry] = []
         var unit: OpaquePointer? = nil
         while true {
             var next: OpaquePointer?
@@ -45,21 +38,12 @@ struct UnitIndex {
             // the skeleton still has the line table.
             if unitType == UInt8(DW_UT_skeleton), splitDie.addr != nil { splitUnits[units.count - 1] = splitDie }
             for (start, end) in unitRanges {
-                ranges.append(Range(start: start, end: end, unit: units.count - 1))
+                ranges.append(.init(start: start, end: end, payload: units.count - 1))
             }
-        }
-        ranges.sort { ($0.start, $0.unit) < ($1.start, $1.unit) }
-        var furthest: [UInt64] = []
-        furthest.reserveCapacity(ranges.count)
-        var maximum: UInt64 = 0
-        for range in ranges {
-            maximum = max(maximum, range.end)
-            furthest.append(maximum)
         }
         self.units = units
         self.splitUnits = splitUnits
-        self.ranges = ranges
-        self.furthestEnd = furthest
+        self.ranges = IntervalIndex(ranges)
     }
 
     var isEmpty: Bool { ranges.isEmpty }
@@ -73,17 +57,6 @@ struct UnitIndex {
     /// The number of the unit whose ranges contain the DWARF address `address` (the
     /// latest-starting one if several claim it).
     func unit(containing address: UInt64) -> Int? {
-        var low = 0
-        var high = ranges.count
-        while low < high {
-            let middle = (low + high) / 2
-            if ranges[middle].start <= address { low = middle + 1 } else { high = middle }
-        }
-        var index = low - 1
-        while index >= 0, furthestEnd[index] > address {
-            if ranges[index].end > address { return ranges[index].unit }
-            index -= 1
-        }
-        return nil
+        ranges.payload(containing: address)
     }
 }

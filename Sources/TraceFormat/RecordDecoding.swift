@@ -410,9 +410,11 @@ struct SizedFields {
     }
 }
 
-/// `0x` and lowercase hex digits.
+/// `0x` and lowercase hex digits: how dumps, reports and JSON write addresses.
+public func hexAddress(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
+
 @usableFromInline
-func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
+func hex(_ value: UInt64) -> String { hexAddress(value) }
 
 @usableFromInline
 func hex(_ value: UInt8) -> String { "0x" + String(format2hex: value) }

@@ -107,10 +107,11 @@ enum TracedProgram {
         try run(executable: executable, arguments: arguments, environment: environment, timeout: timeout)
     }
 
-    /// Runs a process to completion, capturing stdout and stderr, killing it after `timeout`
-    /// seconds (a hang is a test failure with a message, never a stuck suite).
-    static func run(executable: String, arguments: [String], environment: [String: String],
-                    timeout: TimeInterval, currentDirectory: URL? = nil) throws -> TracedRun {
+    /// A process for `executable` with this process's environment less LD_PRELOAD and the
+    /// LEAKTRACE_ variables, plus `environment`; standard input from /dev/null, standard output
+    /// and error into pipes.
+    static func makeProcess(executable: String, arguments: [String],
+                            environment: [String: String]) -> (Process, stdout: Pipe, stderr: Pipe) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -119,11 +120,20 @@ enum TracedProgram {
         for key in env.keys where key.hasPrefix("LEAKTRACE_") { env.removeValue(forKey: key) }
         for (key, value) in environment { env[key] = value }
         process.environment = env
-        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
         let outPipe = Pipe(), errPipe = Pipe()
         process.standardOutput = outPipe
         process.standardError = errPipe
         process.standardInput = FileHandle.nullDevice
+        return (process, outPipe, errPipe)
+    }
+
+    /// Runs a process to completion, capturing stdout and stderr, killing it after `timeout`
+    /// seconds (a hang is a test failure with a message, never a stuck suite).
+    static func run(executable: String, arguments: [String], environment: [String: String],
+                    timeout: TimeInterval, currentDirectory: URL? = nil) throws -> TracedRun {
+        let (process, outPipe, errPipe) = makeProcess(executable: executable, arguments: arguments,
+                                                      environment: environment)
+        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
         let outData = DataCollector(outPipe.fileHandleForReading)
         let errData = DataCollector(errPipe.fileHandleForReading)
         try process.run()

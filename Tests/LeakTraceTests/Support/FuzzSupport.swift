@@ -11,8 +11,8 @@ import TraceFormat
 enum FuzzKit {
     // MARK: - Corpus
 
-    static let corpusDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/corpus")
+    static let corpusDirectory = TracedProgram.repositoryRoot
+        .appendingPathComponent("Tests/LeakTraceTests/Fixtures/corpus")
 
     /// The committed corpus, by file name, sorted.
     static func corpus() throws -> [(name: String, bytes: [UInt8])] {

@@ -18,17 +18,14 @@ final class HazardProcessTests: XCTestCase {
     /// watchdog); each child's trace is its own and complete; the parent's holds no child event.
     func testCase04ForkStormFromAThreadedParent() throws {
         let exe = try HazardKit.build("hazard_forkstorm")
-        for run in 1...HazardKit.runsPerCase {
-            let label = "run \(run)"
-            var invocation = HazardKit.Invocation(exe, ["200"])
-            invocation.timeout = 180
-            let runs = try HazardKit.runBoth(invocation, label: label)
-            XCTAssertEqual(runs.traced.stdout, "forks=200 failures=0\n", label)
+        var invocation = HazardKit.Invocation(exe, ["200"])
+        invocation.timeout = 180
+        try HazardKit.eachRun(invocation, stdout: "forks=200 failures=0\n") { runs, label in
             XCTAssertEqual(runs.traces.count, 201, "\(label): the parent's trace and one per child")
             let traces = try runs.traces.map { try HazardTraceSummary(path: $0) }
             let parents = traces.filter { $0.header.parentTrace == nil }
             XCTAssertEqual(parents.count, 1, label)
-            guard let parent = parents.first else { continue }
+            guard let parent = parents.first else { return }
             XCTAssertTrue(parent.isComplete, "\(label): \(String(describing: parent.endState))")
             parent.assertEndMatchesRecords(label)
             XCTAssertEqual(parent.forks.count, 200, label)
@@ -63,10 +60,7 @@ final class HazardProcessTests: XCTestCase {
         let exe = try HazardKit.build("hazard_spawn")
         let expectedOutput = "child fork-execve 1\nchild posix-spawn 1\nchild system 1\nchild reset-env 1\n"
             + "parent failures=0 kept=1\n"
-        for run in 1...HazardKit.runsPerCase {
-            let label = "run \(run)"
-            let runs = try HazardKit.runBoth(HazardKit.Invocation(exe), label: label)
-            XCTAssertEqual(runs.traced.stdout, expectedOutput, label)
+        try HazardKit.eachRun(HazardKit.Invocation(exe), stdout: expectedOutput) { runs, label in
             // The parent, the forked child up to its exec, the program it exec'd, the spawned
             // program, the shell of system() and its command. The child spawned with a reset
             // environment is not traced (LD_PRELOAD went with the environment).
@@ -75,7 +69,7 @@ final class HazardProcessTests: XCTestCase {
             func tagged(_ tag: String) -> [HazardTraceSummary] { traces.filter { $0.header.arguments.dropFirst(2).first == tag } }
 
             guard let parent = traces.first(where: { $0.header.arguments == [exe] && $0.header.parentTrace == nil }) else {
-                XCTFail("\(label): no trace of the parent"); continue
+                XCTFail("\(label): no trace of the parent"); return
             }
             XCTAssertTrue(parent.isComplete, label)
             parent.assertEndMatchesRecords(label)

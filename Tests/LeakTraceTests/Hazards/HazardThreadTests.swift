@@ -15,12 +15,10 @@ final class HazardThreadTests: XCTestCase {
     /// counts, nothing leaked, never a free before its malloc or two live blocks at one address.
     func testCase10ThreadsExactAccounting() throws {
         let exe = try HazardKit.build("hazard_threads_exact")
-        for run in 1...HazardKit.runsPerCase {
-            let label = "run \(run)"
-            var invocation = HazardKit.Invocation(exe)
-            invocation.timeout = 300
-            let runs = try HazardKit.runBoth(invocation, label: label)
-            XCTAssertEqual(runs.traced.stdout, "threads=8 allocations=800000 handed=400000 failed=0\n", label)
+        var invocation = HazardKit.Invocation(exe)
+        invocation.timeout = 300
+        try HazardKit.eachRun(invocation,
+                              stdout: "threads=8 allocations=800000 handed=400000 failed=0\n") { runs, label in
             let trace = try HazardKit.singleCompleteTrace(runs, label)
             let path = trace.path
             let sizes = UInt64(3000)..<3064
@@ -42,12 +40,9 @@ final class HazardThreadTests: XCTestCase {
     /// thread_local whose destructor allocates and frees at every thread's exit.
     func testCase11ThreadLifecycle() throws {
         let exe = try HazardKit.build("hazard_thread_life")
-        for run in 1...HazardKit.runsPerCase {
-            let label = "run \(run)"
-            var invocation = HazardKit.Invocation(exe)
-            invocation.timeout = 300
-            let runs = try HazardKit.runBoth(invocation, label: label)
-            XCTAssertEqual(runs.traced.stdout, "joined=1200 detached=200 destructors=1404\n", label)
+        var invocation = HazardKit.Invocation(exe)
+        invocation.timeout = 300
+        try HazardKit.eachRun(invocation, stdout: "joined=1200 detached=200 destructors=1404\n") { runs, label in
             let trace = try HazardKit.singleCompleteTrace(runs, label)
             let path = trace.path
             // Every thread's destructor ran after its function returned, and was traced.
@@ -117,12 +112,9 @@ final class HazardThreadTests: XCTestCase {
     /// live set at each mark is exactly what the program holds there.
     func testCase15EventRings() throws {
         let exe = try HazardKit.build("hazard_thread_rings")
-        for run in 1...HazardKit.runsPerCase {
-            let label = "run \(run)"
-            var invocation = HazardKit.Invocation(exe)
-            invocation.timeout = 300
-            let runs = try HazardKit.runBoth(invocation, label: label)
-            XCTAssertEqual(runs.traced.stdout, "wide=1100 reused=50\n", label)
+        var invocation = HazardKit.Invocation(exe)
+        invocation.timeout = 300
+        try HazardKit.eachRun(invocation, stdout: "wide=1100 reused=50\n") { runs, label in
             let trace = try HazardKit.singleCompleteTrace(runs, label)
             let path = trace.path
             XCTAssertEqual(trace.allocationsBySize[7001], 1100, label)

@@ -16,12 +16,10 @@ final class HazardSignalTests: XCTestCase {
     /// untraced); the others are recorded with their free, so none is reported leaked.
     func testCase06aAlarmHandlerAllocatesWhileMainMaps() throws {
         let exe = try HazardKit.build("hazard_sigalrm")
-        for run in 1...HazardKit.runsPerCase {
-            let label = "run \(run)"
-            var invocation = HazardKit.Invocation(exe, ["1000"])
-            invocation.timeout = 60
-            let runs = try HazardKit.runBoth(invocation, label: label)
-            XCTAssertEqual(runs.traced.stdout, "handled-some=1 cycles-some=1 failures=0 corrupt=0\n", label)
+        var invocation = HazardKit.Invocation(exe, ["1000"])
+        invocation.timeout = 60
+        try HazardKit.eachRun(invocation,
+                              stdout: "handled-some=1 cycles-some=1 failures=0 corrupt=0\n") { runs, label in
             let trace = try HazardKit.singleCompleteTrace(runs, label)
             let path = trace.path
             XCTAssertEqual(trace.doubleLive, 0, label)
@@ -43,17 +41,15 @@ final class HazardSignalTests: XCTestCase {
     /// SA_RESTART) reaps them while the tracer flushes every millisecond.
     func testCase06bSigchldStormWhileTheTracerFlushes() throws {
         let exe = try HazardKit.build("hazard_sigchld")
-        for run in 1...HazardKit.runsPerCase {
-            let label = "run \(run)"
-            var invocation = HazardKit.Invocation(exe, ["500"])
-            invocation.tracerEnvironment = ["LEAKTRACE_FLUSH_MS": "1"]
-            invocation.timeout = 120
-            let runs = try HazardKit.runBoth(invocation, label: label)
-            XCTAssertEqual(runs.traced.stdout, "children=500 reaped=500 sum-ok=1 fork-failures=0 kept=1\n", label)
+        var invocation = HazardKit.Invocation(exe, ["500"])
+        invocation.tracerEnvironment = ["LEAKTRACE_FLUSH_MS": "1"]
+        invocation.timeout = 120
+        try HazardKit.eachRun(invocation,
+                              stdout: "children=500 reaped=500 sum-ok=1 fork-failures=0 kept=1\n") { runs, label in
             XCTAssertEqual(runs.traces.count, 501, label)
             let traces = try runs.traces.map { try HazardTraceSummary(path: $0) }
             guard let parent = traces.first(where: { $0.header.parentTrace == nil }) else {
-                XCTFail("\(label): no parent trace"); continue
+                XCTFail("\(label): no parent trace"); return
             }
             XCTAssertTrue(parent.isComplete, "\(label): \(String(describing: parent.endState))")
             parent.assertEndMatchesRecords(label)
@@ -75,12 +71,9 @@ final class HazardSignalTests: XCTestCase {
     /// own thread must not take it (the process would die with status 143).
     func testCase06cSigtermTakenBySigwaitThread() throws {
         let exe = try HazardKit.build("hazard_sigwait")
-        for run in 1...HazardKit.runsPerCase {
-            let label = "run \(run)"
-            var invocation = HazardKit.Invocation(exe)
-            invocation.timeout = 60
-            let runs = try HazardKit.runBoth(invocation, label: label)
-            XCTAssertEqual(runs.traced.stdout, "stop=1 waiter=1\n", label)
+        var invocation = HazardKit.Invocation(exe)
+        invocation.timeout = 60
+        try HazardKit.eachRun(invocation, stdout: "stop=1 waiter=1\n") { runs, label in
             XCTAssertEqual(runs.traced.status, 0, label)
             let trace = try HazardKit.singleCompleteTrace(runs, label)
             let path = trace.path

@@ -151,18 +151,8 @@ enum HazardKit {
     /// with SIGKILL. Returns everything it printed and how it ended.
     static func runUntilLine(_ line: String, executable: String, arguments: [String], environment: [String: String],
                              timeout: TimeInterval = 60) throws -> TracedRun {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "LD_PRELOAD")
-        for key in env.keys where key.hasPrefix("LEAKTRACE_") { env.removeValue(forKey: key) }
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let outPipe = Pipe(), errPipe = Pipe()
-        process.standardOutput = outPipe
-        process.standardError = errPipe
-        process.standardInput = FileHandle.nullDevice
+        let (process, outPipe, errPipe) = TracedProgram.makeProcess(executable: executable, arguments: arguments,
+                                                                    environment: environment)
         let errors = DataCollector(errPipe.fileHandleForReading)
         let seen = LineWatcher(outPipe.fileHandleForReading)
         try process.run()
@@ -297,6 +287,21 @@ enum HazardKit {
         return trace
     }
 
+    /// Runs `invocation` `runsPerCase` times, untraced and traced (`runBoth`), checks that the
+    /// traced run printed `stdout` (saying `otherwise` when not), and hands each run and its
+    /// label (`run N`) to `check`.
+    static func eachRun(_ invocation: Invocation, stdout: String, otherwise: String? = nil,
+                        file: StaticString = #filePath, line: UInt = #line,
+                        _ check: (_ runs: Comparison, _ label: String) throws -> Void) throws {
+        for run in 1...runsPerCase {
+            let label = "run \(run)"
+            let runs = try runBoth(invocation, label: label, file: file, line: line)
+            XCTAssertEqual(runs.traced.stdout, stdout, otherwise.map { "\(label): \($0)" } ?? label,
+                           file: file, line: line)
+            try check(runs, label)
+        }
+    }
+
     // MARK: - leakreport
 
     /// Reads a trace with `leakreport dump` when the analyzer has that command (it is built on
@@ -384,10 +389,84 @@ struct HazardBlock: Equatable {
 
 /// One streaming pass over a trace: record counts, a replay of the live set, and the checks
 /// every hazard case makes. Memory follows live blocks and distinct sizes, not events.
+@dynamicMemberLookup
 struct HazardTraceSummary {
     var path: String
     var header: TraceHeader
     var endState: TraceEndState?
+    /// What the pass counted; read through the summary (`trace.allocationsBySize`).
+    let counts: HazardCounts
+    let stacks: StackTable
+    let moduleMaps: ModuleMapHistory
+
+    /// Reads the whole trace with `visitRecords`.
+    init(path: String) throws {
+        let reader = try TraceReader(path: path)
+        var visitor = HazardCounts()
+        reader.visitRecords(&visitor)
+        self.path = path
+        header = reader.header
+        endState = reader.endState
+        stacks = reader.stacks
+        moduleMaps = reader.moduleMaps
+        counts = visitor
+    }
+
+    subscript<Value>(dynamicMember keyPath: KeyPath<HazardCounts, Value>) -> Value { counts[keyPath: keyPath] }
+
+    var isComplete: Bool { endState?.isComplete ?? false }
+
+    var end: TraceEnd? {
+        if case let .complete(end) = endState { return end }
+        return nil
+    }
+
+    /// Bytes and blocks still live at the end: what the report calls leaked.
+    var leakedBytes: UInt64 { counts.live.values.reduce(0) { $0 + $1.size } }
+    var leakedBlocks: Int { counts.live.count }
+
+    /// Live blocks of exactly `size` bytes.
+    func liveBlocks(ofSize size: UInt64) -> [HazardBlock] { counts.live.values.filter { $0.size == size } }
+
+    /// The END record's counts agree with the records read (the writer's own tally is an oracle
+    /// independent of the reader).
+    func assertEndMatchesRecords(_ label: String, file: StaticString = #filePath, line: UInt = #line) {
+        guard let end else { return XCTFail("\(label): \(path) has no END: \(String(describing: endState))", file: file, line: line) }
+        XCTAssertEqual(end.allocs, UInt64(counts.allocs), "\(label): END allocs", file: file, line: line)
+        XCTAssertEqual(end.frees, UInt64(counts.frees), "\(label): END frees", file: file, line: line)
+        XCTAssertEqual(end.reallocs, UInt64(counts.reallocs), "\(label): END reallocs", file: file, line: line)
+        XCTAssertEqual(end.mappings, UInt64(counts.mappings), "\(label): END mappings", file: file, line: line)
+        XCTAssertEqual(end.stacks, UInt64(counts.stackRecords), "\(label): END stacks", file: file, line: line)
+    }
+
+    /// Symbolizes a stack with the trace's module maps, innermost frame first.
+    func symbolize(_ block: HazardBlock, with symbolizer: Symbolizer, limit: Int = 8) -> [SymbolizedFrame] {
+        let frames = stacks.frames(block.stack, limit: limit)
+        return symbolizer.symbolize(stack: frames) { address in
+            moduleMaps.module(containing: address, snapshot: block.snapshot - 1)
+        }
+    }
+
+    /// The stacks whose innermost frame is in `function` (symbolized once per stack).
+    func stacks(whoseCallerIs function: String) -> Set<UInt32> {
+        let symbolizer = Symbolizer()
+        var found = Set<UInt32>()
+        for stack in Set(counts.allocationsByStack.keys) {
+            let frames = stacks.frames(stack, limit: 1)
+            let named = symbolizer.symbolize(stack: frames) { moduleMaps.module(containing: $0, snapshot: moduleMaps.count - 1) }
+            if named.first?.function == function { found.insert(stack) }
+        }
+        return found
+    }
+
+    /// The names of the functions on a block's stack, innermost first.
+    func functionNames(_ block: HazardBlock, limit: Int = 8) -> [String] {
+        symbolize(block, with: Symbolizer(), limit: limit).map { $0.function ?? "?" }
+    }
+}
+
+/// The counts behind `HazardTraceSummary`, gathered as the visitor of its pass.
+struct HazardCounts: TraceVisitor {
     var allocs = 0, frees = 0, reallocs = 0, reallocReleases = 0, mappings = 0, stackRecords = 0
     /// MMAP and MUNMAP records (the program's own mapping calls).
     var mmaps = 0, munmaps = 0
@@ -415,115 +494,8 @@ struct HazardTraceSummary {
     var moduleSnapshots = 0
     /// At each MARK, by name: live blocks by size (the last mark of a name wins).
     var liveBySizeAtMark: [String: [UInt64: Int]] = [:]
-    let stacks: StackTable
-    let moduleMaps: ModuleMapHistory
-
-    /// Reads the whole trace with `visitRecords`.
-    init(path: String) throws {
-        let reader = try TraceReader(path: path)
-        var visitor = ReplayVisitor()
-        reader.visitRecords(&visitor)
-        self.path = path
-        header = reader.header
-        endState = reader.endState
-        stacks = reader.stacks
-        moduleMaps = reader.moduleMaps
-        allocs = visitor.allocs
-        frees = visitor.frees
-        reallocs = visitor.reallocs
-        reallocReleases = visitor.reallocReleases
-        mappings = visitor.mappings
-        stackRecords = visitor.stackRecords
-        mmaps = visitor.mmaps
-        munmaps = visitor.munmaps
-        allocationsByPath = visitor.allocationsByPath
-        allocationsByStack = visitor.allocationsByStack
-        freesByStack = visitor.freesByStack
-        doubleLive = visitor.doubleLive
-        unknownFrees = visitor.unknownFrees
-        allocationsBySize = visitor.allocationsBySize
-        freesBySize = visitor.freesBySize
-        firstBlockOfSize = visitor.firstBlockOfSize
-        live = visitor.live
-        threads = visitor.threads
-        notes = visitor.notes
-        execs = visitor.execs
-        forks = visitor.forks
-        moduleSnapshots = visitor.moduleSnapshots
-        liveBySizeAtMark = visitor.liveBySizeAtMark
-    }
-
-    var isComplete: Bool { endState?.isComplete ?? false }
-
-    var end: TraceEnd? {
-        if case let .complete(end) = endState { return end }
-        return nil
-    }
-
-    /// Bytes and blocks still live at the end: what the report calls leaked.
-    var leakedBytes: UInt64 { live.values.reduce(0) { $0 + $1.size } }
-    var leakedBlocks: Int { live.count }
-
-    /// Live blocks of exactly `size` bytes.
-    func liveBlocks(ofSize size: UInt64) -> [HazardBlock] { live.values.filter { $0.size == size } }
-
-    /// The END record's counts agree with the records read (the writer's own tally is an oracle
-    /// independent of the reader).
-    func assertEndMatchesRecords(_ label: String, file: StaticString = #filePath, line: UInt = #line) {
-        guard let end else { return XCTFail("\(label): \(path) has no END: \(String(describing: endState))", file: file, line: line) }
-        XCTAssertEqual(end.allocs, UInt64(allocs), "\(label): END allocs", file: file, line: line)
-        XCTAssertEqual(end.frees, UInt64(frees), "\(label): END frees", file: file, line: line)
-        XCTAssertEqual(end.reallocs, UInt64(reallocs), "\(label): END reallocs", file: file, line: line)
-        XCTAssertEqual(end.mappings, UInt64(mappings), "\(label): END mappings", file: file, line: line)
-        XCTAssertEqual(end.stacks, UInt64(stackRecords), "\(label): END stacks", file: file, line: line)
-    }
-
-    /// Symbolizes a stack with the trace's module maps, innermost frame first.
-    func symbolize(_ block: HazardBlock, with symbolizer: Symbolizer, limit: Int = 8) -> [SymbolizedFrame] {
-        let frames = stacks.frames(block.stack, limit: limit)
-        return symbolizer.symbolize(stack: frames) { address in
-            moduleMaps.module(containing: address, snapshot: block.snapshot - 1)
-        }
-    }
-
-    /// The stacks whose innermost frame is in `function` (symbolized once per stack).
-    func stacks(whoseCallerIs function: String) -> Set<UInt32> {
-        let symbolizer = Symbolizer()
-        var found = Set<UInt32>()
-        for stack in Set(allocationsByStack.keys) {
-            let frames = stacks.frames(stack, limit: 1)
-            let named = symbolizer.symbolize(stack: frames) { moduleMaps.module(containing: $0, snapshot: moduleMaps.count - 1) }
-            if named.first?.function == function { found.insert(stack) }
-        }
-        return found
-    }
-
-    /// The names of the functions on a block's stack, innermost first.
-    func functionNames(_ block: HazardBlock, limit: Int = 8) -> [String] {
-        symbolize(block, with: Symbolizer(), limit: limit).map { $0.function ?? "?" }
-    }
-}
-
-/// The visitor behind `HazardTraceSummary`.
-private struct ReplayVisitor: TraceVisitor {
-    var allocs = 0, frees = 0, reallocs = 0, reallocReleases = 0, mappings = 0, stackRecords = 0
-    var mmaps = 0, munmaps = 0
-    var doubleLive = 0, unknownFrees = 0
-    var allocationsByPath: [AllocPath: Int] = [:]
-    var allocationsBySize: [UInt64: Int] = [:]
-    var freesBySize: [UInt64: Int] = [:]
-    var allocationsByStack: [UInt32: Int] = [:]
-    var freesByStack: [UInt32: Int] = [:]
-    var firstBlockOfSize: [UInt64: HazardBlock] = [:]
-    var live: [UInt64: HazardBlock] = [:]
     /// Blocks released by REALLOC_RELEASE, until their REALLOC says whether they survived.
     var released: [UInt64: HazardBlock] = [:]
-    var threads: Set<UInt64> = []
-    var notes: [String] = []
-    var execs: [String] = []
-    var forks: [UInt64] = []
-    var moduleSnapshots = 0
-    var liveBySizeAtMark: [String: [UInt64: Int]] = [:]
 
     private mutating func countFree(_ block: HazardBlock) {
         freesBySize[block.size, default: 0] += 1

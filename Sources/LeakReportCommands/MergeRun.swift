@@ -2,26 +2,25 @@ import LeakAnalysis
 import Reports
 import TraceFormat
 
-// `leakreport --merge T1 T2 ...`: several traces (a fork server's children, the stages of a
-// pipeline) reported as one, by call site.
+// The report command's `--merge` (`leakreport T1 T2 ... --merge`): several traces (a fork
+// server's children, the stages of a pipeline) reported as one, by call site.
 
 /// Reports several traces merged by site key; returns the merged leaked bytes (for --fail-on-leak).
 struct MergeRun {
     let settings: ReportSettings
     let paths: [String]
-    let progress: Bool
 
     func run() throws -> UInt64 {
-        let symbolizer: FrameSymbolizer = settings.symbolize
-            ? DwarfFrameSymbolizer(options: settings.symbolizerOptions) : OffsetOnlySymbolizer()
+        let symbolizer = settings.common.makeSymbolizer()
         let analyzer = LeakAnalyzer(options: settings.analysis)
         // Each trace is analyzed as soon as it is replayed, in order, while later ones still
         // replay; nothing is written until every trace has been read.
         let analyzed = try loadConcurrently(paths) { _, trace in
+            let warnings = trace.warnings(namingTrace: true)
             let (report, sites) = analyzer.analyzeWithSites(
                 replay: trace.replayer, stacks: trace.reader.stacks, modules: trace.reader.moduleMaps,
-                symbolizer: symbolizer, facts: trace.facts, warnings: trace.warnings)
-            return (report: report, sites: sites, facts: trace.facts, warnings: trace.warnings)
+                symbolizer: symbolizer, facts: trace.facts, warnings: warnings)
+            return (report: report, sites: sites, facts: trace.facts, warnings: warnings)
         }
         var merged = SiteTotals()
         var entries: [(facts: TraceFacts, leaked: Amount)] = []
@@ -33,11 +32,8 @@ struct MergeRun {
             warnings += trace.warnings
             // Text: each trace's own report first, then the merge. JSON: one document.
             if settings.format == .text {
-                var options = TextReportOptions()
-                options.color = settings.color
-                options.maxStackFrames = settings.maxFrames
                 if index > 0 { output.write("\n") }
-                output.write(TextReport(options: options).render(trace.report))
+                output.write(TextReport(options: settings.textOptions).render(trace.report))
             }
         }
         warnings += symbolizer.symbolizationWarnings

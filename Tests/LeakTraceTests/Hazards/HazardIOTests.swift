@@ -85,13 +85,10 @@ final class HazardIOTests: XCTestCase {
     /// LEAKTRACE_OUTPUT=/dev/full: one line on stderr, tracing stops, the program is unchanged.
     func testCase08bOutputToDevFull() throws {
         let exe = try HazardKit.build("hazard_output")
-        for run in 1...HazardKit.runsPerCase {
-            let label = "run \(run)"
-            var invocation = HazardKit.Invocation(exe, ["100000", "x", "{out}/program.txt"])
-            invocation.traceOutput = "/dev/full"
-            invocation.allowedTracerLines = ["cannot write trace file /dev/full: no space left on device"]
-            let runs = try HazardKit.runBoth(invocation, label: label)
-            XCTAssertEqual(runs.traced.stdout, "allocated 100000\n", label)
+        var invocation = HazardKit.Invocation(exe, ["100000", "x", "{out}/program.txt"])
+        invocation.traceOutput = "/dev/full"
+        invocation.allowedTracerLines = ["cannot write trace file /dev/full: no space left on device"]
+        try HazardKit.eachRun(invocation, stdout: "allocated 100000\n") { runs, label in
             XCTAssertEqual(runs.tracerLines.count, 1, "\(label): \(runs.tracerLines)")
             XCTAssertEqual(try HazardKit.filesUnder(runs.tracedOutput)["program.txt"], Data("program bytes\n".utf8), label)
         }

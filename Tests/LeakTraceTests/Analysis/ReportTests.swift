@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import TraceFormat
 import LiveSet
+import Symbolization
 import LeakAnalysis
 @testable import Reports
 
@@ -16,9 +17,9 @@ final class ReportTests: XCTestCase {
         symbolizer.define(0x2100, "make_node", file: "tree.c", line: 10)
         symbolizer.define(0x2300, "main", file: "main.c", line: 5)
         symbolizer.table[0x2200] = [
-            ResolvedFrame(address: 0x2200, module: "/app", moduleOffset: 0x1200, function: "inline_helper",
+            SymbolizedFrame(address: 0x2200, module: "/app", moduleOffset: 0x1200, function: "inline_helper",
                           file: "h.h", line: 2, isInlined: true),
-            ResolvedFrame(address: 0x2200, module: "/app", moduleOffset: 0x1200, function: "outer;fn",
+            SymbolizedFrame(address: 0x2200, module: "/app", moduleOffset: 0x1200, function: "outer;fn",
                           file: "o.c", line: 9),
         ]
         var header = TraceHeader()
@@ -47,7 +48,7 @@ final class ReportTests: XCTestCase {
 
     func testJSONHasExactValues() throws {
         populate()
-        let text = try JSONReport.render(makeReport())
+        let text = try JSONDocument.render(makeReport())
         let root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         XCTAssertEqual(root["schemaVersion"] as? Int, 1)
         XCTAssertEqual(root["groupBy"] as? String, "callsite")
@@ -116,7 +117,7 @@ final class ReportTests: XCTestCase {
     }
 
     func testRandomRecordsNeverTrapAndTotalsStayExact() throws {
-        var generator = SplitMix(seed: 7)
+        var generator = SeededGenerator(seed: 7)
         func pick(_ values: [UInt64]) -> UInt64 { values[Int(generator.next() % UInt64(values.count))] }
         let addresses: [UInt64] = [0x1000, 0x1010, 0x2000, 0x7fff_ffff_f000, .max, .max - 4095, 1, 0]
         let sizes: [UInt64] = [0, 1, 24, 200_000, 1 << 32, UInt64(UInt32.max), .max, .max / 2]
@@ -159,7 +160,7 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(report.summary.byPath[.heap].blocks + report.summary.byPath[.mmapThreshold].blocks
                        + report.summary.byPath[.threadArena].blocks + report.summary.byPath[.unknown].blocks, blocks.count)
         XCTAssertFalse(TextReport().render(report).isEmpty)
-        XCTAssertFalse(try JSONReport.render(report).isEmpty)
+        XCTAssertFalse(try JSONDocument.render(report).isEmpty)
         _ = FoldedReport.render(report)
     }
 

@@ -6,7 +6,7 @@ final class LiveSetTableTests: XCTestCase {
     func testTableMatchesDictionaryUnderRandomChurn() {
         var table = LiveBlockTable(minimumCapacity: 16)
         var reference: [UInt64: UInt64] = [:]
-        var generator = SplitMix(seed: 42)
+        var generator = SeededGenerator(seed: 42)
         for step in 0..<200_000 {
             // A small address space so that inserts collide with live keys and removes hit.
             let address = (generator.next() % 5_000 + 1) * 16
@@ -283,7 +283,7 @@ final class LiveSetReplayTests: XCTestCase {
     /// reallocs, duplicate and unknown addresses, mappings, marks, threshold changes and TIME
     /// records between them.
     func testWholeTraceReplayEqualsRecordByRecordReplay() throws {
-        var generator = SplitMix(seed: 7)
+        var generator = SeededGenerator(seed: 7)
         var builder = TraceBuilder()
         var stacks = ChunkRecords()
         for id in 1...20 { stacks.append(.stack(id: UInt32(id), parent: UInt32(id / 3), ip: 0x40_0000 + UInt64(id) * 8)) }
@@ -481,18 +481,5 @@ final class LiveSetReplayTests: XCTestCase {
         replay.apply(.free(address: 0x1000), tid: 1, time: 0)
         XCTAssertEqual(events, [.allocated(block, replaced: nil), .released(block),
                                 .unknownRelease(UnknownRelease(address: 0x1000, tid: 1, time: 0, viaRealloc: false))])
-    }
-}
-
-/// A small deterministic generator for test data.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

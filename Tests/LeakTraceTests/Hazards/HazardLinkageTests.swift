@@ -42,10 +42,8 @@ final class HazardLinkageTests: XCTestCase {
         let library = try TracedProgram.buildLibrary("hazard_linkage_lib")
         let exe = try HazardKit.build("hazard_linkage")
         let makeLine = try HazardKit.line(of: "make", in: "hazard_linkage_lib.c")
-        for run in 1...HazardKit.runsPerCase {
-            let label = "run \(run)"
-            let runs = try HazardKit.runBoth(HazardKit.Invocation(exe, ["deepbind", library]), label: label)
-            XCTAssertEqual(runs.traced.stdout, "deepbind kept=1\n", label)
+        try HazardKit.eachRun(HazardKit.Invocation(exe, ["deepbind", library]),
+                              stdout: "deepbind kept=1\n") { runs, label in
             let trace = try singleCompleteTrace(runs, label)
             XCTAssertEqual(trace.liveBlocks(ofSize: 6201).count, 1, label)
             XCTAssertEqual(trace.allocationsBySize[6202], 1, label)
@@ -73,10 +71,8 @@ final class HazardLinkageTests: XCTestCase {
         }
         let dynamic = try TracedProgram.run(executable: "/usr/bin/readelf", arguments: ["-d", exe], environment: [:], timeout: 30)
         XCTAssertTrue(dynamic.stdout.contains("(RUNPATH)") && dynamic.stdout.contains("$ORIGIN/hazard-origin-libs"), dynamic.stdout)
-        for run in 1...HazardKit.runsPerCase {
-            let label = "run \(run)"
-            let runs = try HazardKit.runBoth(HazardKit.Invocation(exe, ["origin", "libhazard_linkage_lib.so"]), label: label)
-            XCTAssertEqual(runs.traced.stdout, "origin kept=1\n", "\(label): the library was not found")
+        try HazardKit.eachRun(HazardKit.Invocation(exe, ["origin", "libhazard_linkage_lib.so"]),
+                              stdout: "origin kept=1\n", otherwise: "the library was not found") { runs, label in
             let trace = try singleCompleteTrace(runs, label)
             XCTAssertEqual(trace.liveBlocks(ofSize: 6301).count, 1, label)
             if let block = trace.liveBlocks(ofSize: 6301).first {

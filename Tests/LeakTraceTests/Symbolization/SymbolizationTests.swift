@@ -689,12 +689,14 @@ final class SymbolizationFrameTests: XCTestCase {
                                          moduleOffset: 0x2a1c9, function: "__libc_start_main")
         XCTAssertEqual(symbolOnly.displayName, "__libc_start_main (libc.so.6+0x2a1c9)")
 
+        // Without a function the frame is its module and offset, as reports group it.
         let noFunction = SymbolizedFrame(address: 0x10, module: "/opt/lib/libx.so", moduleOffset: 0x10,
                                          file: "/src/x.s", line: 3)
-        XCTAssertEqual(noFunction.displayName, "libx.so+0x10 (/src/x.s:3)")
+        XCTAssertEqual(noFunction.displayName, "libx.so+0x10")
+        XCTAssertEqual(noFunction.location, "/src/x.s:3")
 
         XCTAssertEqual(SymbolizedFrame(address: 0xabc).displayName, "0xabc")
-        XCTAssertEqual(SymbolizedFrame(address: 0xabc, function: "f", file: "f.c").displayName, "f (f.c)")
+        XCTAssertEqual(SymbolizedFrame(address: 0xabc, function: "f", file: "f.c").displayName, "f (0xabc)")
     }
 
     func testFramesRoundTripThroughJSON() throws {

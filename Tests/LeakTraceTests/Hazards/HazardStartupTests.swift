@@ -135,12 +135,9 @@ final class HazardStartupTests: XCTestCase {
         let plugin = try TracedProgram.buildLibrary("hazard_loader_plugin")
         let exe = try HazardKit.build("hazard_loader")
         let leakLine = try HazardKit.line(of: "leak", in: "hazard_loader_plugin.c")
-        for run in 1...HazardKit.runsPerCase {
-            let label = "run \(run)"
-            var invocation = HazardKit.Invocation(exe, [plugin, "1000"])
-            invocation.timeout = 120
-            let runs = try HazardKit.runBoth(invocation, label: label)
-            XCTAssertEqual(runs.traced.stdout, "iterations=1000 failed=0 leaked=1\n", label)
+        var invocation = HazardKit.Invocation(exe, [plugin, "1000"])
+        invocation.timeout = 120
+        try HazardKit.eachRun(invocation, stdout: "iterations=1000 failed=0 leaked=1\n") { runs, label in
             let trace = try HazardKit.singleCompleteTrace(runs, label)
             let path = trace.path
             XCTAssertEqual(trace.doubleLive, 0, label)
@@ -149,7 +146,7 @@ final class HazardStartupTests: XCTestCase {
             XCTAssertEqual(trace.allocationsBySize[4545], 1000, label)
             XCTAssertEqual(trace.freesBySize[4545], 1000, label)
             XCTAssertEqual(trace.liveBlocks(ofSize: 6161).count, 1, label)
-            guard let leak = trace.liveBlocks(ofSize: 6161).first else { continue }
+            guard let leak = trace.liveBlocks(ofSize: 6161).first else { return }
             let frames = trace.symbolize(leak, with: Symbolizer(), limit: 2)
             XCTAssertEqual(frames.first?.function, "loader_plugin_leak", label)
             XCTAssertEqual(frames.first?.module, plugin, "\(label): the closed library's module is remembered")

@@ -55,8 +55,7 @@ enum SymbolizationTestKit {
     // MARK: - Test programs
 
     enum Programs {
-        static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("Programs").path
+        static let directory = TracedProgram.programsDirectory.path
 
         static func source(_ name: String) -> String { directory + "/" + name }
 
