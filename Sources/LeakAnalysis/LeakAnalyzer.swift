@@ -101,11 +101,20 @@ struct StackAggregate {
         lastTime = max(lastTime, time)
     }
 
+    /// Whether `other`'s biggest block is shown instead of this one's: the larger, then the
+    /// earlier, then the lower address, so that the choice never depends on the order in which
+    /// stacks are met (a dictionary's, which changes from run to run).
+    func yieldsBiggest(to other: StackAggregate) -> Bool {
+        if other.largest != largest { return other.largest > largest }
+        if other.biggest.time != biggest.time { return other.biggest.time < biggest.time }
+        return other.biggest.address < biggest.address
+    }
+
     mutating func merge(_ other: StackAggregate) {
         blocks += other.blocks
         bytes &+= other.bytes
         smallest = min(smallest, other.smallest)
-        if other.largest > largest { largest = other.largest; biggest = other.biggest }
+        if yieldsBiggest(to: other) { largest = other.largest; biggest = other.biggest }
         byPath.merge(other.byPath)
         inherited = inherited + other.inherited
         firstTime = min(firstTime, other.firstTime)
@@ -266,7 +275,7 @@ struct AnalysisRun {
         for (reference, aggregate) in perStack {
             guard let stackClass = classes[reference], stackClass.suppressedBy == nil else { continue }
             if var existing = merged[stackClass.key] {
-                if aggregate.largest > existing.aggregate.largest {
+                if existing.aggregate.yieldsBiggest(to: aggregate) {
                     existing.biggestStack = reference
                     existing.name = stackClass.name
                     existing.callsite = stackClass.callsite

@@ -61,10 +61,11 @@ final class GrowthTests: XCTestCase {
         XCTAssertEqual(marks.compactMap { $0.string("source") }, ["program", "program", "signal", "program"])
         let middle = try XCTUnwrap(marks[1].int("timeUs")), signal = try XCTUnwrap(marks[2].int("timeUs"))
         // The handler writes the mark itself (the program raised the signal outside any
-        // allocation): right after "middle", with nothing allocated in between, and no later
-        // than the next tick of the tracer's clock (10 ms).
+        // allocation): right after "middle", with nothing allocated in between, stamped with
+        // the tracer's coarse clock, which the writer advances every 10 ms (a tick stretched to
+        // 12 ms on a machine running two test suites, hence the margin).
         XCTAssertGreaterThanOrEqual(signal, middle)
-        XCTAssertLessThanOrEqual(signal - middle, 10_000)
+        XCTAssertLessThanOrEqual(signal - middle, 50_000)
         let between = try GrowthSupport.json(["growth", trace, "--from", "middle", "--to", "signal-1"])
         XCTAssertEqual(between.object("total").object("newSinceFrom").int("blocks"), 0)
         XCTAssertEqual(between.object("total").int("deltaBytes"), 0)

@@ -254,3 +254,26 @@ extension CLIEndToEndTests {
         XCTAssertGreaterThanOrEqual(defaults.object("summary").object("suppressed").int("bytes") ?? 0, bufferBytes)
     }
 }
+
+final class ReportDeterminismTests: XCTestCase {
+    /// Eight stacks of one group tie for its biggest block: every run of leakreport (each with
+    /// its own hash seed) shows the same one, the first allocated (caller_3, by the program's
+    /// order, when the clock cannot tell them apart the lowest address).
+    func testTiedBiggestBlocksAreShownTheSameEveryRun() throws {
+        let trace = try CLIEndToEndTests.traceOne("tied_leaks")
+        var outputs = Set<String>()
+        var shownStacks = Set<String>()
+        for _ in 0..<6 {
+            let text = try LeakReportRunner.run([trace])
+            XCTAssertEqual(text.status, 0)
+            outputs.insert(text.stdout)
+            let root = try LeakReportRunner.json([trace])
+            let group = CLIEndToEndTests.group(root, function: "leaf")
+            XCTAssertEqual(group.int("blocks"), 8)
+            let frames = group.object("biggest").objects("stack").compactMap { $0.string("function") }
+            shownStacks.insert(frames.joined(separator: " < "))
+        }
+        XCTAssertEqual(outputs.count, 1, "the text report differs between runs")
+        XCTAssertEqual(shownStacks.count, 1, "the shown stack differs between runs: \(shownStacks)")
+    }
+}
