@@ -18,13 +18,13 @@ void lt_detect_allocator(void) {
     Dl_info info;
     lt.allocator_is_glibc = 0;
     strcpy(lt.allocator_name, "unknown");
-    if (lt.real.malloc && dladdr((void *)lt.real.malloc, &info) && info.dli_fname) {
+    if (lt_real.malloc && dladdr((void *)lt_real.malloc, &info) && info.dli_fname) {
         const char *base = strrchr(info.dli_fname, '/');
         base = base ? base + 1 : info.dli_fname;
         lt.allocator_is_glibc = strncmp(base, "libc.so", 7) == 0;
         strncpy(lt.allocator_name, lt.allocator_is_glibc ? "glibc" : info.dli_fname, sizeof lt.allocator_name - 1);
         /* Its mappings are its heap, made under its own locks: never unwind there. */
-        if (!lt.allocator_is_glibc) lt_add_internal_mapper((const void *)lt.real.malloc);
+        if (!lt.allocator_is_glibc) lt_add_internal_mapper((const void *)lt_real.malloc);
     }
     /* If another object defines malloc ahead of us in the search order (a preloaded jemalloc
      * listed first, or an allocator linked into the program), the program's calls never reach

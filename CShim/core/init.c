@@ -24,68 +24,6 @@ struct lt_state lt = {
 
 __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));
 
-/* ---- bootstrap: dlsym itself calls calloc before the real functions are known ---- */
-
-static uint8_t bootstrap_pool[64 * 1024] __attribute__((aligned(64)));
-static _Atomic size_t bootstrap_used;
-static _Atomic int resolve_state; /* 0 not yet, 1 resolving, 2 done */
-
-int lt_in_bootstrap_pool(const void *p) {
-    return (const uint8_t *)p >= bootstrap_pool && (const uint8_t *)p < bootstrap_pool + sizeof bootstrap_pool;
-}
-
-void *lt_bootstrap_alloc(size_t size, size_t align) {
-    if (align < 16) align = 16;
-    size_t start, end;
-    size_t used = atomic_load(&bootstrap_used);
-    do {
-        start = (used + align - 1) & ~(align - 1);
-        end = start + size;
-        if (end > sizeof bootstrap_pool) return NULL;
-    } while (!atomic_compare_exchange_weak(&bootstrap_used, &used, end));
-    return bootstrap_pool + start;
-}
-
-#define RESOLVE(field, name) lt.real.field = (__typeof__(lt.real.field))dlsym(RTLD_NEXT, name)
-
-void lt_ensure_resolved(void) {
-    int expected = 0;
-    /* Whoever is resolving right now (in practice the only thread at start-up, re-entered
-     * through dlsym's calloc) gets a quick "not yet", and the bootstrap pool serves it. */
-    if (!atomic_compare_exchange_strong(&resolve_state, &expected, 1)) return;
-    RESOLVE(free, "free");
-    RESOLVE(malloc, "malloc");
-    RESOLVE(calloc, "calloc");
-    RESOLVE(realloc, "realloc");
-    RESOLVE(reallocarray, "reallocarray");
-    RESOLVE(posix_memalign, "posix_memalign");
-    RESOLVE(aligned_alloc, "aligned_alloc");
-    RESOLVE(memalign, "memalign");
-    RESOLVE(valloc, "valloc");
-    RESOLVE(pvalloc, "pvalloc");
-    RESOLVE(mmap, "mmap");
-    RESOLVE(mmap64, "mmap64");
-    RESOLVE(munmap, "munmap");
-    RESOLVE(mremap, "mremap");
-    RESOLVE(brk, "brk");
-    RESOLVE(sbrk, "sbrk");
-    RESOLVE(mallopt, "mallopt");
-    RESOLVE(dlclose, "dlclose");
-    RESOLVE(dlopen, "dlopen");
-    RESOLVE(execve, "execve");
-    RESOLVE(execvpe, "execvpe");
-    RESOLVE(execvp, "execvp");
-    RESOLVE(fexecve, "fexecve");
-    RESOLVE(exit_, "_exit");
-    RESOLVE(Exit_, "_Exit");
-    RESOLVE(abort, "abort");
-    RESOLVE(pthread_setname_np, "pthread_setname_np");
-    RESOLVE(fork, "fork");
-    RESOLVE(pipe2, "pipe2");
-    RESOLVE(dl_iterate_phdr, "dl_iterate_phdr");
-    atomic_store(&resolve_state, 2);
-}
-
 /* ---- small helpers ---- */
 
 uint64_t lt_current_tid(void) {

@@ -26,6 +26,7 @@
 struct dl_phdr_info;
 
 #include "lock.h"
+#include "real.h"
 
 #define LT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define LT_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -79,40 +80,6 @@ enum {
     LT_UNWIND_WALK,      /* the walker without the cache (to measure each on its own) */
 };
 
-/* ---- real functions, resolved with dlsym(RTLD_NEXT) ---- */
-struct lt_real {
-    void *(*malloc)(size_t);
-    void (*free)(void *);
-    void *(*calloc)(size_t, size_t);
-    void *(*realloc)(void *, size_t);
-    void *(*reallocarray)(void *, size_t, size_t);
-    int (*posix_memalign)(void **, size_t, size_t);
-    void *(*aligned_alloc)(size_t, size_t);
-    void *(*memalign)(size_t, size_t);
-    void *(*valloc)(size_t);
-    void *(*pvalloc)(size_t);
-    void *(*mmap)(void *, size_t, int, int, int, off_t);
-    void *(*mmap64)(void *, size_t, int, int, int, off_t);
-    int (*munmap)(void *, size_t);
-    void *(*mremap)(void *, size_t, size_t, int, ...);
-    int (*brk)(void *);
-    void *(*sbrk)(intptr_t);
-    int (*mallopt)(int, int);
-    int (*dlclose)(void *);
-    void *(*dlopen)(const char *, int);
-    int (*execve)(const char *, char *const[], char *const[]);
-    int (*execvpe)(const char *, char *const[], char *const[]);
-    int (*execvp)(const char *, char *const[]);
-    int (*fexecve)(int, char *const[], char *const[]);
-    void (*exit_)(int);
-    void (*Exit_)(int);
-    void (*abort)(void);
-    int (*pthread_setname_np)(pthread_t, const char *);
-    pid_t (*fork)(void);
-    int (*pipe2)(int[2], int);
-    int (*dl_iterate_phdr)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
-};
-
 /* ---- an append buffer that becomes one chunk ---- */
 /* Each buffer has a cache line of its own: with several threads recording, the event lock's
  * line, the active buffer's line and the line being written move between cores on every event;
@@ -161,7 +128,6 @@ struct lt_ring {
 struct lt_state {
     _Atomic int phase;
     struct lt_config config;
-    struct lt_real real;
 
     /* The event lock orders every record: it guards the active buffer, the stack tables'
      * insertions and the counters, which share its cache line (see struct lt_buffer). Held
@@ -261,9 +227,6 @@ struct lt_thread {
 extern __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));
 
 /* ---- core/init.c ---- */
-LT_HIDDEN void lt_ensure_resolved(void);
-LT_HIDDEN int lt_in_bootstrap_pool(const void *p);
-LT_HIDDEN void *lt_bootstrap_alloc(size_t size, size_t align);
 LT_HIDDEN uint64_t lt_current_tid(void);
 LT_HIDDEN void lt_warn(const char *msg1, const char *msg2, const char *msg3);
 LT_HIDDEN void lt_finish(const char *reason);

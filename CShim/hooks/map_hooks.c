@@ -71,22 +71,22 @@ static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), ui
 }
 
 LT_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-    if (LT_UNLIKELY(!lt.real.mmap)) lt_ensure_resolved();
-    return mmap_common(lt.real.mmap, (uintptr_t)__builtin_return_address(0), addr, len, prot, flags, fd, off);
+    LT_NEED_REAL(mmap);
+    return mmap_common(lt_real.mmap, (uintptr_t)__builtin_return_address(0), addr, len, prot, flags, fd, off);
 }
 
 LT_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-    if (LT_UNLIKELY(!lt.real.mmap64)) lt_ensure_resolved();
-    return mmap_common(lt.real.mmap64 ? lt.real.mmap64 : lt.real.mmap, (uintptr_t)__builtin_return_address(0), addr,
+    LT_NEED_REAL(mmap64);
+    return mmap_common(lt_real.mmap64 ? lt_real.mmap64 : lt_real.mmap, (uintptr_t)__builtin_return_address(0), addr,
                        len, prot, flags, fd, off);
 }
 
 LT_EXPORT int munmap(void *addr, size_t len) {
-    if (LT_UNLIKELY(!lt.real.munmap)) lt_ensure_resolved();
+    LT_NEED_REAL(munmap);
     if (lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
-        return lt.real.munmap(addr, len);
+        return lt_real.munmap(addr, len);
     uint32_t stack = begin_map_event();
-    int r = lt.real.munmap(addr, len);
+    int r = lt_real.munmap(addr, len);
     int err = r ? errno : 0;
     uint8_t body[64], *p = body;
     p = lt_put_uv(p, (uint64_t)(uintptr_t)addr);
@@ -100,7 +100,7 @@ LT_EXPORT int munmap(void *addr, size_t len) {
 }
 
 LT_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, ...) {
-    if (LT_UNLIKELY(!lt.real.mremap)) lt_ensure_resolved();
+    LT_NEED_REAL(mremap);
     void *new_addr = NULL;
     if (flags & MREMAP_FIXED) {
         va_list ap;
@@ -109,9 +109,9 @@ LT_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, .
         va_end(ap);
     }
     if (lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
-        return lt.real.mremap(old, old_size, new_size, flags, new_addr);
+        return lt_real.mremap(old, old_size, new_size, flags, new_addr);
     uint32_t stack = begin_map_event();
-    void *r = lt.real.mremap(old, old_size, new_size, flags, new_addr);
+    void *r = lt_real.mremap(old, old_size, new_size, flags, new_addr);
     int err = r == MAP_FAILED ? errno : 0;
     uint8_t body[96], *p = body;
     p = lt_put_uv(p, (uint64_t)(uintptr_t)old);
@@ -128,14 +128,14 @@ LT_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, .
 }
 
 LT_EXPORT int brk(void *addr) {
-    if (LT_UNLIKELY(!lt.real.brk)) lt_ensure_resolved();
+    LT_NEED_REAL(brk);
     if (lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
-        return lt.real.brk(addr);
+        return lt_real.brk(addr);
     uint32_t stack = begin_map_event();
-    void *before = lt.real.sbrk(0);
-    int r = lt.real.brk(addr);
+    void *before = lt_real.sbrk(0);
+    int r = lt_real.brk(addr);
     int err = r ? errno : 0;
-    void *after = lt.real.sbrk(0);
+    void *after = lt_real.sbrk(0);
     uint8_t body[64], *p = body;
     p = lt_put_uv(p, (uint64_t)(uintptr_t)addr);
     p = lt_put_sv(p, r);
@@ -148,14 +148,14 @@ LT_EXPORT int brk(void *addr) {
 }
 
 LT_EXPORT void *sbrk(intptr_t increment) {
-    if (LT_UNLIKELY(!lt.real.sbrk)) lt_ensure_resolved();
+    LT_NEED_REAL(sbrk);
     /* sbrk(0) only asks where the break is: not worth a record. */
     if (increment == 0 || lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
-        return lt.real.sbrk(increment);
+        return lt_real.sbrk(increment);
     uint32_t stack = begin_map_event();
-    void *r = lt.real.sbrk(increment);
+    void *r = lt_real.sbrk(increment);
     int err = r == (void *)-1 ? errno : 0;
-    void *after = lt.real.sbrk(0);
+    void *after = lt_real.sbrk(0);
     uint8_t body[64], *p = body;
     p = lt_put_sv(p, increment);
     p = lt_put_uv(p, r == (void *)-1 ? FAILED_ADDRESS : (uint64_t)(uintptr_t)r);
@@ -167,9 +167,9 @@ LT_EXPORT void *sbrk(intptr_t increment) {
 }
 
 LT_EXPORT int mallopt(int param, int value) {
-    if (LT_UNLIKELY(!lt.real.mallopt)) lt_ensure_resolved();
-    if (!lt_hook_enter()) return lt.real.mallopt(param, value);
-    int r = lt.real.mallopt(param, value);
+    LT_NEED_REAL(mallopt);
+    if (!lt_hook_enter()) return lt_real.mallopt(param, value);
+    int r = lt_real.mallopt(param, value);
     int saved = errno;
     uint8_t body[40], *p = body;
     p = lt_put_sv(p, param);

@@ -21,8 +21,8 @@ void lt_emit_fork(pid_t child) {
 }
 
 LT_EXPORT pid_t fork(void) {
-    if (LT_UNLIKELY(!lt.real.fork)) lt_ensure_resolved();
-    pid_t child = lt.real.fork();
+    LT_NEED_REAL(fork);
+    pid_t child = lt_real.fork();
     if (child > 0 && atomic_load(&lt.phase) == PHASE_TRACING && !lt_self.in_hook) {
         int saved = errno;
         lt_self.in_hook = LT_IN_TRACER;
@@ -59,9 +59,9 @@ static void after_failed_exec(void) {
 }
 
 LT_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
-    if (LT_UNLIKELY(!lt.real.execve)) lt_ensure_resolved();
+    LT_NEED_REAL(execve);
     before_exec(path);
-    int r = lt.real.execve(path, argv, envp);
+    int r = lt_real.execve(path, argv, envp);
     int saved = errno;
     after_failed_exec();
     errno = saved;
@@ -74,9 +74,9 @@ LT_EXPORT int execv(const char *path, char *const argv[]) {
 }
 
 LT_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
-    if (LT_UNLIKELY(!lt.real.execvpe)) lt_ensure_resolved();
+    LT_NEED_REAL(execvpe);
     before_exec(file);
-    int r = lt.real.execvpe(file, argv, envp);
+    int r = lt_real.execvpe(file, argv, envp);
     int saved = errno;
     after_failed_exec();
     errno = saved;
@@ -89,9 +89,9 @@ LT_EXPORT int execvp(const char *file, char *const argv[]) {
 }
 
 LT_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
-    if (LT_UNLIKELY(!lt.real.fexecve)) lt_ensure_resolved();
+    LT_NEED_REAL(fexecve);
     before_exec("(fexecve)");
-    int r = lt.real.fexecve(fd, argv, envp);
+    int r = lt_real.fexecve(fd, argv, envp);
     int saved = errno;
     after_failed_exec();
     errno = saved;
@@ -131,23 +131,23 @@ LT_EXPORT int execle(const char *path, const char *arg, ...) {
 /* ---- exits that skip exit handlers ---- */
 
 LT_EXPORT void _exit(int status) {
-    if (LT_UNLIKELY(!lt.real.exit_)) lt_ensure_resolved();
+    LT_NEED_REAL(exit_);
     if (!lt_self.in_hook) lt_finish("_exit");
-    lt.real.exit_(status);
+    lt_real.exit_(status);
     __builtin_unreachable();
 }
 
 LT_EXPORT void _Exit(int status) {
-    if (LT_UNLIKELY(!lt.real.Exit_)) lt_ensure_resolved();
+    LT_NEED_REAL(Exit_);
     if (!lt_self.in_hook) lt_finish("_Exit");
-    lt.real.Exit_(status);
+    lt_real.Exit_(status);
     __builtin_unreachable();
 }
 
 LT_EXPORT void abort(void) {
-    if (LT_UNLIKELY(!lt.real.abort)) lt_ensure_resolved();
+    LT_NEED_REAL(abort);
     if (!lt_self.in_hook) lt_finish("abort");
-    lt.real.abort();
+    lt_real.abort();
     __builtin_unreachable();
 }
 
@@ -155,13 +155,13 @@ LT_EXPORT void abort(void) {
 
 /* Snapshot the modules while the library is still loaded: its frames must stay resolvable. */
 LT_EXPORT int dlclose(void *handle) {
-    if (LT_UNLIKELY(!lt.real.dlclose)) lt_ensure_resolved();
+    LT_NEED_REAL(dlclose);
     if (atomic_load(&lt.phase) == PHASE_TRACING && !lt_self.in_hook) {
         lt_self.in_hook = LT_IN_TRACER;
         lt_modules_snapshot(0);
         lt_self.in_hook = 0;
     }
-    int r = lt.real.dlclose(handle);
+    int r = lt_real.dlclose(handle);
     /* What the unwinders learned of the library's code must not be used for code loaded at
      * its addresses later. */
     lt_stacks_forget_code();
@@ -173,9 +173,9 @@ LT_EXPORT int dlclose(void *handle) {
  * call so that the loader still sees the program as the caller and resolves $ORIGIN against
  * the program's RUNPATH, not ours (memray 53d00c19). */
 LT_EXPORT void *dlopen(const char *file, int mode) {
-    if (LT_UNLIKELY(!lt.real.dlopen)) lt_ensure_resolved();
+    LT_NEED_REAL(dlopen);
     if (LT_UNLIKELY(mode & RTLD_DEEPBIND)) mode &= ~RTLD_DEEPBIND;
-    return lt.real.dlopen(file, mode); /* compiled as a jump: checked by Scripts/build.sh */
+    return lt_real.dlopen(file, mode); /* compiled as a jump: checked by Scripts/build.sh */
 }
 
 /* The program's own walks of the loader's list: the loader holds its list lock (a recursive
@@ -183,10 +183,10 @@ LT_EXPORT void *dlopen(const char *file, int mode) {
  * reaches our hooks with that lock held, and they must not unwind then (core/stacks.c,
  * lt_capture_stack). Calls made inside our hooks (libunwind's, ours) pass straight through. */
 LT_EXPORT int dl_iterate_phdr(int (*callback)(struct dl_phdr_info *, size_t, void *), void *data) {
-    if (LT_UNLIKELY(!lt.real.dl_iterate_phdr)) lt_ensure_resolved();
-    if (lt_self.in_hook) return lt.real.dl_iterate_phdr(callback, data);
+    LT_NEED_REAL(dl_iterate_phdr);
+    if (lt_self.in_hook) return lt_real.dl_iterate_phdr(callback, data);
     lt_self.loader_locked++;
-    int r = lt.real.dl_iterate_phdr(callback, data);
+    int r = lt_real.dl_iterate_phdr(callback, data);
     lt_self.loader_locked--;
     return r;
 }
@@ -194,8 +194,8 @@ LT_EXPORT int dl_iterate_phdr(int (*callback)(struct dl_phdr_info *, size_t, voi
 /* ---- thread names ---- */
 
 LT_EXPORT int pthread_setname_np(pthread_t thread, const char *name) {
-    if (LT_UNLIKELY(!lt.real.pthread_setname_np)) lt_ensure_resolved();
-    int r = lt.real.pthread_setname_np(thread, name);
+    LT_NEED_REAL(pthread_setname_np);
+    int r = lt_real.pthread_setname_np(thread, name);
     if (r == 0 && pthread_equal(thread, pthread_self()) && !lt_self.in_hook &&
         atomic_load(&lt.phase) == PHASE_TRACING) {
         lt_self.in_hook = LT_IN_TRACER;
@@ -316,8 +316,8 @@ void lt_emit_pending_marks(void) {
  * close the program's files. Its pipe is moved to high descriptor numbers, which programs
  * rarely reuse; the program's own pipe2 calls are passed through untouched. */
 LT_EXPORT int pipe2(int fds[2], int flags) {
-    if (LT_UNLIKELY(!lt.real.pipe2)) lt_ensure_resolved();
-    int r = lt.real.pipe2(fds, flags);
+    LT_NEED_REAL(pipe2);
+    int r = lt_real.pipe2(fds, flags);
     uintptr_t caller = (uintptr_t)__builtin_return_address(0);
     if (r == 0 && caller >= lt.unwind_text_start && caller < lt.unwind_text_end) {
         int saved = errno;
