@@ -153,16 +153,15 @@ extern _Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
 /* Appends " name=value" (or "name=value" at the start) to a line of at most `cap` bytes. */
 static void put_count(char *line, size_t cap, const char *name, uint64_t value) {
     char digits[24];
-    int n = 0;
-    do digits[n++] = (char)('0' + value % 10); while ((value /= 10) > 0);
+    size_t n = (size_t)(lt_put_decimal(digits, value) - digits);
     size_t at = strlen(line);
-    size_t need = (at ? 1 : 0) + strlen(name) + 1 + (size_t)n;
+    size_t need = (at ? 1 : 0) + strlen(name) + 1 + n;
     if (at + need >= cap) return;
     if (at) line[at++] = ' ';
     for (const char *c = name; *c; c++) line[at++] = *c;
     line[at++] = '=';
-    while (n) line[at++] = digits[--n];
-    line[at] = 0;
+    memcpy(line + at, digits, n);
+    line[at + n] = 0;
 }
 
 /* The test suite runs programs with LEAKTRACE_UNWIND=verify and reads this note: every

@@ -57,27 +57,12 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *data) {
     const char *path = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : NULL;
     if (!path && w->count == 0) path = lt.program_path; /* the main program has no name here */
     if (!path) path = "";
-    size_t path_len = strlen(path);
     const uint8_t *id = NULL;
     size_t id_len = find_build_id(info, &id);
-    size_t need = path_len + id_len + 64 + (size_t)info->dlpi_phnum * 30;
-    if ((size_t)(w->end - w->out) < need) {
+    uint8_t *p = lt_encode_module(w->out, (size_t)(w->end - w->out), info, path, id, id_len);
+    if (!p) {
         w->overflow = 1;
         return 1;
-    }
-    uint8_t *p = w->out;
-    p = lt_put_str(p, path, path_len);
-    p = lt_put_uv(p, info->dlpi_addr);
-    p = lt_put_str(p, (const char *)id, id_len);
-    int segments = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) segments += info->dlpi_phdr[i].p_type == PT_LOAD;
-    p = lt_put_uv(p, (uint64_t)segments);
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD) continue;
-        p = lt_put_uv(p, info->dlpi_addr + ph->p_vaddr);
-        p = lt_put_uv(p, ph->p_memsz);
-        p = lt_put_uv(p, ph->p_flags);
     }
     w->out = p;
     w->count++;
@@ -129,23 +114,13 @@ static void snapshot_locked(int force) {
     }
     if (!snapshot_body) snapshot_body = lt_raw_mmap(SNAPSHOT_CAPACITY);
     if (!snapshot_body) return;
-    /* The body starts with generation and count, whose sizes are known only afterwards:
-     * modules are encoded after a 20-byte gap that is filled in at the end. */
-    struct snapshot_walk w = {snapshot_body + 20, snapshot_body + SNAPSHOT_CAPACITY, 0, 0, 0, 0};
+    uint8_t *modules = snapshot_body + LT_MODULES_PREFIX_MAX;
+    struct snapshot_walk w = {modules, snapshot_body + SNAPSHOT_CAPACITY, 0, 0, 0, 0};
     dl_iterate_phdr(add_module, &w);
-    uint64_t generation = ++lt.modules_generation;
-    uint8_t prefix[20], *p = prefix;
-    p = lt_put_uv(p, generation);
-    p = lt_put_uv(p, w.count);
-    size_t prefix_len = (size_t)(p - prefix);
-    uint8_t *body = snapshot_body + 20 - prefix_len;
-    memcpy(body, prefix, prefix_len);
+    uint8_t *body = lt_encode_modules_prefix(modules, ++lt.modules_generation, w.count);
     lt.modules_adds = w.adds;
     lt.modules_subs = w.subs;
-
-    lt_lock_events();
-    lt_append_sized_locked(TAG_MODULES, body, (size_t)(w.out - body));
-    lt_unlock(&lt.event_lock);
+    lt_append_record(TAG_MODULES, body, (size_t)(w.out - body), LT_NO_CONTEXT);
 }
 
 struct text_query {

@@ -27,31 +27,14 @@ struct dl_phdr_info;
 
 #include "lock.h"
 #include "real.h"
+#include "../format/records.h"
 
 #define LT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define LT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define LT_HIDDEN __attribute__((visibility("hidden")))
 #define LT_EXPORT __attribute__((visibility("default")))
 
-#define LT_VERSION "1.0.0"
 #define LT_MAX_DEPTH 256
-
-/* ---- record tags (docs/trace-format.md) ---- */
-enum {
-    TAG_ALLOC = 0x01, TAG_FREE = 0x02, TAG_REALLOC_RELEASE = 0x03, TAG_REALLOC = 0x04,
-    TAG_TIME = 0x05, TAG_THREAD = 0x06, TAG_STACK = 0x07,
-    TAG_MODULES = 0x40, TAG_MMAP = 0x41, TAG_MUNMAP = 0x42, TAG_MREMAP = 0x43, TAG_BRK = 0x44,
-    TAG_SBRK = 0x45, TAG_MALLOPT = 0x46, TAG_SAMPLE = 0x47, TAG_MARK = 0x48,
-    TAG_THREAD_NAME = 0x49, TAG_FORK = 0x4A, TAG_EXEC = 0x4B, TAG_NOTE = 0x4C, TAG_END = 0x4F,
-};
-
-enum lt_alloc_fn {
-    FN_MALLOC = 0, FN_CALLOC, FN_REALLOC, FN_REALLOCARRAY, FN_POSIX_MEMALIGN,
-    FN_ALIGNED_ALLOC, FN_MEMALIGN, FN_VALLOC, FN_PVALLOC,
-};
-
-enum lt_path { PATH_UNKNOWN = 0, PATH_HEAP = 1, PATH_MMAP = 2, PATH_THREAD_ARENA = 3 };
-enum lt_realloc_status { REALLOC_OK = 0, REALLOC_FAILED = 1, REALLOC_FREED = 2 };
 
 /* ---- tracer phases ---- */
 enum lt_phase {
@@ -88,31 +71,13 @@ struct __attribute__((aligned(64))) lt_buffer {
     uint8_t *data;
     size_t len;
     size_t cap;
-    /* per-chunk encoder state, reset when the buffer is emptied */
-    uint64_t prev_addr;
-    uint64_t cur_tid;
-    uint64_t cur_time;
-    int has_time;
+    struct lt_chunk_state chunk; /* reset when the buffer is emptied */
 };
 
 #define LT_BUFFER_COUNT 8
 
 /* ---- per-thread event rings (io/rings.c) ---- */
-/* One allocator event as a hook saw it, waiting in its thread's ring to be merged. */
-struct lt_ring_event {
-    uint64_t seq;      /* from lt.event_seq: the event's place in the trace */
-    uint64_t addr;     /* the block (REALLOC: the old one) */
-    uint64_t addr2;    /* REALLOC: the new block */
-    uint64_t size;
-    uint64_t time_us;
-    uint32_t stack;
-    uint8_t tag;       /* TAG_ALLOC, TAG_FREE, TAG_REALLOC_RELEASE or TAG_REALLOC */
-    uint8_t info;      /* the record's info byte */
-};
-
 #define LT_RING_EVENTS 2048   /* a power of two */
-/* The most bytes one merged event takes in a buffer: THREAD and TIME, then the record. */
-#define LT_RING_RECORD_MAX (24 + 1 + 1 + 10 + 10 + 10 + 5)
 
 struct lt_ring {
     _Alignas(64) _Atomic uint64_t head;   /* events published (the owner writes) */
@@ -121,7 +86,7 @@ struct lt_ring {
     uint64_t tid;                         /* the owner's */
     int slot;                             /* index in the registry */
     struct lt_ring *next_free;
-    _Alignas(64) struct lt_ring_event events[LT_RING_EVENTS];
+    _Alignas(64) struct lt_event events[LT_RING_EVENTS];
 };
 
 /* ---- the whole tracer state ---- */
@@ -298,44 +263,21 @@ static inline int lt_chunk_path(const void *p) {
     return PATH_HEAP;
 }
 
-/* ---- the record encoder: the C half of docs/trace-format.md (inline: every hook uses it) ---- */
-static inline uint8_t *lt_put_uv(uint8_t *out, uint64_t v) {
-    while (v >= 0x80) {
-        *out++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *out++ = (uint8_t)v;
-    return out;
-}
-
-static inline uint8_t *lt_put_sv(uint8_t *out, int64_t v) {
-    return lt_put_uv(out, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-static inline uint8_t *lt_put_str(uint8_t *out, const char *s, size_t len) {
-    out = lt_put_uv(out, len);
-    __builtin_memcpy(out, s, len);
-    return out + len;
-}
-
-/* Addresses are written as the signed difference from the previous address in the chunk:
- * a block freed soon after it was allocated costs a byte or two. */
-static inline uint8_t *lt_put_addr(struct lt_buffer *b, uint8_t *out, uint64_t addr) {
-    out = lt_put_sv(out, (int64_t)(addr - b->prev_addr));
-    b->prev_addr = addr;
-    return out;
-}
-
-/* ---- format/encoder.c ---- */
-LT_HIDDEN size_t lt_encode_header(uint8_t *out, size_t cap, const char *parent_trace,
-                                  uint64_t parent_offset);
-
 /* ---- io/writer.c ---- */
 LT_HIDDEN uint8_t *lt_reserve_slow_locked(size_t need);
 LT_HIDDEN void lt_buffer_full_locked(void);
 LT_HIDDEN void lt_context_slow_locked(uint64_t tid, uint64_t now);
-LT_HIDDEN void lt_append_sized_locked(uint8_t tag, const uint8_t *body, size_t len);
-LT_HIDDEN int lt_append_sized_nowait_locked(uint8_t tag, const uint8_t *body, size_t len);
+/* Whether a sized record carries THREAD and TIME context. */
+enum lt_context { LT_NO_CONTEXT = 0, LT_WITH_CONTEXT = 1 };
+/* Appends a sized record (body from a format/records.h encoder) written directly: takes the
+ * event lock, merges the rings' older events first, writes the context if asked, unlocks.
+ * Nothing is written when not tracing. */
+LT_HIDDEN void lt_append_record(uint8_t tag, const uint8_t *body, size_t len, enum lt_context context);
+/* The same with the event lock already held. */
+LT_HIDDEN void lt_append_record_locked(uint8_t tag, const uint8_t *body, size_t len, enum lt_context context);
+/* For a signal handler: appends a sized record with its context only if it fits in the active
+ * buffer as it is (never rotates buffers, never waits). Returns 0 when it did not fit. */
+LT_HIDDEN int lt_append_record_nowait_locked(uint8_t tag, const uint8_t *body, size_t len);
 LT_HIDDEN int lt_open_output(const char *parent_trace, uint64_t parent_offset);
 LT_HIDDEN void lt_buffers_init(void);
 LT_HIDDEN void lt_writer_start(void);
@@ -351,7 +293,7 @@ LT_HIDDEN void lt_ring_make_room(struct lt_ring *r);
 LT_HIDDEN void lt_rings_wait_open(void);
 LT_HIDDEN void lt_rings_drain_locked(void);
 LT_HIDDEN int lt_rings_drain_nowait_locked(void);
-LT_HIDDEN void lt_append_event_locked(const struct lt_ring_event *e, uint64_t tid);
+LT_HIDDEN void lt_append_event_locked(const struct lt_event *e, uint64_t tid);
 LT_HIDDEN void lt_rings_init(void);
 LT_HIDDEN void lt_rings_close(void);
 LT_HIDDEN void lt_rings_open(void);
@@ -360,7 +302,6 @@ LT_HIDDEN void lt_rings_after_fork(void);
 /* ---- hooks: recorders used by several hook files ---- */
 LT_HIDDEN void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0, uintptr_t bp);
 LT_HIDDEN void lt_record_free(void *p);
-LT_HIDDEN void lt_emit_fork(pid_t child);
 LT_HIDDEN void lt_emit_pending_marks(void);
 
 /* True in a child that shares or copies our state without having gone through the fork
@@ -424,26 +365,6 @@ static inline void lt_commit_locked(uint8_t *end) {
     if (LT_UNLIKELY(b->len >= LT_FLUSH_SIZE)) lt_buffer_full_locked();
 }
 
-/* Writes THREAD and TIME at `o` when the thread or the clock changed since the chunk's last
- * event (at most 24 bytes). TIME never goes back: a merged event may carry a clock reading a
- * tick older than one written before it. */
-static inline uint8_t *lt_put_context(struct lt_buffer *b, uint8_t *o, uint64_t tid, uint64_t now) {
-    if (LT_UNLIKELY(b->cur_tid != tid)) {
-        *o++ = TAG_THREAD;
-        o = lt_put_uv(o, tid);
-        b->cur_tid = tid;
-    }
-    if (now < lt.time_floor) now = lt.time_floor;
-    if (LT_UNLIKELY(!b->has_time || b->cur_time != now)) {
-        *o++ = TAG_TIME;
-        o = lt_put_uv(o, now);
-        b->cur_time = now;
-        b->has_time = 1;
-        lt.time_floor = now;
-    }
-    return o;
-}
-
 /* Takes the event lock for a record written directly (a mapping, a mark, modules, a sample,
  * END): the events the rings hold are older, so they go first. */
 static inline void lt_lock_events(void) {
@@ -453,7 +374,7 @@ static inline void lt_lock_events(void) {
 
 /* Puts an allocator event in the calling thread's ring; returns 0 when the thread has no ring
  * (the caller then appends it under the event lock). The hot path of every hook. */
-static inline int lt_ring_push(struct lt_ring_event *e) {
+static inline int lt_ring_push(struct lt_event *e) {
     struct lt_ring *r = lt_self.ring;
     if (LT_UNLIKELY(!r) && !(r = lt_ring_claim())) return 0;
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -481,7 +402,7 @@ static inline int lt_ring_push(struct lt_ring_event *e) {
 static inline void lt_event_context_locked(uint64_t tid) {
     struct lt_buffer *b = &lt.buffers[lt.active];
     uint64_t now = atomic_load_explicit(&lt.now_us, memory_order_relaxed);
-    if (LT_LIKELY(b->cur_tid == tid && b->has_time && b->cur_time == now)) return;
+    if (LT_LIKELY(b->chunk.cur_tid == tid && b->chunk.has_time && b->chunk.cur_time == now)) return;
     lt_context_slow_locked(tid, now);
 }
 #endif

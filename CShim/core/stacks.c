@@ -494,13 +494,10 @@ static uint32_t node_get_or_emit(uint32_t parent, uint64_t ip) {
         if (s->ip == ip && s->parent == parent) return s->id;
     }
     if ((node_table->used + 1) * 2 > node_table->mask + 1 && !grow_node_table()) return 0;
-    uint8_t *p = lt_reserve_locked(1 + 10 + 10);
+    uint8_t *p = lt_reserve_locked(LT_STACK_RECORD_MAX);
     if (!p) return 0;
     uint32_t id = ++next_node_id;
-    *p++ = TAG_STACK;
-    p = lt_put_uv(p, parent);
-    p = lt_put_uv(p, ip);
-    lt_commit_locked(p);
+    lt_commit_locked(lt_encode_stack(p, parent, ip));
     lt.count_stacks++;
     node_put(node_table, parent, ip, id);
     return id;

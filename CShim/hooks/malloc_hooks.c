@@ -10,7 +10,7 @@
 
 /* Puts the event in the thread's ring; a thread without one (past the thousandth, or exiting)
  * appends it under the event lock, after the rings' older events. */
-static inline void record_event(struct lt_ring_event *e) {
+static inline void record_event(struct lt_event *e) {
     if (LT_LIKELY(lt_ring_push(e))) return;
     lt_lock_events();
     lt_append_event_locked(e, lt_current_tid());
@@ -30,7 +30,7 @@ static inline uint32_t capture_stack_id(uintptr_t cfa, uintptr_t ip0, uintptr_t 
 
 void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0, uintptr_t bp) {
     int saved = errno;
-    struct lt_ring_event e = {
+    struct lt_event e = {
         .tag = TAG_ALLOC,
         .info = (uint8_t)(fn | (lt_chunk_path(p) << 4)),
         .addr = (uint64_t)(uintptr_t)p,
@@ -42,7 +42,7 @@ void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0,
 }
 
 static void record_release(uint8_t tag, void *p) {
-    struct lt_ring_event e = {.tag = tag, .addr = (uint64_t)(uintptr_t)p};
+    struct lt_event e = {.tag = tag, .addr = (uint64_t)(uintptr_t)p};
     record_event(&e);
 }
 
@@ -54,7 +54,7 @@ void lt_record_free(void *p) {
 
 static void record_realloc(int fn_bit, int status, void *old, void *p, size_t size, uint32_t stack) {
     int path = p ? lt_chunk_path(p) : 0;
-    struct lt_ring_event e = {
+    struct lt_event e = {
         .tag = TAG_REALLOC,
         .info = (uint8_t)(status | (path << 4) | (fn_bit << 6)),
         .addr = (uint64_t)(uintptr_t)old,

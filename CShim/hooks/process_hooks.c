@@ -12,12 +12,9 @@
 /* ---- fork: the atfork handlers in core/init.c do the work; this records the child's pid
  * in the parent's trace. ---- */
 
-void lt_emit_fork(pid_t child) {
-    uint8_t body[16], *p = lt_put_uv(body, (uint64_t)child);
-    lt_lock_events();
-    lt_event_context_locked(lt_current_tid());
-    lt_append_sized_locked(TAG_FORK, body, (size_t)(p - body));
-    lt_unlock(&lt.event_lock);
+static void emit_fork(pid_t child) {
+    uint8_t body[LT_FORK_BODY_MAX];
+    lt_append_record(TAG_FORK, body, lt_encode_fork(body, (uint64_t)child), LT_WITH_CONTEXT);
 }
 
 LT_EXPORT pid_t fork(void) {
@@ -26,7 +23,7 @@ LT_EXPORT pid_t fork(void) {
     if (child > 0 && atomic_load(&lt.phase) == PHASE_TRACING && !lt_self.in_hook) {
         int saved = errno;
         lt_self.in_hook = LT_IN_TRACER;
-        lt_emit_fork(child);
+        emit_fork(child);
         lt_self.in_hook = 0;
         errno = saved;
     }
@@ -40,14 +37,10 @@ static void before_exec(const char *path) {
     if (atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook || lt_in_foreign_child()) return;
     int saved = errno;
     lt_self.in_hook = LT_IN_TRACER;
-    size_t len = path ? strlen(path) : 0;
-    if (len > 4000) len = 4000;
-    uint8_t body[4100], *p = lt_put_str(body, path ? path : "", len);
+    uint8_t body[LT_EXEC_BODY_MAX];
+    size_t len = lt_encode_exec(body, path);
     lt_modules_snapshot(0);
-    lt_lock_events();
-    lt_event_context_locked(lt_current_tid());
-    lt_append_sized_locked(TAG_EXEC, body, (size_t)(p - body));
-    lt_unlock(&lt.event_lock);
+    lt_append_record(TAG_EXEC, body, len, LT_WITH_CONTEXT);
     lt_flush_all(0);
     lt_self.in_hook = 0;
     errno = saved;
@@ -207,21 +200,9 @@ LT_EXPORT int pthread_setname_np(pthread_t thread, const char *name) {
 
 /* ---- marks ---- */
 
-static size_t encode_mark(uint8_t *body, const char *name, uint64_t source) {
-    size_t len = strlen(name);
-    if (len > 200) len = 200;
-    uint8_t *p = lt_put_str(body, name, len);
-    p = lt_put_uv(p, source);
-    return (size_t)(p - body);
-}
-
 static void emit_mark(const char *name, uint64_t source) {
-    uint8_t body[220];
-    size_t len = encode_mark(body, name, source);
-    lt_lock_events();
-    lt_event_context_locked(lt_current_tid());
-    lt_append_sized_locked(TAG_MARK, body, len);
-    lt_unlock(&lt.event_lock);
+    uint8_t body[LT_MARK_BODY_MAX];
+    lt_append_record(TAG_MARK, body, lt_encode_mark(body, name, source), LT_WITH_CONTEXT);
 }
 
 LT_EXPORT void leaktrace_mark_impl(const char *name) {
@@ -249,19 +230,12 @@ static void write_signal_marks_locked(int may_rotate) {
     uint64_t written = atomic_load_explicit(&signal_marks_written, memory_order_relaxed);
     while (written < requested) {
         char name[32] = "signal-";
-        char digits[24];
-        int n = 0;
-        uint64_t v = written + 1;
-        do digits[n++] = (char)('0' + v % 10); while ((v /= 10) > 0);
-        size_t l = strlen(name);
-        while (n) name[l++] = digits[--n];
-        name[l] = 0;
-        uint8_t body[220];
-        size_t len = encode_mark(body, name, 1);
+        *lt_put_decimal(name + strlen(name), written + 1) = 0;
+        uint8_t body[LT_MARK_BODY_MAX];
+        size_t len = lt_encode_mark(body, name, 1);
         if (may_rotate) {
-            lt_event_context_locked(lt_current_tid());
-            lt_append_sized_locked(TAG_MARK, body, len);
-        } else if (!lt_append_sized_nowait_locked(TAG_MARK, body, len)) {
+            lt_append_record_locked(TAG_MARK, body, len, LT_WITH_CONTEXT);
+        } else if (!lt_append_record_nowait_locked(TAG_MARK, body, len)) {
             return;
         }
         atomic_store(&signal_marks_written, ++written);

@@ -128,41 +128,22 @@ static void wait_not_in_flight(struct lt_ring *r) {
 }
 
 /* Encodes one event with its thread and time context at `o`, which has room for
- * LT_RING_RECORD_MAX bytes. */
-static uint8_t *encode_event(struct lt_buffer *b, uint8_t *o, const struct lt_ring_event *e, uint64_t tid) {
-    o = lt_put_context(b, o, tid, e->time_us);
-    *o++ = e->tag;
+ * LT_EVENT_RECORD_MAX bytes, and counts it for the END record. */
+static inline uint8_t *encode_event(uint8_t *o, const struct lt_event *e, uint64_t tid) {
+    o = lt_encode_event(&lt.buffers[lt.active].chunk, &lt.time_floor, o, e, tid);
     switch (e->tag) {
-    case TAG_ALLOC:
-        *o++ = e->info;
-        o = lt_put_addr(b, o, e->addr);
-        o = lt_put_uv(o, e->size);
-        o = lt_put_uv(o, e->stack);
-        lt.count_allocs++;
-        break;
-    case TAG_FREE:
-        o = lt_put_addr(b, o, e->addr);
-        lt.count_frees++;
-        break;
-    case TAG_REALLOC_RELEASE:
-        o = lt_put_addr(b, o, e->addr);
-        break;
-    default: /* TAG_REALLOC */
-        *o++ = e->info;
-        o = lt_put_addr(b, o, e->addr);
-        o = lt_put_addr(b, o, e->addr2);
-        o = lt_put_uv(o, e->size);
-        o = lt_put_uv(o, e->stack);
-        lt.count_reallocs++;
-        break;
+    case TAG_ALLOC: lt.count_allocs++; break;
+    case TAG_FREE: lt.count_frees++; break;
+    case TAG_REALLOC: lt.count_reallocs++; break;
+    default: break;
     }
     return o;
 }
 
-void lt_append_event_locked(const struct lt_ring_event *e, uint64_t tid) {
-    uint8_t *o = lt_reserve_locked(LT_RING_RECORD_MAX);
+void lt_append_event_locked(const struct lt_event *e, uint64_t tid) {
+    uint8_t *o = lt_reserve_locked(LT_EVENT_RECORD_MAX);
     if (!o) return;
-    lt_commit_locked(encode_event(&lt.buffers[lt.active], o, e, tid));
+    lt_commit_locked(encode_event(o, e, tid));
 }
 
 /* The ring holding the smallest-numbered event below `limit`, or NULL. */
@@ -200,17 +181,17 @@ void lt_rings_drain_locked(void) {
             rings[count++] = r;
     }
     for (;;) {
-        uint8_t *o = lt_reserve_locked(LT_RING_RECORD_MAX);
+        uint8_t *o = lt_reserve_locked(LT_EVENT_RECORD_MAX);
         if (!o) return; /* not tracing any more */
         /* One ring (one thread allocating): its events are in order already. */
         struct lt_ring *r = count == 1 ? rings[0] : next_ring(rings, count, limit);
         if (!r) return;
         uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
         if (tail == atomic_load_explicit(&r->head, memory_order_acquire)) return;
-        const struct lt_ring_event *e = &r->events[tail & (LT_RING_EVENTS - 1)];
+        const struct lt_event *e = &r->events[tail & (LT_RING_EVENTS - 1)];
         if (e->seq >= limit) return;
         /* Encoded in place: the owner cannot reuse the slot before the tail moves past it. */
-        o = encode_event(&lt.buffers[lt.active], o, e, r->tid);
+        o = encode_event(o, e, r->tid);
         atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
         lt_commit_locked(o);
     }
@@ -230,7 +211,7 @@ static uint64_t rings_pending(void) {
 /* For a signal handler holding the event lock: merges the rings only if that cannot wait for
  * the writer (each buffer rotation must find a free buffer). Returns 0 when it did not. */
 int lt_rings_drain_nowait_locked(void) {
-    uint64_t bytes = rings_pending() * LT_RING_RECORD_MAX + lt.buffers[lt.active].len;
+    uint64_t bytes = rings_pending() * LT_EVENT_RECORD_MAX + lt.buffers[lt.active].len;
     uint64_t rotations = bytes / LT_FLUSH_SIZE + 1;
     if (atomic_load(&lt.phase) != PHASE_TRACING || (uint64_t)lt.free_len < rotations + 1) return 0;
     lt_rings_drain_locked();

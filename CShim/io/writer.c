@@ -62,10 +62,7 @@ uint64_t lt_now_us(void) {
 
 static void buffer_reset(struct lt_buffer *b) {
     b->len = 0;
-    b->prev_addr = 0;
-    b->cur_tid = 0;
-    b->cur_time = 0;
-    b->has_time = 0;
+    b->chunk = (struct lt_chunk_state){0, 0, 0, 0};
 }
 
 void lt_buffers_init(void) {
@@ -139,30 +136,32 @@ void lt_context_slow_locked(uint64_t tid, uint64_t now) {
     uint8_t *p = lt_reserve_locked(24);
     if (!p) return;
     struct lt_buffer *b = &lt.buffers[lt.active];
-    b->len = (size_t)(lt_put_context(b, p, tid, now) - b->data);
+    b->len = (size_t)(lt_put_context(&b->chunk, &lt.time_floor, p, tid, now) - b->data);
 }
 
-void lt_append_sized_locked(uint8_t tag, const uint8_t *body, size_t len) {
-    uint8_t *p = lt_reserve_locked(len + 11);
+static void append_sized_locked(uint8_t tag, const uint8_t *body, size_t len) {
+    uint8_t *p = lt_reserve_locked(len + LT_SIZED_RECORD_OVERHEAD);
     if (!p) return;
-    *p++ = tag;
-    p = lt_put_uv(p, len);
-    memcpy(p, body, len);
-    lt_commit_locked(p + len);
+    lt_commit_locked(lt_encode_sized(p, tag, body, len));
 }
 
-/* For a signal handler: appends a sized record (with the thread and time context) only if it
- * fits in the active buffer as it is, so that it never rotates buffers or waits for the
- * writer. Returns 0 when it did not fit. */
-int lt_append_sized_nowait_locked(uint8_t tag, const uint8_t *body, size_t len) {
+void lt_append_record_locked(uint8_t tag, const uint8_t *body, size_t len, enum lt_context context) {
+    if (context == LT_WITH_CONTEXT) lt_event_context_locked(lt_current_tid());
+    append_sized_locked(tag, body, len);
+}
+
+void lt_append_record(uint8_t tag, const uint8_t *body, size_t len, enum lt_context context) {
+    lt_lock_events();
+    lt_append_record_locked(tag, body, len, context);
+    lt_unlock(&lt.event_lock);
+}
+
+int lt_append_record_nowait_locked(uint8_t tag, const uint8_t *body, size_t len) {
     struct lt_buffer *b = &lt.buffers[lt.active];
-    if (atomic_load(&lt.phase) != PHASE_TRACING || b->len + 24 + 11 + len > b->cap) return 0;
+    if (atomic_load(&lt.phase) != PHASE_TRACING || b->len + LT_CONTEXT_MAX + LT_SIZED_RECORD_OVERHEAD + len > b->cap)
+        return 0;
     lt_event_context_locked(lt_current_tid());
-    uint8_t *p = b->data + b->len;
-    *p++ = tag;
-    p = lt_put_uv(p, len);
-    memcpy(p, body, len);
-    b->len = (size_t)(p + len - b->data);
+    b->len = (size_t)(lt_encode_sized(b->data + b->len, tag, body, len) - b->data);
     return 1;
 }
 
@@ -310,11 +309,7 @@ static void expand_pattern(char *out, size_t cap, const char *pattern) {
     size_t o = 0;
     for (const char *p = pattern; *p && o + 32 < cap; p++) {
         if (p[0] == '%' && p[1] == 'p') {
-            pid_t pid = lt.pid;
-            char digits[16];
-            int n = 0;
-            do digits[n++] = (char)('0' + pid % 10); while ((pid /= 10) > 0);
-            while (n) out[o++] = digits[--n];
+            o = (size_t)(lt_put_decimal(out + o, (uint64_t)lt.pid) - out);
             p++;
         } else if (p[0] == '%' && p[1] == 'e') {
             for (const char *s = lt.program_name; *s && o + 32 < cap; s++) out[o++] = *s;
@@ -353,11 +348,7 @@ static int open_trace_file(char *path, size_t cap) {
             if (base + 8 > cap) return -1;
             char *s = path + base;
             *s++ = '.';
-            int v = attempt, n = 0;
-            char digits[8];
-            do digits[n++] = (char)('0' + v % 10); while ((v /= 10) > 0);
-            while (n) *s++ = digits[--n];
-            *s = 0;
+            *lt_put_decimal(s, (uint64_t)attempt) = 0;
         }
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd >= 0 || errno != EEXIST) return fd;
@@ -384,7 +375,16 @@ int lt_open_output(const char *parent_trace, uint64_t parent_offset) {
     lt.warned_write = 0;
 
     static uint8_t header[16 + 16384];
-    size_t len = lt_encode_header(header, sizeof header, parent_trace, parent_offset);
+    struct lt_header_info info = {
+        .program_path = lt.program_path,
+        .parent_trace = parent_trace,
+        .parent_offset = parent_offset,
+        .depth = lt.config.depth,
+        .sample_ms = lt.config.sample_ms,
+        .allocator_is_glibc = lt.allocator_is_glibc,
+        .allocator_name = lt.allocator_name,
+    };
+    size_t len = lt_encode_header(header, sizeof header, &info);
     if (len == 0 || write_all(header, len) != 0) {
         lt_warn("cannot write trace file", lt.output_path, errno_name(errno));
         close(lt.fd);
@@ -418,50 +418,34 @@ static void emit_sample(void) {
         while (*p == ' ') p++;
         while (*p >= '0' && *p <= '9') v[i] = v[i] * 10 + (uint64_t)(*p++ - '0');
     }
-    uint8_t body[32], *e = body;
-    e = lt_put_uv(e, v[0]);
-    e = lt_put_uv(e, v[1]);
-    e = lt_put_uv(e, v[2]);
-    lt_lock_events();
-    if (atomic_load(&lt.phase) == PHASE_TRACING) {
-        lt_event_context_locked(lt_current_tid());
-        lt_append_sized_locked(TAG_SAMPLE, body, (size_t)(e - body));
-    }
-    lt_unlock(&lt.event_lock);
+    uint8_t body[LT_SAMPLE_BODY_MAX];
+    lt_append_record(TAG_SAMPLE, body, lt_encode_sample(body, v[0], v[1], v[2]), LT_WITH_CONTEXT);
 }
 
 void lt_emit_note(int level, const char *text) {
-    uint8_t body[600], *e = body;
-    size_t len = strlen(text);
-    if (len > 512) len = 512;
-    e = lt_put_uv(e, (uint64_t)level);
-    e = lt_put_str(e, text, len);
-    lt_lock_events();
-    if (atomic_load(&lt.phase) == PHASE_TRACING) lt_append_sized_locked(TAG_NOTE, body, (size_t)(e - body));
-    lt_unlock(&lt.event_lock);
+    uint8_t body[LT_NOTE_BODY_MAX];
+    lt_append_record(TAG_NOTE, body, lt_encode_note(body, level, text), LT_NO_CONTEXT);
 }
 
 void lt_emit_thread_name(uint64_t tid, const char *name, size_t len) {
-    uint8_t body[64], *e = body;
-    if (len > 40) len = 40;
-    e = lt_put_uv(e, tid);
-    e = lt_put_str(e, name, len);
-    lt_lock_events();
-    if (atomic_load(&lt.phase) == PHASE_TRACING) lt_append_sized_locked(TAG_THREAD_NAME, body, (size_t)(e - body));
-    lt_unlock(&lt.event_lock);
+    uint8_t body[LT_THREAD_NAME_BODY_MAX];
+    lt_append_record(TAG_THREAD_NAME, body, lt_encode_thread_name(body, tid, name, len), LT_NO_CONTEXT);
 }
 
+/* END must be the last record: it is appended whole, after a rotation if the active chunk
+ * cannot take it. */
 static void append_end_locked(void) {
-    uint8_t body[80], *e = body;
-    e = lt_put_uv(e, lt.count_allocs);
-    e = lt_put_uv(e, lt.count_frees);
-    e = lt_put_uv(e, lt.count_reallocs);
-    e = lt_put_uv(e, lt.count_mappings);
-    e = lt_put_uv(e, lt.count_stacks);
-    e = lt_put_uv(e, lt.count_chunks + (uint64_t)lt.queue_len);
-    e = lt_put_uv(e, atomic_load(&lt.count_untraced));
-    /* END must be the last record: rotate first if the active chunk cannot take it whole. */
-    lt_append_sized_locked(TAG_END, body, (size_t)(e - body));
+    struct lt_end_counts counts = {
+        .allocs = lt.count_allocs,
+        .frees = lt.count_frees,
+        .reallocs = lt.count_reallocs,
+        .mappings = lt.count_mappings,
+        .stacks = lt.count_stacks,
+        .chunks = lt.count_chunks + (uint64_t)lt.queue_len,
+        .untraced = atomic_load(&lt.count_untraced),
+    };
+    uint8_t body[LT_END_BODY_MAX];
+    lt_append_record_locked(TAG_END, body, lt_encode_end(body, &counts), LT_NO_CONTEXT);
 }
 
 /* Writes everything recorded so far. With final_end, appends END and stops tracing: used at
