@@ -22,36 +22,6 @@ struct lt_state lt = {
     .fd = -1,
 };
 
-__thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));
-
-/* ---- small helpers ---- */
-
-uint64_t lt_current_tid(void) {
-    struct lt_thread *t = &lt_self;
-    if (LT_UNLIKELY(t->tid == 0 || t->fork_generation != lt.fork_generation)) {
-        t->tid = (uint64_t)syscall(SYS_gettid);
-        t->fork_generation = lt.fork_generation;
-        t->named = 0;
-    }
-    return t->tid;
-}
-
-/* One line on stderr, written with write(2): stdio may be locked or closed. */
-void lt_warn(const char *msg1, const char *msg2, const char *msg3) {
-    char line[1024];
-    size_t n = 0;
-    const char *parts[] = {"leaktrace: ", msg1, msg2 ? " " : NULL, msg2, msg3 ? ": " : NULL, msg3, "\n"};
-    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
-        if (!parts[i]) continue;
-        size_t len = strlen(parts[i]);
-        if (n + len >= sizeof line) len = sizeof line - n - 1;
-        memcpy(line + n, parts[i], len);
-        n += len;
-    }
-    ssize_t r;
-    do r = write(2, line, n); while (r < 0 && errno == EINTR);
-}
-
 static int env_int(const char *name, int fallback, int lo, int hi) {
     const char *v = secure_getenv(name);
     if (!v || !*v) return fallback;
@@ -99,14 +69,23 @@ static void read_identity(void) {
 
 /* ---- start ---- */
 
+/* Runs on the writer thread every tick (io/writer.c). The module map is checked every tick (one
+ * dl_iterate_phdr callback when nothing changed): a library dlopen'ed just before a mark must
+ * be in a snapshot at or before it, or a report that stops at the mark could not name its
+ * frames. */
+static void writer_tick(void) {
+    lt_modules_snapshot_unless_busy();
+    lt_marks_write_pending();
+}
+
 static void start_tracing(const char *parent_trace, uint64_t parent_offset) {
     lt_buffers_init();
     if (!lt_open_output(parent_trace, parent_offset)) {
-        atomic_store(&lt.phase, PHASE_STOPPED);
+        atomic_store(&lt_phase, PHASE_STOPPED);
         return;
     }
     atomic_store(&lt.now_us, lt_now_us());
-    atomic_store(&lt.phase, PHASE_TRACING);
+    atomic_store(&lt_phase, PHASE_TRACING);
     if (lt.config.verbose) lt_warn("tracing to", lt.output_path, NULL);
     if (!lt.allocator_is_glibc) {
         char note[700] = "allocator is not glibc's: allocation paths are unknown; malloc comes from ";
@@ -114,20 +93,19 @@ static void start_tracing(const char *parent_trace, uint64_t parent_offset) {
         lt_emit_note(1, note);
     }
     lt_modules_snapshot(1);
-    lt_writer_start();
+    lt_writer_start(writer_tick);
 }
 
 static void on_fork_prepare(void);
 static void on_fork_parent(void);
 static void on_fork_child(void);
-LT_HIDDEN void lt_install_mark_signal(void);
 
 __attribute__((constructor(101))) static void leaktrace_init(void) {
     lt_self.in_hook = LT_IN_TRACER;
     lt_ensure_resolved();
     if (getauxval(AT_SECURE)) {
         /* setuid/setgid: never trace, never write files on the program's behalf. */
-        atomic_store(&lt.phase, PHASE_STOPPED);
+        atomic_store(&lt_phase, PHASE_STOPPED);
         lt_self.in_hook = 0;
         return;
     }
@@ -195,14 +173,14 @@ static void report_capture(const struct lt_capture_summary *s) {
 
 void lt_finish(const char *reason) {
     (void)reason;
-    if (atomic_load(&lt.phase) != PHASE_TRACING) return;
+    if (atomic_load(&lt_phase) != PHASE_TRACING) return;
     /* A vfork child that leaves with _exit after a failed exec shares our memory and our
      * descriptor: finishing here would write END into the parent's trace and stop it. */
     if (lt_in_foreign_child()) return;
     int was = lt_self.in_hook;
     lt_self.in_hook = LT_IN_TRACER;
     lt_modules_snapshot(0);
-    lt_emit_pending_marks(); /* asked for by signal after the writer's last tick */
+    lt_marks_write_pending(); /* asked for by signal after the writer's last tick */
     struct lt_capture_summary capture;
     lt_capture_summary(&capture);
     if (lt.config.unwind == LT_UNWIND_VERIFY) report_unwind_verification(&capture);
@@ -223,7 +201,7 @@ static int fork_held;
 
 static void on_fork_prepare(void) {
     fork_held = 0;
-    if (atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook) return;
+    if (atomic_load(&lt_phase) != PHASE_TRACING || lt_self.in_hook) return;
     lt_self.in_hook = LT_IN_TRACER;
     lt_modules_snapshot(0);
     /* No thread may be inside libunwind or a module snapshot when the process forks (shim.h,
@@ -261,13 +239,12 @@ static void on_fork_child(void) {
     /* The parent's descriptor is shared with the parent: never write to it from here. */
     if (lt.fd >= 0) close(lt.fd);
     lt.fd = -1;
-    lt.fork_generation++;
+    lt_base_after_fork();
     lt.writer_running = 0;
     atomic_store(&lt.writer_stop, 0);
-    atomic_store(&lt.phase, PHASE_OFF);
+    atomic_store(&lt_phase, PHASE_OFF);
     lt.count_allocs = lt.count_frees = lt.count_reallocs = lt.count_mappings = 0;
     lt.count_stacks = lt.count_chunks = 0;
-    atomic_store(&lt.count_untraced, 0);
     lt.modules_generation = 0;
     lt.pid = getpid();
     lt.time_floor = 0; /* the child's clock starts over with its trace */

@@ -85,7 +85,7 @@ static void snapshot_locked(int force);
  * snapshot is under way, so a child never inherits the snapshot lock, or the loader's list
  * lock that dl_iterate_phdr holds, from the writer thread (hazard 4). */
 void lt_modules_snapshot(int force) {
-    if (atomic_load(&lt.phase) != PHASE_TRACING) return;
+    if (atomic_load(&lt_phase) != PHASE_TRACING) return;
     lt_unwind_enter();
     pthread_mutex_lock(&snapshot_lock);
     snapshot_locked(force);
@@ -97,7 +97,7 @@ void lt_modules_snapshot(int force) {
  * may be waiting, snapshot lock held, for the writer to free a buffer for its record; the writer
  * must never wait for it in turn. */
 void lt_modules_snapshot_unless_busy(void) {
-    if (atomic_load(&lt.phase) != PHASE_TRACING) return;
+    if (atomic_load(&lt_phase) != PHASE_TRACING) return;
     lt_unwind_enter();
     if (pthread_mutex_trylock(&snapshot_lock) == 0) {
         snapshot_locked(0);

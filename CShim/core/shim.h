@@ -1,47 +1,11 @@
-/* Internal declarations shared by the parts of libleaktrace.
- *
- * Rules every file here follows (see docs/design-shim.md):
- *  - nothing reachable from a hook calls the process's allocator, stdio or the dynamic loader;
- *    our own memory comes from lt_arena_alloc (raw mmap);
- *  - every hook sets the thread's guard before calling the real function, so calls the
- *    allocator or libunwind make from inside a hook pass straight through;
- *  - the event lock is never held while unwinding or while calling into the loader.
- */
+/* The tracer's shared state (struct lt_state) and the declarations of core/ and io/. The rules
+ * every file follows are in base/base.h. */
 #ifndef LEAKTRACE_SHIM_H
 #define LEAKTRACE_SHIM_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <sys/types.h>
-#include <unistd.h>
-
-struct dl_phdr_info;
-
-#include "lock.h"
+#include "../base/base.h"
 #include "real.h"
 #include "../format/records.h"
-
-#define LT_LIKELY(x) __builtin_expect(!!(x), 1)
-#define LT_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define LT_HIDDEN __attribute__((visibility("hidden")))
-#define LT_EXPORT __attribute__((visibility("default")))
-
-#define LT_MAX_DEPTH 256
-
-/* ---- tracer phases ---- */
-enum lt_phase {
-    PHASE_OFF = 0,      /* not initialised yet: hooks pass through */
-    PHASE_TRACING = 1,  /* recording */
-    PHASE_STOPPED = 2,  /* gave up (write error, setuid, ...) or finished: pass through */
-};
 
 /* ---- configuration (read once from the environment) ---- */
 struct lt_config {
@@ -91,7 +55,6 @@ struct lt_ring {
 
 /* ---- the whole tracer state ---- */
 struct lt_state {
-    _Atomic int phase;
     struct lt_config config;
 
     /* The event lock orders every record: it guards the active buffer, the stack tables'
@@ -123,7 +86,6 @@ struct lt_state {
 
     /* identity */
     pid_t pid;
-    unsigned fork_generation;     /* bumped in every forked child */
     uint64_t start_monotonic_us;
     char program_path[4096];
     char program_name[256];
@@ -138,8 +100,6 @@ struct lt_state {
      * allocator's (see lt_is_internal_mapping_caller). Filled at start, read-only afterwards. */
     struct { uintptr_t start, end; } internal_mappers[4];
     int internal_mapper_count;
-
-    _Atomic uint64_t count_untraced;
 
     /* Numbers allocator events (io/rings.c); its own cache line, the one every hook touches. */
     _Alignas(64) _Atomic uint64_t event_seq;
@@ -167,39 +127,8 @@ struct lt_state {
 
 extern struct lt_state lt;
 
-/* ---- per-thread state ---- */
-
-/* The guard's values: inside a hook recording a program call (a nested allocator call then is
- * either the allocator's or libunwind's own, or a signal handler's, and is counted as
- * untraced), or running the tracer's own work (start-up, the writer thread, fork and exit
- * handling), whose allocations are simply not the program's. */
-#define LT_IN_HOOK 1
-#define LT_IN_TRACER 2
-struct lt_thread {
-    int in_hook;                 /* guard: LT_IN_HOOK or LT_IN_TRACER while set */
-    unsigned fork_generation;    /* tid below is valid for this generation */
-    uint64_t tid;
-    int named;
-    /* Set while the program's own dl_iterate_phdr runs on this thread (the loader's list lock
-     * is held): libunwind must not be entered then (see the dl_iterate_phdr hook). */
-    int loader_locked;
-    int is_writer;               /* the tracer's writer thread (io/writer.c) */
-    int holds_file_lock;         /* a flush holds the file lock: it writes full buffers itself */
-    struct lt_ring *ring;        /* this thread's event ring, claimed at its first event */
-    int ring_retired;            /* the ring was given back at thread exit, or none was had */
-};
-
-extern __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));
-
 /* ---- core/init.c ---- */
-LT_HIDDEN uint64_t lt_current_tid(void);
-LT_HIDDEN void lt_warn(const char *msg1, const char *msg2, const char *msg3);
 LT_HIDDEN void lt_finish(const char *reason);
-
-/* ---- core/arena.c: the tracer's own memory ---- */
-LT_HIDDEN void *lt_arena_alloc(size_t size);
-LT_HIDDEN void lt_arena_free_pages(void *p, size_t size);
-LT_HIDDEN void *lt_raw_mmap(size_t size);
 
 /* ---- core/stacks.c ---- */
 struct cached_stack;
@@ -250,6 +179,12 @@ static inline int lt_is_internal_mapping_caller(uintptr_t caller) {
     return 0;
 }
 
+/* ---- core/marks.c ---- */
+/* Installs the LEAKTRACE_MARK_SIGNAL handler, unless the program handles that signal. */
+LT_HIDDEN void lt_install_mark_signal(void);
+/* Writes the marks asked for by signal that their handler could not write itself. */
+LT_HIDDEN void lt_marks_write_pending(void);
+
 /* ---- core/chunkpath.c ---- */
 LT_HIDDEN void lt_detect_allocator(void);
 static inline int lt_chunk_path(const void *p) {
@@ -280,7 +215,8 @@ LT_HIDDEN void lt_append_record_locked(uint8_t tag, const uint8_t *body, size_t 
 LT_HIDDEN int lt_append_record_nowait_locked(uint8_t tag, const uint8_t *body, size_t len);
 LT_HIDDEN int lt_open_output(const char *parent_trace, uint64_t parent_offset);
 LT_HIDDEN void lt_buffers_init(void);
-LT_HIDDEN void lt_writer_start(void);
+/* Starts the writer thread; `tick` runs on it every tick, the one way it calls up. */
+LT_HIDDEN void lt_writer_start(void (*tick)(void));
 LT_HIDDEN void lt_flush_all(int final_end);
 LT_HIDDEN void lt_flush_for_fork(void);
 LT_HIDDEN uint64_t lt_now_us(void);
@@ -302,7 +238,6 @@ LT_HIDDEN void lt_rings_after_fork(void);
 /* ---- hooks: recorders used by several hook files ---- */
 LT_HIDDEN void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0, uintptr_t bp);
 LT_HIDDEN void lt_record_free(void *p);
-LT_HIDDEN void lt_emit_pending_marks(void);
 
 /* True in a child that shares or copies our state without having gone through the fork
  * handlers: a vfork child (shell PATH searches: dash execs in a vfork child until one exec
@@ -329,23 +264,6 @@ static inline void lt_unwind_enter(void) {
 
 static inline void lt_unwind_leave(void) { atomic_fetch_sub(&lt.unwinders, 1); }
 
-static inline int lt_hook_enter(void) {
-    /* Returns 1 when the caller may record. A nested call (from the allocator, libunwind or a
-     * signal handler that interrupted a hook) passes straight through. */
-    struct lt_thread *t = &lt_self;
-    if (LT_UNLIKELY(t->in_hook)) {
-        if (t->in_hook == LT_IN_HOOK && atomic_load_explicit(&lt.phase, memory_order_relaxed) == PHASE_TRACING)
-            atomic_fetch_add_explicit(&lt.count_untraced, 1, memory_order_relaxed);
-        return 0;
-    }
-    if (LT_UNLIKELY(atomic_load_explicit(&lt.phase, memory_order_acquire) != PHASE_TRACING))
-        return 0;
-    t->in_hook = LT_IN_HOOK;
-    return 1;
-}
-
-static inline void lt_hook_leave(void) { lt_self.in_hook = 0; }
-
 /* ---- appending records (the event lock is held) ---- */
 
 #define LT_FLUSH_SIZE (256u << 10)
@@ -354,7 +272,7 @@ static inline void lt_hook_leave(void) { lt_self.in_hook = 0; }
 static inline uint8_t *lt_reserve_locked(size_t need) {
     struct lt_buffer *b = &lt.buffers[lt.active];
     if (LT_LIKELY(b->len + need <= b->cap) &&
-        LT_LIKELY(atomic_load_explicit(&lt.phase, memory_order_relaxed) == PHASE_TRACING))
+        LT_LIKELY(atomic_load_explicit(&lt_phase, memory_order_relaxed) == PHASE_TRACING))
         return b->data + b->len;
     return lt_reserve_slow_locked(need);
 }

@@ -213,7 +213,7 @@ static uint64_t rings_pending(void) {
 int lt_rings_drain_nowait_locked(void) {
     uint64_t bytes = rings_pending() * LT_EVENT_RECORD_MAX + lt.buffers[lt.active].len;
     uint64_t rotations = bytes / LT_FLUSH_SIZE + 1;
-    if (atomic_load(&lt.phase) != PHASE_TRACING || (uint64_t)lt.free_len < rotations + 1) return 0;
+    if (atomic_load(&lt_phase) != PHASE_TRACING || (uint64_t)lt.free_len < rotations + 1) return 0;
     lt_rings_drain_locked();
     return 1;
 }

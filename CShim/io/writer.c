@@ -97,7 +97,7 @@ static void drain(int include_active);
  * caller writes the queue itself. */
 static void rotate_locked(int may_wait) {
     while (lt.free_len == 0) {
-        if (!may_wait || atomic_load(&lt.phase) != PHASE_TRACING) return;
+        if (!may_wait || atomic_load(&lt_phase) != PHASE_TRACING) return;
         if (lt.writer_running && !lt_self.is_writer && !lt_self.holds_file_lock && !lt_self.loader_locked) {
             int seen = atomic_load(&lt.freed_seq);
             lt_signal_change(&lt.queued_seq);
@@ -122,7 +122,7 @@ static void rotate_locked(int may_wait) {
 
 /* The slow paths of lt_reserve_locked and lt_commit_locked (core/shim.h). */
 uint8_t *lt_reserve_slow_locked(size_t need) {
-    if (atomic_load_explicit(&lt.phase, memory_order_relaxed) != PHASE_TRACING) return NULL;
+    if (atomic_load_explicit(&lt_phase, memory_order_relaxed) != PHASE_TRACING) return NULL;
     rotate_locked(1);
     struct lt_buffer *b = &lt.buffers[lt.active];
     if (b->len + need > b->cap) return NULL;
@@ -158,7 +158,7 @@ void lt_append_record(uint8_t tag, const uint8_t *body, size_t len, enum lt_cont
 
 int lt_append_record_nowait_locked(uint8_t tag, const uint8_t *body, size_t len) {
     struct lt_buffer *b = &lt.buffers[lt.active];
-    if (atomic_load(&lt.phase) != PHASE_TRACING || b->len + LT_CONTEXT_MAX + LT_SIZED_RECORD_OVERHEAD + len > b->cap)
+    if (atomic_load(&lt_phase) != PHASE_TRACING || b->len + LT_CONTEXT_MAX + LT_SIZED_RECORD_OVERHEAD + len > b->cap)
         return 0;
     lt_event_context_locked(lt_current_tid());
     b->len = (size_t)(lt_encode_sized(b->data + b->len, tag, body, len) - b->data);
@@ -186,7 +186,7 @@ static const char *errno_name(int e) {
 }
 
 static void stop_tracing(const char *what, int e) {
-    atomic_store(&lt.phase, PHASE_STOPPED);
+    atomic_store(&lt_phase, PHASE_STOPPED);
     if (!lt.warned_write) {
         lt.warned_write = 1;
         lt_warn(what, lt.output_path, errno_name(e));
@@ -442,7 +442,7 @@ static void append_end_locked(void) {
         .mappings = lt.count_mappings,
         .stacks = lt.count_stacks,
         .chunks = lt.count_chunks + (uint64_t)lt.queue_len,
-        .untraced = atomic_load(&lt.count_untraced),
+        .untraced = atomic_load(&lt_count_untraced),
     };
     uint8_t body[LT_END_BODY_MAX];
     lt_append_record_locked(TAG_END, body, lt_encode_end(body, &counts), LT_NO_CONTEXT);
@@ -456,9 +456,9 @@ void lt_flush_all(int final_end) {
     lt_self.holds_file_lock = 1;
     lt_lock_events();
     if (final_end) {
-        if (atomic_load(&lt.phase) == PHASE_TRACING) {
+        if (atomic_load(&lt_phase) == PHASE_TRACING) {
             append_end_locked();
-            atomic_store(&lt.phase, PHASE_STOPPED);
+            atomic_store(&lt_phase, PHASE_STOPPED);
         } else {
             final_end = 0;
         }
@@ -484,10 +484,13 @@ void lt_flush_for_fork(void) {
 
 /* ---- the writer thread ---- */
 
-/* The writer thread ticks every TICK_MS: it advances the clock the hooks read, merges the
- * threads' event rings, writes queued buffers, checks the module map, writes the marks asked
- * for by signal that their handler could not write, and every flush interval takes a memory
- * sample and writes the active buffer too. */
+/* The upper layers' work at every tick (core/init.c: the module map check, the marks asked for
+ * by signal): the writer calls up only through this. */
+static void (*writer_tick)(void);
+
+/* The writer thread ticks every TICK_MS: it advances the clock the hooks read, takes a memory
+ * sample every sample interval, runs the registered tick, merges the threads' event rings and
+ * writes queued buffers, and every flush interval the active buffer too. */
 static void *writer_main(void *arg) {
     (void)arg;
     lt_self.in_hook = LT_IN_TRACER; /* anything this thread allocates is the tracer's, not the program's */
@@ -501,7 +504,7 @@ static void *writer_main(void *arg) {
             lt_wait_change(&lt.event_lock, &lt.queued_seq, atomic_load(&lt.queued_seq), &tick);
         }
         lt_unlock(&lt.event_lock);
-        if (atomic_load(&lt.phase) != PHASE_TRACING) break;
+        if (atomic_load(&lt_phase) != PHASE_TRACING) break;
 
         uint64_t now = lt_now_us();
         atomic_store_explicit(&lt.now_us, now, memory_order_relaxed);
@@ -513,11 +516,7 @@ static void *writer_main(void *arg) {
                 last_sample = now;
             }
         }
-        /* Every tick (one dl_iterate_phdr callback when nothing changed): a library dlopen'ed
-         * just before a mark must be in a snapshot at or before it, or a report that stops at
-         * the mark could not name its frames. */
-        lt_modules_snapshot_unless_busy();
-        lt_emit_pending_marks();
+        if (writer_tick) writer_tick();
         /* A thread that allocates little fills its ring slowly: its events reach the buffer
          * here, so every event is on disk within a flush interval. */
         lt_lock_events();
@@ -529,7 +528,8 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
-void lt_writer_start(void) {
+void lt_writer_start(void (*tick)(void)) {
+    writer_tick = tick;
     sigset_t all, old;
     sigfillset(&all);
     /* The writer must never take a signal meant for the program (KDE bug 378494). */
