@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 
 _Atomic int lt_phase;
+struct lt_config lt_config;
 _Atomic uint64_t lt_count_untraced;
 __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));
 

@@ -41,6 +41,28 @@ enum {
 };
 extern _Atomic int lt_phase;
 
+/* ---- configuration: read once from the environment at start (core/init.c), then read-only ---- */
+struct lt_config {
+    char output_pattern[1024];
+    int depth;           /* frames recorded per stack */
+    int sample_ms;       /* statm sampling interval */
+    int flush_ms;        /* at most this long between flushes */
+    int zstd_level;      /* 0: store chunks raw */
+    int verbose;
+    int mark_signal;     /* 0: off */
+    int unwind;          /* LEAKTRACE_UNWIND: one of LT_UNWIND_* */
+};
+
+/* How stacks are captured (LEAKTRACE_UNWIND). */
+enum {
+    LT_UNWIND_LIBUNWIND, /* unw_backtrace for every capture: the reference */
+    LT_UNWIND_CACHED,    /* default: the validated cache, then the walker, then libunwind */
+    LT_UNWIND_VERIFY,    /* as cached, every capture checked against unw_backtrace */
+    LT_UNWIND_WALK,      /* the walker without the cache (to measure each on its own) */
+};
+
+extern struct lt_config lt_config;
+
 /* ---- per-thread state ---- */
 
 /* The guard's values: inside a hook recording a program call (a nested allocator call then is

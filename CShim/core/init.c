@@ -7,6 +7,7 @@
  * at the fork ends, resets the stack tables (its trace must stand alone) and starts its own
  * writer thread. */
 #include "shim.h"
+#include "../io/chunks.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -17,10 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-struct lt_state lt = {
-    .file_lock = PTHREAD_MUTEX_INITIALIZER,
-    .fd = -1,
-};
+struct lt_state lt;
 
 static int env_int(const char *name, int fallback, int lo, int hi) {
     const char *v = secure_getenv(name);
@@ -35,7 +33,7 @@ static int env_int(const char *name, int fallback, int lo, int hi) {
 }
 
 static void read_config(void) {
-    struct lt_config *c = &lt.config;
+    struct lt_config *c = &lt_config;
     const char *out = secure_getenv("LEAKTRACE_OUTPUT");
     const char *pattern = out && *out ? out : "leaktrace.%e.%p.lt";
     strncpy(c->output_pattern, pattern, sizeof c->output_pattern - 1);
@@ -62,9 +60,7 @@ static void read_identity(void) {
     memcpy(lt.program_name, name, len);
     lt.program_name[len] = 0;
     if (!lt.program_name[0]) strcpy(lt.program_name, "program");
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    lt.start_monotonic_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    lt_clock_init();
 }
 
 /* ---- start ---- */
@@ -78,15 +74,29 @@ static void writer_tick(void) {
     lt_marks_write_pending();
 }
 
+/* Creates the trace file (its header names the parent's trace in a forked child) and starts
+ * recording. */
 static void start_tracing(const char *parent_trace, uint64_t parent_offset) {
     lt_buffers_init();
-    if (!lt_open_output(parent_trace, parent_offset)) {
+    static uint8_t header[16 + 16384];
+    struct lt_header_info info = {
+        .program_path = lt.program_path,
+        .parent_trace = parent_trace,
+        .parent_offset = parent_offset,
+        .depth = lt_config.depth,
+        .sample_ms = lt_config.sample_ms,
+        .allocator_is_glibc = lt.allocator_is_glibc,
+        .allocator_name = lt.allocator_name,
+    };
+    size_t header_len = lt_encode_header(header, sizeof header, &info);
+    if (!lt_open_output(lt_config.output_pattern, lt.pid, lt.program_name, header, header_len)) {
         atomic_store(&lt_phase, PHASE_STOPPED);
         return;
     }
-    atomic_store(&lt.now_us, lt_now_us());
+    lt_chunks_init(lt_config.zstd_level);
+    atomic_store(&lt_tick_us, lt_now_us());
     atomic_store(&lt_phase, PHASE_TRACING);
-    if (lt.config.verbose) lt_warn("tracing to", lt.output_path, NULL);
+    if (lt_config.verbose) lt_warn("tracing to", lt_file.path, NULL);
     if (!lt.allocator_is_glibc) {
         char note[700] = "allocator is not glibc's: allocation paths are unknown; malloc comes from ";
         strncat(note, lt.allocator_name, sizeof note - strlen(note) - 1);
@@ -183,12 +193,12 @@ void lt_finish(const char *reason) {
     lt_marks_write_pending(); /* asked for by signal after the writer's last tick */
     struct lt_capture_summary capture;
     lt_capture_summary(&capture);
-    if (lt.config.unwind == LT_UNWIND_VERIFY) report_unwind_verification(&capture);
-    atomic_store(&lt.writer_stop, 1);
+    if (lt_config.unwind == LT_UNWIND_VERIFY) report_unwind_verification(&capture);
+    lt_writer_stop();
     lt_flush_all(1);
-    if (lt.config.verbose) {
+    if (lt_config.verbose) {
         report_capture(&capture);
-        lt_warn("trace written to", lt.output_path, NULL);
+        lt_warn("trace written to", lt_file.path, NULL);
     }
     lt_self.in_hook = was;
 }
@@ -213,8 +223,8 @@ static void on_fork_prepare(void) {
     lt_rings_close();    /* no allocator event is taken until the fork is done */
     lt_flush_for_fork(); /* returns with both locks held */
     fork_held = 1;
-    memcpy(fork_parent_trace, lt.output_path, sizeof fork_parent_trace);
-    fork_parent_offset = lt.file_offset;
+    memcpy(fork_parent_trace, lt_file.path, sizeof fork_parent_trace);
+    fork_parent_offset = lt_file.offset;
 }
 
 static void on_fork_parent(void) {
@@ -222,9 +232,9 @@ static void on_fork_parent(void) {
     fork_held = 0;
     atomic_fetch_sub(&lt.fork_pending, 1);
     lt_rings_open();
-    lt_unlock(&lt.event_lock);
+    lt_unlock(&lt_buf.event_lock);
     lt_self.holds_file_lock = 0;
-    pthread_mutex_unlock(&lt.file_lock);
+    pthread_mutex_unlock(&lt_buf.file_lock);
     lt_self.in_hook = 0;
 }
 
@@ -233,21 +243,14 @@ static void on_fork_child(void) {
     fork_held = 0;
     atomic_store(&lt.unwinders, 0);
     atomic_store(&lt.fork_pending, 0);
-    atomic_store(&lt.event_lock.state, 0);
     lt_self.holds_file_lock = 0;
-    pthread_mutex_init(&lt.file_lock, NULL);
-    /* The parent's descriptor is shared with the parent: never write to it from here. */
-    if (lt.fd >= 0) close(lt.fd);
-    lt.fd = -1;
+    lt_buffers_after_fork();
+    lt_file_after_fork();
     lt_base_after_fork();
-    lt.writer_running = 0;
-    atomic_store(&lt.writer_stop, 0);
+    lt_writer_after_fork();
     atomic_store(&lt_phase, PHASE_OFF);
-    lt.count_allocs = lt.count_frees = lt.count_reallocs = lt.count_mappings = 0;
-    lt.count_stacks = lt.count_chunks = 0;
-    lt.modules_generation = 0;
+    lt_modules_after_fork();
     lt.pid = getpid();
-    lt.time_floor = 0; /* the child's clock starts over with its trace */
     lt_rings_after_fork();
     lt_stacks_reset();
     start_tracing(fork_parent_trace, fork_parent_offset);

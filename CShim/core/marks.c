@@ -54,17 +54,17 @@ static void on_mark_signal(int sig) {
     /* At once, so the mark falls where the signal did, when this thread is not inside the
      * tracer (it holds none of its locks) and the event lock is free right now. */
     if (!lt_self.in_hook && atomic_load(&lt_phase) == PHASE_TRACING && !lt_in_foreign_child() &&
-        lt_lock_try(&lt.event_lock)) {
+        lt_lock_try(&lt_buf.event_lock)) {
         lt_self.in_hook = LT_IN_TRACER;
         if (lt_rings_drain_nowait_locked()) write_signal_marks_locked(0);
         lt_self.in_hook = 0;
-        lt_unlock(&lt.event_lock);
+        lt_unlock(&lt_buf.event_lock);
     }
     errno = saved;
 }
 
 void lt_install_mark_signal(void) {
-    int sig = lt.config.mark_signal;
+    int sig = lt_config.mark_signal;
     if (sig <= 0 || sig >= NSIG) return;
     struct sigaction old;
     /* Never take a signal the program already handles or ignores. */
@@ -84,6 +84,6 @@ void lt_marks_write_pending(void) {
     if (atomic_load(&signal_marks_written) == atomic_load(&signal_marks_requested)) return;
     lt_lock_events();
     if (atomic_load(&lt_phase) == PHASE_TRACING) write_signal_marks_locked(1);
-    lt_unlock(&lt.event_lock);
+    lt_unlock(&lt_buf.event_lock);
 }
 

@@ -123,6 +123,8 @@ static void snapshot_locked(int force) {
     lt_append_record(TAG_MODULES, body, (size_t)(w.out - body), LT_NO_CONTEXT);
 }
 
+void lt_modules_after_fork(void) { lt.modules_generation = 0; }
+
 struct text_query {
     uintptr_t address;
     uintptr_t start, end;

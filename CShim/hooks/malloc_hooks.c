@@ -14,7 +14,7 @@ static inline void record_event(struct lt_event *e) {
     if (LT_LIKELY(lt_ring_push(e))) return;
     lt_lock_events();
     lt_append_event_locked(e, lt_current_tid());
-    lt_unlock(&lt.event_lock);
+    lt_unlock(&lt_buf.event_lock);
 }
 
 /* Captures the stack and finds its id: from the thread's stack cache when it holds it. */
@@ -22,7 +22,7 @@ static inline uint32_t capture_stack_id(uintptr_t cfa, uintptr_t ip0, uintptr_t 
     uintptr_t frames[LT_MAX_DEPTH];
     struct cached_stack *fill;
     uint32_t stack;
-    int n = lt_capture_stack_at(cfa, ip0, bp, frames, lt.config.depth, &stack, &fill);
+    int n = lt_capture_stack_at(cfa, ip0, bp, frames, lt_config.depth, &stack, &fill);
     if (!stack) stack = lt_stack_id(frames, n);
     lt_stack_cache_store(fill, stack);
     return stack;

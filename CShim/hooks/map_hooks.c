@@ -26,15 +26,15 @@ static size_t fd_path(int fd, char *out, size_t cap) {
  * order the kernel applied them. */
 static inline uint32_t begin_map_event(void) {
     uintptr_t frames[LT_MAX_DEPTH];
-    uint32_t stack = lt_stack_id(frames, lt_capture_stack(frames, lt.config.depth));
+    uint32_t stack = lt_stack_id(frames, lt_capture_stack(frames, lt_config.depth));
     lt_lock_events();
     return stack;
 }
 
 static inline void end_map_event(uint8_t tag, const uint8_t *body, size_t len) {
     lt_append_record_locked(tag, body, len, LT_WITH_CONTEXT);
-    lt.count_mappings++;
-    lt_unlock(&lt.event_lock);
+    lt_buf.count_mappings++;
+    lt_unlock(&lt_buf.event_lock);
 }
 
 static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), uintptr_t caller, void *addr,
