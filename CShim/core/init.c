@@ -6,7 +6,20 @@
  * trace file whose header names the parent's trace and the byte offset where the parent's data
  * at the fork ends, resets the stack tables (its trace must stand alone) and starts its own
  * writer thread. */
-#include "shim.h"
+#include "init.h"
+#include "gate.h"
+#include "stacks.h"
+#include "intern.h"
+#include "modules.h"
+#include "marks.h"
+#include "chunkpath.h"
+#include "real.h"
+#include "../io/buffers.h"
+#include "../io/chunks.h"
+#include "../io/file.h"
+#include "../io/rings.h"
+#include "../io/writer.h"
+#include "../format/records.h"
 #include "../io/chunks.h"
 
 #include <dlfcn.h>
@@ -18,7 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-struct lt_state lt;
+struct lt_process lt_process;
+struct lt_unwind_gate lt_gate;
 
 static int env_int(const char *name, int fallback, int lo, int hi) {
     const char *v = secure_getenv(name);
@@ -51,15 +65,15 @@ static void read_config(void) {
 }
 
 static void read_identity(void) {
-    lt.pid = getpid();
-    ssize_t n = readlink("/proc/self/exe", lt.program_path, sizeof lt.program_path - 1);
-    lt.program_path[n > 0 ? n : 0] = 0;
-    const char *slash = strrchr(lt.program_path, '/');
-    const char *name = slash ? slash + 1 : lt.program_path;
-    size_t len = strnlen(name, sizeof lt.program_name - 1);
-    memcpy(lt.program_name, name, len);
-    lt.program_name[len] = 0;
-    if (!lt.program_name[0]) strcpy(lt.program_name, "program");
+    lt_process.pid = getpid();
+    ssize_t n = readlink("/proc/self/exe", lt_process.program_path, sizeof lt_process.program_path - 1);
+    lt_process.program_path[n > 0 ? n : 0] = 0;
+    const char *slash = strrchr(lt_process.program_path, '/');
+    const char *name = slash ? slash + 1 : lt_process.program_path;
+    size_t len = strnlen(name, sizeof lt_process.program_name - 1);
+    memcpy(lt_process.program_name, name, len);
+    lt_process.program_name[len] = 0;
+    if (!lt_process.program_name[0]) strcpy(lt_process.program_name, "program");
     lt_clock_init();
 }
 
@@ -80,16 +94,16 @@ static void start_tracing(const char *parent_trace, uint64_t parent_offset) {
     lt_buffers_init();
     static uint8_t header[16 + 16384];
     struct lt_header_info info = {
-        .program_path = lt.program_path,
+        .program_path = lt_process.program_path,
         .parent_trace = parent_trace,
         .parent_offset = parent_offset,
         .depth = lt_config.depth,
         .sample_ms = lt_config.sample_ms,
-        .allocator_is_glibc = lt.allocator_is_glibc,
-        .allocator_name = lt.allocator_name,
+        .allocator_is_glibc = lt_allocator.is_glibc,
+        .allocator_name = lt_allocator.name,
     };
     size_t header_len = lt_encode_header(header, sizeof header, &info);
-    if (!lt_open_output(lt_config.output_pattern, lt.pid, lt.program_name, header, header_len)) {
+    if (!lt_open_output(lt_config.output_pattern, lt_process.pid, lt_process.program_name, header, header_len)) {
         atomic_store(&lt_phase, PHASE_STOPPED);
         return;
     }
@@ -97,9 +111,9 @@ static void start_tracing(const char *parent_trace, uint64_t parent_offset) {
     atomic_store(&lt_tick_us, lt_now_us());
     atomic_store(&lt_phase, PHASE_TRACING);
     if (lt_config.verbose) lt_warn("tracing to", lt_file.path, NULL);
-    if (!lt.allocator_is_glibc) {
+    if (!lt_allocator.is_glibc) {
         char note[700] = "allocator is not glibc's: allocation paths are unknown; malloc comes from ";
-        strncat(note, lt.allocator_name, sizeof note - strlen(note) - 1);
+        strncat(note, lt_allocator.name, sizeof note - strlen(note) - 1);
         lt_emit_note(1, note);
     }
     lt_modules_snapshot(1);
@@ -133,7 +147,7 @@ __attribute__((constructor(101))) static void leaktrace_init(void) {
 
 /* Runs at exit() after the program's own atexit handlers and destructors. */
 __attribute__((destructor(101))) static void leaktrace_fini(void) {
-    lt_finish("exit");
+    lt_finish();
 }
 
 extern _Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
@@ -181,8 +195,7 @@ static void report_capture(const struct lt_capture_summary *s) {
     lt_warn("capture:", line, NULL);
 }
 
-void lt_finish(const char *reason) {
-    (void)reason;
+void lt_finish(void) {
     if (atomic_load(&lt_phase) != PHASE_TRACING) return;
     /* A vfork child that leaves with _exit after a failed exec shares our memory and our
      * descriptor: finishing here would write END into the parent's trace and stop it. */
@@ -214,12 +227,12 @@ static void on_fork_prepare(void) {
     if (atomic_load(&lt_phase) != PHASE_TRACING || lt_self.in_hook) return;
     lt_self.in_hook = LT_IN_TRACER;
     lt_modules_snapshot(0);
-    /* No thread may be inside libunwind or a module snapshot when the process forks (shim.h,
+    /* No thread may be inside libunwind or a module snapshot when the process forks (core/gate.h,
      * lt_unwind_enter). The tracer's own locks are not held yet: a thread on its way out may
      * need them. A count, not a flag: two threads may fork at once, and the first to finish
      * must not reopen the door for the second. */
-    atomic_fetch_add(&lt.fork_pending, 1);
-    while (atomic_load(&lt.unwinders) > 0) sched_yield();
+    atomic_fetch_add(&lt_gate.fork_pending, 1);
+    while (atomic_load(&lt_gate.unwinders) > 0) sched_yield();
     lt_rings_close();    /* no allocator event is taken until the fork is done */
     lt_flush_for_fork(); /* returns with both locks held */
     fork_held = 1;
@@ -230,7 +243,7 @@ static void on_fork_prepare(void) {
 static void on_fork_parent(void) {
     if (!fork_held) return;
     fork_held = 0;
-    atomic_fetch_sub(&lt.fork_pending, 1);
+    atomic_fetch_sub(&lt_gate.fork_pending, 1);
     lt_rings_open();
     lt_unlock(&lt_buf.event_lock);
     lt_self.holds_file_lock = 0;
@@ -241,8 +254,8 @@ static void on_fork_parent(void) {
 static void on_fork_child(void) {
     if (!fork_held) return;
     fork_held = 0;
-    atomic_store(&lt.unwinders, 0);
-    atomic_store(&lt.fork_pending, 0);
+    atomic_store(&lt_gate.unwinders, 0);
+    atomic_store(&lt_gate.fork_pending, 0);
     lt_self.holds_file_lock = 0;
     lt_buffers_after_fork();
     lt_file_after_fork();
@@ -250,7 +263,7 @@ static void on_fork_child(void) {
     lt_writer_after_fork();
     atomic_store(&lt_phase, PHASE_OFF);
     lt_modules_after_fork();
-    lt.pid = getpid();
+    lt_process.pid = getpid();
     lt_rings_after_fork();
     lt_stacks_reset();
     start_tracing(fork_parent_trace, fork_parent_offset);

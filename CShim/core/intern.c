@@ -8,7 +8,10 @@
  *    a stack is new, to write the STACK records that define it.
  * The hash is trusted without comparing frames: with 64 bits, a collision among even a million
  * distinct stacks has a probability around 3e-8 (docs/design-shim.md, "Stacks"). */
-#include "shim.h"
+#include "intern.h"
+#include "modules.h"
+#include "../io/buffers.h"
+#include "../format/records.h"
 
 struct stack_slot {
     _Atomic uint64_t hash;   /* 0: empty */

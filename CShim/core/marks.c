@@ -1,6 +1,10 @@
 /* Marks: named points in the trace, from the program (leaktrace_mark, include/leaktrace.h) or
  * from the optional mark signal (LEAKTRACE_MARK_SIGNAL). */
-#include "shim.h"
+#include "marks.h"
+#include "init.h"
+#include "modules.h"
+#include "../io/buffers.h"
+#include "../format/records.h"
 
 #include <signal.h>
 #include <string.h>

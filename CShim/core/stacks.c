@@ -1,7 +1,11 @@
 /* Stack capture: into a fixed buffer on the hook's own stack, from the thread's validated
  * cache when the same stack is still in place, else by the walker (walk.c), else, for frames
  * the walker cannot step, by libunwind. The captured stack's id comes from core/intern.c. */
-#include "shim.h"
+#include "stacks.h"
+#include "intern.h"
+#include "gate.h"
+#include "modules.h"
+#include "walk.h"
 #include "walk.h"
 
 #define UNW_LOCAL_ONLY
@@ -337,7 +341,7 @@ static int capture_step_by_step(uintptr_t *frames, int max) {
         while (n < max && unw_step(&cursor) > 0) {
             unw_word_t ip;
             unw_get_reg(&cursor, UNW_REG_IP, &ip);
-            if (n == 0 && ip >= lt.self_text_start && ip < lt.self_text_end) continue;
+            if (n == 0 && ip >= lt_code.self_text_start && ip < lt_code.self_text_end) continue;
             frames[n++] = (uintptr_t)ip;
         }
     }
@@ -354,8 +358,8 @@ static int capture_with_libunwind(uintptr_t *frames, int max) {
     int n = unw_backtrace(raw, want);
     lt_unwind_leave();
     int skip = 0;
-    while (skip < n && (uintptr_t)raw[skip] >= lt.self_text_start &&
-           (uintptr_t)raw[skip] < lt.self_text_end)
+    while (skip < n && (uintptr_t)raw[skip] >= lt_code.self_text_start &&
+           (uintptr_t)raw[skip] < lt_code.self_text_end)
         skip++;
     int count = n - skip;
     if (count > max) count = max;

@@ -2,7 +2,13 @@
  * function; record. Allocations are recorded after the real call returns, frees before the
  * real free runs: another thread may get the same address back the moment free returns
  * (the order heaptrack and memray use). errno is preserved across the recording. */
-#include "../core/shim.h"
+#include "../core/real.h"
+#include "../core/stacks.h"
+#include "../core/intern.h"
+#include "../core/chunkpath.h"
+#include "../io/buffers.h"
+#include "../io/rings.h"
+#include "../format/records.h"
 
 #include <string.h>
 
@@ -28,7 +34,7 @@ static inline uint32_t capture_stack_id(uintptr_t cfa, uintptr_t ip0, uintptr_t 
     return stack;
 }
 
-void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0, uintptr_t bp) {
+static void record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0, uintptr_t bp) {
     int saved = errno;
     struct lt_event e = {
         .tag = TAG_ALLOC,
@@ -46,7 +52,7 @@ static void record_release(uint8_t tag, void *p) {
     record_event(&e);
 }
 
-void lt_record_free(void *p) {
+static void record_free(void *p) {
     int saved = errno;
     record_release(TAG_FREE, p);
     errno = saved;
@@ -71,7 +77,7 @@ LT_EXPORT void *malloc(size_t size) {
     if (!LT_HAVE_REAL(malloc)) return lt_bootstrap_alloc(size, 16);
     if (!lt_hook_enter()) return lt_real.malloc(size);
     void *p = lt_real.malloc(size);
-    if (LT_LIKELY(p != NULL)) lt_record_alloc(FN_MALLOC, p, size, LT_CALL_SITE);
+    if (LT_LIKELY(p != NULL)) record_alloc(FN_MALLOC, p, size, LT_CALL_SITE);
     lt_hook_leave();
     return p;
 }
@@ -87,7 +93,7 @@ LT_EXPORT void free(void *p) {
         lt_real.free(p);
         return;
     }
-    lt_record_free(p);
+    record_free(p);
     lt_real.free(p);
     lt_hook_leave();
 }
@@ -100,7 +106,7 @@ LT_EXPORT void *calloc(size_t n, size_t size) {
     }
     if (!lt_hook_enter()) return lt_real.calloc(n, size);
     void *p = lt_real.calloc(n, size);
-    if (LT_LIKELY(p != NULL)) lt_record_alloc(FN_CALLOC, p, n * size, LT_CALL_SITE);
+    if (LT_LIKELY(p != NULL)) record_alloc(FN_CALLOC, p, n * size, LT_CALL_SITE);
     lt_hook_leave();
     return p;
 }
@@ -148,7 +154,7 @@ LT_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
     }
     if (!lt_hook_enter()) return lt_real.posix_memalign(out, align, size);
     int r = lt_real.posix_memalign(out, align, size);
-    if (r == 0) lt_record_alloc(FN_POSIX_MEMALIGN, *out, size, LT_CALL_SITE);
+    if (r == 0) record_alloc(FN_POSIX_MEMALIGN, *out, size, LT_CALL_SITE);
     lt_hook_leave();
     return r;
 }
@@ -158,7 +164,7 @@ LT_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
         if (!LT_HAVE_REAL(name)) return lt_bootstrap_alloc(size_expr, 4096);        \
         if (!lt_hook_enter()) return lt_real.name args;             \
         void *p = lt_real.name args;                                \
-        if (LT_LIKELY(p != NULL)) lt_record_alloc(FN, p, size_expr, LT_CALL_SITE); \
+        if (LT_LIKELY(p != NULL)) record_alloc(FN, p, size_expr, LT_CALL_SITE); \
         lt_hook_leave();                                            \
         return p;                                                   \
     }

@@ -6,7 +6,12 @@
  * comes back into user code, and holding the lock makes the record order exactly the order
  * in which the kernel applied the calls (an munmap and a new mmap of the same range from
  * two threads cannot be recorded the wrong way round). */
-#include "../core/shim.h"
+#include "../core/real.h"
+#include "../core/stacks.h"
+#include "../core/intern.h"
+#include "../core/modules.h"
+#include "../io/buffers.h"
+#include "../format/records.h"
 
 #include <stdarg.h>
 #include <string.h>

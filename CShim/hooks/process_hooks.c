@@ -1,5 +1,12 @@
 /* Process life: fork, exec, _exit, abort, dlclose/dlopen, thread names and marks. */
-#include "../core/shim.h"
+#include "../core/real.h"
+#include "../core/init.h"
+#include "../core/stacks.h"
+#include "../core/modules.h"
+#include "../io/buffers.h"
+#include "../io/file.h"
+#include "../io/writer.h"
+#include "../format/records.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -125,21 +132,21 @@ LT_EXPORT int execle(const char *path, const char *arg, ...) {
 
 LT_EXPORT void _exit(int status) {
     LT_NEED_REAL(exit_);
-    if (!lt_self.in_hook) lt_finish("_exit");
+    if (!lt_self.in_hook) lt_finish();
     lt_real.exit_(status);
     __builtin_unreachable();
 }
 
 LT_EXPORT void _Exit(int status) {
     LT_NEED_REAL(Exit_);
-    if (!lt_self.in_hook) lt_finish("_Exit");
+    if (!lt_self.in_hook) lt_finish();
     lt_real.Exit_(status);
     __builtin_unreachable();
 }
 
 LT_EXPORT void abort(void) {
     LT_NEED_REAL(abort);
-    if (!lt_self.in_hook) lt_finish("abort");
+    if (!lt_self.in_hook) lt_finish();
     lt_real.abort();
     __builtin_unreachable();
 }
@@ -209,7 +216,7 @@ LT_EXPORT int pipe2(int fds[2], int flags) {
     LT_NEED_REAL(pipe2);
     int r = lt_real.pipe2(fds, flags);
     uintptr_t caller = (uintptr_t)__builtin_return_address(0);
-    if (r == 0 && caller >= lt.unwind_text_start && caller < lt.unwind_text_end) {
+    if (r == 0 && caller >= lt_code.unwind_text_start && caller < lt_code.unwind_text_end) {
         int saved = errno;
         fds[0] = lt_move_fd_high(fds[0]);
         fds[1] = lt_move_fd_high(fds[1]);

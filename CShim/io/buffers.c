@@ -66,7 +66,7 @@ static void rotate_locked(int may_wait) {
     lt_signal_change(&lt_buf.queued_seq);
 }
 
-/* The slow paths of lt_reserve_locked and lt_commit_locked (core/shim.h). */
+/* The slow paths of lt_reserve_locked and lt_commit_locked (io/buffers.h). */
 uint8_t *lt_reserve_slow_locked(size_t need) {
     if (atomic_load_explicit(&lt_phase, memory_order_relaxed) != PHASE_TRACING) return NULL;
     rotate_locked(1);
