@@ -1,4 +1,5 @@
-/* Process life: fork, exec, _exit, abort, dlclose/dlopen, thread names and marks. */
+/* Process life: fork, exec, _exit, _Exit, abort, dlclose/dlopen, the program's dl_iterate_phdr,
+ * thread names, and libunwind's pipe. */
 #include "../core/real.h"
 #include "../core/init.h"
 #include "../core/stacks.h"
@@ -175,7 +176,7 @@ LT_EXPORT int dlclose(void *handle) {
 LT_EXPORT void *dlopen(const char *file, int mode) {
     LT_NEED_REAL(dlopen);
     if (LT_UNLIKELY(mode & RTLD_DEEPBIND)) mode &= ~RTLD_DEEPBIND;
-    return lt_real.dlopen(file, mode); /* compiled as a jump: checked by Scripts/build.sh */
+    return lt_real.dlopen(file, mode); /* a tail call (a jmp at -O2): hazard case 12c fails if it is not */
 }
 
 /* The program's own walks of the loader's list: the loader holds its list lock (a recursive

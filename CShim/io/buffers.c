@@ -6,7 +6,6 @@
 
 #include <string.h>
 
-#define BUFFER_CAPACITY (1u << 20)
 
 struct lt_buffers lt_buf = {
     .file_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -23,8 +22,8 @@ void lt_buffers_init(void) {
     for (int i = 0; i < LT_BUFFER_COUNT; i++) {
         struct lt_buffer *b = &lt_buf.buffers[i];
         if (!b->data) {
-            b->data = lt_raw_mmap(BUFFER_CAPACITY);
-            b->cap = b->data ? BUFFER_CAPACITY : 0;
+            b->data = lt_raw_mmap(LT_BUFFER_CAPACITY);
+            b->cap = b->data ? LT_BUFFER_CAPACITY : 0;
         }
         buffer_reset(b);
         if (i > 0) lt_buf.free_list[lt_buf.free_len++] = i;

@@ -1,8 +1,11 @@
-/* The append buffers (io/buffers.c): every record goes into the one active buffer under the
- * event lock, so the file order is the order the program's calls happened. A full buffer is
- * queued for the writer thread (io/writer.c), which writes it as one chunk (io/chunks.c).
+/* The append buffers (io/buffers.c): every record reaches the one active buffer under the
+ * event lock (allocator events by way of their thread's ring, io/rings.h), so the file order is
+ * the order the program's calls happened. A full buffer is queued for the writer thread
+ * (io/writer.c), which writes it as one chunk (io/chunks.c).
  *
- * Lock order: the file lock, then the event lock. A hook only ever takes the event lock. */
+ * Lock order: the file lock, then the event lock. The allocator hooks take only the event lock
+ * (and only when their ring is full or they have none); the exec, exit and fork paths take the
+ * file lock first. */
 #ifndef LEAKTRACE_BUFFERS_H
 #define LEAKTRACE_BUFFERS_H
 
@@ -21,6 +24,7 @@ struct __attribute__((aligned(64))) lt_buffer {
 };
 
 #define LT_BUFFER_COUNT 8
+#define LT_BUFFER_CAPACITY (1u << 20)
 /* A buffer this full is queued for the writer. */
 #define LT_FLUSH_SIZE (256u << 10)
 

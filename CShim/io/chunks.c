@@ -8,7 +8,6 @@
 #include <zstd.h>
 
 #define CHUNK_HEADER 16
-#define BUFFER_CAPACITY (1u << 20)
 
 static uint8_t *compress_out;
 static size_t compress_out_cap;
@@ -36,7 +35,7 @@ static void zstd_free(void *opaque, void *address) {
 
 void lt_chunks_init(int zstd_level) {
     if (!compress_out) {
-        compress_out_cap = ZSTD_compressBound(BUFFER_CAPACITY) + CHUNK_HEADER;
+        compress_out_cap = ZSTD_compressBound(LT_BUFFER_CAPACITY) + CHUNK_HEADER;
         compress_out = lt_raw_mmap((compress_out_cap + 4095) & ~(size_t)4095);
     }
     if (!zstd_ctx && zstd_level > 0) {
