@@ -13,6 +13,13 @@
 
 extern char **environ;
 
+/* Writes `n` unsigned varints; returns their length. */
+static size_t put_uvs(uint8_t *out, const uint64_t *values, size_t n) {
+    uint8_t *p = out;
+    for (size_t i = 0; i < n; i++) p = lt_put_uv(p, values[i]);
+    return (size_t)(p - out);
+}
+
 /* ---- MODULES ---- */
 
 uint8_t *lt_encode_modules_prefix(uint8_t *modules, uint64_t generation, uint64_t count) {
@@ -64,46 +71,26 @@ size_t lt_encode_mmap(uint8_t *body, uint64_t addr, uint64_t len, int prot, int 
 }
 
 size_t lt_encode_munmap(uint8_t *body, uint64_t addr, uint64_t len, int result, int err, uint32_t stack) {
-    uint8_t *p = body;
-    p = lt_put_uv(p, addr);
-    p = lt_put_uv(p, len);
+    uint8_t *p = body + put_uvs(body, (const uint64_t[]){addr, len}, 2);
     p = lt_put_sv(p, result);
-    p = lt_put_uv(p, (uint64_t)err);
-    p = lt_put_uv(p, stack);
-    return (size_t)(p - body);
+    return (size_t)(p - body) + put_uvs(p, (const uint64_t[]){(uint64_t)err, stack}, 2);
 }
 
 size_t lt_encode_mremap(uint8_t *body, uint64_t old, uint64_t old_size, uint64_t new_size, int flags,
                         uint64_t new_addr, uint64_t result, int err, uint32_t stack) {
-    uint8_t *p = body;
-    p = lt_put_uv(p, old);
-    p = lt_put_uv(p, old_size);
-    p = lt_put_uv(p, new_size);
-    p = lt_put_uv(p, (uint64_t)(unsigned)flags);
-    p = lt_put_uv(p, new_addr);
-    p = lt_put_uv(p, result);
-    p = lt_put_uv(p, (uint64_t)err);
-    p = lt_put_uv(p, stack);
-    return (size_t)(p - body);
+    const uint64_t values[] = {old, old_size, new_size, (uint64_t)(unsigned)flags, new_addr, result, (uint64_t)err, stack};
+    return put_uvs(body, values, sizeof values / sizeof *values);
 }
 
 size_t lt_encode_brk(uint8_t *body, uint64_t addr, int result, uint64_t before, uint64_t after, uint32_t stack) {
-    uint8_t *p = body;
-    p = lt_put_uv(p, addr);
+    uint8_t *p = lt_put_uv(body, addr);
     p = lt_put_sv(p, result);
-    p = lt_put_uv(p, before);
-    p = lt_put_uv(p, after);
-    p = lt_put_uv(p, stack);
-    return (size_t)(p - body);
+    return (size_t)(p - body) + put_uvs(p, (const uint64_t[]){before, after, stack}, 3);
 }
 
 size_t lt_encode_sbrk(uint8_t *body, int64_t increment, uint64_t result, uint64_t after, uint32_t stack) {
-    uint8_t *p = body;
-    p = lt_put_sv(p, increment);
-    p = lt_put_uv(p, result);
-    p = lt_put_uv(p, after);
-    p = lt_put_uv(p, stack);
-    return (size_t)(p - body);
+    uint8_t *p = lt_put_sv(body, increment);
+    return (size_t)(p - body) + put_uvs(p, (const uint64_t[]){result, after, stack}, 3);
 }
 
 size_t lt_encode_mallopt(uint8_t *body, int param, int value, int result) {
@@ -117,11 +104,7 @@ size_t lt_encode_mallopt(uint8_t *body, int param, int value, int result) {
 /* ---- process records ---- */
 
 size_t lt_encode_sample(uint8_t *body, uint64_t vss_pages, uint64_t rss_pages, uint64_t shared_pages) {
-    uint8_t *p = body;
-    p = lt_put_uv(p, vss_pages);
-    p = lt_put_uv(p, rss_pages);
-    p = lt_put_uv(p, shared_pages);
-    return (size_t)(p - body);
+    return put_uvs(body, (const uint64_t[]){vss_pages, rss_pages, shared_pages}, 3);
 }
 
 size_t lt_encode_mark(uint8_t *body, const char *name, uint64_t source) {
@@ -156,15 +139,8 @@ size_t lt_encode_note(uint8_t *body, int level, const char *text) {
 }
 
 size_t lt_encode_end(uint8_t *body, const struct lt_end_counts *c) {
-    uint8_t *p = body;
-    p = lt_put_uv(p, c->allocs);
-    p = lt_put_uv(p, c->frees);
-    p = lt_put_uv(p, c->reallocs);
-    p = lt_put_uv(p, c->mappings);
-    p = lt_put_uv(p, c->stacks);
-    p = lt_put_uv(p, c->chunks);
-    p = lt_put_uv(p, c->untraced);
-    return (size_t)(p - body);
+    const uint64_t values[] = {c->allocs, c->frees, c->reallocs, c->mappings, c->stacks, c->chunks, c->untraced};
+    return put_uvs(body, values, sizeof values / sizeof *values);
 }
 
 /* ---- header ---- */
