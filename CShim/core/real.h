@@ -44,7 +44,6 @@ struct dl_phdr_info;
     X(dlopen, dlopen, void *, (const char *, int))                                            \
     X(execve, execve, int, (const char *, char *const[], char *const[]))                      \
     X(execvpe, execvpe, int, (const char *, char *const[], char *const[]))                    \
-    X(execvp, execvp, int, (const char *, char *const[]))                                     \
     X(fexecve, fexecve, int, (int, char *const[], char *const[]))                             \
     X(exit_, _exit, LT_NORETURN void, (int))                                                  \
     X(Exit_, _Exit, LT_NORETURN void, (int))                                                  \

@@ -59,44 +59,30 @@ static void after_failed_exec(void) {
         lt_emit_note(0, "exec failed; the program went on");
 }
 
-LT_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
-    LT_NEED_REAL(execve);
-    before_exec(path);
-    int r = lt_real.execve(path, argv, envp);
-    int saved = errno;
-    after_failed_exec();
-    errno = saved;
-    return r;
-}
+/* Writes everything and EXEC, calls the real function, and notes a failure (the call returned). */
+#define EXEC_HOOK(name, label, params, args)                                                  \
+    LT_EXPORT int name params {                                                               \
+        LT_NEED_REAL(name);                                                                   \
+        before_exec(label);                                                                   \
+        int r = lt_real.name args;                                                            \
+        int saved = errno;                                                                    \
+        after_failed_exec();                                                                  \
+        errno = saved;                                                                        \
+        return r;                                                                             \
+    }
+
+EXEC_HOOK(execve, path, (const char *path, char *const argv[], char *const envp[]), (path, argv, envp))
+EXEC_HOOK(execvpe, file, (const char *file, char *const argv[], char *const envp[]), (file, argv, envp))
+EXEC_HOOK(fexecve, "(fexecve)", (int fd, char *const argv[], char *const envp[]), (fd, argv, envp))
 
 LT_EXPORT int execv(const char *path, char *const argv[]) {
     extern char **environ;
     return execve(path, argv, environ);
 }
 
-LT_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
-    LT_NEED_REAL(execvpe);
-    before_exec(file);
-    int r = lt_real.execvpe(file, argv, envp);
-    int saved = errno;
-    after_failed_exec();
-    errno = saved;
-    return r;
-}
-
 LT_EXPORT int execvp(const char *file, char *const argv[]) {
     extern char **environ;
     return execvpe(file, argv, environ);
-}
-
-LT_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
-    LT_NEED_REAL(fexecve);
-    before_exec("(fexecve)");
-    int r = lt_real.fexecve(fd, argv, envp);
-    int saved = errno;
-    after_failed_exec();
-    errno = saved;
-    return r;
 }
 
 /* execl, execlp and execle gather their variadic arguments into an array on the stack. */
