@@ -57,7 +57,7 @@ struct lt_config {
 enum {
     LT_UNWIND_LIBUNWIND, /* unw_backtrace for every capture: the reference */
     LT_UNWIND_CACHED,    /* default: the validated cache, then the walker, then libunwind */
-    LT_UNWIND_VERIFY,    /* as cached, every capture checked against unw_backtrace */
+    LT_UNWIND_VERIFY,    /* as cached, every capture checked against libunwind's step-by-step walk */
     LT_UNWIND_WALK,      /* the walker without the cache (to measure each on its own) */
 };
 

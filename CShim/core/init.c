@@ -20,7 +20,6 @@
 #include "../io/rings.h"
 #include "../io/writer.h"
 #include "../format/records.h"
-#include "../io/chunks.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -150,8 +149,6 @@ __attribute__((destructor(101))) static void leaktrace_fini(void) {
     lt_finish();
 }
 
-extern _Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
-
 /* Appends " name=value" (or "name=value" at the start) to a line of at most `cap` bytes. */
 static void put_count(char *line, size_t cap, const char *name, uint64_t value) {
     char digits[24];
@@ -167,17 +164,17 @@ static void put_count(char *line, size_t cap, const char *name, uint64_t value) 
 }
 
 /* The test suite runs programs with LEAKTRACE_UNWIND=verify and reads this note: every
- * capture (cache hit or walk) was compared with unw_backtrace; mismatches must be 0. */
+ * capture (cache hit or walk) was compared with libunwind's step-by-step walk; mismatches must be 0. */
 static void report_unwind_verification(const struct lt_capture_summary *s) {
     char note[256] = "unwind-verify";
-    put_count(note, sizeof note, "checked", atomic_load(&lt_unwind_verified));
+    put_count(note, sizeof note, "checked", s->verified);
     put_count(note, sizeof note, "hits", s->hits);
     put_count(note, sizeof note, "walks", s->walks);
     put_count(note, sizeof note, "fallbacks", s->fallbacks);
     put_count(note, sizeof note, "backtraces", s->backtraces);
-    put_count(note, sizeof note, "mismatches", atomic_load(&lt_unwind_mismatches));
+    put_count(note, sizeof note, "mismatches", s->mismatches);
     lt_emit_note(0, note);
-    if (atomic_load(&lt_unwind_mismatches)) lt_warn("stack capture disagreed with libunwind", NULL, note);
+    if (s->mismatches) lt_warn("stack capture disagreed with libunwind", NULL, note);
 }
 
 /* LEAKTRACE_VERBOSE=1: how the stacks were captured, so that a program that traces slowly
@@ -245,9 +242,7 @@ static void on_fork_parent(void) {
     fork_held = 0;
     atomic_fetch_sub(&lt_gate.fork_pending, 1);
     lt_rings_open();
-    lt_unlock(&lt_buf.event_lock);
-    lt_self.holds_file_lock = 0;
-    pthread_mutex_unlock(&lt_buf.file_lock);
+    lt_fork_parent_release();
     lt_self.in_hook = 0;
 }
 
@@ -256,7 +251,6 @@ static void on_fork_child(void) {
     fork_held = 0;
     atomic_store(&lt_gate.unwinders, 0);
     atomic_store(&lt_gate.fork_pending, 0);
-    lt_self.holds_file_lock = 0;
     lt_buffers_after_fork();
     lt_file_after_fork();
     lt_base_after_fork();

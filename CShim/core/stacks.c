@@ -212,7 +212,7 @@ static inline struct cached_stack *cache_lookup(struct stack_cache *c, uintptr_t
 
 /* LEAKTRACE_UNWIND=verify: every capture, cache hit or walk, is checked against a full
  * libunwind capture. */
-_Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
+static _Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
 /* Captures made with unw_backtrace. */
 static _Atomic uint64_t lt_unwind_backtraces;
 
@@ -307,6 +307,8 @@ void lt_capture_summary(struct lt_capture_summary *s) {
     s->backtraces = atomic_load(&lt_unwind_backtraces);
     s->rules_learned = atomic_load(&lt_walk_counts.rules_learned);
     s->rules_unsupported = atomic_load(&lt_walk_counts.rules_unsupported);
+    s->verified = atomic_load(&lt_unwind_verified);
+    s->mismatches = atomic_load(&lt_unwind_mismatches);
 }
 
 /* Captures the caller's stack with unw_backtrace, innermost first, without our own frames. */

@@ -23,6 +23,8 @@ struct lt_capture_summary {
     uint64_t fallbacks;         /* walks that met a frame only libunwind can step */
     uint64_t backtraces;        /* unw_backtrace calls (fallbacks, libunwind mode, mappings) */
     uint64_t rules_learned, rules_unsupported;
+    uint64_t verified;          /* LEAKTRACE_UNWIND=verify: captures checked against libunwind */
+    uint64_t mismatches;        /* of which libunwind's walk gave other frames */
 };
 LT_HIDDEN void lt_capture_summary(struct lt_capture_summary *s);
 LT_HIDDEN void lt_stack_cache_store(struct cached_stack *e, uint32_t stack_id);

@@ -121,6 +121,12 @@ void lt_flush_for_fork(void) {
     lt_lock(&lt_buf.event_lock);
 }
 
+void lt_fork_parent_release(void) {
+    lt_unlock(&lt_buf.event_lock);
+    lt_self.holds_file_lock = 0;
+    pthread_mutex_unlock(&lt_buf.file_lock);
+}
+
 /* ---- the writer thread ---- */
 
 /* The upper layers' work at every tick (core/init.c: the module map check, the marks asked for
@@ -184,6 +190,7 @@ void lt_writer_stop(void) { atomic_store(&writer_stop, 1); }
 int lt_writer_running(void) { return writer_running; }
 
 void lt_writer_after_fork(void) {
+    lt_self.holds_file_lock = 0;
     writer_running = 0;
     atomic_store(&writer_stop, 0);
 }

@@ -23,6 +23,8 @@ LT_HIDDEN void lt_writer_after_fork(void);
 LT_HIDDEN void lt_flush_all(int final_end);
 /* The fork prepare handler's flush: returns with the file lock and the event lock held. */
 LT_HIDDEN void lt_flush_for_fork(void);
+/* The fork parent handler's release of both. (The child re-creates them: lt_buffers_after_fork.) */
+LT_HIDDEN void lt_fork_parent_release(void);
 
 LT_HIDDEN void lt_emit_note(int level, const char *text);
 LT_HIDDEN void lt_emit_thread_name(uint64_t tid, const char *name, size_t len);
