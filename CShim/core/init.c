@@ -163,16 +163,25 @@ static void put_count(char *line, size_t cap, const char *name, uint64_t value) 
     line[at + n] = 0;
 }
 
+struct named_count {
+    const char *name;
+    uint64_t value;
+};
+
+/* Appends " name=value" for each count. */
+static void put_counts(char *line, size_t cap, const struct named_count *counts, size_t n) {
+    for (size_t i = 0; i < n; i++) put_count(line, cap, counts[i].name, counts[i].value);
+}
+
 /* The test suite runs programs with LEAKTRACE_UNWIND=verify and reads this note: every
  * capture (cache hit or walk) was compared with libunwind's step-by-step walk; mismatches must be 0. */
 static void report_unwind_verification(const struct lt_capture_summary *s) {
     char note[256] = "unwind-verify";
-    put_count(note, sizeof note, "checked", s->verified);
-    put_count(note, sizeof note, "hits", s->hits);
-    put_count(note, sizeof note, "walks", s->walks);
-    put_count(note, sizeof note, "fallbacks", s->fallbacks);
-    put_count(note, sizeof note, "backtraces", s->backtraces);
-    put_count(note, sizeof note, "mismatches", s->mismatches);
+    const struct named_count counts[] = {
+        {"checked", s->verified}, {"hits", s->hits}, {"walks", s->walks},
+        {"fallbacks", s->fallbacks}, {"backtraces", s->backtraces}, {"mismatches", s->mismatches},
+    };
+    put_counts(note, sizeof note, counts, sizeof counts / sizeof *counts);
     lt_emit_note(0, note);
     if (s->mismatches) lt_warn("stack capture disagreed with libunwind", NULL, note);
 }
@@ -182,13 +191,12 @@ static void report_unwind_verification(const struct lt_capture_summary *s) {
  * cannot step, which libunwind walks much more slowly). */
 static void report_capture(const struct lt_capture_summary *s) {
     char line[320] = "";
-    put_count(line, sizeof line, "hits", s->hits);
-    put_count(line, sizeof line, "walks", s->walks);
-    put_count(line, sizeof line, "not-cached", s->fills_skipped);
-    put_count(line, sizeof line, "fallbacks", s->fallbacks);
-    put_count(line, sizeof line, "backtraces", s->backtraces);
-    put_count(line, sizeof line, "code-addresses", s->rules_learned);
-    put_count(line, sizeof line, "unsupported", s->rules_unsupported);
+    const struct named_count counts[] = {
+        {"hits", s->hits}, {"walks", s->walks}, {"not-cached", s->fills_skipped},
+        {"fallbacks", s->fallbacks}, {"backtraces", s->backtraces},
+        {"code-addresses", s->rules_learned}, {"unsupported", s->rules_unsupported},
+    };
+    put_counts(line, sizeof line, counts, sizeof counts / sizeof *counts);
     lt_warn("capture:", line, NULL);
 }
 
