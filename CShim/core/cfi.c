@@ -13,7 +13,7 @@
  * The FDE is found without the loader's lock: _dl_find_object (glibc 2.35) names the module's
  * PT_GNU_EH_FRAME segment, whose binary search table leads to the FDE. Nothing here allocates,
  * takes a lock or makes a system call. */
-#include "shim.h"
+#include "../base/base.h"
 #include "cfi.h"
 
 #include <dlfcn.h>

@@ -1,10 +1,14 @@
 /* Which allocator serves the process's malloc. The chunk-header path classification
- * (shim.h, lt_chunk_path) is valid only for glibc's. */
-#include "shim.h"
+ * (core/chunkpath.h, lt_chunk_path) is valid only for glibc's. */
+#include "chunkpath.h"
+#include "modules.h"
+#include "real.h"
 
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
+
+struct lt_allocator lt_allocator;
 
 /* True when `address` lies in a shared object rather than the main program (which is the
  * first entry of the loader's list). */
@@ -16,15 +20,15 @@ static int in_shared_object(const void *address) {
 
 void lt_detect_allocator(void) {
     Dl_info info;
-    lt.allocator_is_glibc = 0;
-    strcpy(lt.allocator_name, "unknown");
-    if (lt.real.malloc && dladdr((void *)lt.real.malloc, &info) && info.dli_fname) {
+    lt_allocator.is_glibc = 0;
+    strcpy(lt_allocator.name, "unknown");
+    if (lt_real.malloc && dladdr((void *)lt_real.malloc, &info) && info.dli_fname) {
         const char *base = strrchr(info.dli_fname, '/');
         base = base ? base + 1 : info.dli_fname;
-        lt.allocator_is_glibc = strncmp(base, "libc.so", 7) == 0;
-        strncpy(lt.allocator_name, lt.allocator_is_glibc ? "glibc" : info.dli_fname, sizeof lt.allocator_name - 1);
+        lt_allocator.is_glibc = strncmp(base, "libc.so", 7) == 0;
+        strncpy(lt_allocator.name, lt_allocator.is_glibc ? "glibc" : info.dli_fname, sizeof lt_allocator.name - 1);
         /* Its mappings are its heap, made under its own locks: never unwind there. */
-        if (!lt.allocator_is_glibc) lt_add_internal_mapper((const void *)lt.real.malloc);
+        if (!lt_allocator.is_glibc) lt_add_internal_mapper((const void *)lt_real.malloc);
     }
     /* If another object defines malloc ahead of us in the search order (a preloaded jemalloc
      * listed first, or an allocator linked into the program), the program's calls never reach

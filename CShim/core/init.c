@@ -6,7 +6,20 @@
  * trace file whose header names the parent's trace and the byte offset where the parent's data
  * at the fork ends, resets the stack tables (its trace must stand alone) and starts its own
  * writer thread. */
-#include "shim.h"
+#include "init.h"
+#include "gate.h"
+#include "stacks.h"
+#include "intern.h"
+#include "modules.h"
+#include "marks.h"
+#include "chunkpath.h"
+#include "real.h"
+#include "../io/buffers.h"
+#include "../io/chunks.h"
+#include "../io/file.h"
+#include "../io/rings.h"
+#include "../io/writer.h"
+#include "../format/records.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -17,102 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-struct lt_state lt = {
-    .file_lock = PTHREAD_MUTEX_INITIALIZER,
-    .fd = -1,
-};
-
-__thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));
-
-/* ---- bootstrap: dlsym itself calls calloc before the real functions are known ---- */
-
-static uint8_t bootstrap_pool[64 * 1024] __attribute__((aligned(64)));
-static _Atomic size_t bootstrap_used;
-static _Atomic int resolve_state; /* 0 not yet, 1 resolving, 2 done */
-
-int lt_in_bootstrap_pool(const void *p) {
-    return (const uint8_t *)p >= bootstrap_pool && (const uint8_t *)p < bootstrap_pool + sizeof bootstrap_pool;
-}
-
-void *lt_bootstrap_alloc(size_t size, size_t align) {
-    if (align < 16) align = 16;
-    size_t start, end;
-    size_t used = atomic_load(&bootstrap_used);
-    do {
-        start = (used + align - 1) & ~(align - 1);
-        end = start + size;
-        if (end > sizeof bootstrap_pool) return NULL;
-    } while (!atomic_compare_exchange_weak(&bootstrap_used, &used, end));
-    return bootstrap_pool + start;
-}
-
-#define RESOLVE(field, name) lt.real.field = (__typeof__(lt.real.field))dlsym(RTLD_NEXT, name)
-
-void lt_ensure_resolved(void) {
-    int expected = 0;
-    /* Whoever is resolving right now (in practice the only thread at start-up, re-entered
-     * through dlsym's calloc) gets a quick "not yet", and the bootstrap pool serves it. */
-    if (!atomic_compare_exchange_strong(&resolve_state, &expected, 1)) return;
-    RESOLVE(free, "free");
-    RESOLVE(malloc, "malloc");
-    RESOLVE(calloc, "calloc");
-    RESOLVE(realloc, "realloc");
-    RESOLVE(reallocarray, "reallocarray");
-    RESOLVE(posix_memalign, "posix_memalign");
-    RESOLVE(aligned_alloc, "aligned_alloc");
-    RESOLVE(memalign, "memalign");
-    RESOLVE(valloc, "valloc");
-    RESOLVE(pvalloc, "pvalloc");
-    RESOLVE(mmap, "mmap");
-    RESOLVE(mmap64, "mmap64");
-    RESOLVE(munmap, "munmap");
-    RESOLVE(mremap, "mremap");
-    RESOLVE(brk, "brk");
-    RESOLVE(sbrk, "sbrk");
-    RESOLVE(mallopt, "mallopt");
-    RESOLVE(dlclose, "dlclose");
-    RESOLVE(dlopen, "dlopen");
-    RESOLVE(execve, "execve");
-    RESOLVE(execvpe, "execvpe");
-    RESOLVE(execvp, "execvp");
-    RESOLVE(fexecve, "fexecve");
-    RESOLVE(exit_, "_exit");
-    RESOLVE(Exit_, "_Exit");
-    RESOLVE(abort, "abort");
-    RESOLVE(pthread_setname_np, "pthread_setname_np");
-    RESOLVE(fork, "fork");
-    RESOLVE(pipe2, "pipe2");
-    RESOLVE(dl_iterate_phdr, "dl_iterate_phdr");
-    atomic_store(&resolve_state, 2);
-}
-
-/* ---- small helpers ---- */
-
-uint64_t lt_current_tid(void) {
-    struct lt_thread *t = &lt_self;
-    if (LT_UNLIKELY(t->tid == 0 || t->fork_generation != lt.fork_generation)) {
-        t->tid = (uint64_t)syscall(SYS_gettid);
-        t->fork_generation = lt.fork_generation;
-        t->named = 0;
-    }
-    return t->tid;
-}
-
-/* One line on stderr, written with write(2): stdio may be locked or closed. */
-void lt_warn(const char *msg1, const char *msg2, const char *msg3) {
-    char line[1024];
-    size_t n = 0;
-    const char *parts[] = {"leaktrace: ", msg1, msg2 ? " " : NULL, msg2, msg3 ? ": " : NULL, msg3, "\n"};
-    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
-        if (!parts[i]) continue;
-        size_t len = strlen(parts[i]);
-        if (n + len >= sizeof line) len = sizeof line - n - 1;
-        memcpy(line + n, parts[i], len);
-        n += len;
-    }
-    ssize_t r;
-    do r = write(2, line, n); while (r < 0 && errno == EINTR);
-}
+struct lt_process lt_process;
+struct lt_unwind_gate lt_gate;
 
 static int env_int(const char *name, int fallback, int lo, int hi) {
     const char *v = secure_getenv(name);
@@ -127,7 +46,7 @@ static int env_int(const char *name, int fallback, int lo, int hi) {
 }
 
 static void read_config(void) {
-    struct lt_config *c = &lt.config;
+    struct lt_config *c = &lt_config;
     const char *out = secure_getenv("LEAKTRACE_OUTPUT");
     const char *pattern = out && *out ? out : "leaktrace.%e.%p.lt";
     strncpy(c->output_pattern, pattern, sizeof c->output_pattern - 1);
@@ -145,51 +64,71 @@ static void read_config(void) {
 }
 
 static void read_identity(void) {
-    lt.pid = getpid();
-    ssize_t n = readlink("/proc/self/exe", lt.program_path, sizeof lt.program_path - 1);
-    lt.program_path[n > 0 ? n : 0] = 0;
-    const char *slash = strrchr(lt.program_path, '/');
-    const char *name = slash ? slash + 1 : lt.program_path;
-    size_t len = strnlen(name, sizeof lt.program_name - 1);
-    memcpy(lt.program_name, name, len);
-    lt.program_name[len] = 0;
-    if (!lt.program_name[0]) strcpy(lt.program_name, "program");
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    lt.start_monotonic_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    lt_process.pid = getpid();
+    ssize_t n = readlink("/proc/self/exe", lt_process.program_path, sizeof lt_process.program_path - 1);
+    lt_process.program_path[n > 0 ? n : 0] = 0;
+    const char *slash = strrchr(lt_process.program_path, '/');
+    const char *name = slash ? slash + 1 : lt_process.program_path;
+    size_t len = strnlen(name, sizeof lt_process.program_name - 1);
+    memcpy(lt_process.program_name, name, len);
+    lt_process.program_name[len] = 0;
+    if (!lt_process.program_name[0]) strcpy(lt_process.program_name, "program");
+    lt_clock_init();
 }
 
 /* ---- start ---- */
 
+/* Runs on the writer thread every tick (io/writer.c). The module map is checked every tick (one
+ * dl_iterate_phdr callback when nothing changed): a library dlopen'ed just before a mark must
+ * be in a snapshot at or before it, or a report that stops at the mark could not name its
+ * frames. */
+static void writer_tick(void) {
+    lt_modules_snapshot_unless_busy();
+    lt_marks_write_pending();
+}
+
+/* Creates the trace file (its header names the parent's trace in a forked child) and starts
+ * recording. */
 static void start_tracing(const char *parent_trace, uint64_t parent_offset) {
     lt_buffers_init();
-    if (!lt_open_output(parent_trace, parent_offset)) {
-        atomic_store(&lt.phase, PHASE_STOPPED);
+    static uint8_t header[16 + 16384];
+    struct lt_header_info info = {
+        .program_path = lt_process.program_path,
+        .parent_trace = parent_trace,
+        .parent_offset = parent_offset,
+        .depth = lt_config.depth,
+        .sample_ms = lt_config.sample_ms,
+        .allocator_is_glibc = lt_allocator.is_glibc,
+        .allocator_name = lt_allocator.name,
+    };
+    size_t header_len = lt_encode_header(header, sizeof header, &info);
+    if (!lt_open_output(lt_config.output_pattern, lt_process.pid, lt_process.program_name, header, header_len)) {
+        atomic_store(&lt_phase, PHASE_STOPPED);
         return;
     }
-    atomic_store(&lt.now_us, lt_now_us());
-    atomic_store(&lt.phase, PHASE_TRACING);
-    if (lt.config.verbose) lt_warn("tracing to", lt.output_path, NULL);
-    if (!lt.allocator_is_glibc) {
+    lt_chunks_init(lt_config.zstd_level);
+    atomic_store(&lt_tick_us, lt_now_us());
+    atomic_store(&lt_phase, PHASE_TRACING);
+    if (lt_config.verbose) lt_warn("tracing to", lt_file.path, NULL);
+    if (!lt_allocator.is_glibc) {
         char note[700] = "allocator is not glibc's: allocation paths are unknown; malloc comes from ";
-        strncat(note, lt.allocator_name, sizeof note - strlen(note) - 1);
+        strncat(note, lt_allocator.name, sizeof note - strlen(note) - 1);
         lt_emit_note(1, note);
     }
     lt_modules_snapshot(1);
-    lt_writer_start();
+    lt_writer_start(writer_tick);
 }
 
 static void on_fork_prepare(void);
 static void on_fork_parent(void);
 static void on_fork_child(void);
-LT_HIDDEN void lt_install_mark_signal(void);
 
 __attribute__((constructor(101))) static void leaktrace_init(void) {
     lt_self.in_hook = LT_IN_TRACER;
     lt_ensure_resolved();
     if (getauxval(AT_SECURE)) {
         /* setuid/setgid: never trace, never write files on the program's behalf. */
-        atomic_store(&lt.phase, PHASE_STOPPED);
+        atomic_store(&lt_phase, PHASE_STOPPED);
         lt_self.in_hook = 0;
         return;
     }
@@ -207,38 +146,44 @@ __attribute__((constructor(101))) static void leaktrace_init(void) {
 
 /* Runs at exit() after the program's own atexit handlers and destructors. */
 __attribute__((destructor(101))) static void leaktrace_fini(void) {
-    lt_finish("exit");
+    lt_finish();
 }
-
-extern _Atomic uint64_t lt_unwind_verified, lt_unwind_mismatches;
 
 /* Appends " name=value" (or "name=value" at the start) to a line of at most `cap` bytes. */
 static void put_count(char *line, size_t cap, const char *name, uint64_t value) {
     char digits[24];
-    int n = 0;
-    do digits[n++] = (char)('0' + value % 10); while ((value /= 10) > 0);
+    size_t n = (size_t)(lt_put_decimal(digits, value) - digits);
     size_t at = strlen(line);
-    size_t need = (at ? 1 : 0) + strlen(name) + 1 + (size_t)n;
+    size_t need = (at ? 1 : 0) + strlen(name) + 1 + n;
     if (at + need >= cap) return;
     if (at) line[at++] = ' ';
     for (const char *c = name; *c; c++) line[at++] = *c;
     line[at++] = '=';
-    while (n) line[at++] = digits[--n];
-    line[at] = 0;
+    memcpy(line + at, digits, n);
+    line[at + n] = 0;
+}
+
+struct named_count {
+    const char *name;
+    uint64_t value;
+};
+
+/* Appends " name=value" for each count. */
+static void put_counts(char *line, size_t cap, const struct named_count *counts, size_t n) {
+    for (size_t i = 0; i < n; i++) put_count(line, cap, counts[i].name, counts[i].value);
 }
 
 /* The test suite runs programs with LEAKTRACE_UNWIND=verify and reads this note: every
- * capture (cache hit or walk) was compared with unw_backtrace; mismatches must be 0. */
+ * capture (cache hit or walk) was compared with libunwind's step-by-step walk; mismatches must be 0. */
 static void report_unwind_verification(const struct lt_capture_summary *s) {
     char note[256] = "unwind-verify";
-    put_count(note, sizeof note, "checked", atomic_load(&lt_unwind_verified));
-    put_count(note, sizeof note, "hits", s->hits);
-    put_count(note, sizeof note, "walks", s->walks);
-    put_count(note, sizeof note, "fallbacks", s->fallbacks);
-    put_count(note, sizeof note, "backtraces", s->backtraces);
-    put_count(note, sizeof note, "mismatches", atomic_load(&lt_unwind_mismatches));
+    const struct named_count counts[] = {
+        {"checked", s->verified}, {"hits", s->hits}, {"walks", s->walks},
+        {"fallbacks", s->fallbacks}, {"backtraces", s->backtraces}, {"mismatches", s->mismatches},
+    };
+    put_counts(note, sizeof note, counts, sizeof counts / sizeof *counts);
     lt_emit_note(0, note);
-    if (atomic_load(&lt_unwind_mismatches)) lt_warn("stack capture disagreed with libunwind", NULL, note);
+    if (s->mismatches) lt_warn("stack capture disagreed with libunwind", NULL, note);
 }
 
 /* LEAKTRACE_VERBOSE=1: how the stacks were captured, so that a program that traces slowly
@@ -246,34 +191,32 @@ static void report_unwind_verification(const struct lt_capture_summary *s) {
  * cannot step, which libunwind walks much more slowly). */
 static void report_capture(const struct lt_capture_summary *s) {
     char line[320] = "";
-    put_count(line, sizeof line, "hits", s->hits);
-    put_count(line, sizeof line, "walks", s->walks);
-    put_count(line, sizeof line, "not-cached", s->fills_skipped);
-    put_count(line, sizeof line, "fallbacks", s->fallbacks);
-    put_count(line, sizeof line, "backtraces", s->backtraces);
-    put_count(line, sizeof line, "code-addresses", s->rules_learned);
-    put_count(line, sizeof line, "unsupported", s->rules_unsupported);
+    const struct named_count counts[] = {
+        {"hits", s->hits}, {"walks", s->walks}, {"not-cached", s->fills_skipped},
+        {"fallbacks", s->fallbacks}, {"backtraces", s->backtraces},
+        {"code-addresses", s->rules_learned}, {"unsupported", s->rules_unsupported},
+    };
+    put_counts(line, sizeof line, counts, sizeof counts / sizeof *counts);
     lt_warn("capture:", line, NULL);
 }
 
-void lt_finish(const char *reason) {
-    (void)reason;
-    if (atomic_load(&lt.phase) != PHASE_TRACING) return;
+void lt_finish(void) {
+    if (atomic_load(&lt_phase) != PHASE_TRACING) return;
     /* A vfork child that leaves with _exit after a failed exec shares our memory and our
      * descriptor: finishing here would write END into the parent's trace and stop it. */
     if (lt_in_foreign_child()) return;
     int was = lt_self.in_hook;
     lt_self.in_hook = LT_IN_TRACER;
     lt_modules_snapshot(0);
-    lt_emit_pending_marks(); /* asked for by signal after the writer's last tick */
+    lt_marks_write_pending(); /* asked for by signal after the writer's last tick */
     struct lt_capture_summary capture;
     lt_capture_summary(&capture);
-    if (lt.config.unwind == LT_UNWIND_VERIFY) report_unwind_verification(&capture);
-    atomic_store(&lt.writer_stop, 1);
+    if (lt_config.unwind == LT_UNWIND_VERIFY) report_unwind_verification(&capture);
+    lt_writer_stop();
     lt_flush_all(1);
-    if (lt.config.verbose) {
+    if (lt_config.verbose) {
         report_capture(&capture);
-        lt_warn("trace written to", lt.output_path, NULL);
+        lt_warn("trace written to", lt_file.path, NULL);
     }
     lt_self.in_hook = was;
 }
@@ -286,54 +229,43 @@ static int fork_held;
 
 static void on_fork_prepare(void) {
     fork_held = 0;
-    if (atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook) return;
+    if (atomic_load(&lt_phase) != PHASE_TRACING || lt_self.in_hook) return;
     lt_self.in_hook = LT_IN_TRACER;
     lt_modules_snapshot(0);
-    /* No thread may be inside libunwind or a module snapshot when the process forks (shim.h,
+    /* No thread may be inside libunwind or a module snapshot when the process forks (core/gate.h,
      * lt_unwind_enter). The tracer's own locks are not held yet: a thread on its way out may
      * need them. A count, not a flag: two threads may fork at once, and the first to finish
      * must not reopen the door for the second. */
-    atomic_fetch_add(&lt.fork_pending, 1);
-    while (atomic_load(&lt.unwinders) > 0) sched_yield();
+    atomic_fetch_add(&lt_gate.fork_pending, 1);
+    while (atomic_load(&lt_gate.unwinders) > 0) sched_yield();
     lt_rings_close();    /* no allocator event is taken until the fork is done */
     lt_flush_for_fork(); /* returns with both locks held */
     fork_held = 1;
-    memcpy(fork_parent_trace, lt.output_path, sizeof fork_parent_trace);
-    fork_parent_offset = lt.file_offset;
+    memcpy(fork_parent_trace, lt_file.path, sizeof fork_parent_trace);
+    fork_parent_offset = lt_file.offset;
 }
 
 static void on_fork_parent(void) {
     if (!fork_held) return;
     fork_held = 0;
-    atomic_fetch_sub(&lt.fork_pending, 1);
+    atomic_fetch_sub(&lt_gate.fork_pending, 1);
     lt_rings_open();
-    lt_unlock(&lt.event_lock);
-    lt_self.holds_file_lock = 0;
-    pthread_mutex_unlock(&lt.file_lock);
+    lt_fork_parent_release();
     lt_self.in_hook = 0;
 }
 
 static void on_fork_child(void) {
     if (!fork_held) return;
     fork_held = 0;
-    atomic_store(&lt.unwinders, 0);
-    atomic_store(&lt.fork_pending, 0);
-    atomic_store(&lt.event_lock.state, 0);
-    lt_self.holds_file_lock = 0;
-    pthread_mutex_init(&lt.file_lock, NULL);
-    /* The parent's descriptor is shared with the parent: never write to it from here. */
-    if (lt.fd >= 0) close(lt.fd);
-    lt.fd = -1;
-    lt.fork_generation++;
-    lt.writer_running = 0;
-    atomic_store(&lt.writer_stop, 0);
-    atomic_store(&lt.phase, PHASE_OFF);
-    lt.count_allocs = lt.count_frees = lt.count_reallocs = lt.count_mappings = 0;
-    lt.count_stacks = lt.count_chunks = 0;
-    atomic_store(&lt.count_untraced, 0);
-    lt.modules_generation = 0;
-    lt.pid = getpid();
-    lt.time_floor = 0; /* the child's clock starts over with its trace */
+    atomic_store(&lt_gate.unwinders, 0);
+    atomic_store(&lt_gate.fork_pending, 0);
+    lt_buffers_after_fork();
+    lt_file_after_fork();
+    lt_base_after_fork();
+    lt_writer_after_fork();
+    atomic_store(&lt_phase, PHASE_OFF);
+    lt_modules_after_fork();
+    lt_process.pid = getpid();
     lt_rings_after_fork();
     lt_stacks_reset();
     start_tracing(fork_parent_trace, fork_parent_offset);

@@ -5,7 +5,11 @@
  * (heaptrack 88e66a6) and never from an allocation hook. A snapshot is taken at start, by the
  * writer thread when the loader's add/remove counters moved (dlpi_adds/dlpi_subs, the way
  * bytehound avoids hooking dlopen), before dlclose, and before fork, exec and exit. */
-#include "shim.h"
+#include "modules.h"
+#include "init.h"
+#include "gate.h"
+#include "../io/buffers.h"
+#include "../format/records.h"
 
 #include <elf.h>
 #include <link.h>
@@ -14,6 +18,12 @@
 #include <string.h>
 
 #define SNAPSHOT_CAPACITY (4u << 20)
+
+struct lt_code_ranges lt_code;
+
+/* The loader's add/remove counters at the last snapshot, and the snapshot's number. */
+static unsigned long long modules_adds, modules_subs;
+static uint64_t modules_generation;
 
 static uint8_t *snapshot_body;
 static pthread_mutex_t snapshot_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -55,29 +65,14 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *data) {
         w->subs = info->dlpi_subs;
     }
     const char *path = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : NULL;
-    if (!path && w->count == 0) path = lt.program_path; /* the main program has no name here */
+    if (!path && w->count == 0) path = lt_process.program_path; /* the main program has no name here */
     if (!path) path = "";
-    size_t path_len = strlen(path);
     const uint8_t *id = NULL;
     size_t id_len = find_build_id(info, &id);
-    size_t need = path_len + id_len + 64 + (size_t)info->dlpi_phnum * 30;
-    if ((size_t)(w->end - w->out) < need) {
+    uint8_t *p = lt_encode_module(w->out, (size_t)(w->end - w->out), info, path, id, id_len);
+    if (!p) {
         w->overflow = 1;
         return 1;
-    }
-    uint8_t *p = w->out;
-    p = lt_put_str(p, path, path_len);
-    p = lt_put_uv(p, info->dlpi_addr);
-    p = lt_put_str(p, (const char *)id, id_len);
-    int segments = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) segments += info->dlpi_phdr[i].p_type == PT_LOAD;
-    p = lt_put_uv(p, (uint64_t)segments);
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD) continue;
-        p = lt_put_uv(p, info->dlpi_addr + ph->p_vaddr);
-        p = lt_put_uv(p, ph->p_memsz);
-        p = lt_put_uv(p, ph->p_flags);
     }
     w->out = p;
     w->count++;
@@ -96,11 +91,11 @@ static int read_counters(struct dl_phdr_info *info, size_t size, void *data) {
 static void snapshot_locked(int force);
 
 /* Writes a MODULES record if the set of loaded objects changed (or always, with force).
- * Counted with the threads inside libunwind (shim.h, lt_unwind_enter): a fork waits until no
+ * Counted with the threads inside libunwind (core/gate.h, lt_unwind_enter): a fork waits until no
  * snapshot is under way, so a child never inherits the snapshot lock, or the loader's list
  * lock that dl_iterate_phdr holds, from the writer thread (hazard 4). */
 void lt_modules_snapshot(int force) {
-    if (atomic_load(&lt.phase) != PHASE_TRACING) return;
+    if (atomic_load(&lt_phase) != PHASE_TRACING) return;
     lt_unwind_enter();
     pthread_mutex_lock(&snapshot_lock);
     snapshot_locked(force);
@@ -112,7 +107,7 @@ void lt_modules_snapshot(int force) {
  * may be waiting, snapshot lock held, for the writer to free a buffer for its record; the writer
  * must never wait for it in turn. */
 void lt_modules_snapshot_unless_busy(void) {
-    if (atomic_load(&lt.phase) != PHASE_TRACING) return;
+    if (atomic_load(&lt_phase) != PHASE_TRACING) return;
     lt_unwind_enter();
     if (pthread_mutex_trylock(&snapshot_lock) == 0) {
         snapshot_locked(0);
@@ -125,28 +120,20 @@ static void snapshot_locked(int force) {
     unsigned long long counters[2] = {0, 0};
     if (!force) {
         dl_iterate_phdr(read_counters, counters);
-        if (counters[0] == lt.modules_adds && counters[1] == lt.modules_subs && lt.modules_generation > 0) return;
+        if (counters[0] == modules_adds && counters[1] == modules_subs && modules_generation > 0) return;
     }
     if (!snapshot_body) snapshot_body = lt_raw_mmap(SNAPSHOT_CAPACITY);
     if (!snapshot_body) return;
-    /* The body starts with generation and count, whose sizes are known only afterwards:
-     * modules are encoded after a 20-byte gap that is filled in at the end. */
-    struct snapshot_walk w = {snapshot_body + 20, snapshot_body + SNAPSHOT_CAPACITY, 0, 0, 0, 0};
+    uint8_t *modules = snapshot_body + LT_MODULES_PREFIX_MAX;
+    struct snapshot_walk w = {modules, snapshot_body + SNAPSHOT_CAPACITY, 0, 0, 0, 0};
     dl_iterate_phdr(add_module, &w);
-    uint64_t generation = ++lt.modules_generation;
-    uint8_t prefix[20], *p = prefix;
-    p = lt_put_uv(p, generation);
-    p = lt_put_uv(p, w.count);
-    size_t prefix_len = (size_t)(p - prefix);
-    uint8_t *body = snapshot_body + 20 - prefix_len;
-    memcpy(body, prefix, prefix_len);
-    lt.modules_adds = w.adds;
-    lt.modules_subs = w.subs;
-
-    lt_lock_events();
-    lt_append_sized_locked(TAG_MODULES, body, (size_t)(w.out - body));
-    lt_unlock(&lt.event_lock);
+    uint8_t *body = lt_encode_modules_prefix(modules, ++modules_generation, w.count);
+    modules_adds = w.adds;
+    modules_subs = w.subs;
+    lt_append_record(TAG_MODULES, body, (size_t)(w.out - body), LT_NO_CONTEXT);
 }
+
+void lt_modules_after_fork(void) { modules_generation = 0; }
 
 struct text_query {
     uintptr_t address;
@@ -170,30 +157,30 @@ static int find_text(struct dl_phdr_info *info, size_t size, void *data) {
 }
 
 /* Finds the tracer's own executable segment, whose frames are dropped from every stack, and
- * libunwind's, whose pipe2 and mapping calls are its own (hooks/process_hooks.c, shim.h). */
+ * libunwind's, whose pipe2 and mapping calls are its own (hooks/process_hooks.c, core/modules.h). */
 void lt_find_self_text(void) {
     struct text_query self = {(uintptr_t)&lt_find_self_text, 0, 0};
     dl_iterate_phdr(find_text, &self);
-    lt.self_text_start = self.start;
-    lt.self_text_end = self.end;
+    lt_code.self_text_start = self.start;
+    lt_code.self_text_end = self.end;
     struct text_query unwind = {(uintptr_t)&_ULx86_64_init_local, 0, 0};
     dl_iterate_phdr(find_text, &unwind);
-    lt.unwind_text_start = unwind.start;
-    lt.unwind_text_end = unwind.end;
+    lt_code.unwind_text_start = unwind.start;
+    lt_code.unwind_text_end = unwind.end;
     lt_add_internal_mapper((const void *)&_ULx86_64_init_local);
 }
 
 /* Adds the executable segment holding `address` to the code whose mapping calls are not the
- * program's (shim.h, lt_is_internal_mapping_caller). Called at start only, before any hook
+ * program's (core/modules.h, lt_is_internal_mapping_caller). Called at start only, before any hook
  * records, so the table needs no lock. */
 void lt_add_internal_mapper(const void *address) {
     struct text_query q = {(uintptr_t)address, 0, 0};
     dl_iterate_phdr(find_text, &q);
-    if (!q.start || lt.internal_mapper_count >= (int)(sizeof lt.internal_mappers / sizeof *lt.internal_mappers))
+    if (!q.start || lt_code.internal_mapper_count >= (int)(sizeof lt_code.internal_mappers / sizeof *lt_code.internal_mappers))
         return;
-    for (int i = 0; i < lt.internal_mapper_count; i++)
-        if (lt.internal_mappers[i].start == q.start) return;
-    lt.internal_mappers[lt.internal_mapper_count].start = q.start;
-    lt.internal_mappers[lt.internal_mapper_count].end = q.end;
-    lt.internal_mapper_count++;
+    for (int i = 0; i < lt_code.internal_mapper_count; i++)
+        if (lt_code.internal_mappers[i].start == q.start) return;
+    lt_code.internal_mappers[lt_code.internal_mapper_count].start = q.start;
+    lt_code.internal_mappers[lt_code.internal_mapper_count].end = q.end;
+    lt_code.internal_mapper_count++;
 }

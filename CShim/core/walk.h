@@ -2,7 +2,7 @@
 #ifndef LT_WALK_H
 #define LT_WALK_H
 
-#include "shim.h"
+#include "../base/base.h"
 
 /* What the rule table did, for LEAKTRACE_VERBOSE. */
 struct lt_walk_counts {

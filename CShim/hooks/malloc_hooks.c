@@ -2,24 +2,25 @@
  * function; record. Allocations are recorded after the real call returns, frees before the
  * real free runs: another thread may get the same address back the moment free returns
  * (the order heaptrack and memray use). errno is preserved across the recording. */
-#include "../core/shim.h"
+#include "../core/real.h"
+#include "../core/stacks.h"
+#include "../core/intern.h"
+#include "../core/chunkpath.h"
+#include "../io/buffers.h"
+#include "../io/rings.h"
+#include "../format/records.h"
 
 #include <string.h>
-
-/* True when the real function is known, resolving it first if nobody has yet. While dlsym
- * is resolving (it asks calloc for memory), this returns false and the caller serves the
- * request from the bootstrap pool. */
-#define RESOLVED(fn) (LT_LIKELY(lt.real.fn != NULL) || (lt_ensure_resolved(), lt.real.fn != NULL))
 
 /* ---- recording ---- */
 
 /* Puts the event in the thread's ring; a thread without one (past the thousandth, or exiting)
  * appends it under the event lock, after the rings' older events. */
-static inline void record_event(struct lt_ring_event *e) {
+static inline void record_event(struct lt_event *e) {
     if (LT_LIKELY(lt_ring_push(e))) return;
     lt_lock_events();
     lt_append_event_locked(e, lt_current_tid());
-    lt_unlock(&lt.event_lock);
+    lt_unlock(&lt_buf.event_lock);
 }
 
 /* Captures the stack and finds its id: from the thread's stack cache when it holds it. */
@@ -27,15 +28,15 @@ static inline uint32_t capture_stack_id(uintptr_t cfa, uintptr_t ip0, uintptr_t 
     uintptr_t frames[LT_MAX_DEPTH];
     struct cached_stack *fill;
     uint32_t stack;
-    int n = lt_capture_stack_at(cfa, ip0, bp, frames, lt.config.depth, &stack, &fill);
+    int n = lt_capture_stack_at(cfa, ip0, bp, frames, lt_config.depth, &stack, &fill);
     if (!stack) stack = lt_stack_id(frames, n);
     lt_stack_cache_store(fill, stack);
     return stack;
 }
 
-void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0, uintptr_t bp) {
+static void record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0, uintptr_t bp) {
     int saved = errno;
-    struct lt_ring_event e = {
+    struct lt_event e = {
         .tag = TAG_ALLOC,
         .info = (uint8_t)(fn | (lt_chunk_path(p) << 4)),
         .addr = (uint64_t)(uintptr_t)p,
@@ -47,11 +48,11 @@ void lt_record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0,
 }
 
 static void record_release(uint8_t tag, void *p) {
-    struct lt_ring_event e = {.tag = tag, .addr = (uint64_t)(uintptr_t)p};
+    struct lt_event e = {.tag = tag, .addr = (uint64_t)(uintptr_t)p};
     record_event(&e);
 }
 
-void lt_record_free(void *p) {
+static void record_free(void *p) {
     int saved = errno;
     record_release(TAG_FREE, p);
     errno = saved;
@@ -59,7 +60,7 @@ void lt_record_free(void *p) {
 
 static void record_realloc(int fn_bit, int status, void *old, void *p, size_t size, uint32_t stack) {
     int path = p ? lt_chunk_path(p) : 0;
-    struct lt_ring_event e = {
+    struct lt_event e = {
         .tag = TAG_REALLOC,
         .info = (uint8_t)(status | (path << 4) | (fn_bit << 6)),
         .addr = (uint64_t)(uintptr_t)old,
@@ -73,10 +74,10 @@ static void record_realloc(int fn_bit, int status, void *old, void *p, size_t si
 /* ---- hooks ---- */
 
 LT_EXPORT void *malloc(size_t size) {
-    if (!RESOLVED(malloc)) return lt_bootstrap_alloc(size, 16);
-    if (!lt_hook_enter()) return lt.real.malloc(size);
-    void *p = lt.real.malloc(size);
-    if (LT_LIKELY(p != NULL)) lt_record_alloc(FN_MALLOC, p, size, LT_CALL_SITE);
+    if (!LT_HAVE_REAL(malloc)) return lt_bootstrap_alloc(size, 16);
+    if (!lt_hook_enter()) return lt_real.malloc(size);
+    void *p = lt_real.malloc(size);
+    if (LT_LIKELY(p != NULL)) record_alloc(FN_MALLOC, p, size, LT_CALL_SITE);
     lt_hook_leave();
     return p;
 }
@@ -87,25 +88,25 @@ LT_HIDDEN extern void *lt_own_malloc(size_t) __attribute__((alias("malloc")));
 LT_EXPORT void free(void *p) {
     if (LT_UNLIKELY(p == NULL)) return;
     if (LT_UNLIKELY(lt_in_bootstrap_pool(p))) return;
-    if (!RESOLVED(free)) return;
+    if (!LT_HAVE_REAL(free)) return;
     if (!lt_hook_enter()) {
-        lt.real.free(p);
+        lt_real.free(p);
         return;
     }
-    lt_record_free(p);
-    lt.real.free(p);
+    record_free(p);
+    lt_real.free(p);
     lt_hook_leave();
 }
 
 LT_EXPORT void *calloc(size_t n, size_t size) {
-    if (!RESOLVED(calloc)) {
+    if (!LT_HAVE_REAL(calloc)) {
         size_t total;
         if (__builtin_mul_overflow(n, size, &total)) return NULL;
         return lt_bootstrap_alloc(total, 16); /* pool memory is zeroed and never reused */
     }
-    if (!lt_hook_enter()) return lt.real.calloc(n, size);
-    void *p = lt.real.calloc(n, size);
-    if (LT_LIKELY(p != NULL)) lt_record_alloc(FN_CALLOC, p, n * size, LT_CALL_SITE);
+    if (!lt_hook_enter()) return lt_real.calloc(n, size);
+    void *p = lt_real.calloc(n, size);
+    if (LT_LIKELY(p != NULL)) record_alloc(FN_CALLOC, p, n * size, LT_CALL_SITE);
     lt_hook_leave();
     return p;
 }
@@ -120,16 +121,16 @@ static void *realloc_common(int fn, void *old, size_t n, size_t size, uintptr_t 
         if (p) memcpy(p, old, total); /* the pool outlives any read past the old block */
         return p;
     }
-    if (!RESOLVED(realloc) || !lt.real.reallocarray) return NULL;
+    if (!LT_HAVE_REAL(realloc) || !lt_real.reallocarray) return NULL;
     if (!lt_hook_enter())
-        return fn == FN_REALLOC ? lt.real.realloc(old, size) : lt.real.reallocarray(old, n, size);
+        return fn == FN_REALLOC ? lt_real.realloc(old, size) : lt_real.reallocarray(old, n, size);
     int saved = errno;
     uint32_t stack = capture_stack_id(cfa, ip0, bp);
     /* Released before the call, so no other thread's allocation of the same address can be
      * ordered before it (docs/trace-format.md, REALLOC). */
     if (old) record_release(TAG_REALLOC_RELEASE, old);
     errno = saved;
-    void *p = fn == FN_REALLOC ? lt.real.realloc(old, size) : lt.real.reallocarray(old, n, size);
+    void *p = fn == FN_REALLOC ? lt_real.realloc(old, size) : lt_real.reallocarray(old, n, size);
     saved = errno;
     int status = p ? REALLOC_OK : (old && total == 0 ? REALLOC_FREED : REALLOC_FAILED);
     if (p || old) record_realloc(fn == FN_REALLOCARRAY, status, old, p, total, stack);
@@ -145,25 +146,25 @@ LT_EXPORT void *reallocarray(void *old, size_t n, size_t size) {
 }
 
 LT_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
-    if (!RESOLVED(posix_memalign)) {
+    if (!LT_HAVE_REAL(posix_memalign)) {
         void *p = lt_bootstrap_alloc(size, align);
         if (!p) return ENOMEM;
         *out = p;
         return 0;
     }
-    if (!lt_hook_enter()) return lt.real.posix_memalign(out, align, size);
-    int r = lt.real.posix_memalign(out, align, size);
-    if (r == 0) lt_record_alloc(FN_POSIX_MEMALIGN, *out, size, LT_CALL_SITE);
+    if (!lt_hook_enter()) return lt_real.posix_memalign(out, align, size);
+    int r = lt_real.posix_memalign(out, align, size);
+    if (r == 0) record_alloc(FN_POSIX_MEMALIGN, *out, size, LT_CALL_SITE);
     lt_hook_leave();
     return r;
 }
 
 #define ALIGNED_HOOK(name, FN, params, args, size_expr)             \
     LT_EXPORT void *name params {                                   \
-        if (!RESOLVED(name)) return lt_bootstrap_alloc(size_expr, 4096);        \
-        if (!lt_hook_enter()) return lt.real.name args;             \
-        void *p = lt.real.name args;                                \
-        if (LT_LIKELY(p != NULL)) lt_record_alloc(FN, p, size_expr, LT_CALL_SITE); \
+        if (!LT_HAVE_REAL(name)) return lt_bootstrap_alloc(size_expr, 4096);        \
+        if (!lt_hook_enter()) return lt_real.name args;             \
+        void *p = lt_real.name args;                                \
+        if (LT_LIKELY(p != NULL)) record_alloc(FN, p, size_expr, LT_CALL_SITE); \
         lt_hook_leave();                                            \
         return p;                                                   \
     }

@@ -1,5 +1,13 @@
-/* Process life: fork, exec, _exit, abort, dlclose/dlopen, thread names and marks. */
-#include "../core/shim.h"
+/* Process life: fork, exec, _exit, _Exit, abort, dlclose/dlopen, the program's dl_iterate_phdr,
+ * thread names, and libunwind's pipe. */
+#include "../core/real.h"
+#include "../core/init.h"
+#include "../core/stacks.h"
+#include "../core/modules.h"
+#include "../io/buffers.h"
+#include "../io/file.h"
+#include "../io/writer.h"
+#include "../format/records.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -12,21 +20,18 @@
 /* ---- fork: the atfork handlers in core/init.c do the work; this records the child's pid
  * in the parent's trace. ---- */
 
-void lt_emit_fork(pid_t child) {
-    uint8_t body[16], *p = lt_put_uv(body, (uint64_t)child);
-    lt_lock_events();
-    lt_event_context_locked(lt_current_tid());
-    lt_append_sized_locked(TAG_FORK, body, (size_t)(p - body));
-    lt_unlock(&lt.event_lock);
+static void emit_fork(pid_t child) {
+    uint8_t body[LT_FORK_BODY_MAX];
+    lt_append_record(TAG_FORK, body, lt_encode_fork(body, (uint64_t)child), LT_WITH_CONTEXT);
 }
 
 LT_EXPORT pid_t fork(void) {
-    if (LT_UNLIKELY(!lt.real.fork)) lt_ensure_resolved();
-    pid_t child = lt.real.fork();
-    if (child > 0 && atomic_load(&lt.phase) == PHASE_TRACING && !lt_self.in_hook) {
+    LT_NEED_REAL(fork);
+    pid_t child = lt_real.fork();
+    if (child > 0 && atomic_load(&lt_phase) == PHASE_TRACING && !lt_self.in_hook) {
         int saved = errno;
         lt_self.in_hook = LT_IN_TRACER;
-        lt_emit_fork(child);
+        emit_fork(child);
         lt_self.in_hook = 0;
         errno = saved;
     }
@@ -37,65 +42,47 @@ LT_EXPORT pid_t fork(void) {
  * everything is written first. The trace then ends with an EXEC record. ---- */
 
 static void before_exec(const char *path) {
-    if (atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook || lt_in_foreign_child()) return;
+    if (atomic_load(&lt_phase) != PHASE_TRACING || lt_self.in_hook || lt_in_foreign_child()) return;
     int saved = errno;
     lt_self.in_hook = LT_IN_TRACER;
-    size_t len = path ? strlen(path) : 0;
-    if (len > 4000) len = 4000;
-    uint8_t body[4100], *p = lt_put_str(body, path ? path : "", len);
+    uint8_t body[LT_EXEC_BODY_MAX];
+    size_t len = lt_encode_exec(body, path);
     lt_modules_snapshot(0);
-    lt_lock_events();
-    lt_event_context_locked(lt_current_tid());
-    lt_append_sized_locked(TAG_EXEC, body, (size_t)(p - body));
-    lt_unlock(&lt.event_lock);
+    lt_append_record(TAG_EXEC, body, len, LT_WITH_CONTEXT);
     lt_flush_all(0);
     lt_self.in_hook = 0;
     errno = saved;
 }
 
 static void after_failed_exec(void) {
-    if (atomic_load(&lt.phase) == PHASE_TRACING && !lt_in_foreign_child())
+    if (atomic_load(&lt_phase) == PHASE_TRACING && !lt_in_foreign_child())
         lt_emit_note(0, "exec failed; the program went on");
 }
 
-LT_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
-    if (LT_UNLIKELY(!lt.real.execve)) lt_ensure_resolved();
-    before_exec(path);
-    int r = lt.real.execve(path, argv, envp);
-    int saved = errno;
-    after_failed_exec();
-    errno = saved;
-    return r;
-}
+/* Writes everything and EXEC, calls the real function, and notes a failure (the call returned). */
+#define EXEC_HOOK(name, label, params, args)                                                  \
+    LT_EXPORT int name params {                                                               \
+        LT_NEED_REAL(name);                                                                   \
+        before_exec(label);                                                                   \
+        int r = lt_real.name args;                                                            \
+        int saved = errno;                                                                    \
+        after_failed_exec();                                                                  \
+        errno = saved;                                                                        \
+        return r;                                                                             \
+    }
+
+EXEC_HOOK(execve, path, (const char *path, char *const argv[], char *const envp[]), (path, argv, envp))
+EXEC_HOOK(execvpe, file, (const char *file, char *const argv[], char *const envp[]), (file, argv, envp))
+EXEC_HOOK(fexecve, "(fexecve)", (int fd, char *const argv[], char *const envp[]), (fd, argv, envp))
 
 LT_EXPORT int execv(const char *path, char *const argv[]) {
     extern char **environ;
     return execve(path, argv, environ);
 }
 
-LT_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
-    if (LT_UNLIKELY(!lt.real.execvpe)) lt_ensure_resolved();
-    before_exec(file);
-    int r = lt.real.execvpe(file, argv, envp);
-    int saved = errno;
-    after_failed_exec();
-    errno = saved;
-    return r;
-}
-
 LT_EXPORT int execvp(const char *file, char *const argv[]) {
     extern char **environ;
     return execvpe(file, argv, environ);
-}
-
-LT_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
-    if (LT_UNLIKELY(!lt.real.fexecve)) lt_ensure_resolved();
-    before_exec("(fexecve)");
-    int r = lt.real.fexecve(fd, argv, envp);
-    int saved = errno;
-    after_failed_exec();
-    errno = saved;
-    return r;
 }
 
 /* execl, execlp and execle gather their variadic arguments into an array on the stack. */
@@ -131,23 +118,23 @@ LT_EXPORT int execle(const char *path, const char *arg, ...) {
 /* ---- exits that skip exit handlers ---- */
 
 LT_EXPORT void _exit(int status) {
-    if (LT_UNLIKELY(!lt.real.exit_)) lt_ensure_resolved();
-    if (!lt_self.in_hook) lt_finish("_exit");
-    lt.real.exit_(status);
+    LT_NEED_REAL(exit_);
+    if (!lt_self.in_hook) lt_finish();
+    lt_real.exit_(status);
     __builtin_unreachable();
 }
 
 LT_EXPORT void _Exit(int status) {
-    if (LT_UNLIKELY(!lt.real.Exit_)) lt_ensure_resolved();
-    if (!lt_self.in_hook) lt_finish("_Exit");
-    lt.real.Exit_(status);
+    LT_NEED_REAL(Exit_);
+    if (!lt_self.in_hook) lt_finish();
+    lt_real.Exit_(status);
     __builtin_unreachable();
 }
 
 LT_EXPORT void abort(void) {
-    if (LT_UNLIKELY(!lt.real.abort)) lt_ensure_resolved();
-    if (!lt_self.in_hook) lt_finish("abort");
-    lt.real.abort();
+    LT_NEED_REAL(abort);
+    if (!lt_self.in_hook) lt_finish();
+    lt_real.abort();
     __builtin_unreachable();
 }
 
@@ -155,13 +142,13 @@ LT_EXPORT void abort(void) {
 
 /* Snapshot the modules while the library is still loaded: its frames must stay resolvable. */
 LT_EXPORT int dlclose(void *handle) {
-    if (LT_UNLIKELY(!lt.real.dlclose)) lt_ensure_resolved();
-    if (atomic_load(&lt.phase) == PHASE_TRACING && !lt_self.in_hook) {
+    LT_NEED_REAL(dlclose);
+    if (atomic_load(&lt_phase) == PHASE_TRACING && !lt_self.in_hook) {
         lt_self.in_hook = LT_IN_TRACER;
         lt_modules_snapshot(0);
         lt_self.in_hook = 0;
     }
-    int r = lt.real.dlclose(handle);
+    int r = lt_real.dlclose(handle);
     /* What the unwinders learned of the library's code must not be used for code loaded at
      * its addresses later. */
     lt_stacks_forget_code();
@@ -173,9 +160,9 @@ LT_EXPORT int dlclose(void *handle) {
  * call so that the loader still sees the program as the caller and resolves $ORIGIN against
  * the program's RUNPATH, not ours (memray 53d00c19). */
 LT_EXPORT void *dlopen(const char *file, int mode) {
-    if (LT_UNLIKELY(!lt.real.dlopen)) lt_ensure_resolved();
+    LT_NEED_REAL(dlopen);
     if (LT_UNLIKELY(mode & RTLD_DEEPBIND)) mode &= ~RTLD_DEEPBIND;
-    return lt.real.dlopen(file, mode); /* compiled as a jump: checked by Scripts/build.sh */
+    return lt_real.dlopen(file, mode); /* a tail call (a jmp at -O2): hazard case 12c fails if it is not */
 }
 
 /* The program's own walks of the loader's list: the loader holds its list lock (a recursive
@@ -183,10 +170,10 @@ LT_EXPORT void *dlopen(const char *file, int mode) {
  * reaches our hooks with that lock held, and they must not unwind then (core/stacks.c,
  * lt_capture_stack). Calls made inside our hooks (libunwind's, ours) pass straight through. */
 LT_EXPORT int dl_iterate_phdr(int (*callback)(struct dl_phdr_info *, size_t, void *), void *data) {
-    if (LT_UNLIKELY(!lt.real.dl_iterate_phdr)) lt_ensure_resolved();
-    if (lt_self.in_hook) return lt.real.dl_iterate_phdr(callback, data);
+    LT_NEED_REAL(dl_iterate_phdr);
+    if (lt_self.in_hook) return lt_real.dl_iterate_phdr(callback, data);
     lt_self.loader_locked++;
-    int r = lt.real.dl_iterate_phdr(callback, data);
+    int r = lt_real.dl_iterate_phdr(callback, data);
     lt_self.loader_locked--;
     return r;
 }
@@ -194,118 +181,15 @@ LT_EXPORT int dl_iterate_phdr(int (*callback)(struct dl_phdr_info *, size_t, voi
 /* ---- thread names ---- */
 
 LT_EXPORT int pthread_setname_np(pthread_t thread, const char *name) {
-    if (LT_UNLIKELY(!lt.real.pthread_setname_np)) lt_ensure_resolved();
-    int r = lt.real.pthread_setname_np(thread, name);
+    LT_NEED_REAL(pthread_setname_np);
+    int r = lt_real.pthread_setname_np(thread, name);
     if (r == 0 && pthread_equal(thread, pthread_self()) && !lt_self.in_hook &&
-        atomic_load(&lt.phase) == PHASE_TRACING) {
+        atomic_load(&lt_phase) == PHASE_TRACING) {
         lt_self.in_hook = LT_IN_TRACER;
         lt_emit_thread_name(lt_current_tid(), name, strlen(name));
         lt_self.in_hook = 0;
     }
     return r;
-}
-
-/* ---- marks ---- */
-
-static size_t encode_mark(uint8_t *body, const char *name, uint64_t source) {
-    size_t len = strlen(name);
-    if (len > 200) len = 200;
-    uint8_t *p = lt_put_str(body, name, len);
-    p = lt_put_uv(p, source);
-    return (size_t)(p - body);
-}
-
-static void emit_mark(const char *name, uint64_t source) {
-    uint8_t body[220];
-    size_t len = encode_mark(body, name, source);
-    lt_lock_events();
-    lt_event_context_locked(lt_current_tid());
-    lt_append_sized_locked(TAG_MARK, body, len);
-    lt_unlock(&lt.event_lock);
-}
-
-LT_EXPORT void leaktrace_mark_impl(const char *name) {
-    if (!name || atomic_load(&lt.phase) != PHASE_TRACING || lt_self.in_hook) return;
-    int saved = errno;
-    lt_self.in_hook = LT_IN_TRACER;
-    /* Libraries loaded since the last snapshot are then resolvable by a report that stops here. */
-    if (!lt_self.loader_locked) lt_modules_snapshot(0);
-    emit_mark(name, 0);
-    lt_self.in_hook = 0;
-    errno = saved;
-}
-
-/* Marks asked for by signal, named signal-1, signal-2, ... Written by the handler itself when
- * it can do so without waiting for anything it might have interrupted; otherwise by the writer
- * thread at its next tick (10 ms), or by the exit path. Counting happens in the handler;
- * writing, under the event lock, so a mark is written once, in order. */
-static _Atomic uint64_t signal_marks_requested;
-static _Atomic uint64_t signal_marks_written;
-
-/* With the event lock held. may_rotate = 0 (a signal handler): stop at the first mark that
- * does not fit in the active buffer and leave it to the writer. */
-static void write_signal_marks_locked(int may_rotate) {
-    uint64_t requested = atomic_load(&signal_marks_requested);
-    uint64_t written = atomic_load_explicit(&signal_marks_written, memory_order_relaxed);
-    while (written < requested) {
-        char name[32] = "signal-";
-        char digits[24];
-        int n = 0;
-        uint64_t v = written + 1;
-        do digits[n++] = (char)('0' + v % 10); while ((v /= 10) > 0);
-        size_t l = strlen(name);
-        while (n) name[l++] = digits[--n];
-        name[l] = 0;
-        uint8_t body[220];
-        size_t len = encode_mark(body, name, 1);
-        if (may_rotate) {
-            lt_event_context_locked(lt_current_tid());
-            lt_append_sized_locked(TAG_MARK, body, len);
-        } else if (!lt_append_sized_nowait_locked(TAG_MARK, body, len)) {
-            return;
-        }
-        atomic_store(&signal_marks_written, ++written);
-    }
-}
-
-static void on_mark_signal(int sig) {
-    (void)sig;
-    int saved = errno;
-    atomic_fetch_add(&signal_marks_requested, 1);
-    /* At once, so the mark falls where the signal did, when this thread is not inside the
-     * tracer (it holds none of its locks) and the event lock is free right now. */
-    if (!lt_self.in_hook && atomic_load(&lt.phase) == PHASE_TRACING && !lt_in_foreign_child() &&
-        lt_lock_try(&lt.event_lock)) {
-        lt_self.in_hook = LT_IN_TRACER;
-        if (lt_rings_drain_nowait_locked()) write_signal_marks_locked(0);
-        lt_self.in_hook = 0;
-        lt_unlock(&lt.event_lock);
-    }
-    errno = saved;
-}
-
-void lt_install_mark_signal(void) {
-    int sig = lt.config.mark_signal;
-    if (sig <= 0 || sig >= NSIG) return;
-    struct sigaction old;
-    /* Never take a signal the program already handles or ignores. */
-    if (sigaction(sig, NULL, &old) != 0 || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO)) {
-        lt_warn("LEAKTRACE_MARK_SIGNAL", "is already in use by the program", "marks by signal are off");
-        return;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_mark_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(sig, &sa, NULL);
-}
-
-void lt_emit_pending_marks(void) {
-    if (atomic_load(&signal_marks_written) == atomic_load(&signal_marks_requested)) return;
-    lt_lock_events();
-    if (atomic_load(&lt.phase) == PHASE_TRACING) write_signal_marks_locked(1);
-    lt_unlock(&lt.event_lock);
 }
 
 /* ---- libunwind's validation pipe ----
@@ -316,10 +200,10 @@ void lt_emit_pending_marks(void) {
  * close the program's files. Its pipe is moved to high descriptor numbers, which programs
  * rarely reuse; the program's own pipe2 calls are passed through untouched. */
 LT_EXPORT int pipe2(int fds[2], int flags) {
-    if (LT_UNLIKELY(!lt.real.pipe2)) lt_ensure_resolved();
-    int r = lt.real.pipe2(fds, flags);
+    LT_NEED_REAL(pipe2);
+    int r = lt_real.pipe2(fds, flags);
     uintptr_t caller = (uintptr_t)__builtin_return_address(0);
-    if (r == 0 && caller >= lt.unwind_text_start && caller < lt.unwind_text_end) {
+    if (r == 0 && caller >= lt_code.unwind_text_start && caller < lt_code.unwind_text_end) {
         int saved = errno;
         fds[0] = lt_move_fd_high(fds[0]);
         fds[1] = lt_move_fd_high(fds[1]);

@@ -14,11 +14,15 @@
  * counter, waits until no ring is in flight. A thread is in flight for a dozen instructions and
  * never waits for anything meanwhile. Fork closes the rings (threads then wait before taking a
  * number), merges them and forks with none in flight. */
-#include "../core/shim.h"
+#include "rings.h"
+#include "buffers.h"
 
 #include <string.h>
 
 #define MAX_RINGS 1024
+
+_Alignas(64) _Atomic uint64_t lt_event_seq;
+_Alignas(64) _Atomic int lt_rings_closed;
 
 static struct lt_ring *_Atomic registry[MAX_RINGS];
 static _Atomic int registry_high; /* slots at or above are all empty */
@@ -70,11 +74,11 @@ static void give_back_ring(void *ring) {
     struct lt_ring *r = ring;
     int guard = lt_self.in_hook;
     lt_self.in_hook = LT_IN_TRACER;
-    lt_lock(&lt.event_lock);
+    lt_lock(&lt_buf.event_lock);
     lt_rings_drain_locked();
     atomic_store(&r->tail, atomic_load(&r->head)); /* anything left: tracing has stopped */
     atomic_store(&registry[r->slot], NULL);
-    lt_unlock(&lt.event_lock);
+    lt_unlock(&lt_buf.event_lock);
     lt_self.ring = NULL;
     lt_self.ring_retired = 1;
     push_free_ring(r);
@@ -99,9 +103,9 @@ struct lt_ring *lt_ring_claim(void) {
     int failed = pthread_setspecific(ring_owner_key, r) != 0;
     lt_self.in_hook = guard;
     if (failed) {
-        lt_lock(&lt.event_lock);
+        lt_lock(&lt_buf.event_lock);
         atomic_store(&registry[r->slot], NULL);
-        lt_unlock(&lt.event_lock);
+        lt_unlock(&lt_buf.event_lock);
         push_free_ring(r);
         lt_self.ring_retired = 1;
         return NULL;
@@ -128,41 +132,22 @@ static void wait_not_in_flight(struct lt_ring *r) {
 }
 
 /* Encodes one event with its thread and time context at `o`, which has room for
- * LT_RING_RECORD_MAX bytes. */
-static uint8_t *encode_event(struct lt_buffer *b, uint8_t *o, const struct lt_ring_event *e, uint64_t tid) {
-    o = lt_put_context(b, o, tid, e->time_us);
-    *o++ = e->tag;
+ * LT_EVENT_RECORD_MAX bytes, and counts it for the END record. */
+static inline uint8_t *encode_event(uint8_t *o, const struct lt_event *e, uint64_t tid) {
+    o = lt_encode_event(&lt_buf.buffers[lt_buf.active].chunk, &lt_buf.time_floor, o, e, tid);
     switch (e->tag) {
-    case TAG_ALLOC:
-        *o++ = e->info;
-        o = lt_put_addr(b, o, e->addr);
-        o = lt_put_uv(o, e->size);
-        o = lt_put_uv(o, e->stack);
-        lt.count_allocs++;
-        break;
-    case TAG_FREE:
-        o = lt_put_addr(b, o, e->addr);
-        lt.count_frees++;
-        break;
-    case TAG_REALLOC_RELEASE:
-        o = lt_put_addr(b, o, e->addr);
-        break;
-    default: /* TAG_REALLOC */
-        *o++ = e->info;
-        o = lt_put_addr(b, o, e->addr);
-        o = lt_put_addr(b, o, e->addr2);
-        o = lt_put_uv(o, e->size);
-        o = lt_put_uv(o, e->stack);
-        lt.count_reallocs++;
-        break;
+    case TAG_ALLOC: lt_buf.count_allocs++; break;
+    case TAG_FREE: lt_buf.count_frees++; break;
+    case TAG_REALLOC: lt_buf.count_reallocs++; break;
+    default: break;
     }
     return o;
 }
 
-void lt_append_event_locked(const struct lt_ring_event *e, uint64_t tid) {
-    uint8_t *o = lt_reserve_locked(LT_RING_RECORD_MAX);
+void lt_append_event_locked(const struct lt_event *e, uint64_t tid) {
+    uint8_t *o = lt_reserve_locked(LT_EVENT_RECORD_MAX);
     if (!o) return;
-    lt_commit_locked(encode_event(&lt.buffers[lt.active], o, e, tid));
+    lt_commit_locked(encode_event(o, e, tid));
 }
 
 /* The ring holding the smallest-numbered event below `limit`, or NULL. */
@@ -189,7 +174,7 @@ static struct lt_ring *next_ring(struct lt_ring **rings, int count, uint64_t lim
 void lt_rings_drain_locked(void) {
     int high = atomic_load(&registry_high);
     if (high == 0) return;
-    uint64_t limit = atomic_load(&lt.event_seq);
+    uint64_t limit = atomic_load(&lt_event_seq);
     struct lt_ring *rings[MAX_RINGS];
     int count = 0;
     for (int i = 0; i < high; i++) {
@@ -200,17 +185,17 @@ void lt_rings_drain_locked(void) {
             rings[count++] = r;
     }
     for (;;) {
-        uint8_t *o = lt_reserve_locked(LT_RING_RECORD_MAX);
+        uint8_t *o = lt_reserve_locked(LT_EVENT_RECORD_MAX);
         if (!o) return; /* not tracing any more */
         /* One ring (one thread allocating): its events are in order already. */
         struct lt_ring *r = count == 1 ? rings[0] : next_ring(rings, count, limit);
         if (!r) return;
         uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
         if (tail == atomic_load_explicit(&r->head, memory_order_acquire)) return;
-        const struct lt_ring_event *e = &r->events[tail & (LT_RING_EVENTS - 1)];
+        const struct lt_event *e = &r->events[tail & (LT_RING_EVENTS - 1)];
         if (e->seq >= limit) return;
         /* Encoded in place: the owner cannot reuse the slot before the tail moves past it. */
-        o = encode_event(&lt.buffers[lt.active], o, e, r->tid);
+        o = encode_event(o, e, r->tid);
         atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
         lt_commit_locked(o);
     }
@@ -230,32 +215,32 @@ static uint64_t rings_pending(void) {
 /* For a signal handler holding the event lock: merges the rings only if that cannot wait for
  * the writer (each buffer rotation must find a free buffer). Returns 0 when it did not. */
 int lt_rings_drain_nowait_locked(void) {
-    uint64_t bytes = rings_pending() * LT_RING_RECORD_MAX + lt.buffers[lt.active].len;
+    uint64_t bytes = rings_pending() * LT_EVENT_RECORD_MAX + lt_buf.buffers[lt_buf.active].len;
     uint64_t rotations = bytes / LT_FLUSH_SIZE + 1;
-    if (atomic_load(&lt.phase) != PHASE_TRACING || (uint64_t)lt.free_len < rotations + 1) return 0;
+    if (atomic_load(&lt_phase) != PHASE_TRACING || (uint64_t)lt_buf.free_len < rotations + 1) return 0;
     lt_rings_drain_locked();
     return 1;
 }
 
 /* A full ring: merge everything (which empties this ring too). */
 void lt_ring_make_room(struct lt_ring *r) {
-    lt_lock(&lt.event_lock);
+    lt_lock(&lt_buf.event_lock);
     if (atomic_load(&r->head) - atomic_load(&r->tail) >= LT_RING_EVENTS) lt_rings_drain_locked();
-    lt_unlock(&lt.event_lock);
+    lt_unlock(&lt_buf.event_lock);
     /* Still full only when tracing stopped while we waited: drop the events, the trace is over. */
     if (atomic_load(&r->head) - atomic_load(&r->tail) >= LT_RING_EVENTS)
         atomic_store(&r->tail, atomic_load(&r->head));
 }
 
 void lt_rings_wait_open(void) {
-    while (atomic_load(&lt.rings_closed)) sched_yield();
+    while (atomic_load(&lt_rings_closed)) sched_yield();
 }
 
 /* ---- fork ---- */
 
 /* No thread takes a number until lt_rings_open; on return none is in flight. */
 void lt_rings_close(void) {
-    atomic_fetch_add(&lt.rings_closed, 1);
+    atomic_fetch_add(&lt_rings_closed, 1);
     int high = atomic_load(&registry_high);
     for (int i = 0; i < high; i++) {
         struct lt_ring *r = atomic_load(&registry[i]);
@@ -263,7 +248,7 @@ void lt_rings_close(void) {
     }
 }
 
-void lt_rings_open(void) { atomic_fetch_sub(&lt.rings_closed, 1); }
+void lt_rings_open(void) { atomic_fetch_sub(&lt_rings_closed, 1); }
 
 /* In the child: the other threads are gone; their rings (merged before the fork) are free. */
 void lt_rings_after_fork(void) {
@@ -280,5 +265,5 @@ void lt_rings_after_fork(void) {
         atomic_store(&lt_self.ring->tail, atomic_load(&lt_self.ring->head));
         lt_self.ring->tid = lt_current_tid();
     }
-    atomic_store(&lt.rings_closed, 0);
+    atomic_store(&lt_rings_closed, 0);
 }

@@ -1,7 +1,7 @@
 /* The tracer's own memory. Everything comes from raw mmap system calls, never from the
  * process's allocator (whose locks a hook may already be inside of: memray#1007) and never
  * through our own mmap hook. */
-#include "shim.h"
+#include "base.h"
 
 #include <sys/mman.h>
 #include <sys/syscall.h>
