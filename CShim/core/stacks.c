@@ -6,7 +6,6 @@
 #include "gate.h"
 #include "modules.h"
 #include "walk.h"
-#include "walk.h"
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
@@ -22,7 +21,7 @@ void lt_stacks_reset(void) {
 
 void lt_stacks_init(void) {
     /* Per-thread caches avoid libunwind's global cache lock where libunwind was built with them;
-     * Debian's was not and falls back to the global cache (see lt_capture_stack). */
+     * Debian's was not and falls back to the global cache (see capture_stack). */
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     lt_walk_init();
     stack_cache_init();
@@ -221,7 +220,7 @@ static int capture_step_by_step(uintptr_t *frames, int max);
 /* Compares a capture of `depth` frames with libunwind's walk of up to `max`. */
 __attribute__((noinline)) static void verify_capture(struct stack_cache *c, const uintptr_t *frames, int depth,
                                                      int max) {
-    if (lt_self.loader_locked) return; /* no libunwind now: see lt_capture_stack */
+    if (lt_self.loader_locked) return; /* no libunwind now: see capture_stack */
     uintptr_t *expected = c->scratch;
     int guard = lt_self.in_hook;
     lt_self.in_hook = LT_IN_TRACER;
@@ -232,12 +231,15 @@ __attribute__((noinline)) static void verify_capture(struct stack_cache *c, cons
     if (!same) atomic_fetch_add(&lt_unwind_mismatches, 1);
 }
 
+/* unw_backtrace, for frames the walker cannot step and LEAKTRACE_UNWIND=libunwind. */
+static int capture_stack(uintptr_t *frames, int max);
+
 /* Captures the caller's stack, innermost first, without the tracer's own frames. `cfa`, `ip0`
  * and `bp` are the hook's LT_CALL_SITE. Sets *cached_id when the cache already knows the
  * stack's id (frames are then not filled), and *fill to the cache entry that holds the frames
  * and waits for their id (lt_stack_cache_store). */
-int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t bp, uintptr_t *frames, int max,
-                        uint32_t *cached_id, struct cached_stack **fill) {
+static int capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t bp, uintptr_t *frames, int max,
+                            uint32_t *cached_id, struct cached_stack **fill) {
     *cached_id = 0;
     *fill = NULL;
     if (lt_config.unwind != LT_UNWIND_LIBUNWIND) {
@@ -271,11 +273,11 @@ int lt_capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t bp, uintptr_t *f
         else atomic_fetch_add_explicit(&uncached_captures, 1, memory_order_relaxed);
     }
     if (LT_UNLIKELY(lt_self.loader_locked)) {
-        /* The caller's frame is known without unwinding; the rest is not (lt_capture_stack). */
+        /* The caller's frame is known without unwinding; the rest is not (capture_stack). */
         frames[0] = ip0;
         return max > 0 ? 1 : 0;
     }
-    return lt_capture_stack(frames, max);
+    return capture_stack(frames, max);
 }
 
 /* After dlclose. unw_backtrace keeps a per-address cache that nothing empties (libunwind
@@ -288,8 +290,14 @@ void lt_stacks_forget_code(void) {
     lt_unwind_leave();
 }
 
-void lt_stack_cache_store(struct cached_stack *e, uint32_t stack_id) {
-    if (e) e->stack_id = stack_id;
+uint32_t lt_capture_stack_id(uintptr_t cfa, uintptr_t ip0, uintptr_t bp) {
+    uintptr_t frames[LT_MAX_DEPTH];
+    struct cached_stack *fill;
+    uint32_t stack;
+    int n = capture_stack_at(cfa, ip0, bp, frames, lt_config.depth, &stack, &fill);
+    if (!stack) stack = lt_stack_id(frames, n);
+    if (fill) fill->stack_id = stack;
+    return stack;
 }
 
 /* The capture counts of every thread so far, for LEAKTRACE_VERBOSE at exit. */
@@ -314,7 +322,7 @@ void lt_capture_summary(struct lt_capture_summary *s) {
 /* Captures the caller's stack with unw_backtrace, innermost first, without our own frames. */
 static int capture_with_libunwind(uintptr_t *frames, int max);
 
-int lt_capture_stack(uintptr_t *frames, int max) {
+static int capture_stack(uintptr_t *frames, int max) {
     /* libunwind holds a process-wide cache lock while it calls dl_iterate_phdr (Debian's build
      * has no per-thread caches: it turns UNW_CACHE_PER_THREAD into UNW_CACHE_GLOBAL). A thread
      * inside the program's own dl_iterate_phdr holds the loader's list lock; unwinding there

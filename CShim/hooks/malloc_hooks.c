@@ -23,17 +23,6 @@ static inline void record_event(struct lt_event *e) {
     lt_unlock(&lt_buf.event_lock);
 }
 
-/* Captures the stack and finds its id: from the thread's stack cache when it holds it. */
-static inline uint32_t capture_stack_id(uintptr_t cfa, uintptr_t ip0, uintptr_t bp) {
-    uintptr_t frames[LT_MAX_DEPTH];
-    struct cached_stack *fill;
-    uint32_t stack;
-    int n = lt_capture_stack_at(cfa, ip0, bp, frames, lt_config.depth, &stack, &fill);
-    if (!stack) stack = lt_stack_id(frames, n);
-    lt_stack_cache_store(fill, stack);
-    return stack;
-}
-
 static void record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t ip0, uintptr_t bp) {
     int saved = errno;
     struct lt_event e = {
@@ -41,7 +30,7 @@ static void record_alloc(int fn, void *p, size_t size, uintptr_t cfa, uintptr_t 
         .info = (uint8_t)(fn | (lt_chunk_path(p) << 4)),
         .addr = (uint64_t)(uintptr_t)p,
         .size = size,
-        .stack = capture_stack_id(cfa, ip0, bp),
+        .stack = lt_capture_stack_id(cfa, ip0, bp),
     };
     record_event(&e);
     errno = saved;
@@ -125,7 +114,7 @@ static void *realloc_common(int fn, void *old, size_t n, size_t size, uintptr_t 
     if (!lt_hook_enter())
         return fn == FN_REALLOC ? lt_real.realloc(old, size) : lt_real.reallocarray(old, n, size);
     int saved = errno;
-    uint32_t stack = capture_stack_id(cfa, ip0, bp);
+    uint32_t stack = lt_capture_stack_id(cfa, ip0, bp);
     /* Released before the call, so no other thread's allocation of the same address can be
      * ordered before it (docs/trace-format.md, REALLOC). */
     if (old) record_release(TAG_REALLOC_RELEASE, old);

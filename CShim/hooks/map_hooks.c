@@ -29,9 +29,8 @@ static size_t fd_path(int fd, char *out, size_t cap) {
 /* Finds (or interns) the calling stack's id, then takes the event lock for the record, held
  * until end_map_event: the program's mapping calls happen under it, so the trace order is the
  * order the kernel applied them. */
-static inline uint32_t begin_map_event(void) {
-    uintptr_t frames[LT_MAX_DEPTH];
-    uint32_t stack = lt_stack_id(frames, lt_capture_stack(frames, lt_config.depth));
+static inline uint32_t begin_map_event(uintptr_t cfa, uintptr_t ip0, uintptr_t bp) {
+    uint32_t stack = lt_capture_stack_id(cfa, ip0, bp);
     lt_lock_events();
     return stack;
 }
@@ -42,10 +41,10 @@ static inline void end_map_event(uint8_t tag, const uint8_t *body, size_t len) {
     lt_unlock(&lt_buf.event_lock);
 }
 
-static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), uintptr_t caller, void *addr,
-                         size_t len, int prot, int flags, int fd, off_t off) {
+static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), uintptr_t cfa, uintptr_t caller,
+                         uintptr_t bp, void *addr, size_t len, int prot, int flags, int fd, off_t off) {
     if (lt_is_internal_mapping_caller(caller) || !lt_hook_enter()) return real(addr, len, prot, flags, fd, off);
-    uint32_t stack = begin_map_event();
+    uint32_t stack = begin_map_event(cfa, caller, bp);
     void *r = real(addr, len, prot, flags, fd, off);
     int err = r == MAP_FAILED ? errno : 0;
     char path[LT_PATH_MAX];
@@ -62,20 +61,19 @@ static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), ui
 
 LT_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
     LT_NEED_REAL(mmap);
-    return mmap_common(lt_real.mmap, (uintptr_t)__builtin_return_address(0), addr, len, prot, flags, fd, off);
+    return mmap_common(lt_real.mmap, LT_CALL_SITE, addr, len, prot, flags, fd, off);
 }
 
 LT_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
     LT_NEED_REAL(mmap64);
-    return mmap_common(lt_real.mmap64 ? lt_real.mmap64 : lt_real.mmap, (uintptr_t)__builtin_return_address(0), addr,
-                       len, prot, flags, fd, off);
+    return mmap_common(lt_real.mmap64 ? lt_real.mmap64 : lt_real.mmap, LT_CALL_SITE, addr, len, prot, flags, fd, off);
 }
 
 LT_EXPORT int munmap(void *addr, size_t len) {
     LT_NEED_REAL(munmap);
     if (lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
         return lt_real.munmap(addr, len);
-    uint32_t stack = begin_map_event();
+    uint32_t stack = begin_map_event(LT_CALL_SITE);
     int r = lt_real.munmap(addr, len);
     int err = r ? errno : 0;
     uint8_t body[LT_MUNMAP_BODY_MAX];
@@ -96,7 +94,7 @@ LT_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, .
     }
     if (lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
         return lt_real.mremap(old, old_size, new_size, flags, new_addr);
-    uint32_t stack = begin_map_event();
+    uint32_t stack = begin_map_event(LT_CALL_SITE);
     void *r = lt_real.mremap(old, old_size, new_size, flags, new_addr);
     int err = r == MAP_FAILED ? errno : 0;
     uint8_t body[LT_MREMAP_BODY_MAX];
@@ -113,7 +111,7 @@ LT_EXPORT int brk(void *addr) {
     LT_NEED_REAL(brk);
     if (lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
         return lt_real.brk(addr);
-    uint32_t stack = begin_map_event();
+    uint32_t stack = begin_map_event(LT_CALL_SITE);
     void *before = lt_real.sbrk(0);
     int r = lt_real.brk(addr);
     int err = r ? errno : 0;
@@ -132,7 +130,7 @@ LT_EXPORT void *sbrk(intptr_t increment) {
     /* sbrk(0) only asks where the break is: not worth a record. */
     if (increment == 0 || lt_is_internal_mapping_caller((uintptr_t)__builtin_return_address(0)) || !lt_hook_enter())
         return lt_real.sbrk(increment);
-    uint32_t stack = begin_map_event();
+    uint32_t stack = begin_map_event(LT_CALL_SITE);
     void *r = lt_real.sbrk(increment);
     int err = r == (void *)-1 ? errno : 0;
     void *after = lt_real.sbrk(0);

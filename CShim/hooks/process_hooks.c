@@ -168,7 +168,7 @@ LT_EXPORT void *dlopen(const char *file, int mode) {
 /* The program's own walks of the loader's list: the loader holds its list lock (a recursive
  * lock, dl_load_write_lock) for the whole walk, callbacks included. A callback that allocates
  * reaches our hooks with that lock held, and they must not unwind then (core/stacks.c,
- * lt_capture_stack). Calls made inside our hooks (libunwind's, ours) pass straight through. */
+ * capture_stack). Calls made inside our hooks (libunwind's, ours) pass straight through. */
 LT_EXPORT int dl_iterate_phdr(int (*callback)(struct dl_phdr_info *, size_t, void *), void *data) {
     LT_NEED_REAL(dl_iterate_phdr);
     if (lt_self.in_hook) return lt_real.dl_iterate_phdr(callback, data);
