@@ -234,14 +234,12 @@ __attribute__((noinline)) static void verify_capture(struct stack_cache *c, cons
 /* unw_backtrace, for frames the walker cannot step and LEAKTRACE_UNWIND=libunwind. */
 static int capture_stack(uintptr_t *frames, int max);
 
-/* Captures the caller's stack, innermost first, without the tracer's own frames. `cfa`, `ip0`
- * and `bp` are the hook's LT_CALL_SITE. Sets *cached_id when the cache already knows the
- * stack's id (frames are then not filled), and *fill to the cache entry that holds the frames
- * and waits for their id (lt_stack_cache_store). */
-static int capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t bp, uintptr_t *frames, int max,
-                            uint32_t *cached_id, struct cached_stack **fill) {
-    *cached_id = 0;
-    *fill = NULL;
+/* The id of the caller's stack (innermost first, without the tracer's own frames). `cfa`,
+ * `ip0` and `bp` are the hook's LT_CALL_SITE. A walk that fills a cache entry writes its
+ * frames and slots straight into it, and the entry gets the id once it is known. */
+uint32_t lt_capture_stack_id(uintptr_t cfa, uintptr_t ip0, uintptr_t bp) {
+    uintptr_t frames[LT_MAX_DEPTH];
+    int max = lt_config.depth;
     if (lt_config.unwind != LT_UNWIND_LIBUNWIND) {
         /* A cache hit reads only the stack, and a walk only the stack and the modules' CFI:
          * both are safe even when the loader's lock is held. */
@@ -253,21 +251,21 @@ static int capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t bp, uintptr_
             if (hit) {
                 c->counts.hits++;
                 if (LT_UNLIKELY(lt_config.unwind == LT_UNWIND_VERIFY)) verify_capture(c, hit->ip, hit->depth, max);
-                *cached_id = hit->stack_id;
-                return hit->depth;
+                return hit->stack_id;
             }
         }
         /* A thread without a cache (it is exiting) has nowhere to put the slots: libunwind. */
-        int n = c ? lt_walk_stack(ip0, cfa, bp, frames, e ? e->slot : c->scratch, max, &c->last_walk) : -1;
+        uintptr_t *walked = e ? e->ip : frames;
+        int n = c ? lt_walk_stack(ip0, cfa, bp, walked, e ? e->slot : c->scratch, max, &c->last_walk) : -1;
         if (n > 0) {
             c->counts.walks++;
-            if (LT_UNLIKELY(lt_config.unwind == LT_UNWIND_VERIFY)) verify_capture(c, frames, n, max);
+            if (LT_UNLIKELY(lt_config.unwind == LT_UNWIND_VERIFY)) verify_capture(c, walked, n, max);
+            uint32_t stack = lt_stack_id(walked, n);
             if (e) {
-                memcpy(e->ip, frames, (size_t)n * sizeof *frames);
                 e->depth = n;
-                *fill = e;
+                e->stack_id = stack;
             }
-            return n;
+            return stack;
         }
         if (c) c->counts.fallbacks++;
         else atomic_fetch_add_explicit(&uncached_captures, 1, memory_order_relaxed);
@@ -275,9 +273,9 @@ static int capture_stack_at(uintptr_t cfa, uintptr_t ip0, uintptr_t bp, uintptr_
     if (LT_UNLIKELY(lt_self.loader_locked)) {
         /* The caller's frame is known without unwinding; the rest is not (capture_stack). */
         frames[0] = ip0;
-        return max > 0 ? 1 : 0;
+        return lt_stack_id(frames, max > 0 ? 1 : 0);
     }
-    return capture_stack(frames, max);
+    return lt_stack_id(frames, capture_stack(frames, max));
 }
 
 /* After dlclose. unw_backtrace keeps a per-address cache that nothing empties (libunwind
@@ -290,15 +288,6 @@ void lt_stacks_forget_code(void) {
     lt_unwind_leave();
 }
 
-uint32_t lt_capture_stack_id(uintptr_t cfa, uintptr_t ip0, uintptr_t bp) {
-    uintptr_t frames[LT_MAX_DEPTH];
-    struct cached_stack *fill;
-    uint32_t stack;
-    int n = capture_stack_at(cfa, ip0, bp, frames, lt_config.depth, &stack, &fill);
-    if (!stack) stack = lt_stack_id(frames, n);
-    if (fill) fill->stack_id = stack;
-    return stack;
-}
 
 /* The capture counts of every thread so far, for LEAKTRACE_VERBOSE at exit. */
 void lt_capture_summary(struct lt_capture_summary *s) {
