@@ -27,15 +27,9 @@
  * Build: cc -O2 -g -pthread (the functions are noinline and noclone, every call is followed by
  * an empty asm statement so no call becomes a tail call, and the bodies differ so that identical
  * code folding cannot merge the variants). */
-#include <pthread.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "bench.h"
 
 #define WINDOW 1024
-#define NOINLINE __attribute__((noinline, noclone))
-#define BARRIER(tag) __asm__ volatile("# " tag ::: "memory")
 
 enum kind { K_MALLOC, K_CALLOC, K_REALLOC, K_LARGE };
 
@@ -48,23 +42,12 @@ struct call {
     uint64_t mix;       /* touched at every level, so every variant's body differs */
 };
 
-/* The leaked blocks: stored where the compiler must assume they are read (a block only written
- * and never freed can otherwise be optimised away, malloc and all). */
-static void *volatile leaked[64];
-
 struct job {
     int recursion;
     int index;
     long calls;
     uint64_t checksum;
 };
-
-static uint64_t next_random(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
 /* ---- the four allocation sites: one call instruction into the allocator each ---- */
 
@@ -117,17 +100,9 @@ NOINLINE static void enter(struct call *c) {
     }
 }
 
-/* Sizes come from a few dozen classes (as a program's structs and buffers do), not from every
- * byte count: heaptrack 1.4's interpreter interns (size, stack) pairs in a hash set whose hash
- * of small sizes and stack indices clusters, and with every byte count from 8 to 1024 under
- * 1,024 stacks it grows that set until it runs out of memory (after ~40 s, the run lost). */
-static const unsigned short small_sizes[32] = {
-    8, 12, 16, 24, 32, 40, 48, 56, 64, 72, 80, 96, 112, 128, 144, 160,
-    176, 192, 224, 256, 288, 320, 384, 448, 512, 576, 640, 768, 832, 896, 960, 1024};
-
 static size_t small_size(uint64_t r) {
     if ((r & 31) == 0) return (size_t)1024 << ((r >> 5) % 7);   /* 2 KiB - 64 KiB */
-    return small_sizes[(r >> 5) & 31];                          /* 8 B - 1 KiB */
+    return bench_small_sizes[(r >> 5) & 31];                          /* 8 B - 1 KiB */
 }
 
 NOINLINE static void churn(struct job *job) {
@@ -158,9 +133,7 @@ NOINLINE static void churn(struct job *job) {
         }
     }
     for (int i = 0; i < WINDOW; i++) free(live[i]);
-    void *leak = malloc(4242);
-    if (leak) memset(leak, 1, 4242);
-    leaked[job->index] = leak;
+    bench_leak(job->index, 1);
     job->checksum += c.mix;
 }
 
@@ -183,28 +156,23 @@ static void *run(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: pathsbench THREADS DEPTH CALLS_PER_THREAD\n");
-        return 2;
-    }
-    int threads = atoi(argv[1]);
-    int depth = atoi(argv[2]);
-    long calls = atol(argv[3]);
-    if (threads < 1 || threads > 64 || depth < 10 || depth > 1000 || calls < 1) {
+    long arg[3];
+    if (!bench_read_args(argc, argv, 3, arg, "pathsbench THREADS DEPTH CALLS_PER_THREAD")) return 2;
+    int threads = (int)arg[0], depth = (int)arg[1];
+    long calls = arg[2];
+    if (threads < 1 || threads > BENCH_MAX_THREADS || depth < 10 || depth > 1000 || calls < 1) {
         fprintf(stderr, "pathsbench: THREADS 1-64, DEPTH 10-1000, CALLS_PER_THREAD >= 1\n");
         return 2;
     }
-    pthread_t tids[64];
-    struct job jobs[64];
+    struct job jobs[BENCH_MAX_THREADS];
+    void *args[BENCH_MAX_THREADS];
     for (int t = 0; t < threads; t++) {
         jobs[t] = (struct job){depth - 10, t, calls, 0};
-        if (pthread_create(&tids[t], NULL, run, &jobs[t]) != 0) return 1;
+        args[t] = &jobs[t];
     }
+    if (bench_run_threads(threads, run, args) != 0) return 1;
     uint64_t sum = 0;
-    for (int t = 0; t < threads; t++) {
-        pthread_join(tids[t], NULL);
-        sum += jobs[t].checksum;
-    }
+    for (int t = 0; t < threads; t++) sum += jobs[t].checksum;
     printf("%llu\n", (unsigned long long)(sum & 0xffff));
     return 0;
 }
