@@ -11,13 +11,6 @@
 
 #define WINDOW 1024
 
-struct job {
-    int depth;
-    int index;
-    long calls;
-    uint64_t checksum;
-};
-
 static size_t pick_size(uint64_t r) {
     if ((r & 511) == 0) return 128 * 1024 + (r >> 20) % (256 * 1024);
     return 16 + (r >> 9) % 240;
@@ -28,7 +21,7 @@ __attribute__((noinline)) static void *site_b(size_t n) { return calloc(1, n); }
 __attribute__((noinline)) static void *site_c(void *p, size_t n) { return realloc(p, n); }
 __attribute__((noinline)) static void *site_d(size_t n) { return malloc(n); }
 
-static void churn(struct job *job) {
+static void churn(struct bench_job *job) {
     void *live[WINDOW] = {0};
     uint64_t seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)(job->index + 1);
     for (long i = 0; i < job->calls; i++) {
@@ -47,7 +40,7 @@ static void churn(struct job *job) {
     bench_leak(job->index, 1);
 }
 
-__attribute__((noinline)) static void descend(struct job *job, int level) {
+__attribute__((noinline)) static void descend(struct bench_job *job, int level) {
     if (level <= 1) {
         churn(job);
         return;
@@ -57,28 +50,11 @@ __attribute__((noinline)) static void descend(struct job *job, int level) {
 }
 
 static void *run(void *arg) {
-    struct job *job = arg;
-    descend(job, job->depth);
+    struct bench_job *job = arg;
+    descend(job, job->recursion);
     return NULL;
 }
 
 int main(int argc, char **argv) {
-    long arg[3];
-    if (!bench_read_args(argc, argv, 3, arg, "allocbench THREADS DEPTH CALLS_PER_THREAD")) return 2;
-    int threads = (int)arg[0], depth = (int)arg[1];
-    long calls = arg[2];
-    if (threads < 1 || threads > BENCH_MAX_THREADS || depth < 1 || calls < 1) return 2;
-    /* main, run, churn and libc frames come on top of the recursion */
-    int recursion = depth > 6 ? depth - 6 : 1;
-    struct job jobs[BENCH_MAX_THREADS];
-    void *args[BENCH_MAX_THREADS];
-    for (int t = 0; t < threads; t++) {
-        jobs[t] = (struct job){recursion, t, calls, 0};
-        args[t] = &jobs[t];
-    }
-    if (bench_run_threads(threads, run, args) != 0) return 1;
-    uint64_t sum = 0;
-    for (int t = 0; t < threads; t++) sum += jobs[t].checksum;
-    printf("%llu\n", (unsigned long long)(sum & 0xffff));
-    return 0;
+    return bench_main(argc, argv, "allocbench", 6, run);
 }

@@ -63,4 +63,40 @@ static inline int bench_run_threads(int threads, void *(*run)(void *), void **ar
     return 0;
 }
 
+/* One thread's share of a THREADS DEPTH CALLS_PER_THREAD workload. */
+struct bench_job {
+    int index;
+    int recursion;      /* frames of plain recursion between the thread's start and the work */
+    long calls;
+    uint64_t checksum;  /* printed by main, so the work cannot be optimised away */
+};
+
+/* main() of a THREADS DEPTH CALLS_PER_THREAD workload. DEPTH counts the frames from an
+ * allocation site up to clone(); `fixed_frames` of them are the workload's own (clone,
+ * start_thread, run, the work's frames), the rest plain recursion. Returns the exit status. */
+static inline int bench_main(int argc, char **argv, const char *name, int fixed_frames,
+                             void *(*run)(void *)) {
+    char usage[128];
+    snprintf(usage, sizeof usage, "%s THREADS DEPTH CALLS_PER_THREAD", name);
+    long arg[3];
+    if (!bench_read_args(argc, argv, 3, arg, usage)) return 2;
+    if (arg[0] < 1 || arg[0] > BENCH_MAX_THREADS || arg[1] < fixed_frames || arg[1] > 1000 || arg[2] < 1) {
+        fprintf(stderr, "%s: THREADS 1-%d, DEPTH %d-1000, CALLS_PER_THREAD >= 1\n", name,
+                BENCH_MAX_THREADS, fixed_frames);
+        return 2;
+    }
+    int threads = (int)arg[0];
+    struct bench_job jobs[BENCH_MAX_THREADS];
+    void *args[BENCH_MAX_THREADS];
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (struct bench_job){t, (int)arg[1] - fixed_frames, arg[2], 0};
+        args[t] = &jobs[t];
+    }
+    if (bench_run_threads(threads, run, args) != 0) return 1;
+    uint64_t sum = 0;
+    for (int t = 0; t < threads; t++) sum += jobs[t].checksum;
+    printf("%llu\n", (unsigned long long)(sum & 0xffff));
+    return 0;
+}
+
 #endif

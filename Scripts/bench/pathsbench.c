@@ -42,13 +42,6 @@ struct call {
     uint64_t mix;       /* touched at every level, so every variant's body differs */
 };
 
-struct job {
-    int recursion;
-    int index;
-    long calls;
-    uint64_t checksum;
-};
-
 /* ---- the four allocation sites: one call instruction into the allocator each ---- */
 
 NOINLINE static void site_malloc(struct call *c) { c->result = malloc(c->size); BARRIER("site_malloc"); c->mix += 1; }
@@ -105,7 +98,7 @@ static size_t small_size(uint64_t r) {
     return bench_small_sizes[(r >> 5) & 31];                          /* 8 B - 1 KiB */
 }
 
-NOINLINE static void churn(struct job *job) {
+NOINLINE static void churn(struct bench_job *job) {
     void *live[WINDOW] = {0};
     uint64_t seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)(job->index + 1) * 0x2545F4914F6CDD1Dull;
     struct call c = {0};
@@ -137,7 +130,7 @@ NOINLINE static void churn(struct job *job) {
     job->checksum += c.mix;
 }
 
-NOINLINE static void descend(struct job *job, int level) {
+NOINLINE static void descend(struct bench_job *job, int level) {
     if (level <= 1) {
         churn(job);
         BARRIER("descend-leaf");
@@ -148,7 +141,7 @@ NOINLINE static void descend(struct job *job, int level) {
 }
 
 static void *run(void *arg) {
-    struct job *job = arg;
+    struct bench_job *job = arg;
     if (job->recursion > 0) descend(job, job->recursion);
     else churn(job);
     BARRIER("run");
@@ -156,23 +149,5 @@ static void *run(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    long arg[3];
-    if (!bench_read_args(argc, argv, 3, arg, "pathsbench THREADS DEPTH CALLS_PER_THREAD")) return 2;
-    int threads = (int)arg[0], depth = (int)arg[1];
-    long calls = arg[2];
-    if (threads < 1 || threads > BENCH_MAX_THREADS || depth < 10 || depth > 1000 || calls < 1) {
-        fprintf(stderr, "pathsbench: THREADS 1-64, DEPTH 10-1000, CALLS_PER_THREAD >= 1\n");
-        return 2;
-    }
-    struct job jobs[BENCH_MAX_THREADS];
-    void *args[BENCH_MAX_THREADS];
-    for (int t = 0; t < threads; t++) {
-        jobs[t] = (struct job){depth - 10, t, calls, 0};
-        args[t] = &jobs[t];
-    }
-    if (bench_run_threads(threads, run, args) != 0) return 1;
-    uint64_t sum = 0;
-    for (int t = 0; t < threads; t++) sum += jobs[t].checksum;
-    printf("%llu\n", (unsigned long long)(sum & 0xffff));
-    return 0;
+    return bench_main(argc, argv, "pathsbench", 10, run);
 }
