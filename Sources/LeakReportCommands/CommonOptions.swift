@@ -90,3 +90,9 @@ extension CommonOptions {
         output.flush()
     }
 }
+
+/// The one trace file that `growth`, `timeline`, `info` and `dump` read.
+struct TraceFileArgument: ParsableArguments {
+    @Argument(help: "A trace file written by libleaktrace.so.")
+    var trace: String
+}
