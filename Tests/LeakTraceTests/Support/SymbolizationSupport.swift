@@ -198,6 +198,13 @@ enum SymbolizationTestKit {
 
     /// The load bias the tests pretend every module was loaded at (a typical PIE bias under gdb).
     static let bias: UInt64 = 0x5555_5555_4000
+
+    /// The return address in `plain_caller` after its call to `plain_leaf` (found in `binary`
+    /// by objdump), with `binary` or its stand-in `loadedAs` loaded at `bias`.
+    static func plainCallSite(in binary: String, loadedAs loaded: String? = nil) throws -> (address: UInt64, module: Module) {
+        let offset = try Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
+        return (bias + offset, try Oracle.module(loaded ?? binary, bias: bias))
+    }
 }
 
 extension SymbolizationTestKit.Oracle {

@@ -218,10 +218,9 @@ final class SymbolizationTests: XCTestCase {
                                  output: binary)
         XCTAssertFalse(try SymKit.run("readelf", ["-SW", binary]).contains(".debug_aranges"),
                        "the test needs a binary without .debug_aranges")
-        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
-        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
+        let (address, module) = try SymKit.plainCallSite(in: binary)
 
-        let frames = Symbolizer().symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+        let frames = Symbolizer().symbolize(address: address, module: module, isReturnAddress: true)
 
         XCTAssertEqual(frames.map(\.function), ["plain_caller"])
         XCTAssertEqual(frames.map(\.file), [SymKit.Programs.source("symbolize_plain.c")])
@@ -240,10 +239,9 @@ final class SymbolizationTests: XCTestCase {
                            "src/symbolize_plain.c", "-o", binary], in: directory)
         XCTAssertTrue(try SymKit.run("readelf", ["--debug-dump=info", binary]).contains("./build"),
                       "the test needs a relative DW_AT_comp_dir")
-        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
-        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
+        let (address, module) = try SymKit.plainCallSite(in: binary)
 
-        let frames = Symbolizer().symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+        let frames = Symbolizer().symbolize(address: address, module: module, isReturnAddress: true)
 
         XCTAssertEqual(frames.map(\.file), ["build/src/symbolize_plain.c"])
         XCTAssertEqual(frames.map(\.line), [try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
@@ -417,13 +415,12 @@ final class SymbolizationTests: XCTestCase {
 
     func testSeparateDebugFileIsFoundThroughDebugLink() throws {
         let split = try splitDebugInfo("debuglink", debugLink: true)
-        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
-        let module = try SymKit.Oracle.module(split.binary, bias: SymKit.bias)
+        let (address, module) = try SymKit.plainCallSite(in: try binaries().plain, loadedAs: split.binary)
         let expectedLine = try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
 
         // Next to the binary.
         let beside = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
-            .symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+            .symbolize(address: address, module: module, isReturnAddress: true)
         XCTAssertEqual(beside.map(\.function), ["plain_caller"])
         XCTAssertEqual(beside.map(\.line), [expectedLine])
 
@@ -431,7 +428,7 @@ final class SymbolizationTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: split.directory + "/.debug", withIntermediateDirectories: true)
         try FileManager.default.moveItem(atPath: split.debug, toPath: split.directory + "/.debug/symbolize_plain.debug")
         let inSubdirectory = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
-            .symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+            .symbolize(address: address, module: module, isReturnAddress: true)
         XCTAssertEqual(inSubdirectory.map(\.line), [expectedLine])
     }
 
@@ -443,11 +440,10 @@ final class SymbolizationTests: XCTestCase {
         let mirrored = root + split.directory
         try FileManager.default.createDirectory(atPath: mirrored, withIntermediateDirectories: true)
         try FileManager.default.moveItem(atPath: split.debug, toPath: mirrored + "/symbolize_plain.debug")
-        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
-        let module = try SymKit.Oracle.module(split.binary, bias: SymKit.bias)
+        let (address, module) = try SymKit.plainCallSite(in: try binaries().plain, loadedAs: split.binary)
 
         let frames = Symbolizer(options: SymbolizerOptions(debugDirectories: [root]))
-            .symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+            .symbolize(address: address, module: module, isReturnAddress: true)
 
         XCTAssertEqual(frames.map(\.function), ["plain_caller"])
         XCTAssertEqual(frames.map(\.line), [try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
