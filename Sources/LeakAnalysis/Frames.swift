@@ -32,10 +32,17 @@ public final class OffsetOnlySymbolizer: FrameSymbolizer {
 /// allocator, and the first suppression that matches one of its frames. A stack's call site
 /// and suppression then cost one lookup per address, however many stacks share the address.
 final class FrameCache {
+    /// What an answer depends on: the address and the file loaded there.
     private struct Key: Hashable {
         var address: UInt64
         var modulePath: String?
         var bias: UInt64
+    }
+    /// The same address in the same module snapshot has the same answer: found without looking
+    /// the module up or hashing its path.
+    private struct AddressInSnapshot: Hashable {
+        var address: UInt64
+        var snapshot: Int
     }
     private struct Entry {
         /// Inline-expanded, innermost first; never empty.
@@ -49,8 +56,10 @@ final class FrameCache {
     private let modules: ModuleLookup
     private let filter: AllocatorFrameFilter
     private let suppressions: Suppressions
-    private var cache: [Key: Entry] = [:]
-    var distinctAddresses: Int { cache.count }
+    private var entries: [Entry] = []
+    private var entryOfKey: [Key: Int] = [:]
+    private var entryOfAddress: [AddressInSnapshot: Int] = [:]
+    var distinctAddresses: Int { entries.count }
 
     init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions) {
         self.symbolizer = symbolizer
@@ -60,9 +69,14 @@ final class FrameCache {
     }
 
     private func entry(for address: UInt64, snapshot: Int) -> Entry {
+        let place = AddressInSnapshot(address: address, snapshot: snapshot)
+        if let index = entryOfAddress[place] { return entries[index] }
         let module = modules.module(containing: address, snapshot: snapshot)
         let key = Key(address: address, modulePath: module?.path, bias: module?.bias ?? 0)
-        if let known = cache[key] { return known }
+        if let index = entryOfKey[key] {
+            entryOfAddress[place] = index
+            return entries[index]
+        }
         var frames = symbolizer.resolve(address: address, module: module)
         if frames.isEmpty {
             frames = [SymbolizedFrame(address: address, module: module?.path,
@@ -71,7 +85,9 @@ final class FrameCache {
         let entry = Entry(frames: frames,
                           callsite: frames.firstIndex { !filter.isAllocatorFrame(function: $0.function) },
                           suppression: suppressions.isEmpty ? nil : suppressions.firstMatch(in: frames))
-        cache[key] = entry
+        entryOfKey[key] = entries.count
+        entryOfAddress[place] = entries.count
+        entries.append(entry)
         return entry
     }
 
