@@ -113,8 +113,16 @@ extension GrowthTracker {
                        window: (from: GrowthMoment, to: GrowthMoment)? = nil, limit: ReplayLimit? = nil,
                        progress: ((UInt64) -> Void)? = nil) throws -> GrowthPassOutcome {
         let pass = GrowthPass(tracker: self, window: window)
-        let outcome = replayer.replay(reader, limit: limit, progress: progress) { record, context, replayer in
-            try pass.see(record, context, &replayer)
+        let outcome: ReplayOutcome
+        if window == nil && limit == nil {
+            // Nothing can end this pass early (only moment B throws): the replay's fast path.
+            outcome = replayer.replay(reader, progress: progress, watcher: { record, context, replayer in
+                try? pass.see(record, context, &replayer)
+            })
+        } else {
+            outcome = replayer.replay(reader, limit: limit, progress: progress) { record, context, replayer in
+                try pass.see(record, context, &replayer)
+            }
         }
         // B met before the end of the trace ended the pass; B taken below, once the trace (or
         // the limit) has ended, did not.

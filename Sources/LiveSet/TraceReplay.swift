@@ -31,6 +31,10 @@ public struct ReplayLimitReached: Error {}
 /// (reported as stopped by the limit).
 public typealias ReplayHook = (TraceRecord, RecordContext, inout Replayer) throws -> Void
 
+/// Like `ReplayHook`, for a pass that nothing stops: the replay then runs on its fast path.
+/// It must not keep a copy of the replayer's live table (the pass changes it in place).
+public typealias ReplayWatcher = (TraceRecord, RecordContext, inout Replayer) -> Void
+
 /// Feeds a trace's records to a Replayer.
 struct ReplayVisitor: TraceVisitor {
     typealias Failure = ReplayLimitReached
@@ -88,6 +92,7 @@ struct ReplayVisitor: TraceVisitor {
 /// replay's instructions on an allocation-heavy trace).
 struct WholeTraceVisitor: TraceVisitor {
     var replayer: Replayer
+    let watcher: ReplayWatcher?
 
     @inline(__always)
     mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
@@ -112,6 +117,7 @@ struct WholeTraceVisitor: TraceVisitor {
     }
 
     mutating func visitRecord(_ record: TraceRecord, context: RecordContext) {
+        if let watcher { watcher(record, context, &replayer) }
         replayer.applyOther(record, time: context.time)
     }
 }
@@ -123,8 +129,10 @@ extension Replayer {
     ///   - limit: stop early at a time or a mark (`--at`).
     ///   - progress: called now and then with the bytes consumed.
     ///   - hook: sees every record but the four allocation records, before it is applied.
+    ///   - watcher: the same for a pass that nothing stops (no limit, no hook): the fast path.
     public mutating func replay(_ reader: TraceReader, stopAtOffset: UInt64? = nil, limit: ReplayLimit? = nil,
-                                progress: ((UInt64) -> Void)? = nil, hook: ReplayHook? = nil) -> ReplayOutcome {
+                                progress: ((UInt64) -> Void)? = nil, hook: ReplayHook? = nil,
+                                watcher: ReplayWatcher? = nil) -> ReplayOutcome {
         var stopAfterTime = UInt64.max
         var stopAtMark: String?
         switch limit {
@@ -137,7 +145,7 @@ extension Replayer {
         var moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
         swap(&self, &moved)
         if limit == nil, hook == nil {
-            var visitor = WholeTraceVisitor(replayer: moved)
+            var visitor = WholeTraceVisitor(replayer: moved, watcher: watcher)
             moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
             // Only now is the visitor's replayer the one reference to its live table.
             visitor.replayer.beginExclusivePass()
