@@ -60,6 +60,7 @@ final class ModuleAnswers {
     /// The stored answers for `buildID` in `directory`, if the file reads back whole and the
     /// debug files it names are unchanged.
     static func load(directory: String, buildID: [UInt8]) -> ModuleAnswers? {
+        guard !buildID.isEmpty else { return nil }
         let file = path(directory: directory, buildID: buildID)
         guard let bytes = readWholeFile(file), let decoded = AnswerFileFormat.decode(bytes),
               decoded.debugFiles.allSatisfy({ DebugFileStamp(path: $0.path) == $0 }) else { return nil }
