@@ -1,6 +1,7 @@
 /* The tracer's phase, the per-thread state, the thread id and the one-line warning. */
 #include "base.h"
 
+#include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
 
@@ -8,6 +9,21 @@ _Atomic int lt_phase;
 struct lt_config lt_config;
 _Atomic uint64_t lt_count_untraced;
 __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));
+
+__thread int lt_deferred_signal __attribute__((tls_model("initial-exec")));
+
+/* The handler (core/fatal.c) left the signal blocked in the interrupted context and pending on
+ * this thread; unblocking it delivers it at once, now that no tracer lock is held. A flush
+ * holding the file lock releases it when it lets the file lock go. */
+void lt_deliver_deferred_signal(void) {
+    if (lt_self.holds_file_lock) return;
+    int sig = lt_deferred_signal;
+    lt_deferred_signal = 0;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
 
 /* Bumped in every forked child: a thread's cached id from before the fork is stale. */
 static unsigned fork_generation;

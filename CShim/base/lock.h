@@ -6,6 +6,7 @@
 #define LEAKTRACE_LOCK_H
 
 #include <limits.h>
+#include <stdint.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
@@ -14,7 +15,24 @@
 
 struct lt_lock {
     _Atomic int state;
+    /* The holding thread (its thread pointer), so that a signal handler can tell whether the
+     * thread it interrupted is inside the critical section. */
+    _Atomic uintptr_t owner;
 };
+
+/* The calling thread's descriptor address (%fs:0 on x86-64, what pthread_self returns):
+ * unique among live threads, read without a call. */
+static inline uintptr_t lt_thread_pointer(void) {
+    uintptr_t self;
+    __asm__("mov %%fs:0, %0" : "=r"(self));
+    return self;
+}
+
+/* A fatal signal that arrived while this thread held the event lock (core/fatal.c): it is
+ * blocked and pending, and released by lt_deliver_deferred_signal once the thread holds none
+ * of the tracer's locks. */
+extern __thread int lt_deferred_signal __attribute__((tls_model("initial-exec")));
+__attribute__((visibility("hidden"))) void lt_deliver_deferred_signal(void);
 
 static inline long lt_futex(_Atomic int *word, int op, int value, const struct timespec *timeout) {
     return syscall(SYS_futex, word, op | FUTEX_PRIVATE_FLAG, value, timeout, NULL, 0);
@@ -22,8 +40,12 @@ static inline long lt_futex(_Atomic int *word, int op, int value, const struct t
 
 static inline int lt_lock_try(struct lt_lock *l) {
     int expected = 0;
-    return atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
-           atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire, memory_order_relaxed);
+    if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire, memory_order_relaxed)) {
+        atomic_store_explicit(&l->owner, lt_thread_pointer(), memory_order_relaxed);
+        return 1;
+    }
+    return 0;
 }
 
 static inline void lt_lock_slow(struct lt_lock *l) {
@@ -42,21 +64,31 @@ static inline void lt_lock_slow(struct lt_lock *l) {
         lt_futex(&l->state, FUTEX_WAIT, 2, NULL);
         c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
     }
+    atomic_store_explicit(&l->owner, lt_thread_pointer(), memory_order_relaxed);
 }
 
 static inline void lt_lock(struct lt_lock *l) {
     int expected = 0;
     if (__builtin_expect(atomic_compare_exchange_strong_explicit(&l->state, &expected, 1, memory_order_acquire,
-                                                                memory_order_relaxed), 1))
+                                                                memory_order_relaxed), 1)) {
+        atomic_store_explicit(&l->owner, lt_thread_pointer(), memory_order_relaxed);
         return;
+    }
     lt_lock_slow(l);
 }
 
+/* True when the calling thread holds the lock (exact only for the caller's own thread). */
+static inline int lt_lock_held_by_me(struct lt_lock *l) {
+    return atomic_load_explicit(&l->owner, memory_order_relaxed) == lt_thread_pointer();
+}
+
 static inline void lt_unlock(struct lt_lock *l) {
+    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
     if (__builtin_expect(atomic_fetch_sub_explicit(&l->state, 1, memory_order_release) != 1, 0)) {
         atomic_store_explicit(&l->state, 0, memory_order_release);
         lt_futex(&l->state, FUTEX_WAKE, 1, NULL);
     }
+    if (__builtin_expect(lt_deferred_signal != 0, 0)) lt_deliver_deferred_signal();
 }
 
 /* A sequence number to sleep on: the waiter reads it while holding the lock, releases the
