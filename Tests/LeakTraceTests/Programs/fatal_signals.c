@@ -14,6 +14,9 @@
  *   query       prints what sigaction and signal report for SIGTERM and SIGINT
  *   dfl-again   installs a SIGTERM handler, sets SIG_DFL again, raises SIGTERM
  *   mmap-term   another thread sends SIGTERM while main loops over long mmap and munmap calls
+ *   abort-handled  a SIGABRT handler that returns, then abort() (which ends the process anyway)
+ *   overflow    unbounded recursion on a stack with an alternate signal stack set up (SIGSEGV)
+ *   busy-term   two threads allocate and free without pause while main raises SIGTERM
  * Output is written with write(2), so nothing waits in a stdio buffer. */
 #define _GNU_SOURCE
 #include <assert.h>
@@ -64,6 +67,27 @@ static void *term_during_mmap(void *arg) {
     (void)arg;
     while (mmap_rounds < 1) sched_yield();
     syscall(SYS_tgkill, getpid(), main_tid, SIGTERM);
+    return NULL;
+}
+
+static void on_abrt(int sig) {
+    (void)sig;
+    say("handled SIGABRT\n");
+}
+
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
+__attribute__((noinline)) static int recurse(volatile char *previous) {
+    volatile char frame[512];
+    frame[0] = previous ? previous[0] + 1 : 0;
+    return recurse(frame) + frame[1];
+}
+
+static volatile int busy_started;
+
+static void *allocate_forever(void *arg) {
+    (void)arg;
+    __atomic_add_fetch(&busy_started, 1, __ATOMIC_SEQ_CST);
+    for (size_t i = 0;; i++) free(malloc(32 + i % 64));
     return NULL;
 }
 
@@ -153,6 +177,21 @@ int main(int argc, char **argv) {
             munmap(p, 64u << 20);
             mmap_rounds++;
         }
+    }
+    if (strcmp(how, "abort-handled") == 0) {
+        signal(SIGABRT, on_abrt);
+        abort();
+    }
+    if (strcmp(how, "overflow") == 0) {
+        stack_t alt = {.ss_sp = malloc(1 << 16), .ss_size = 1 << 16};
+        sigaltstack(&alt, NULL);
+        recurse(NULL);
+    }
+    if (strcmp(how, "busy-term") == 0) {
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, allocate_forever, NULL);
+        while (__atomic_load_n(&busy_started, __ATOMIC_SEQ_CST) < 2) sched_yield();
+        raise(SIGTERM);
     }
     say("still here\n");
     return 0;
