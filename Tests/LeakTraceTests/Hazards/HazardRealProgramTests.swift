@@ -68,7 +68,7 @@ final class HazardRealProgramTests: XCTestCase {
 
     private func program(_ path: String, package: String) throws -> String {
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw XCTSkip("\(path) is not installed (apt-get install \(package))")
+            throw missingTool(path, package: package)
         }
         return path
     }

@@ -34,7 +34,7 @@
 static void *kept[10];
 
 __attribute__((noinline)) static void leak_ten(void) {
-    for (int i = 0; i < 10; i++) kept[i] = malloc(100);
+    for (int i = 0; i < 10; i++) kept[i] = malloc(100); /* MARK:leak */
 }
 
 static void say(const char *s) {
@@ -42,7 +42,9 @@ static void say(const char *s) {
     (void)r;
 }
 
-__attribute__((noinline)) static void parse_header(volatile int *p) { *p = 42; }
+__attribute__((noinline)) static void parse_header(volatile int *p) {
+    *p = 42; /* MARK:null-store */
+}
 
 static volatile int divisor;
 
@@ -132,7 +134,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(how, "ill") == 0) __builtin_trap();
     if (strcmp(how, "fpe") == 0) say(1 / divisor ? "divided\n" : "zero\n");
-    if (strcmp(how, "assert") == 0) assert(argc == 42);
+    if (strcmp(how, "assert") == 0) assert(argc == 42); /* MARK:assert */
     if (strcmp(how, "abort") == 0) abort();
     if (strcmp(how, "thread-segv") == 0) {
         pthread_t t;

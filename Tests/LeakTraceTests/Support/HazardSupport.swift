@@ -273,7 +273,7 @@ enum HazardKit {
             let path = directory + "/" + name
             if FileManager.default.fileExists(atPath: path) { return path }
         }
-        throw XCTSkip("\(name) is not installed (apt-get install \(package))")
+        throw missingTool(name, package: package)
     }
 
     /// The one complete trace a run wrote, with its END checked against its records.
