@@ -75,8 +75,13 @@ static _Atomic uintptr_t finisher;
 
 static void on_fatal_signal(int sig, siginfo_t *info, void *context);
 
+/* What libc's sigaction adds to an action on its way to the kernel, which a later query
+ * returns (glibc on x86-64: SA_RESTORER and its own restorer), learned from our own install. */
+static int libc_added_flags;
+static void (*libc_restorer)(void);
+
 static void install_handler(int sig) {
-    struct sigaction sa;
+    struct sigaction sa, installed;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fatal_signal;
     /* SA_ONSTACK: on the program's alternate stack when it has one (a stack overflow can only
@@ -84,6 +89,18 @@ static void install_handler(int sig) {
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
     sigfillset(&sa.sa_mask);
     lt_real.sigaction(sig, &sa, NULL);
+    if (lt_real.sigaction(sig, NULL, &installed) == 0) {
+        libc_added_flags = installed.sa_flags & ~sa.sa_flags;
+        libc_restorer = installed.sa_restorer;
+    }
+}
+
+/* What a query would return had `act` really been installed. */
+static struct sigaction as_installed(const struct sigaction *act) {
+    struct sigaction view = *act;
+    view.sa_flags |= libc_added_flags;
+    view.sa_restorer = libc_restorer;
+    return view;
 }
 
 void lt_take_fatal_signals(void) {
@@ -120,13 +137,13 @@ int lt_program_sigaction(int sig, const struct sigaction *act, struct sigaction 
             r = lt_real.sigaction(sig, &wanted, NULL);
             if (r == 0) atomic_store(&d->ours, 0);
         } else if (act) {
-            d->program = wanted;
+            d->program = as_installed(&wanted);
         }
         if (r == 0 && old) *old = seen;
     } else {
         r = lt_real.sigaction(sig, act ? &wanted : NULL, old);
-        if (r == 0 && act && wanted.sa_handler == SIG_DFL && atomic_load(&lt_phase) == PHASE_TRACING) {
-            d->program = wanted;
+        if (r == 0 && act && wanted.sa_handler == SIG_DFL && atomic_load(&lt_phase) == PHASE_TRACING &&
+            lt_real.sigaction(sig, NULL, &d->program) == 0) {
             install_handler(sig);
             atomic_store(&d->ours, 1);
         }
