@@ -10,13 +10,14 @@ struct lt_config lt_config;
 _Atomic uint64_t lt_count_untraced;
 __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));
 
+__thread int lt_locks_taken __attribute__((tls_model("initial-exec")));
 __thread int lt_deferred_signal __attribute__((tls_model("initial-exec")));
 
 /* The handler (core/fatal.c) left the signal blocked in the interrupted context and pending on
  * this thread; unblocking it delivers it at once, now that no tracer lock is held. A flush
  * holding the file lock releases it when it lets the file lock go. */
 void lt_deliver_deferred_signal(void) {
-    if (lt_self.holds_file_lock) return;
+    if (lt_self.holds_file_lock || lt_locks_taken > 0) return;
     int sig = lt_deferred_signal;
     lt_deferred_signal = 0;
     sigset_t set;

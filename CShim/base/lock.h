@@ -6,7 +6,6 @@
 #define LEAKTRACE_LOCK_H
 
 #include <limits.h>
-#include <stdint.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
@@ -15,22 +14,16 @@
 
 struct lt_lock {
     _Atomic int state;
-    /* The holding thread (its thread pointer), so that a signal handler can tell whether the
-     * thread it interrupted is inside the critical section. */
-    _Atomic uintptr_t owner;
 };
 
-/* The calling thread's descriptor address (%fs:0 on x86-64, what pthread_self returns):
- * unique among live threads, read without a call. */
-static inline uintptr_t lt_thread_pointer(void) {
-    uintptr_t self;
-    __asm__("mov %%fs:0, %0" : "=r"(self));
-    return self;
-}
+/* Locks this thread holds, is taking or is letting go of (counted before the attempt and after
+ * the release), so that a signal handler knows whether the code it interrupted may be inside
+ * a critical section, including the instructions around the atomic operation itself. */
+extern __thread int lt_locks_taken __attribute__((tls_model("initial-exec")));
 
-/* A fatal signal that arrived while this thread held the event lock (core/fatal.c): it is
- * blocked and pending, and released by lt_deliver_deferred_signal once the thread holds none
- * of the tracer's locks. */
+/* A fatal signal that arrived while this thread held (or was taking) a tracer lock
+ * (core/fatal.c): it is blocked and pending, and released by lt_deliver_deferred_signal once
+ * the thread holds none of the tracer's locks. */
 extern __thread int lt_deferred_signal __attribute__((tls_model("initial-exec")));
 __attribute__((visibility("hidden"))) void lt_deliver_deferred_signal(void);
 
@@ -40,54 +33,54 @@ static inline long lt_futex(_Atomic int *word, int op, int value, const struct t
 
 static inline int lt_lock_try(struct lt_lock *l) {
     int expected = 0;
+    lt_locks_taken++;
     if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
-        atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire, memory_order_relaxed)) {
-        atomic_store_explicit(&l->owner, lt_thread_pointer(), memory_order_relaxed);
+        atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire, memory_order_relaxed))
         return 1;
-    }
+    lt_locks_taken--;
     return 0;
+}
+
+/* The spinning part of lt_lock_slow, which counts itself in lt_locks_taken already. */
+static inline int lt_lock_try_counted(struct lt_lock *l) {
+    int expected = 0;
+    return atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
+           atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire, memory_order_relaxed);
 }
 
 static inline void lt_lock_slow(struct lt_lock *l) {
     /* The holder needs well under a microsecond: spin first. If it was preempted (more
      * runnable threads than cores), yielding lets it run; only then sleep. */
     for (int spin = 0; spin < 100; spin++) {
-        if (lt_lock_try(l)) return;
+        if (lt_lock_try_counted(l)) return;
         __builtin_ia32_pause();
     }
     for (int round = 0; round < 8; round++) {
         syscall(SYS_sched_yield);
-        if (lt_lock_try(l)) return;
+        if (lt_lock_try_counted(l)) return;
     }
     int c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
     while (c != 0) {
         lt_futex(&l->state, FUTEX_WAIT, 2, NULL);
         c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
     }
-    atomic_store_explicit(&l->owner, lt_thread_pointer(), memory_order_relaxed);
 }
 
 static inline void lt_lock(struct lt_lock *l) {
     int expected = 0;
+    lt_locks_taken++;
     if (__builtin_expect(atomic_compare_exchange_strong_explicit(&l->state, &expected, 1, memory_order_acquire,
-                                                                memory_order_relaxed), 1)) {
-        atomic_store_explicit(&l->owner, lt_thread_pointer(), memory_order_relaxed);
+                                                                memory_order_relaxed), 1))
         return;
-    }
     lt_lock_slow(l);
 }
 
-/* True when the calling thread holds the lock (exact only for the caller's own thread). */
-static inline int lt_lock_held_by_me(struct lt_lock *l) {
-    return atomic_load_explicit(&l->owner, memory_order_relaxed) == lt_thread_pointer();
-}
-
 static inline void lt_unlock(struct lt_lock *l) {
-    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
     if (__builtin_expect(atomic_fetch_sub_explicit(&l->state, 1, memory_order_release) != 1, 0)) {
         atomic_store_explicit(&l->state, 0, memory_order_release);
         lt_futex(&l->state, FUTEX_WAKE, 1, NULL);
     }
+    lt_locks_taken--;
     if (__builtin_expect(lt_deferred_signal != 0, 0)) lt_deliver_deferred_signal();
 }
 

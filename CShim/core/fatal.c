@@ -70,8 +70,8 @@ struct disposition {
 static struct disposition dispositions[NSIG];
 static _Atomic int managing;      /* set once the table is filled at start */
 static atomic_flag table_lock = ATOMIC_FLAG_INIT;
-/* The thread finishing the trace for a fatal signal (its thread pointer), or 0. */
-static _Atomic uintptr_t finisher;
+/* The thread finishing the trace for a fatal signal (its kernel id), or 0. */
+static _Atomic uint64_t finisher;
 
 static void on_fatal_signal(int sig, siginfo_t *info, void *context);
 
@@ -197,7 +197,7 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context) {
         errno = saved_errno;
         return;
     }
-    int holds_lock = lt_lock_held_by_me(&lt_buf.event_lock) || lt_self.holds_file_lock || lt_self.is_writer;
+    int holds_lock = lt_locks_taken > 0 || lt_self.holds_file_lock || lt_self.is_writer;
     if (holds_lock && !is_fault(sig, info) && !lt_self.is_writer) {
         /* Taken again once the lock is let go (lt_unlock, lt_file_unlock). */
         lt_deferred_signal = sig;
@@ -207,7 +207,7 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context) {
         errno = saved_errno;
         return;
     }
-    uintptr_t me = lt_thread_pointer(), expected = 0;
+    uint64_t me = lt_current_tid(), expected = 0;
     if (holds_lock || !atomic_compare_exchange_strong(&finisher, &expected, me)) {
         /* The tracer's own fault, or a fatal signal while another thread finishes the trace. */
         if (!holds_lock && expected != me) wait_for_finisher();

@@ -141,7 +141,7 @@ void lt_buffers_write_queued(int include_active) {
 
 void lt_buffers_after_fork(void) {
     atomic_store(&lt_buf.event_lock.state, 0);
-    atomic_store(&lt_buf.event_lock.owner, 0);
+    lt_locks_taken = 0; /* the forking thread held it through the fork; the child's is new */
     pthread_mutex_init(&lt_buf.file_lock, NULL);
     lt_buf.count_allocs = lt_buf.count_frees = lt_buf.count_reallocs = lt_buf.count_mappings = 0;
     lt_buf.count_stacks = lt_buf.count_chunks = 0;

@@ -52,16 +52,17 @@ struct lt_buffers {
 
 extern struct lt_buffers lt_buf;
 
-/* The file lock, taken and let go by a thread that records that it holds it (a fatal signal
- * arriving meanwhile waits until it is let go: core/fatal.c). */
+/* The file lock, taken and let go by a thread that records that it holds it, from before it
+ * tries to after it let go (a fatal signal arriving meanwhile waits until it is let go:
+ * core/fatal.c). */
 static inline void lt_file_lock(void) {
-    pthread_mutex_lock(&lt_buf.file_lock);
     lt_self.holds_file_lock = 1;
+    pthread_mutex_lock(&lt_buf.file_lock);
 }
 
 static inline void lt_file_unlock(void) {
-    lt_self.holds_file_lock = 0;
     pthread_mutex_unlock(&lt_buf.file_lock);
+    lt_self.holds_file_lock = 0;
     if (LT_UNLIKELY(lt_deferred_signal != 0)) lt_deliver_deferred_signal();
 }
 
