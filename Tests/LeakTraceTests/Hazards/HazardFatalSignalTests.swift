@@ -23,7 +23,7 @@ final class HazardFatalSignalTests: XCTestCase {
         ("vtalrm", SIGVTALRM), ("prof", SIGPROF), ("trap", SIGTRAP), ("sys", SIGSYS), ("abrt", SIGABRT),
         ("abort", SIGABRT), ("assert", SIGABRT), ("abort-handled", SIGABRT), ("segv", SIGSEGV), ("bus", SIGBUS),
         ("ill", SIGILL), ("fpe", SIGFPE), ("thread-segv", SIGSEGV), ("overflow", SIGSEGV), ("dfl-again", SIGTERM),
-        ("busy-term", SIGTERM),
+        ("busy-term", SIGTERM), ("bad-free", SIGABRT),
     ]
 
     /// Runs `fatal_signals MODE` under `wait_status` without and with the tracer.

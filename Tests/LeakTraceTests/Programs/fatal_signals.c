@@ -17,6 +17,8 @@
  *   abort-handled  a SIGABRT handler that returns, then abort() (which ends the process anyway)
  *   overflow    unbounded recursion on a stack with an alternate signal stack set up (SIGSEGV)
  *   busy-term   two threads allocate and free without pause while main raises SIGTERM
+ *   bad-free    free() of a pointer malloc never returned: glibc aborts inside free, that is
+ *               inside the tracer's free hook (SIGABRT)
  * Output is written with write(2), so nothing waits in a stdio buffer. */
 #define _GNU_SOURCE
 #include <assert.h>
@@ -182,6 +184,10 @@ int main(int argc, char **argv) {
             munmap(p, 64u << 20);
             mmap_rounds++;
         }
+    }
+    if (strcmp(how, "bad-free") == 0) {
+        char *volatile inside = (char *)kept[0] + 16;
+        free(inside);
     }
     if (strcmp(how, "abort-handled") == 0) {
         signal(SIGABRT, on_abrt);
