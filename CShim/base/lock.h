@@ -6,6 +6,7 @@
 #define LEAKTRACE_LOCK_H
 
 #include <limits.h>
+#include <stdint.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
@@ -21,10 +22,10 @@ struct lt_lock {
  * a critical section, including the instructions around the atomic operation itself. */
 extern __thread int lt_locks_taken __attribute__((tls_model("initial-exec")));
 
-/* A fatal signal that arrived while this thread held (or was taking) a tracer lock
- * (core/fatal.c): it is blocked and pending, and released by lt_deliver_deferred_signal once
- * the thread holds none of the tracer's locks. */
-extern __thread int lt_deferred_signal __attribute__((tls_model("initial-exec")));
+/* Fatal signals that arrived while this thread held (or was taking) a tracer lock
+ * (core/fatal.c), one bit per signal (bit n-1 for signal n): blocked and pending, and released
+ * by lt_deliver_deferred_signal once the thread holds none of the tracer's locks. */
+extern __thread uint64_t lt_deferred_signals __attribute__((tls_model("initial-exec")));
 __attribute__((visibility("hidden"))) void lt_deliver_deferred_signal(void);
 
 static inline long lt_futex(_Atomic int *word, int op, int value, const struct timespec *timeout) {
@@ -81,7 +82,7 @@ static inline void lt_unlock(struct lt_lock *l) {
         lt_futex(&l->state, FUTEX_WAKE, 1, NULL);
     }
     lt_locks_taken--;
-    if (__builtin_expect(lt_deferred_signal != 0, 0)) lt_deliver_deferred_signal();
+    if (__builtin_expect(lt_deferred_signals != 0, 0)) lt_deliver_deferred_signal();
 }
 
 /* A sequence number to sleep on: the waiter reads it while holding the lock, releases the

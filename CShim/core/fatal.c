@@ -200,7 +200,7 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context) {
     int holds_lock = lt_locks_taken > 0 || lt_self.holds_file_lock || lt_self.is_writer;
     if (holds_lock && !is_fault(sig, info) && !lt_self.is_writer) {
         /* Taken again once the lock is let go (lt_unlock, lt_file_unlock). */
-        lt_deferred_signal = sig;
+        lt_deferred_signals |= 1ull << (sig - 1);
         lt_self.fatal_signal_deferred = 1;
         sigaddset(&uc->uc_sigmask, sig);
         send_again(sig, info);

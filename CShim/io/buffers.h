@@ -63,7 +63,7 @@ static inline void lt_file_lock(void) {
 static inline void lt_file_unlock(void) {
     pthread_mutex_unlock(&lt_buf.file_lock);
     lt_self.holds_file_lock = 0;
-    if (LT_UNLIKELY(lt_deferred_signal != 0)) lt_deliver_deferred_signal();
+    if (LT_UNLIKELY(lt_deferred_signals != 0)) lt_deliver_deferred_signal();
 }
 
 /* Maps the buffers (once) and empties them all. */

@@ -222,7 +222,7 @@ int lt_writer_running(void) { return writer_running; }
 void lt_writer_after_fork(void) {
     lt_self.holds_file_lock = 0;
     /* A signal deferred in the parent is not pending in the child: only its mask needs undoing. */
-    if (lt_deferred_signal) lt_deliver_deferred_signal();
+    if (lt_deferred_signals) lt_deliver_deferred_signal();
     writer_running = 0;
     atomic_store(&writer_stop, 0);
 }
