@@ -52,7 +52,8 @@ hazard_seconds=$(( $(date +%s) - start ))
 names=("" "bootstrap reentrancy" "allocators that map under their own lock" "loader lock under load"
        "fork storm from a threaded parent" "exec and spawn" "signals" "closed and reused descriptors"
        "killed and failing output" "abrupt exits" "threads, exact accounting" "thread lifecycle" "linkage"
-       "real programs" "small thread stacks and signal masks" "per-thread event rings")
+       "real programs" "small thread stacks and signal masks" "per-thread event rings"
+       "signals that end the process")
 cases_total=$(( ${#names[@]} - 1 ))
 cases_passed=0
 case_lines=()

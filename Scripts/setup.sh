@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what leaktrace needs to build and test on Debian/Ubuntu (the Swift toolchain is
-# expected on PATH already). Safe to run again.
+# expected on PATH already). Safe to run again. A test whose tool is missing is skipped, or
+# fails when CI is set (.ci/run): everything a test needs is listed here.
 set -euo pipefail
 packages=(
   libunwind-dev libdw-dev libelf-dev libzstd-dev pkg-config   # build: preload library, analyzer
   gcc g++ binutils zstd dwz                                    # tests compile and inspect programs
   libjemalloc2 libmimalloc2.0                                  # hazard tests: foreign allocators
   perl git sqlite3 heaptrack util-linux                        # hazard tests on real programs; bench
+  python3 libpython3.11                                        # hazard test on python; symbol-table test
+  rustc                                                        # Rust demangling test
+  libc6-dbg                                                    # DWARF symbolization test on libc
 )
 missing=()
 for p in "${packages[@]}"; do

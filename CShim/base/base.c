@@ -1,6 +1,7 @@
 /* The tracer's phase, the per-thread state, the thread id and the one-line warning. */
 #include "base.h"
 
+#include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
 
@@ -8,6 +9,23 @@ _Atomic int lt_phase;
 struct lt_config lt_config;
 _Atomic uint64_t lt_count_untraced;
 __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));
+
+__thread int lt_locks_taken __attribute__((tls_model("initial-exec")));
+__thread uint64_t lt_deferred_signals __attribute__((tls_model("initial-exec")));
+
+/* The handler (core/fatal.c) left each deferred signal blocked in the interrupted context and
+ * pending on this thread; unblocking them delivers them at once, now that no tracer lock is
+ * held. A flush holding the file lock releases them when it lets the file lock go. */
+void lt_deliver_deferred_signal(void) {
+    if (lt_self.holds_file_lock || lt_locks_taken > 0) return;
+    uint64_t deferred = lt_deferred_signals;
+    lt_deferred_signals = 0;
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig = 1; sig <= 64; sig++)
+        if (deferred & (1ull << (sig - 1))) sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
 
 /* Bumped in every forked child: a thread's cached id from before the fork is stale. */
 static unsigned fork_generation;

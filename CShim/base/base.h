@@ -87,6 +87,7 @@ struct lt_thread {
     int holds_file_lock;         /* a flush holds the file lock: it writes full buffers itself */
     struct lt_ring *ring;        /* this thread's event ring, claimed at its first event */
     int ring_retired;            /* the ring was given back at thread exit, or none was had */
+    int fatal_signal_deferred;   /* a fatal signal waited for this thread to let a lock go */
 };
 
 extern __thread struct lt_thread lt_self __attribute__((tls_model("initial-exec")));

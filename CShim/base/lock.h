@@ -6,6 +6,7 @@
 #define LEAKTRACE_LOCK_H
 
 #include <limits.h>
+#include <stdint.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
@@ -16,11 +17,33 @@ struct lt_lock {
     _Atomic int state;
 };
 
+/* Locks this thread holds, is taking or is letting go of (counted before the attempt and after
+ * the release), so that a signal handler knows whether the code it interrupted may be inside
+ * a critical section, including the instructions around the atomic operation itself. */
+extern __thread int lt_locks_taken __attribute__((tls_model("initial-exec")));
+
+/* Fatal signals that arrived while this thread held (or was taking) a tracer lock
+ * (core/fatal.c), one bit per signal (bit n-1 for signal n): blocked and pending, and released
+ * by lt_deliver_deferred_signal once the thread holds none of the tracer's locks. */
+extern __thread uint64_t lt_deferred_signals __attribute__((tls_model("initial-exec")));
+__attribute__((visibility("hidden"))) void lt_deliver_deferred_signal(void);
+
 static inline long lt_futex(_Atomic int *word, int op, int value, const struct timespec *timeout) {
     return syscall(SYS_futex, word, op | FUTEX_PRIVATE_FLAG, value, timeout, NULL, 0);
 }
 
 static inline int lt_lock_try(struct lt_lock *l) {
+    int expected = 0;
+    lt_locks_taken++;
+    if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire, memory_order_relaxed))
+        return 1;
+    lt_locks_taken--;
+    return 0;
+}
+
+/* The spinning part of lt_lock_slow, which counts itself in lt_locks_taken already. */
+static inline int lt_lock_try_counted(struct lt_lock *l) {
     int expected = 0;
     return atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
            atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire, memory_order_relaxed);
@@ -30,12 +53,12 @@ static inline void lt_lock_slow(struct lt_lock *l) {
     /* The holder needs well under a microsecond: spin first. If it was preempted (more
      * runnable threads than cores), yielding lets it run; only then sleep. */
     for (int spin = 0; spin < 100; spin++) {
-        if (lt_lock_try(l)) return;
+        if (lt_lock_try_counted(l)) return;
         __builtin_ia32_pause();
     }
     for (int round = 0; round < 8; round++) {
         syscall(SYS_sched_yield);
-        if (lt_lock_try(l)) return;
+        if (lt_lock_try_counted(l)) return;
     }
     int c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
     while (c != 0) {
@@ -46,6 +69,7 @@ static inline void lt_lock_slow(struct lt_lock *l) {
 
 static inline void lt_lock(struct lt_lock *l) {
     int expected = 0;
+    lt_locks_taken++;
     if (__builtin_expect(atomic_compare_exchange_strong_explicit(&l->state, &expected, 1, memory_order_acquire,
                                                                 memory_order_relaxed), 1))
         return;
@@ -57,6 +81,8 @@ static inline void lt_unlock(struct lt_lock *l) {
         atomic_store_explicit(&l->state, 0, memory_order_release);
         lt_futex(&l->state, FUTEX_WAKE, 1, NULL);
     }
+    lt_locks_taken--;
+    if (__builtin_expect(lt_deferred_signals != 0, 0)) lt_deliver_deferred_signal();
 }
 
 /* A sequence number to sleep on: the waiter reads it while holding the lock, releases the

@@ -12,6 +12,7 @@
 #include "intern.h"
 #include "modules.h"
 #include "marks.h"
+#include "fatal.h"
 #include "chunkpath.h"
 #include "real.h"
 #include "../io/buffers.h"
@@ -141,6 +142,7 @@ __attribute__((constructor(101))) static void leaktrace_init(void) {
     pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
     start_tracing(NULL, 0);
     lt_install_mark_signal();
+    lt_take_fatal_signals();
     lt_self.in_hook = 0;
 }
 
@@ -200,26 +202,45 @@ static void report_capture(const struct lt_capture_summary *s) {
     lt_warn("capture:", line, NULL);
 }
 
-void lt_finish(void) {
-    if (atomic_load(&lt_phase) != PHASE_TRACING) return;
+/* How long a fatal signal's handler waits for the file lock (the writer may be compressing
+ * and writing up to eight buffers) before it gives up on finishing the trace. */
+#define SIGNAL_FLUSH_WAIT_MS 2000
+
+/* Writes the final module map, the pending marks, the unwind counts and END. From a fatal
+ * signal's handler (`from_signal`) nothing waits on what the interrupted code may hold: the
+ * module map is skipped if a snapshot or the program's own walk of the loader's list is under
+ * way, the capture counts (behind a spin lock of the stack caches) if the signal interrupted
+ * the tracer, and the file lock is waited for a bounded time. Returns 0 if END was not
+ * written. */
+static int finish(int from_signal, int interrupted_tracer) {
+    if (atomic_load(&lt_phase) != PHASE_TRACING) return 0;
     /* A vfork child that leaves with _exit after a failed exec shares our memory and our
      * descriptor: finishing here would write END into the parent's trace and stop it. */
-    if (lt_in_foreign_child()) return;
+    if (lt_in_foreign_child()) return 0;
     int was = lt_self.in_hook;
     lt_self.in_hook = LT_IN_TRACER;
-    lt_modules_snapshot(0);
+    if (!from_signal) lt_modules_snapshot(0);
+    else if (!lt_self.loader_locked) lt_modules_snapshot_unless_busy();
     lt_marks_write_pending(); /* asked for by signal after the writer's last tick */
-    struct lt_capture_summary capture;
-    lt_capture_summary(&capture);
-    if (lt_config.unwind == LT_UNWIND_VERIFY) report_unwind_verification(&capture);
+    struct lt_capture_summary capture = {0};
+    int counted = !interrupted_tracer;
+    if (counted) lt_capture_summary(&capture);
+    if (counted && lt_config.unwind == LT_UNWIND_VERIFY) report_unwind_verification(&capture);
     lt_writer_stop();
-    lt_flush_all(1);
+    int written = 1;
+    if (from_signal) written = lt_flush_all_within(1, SIGNAL_FLUSH_WAIT_MS);
+    else lt_flush_all(1);
     if (lt_config.verbose) {
-        report_capture(&capture);
-        lt_warn("trace written to", lt_file.path, NULL);
+        if (counted) report_capture(&capture);
+        lt_warn(written ? "trace written to" : "trace cut short (the file stayed locked):", lt_file.path, NULL);
     }
     lt_self.in_hook = was;
+    return written;
 }
+
+void lt_finish(void) { finish(0, 0); }
+
+int lt_finish_for_signal(int interrupted_tracer) { return finish(1, interrupted_tracer); }
 
 /* ---- fork ---- */
 

@@ -15,6 +15,10 @@ extern struct lt_process lt_process;
 /* Writes the final module map, the pending marks and END, and stops tracing: at exit, _exit,
  * _Exit and abort. */
 LT_HIDDEN void lt_finish(void);
+/* The same from a fatal signal's handler (core/fatal.c), waiting for nothing the interrupted
+ * code may hold; `interrupted_tracer`: the signal arrived inside the tracer. Returns 0 if END
+ * could not be written. */
+LT_HIDDEN int lt_finish_for_signal(int interrupted_tracer);
 
 /* True in a child that shares or copies our state without having gone through the fork
  * handlers: a vfork child (shell PATH searches: dash execs in a vfork child until one exec

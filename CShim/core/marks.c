@@ -26,8 +26,8 @@ LT_EXPORT void leaktrace_mark_impl(const char *name) {
 }
 
 /* Marks asked for by signal, named signal-1, signal-2, ... Written by the handler itself when
- * it can do so without waiting for anything it might have interrupted; otherwise by the writer
- * thread at its next tick (10 ms), or by the exit path. Counting happens in the handler;
+ * it interrupted the program's code and the rings can be merged without waiting for the
+ * writer; otherwise by the writer thread at its next tick (10 ms), or by the exit path. Counting happens in the handler;
  * writing, under the event lock, so a mark is written once, in order. */
 static _Atomic uint64_t signal_marks_requested;
 static _Atomic uint64_t signal_marks_written;
@@ -56,9 +56,11 @@ static void on_mark_signal(int sig) {
     int saved = errno;
     atomic_fetch_add(&signal_marks_requested, 1);
     /* At once, so the mark falls where the signal did, when this thread is not inside the
-     * tracer (it holds none of its locks) and the event lock is free right now. */
-    if (!lt_self.in_hook && atomic_load(&lt_phase) == PHASE_TRACING && !lt_in_foreign_child() &&
-        lt_lock_try(&lt_buf.event_lock)) {
+     * tracer: it then holds none of the tracer's locks, and the event lock, if another thread
+     * holds it, is let go within a record's encoding (or a mapping call), never waiting for
+     * this thread (a merge waits only for rings in flight, and this thread's is not). */
+    if (!lt_self.in_hook && !lt_locks_taken && atomic_load(&lt_phase) == PHASE_TRACING && !lt_in_foreign_child()) {
+        lt_lock(&lt_buf.event_lock);
         lt_self.in_hook = LT_IN_TRACER;
         if (lt_rings_drain_nowait_locked()) write_signal_marks_locked(0);
         lt_self.in_hook = 0;

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #endif
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -51,6 +52,8 @@ struct dl_phdr_info;
     X(pthread_setname_np, pthread_setname_np, int, (pthread_t, const char *))                 \
     X(fork, fork, pid_t, (void))                                                              \
     X(pipe2, pipe2, int, (int[2], int))                                                       \
+    X(sigaction, sigaction, int, (int, const struct sigaction *, struct sigaction *))         \
+    X(signal, signal, __sighandler_t, (int, __sighandler_t))                                  \
     X(dl_iterate_phdr, dl_iterate_phdr, int, (int (*)(struct dl_phdr_info *, size_t, void *), void *))
 
 struct lt_real {

@@ -278,6 +278,40 @@ uint32_t lt_capture_stack_id(uintptr_t cfa, uintptr_t ip0, uintptr_t bp) {
     return lt_stack_id(frames, capture_stack(frames, max));
 }
 
+/* The stack of a signal context (a crash), innermost first, frame 0 being the interrupted
+ * instruction itself. The walker looks up the rule of the byte before each frame's address
+ * (a return address points after its call); for frame 0 that would be the instruction before
+ * the interrupted one, so it is given the address one byte on. libunwind, which takes a lock
+ * and may call dl_iterate_phdr, is used only when the signal did not interrupt the tracer
+ * (which may be inside libunwind: libunwind#425) nor a walk of the loader's list. */
+uint32_t lt_capture_context_stack_id(const ucontext_t *uc, int may_use_libunwind) {
+    uintptr_t frames[LT_MAX_DEPTH], slots[LT_MAX_DEPTH];
+    int max = lt_config.depth;
+    const greg_t *regs = uc->uc_mcontext.gregs;
+    uintptr_t pc = (uintptr_t)regs[REG_RIP];
+    int n = lt_walk_stack(pc + 1, (uintptr_t)regs[REG_RSP], (uintptr_t)regs[REG_RBP], frames, slots, max, NULL);
+    if (n > 0) {
+        frames[0] = pc;
+    } else if (may_use_libunwind && !lt_self.loader_locked) {
+        unw_cursor_t cursor;
+        n = 0;
+        lt_unwind_enter();
+        if (unw_init_local2(&cursor, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) == 0) {
+            do {
+                unw_word_t ip;
+                if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
+                frames[n++] = (uintptr_t)ip;
+            } while (n < max && unw_step(&cursor) > 0);
+        }
+        lt_unwind_leave();
+    }
+    if (n <= 0) {
+        frames[0] = pc;
+        n = max > 0 ? 1 : 0;
+    }
+    return lt_stack_id(frames, n);
+}
+
 /* After dlclose. unw_backtrace keeps a per-address cache that nothing empties (libunwind
  * 1.6.2): a library loaded later at the same address is unwound with the old library's rules
  * and its stacks end early. unw_flush_cache empties the cache unw_step reads. */

@@ -5,6 +5,8 @@
 
 #include "../base/base.h"
 
+#include <ucontext.h>
+
 /* Where a hook was called from: its CFA (the caller's stack pointer), its return address and
  * the caller's rbp, which the hook's prologue saved where __builtin_frame_address(0) points
  * (using the builtin makes the compiler give the hook a frame pointer). */
@@ -14,6 +16,10 @@
 /* The id of the calling stack (interned if new), given a hook's LT_CALL_SITE: from the
  * thread's cache when the same stack is still in place, else walked. */
 LT_HIDDEN uint32_t lt_capture_stack_id(uintptr_t cfa, uintptr_t ip0, uintptr_t bp);
+/* The id of the stack of a signal handler's context (frame 0: the interrupted instruction),
+ * walked from its registers; libunwind is tried for frames the walker cannot step only when
+ * `may_use_libunwind`. */
+LT_HIDDEN uint32_t lt_capture_context_stack_id(const ucontext_t *uc, int may_use_libunwind);
 /* What the captures did so far, for LEAKTRACE_VERBOSE and LEAKTRACE_UNWIND=verify. */
 struct lt_capture_summary {
     uint64_t hits;              /* stacks found in place in the thread's cache */

@@ -140,7 +140,14 @@ size_t lt_encode_note(uint8_t *body, int level, const char *text) {
 
 size_t lt_encode_end(uint8_t *body, const struct lt_end_counts *c) {
     const uint64_t values[] = {c->allocs, c->frees, c->reallocs, c->mappings, c->stacks, c->chunks, c->untraced};
-    return put_uvs(body, values, sizeof values / sizeof *values);
+    size_t len = put_uvs(body, values, sizeof values / sizeof *values);
+    if (!c->signal) return len;
+    uint8_t *p = lt_put_uv(body + len, (uint64_t)c->signal);
+    p = lt_put_sv(p, c->signal_code);
+    p = lt_put_uv(p, c->fault_address);
+    p = lt_put_uv(p, c->signal_tid);
+    p = lt_put_uv(p, c->signal_stack);
+    return (size_t)(p - body);
 }
 
 /* ---- header ---- */

@@ -224,11 +224,17 @@ size_t lt_encode_exec(uint8_t *body, const char *path);
 #define LT_NOTE_BODY_MAX 600
 size_t lt_encode_note(uint8_t *body, int level, const char *text);
 
-/* END: what the trace holds, for the reader to check it is whole. */
+/* END: what the trace holds, for the reader to check it is whole, and, when a signal ended
+ * the process, which one: its number, si_code, the fault address, the thread that took it and
+ * that thread's stack at the signal (0: none). */
 struct lt_end_counts {
     uint64_t allocs, frees, reallocs, mappings, stacks, chunks, untraced;
+    int signal;                   /* 0: the process exited; the fields below are not written */
+    int64_t signal_code;
+    uint64_t fault_address, signal_tid;
+    uint32_t signal_stack;
 };
-#define LT_END_BODY_MAX 80
+#define LT_END_BODY_MAX 140
 size_t lt_encode_end(uint8_t *body, const struct lt_end_counts *counts);
 
 /* ---- the file header ---- */

@@ -4,6 +4,7 @@
 #include "../core/init.h"
 #include "../core/stacks.h"
 #include "../core/modules.h"
+#include "../core/fatal.h"
 #include "../io/buffers.h"
 #include "../io/file.h"
 #include "../io/writer.h"
@@ -131,9 +132,12 @@ LT_EXPORT void _Exit(int status) {
     __builtin_unreachable();
 }
 
+/* abort raises SIGABRT: the tracer's handler finishes the trace when it holds SIGABRT; when
+ * the program handles it instead, END is written here, since abort ends the process even if
+ * that handler returns. */
 LT_EXPORT void abort(void) {
     LT_NEED_REAL(abort);
-    if (!lt_self.in_hook) lt_finish();
+    if (!lt_self.in_hook) lt_finish_for_abort(LT_CALL_SITE);
     lt_real.abort();
     __builtin_unreachable();
 }

@@ -51,9 +51,9 @@ static void rotate_locked(int may_wait) {
             /* The writer would need the file lock: a flush that holds it writes the queue. */
             int held = lt_self.holds_file_lock;
             lt_unlock(&lt_buf.event_lock);
-            if (!held) pthread_mutex_lock(&lt_buf.file_lock);
+            if (!held) lt_file_lock();
             lt_buffers_write_queued(0);
-            if (!held) pthread_mutex_unlock(&lt_buf.file_lock);
+            if (!held) lt_file_unlock();
             lt_lock(&lt_buf.event_lock);
         }
     }
@@ -141,6 +141,7 @@ void lt_buffers_write_queued(int include_active) {
 
 void lt_buffers_after_fork(void) {
     atomic_store(&lt_buf.event_lock.state, 0);
+    lt_locks_taken = 0; /* the forking thread held it through the fork; the child's is new */
     pthread_mutex_init(&lt_buf.file_lock, NULL);
     lt_buf.count_allocs = lt_buf.count_frees = lt_buf.count_reallocs = lt_buf.count_mappings = 0;
     lt_buf.count_stacks = lt_buf.count_chunks = 0;

@@ -52,6 +52,20 @@ struct lt_buffers {
 
 extern struct lt_buffers lt_buf;
 
+/* The file lock, taken and let go by a thread that records that it holds it, from before it
+ * tries to after it let go (a fatal signal arriving meanwhile waits until it is let go:
+ * core/fatal.c). */
+static inline void lt_file_lock(void) {
+    lt_self.holds_file_lock = 1;
+    pthread_mutex_lock(&lt_buf.file_lock);
+}
+
+static inline void lt_file_unlock(void) {
+    pthread_mutex_unlock(&lt_buf.file_lock);
+    lt_self.holds_file_lock = 0;
+    if (LT_UNLIKELY(lt_deferred_signals != 0)) lt_deliver_deferred_signal();
+}
+
 /* Maps the buffers (once) and empties them all. */
 LT_HIDDEN void lt_buffers_init(void);
 /* In a forked child: the locks re-created, the counters zeroed. */

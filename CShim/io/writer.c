@@ -71,10 +71,26 @@ void lt_emit_thread_name(uint64_t tid, const char *name, size_t len) {
     lt_append_record(TAG_THREAD_NAME, body, lt_encode_thread_name(body, tid, name, len), LT_NO_CONTEXT);
 }
 
+/* The signal that ended the process, if one did (set just before the final flush). */
+static struct lt_end_counts end_signal;
+
+void lt_set_end_signal(int sig, int64_t code, uint64_t fault_address, uint64_t tid, uint32_t stack) {
+    end_signal.signal = sig;
+    end_signal.signal_code = code;
+    end_signal.fault_address = fault_address;
+    end_signal.signal_tid = tid;
+    end_signal.signal_stack = stack;
+}
+
 /* END must be the last record: it is appended whole, after a rotation if the active chunk
  * cannot take it. */
 static void append_end_locked(void) {
     struct lt_end_counts counts = {
+        .signal = end_signal.signal,
+        .signal_code = end_signal.signal_code,
+        .fault_address = end_signal.fault_address,
+        .signal_tid = end_signal.signal_tid,
+        .signal_stack = end_signal.signal_stack,
         .allocs = lt_buf.count_allocs,
         .frees = lt_buf.count_frees,
         .reallocs = lt_buf.count_reallocs,
@@ -87,12 +103,8 @@ static void append_end_locked(void) {
     lt_append_record_locked(TAG_END, body, lt_encode_end(body, &counts), LT_NO_CONTEXT);
 }
 
-/* Writes everything recorded so far. With final_end, appends END and stops tracing: used at
- * exit, _exit and abort. */
-void lt_flush_all(int final_end) {
-    if (lt_file.fd < 0) return;
-    pthread_mutex_lock(&lt_buf.file_lock);
-    lt_self.holds_file_lock = 1;
+/* With the file lock held: writes everything, with END and tracing stopped if final_end. */
+static void flush_all_file_locked(int final_end) {
     lt_lock_events();
     if (final_end) {
         if (atomic_load(&lt_phase) == PHASE_TRACING) {
@@ -105,16 +117,35 @@ void lt_flush_all(int final_end) {
     lt_unlock(&lt_buf.event_lock);
     lt_buffers_write_queued(1);
     if (final_end) lt_file.closed = 1;
-    lt_self.holds_file_lock = 0;
-    pthread_mutex_unlock(&lt_buf.file_lock);
+    lt_file_unlock();
+}
+
+/* Writes everything recorded so far. With final_end, appends END and stops tracing: used at
+ * exit, _exit and abort. */
+void lt_flush_all(int final_end) {
+    if (lt_file.fd < 0) return;
+    lt_file_lock();
+    flush_all_file_locked(final_end);
+}
+
+int lt_flush_all_within(int final_end, int wait_ms) {
+    if (lt_file.fd < 0) return 0;
+    uint64_t start = monotonic_us();
+    while (pthread_mutex_trylock(&lt_buf.file_lock) != 0) {
+        if (monotonic_us() - start > (uint64_t)wait_ms * 1000u) return 0;
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, NULL);
+    }
+    lt_self.holds_file_lock = 1;
+    flush_all_file_locked(final_end);
+    return 1;
 }
 
 /* ---- fork: the parent's data up to the fork must be on disk before the child starts, so
  * the child's trace can name the point where it branched off. Called from the prepare
  * handler, which keeps both locks until the parent/child handlers release or re-create them. */
 void lt_flush_for_fork(void) {
-    pthread_mutex_lock(&lt_buf.file_lock);
-    lt_self.holds_file_lock = 1; /* until the fork handlers let the file lock go */
+    lt_file_lock(); /* until the fork handlers let it go */
     lt_lock_events();
     lt_unlock(&lt_buf.event_lock);
     lt_buffers_write_queued(1);
@@ -123,8 +154,7 @@ void lt_flush_for_fork(void) {
 
 void lt_fork_parent_release(void) {
     lt_unlock(&lt_buf.event_lock);
-    lt_self.holds_file_lock = 0;
-    pthread_mutex_unlock(&lt_buf.file_lock);
+    lt_file_unlock();
 }
 
 /* ---- the writer thread ---- */
@@ -191,6 +221,8 @@ int lt_writer_running(void) { return writer_running; }
 
 void lt_writer_after_fork(void) {
     lt_self.holds_file_lock = 0;
+    /* A signal deferred in the parent is not pending in the child: only its mask needs undoing. */
+    if (lt_deferred_signals) lt_deliver_deferred_signal();
     writer_running = 0;
     atomic_store(&writer_stop, 0);
 }

@@ -21,6 +21,11 @@ LT_HIDDEN void lt_writer_after_fork(void);
 /* Writes everything recorded so far. With final_end, appends END and stops tracing: used at
  * exit, _exit and abort. */
 LT_HIDDEN void lt_flush_all(int final_end);
+/* The same from a signal handler: gives up (returns 0, nothing written) when the file lock
+ * stays taken for wait_ms (its holder may be the thread the signal interrupted). */
+LT_HIDDEN int lt_flush_all_within(int final_end, int wait_ms);
+/* Makes END say that this signal ended the process (docs/trace-format.md, END). */
+LT_HIDDEN void lt_set_end_signal(int sig, int64_t code, uint64_t fault_address, uint64_t tid, uint32_t stack);
 /* The fork prepare handler's flush: returns with the file lock and the event lock held. */
 LT_HIDDEN void lt_flush_for_fork(void);
 /* The fork parent handler's release of both. (The child re-creates them: lt_buffers_after_fork.) */

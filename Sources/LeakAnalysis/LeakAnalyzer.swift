@@ -55,7 +55,7 @@ public struct LeakAnalyzer {
         work.classifyStacks()
         let groups = work.buildGroups()
         let summary = work.buildSummary(groupCount: groups.total)
-        return LeakReport(trace: facts, summary: summary, groups: groups.shown,
+        return LeakReport(trace: work.symbolizingDeath(facts), summary: summary, groups: groups.shown,
                           groupBy: options.groupBy.rawValue, mappings: work.placedMappings(),
                           breakGrowth: work.breakGrowthSites(),
                           stacks: options.collectStacks ? work.leakStacks() : [],

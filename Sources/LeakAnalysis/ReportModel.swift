@@ -136,11 +136,13 @@ public struct ReadingOutcome: Equatable, Sendable, Encodable {
     /// Set when the trace has no END because the process called exec: the path it executed.
     /// Such a trace is whole (the new program writes its own trace); `isComplete` stays false.
     public var endedByExec: String?
+    /// Set when END says a signal ended the process.
+    public var diedOf: ProcessDeath?
     public init(isComplete: Bool, stoppedAtOffset: UInt64? = nil, stopReason: String? = nil,
-                replayedUntilUs: UInt64? = nil, endedByExec: String? = nil) {
+                replayedUntilUs: UInt64? = nil, endedByExec: String? = nil, diedOf: ProcessDeath? = nil) {
         self.isComplete = isComplete; self.stoppedAtOffset = stoppedAtOffset
         self.stopReason = stopReason; self.replayedUntilUs = replayedUntilUs
-        self.endedByExec = endedByExec
+        self.endedByExec = endedByExec; self.diedOf = diedOf
     }
 }
 
@@ -153,7 +155,7 @@ extension ReadingOutcome {
     /// without END), or cut or damaged at an offset.
     public init(reader: TraceReader) {
         switch reader.endState {
-        case .complete?: self.init(isComplete: true)
+        case let .complete(end)?: self.init(isComplete: true, diedOf: end.signal.map(ProcessDeath.init))
         case let .cut(offset, reason)?:
             self.init(isComplete: false, stoppedAtOffset: offset, stopReason: reason, endedByExec: reader.endedByExec)
         case nil: self.init(isComplete: false, stopReason: "reading did not finish")

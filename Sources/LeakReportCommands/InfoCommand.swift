@@ -26,6 +26,7 @@ struct InfoCommand: ParsableCommand {
         let reading = ReadingOutcome(reader: reader)
         if reading.isComplete {
             line("complete", "yes")
+            if let death = reading.diedOf { line("died-of", "\(death.name) (\(death.origin), thread \(death.thread))") }
         } else if let program = reading.endedByExec {
             line("complete", "ended by exec of \(program)")
         } else if let offset = reading.stoppedAtOffset {

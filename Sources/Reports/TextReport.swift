@@ -69,6 +69,10 @@ public struct TextReport {
             out += yellow("  replayed up to \(formatTime(until)) (--at): blocks live at that moment are reported") + "\n"
         } else if outcome.isComplete {
             out += "  trace complete\n"
+            if let death = outcome.diedOf {
+                out += red("  died of \(death.summary)") + "\n"
+                for frame in death.stack.prefix(8) { out += dim("      \(frame.displayName)") + "\n" }
+            }
         } else if let program = outcome.endedByExec {
             out += "  trace ends where the process called exec (\(program)); the new program writes its own trace\n"
         } else {

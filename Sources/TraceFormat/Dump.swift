@@ -76,6 +76,9 @@ extension TraceRecord {
         case .end(let end):
             return "END allocs=\(end.allocs) frees=\(end.frees) reallocs=\(end.reallocs) mappings=\(end.mappings) "
                 + "stacks=\(end.stacks) chunks=\(end.chunks) untraced=\(end.untraced)"
+                + (end.signal.map {
+                    " signal=\($0.name) code=\($0.code) fault-addr=\(hex($0.faultAddress)) tid=\($0.tid) stack=\($0.stack)"
+                } ?? "")
         case .unknown(let tag, let length):
             return "UNKNOWN tag=\(hex(tag)) length=\(length)"
         }

@@ -405,8 +405,15 @@ struct SizedFields {
     mutating func end() -> TraceRecord? {
         guard let allocs = uv(), let frees = uv(), let reallocs = uv(), let mappings = uv(), let stacks = uv(),
               let chunks = uv(), let untraced = uv() else { return nil }
+        var signal: EndSignal?
+        if !cursor.isAtEnd {
+            guard let number = uv(), let code = sv(), let address = uv(), let tid = uv(), let stack = stack() else {
+                return nil
+            }
+            signal = EndSignal(number: number, code: code, faultAddress: address, tid: tid, stack: stack)
+        }
         return .end(TraceEnd(allocs: allocs, frees: frees, reallocs: reallocs, mappings: mappings, stacks: stacks,
-                             chunks: chunks, untraced: untraced))
+                             chunks: chunks, untraced: untraced, signal: signal))
     }
 }
 

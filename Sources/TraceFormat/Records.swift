@@ -107,7 +107,8 @@ public struct TraceHeader: Equatable, Sendable {
     public init() {}
 }
 
-/// Counts from the END record of a complete trace.
+/// Counts from the END record of a complete trace, and the signal that ended the process when
+/// one did.
 public struct TraceEnd: Equatable, Sendable {
     public var allocs: UInt64
     public var frees: UInt64
@@ -116,10 +117,59 @@ public struct TraceEnd: Equatable, Sendable {
     public var stacks: UInt64
     public var chunks: UInt64
     public var untraced: UInt64
+    /// Set when a signal ended the process (END's optional fields); nil when it exited.
+    public var signal: EndSignal?
     public init(allocs: UInt64, frees: UInt64, reallocs: UInt64, mappings: UInt64, stacks: UInt64,
-                chunks: UInt64, untraced: UInt64) {
+                chunks: UInt64, untraced: UInt64, signal: EndSignal? = nil) {
         self.allocs = allocs; self.frees = frees; self.reallocs = reallocs; self.mappings = mappings
-        self.stacks = stacks; self.chunks = chunks; self.untraced = untraced
+        self.stacks = stacks; self.chunks = chunks; self.untraced = untraced; self.signal = signal
+    }
+}
+
+/// The signal that ended the process, from END: its number, `si_code`, the faulting address
+/// (0 unless the kernel raised it at an instruction), the thread that took it, and that
+/// thread's stack at the signal (frame 0 is the interrupted instruction itself, not a return
+/// address; 0: no stack).
+public struct EndSignal: Equatable, Sendable {
+    public var number: UInt64
+    public var code: Int64
+    public var faultAddress: UInt64
+    public var tid: UInt64
+    public var stack: UInt32
+    public init(number: UInt64, code: Int64, faultAddress: UInt64, tid: UInt64, stack: UInt32) {
+        self.number = number; self.code = code; self.faultAddress = faultAddress; self.tid = tid; self.stack = stack
+    }
+
+    /// True when the kernel raised it at an instruction (a fault: `si_code` > 0 for SIGSEGV,
+    /// SIGBUS, SIGILL, SIGFPE): frame 0 is the faulting instruction.
+    public var isFault: Bool { code > 0 && [4, 7, 8, 11].contains(number) }
+
+    /// Linux x86-64 signal names; `SIGRTMIN+n` for the real-time ones, `signal n` otherwise.
+    public var name: String { Self.name(of: number) }
+
+    public static func name(of number: UInt64) -> String {
+        let names = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL",
+                     "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD",
+                     "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ",
+                     "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS"]
+        if number >= 1 && number <= UInt64(names.count) { return names[Int(number) - 1] }
+        if number >= 34 && number <= 64 { return number == 34 ? "SIGRTMIN" : "SIGRTMIN+\(number - 34)" }
+        return "signal \(number)"
+    }
+
+    /// How the signal was sent, from `si_code`: `fault` (raised by the kernel at an
+    /// instruction), `kill` (kill(2) or the kernel on the process's behalf, as for SIGPIPE),
+    /// `tkill` (raise, abort, pthread_kill), `sigqueue`, `timer`, `kernel`, or `code n`.
+    public var origin: String {
+        if isFault { return "fault" }
+        switch code {
+        case 0: return "kill"
+        case -6: return "tkill"
+        case -1: return "sigqueue"
+        case -2: return "timer"
+        case 0x80: return "kernel"
+        default: return "code \(code)"
+        }
     }
 }
 

@@ -13,17 +13,17 @@ final class SymbolizationPerformanceTests: XCTestCase {
     private let addressCount = 10_000
 
     func testTenThousandAddressesInLibc() throws {
-        try checkSymbolTableModule("/usr/lib/x86_64-linux-gnu/libc.so.6")
+        try checkSymbolTableModule("/usr/lib/x86_64-linux-gnu/libc.so.6", package: "libc6")
     }
 
     func testTenThousandAddressesInLibpython() throws {
-        try checkSymbolTableModule("/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0")
+        try checkSymbolTableModule("/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0", package: "libpython3.11")
     }
 
     /// Every address inside a sized .dynsym function must come back named after one of the
     /// symbols covering it (libc has aliases such as malloc and __libc_malloc).
-    private func checkSymbolTableModule(_ path: String) throws {
-        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("\(path) is not installed") }
+    private func checkSymbolTableModule(_ path: String, package: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { throw missingTool(path, package: package) }
         let module = try SymKit.Oracle.module(path, bias: 0x7f3a_1200_0000)
         let text = try XCTUnwrap(module.segments.first(where: \.isExecutable))
         let step = text.size / UInt64(addressCount)
@@ -86,10 +86,10 @@ final class SymbolizationPerformanceTests: XCTestCase {
     /// compressed sections): the realistic case for a leak report's innermost frames.
     func testTenThousandAddressesInLibcWithItsDebugFile() throws {
         let path = "/usr/lib/x86_64-linux-gnu/libc.so.6"
-        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("\(path) is not installed") }
+        guard FileManager.default.fileExists(atPath: path) else { throw missingTool(path, package: "libc6") }
         let hex = try SymKit.Oracle.buildID(path).map { String(format: "%02x", $0) }.joined()
         let debugFile = "/usr/lib/debug/.build-id/\(hex.prefix(2))/\(hex.dropFirst(2)).debug"
-        guard FileManager.default.fileExists(atPath: debugFile) else { throw XCTSkip("no debug file for \(path) (libc6-dbg)") }
+        guard FileManager.default.fileExists(atPath: debugFile) else { throw missingTool("the debug file of \(path)", package: "libc6-dbg") }
         let module = try SymKit.Oracle.module(path, bias: 0x7f3a_1200_0000)
         let text = try XCTUnwrap(module.segments.first(where: \.isExecutable))
         let step = text.size / UInt64(addressCount)

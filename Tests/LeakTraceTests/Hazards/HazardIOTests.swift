@@ -153,7 +153,7 @@ final class HazardIOTests: XCTestCase {
     /// Skips unless this process may mount a tmpfs in a private mount namespace.
     private func requirePrivateTmpfs() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else {
-            throw XCTSkip("the full-disk case needs /usr/bin/unshare (util-linux)")
+            throw missingTool("/usr/bin/unshare (the full-disk case)", package: "util-linux")
         }
         let probe = try HazardKit.scratchDirectory()
         let result = try TracedProgram.run(executable: "/usr/bin/unshare",

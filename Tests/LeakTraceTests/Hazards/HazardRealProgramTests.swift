@@ -61,23 +61,26 @@ final class HazardRealProgramTests: XCTestCase {
         let gcc = try program("/usr/bin/gcc", package: "gcc")
         let source = TracedProgram.programsDirectory.appendingPathComponent("hazard_bootstrap.c").path
         // The driver runs cc1, as, collect2 and ld: each writes its own trace.
-        try checkRealProgram(gcc, ["-O1", "-o", "{out}/program", source], tracesAtLeast: 5)
+        try checkRealProgram(gcc, ["-O1", "-o", "{out}/program", source], tracesAtLeast: 5, independentCount: false)
     }
 
     // MARK: - Helpers
 
     private func program(_ path: String, package: String) throws -> String {
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw XCTSkip("\(path) is not installed (apt-get install \(package))")
+            throw missingTool(path, package: package)
         }
         return path
     }
 
     /// Runs the program with and without the tracer (HazardKit.runBoth compares output, status
     /// and written files), reads every trace to its END, and compares the main program's leak
-    /// totals from run to run.
+    /// totals from run to run. For a program that runs no other (`independentCount`), the
+    /// trace's allocator calls are compared with glibc's own count of them (mtrace), made in
+    /// one more run with the same environment and addresses.
     private func checkRealProgram(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                                  tracesAtLeast: Int = 1, file: StaticString = #filePath, line: UInt = #line) throws {
+                                  tracesAtLeast: Int = 1, independentCount: Bool = true,
+                                  file: StaticString = #filePath, line: UInt = #line) throws {
         var totals: [String: Set<String>] = [:]
         let name = URL(fileURLWithPath: executable).lastPathComponent
         for run in 1...HazardKit.runsPerCase {
@@ -92,6 +95,17 @@ final class HazardRealProgramTests: XCTestCase {
             invocation.fixedAddresses = true
             let runs = try HazardKit.runBoth(invocation, label: label, file: file, line: line)
             XCTAssertEqual(runs.traced.status, 0, "\(label): \(runs.traced.stderr)", file: file, line: line)
+            if independentCount && run == 1, let path = runs.traces.first {
+                let glibc = try HazardKit.mtraceCount(invocation)
+                let trace = try HazardTraceSummary(path: path)
+                XCTAssertEqual(runs.traces.count, 1, label, file: file, line: line)
+                XCTAssertEqual(trace.allocs + trace.reallocs, glibc.allocationCalls,
+                               "\(label): allocation calls, traced against glibc's mtrace", file: file, line: line)
+                // mtrace also logs glibc's cleanup after the tracer's END: never fewer frees.
+                XCTAssertLessThanOrEqual(trace.frees, glibc.frees, label, file: file, line: line)
+                print("hazard 13: \(name): \(trace.allocs + trace.reallocs) allocation calls traced, "
+                      + "\(glibc.allocationCalls) in glibc's mtrace; frees \(trace.frees) and \(glibc.frees)")
+            }
             XCTAssertGreaterThanOrEqual(runs.traces.count, tracesAtLeast, label, file: file, line: line)
             for path in runs.traces {
                 let trace = try HazardTraceSummary(path: path)

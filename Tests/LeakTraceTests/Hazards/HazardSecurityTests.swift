@@ -14,7 +14,9 @@ final class HazardSecurityTests: XCTestCase {
 
     /// A setgid program started by someone outside its group runs with privileges it did not
     /// have: it is never traced (no file appears) and runs unchanged. Needs root, to make the
-    /// program setgid to a group root is not running as.
+    /// program setgid to a group root is not running as. With LD_PRELOAD naming a path (a
+    /// slash), the loader itself refuses the library in secure mode, so this checks the
+    /// loader, not the tracer: the test above reaches the tracer's own check.
     func testSetgidProgramIsNeverTraced() throws {
         guard getuid() == 0 else { throw XCTSkip("needs root to make a setgid program of another group") }
         let built = try HazardKit.build("hazard_bootstrap")
@@ -37,6 +39,59 @@ final class HazardSecurityTests: XCTestCase {
         XCTAssertEqual(traced.status, 0)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: traceDirectory.path), [],
                        "a program running with gained privileges wrote a trace")
+    }
+
+    /// The tracer's own AT_SECURE check, reached: for a program in secure-execution mode glibc
+    /// preloads only a bare library name found in a system library directory, and only if the
+    /// file is set-user-ID (ld.so(8)). A copy of the library installed so, preloaded by name into
+    /// a setgid program, is loaded (the program sees it in its maps) and writes no trace, in the
+    /// directory given or in the working directory (where the default name would go, since
+    /// LEAKTRACE_OUTPUT is read with secure_getenv). The same copy preloaded into the same
+    /// program without the setgid bit traces it: the file is a working tracer, so only the
+    /// check keeps the setgid run from writing. Needs root (CI runs as root).
+    func testSecureModeProgramLoadsTheLibraryAndTheTracerRefuses() throws {
+        guard getuid() == 0 else {
+            if runningInCI { throw TestFailure("CI is set and the secure-mode test needs root") }
+            throw XCTSkip("needs root to install a set-user-ID library and make a setgid program")
+        }
+        let name = "libleaktrace-secure-test-\(getpid()).so"
+        let installed = "/usr/lib/x86_64-linux-gnu/" + name
+        try? FileManager.default.removeItem(atPath: installed)
+        try FileManager.default.copyItem(atPath: try HazardKit.shim(), toPath: installed)
+        defer { try? FileManager.default.removeItem(atPath: installed) }
+        XCTAssertEqual(chmod(installed, 0o4755), 0)
+        let built = try HazardKit.build("secure_probe")
+        let directory = try HazardKit.scratchDirectory()
+        let exe = directory.appendingPathComponent("secure_probe").path
+        try FileManager.default.copyItem(atPath: built, toPath: exe)
+
+        func run(setgid: Bool) throws -> (run: TracedRun, files: [String]) {
+            XCTAssertEqual(chown(exe, 0, setgid ? 65534 : 0), 0)
+            XCTAssertEqual(chmod(exe, setgid ? 0o2755 : 0o755), 0)
+            let traces = try HazardKit.scratchDirectory(), workingDirectory = try HazardKit.scratchDirectory()
+            let result = try TracedProgram.run(
+                executable: exe, arguments: [name],
+                environment: ["LD_PRELOAD": name, "LEAKTRACE_OUTPUT": traces.appendingPathComponent("%p.lt").path],
+                timeout: 60, currentDirectory: workingDirectory)
+            let files = try FileManager.default.contentsOfDirectory(atPath: traces.path).map { traces.path + "/" + $0 }
+                + FileManager.default.contentsOfDirectory(atPath: workingDirectory.path).map { workingDirectory.path + "/" + $0 }
+            return (result, files)
+        }
+
+        let privileged = try run(setgid: true)
+        XCTAssertEqual(privileged.run.stdout, "secure=1 mapped=1 kept=1\n", "the loader did not preload the library")
+        XCTAssertEqual(privileged.run.status, 0)
+        XCTAssertEqual(privileged.run.stderr, "")
+        XCTAssertEqual(privileged.files, [], "a program running with gained privileges wrote a trace")
+
+        let ordinary = try run(setgid: false)
+        XCTAssertEqual(ordinary.run.stdout, "secure=0 mapped=1 kept=1\n")
+        XCTAssertEqual(ordinary.files.count, 1, "the installed copy did not trace an ordinary program")
+        if let path = ordinary.files.first {
+            let trace = try HazardTraceSummary(path: path)
+            XCTAssertTrue(trace.isComplete)
+            XCTAssertEqual(trace.liveBlocks(ofSize: 4444).count, 1)
+        }
     }
 
     /// In a world-writable sticky directory (like /tmp), names planted before the program starts

@@ -68,8 +68,9 @@ final class FuzzMutationTests: XCTestCase {
                 case .cut?: campaign.cut += 1
                 case nil: campaign.refused += 1
                 }
-                var problems = outcome.violations
-                if took > 2 { problems.append("one read took \(String(format: "%.1f", took)) s") }
+                // A read's cost is checked by count (FuzzKit.execute: records against declared
+                // bytes), not by the clock; the slowest read is printed for the figures.
+                let problems = outcome.violations
                 if !problems.isEmpty {
                     let text = "execution \(execution) (seed \(seed)): \(problems.joined(separator: "; "))"
                     campaign.findings.append(text)

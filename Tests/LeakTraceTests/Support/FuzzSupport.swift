@@ -103,7 +103,27 @@ enum FuzzKit {
             break
         }
         if undefinedStacks > 0 { outcome.violations.append("\(undefinedStacks) records named undefined stacks") }
+        // Work in proportion to the input, counted rather than timed: every record takes at
+        // least one byte of some chunk's records, so no read delivers more records than the
+        // chunk headers declare bytes.
+        let declared = declaredRecordBytes(bytes)
+        if outcome.recordCount > declared {
+            outcome.violations.append("\(outcome.recordCount) records from \(declared) declared bytes of records")
+        }
         return outcome
+    }
+
+    /// The raw sizes of the chunks of `bytes`, summed from the first chunk header while each
+    /// header starts with its magic (docs/trace-format.md, "Chunks").
+    static func declaredRecordBytes(_ bytes: [UInt8]) -> Int {
+        func u32(_ at: Int) -> Int { (0..<4).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
+        guard bytes.count >= 16 else { return 0 }
+        var offset = 16 + u32(12), total = 0
+        while offset >= 0, offset + 16 <= bytes.count, Array(bytes[offset..<offset + 4]) == Array("LTCK".utf8) {
+            total += u32(offset + 12)
+            offset += 16 + u32(offset + 8)
+        }
+        return total
     }
 
     // MARK: - Figures

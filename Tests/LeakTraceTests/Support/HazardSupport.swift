@@ -194,7 +194,7 @@ enum HazardKit {
 
     /// The command that starts the program: the program itself, or with
     /// `sameEnvironmentEveryRun`, `env -i` with the whole environment sorted.
-    private static func launch(_ invocation: Invocation, _ arguments: [String], _ environment: [String: String])
+    static func launch(_ invocation: Invocation, _ arguments: [String], _ environment: [String: String])
         -> (String, [String], [String: String]) {
         guard invocation.sameEnvironmentEveryRun else { return (invocation.executable, arguments, environment) }
         var full = ProcessInfo.processInfo.environment
@@ -209,7 +209,7 @@ enum HazardKit {
         return ("/usr/bin/env", command, [:])
     }
 
-    private static func expand(_ arguments: [String], _ output: URL) -> [String] {
+    static func expand(_ arguments: [String], _ output: URL) -> [String] {
         arguments.map { $0.replacingOccurrences(of: "{out}", with: output.path) }
     }
 
@@ -273,7 +273,7 @@ enum HazardKit {
             let path = directory + "/" + name
             if FileManager.default.fileExists(atPath: path) { return path }
         }
-        throw XCTSkip("\(name) is not installed (apt-get install \(package))")
+        throw missingTool(name, package: package)
     }
 
     /// The one complete trace a run wrote, with its END checked against its records.

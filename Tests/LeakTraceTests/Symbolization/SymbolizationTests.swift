@@ -297,7 +297,7 @@ final class SymbolizationTests: XCTestCase {
 
     /// rustc's default (legacy) mangling through DWARF linkage names, end to end.
     func testRustFunctionIsDemangledWithoutItsHash() throws {
-        guard (try? SymKit.run("rustc", ["--version"])) != nil else { throw XCTSkip("rustc is not installed") }
+        guard (try? SymKit.run("rustc", ["--version"])) != nil else { throw missingTool("rustc", package: "rustc") }
         let directory = try SymKit.scratchDirectory("rust", removedAfter: self)
         let source = directory + "/demo.rs"
         let lines = [
@@ -438,7 +438,7 @@ final class SymbolizationTests: XCTestCase {
     /// .gnu_debugaltlink (Debian's /usr/lib/debug/.dwz/...). Names of inlined functions then live
     /// only there. It is found relative to the debug file, or by its build-id.
     func testDwzAltFileIsFoundRelativeToTheDebugFileAndByBuildID() throws {
-        guard (try? SymKit.run("dwz", ["--version"])) != nil else { throw XCTSkip("dwz is not installed") }
+        guard (try? SymKit.run("dwz", ["--version"])) != nil else { throw missingTool("dwz", package: "dwz") }
         let binary = try binaries().inline
         let offset = try SymKit.Oracle.returnAddress(afterCallTo: "inline_sink", in: "inline_nested_outer", binary: binary)
         let expectedNames = ["inline_inner", "inline_middle", "inline_nested_outer"]
