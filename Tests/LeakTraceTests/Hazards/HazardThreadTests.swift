@@ -17,10 +17,8 @@ final class HazardThreadTests: XCTestCase {
         let exe = try HazardKit.build("hazard_threads_exact")
         var invocation = HazardKit.Invocation(exe)
         invocation.timeout = 300
-        try HazardKit.eachRun(invocation,
-                              stdout: "threads=8 allocations=800000 handed=400000 failed=0\n") { runs, label in
-            let trace = try HazardKit.singleCompleteTrace(runs, label)
-            let path = trace.path
+        try HazardKit.eachCompleteTrace(invocation,
+                                        stdout: "threads=8 allocations=800000 handed=400000 failed=0\n") { trace, label in
             let sizes = UInt64(3000)..<3064
             XCTAssertEqual(sizes.reduce(0) { $0 + (trace.allocationsBySize[$1] ?? 0) }, 800_000, label)
             XCTAssertEqual(sizes.reduce(0) { $0 + (trace.freesBySize[$1] ?? 0) }, 800_000, label)
@@ -32,7 +30,6 @@ final class HazardThreadTests: XCTestCase {
             XCTAssertEqual(trace.unknownFrees, 0, "\(label): a free before its malloc")
             XCTAssertEqual(trace.mappings, 0, "\(label): the program maps nothing itself")
             XCTAssertGreaterThanOrEqual(trace.threads.count, 9, "\(label): the main thread and eight workers")
-            try HazardKit.readWithLeakreport(path, label: label)
         }
     }
 
@@ -42,9 +39,7 @@ final class HazardThreadTests: XCTestCase {
         let exe = try HazardKit.build("hazard_thread_life")
         var invocation = HazardKit.Invocation(exe)
         invocation.timeout = 300
-        try HazardKit.eachRun(invocation, stdout: "joined=1200 detached=200 destructors=1404\n") { runs, label in
-            let trace = try HazardKit.singleCompleteTrace(runs, label)
-            let path = trace.path
+        try HazardKit.eachCompleteTrace(invocation, stdout: "joined=1200 detached=200 destructors=1404\n") { trace, label in
             // Every thread's destructor ran after its function returned, and was traced.
             XCTAssertEqual(trace.allocationsBySize[5151], 1404, label)
             XCTAssertEqual(trace.freesBySize[5151], 1404, label)
@@ -65,7 +60,6 @@ final class HazardThreadTests: XCTestCase {
             // The program maps nothing itself; libunwind's per-thread caches are not its mappings.
             XCTAssertEqual(trace.mappings, 0, label)
             XCTAssertGreaterThanOrEqual(trace.threads.count, 1405, "\(label): every thread that allocated")
-            try HazardKit.readWithLeakreport(path, label: label)
         }
     }
 
@@ -114,9 +108,7 @@ final class HazardThreadTests: XCTestCase {
         let exe = try HazardKit.build("hazard_thread_rings")
         var invocation = HazardKit.Invocation(exe)
         invocation.timeout = 300
-        try HazardKit.eachRun(invocation, stdout: "wide=1100 reused=50\n") { runs, label in
-            let trace = try HazardKit.singleCompleteTrace(runs, label)
-            let path = trace.path
+        try HazardKit.eachCompleteTrace(invocation, stdout: "wide=1100 reused=50\n") { trace, label in
             XCTAssertEqual(trace.allocationsBySize[7001], 1100, label)
             XCTAssertEqual(trace.allocationsBySize[7002], 1100, label)
             XCTAssertEqual(trace.freesBySize[7002], 1100, label)
@@ -135,7 +127,6 @@ final class HazardThreadTests: XCTestCase {
             XCTAssertEqual(trace.liveBlocks(ofSize: 7004).count, 5, label)
             XCTAssertEqual(trace.liveBlocks(ofSize: 7003).count, 0, label)
             XCTAssertGreaterThanOrEqual(trace.threads.count, 1100 + 1 + 1 + 50, label)
-            try HazardKit.readWithLeakreport(path, label: label)
         }
     }
 }

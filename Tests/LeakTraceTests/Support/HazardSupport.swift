@@ -302,6 +302,18 @@ enum HazardKit {
         }
     }
 
+    /// `eachRun` for a program that writes one trace, which must be complete: `check` gets its
+    /// summary, then leakreport must read it (`readWithLeakreport`).
+    static func eachCompleteTrace(_ invocation: Invocation, stdout: String, otherwise: String? = nil,
+                                  file: StaticString = #filePath, line: UInt = #line,
+                                  _ check: (_ trace: HazardTraceSummary, _ label: String) throws -> Void) throws {
+        try eachRun(invocation, stdout: stdout, otherwise: otherwise, file: file, line: line) { runs, label in
+            let trace = try singleCompleteTrace(runs, label)
+            try check(trace, label)
+            try readWithLeakreport(trace.path, label: label, file: file, line: line)
+        }
+    }
+
     // MARK: - leakreport
 
     /// Reads a trace with `leakreport dump` when the analyzer has that command (it is built on
