@@ -10,12 +10,7 @@ import XCTest
 import TraceFormat
 import Symbolization
 
-final class HazardFatalSignalTests: XCTestCase {
-    override func tearDown() {
-        HazardKit.removeScratch()
-        super.tearDown()
-    }
-
+final class HazardFatalSignalTests: HazardTestCase {
     /// Every way to die the program has, and the signal each must end with.
     static let deaths: [(mode: String, signal: Int32)] = [
         ("term", SIGTERM), ("int", SIGINT), ("hup", SIGHUP), ("quit", SIGQUIT), ("pipe", SIGPIPE),

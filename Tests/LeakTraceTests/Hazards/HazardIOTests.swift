@@ -5,12 +5,7 @@ import Foundation
 import XCTest
 import TraceFormat
 
-final class HazardIOTests: XCTestCase {
-    override func tearDown() {
-        HazardKit.removeScratch()
-        super.tearDown()
-    }
-
+final class HazardIOTests: HazardTestCase {
     // MARK: - 7. Closed and reused descriptors
 
     /// A daemon-style program closes fds 3..1023, puts its own files on 3..127 with dup2 and

@@ -7,12 +7,7 @@ import XCTest
 import TraceFormat
 import Symbolization
 
-final class HazardLinkageTests: XCTestCase {
-    override func tearDown() {
-        HazardKit.removeScratch()
-        super.tearDown()
-    }
-
+final class HazardLinkageTests: HazardTestCase {
     /// A static program cannot be traced: the wrapper says so in one line and runs it unchanged;
     /// preloaded directly, the tracer is simply never loaded.
     func testCase12aStaticProgramUnderTheWrapper() throws {

@@ -5,12 +5,7 @@ import Foundation
 import XCTest
 import TraceFormat
 
-final class HazardProcessTests: XCTestCase {
-    override func tearDown() {
-        HazardKit.removeScratch()
-        super.tearDown()
-    }
-
+final class HazardProcessTests: HazardTestCase {
     // MARK: - 4. Fork storm from a threaded parent
 
     /// Eight threads allocate while the main thread forks 200 times; each child allocates,
@@ -18,8 +13,7 @@ final class HazardProcessTests: XCTestCase {
     /// watchdog); each child's trace is its own and complete; the parent's holds no child event.
     func testCase04ForkStormFromAThreadedParent() throws {
         let exe = try HazardKit.build("hazard_forkstorm")
-        var invocation = HazardKit.Invocation(exe, ["200"])
-        invocation.timeout = 180
+        let invocation = HazardKit.Invocation(exe, ["200"], timeout: 180)
         try HazardKit.eachRun(invocation, stdout: "forks=200 failures=0\n") { runs, label in
             XCTAssertEqual(runs.traces.count, 201, "\(label): the parent's trace and one per child")
             let traces = try runs.traces.map { try HazardTraceSummary(path: $0) }

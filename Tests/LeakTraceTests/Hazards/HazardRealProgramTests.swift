@@ -6,12 +6,7 @@ import Foundation
 import XCTest
 import TraceFormat
 
-final class HazardRealProgramTests: XCTestCase {
-    override func tearDown() {
-        HazardKit.removeScratch()
-        super.tearDown()
-    }
-
+final class HazardRealProgramTests: HazardTestCase {
     func testCase13aPython3() throws {
         let python = try program("/usr/bin/python3", package: "python3")
         let script = """

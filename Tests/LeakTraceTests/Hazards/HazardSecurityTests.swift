@@ -6,12 +6,7 @@ import Foundation
 import XCTest
 import TraceFormat
 
-final class HazardSecurityTests: XCTestCase {
-    override func tearDown() {
-        HazardKit.removeScratch()
-        super.tearDown()
-    }
-
+final class HazardSecurityTests: HazardTestCase {
     /// A setgid program started by someone outside its group runs with privileges it did not
     /// have: it is never traced (no file appears) and runs unchanged. Needs root, to make the
     /// program setgid to a group root is not running as. With LD_PRELOAD naming a path (a

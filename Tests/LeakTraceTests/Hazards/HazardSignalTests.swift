@@ -5,20 +5,12 @@ import Foundation
 import XCTest
 import TraceFormat
 
-final class HazardSignalTests: XCTestCase {
-    override func tearDown() {
-        HazardKit.removeScratch()
-        super.tearDown()
-    }
-
+final class HazardSignalTests: HazardTestCase {
     /// 10 kHz SIGALRM whose handler mallocs and frees while the main thread loops mmap/munmap.
     /// Handler allocations that interrupted a hook pass through unrecorded (and count as
     /// untraced); the others are recorded with their free, so none is reported leaked.
     func testCase06aAlarmHandlerAllocatesWhileMainMaps() throws {
-        let exe = try HazardKit.build("hazard_sigalrm")
-        var invocation = HazardKit.Invocation(exe, ["1000"])
-        invocation.timeout = 60
-        try HazardKit.eachCompleteTrace(invocation,
+        try HazardKit.eachCompleteTrace(HazardKit.Invocation(try HazardKit.build("hazard_sigalrm"), ["1000"], timeout: 60),
                                         stdout: "handled-some=1 cycles-some=1 failures=0 corrupt=0\n") { trace, label in
             XCTAssertEqual(trace.doubleLive, 0, label)
             // Every mmap of the loop is recorded with its munmap.
@@ -68,8 +60,7 @@ final class HazardSignalTests: XCTestCase {
     /// own thread must not take it (the process would die with status 143).
     func testCase06cSigtermTakenBySigwaitThread() throws {
         let exe = try HazardKit.build("hazard_sigwait")
-        var invocation = HazardKit.Invocation(exe)
-        invocation.timeout = 60
+        let invocation = HazardKit.Invocation(exe, timeout: 60)
         try HazardKit.eachRun(invocation, stdout: "stop=1 waiter=1\n") { runs, label in
             XCTAssertEqual(runs.traced.status, 0, label)
             let trace = try HazardKit.singleCompleteTrace(runs, label)

@@ -7,12 +7,7 @@ import XCTest
 import TraceFormat
 import Symbolization
 
-final class HazardStartupTests: XCTestCase {
-    override func tearDown() {
-        HazardKit.removeScratch()
-        super.tearDown()
-    }
-
+final class HazardStartupTests: HazardTestCase {
     // MARK: - 1. Bootstrap reentrancy
 
     /// Another preloaded library whose constructor calls malloc, dlsym and backtrace() (which
@@ -93,8 +88,7 @@ final class HazardStartupTests: XCTestCase {
         for run in 1...HazardKit.runsPerCase {
             for allocatorAhead in [false, true] {
                 let label = "\(name), run \(run), allocator \(allocatorAhead ? "ahead of" : "behind") libleaktrace"
-                var invocation = HazardKit.Invocation(exe, [plugin])
-                invocation.timeout = 60
+                var invocation = HazardKit.Invocation(exe, [plugin], timeout: 60)
                 if allocatorAhead {
                     invocation.preloadBefore = [allocator]
                     invocation.allowedTracerLines = ["malloc is defined ahead of libleaktrace by \(allocator)"]
@@ -135,8 +129,7 @@ final class HazardStartupTests: XCTestCase {
         let plugin = try TracedProgram.buildLibrary("hazard_loader_plugin")
         let exe = try HazardKit.build("hazard_loader")
         let leakLine = try HazardKit.line(of: "leak", in: "hazard_loader_plugin.c")
-        var invocation = HazardKit.Invocation(exe, [plugin, "1000"])
-        invocation.timeout = 120
+        let invocation = HazardKit.Invocation(exe, [plugin, "1000"], timeout: 120)
         try HazardKit.eachCompleteTrace(invocation, stdout: "iterations=1000 failed=0 leaked=1\n") { trace, label in
             XCTAssertEqual(trace.doubleLive, 0, label)
             // The constructor's block, made inside the loader's lock, once per dlopen; the

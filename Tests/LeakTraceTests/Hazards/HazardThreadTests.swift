@@ -5,19 +5,11 @@ import Foundation
 import XCTest
 import TraceFormat
 
-final class HazardThreadTests: XCTestCase {
-    override func tearDown() {
-        HazardKit.removeScratch()
-        super.tearDown()
-    }
-
+final class HazardThreadTests: HazardTestCase {
     /// 8 threads x 100,000 allocations, half of them freed by another thread: exactly the right
     /// counts, nothing leaked, never a free before its malloc or two live blocks at one address.
     func testCase10ThreadsExactAccounting() throws {
-        let exe = try HazardKit.build("hazard_threads_exact")
-        var invocation = HazardKit.Invocation(exe)
-        invocation.timeout = 300
-        try HazardKit.eachCompleteTrace(invocation,
+        try HazardKit.eachCompleteTrace(HazardKit.Invocation(try HazardKit.build("hazard_threads_exact"), timeout: 300),
                                         stdout: "threads=8 allocations=800000 handed=400000 failed=0\n") { trace, label in
             let sizes = UInt64(3000)..<3064
             XCTAssertEqual(sizes.reduce(0) { $0 + (trace.allocationsBySize[$1] ?? 0) }, 800_000, label)
@@ -36,10 +28,7 @@ final class HazardThreadTests: XCTestCase {
     /// Threads created and joined in a loop, detached threads exiting while others allocate, and a
     /// thread_local whose destructor allocates and frees at every thread's exit.
     func testCase11ThreadLifecycle() throws {
-        let exe = try HazardKit.build("hazard_thread_life")
-        var invocation = HazardKit.Invocation(exe)
-        invocation.timeout = 300
-        try HazardKit.eachCompleteTrace(invocation, stdout: "joined=1200 detached=200 destructors=1404\n") { trace, label in
+        try HazardKit.eachCompleteTrace(HazardKit.Invocation(try HazardKit.build("hazard_thread_life"), timeout: 300), stdout: "joined=1200 detached=200 destructors=1404\n") { trace, label in
             // Every thread's destructor ran after its function returned, and was traced.
             XCTAssertEqual(trace.allocationsBySize[5151], 1404, label)
             XCTAssertEqual(trace.freesBySize[5151], 1404, label)
@@ -105,10 +94,7 @@ final class HazardThreadTests: XCTestCase {
     /// must follow events still waiting in a live thread's ring. Every count is exact, and the
     /// live set at each mark is exactly what the program holds there.
     func testCase15EventRings() throws {
-        let exe = try HazardKit.build("hazard_thread_rings")
-        var invocation = HazardKit.Invocation(exe)
-        invocation.timeout = 300
-        try HazardKit.eachCompleteTrace(invocation, stdout: "wide=1100 reused=50\n") { trace, label in
+        try HazardKit.eachCompleteTrace(HazardKit.Invocation(try HazardKit.build("hazard_thread_rings"), timeout: 300), stdout: "wide=1100 reused=50\n") { trace, label in
             XCTAssertEqual(trace.allocationsBySize[7001], 1100, label)
             XCTAssertEqual(trace.allocationsBySize[7002], 1100, label)
             XCTAssertEqual(trace.freesBySize[7002], 1100, label)

@@ -60,9 +60,10 @@ enum HazardKit {
         /// hash pointers). The launchers themselves are never traced.
         var fixedAddresses = false
 
-        init(_ executable: String, _ arguments: [String] = []) {
+        init(_ executable: String, _ arguments: [String] = [], timeout: TimeInterval = 120) {
             self.executable = executable
             self.arguments = arguments
+            self.timeout = timeout
         }
     }
 
@@ -397,6 +398,14 @@ struct HazardBlock: Equatable {
     var stack: UInt32
     var tid: UInt64
     var snapshot: Int
+}
+
+/// The hazard cases' test class: scratch files go after every test.
+class HazardTestCase: XCTestCase {
+    override func tearDown() {
+        HazardKit.removeScratch()
+        super.tearDown()
+    }
 }
 
 /// One streaming pass over a trace: record counts, a replay of the live set, and the checks
