@@ -43,7 +43,9 @@ manifest=$root/share/leaktrace/installed-files
 # library went into a directory the cache covers (ldconfig -p lists the cached paths' folders).
 refresh_loader_cache() {
   [ -z "$destdir" ] && [ "$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null || return 0
-  if ldconfig -v -N 2>/dev/null | grep -q "^$prefix/lib:"; then ldconfig; fi
+  local searched
+  searched=$(ldconfig -v -N 2>/dev/null | sed -n 's/^\(\/[^:]*\):.*/\1/p')
+  if grep -qxF "$prefix/lib" <<< "$searched"; then ldconfig; fi
 }
 
 if [ "$uninstall" = 1 ]; then
@@ -113,7 +115,7 @@ make_dir() {
 installed=()
 put() { # put MODE SOURCE RELATIVE-TARGET
   make_dir "$(dirname "$3")"
-  install -m "$2" "$1" "$root/$3"
+  install -m "$1" "$2" "$root/$3"
   installed+=("$3")
 }
 write() { # write MODE RELATIVE-TARGET, content on standard input
@@ -142,9 +144,12 @@ Libs:
 EOF
 put 644 "$repo/docs/man/leakreport.1" share/man/man1/leakreport.1
 put 644 "$repo/docs/man/leaktrace.1" share/man/man1/leaktrace.1
-"$from/leakreport" --generate-completion-script bash | write 644 share/bash-completion/completions/leakreport
-"$from/leakreport" --generate-completion-script zsh | write 644 share/zsh/site-functions/_leakreport
-"$from/leakreport" --generate-completion-script fish | write 644 share/fish/vendor_completions.d/leakreport.fish
+# The completion scripts come from leakreport itself (swift-argument-parser writes them).
+for shell_target in bash:share/bash-completion/completions/leakreport zsh:share/zsh/site-functions/_leakreport \
+                    fish:share/fish/vendor_completions.d/leakreport.fish; do
+  script=$("$from/leakreport" --generate-completion-script "${shell_target%%:*}")
+  write 644 "${shell_target#*:}" <<< "$script"
+done
 
 make_dir share/leaktrace
 {
