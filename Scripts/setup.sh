@@ -7,6 +7,7 @@ packages=(
   gcc g++ binutils zstd dwz                                    # tests compile and inspect programs
   libjemalloc2 libmimalloc2.0                                  # hazard tests: foreign allocators
   perl git sqlite3 heaptrack util-linux                        # hazard tests on real programs; bench
+  man-db chromium                                              # install test (man -l); HTML report test
 )
 missing=()
 for p in "${packages[@]}"; do

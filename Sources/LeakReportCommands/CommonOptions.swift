@@ -7,7 +7,7 @@ import Symbolization
 /// `timeline`): the output, how call sites are found, which stacks are suppressed, and how
 /// frames are symbolized.
 struct CommonOptions: ParsableArguments {
-    @Option(name: .long, help: "Output format: text or json (report also takes mtrace and folded).")
+    @Option(name: .long, help: "Output format: text or json (report also takes mtrace, folded and html).")
     var format: String = "text"
 
     @Option(name: .long, help: "Number of groups or sites to list.")

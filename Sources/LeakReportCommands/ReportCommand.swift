@@ -46,12 +46,12 @@ struct ReportCommand: ParsableCommand {
     mutating func validate() throws {
         guard !traces.isEmpty else { throw ValidationError("give at least one trace file") }
         guard let format = OutputFormat(rawValue: options.format) else {
-            throw ValidationError("unknown format '\(options.format)' (text, json, mtrace, folded)")
+            throw ValidationError("unknown format '\(options.format)' (text, json, mtrace, folded, html)")
         }
-        if merge && (format == .mtrace || format == .folded) {
+        if merge && (format == .mtrace || format == .folded || format == .html) {
             throw ValidationError("--merge takes --format text or json")
         }
-        if (format == .mtrace || (format == .json && !merge)) && traces.count > 1 {
+        if (format == .mtrace || format == .html || (format == .json && !merge)) && (traces.count > 1 || family) {
             throw ValidationError("--format \(format.rawValue) takes one trace at a time")
         }
         guard GroupBy(rawValue: groupBy) != nil else {
@@ -116,7 +116,7 @@ struct ReportSettings {
         analysis = try common.analysisOptions()
         analysis.groupBy = GroupBy(rawValue: command.groupBy) ?? .callsite
         analysis.minBytes = try command.minBytes.map(ValueParsing.bytes) ?? 0
-        analysis.collectStacks = format == .folded
+        analysis.collectStacks = format == .folded || format == .html
         failOnLeakAbove = try command.failOnLeak.map(ValueParsing.bytes)
         limit = try command.at.map(ValueParsing.replayLimit)
         color = common.wantsColor
@@ -176,6 +176,9 @@ struct ReportRun {
             output.write(try JSONDocument.render(report))
         case .folded:
             output.write(FoldedReport.render(report))
+        case .html:
+            let data = HtmlReportData(report: report, timeline: tracker.timeline(of: trace.replayer), marks: tracker.marks)
+            output.write(try HtmlReport.render(data))
         case .mtrace:
             // The export was written while replaying; say on stderr what the text would have.
             for warning in report.warnings { Terminal.writeError("leakreport: warning: \(warning)\n") }

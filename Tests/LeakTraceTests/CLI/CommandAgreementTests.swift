@@ -48,7 +48,7 @@ final class CommandAgreementTests: XCTestCase {
             XCTAssertNotNil(facts.object("outcome").string("endedByExec"), "\(command): \(facts)")
             XCTAssertFalse(warnings.contains { "\($0)".contains("incomplete") }, "\(command): \(warnings)")
         }
-        let report = try GrowthSupport.json([exec])
+        let report = try GrowthSupport.json([exec, "--no-follow-exec"])
         assertWhole(report.object("trace"), warnings: report["warnings"] as? [Any] ?? [], "report")
         let diff = try GrowthSupport.json(["diff", exec, exec])
         assertWhole(diff.object("old"), warnings: diff["warnings"] as? [Any] ?? [], "diff")

@@ -201,7 +201,7 @@ final class TracerTests: XCTestCase {
         XCTAssertFalse(execer.isComplete)
         XCTAssertEqual(traces.filter { $0.endedByExec != nil }.count, 1)
         let execerPath = zip(run.traces, traces).first { $0.1.endedByExec != nil }?.0 ?? ""
-        let report = try LeakReportRunner.run([execerPath])
+        let report = try LeakReportRunner.run([execerPath, "--no-follow-exec"])
         XCTAssertEqual(report.status, 0)
         XCTAssertTrue(report.stdout.contains("trace ends where the process called exec (\(exe))"), report.stdout)
         XCTAssertFalse(report.stdout.contains("INCOMPLETE"), report.stdout)
