@@ -12,7 +12,7 @@
 #   --from DIR     install the leakreport and libleaktrace.so found in DIR instead of building
 #                  them with Scripts/build.sh
 #   --uninstall    remove exactly what an install into the same DESTDIR/PREFIX put there, and
-#                  the directories it created
+#                  the directories it created (the prefix too, when the install made it)
 #   --deb FILE     build a Debian package (prefix /usr) into FILE instead of installing
 # The list of what was installed is PREFIX/share/leaktrace/installed-files.
 set -euo pipefail
@@ -59,6 +59,10 @@ if [ "$uninstall" = 1 ]; then
   printf '%s\n' "${entries[@]}" | sed -n 's/^dir //p' | sort -r | while IFS= read -r dir; do
     rmdir -- "$root/$dir" 2>/dev/null || true
   done
+  # Then the prefix itself and its parents, when the install made them (listed deepest first).
+  printf '%s\n' "${entries[@]}" | sed -n 's/^prefix-dir //p' | while IFS= read -r dir; do
+    rmdir -- "$dir" 2>/dev/null || true
+  done
   refresh_loader_cache
   echo "leaktrace: uninstalled from $root"
   exit 0
@@ -102,9 +106,15 @@ done
 
 # Every directory the install creates, and every file it writes, is recorded for --uninstall;
 # an install over an earlier one keeps the directories that one created.
-mkdir -p "$root"
 created=()
-[ -f "$manifest" ] && mapfile -t created < <(sed -n 's/^dir //p' "$manifest")
+prefix_created=()
+if [ -f "$manifest" ]; then
+  mapfile -t created < <(sed -n 's/^dir //p' "$manifest")
+  mapfile -t prefix_created < <(sed -n 's/^prefix-dir //p' "$manifest")
+fi
+dir=$root
+while [ ! -d "$dir" ]; do prefix_created+=("$dir"); dir=$(dirname "$dir"); done
+mkdir -p "$root"
 make_dir() {
   local dir=$1 path=$root/$1
   [ -d "$path" ] && return 0
@@ -154,6 +164,7 @@ done
 make_dir share/leaktrace
 {
   [ ${#created[@]} -eq 0 ] || printf 'dir %s\n' "${created[@]}"
+  [ ${#prefix_created[@]} -eq 0 ] || printf 'prefix-dir %s\n' "${prefix_created[@]}"
   printf 'file %s\n' "${installed[@]}"
 } > "$manifest"
 refresh_loader_cache
