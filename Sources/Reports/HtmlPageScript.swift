@@ -184,13 +184,17 @@ enum HtmlPageScript {
         { label: "bytes", key: g => g.bytes, num: true }, { label: "largest", key: g => g.largest, num: true },
         { label: "paths", key: g => Object.keys(g.byPath).join(" ") },
         { label: "first", key: g => g.firstAllocationUs, num: true }, { label: "last", key: g => g.lastAllocationUs, num: true }];
-      const cells = g => [String(g.rank), g.name, frameWhere(g.callsite), String(g.blocks), bytes(g.bytes), bytes(g.largest),
+      // Grouped by call site, a group's name repeats its file:line: the function is enough.
+      const groupName = g => R.groupBy === "callsite" && g.callsite && g.callsite.function ? g.callsite.function : g.name;
+      const shortWhere = f => frameWhere(f).split("/").pop();
+      const cells = g => [String(g.rank), groupName(g), shortWhere(g.callsite), String(g.blocks), bytes(g.bytes), bytes(g.largest),
         Object.keys(g.byPath).map(p => pathLabels[p] || p).join(", "), time(g.firstAllocationUs), time(g.lastAllocationUs)];
       const headRow = el("tr", {}, ...columns.map((c, i) => el("th", { className: "sortable" + (c.num ? " num" : ""), "data-column": i }, c.label)));
       const tbody = el("tbody");
       const rows = R.groups.map(g => {
         const row = el("tr", { className: "group", "data-bytes": g.bytes, "data-name": g.name },
-          ...cells(g).map((text, i) => el("td", { className: columns[i].num ? "num" : (i === 2 ? "mono" : "") }, text)));
+          ...cells(g).map((text, i) => el("td", { className: columns[i].num ? "num" : (i === 2 ? "mono" : ""),
+            title: i === 1 ? g.name : (i === 2 ? frameWhere(g.callsite) : undefined) }, text)));
         const stack = el("ol", { className: "stack" }, ...g.biggest.stack.map(f =>
           el("li", {}, frameName(f), " ", el("span", { className: "where" }, frameWhere(f)))));
         const notes = [g.inherited.blocks ? "inherited at fork: " + amount(g.inherited) : null, g.thresholdNote].filter(Boolean);
@@ -214,7 +218,7 @@ enum HtmlPageScript {
         });
       }
       headRow.addEventListener("click", e => { const th = e.target.closest("th"); if (th) sortRows(+th.dataset.column); });
-      groups.append(R.groups.length ? el("table", { id: "groups-table" }, el("thead", {}, headRow), tbody)
+      groups.append(R.groups.length ? el("div", { className: "scroll" }, el("table", { id: "groups-table" }, el("thead", {}, headRow), tbody))
                                     : el("p", { className: "facts" }, "No groups."));
 
       // MARK: timeline
@@ -222,7 +226,7 @@ enum HtmlPageScript {
       const timeline = section("timeline", "Memory over time");
       if (points.length > 1) {
         const series = [["rssBytes", "RSS", "var(--rss)"], ["liveHeapBytes", "live heap", "var(--heap)"], ["mappedBytes", "mapped by the program", "var(--mapped)"]];
-        const W = 1000, H = 240, left = 70, bottom = 22, end = points[points.length - 1].endUs || 1;
+        const W = 1000, H = 200, left = 70, bottom = 22, end = points[points.length - 1].endUs || 1;
         const top = Math.max(1, ...points.flatMap(p => series.map(([k]) => p[k] || 0)));
         const x = us => left + (W - left - 10) * us / end, y = v => (H - bottom) - (H - bottom - 10) * v / top;
         const chart = svg("svg", { id: "timeline-chart", viewBox: "0 0 " + W + " " + H, width: "100%", role: "img" });
@@ -233,10 +237,14 @@ enum HtmlPageScript {
         for (const [us, anchor] of [[0, "start"], [end, "end"]]) {
           const label = svg("text", { x: x(us), y: H - 6, "text-anchor": anchor }); label.textContent = time(us); chart.append(label);
         }
-        for (const m of D.marks) {
+        D.marks.forEach((m, i) => {
           chart.append(svg("line", { x1: x(m.timeUs), x2: x(m.timeUs), y1: 8, y2: H - bottom, stroke: "#888", "stroke-dasharray": "4 3", class: "mark" }));
-          const label = svg("text", { x: x(m.timeUs) + 3, y: 16 }); label.textContent = m.name; chart.append(label);
-        }
+          // Marks close together get their names on different lines.
+          const nearEnd = x(m.timeUs) > W - 120;
+          const label = svg("text", { x: x(m.timeUs) + (nearEnd ? -3 : 3), y: 16 + 12 * (i % 3), "text-anchor": nearEnd ? "end" : "start" });
+          label.textContent = m.name;
+          chart.append(label);
+        });
         for (const [key, , colourName] of series) {
           const drawn = points.filter(p => p[key] !== undefined);
           if (drawn.length) chart.append(svg("polyline", { fill: "none", stroke: colourName, "stroke-width": 2, "data-series": key,

@@ -10,7 +10,7 @@ enum HtmlPageStyle {
            color: var(--ink); background: var(--paper); }
     main { max-width: 1240px; margin: 0 auto; padding: 16px 20px 40px; }
     h1 { font-size: 22px; margin: 0 0 4px; word-break: break-all; }
-    h2 { font-size: 17px; margin: 28px 0 8px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+    h2 { font-size: 17px; margin: 22px 0 8px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
     .facts { color: var(--muted); margin: 2px 0; }
     .warn { color: #8a5a00; }
     .bad { color: var(--accent); font-weight: 600; }
@@ -21,6 +21,7 @@ enum HtmlPageStyle {
     .card .value { font-size: 20px; font-weight: 600; }
     .card.leaked .value { color: var(--accent); }
     table { border-collapse: collapse; width: 100%; }
+    .scroll { overflow-x: auto; }
     th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
     th { background: var(--panel); font-weight: 600; white-space: nowrap; }
     td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
