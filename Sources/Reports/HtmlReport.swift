@@ -24,9 +24,11 @@ public struct HtmlReportData: Encodable {
 }
 
 /// Leaked bytes by stack as a tree, outermost frame at the root: what the icicle graph draws.
-/// Frames are merged by name and file:line along each path. Branches smaller than
-/// `1/prunedBelow` of the total are left out (their bytes stay in their parent's total), so
-/// the page stays small on a trace with many thousands of leaked stacks.
+/// Frames are merged by name and file:line along each path. Only the `nodeBudget` biggest
+/// nodes are kept (a node is never smaller than a child, so they form a tree from the root;
+/// the bytes of the others stay in their parents' totals): a trace with a hundred thousand
+/// leaked stacks still makes a page of a few hundred KiB, and what is left out is too narrow
+/// to see until zoomed far in.
 public struct FlameTree: Encodable {
     /// Distinct frames, as `[name, file:line]` (file:line empty when unknown).
     public private(set) var frames: [[String]] = []
@@ -34,7 +36,7 @@ public struct FlameTree: Encodable {
     /// root), bytes, blocks, parent index]`: flat, so the page needs no recursion to read it.
     public private(set) var nodes: [[Int64]] = []
 
-    public static let prunedBelow: UInt64 = 10_000
+    public static let nodeBudget = 20_000
 
     public init(stacks: [LeakStack]) {
         final class Node {
@@ -72,13 +74,26 @@ public struct FlameTree: Encodable {
                 node = child
             }
         }
-        let smallest = root.bytes / Self.prunedBelow
+        // The budget-th biggest size: bigger nodes are all kept, equal ones while the budget lasts.
+        var sizes: [UInt64] = []
+        var walk = [root]
+        while let node = walk.popLast() {
+            sizes.append(node.bytes)
+            walk += node.children.values
+        }
+        sizes.sort(by: >)
+        let threshold = sizes.count > Self.nodeBudget ? sizes[Self.nodeBudget - 1] : 0
+        var equalAllowed = Self.nodeBudget - sizes.prefix { $0 > threshold }.count
         var pending: [(node: Node, frame: Int, parent: Int)] = [(root, -1, -1)]
         while let (node, frame, parent) = pending.popLast() {
+            if node.bytes == threshold && frame >= 0 {
+                guard equalAllowed > 0 else { continue }
+                equalAllowed -= 1
+            }
             let position = nodes.count
             nodes.append([Int64(frame), Int64(clamping: node.bytes), Int64(node.blocks), Int64(parent)])
             let children = node.order.compactMap { index in node.children[index].map { (index, $0) } }
-                .filter { $0.1.bytes > 0 && $0.1.bytes >= smallest }
+                .filter { $0.1.bytes > 0 && $0.1.bytes >= threshold }
                 .sorted { $0.1.bytes > $1.1.bytes }
             for (index, child) in children.reversed() { pending.append((child, index, position)) }
         }
