@@ -52,7 +52,8 @@ struct ReportCommand: ParsableCommand {
             throw ValidationError("--merge takes --format text or json")
         }
         if (format == .mtrace || format == .html || (format == .json && !merge)) && (traces.count > 1 || family) {
-            throw ValidationError("--format \(format.rawValue) takes one trace at a time")
+            throw ValidationError("--format \(format.rawValue) takes one trace at a time"
+                                  + (format == .json && family ? " (with --family, add --merge)" : ""))
         }
         guard GroupBy(rawValue: groupBy) != nil else {
             throw ValidationError("unknown grouping '\(groupBy)' (callsite, stack, function, file, module)")

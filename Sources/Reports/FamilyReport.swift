@@ -69,7 +69,8 @@ extension GrowthText {
     /// The family as a table: leaked, pid, where it came from, how it ended, program, trace.
     public func render(_ document: FamilyDocument) -> String {
         let processes = Set(document.traces.compactMap(\.pid)).count
-        var out = bold("family of \(document.named): \(document.traces.count) traces, \(processes) "
+        let traces = document.traces.count
+        var out = bold("family of \(document.named): \(traces) \(traces == 1 ? "trace" : "traces"), \(processes) "
                        + "\(processes == 1 ? "process" : "processes"), leaked \(formatBytes(document.leaked.bytes)) in "
                        + "\(document.leaked.blocks) blocks") + "\n"
         let rows = document.traces.map { entry -> [String] in

@@ -65,6 +65,7 @@ enum HtmlPageScript {
 
       // MARK: header
       const t = R.trace;
+      document.title = "leakreport: " + (t.program || t.path).split("/").pop() + (t.pid !== undefined ? " (pid " + t.pid + ")" : "");
       page.append(el("h1", {}, "Leak report: " + (t.program || t.path)));
       page.append(el("p", { className: "facts" }, [t.pid !== undefined ? "pid " + t.pid : null, "trace " + t.path,
         t.arguments && t.arguments.length ? "command " + t.arguments.join(" ") : null].filter(Boolean).join(" \u00b7 ")));

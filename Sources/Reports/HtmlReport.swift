@@ -113,9 +113,6 @@ public enum HtmlReport {
         // `<` only occurs inside JSON strings, where \u003c means the same: the data can then
         // never close the script element that holds it.
         let json = String(decoding: try encoder.encode(data), as: UTF8.self).replacingOccurrences(of: "<", with: "\\u003c")
-        let trace = data.report.trace
-        let title = "leakreport: " + ((trace.program as NSString?)?.lastPathComponent ?? trace.path)
-            + (trace.pid.map { " (pid \($0))" } ?? "")
         return """
             <!DOCTYPE html>
             <html lang="en">
@@ -123,7 +120,7 @@ public enum HtmlReport {
             <meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
             <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
-            <title>\(escape(title))</title>
+            <title>leakreport</title>
             <style>
             \(HtmlPageStyle.css)
             </style>
@@ -138,21 +135,5 @@ public enum HtmlReport {
             </html>
 
             """
-    }
-
-    /// Text for HTML: the five characters that could end or start markup.
-    static func escape(_ text: String) -> String {
-        var out = ""
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(character)
-            }
-        }
-        return out
     }
 }
