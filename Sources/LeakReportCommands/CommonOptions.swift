@@ -7,7 +7,7 @@ import Symbolization
 /// `timeline`): the output, how call sites are found, which stacks are suppressed, and how
 /// frames are symbolized.
 struct CommonOptions: ParsableArguments {
-    @Option(name: .long, help: "Output format: text or json (report also takes mtrace, folded and html).")
+    @Option(name: .long, help: "Output format: text or json; html for report, diff, growth and timeline; report also takes mtrace and folded.")
     var format: String = "text"
 
     @Option(name: .long, help: "Number of groups or sites to list.")
@@ -51,6 +51,13 @@ struct CommonOptions: ParsableArguments {
         }
     }
 
+    /// For the commands whose documents also make a page (`diff`, `growth`, `timeline`).
+    func requireTextJSONOrHTML() throws {
+        guard ["text", "json", "html"].contains(format) else {
+            throw ValidationError("unknown format '\(format)' (text, json, html)")
+        }
+    }
+
     var isJSON: Bool { format == "json" }
 
     var wantsColor: Bool {
@@ -83,10 +90,14 @@ struct CommonOptions: ParsableArguments {
 }
 
 extension CommonOptions {
-    /// Writes `document` to standard output as JSON, or as `text` renders it.
+    /// Writes `document` to standard output as JSON, as a page, or as `text` renders it.
     func write<Document: Encodable>(_ document: Document, text: (GrowthText) -> String) throws {
         let output = BufferedOutput()
-        output.write(isJSON ? try JSONDocument.render(document) : text(GrowthText(color: wantsColor)))
+        switch format {
+        case "json": output.write(try JSONDocument.render(document))
+        case "html": output.write(try HtmlReport.render(document))
+        default: output.write(text(GrowthText(color: wantsColor)))
+        }
         output.flush()
     }
 }

@@ -58,7 +58,7 @@ struct DiffCommand: ParsableCommand {
     @OptionGroup var growthLimit: GrowthLimit
     @OptionGroup var options: CommonOptions
 
-    func validate() throws { try options.requireTextOrJSON() }
+    func validate() throws { try options.requireTextJSONOrHTML() }
 
     func run() throws {
         let limit = try growthLimit.bytes()
@@ -126,7 +126,7 @@ struct GrowthCommand: ParsableCommand {
     @OptionGroup var growthLimit: GrowthLimit
     @OptionGroup var options: CommonOptions
 
-    func validate() throws { try options.requireTextOrJSON() }
+    func validate() throws { try options.requireTextJSONOrHTML() }
 
     func run() throws {
         let window = (from: try parseMoment(from), to: try parseMoment(to))
@@ -172,7 +172,7 @@ struct TimelineCommand: ParsableCommand {
 
     @OptionGroup var options: CommonOptions
 
-    func validate() throws { try options.requireTextOrJSON() }
+    func validate() throws { try options.requireTextJSONOrHTML() }
 
     func run() throws {
         var passOptions = options

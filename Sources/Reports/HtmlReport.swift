@@ -105,9 +105,10 @@ public struct FlameTree: Encodable {
     }
 }
 
-/// Renders the page.
+/// Renders the page of a report (`HtmlReportData`) or of a `growth`, `diff` or `timeline`
+/// document (their JSON documents, told apart by `kind`).
 public enum HtmlReport {
-    public static func render(_ data: HtmlReportData) throws -> String {
+    public static func render<Document: Encodable>(_ data: Document) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // `<` only occurs inside JSON strings, where \u003c means the same: the data can then
