@@ -122,9 +122,8 @@ final class FamilyTests: XCTestCase {
         let wrapper = TracedProgram.repositoryRoot.appendingPathComponent("Scripts/leaktrace").path
         let run = try TracedProgram.run(executable: wrapper, arguments: [
             "-o", directory.appendingPathComponent("w.%p.lt").path, target,
-        ], environment: ["LEAKTRACE_LIB": TracedProgram.shimPath, "NO_COLOR": "1",
-                         "PATH": URL(fileURLWithPath: LeakReportRunner.executable).deletingLastPathComponent().path
-                            + ":/usr/bin:/bin"], timeout: 120)
+        ], environment: ["LEAKTRACE_LIB": TracedProgram.shimPath, "LEAKTRACE_REPORT": LeakReportRunner.executable,
+                         "NO_COLOR": "1"], timeout: 120)
         XCTAssertEqual(run.status, 0, run.stderr)
         let lines = run.stderr.split(separator: "\n").map(String.init)
         let header = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("family of ") }, run.stderr)

@@ -409,7 +409,8 @@ final class TracerTests: XCTestCase {
         let exe = try TracedProgram.build("hooks_all")
         let dir = try TracedProgram.makeTraceDirectory()
         let wrapper = TracedProgram.repositoryRoot.appendingPathComponent("Scripts/leaktrace").path
-        let run = try TracedProgram.run(executable: wrapper, arguments: ["-o", dir.appendingPathComponent("w.%p.lt").path, "--", exe],
+        let run = try TracedProgram.run(executable: wrapper, arguments: ["-o", dir.appendingPathComponent("w.%p.lt").path,
+                                                                         "--no-family", "--", exe],
                                         environment: ["LEAKTRACE_LIB": TracedProgram.shimPath], timeout: 60)
         XCTAssertEqual(run.status, 7)
         XCTAssertEqual(run.stdout, "done 1\n")
