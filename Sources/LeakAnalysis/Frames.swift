@@ -9,6 +9,8 @@ public protocol FrameSymbolizer: AnyObject {
     func resolve(address: UInt64, module: Module?) -> [SymbolizedFrame]
     /// One line per problem met (a binary that changed since the trace, ...).
     var symbolizationWarnings: [String] { get }
+    /// Keeps what was learned for later runs, where the symbolizer can; called once, at the end.
+    func finish()
 }
 
 /// Finds the loaded module containing an address, given the MODULES snapshot in force.
@@ -25,6 +27,7 @@ public final class OffsetOnlySymbolizer: FrameSymbolizer {
                        moduleOffset: module.map { address &- $0.bias })]
     }
     public var symbolizationWarnings: [String] { [] }
+    public func finish() {}
 }
 
 /// Resolves each distinct (address, module) once and remembers the answer, with what the

@@ -74,6 +74,7 @@ struct DiffCommand: ParsableCommand {
         } else {
             let analyzer = LeakAnalyzer(options: analysis)
             let symbolizer = options.makeSymbolizer()
+            defer { symbolizer.finish() }
             // The old trace, usually the shorter, is symbolized while the new one still replays.
             let loaded = try loadConcurrently([old, new]) { _, trace in
                 (facts: trace.facts, warnings: trace.warnings(namingTrace: true),
@@ -95,6 +96,7 @@ struct DiffCommand: ParsableCommand {
         -> (facts: TraceFacts, totals: SiteTotals, warnings: [String]) {
         var trace = try LoadedTrace(path: path)
         let symbolizer = options.makeSymbolizer()
+        defer { symbolizer.finish() }
         let tracker = trace.makeTracker(symbolizer: symbolizer, options: analysis)
         try trace.replay(tracking: tracker, progress: options.progress)
         return (trace.facts, tracker.peakTotals(), trace.warnings(namingTrace: true) + symbolizer.symbolizationWarnings)
@@ -153,6 +155,7 @@ enum GrowthPassRun {
         -> (tracker: GrowthTracker, facts: TraceFacts, timeline: Timeline, warnings: [String]) {
         var trace = try LoadedTrace(path: path)
         let symbolizer = options.makeSymbolizer()
+        defer { symbolizer.finish() }
         let tracker = trace.makeTracker(symbolizer: symbolizer, options: try options.analysisOptions())
         try trace.replay(tracking: tracker, window: window, progress: options.progress)
         return (tracker, trace.facts, tracker.timeline(of: trace.replayer),

@@ -373,30 +373,15 @@ final class SymbolizationTests: XCTestCase {
 
     // MARK: Separate debug files
 
-    /// Splits the plain program into a stripped binary and a debug file, in a fresh directory.
     private func splitDebugInfo(_ label: String, debugLink: Bool) throws -> (directory: String, binary: String, debug: String) {
-        let directory = try SymKit.scratchDirectory(label, removedAfter: self)
-        let binary = directory + "/symbolize_plain"
-        let debug = directory + "/symbolize_plain.debug"
-        try SymKit.run("objcopy", ["--only-keep-debug", try binaries().plain, debug])
-        try SymKit.run("strip", ["--strip-all", "-o", binary, try binaries().plain])
-        if debugLink {
-            // objcopy records the link's base name and the CRC of the file as it is now.
-            try SymKit.run("objcopy", ["--add-gnu-debuglink=\(debug)", binary])
-        }
-        return (directory, binary, debug)
+        try SymKit.splitDebugInfo(of: try binaries().plain, label: label, debugLink: debugLink, removedAfter: self)
     }
 
     func testSeparateDebugFileIsFoundInBuildIDDirectory() throws {
         let split = try splitDebugInfo("buildid", debugLink: false)
         let root = split.directory + "/debug-root"
-        let id = try SymKit.Oracle.buildID(split.binary)
-        XCTAssertEqual(id.count, 20)
-        let hex = id.map { String(format: "%02x", $0) }.joined()
-        try FileManager.default.createDirectory(atPath: root + "/.build-id/" + hex.prefix(2),
-                                                withIntermediateDirectories: true)
-        try FileManager.default.moveItem(atPath: split.debug,
-                                         toPath: root + "/.build-id/" + hex.prefix(2) + "/" + hex.dropFirst(2) + ".debug")
+        XCTAssertEqual(try SymKit.Oracle.buildID(split.binary).count, 20)
+        try SymKit.moveToBuildIDDirectory(split.debug, of: split.binary, root: root)
         let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
         let module = try SymKit.Oracle.module(split.binary, bias: SymKit.bias)
         let expectedLine = try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
