@@ -37,6 +37,14 @@ final class TraceDirectory {
     let named: Int
     /// Whether each trace ended by exec, read once when first asked (a pass over its records).
     private var endedByExec: [Int: String?] = [:]
+    /// The traces by file name, for the fork children's `parent-trace`.
+    private var byFileName: [String: [Int]] = [:]
+    /// Each trace's forked children, found once when first asked.
+    private lazy var forkChildren: [Int: [Int]] = {
+        var children: [Int: [Int]] = [:]
+        for child in traces.indices { if let parent = forkParent(of: child) { children[parent, default: []].append(child) } }
+        return children
+    }()
 
     /// Reads the header of `path` (throws `TraceError` when it is not a trace) and of every
     /// other regular file in its directory that is a trace.
@@ -52,6 +60,7 @@ final class TraceDirectory {
             guard isRegularFile(member), let other = try? TraceReader(path: member) else { continue }
             traces.append(FamilyTrace(path: member, header: other.header))
         }
+        for index in traces.indices { byFileName[(traces[index].path as NSString).lastPathComponent, default: []].append(index) }
     }
 
     /// The path the process executed when `index`'s trace ended by exec, or nil.
@@ -96,10 +105,8 @@ final class TraceDirectory {
     func forkParent(of index: Int) -> Int? {
         let header = traces[index].header
         guard let parentTrace = header.parentTrace else { return nil }
-        let name = (parentTrace as NSString).lastPathComponent
-        return traces.indices.first {
-            ($0 != index) && (traces[$0].path as NSString).lastPathComponent == name
-                && (header.ppid == nil || traces[$0].header.pid == header.ppid)
+        return byFileName[(parentTrace as NSString).lastPathComponent]?.first {
+            $0 != index && (header.ppid == nil || traces[$0].header.pid == header.ppid)
         }
     }
 
@@ -135,9 +142,7 @@ final class TraceDirectory {
             members.append(member)
             var children: [(index: Int, origin: FamilyTrace.Origin)] = []
             if let next = execSuccessor(of: node) { children.append((next, .exec(previous: position))) }
-            for child in traces.indices where traces[child].header.parentTrace != nil && forkParent(of: child) == node {
-                children.append((child, .fork(parent: position)))
-            }
+            for child in forkChildren[node] ?? [] { children.append((child, .fork(parent: position))) }
             for child in children.sorted(by: { traces[$0.index].startMicroseconds < traces[$1.index].startMicroseconds }) {
                 visit(child.index, origin: child.origin)
             }
