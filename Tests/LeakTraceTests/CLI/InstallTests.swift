@@ -113,6 +113,23 @@ final class InstallTests: XCTestCase {
         XCTAssertEqual(Self.listing(stage), [])
     }
 
+    /// --deb packages the same files under /usr, with the version leakreport reports.
+    func testDebianPackage() throws {
+        let package = try TracedProgram.makeTraceDirectory().appendingPathComponent("leaktrace.deb").path
+        let build = try Self.run(Self.installScript, ["--deb", package, "--from", try Self.builtTools()])
+        XCTAssertEqual(build.status, 0, build.stderr)
+        let contents = try Self.run("/usr/bin/dpkg-deb", ["--contents", package])
+        XCTAssertEqual(contents.status, 0, contents.stderr)
+        for file in ["./usr/bin/leakreport", "./usr/bin/leaktrace", "./usr/lib/libleaktrace.so", "./usr/include/leaktrace.h",
+                     "./usr/lib/pkgconfig/leaktrace.pc", "./usr/share/man/man1/leakreport.1"] {
+            XCTAssertTrue(contents.stdout.contains(" \(file)\n"), file)
+        }
+        XCTAssertFalse(contents.stdout.contains("installed-files"))
+        let version = try LeakReportRunner.run(["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let field = try Self.run("/usr/bin/dpkg-deb", ["--field", package, "Version"])
+        XCTAssertEqual(field.stdout.trimmingCharacters(in: .whitespacesAndNewlines), version)
+    }
+
     /// docs/man/leakreport.1 is generated (Scripts/man.sh): every option of every command, with
     /// its help text, must be in it, or the page is out of date.
     func testManPageHasEveryOptionOfEveryCommand() throws {
