@@ -36,6 +36,10 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: .customLong("no-progress"), help: "Never draw the progress bar.")
     var noProgress = false
 
+    @Flag(name: .customLong("no-follow-exec"),
+          help: "Read the trace given even when it ended by exec (by default such a trace is followed to the program its process ran last).")
+    var noFollowExec = false
+
     @Flag(name: .customLong("no-symbol-cache"),
           help: "Neither read nor write the answers kept from earlier runs (LEAKTRACE_SYMBOL_CACHE sets their directory).")
     var noSymbolCache = false

@@ -49,6 +49,7 @@ struct FamilyCommand: ParsableCommand {
     private func document(named: String, members: [FamilyTrace], reported: String) throws -> FamilyDocument {
         let analyzer = LeakAnalyzer(options: try options.analysisOptions())
         let symbolizer = options.makeSymbolizer()
+        defer { symbolizer.finish() }
         var warnings: [String] = []
         let entries = try loadConcurrently(members.map(\.path)) { index, trace -> FamilyMemberEntry in
             let member = members[index]

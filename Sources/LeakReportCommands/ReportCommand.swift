@@ -39,10 +39,6 @@ struct ReportCommand: ParsableCommand {
     @Flag(name: .long, help: "Report every trace of each TRACE's family: the traces its run wrote (forked children, programs exec'd).")
     var family = false
 
-    @Flag(name: .customLong("no-follow-exec"),
-          help: "Report the trace given even when it ended by exec (by default one such trace is followed to the program its process ran last).")
-    var noFollowExec = false
-
     mutating func validate() throws {
         guard !traces.isEmpty else { throw ValidationError("give at least one trace file") }
         guard let format = OutputFormat(rawValue: options.format) else {
@@ -95,7 +91,7 @@ extension ReportCommand {
             }
             return paths.map { ($0, []) }
         }
-        guard traces.count == 1, !merge, !noFollowExec else { return traces.map { ($0, []) } }
+        guard traces.count == 1, !merge, !options.noFollowExec else { return traces.map { ($0, []) } }
         let directory = try TraceDirectory(around: traces[0])
         return [directory.lastImage(from: directory.named)]
     }

@@ -152,6 +152,20 @@ final class TraceDirectory {
     }
 }
 
+extension CommonOptions {
+    /// The trace `diff`, `growth` and `timeline` read for `path`: the last of its exec chain
+    /// (unless --no-follow-exec), with a warning naming what was followed.
+    func followingExec(_ path: String) throws -> (path: String, warnings: [String]) {
+        guard !noFollowExec else { return (path, []) }
+        let directory = try TraceDirectory(around: path)
+        let last = directory.lastImage(from: directory.named)
+        guard !last.execChain.isEmpty else { return (path, []) }
+        let chain = last.execChain.map { "\($0.program ?? "?") (\($0.trace))" }.joined(separator: " -> ")
+        return (last.path, ["\(path) ended by exec: read \(last.path), the program its exec chain ended in "
+                            + "(after \(chain)); --no-follow-exec reads \(path) itself"])
+    }
+}
+
 /// Whether two traces' processes have the same parent (true when either does not say).
 private func samePPid(_ first: FamilyTrace, _ second: FamilyTrace) -> Bool {
     guard let a = first.header.ppid, let b = second.header.ppid else { return true }

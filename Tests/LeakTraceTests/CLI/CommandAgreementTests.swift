@@ -50,15 +50,15 @@ final class CommandAgreementTests: XCTestCase {
         }
         let report = try GrowthSupport.json([exec, "--no-follow-exec"])
         assertWhole(report.object("trace"), warnings: report["warnings"] as? [Any] ?? [], "report")
-        let diff = try GrowthSupport.json(["diff", exec, exec])
+        let diff = try GrowthSupport.json(["diff", exec, exec, "--no-follow-exec"])
         assertWhole(diff.object("old"), warnings: diff["warnings"] as? [Any] ?? [], "diff")
         assertWhole(diff.object("new"), warnings: [], "diff")
-        let live = try GrowthSupport.json(["diff", "--live", exec, exec])
+        let live = try GrowthSupport.json(["diff", "--live", exec, exec, "--no-follow-exec"])
         assertWhole(live.object("new"), warnings: live["warnings"] as? [Any] ?? [], "diff --live")
         let merge = try GrowthSupport.json([exec, "--merge"])
         assertWhole(merge.objects("traces").first?.object("trace") ?? [:], warnings: merge["warnings"] as? [Any] ?? [],
                     "--merge")
-        let growth = try GrowthSupport.json(["growth", exec])
+        let growth = try GrowthSupport.json(["growth", exec, "--no-follow-exec"])
         assertWhole(growth.object("trace"), warnings: growth["warnings"] as? [Any] ?? [], "growth")
         let text = try LeakReportRunner.run([exec, "--merge"])
         XCTAssertEqual(text.status, 0, text.stderr)

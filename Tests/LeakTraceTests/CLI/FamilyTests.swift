@@ -59,6 +59,17 @@ final class FamilyTests: XCTestCase {
         let text = try LeakReportRunner.run([first])
         XCTAssertTrue(text.stdout.contains("exec chain: \(shell) (\(first)) -> \(env)"), text.stdout)
 
+        // growth, timeline and diff follow the chain too, and say so in a warning.
+        for command in [["growth", first], ["timeline", first], ["diff", first, first]] {
+            let document = try GrowthSupport.json(command)
+            let facts = command[0] == "diff" ? document.object("new") : document.object("trace")
+            XCTAssertEqual(facts.string("program"), target, "\(command)")
+            let warnings = document["warnings"] as? [String] ?? []
+            XCTAssertTrue(warnings.contains { $0.hasPrefix("\(first) ended by exec: read ") }, "\(command): \(warnings)")
+        }
+        let growth = try GrowthSupport.json(["growth", first])
+        XCTAssertEqual(growth.object("total").object("atTo").int("bytes"), 12000)
+
         // --no-follow-exec: the first image itself, which ended by exec.
         let own = try GrowthSupport.json([first, "--no-follow-exec"])
         XCTAssertEqual(own.object("trace").string("program"), shell)
