@@ -145,7 +145,7 @@ seconds() {
 # The number of allocator calls a workload makes: the counts in leaktrace's END record.
 calls_in() { "$report" info "$1" | awk -F'[ =]' '/^calls /{print $2}'; }
 # The largest file of a prefix (a workload that starts other processes writes several traces).
-largest() { ls -S "$work"/"$1".* 2>/dev/null | head -1; }
+largest() { { ls -S "$work"/"$1".* 2>/dev/null || true; } | head -1; }
 
 if [ "$diff_only" = 0 ] && any .; then
 printf '\n== Capture cost (median of %d interleaved rounds; calls from leaktrace'"'"'s trace) ==\n' "$rounds"
@@ -268,7 +268,7 @@ printf '%s\n' "CPU seconds (user+sys) and peak RSS; lt_1st: the first report of 
 printf '%s\n' "lt_next: the next report (answers kept by the first); speed: heaptrack_print's CPU / leakreport's"
 printf '%-22s %10s %8s %8s %8s %7s %7s %7s %7s %7s\n' workload calls lt_1st lt_next ht_s speed1 speed2 lt_MiB ht_MiB Mcalls/s
 # cpu_of FILE: user + sys seconds and max RSS (KiB) written by /usr/bin/time -f '%U %S %M'.
-cpu_of() { awk '{printf "%.3f %d", $1 + $2, $3}' "$1"; }
+cpu_of() { tail -1 "$1" | awk '{printf "%.3f %d", $1 + $2, $3}'; }
 for entry in "${workloads[@]}"; do
   name=${entry%%|*}; cmd=${entry#*|}
   rm -f "$work"/rp-lt.* "$work"/rp-ht.*
@@ -281,13 +281,13 @@ for entry in "${workloads[@]}"; do
   calls=$(calls_in "$lt_trace")
   answers="$work/answers-$name"
   rm -rf "$answers"
-  LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %M' -o "$work/rp1.time" "$report" "$lt_trace" >/dev/null 2>&1
-  LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %M' -o "$work/rp2.time" "$report" "$lt_trace" >/dev/null 2>&1
+  LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %M' -o "$work/rp1.time" "$report" "$lt_trace" >/dev/null 2>&1 || true
+  LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %M' -o "$work/rp2.time" "$report" "$lt_trace" >/dev/null 2>&1 || true
   read -r first first_kb <<<"$(cpu_of "$work/rp1.time")"
   read -r next _ <<<"$(cpu_of "$work/rp2.time")"
   ht=-; ht_kb=0
   if [ -n "$ht_trace" ]; then
-    /usr/bin/time -f '%U %S %M' -o "$work/rph.time" heaptrack_print "$ht_trace" >/dev/null 2>&1
+    /usr/bin/time -f '%U %S %M' -o "$work/rph.time" heaptrack_print "$ht_trace" >/dev/null 2>&1 || true
     read -r ht ht_kb <<<"$(cpu_of "$work/rph.time")"
   fi
   awk -v name="$name" -v c="$calls" -v f="$first" -v x="$next" -v h="$ht" -v fk="$first_kb" -v hk="$ht_kb" '

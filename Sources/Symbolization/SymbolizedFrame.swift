@@ -50,8 +50,11 @@ public struct SymbolizedFrame: Hashable, Sendable {
 
     /// The last component of a path.
     public static func basename(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return path }
-        return String(path[path.index(after: slash)...])
+        // On the UTF-8 view: searching the String itself checks grapheme boundaries at every
+        // character (thousands of instructions for a long module path).
+        let bytes = path.utf8
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return path }
+        return String(Substring(bytes[bytes.index(after: slash)...]))
     }
 }
 
