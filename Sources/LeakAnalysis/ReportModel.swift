@@ -367,10 +367,25 @@ public struct LeakReport: Equatable, Sendable, Encodable {
     public var warnings: [String]
     /// The call sites whose live bytes keep growing, steepest first (see GrowthRates.swift).
     public var growing: [SiteRate] = []
+    /// When the trace asked for ended by exec and the report is of the program its process ran
+    /// last: the programs before it, first first.
+    public var execChain: [ExecStep] = []
 
     /// `stacks` is left out: only the folded format uses it.
     enum CodingKeys: String, CodingKey {
-        case schemaVersion, trace, summary, groupBy, groups, mappings, breakGrowth, warnings, growing
+        case schemaVersion, trace, summary, groupBy, groups, mappings, breakGrowth, warnings, growing, execChain
+    }
+}
+
+/// A program a process ran before it exec'd the next one.
+public struct ExecStep: Equatable, Sendable, Encodable {
+    /// The trace of that program.
+    public var trace: String
+    public var program: String?
+    /// The path it passed to exec.
+    public var executed: String?
+    public init(trace: String, program: String?, executed: String?) {
+        self.trace = trace; self.program = program; self.executed = executed
     }
 }
 

@@ -8,7 +8,7 @@ import Symbolization
 /// `timeline`): the output, how call sites are found, which stacks are suppressed, and how
 /// frames are symbolized.
 struct CommonOptions: ParsableArguments {
-    @Option(name: .long, help: "Output format: text or json (report also takes mtrace and folded).")
+    @Option(name: .long, help: "Output format: text or json; html for report, diff, growth and timeline; report also takes mtrace and folded.")
     var format: String = "text"
 
     @Option(name: .long, help: "Number of groups or sites to list.")
@@ -36,6 +36,10 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: .customLong("no-progress"), help: "Never draw the progress bar.")
     var noProgress = false
 
+    @Flag(name: .customLong("no-follow-exec"),
+          help: "Read the trace given even when it ended by exec (by default such a trace is followed to the program its process ran last).")
+    var noFollowExec = false
+
     @Flag(name: .customLong("no-symbol-cache"),
           help: "Neither read nor write the answers kept from earlier runs (LEAKTRACE_SYMBOL_CACHE sets their directory).")
     var noSymbolCache = false
@@ -53,6 +57,13 @@ struct CommonOptions: ParsableArguments {
     func requireTextOrJSON() throws {
         guard format == "text" || format == "json" else {
             throw ValidationError("unknown format '\(format)' (text, json)")
+        }
+    }
+
+    /// For the commands whose documents also make a page (`diff`, `growth`, `timeline`).
+    func requireTextJSONOrHTML() throws {
+        guard ["text", "json", "html"].contains(format) else {
+            throw ValidationError("unknown format '\(format)' (text, json, html)")
         }
     }
 
@@ -100,10 +111,14 @@ struct CommonOptions: ParsableArguments {
 }
 
 extension CommonOptions {
-    /// Writes `document` to standard output as JSON, or as `text` renders it.
+    /// Writes `document` to standard output as JSON, as a page, or as `text` renders it.
     func write<Document: Encodable>(_ document: Document, text: (GrowthText) -> String) throws {
         let output = BufferedOutput()
-        output.write(isJSON ? try JSONDocument.render(document) : text(GrowthText(color: wantsColor)))
+        switch format {
+        case "json": output.write(try JSONDocument.render(document))
+        case "html": output.write(try HtmlReport.render(document))
+        default: output.write(text(GrowthText(color: wantsColor)))
+        }
         output.flush()
     }
 }

@@ -58,25 +58,27 @@ struct DiffCommand: ParsableCommand {
     @OptionGroup var growthLimit: GrowthLimit
     @OptionGroup var options: CommonOptions
 
-    func validate() throws { try options.requireTextOrJSON() }
+    func validate() throws { try options.requireTextJSONOrHTML() }
 
     func run() throws {
         let limit = try growthLimit.bytes()
         let analysis = try options.analysisOptions()
+        let (old, new) = (try options.followingExec(self.old), try options.followingExec(self.new))
+        let followWarnings = old.warnings + new.warnings
         let document: DiffDocument
         if live {
             // Peaks need the per-site tracker, which symbolizes during the pass: one at a time.
-            let old = try peaks(of: self.old, analysis: analysis)
-            let new = try peaks(of: self.new, analysis: analysis)
+            let old = try peaks(of: old.path, analysis: analysis)
+            let new = try peaks(of: new.path, analysis: analysis)
             document = DiffDocument(old: old.facts, new: new.facts, measure: "peak-live",
                                     diff: TraceDiff(old: old.totals, new: new.totals), top: options.top,
-                                    failOnGrowth: limit, warnings: old.warnings + new.warnings)
+                                    failOnGrowth: limit, warnings: followWarnings + old.warnings + new.warnings)
         } else {
             let analyzer = LeakAnalyzer(options: analysis)
             let symbolizer = options.makeSymbolizer()
             defer { symbolizer.finish() }
             // The old trace, usually the shorter, is symbolized while the new one still replays.
-            let loaded = try loadConcurrently([old, new]) { _, trace in
+            let loaded = try loadConcurrently([old.path, new.path]) { _, trace in
                 (facts: trace.facts, warnings: trace.warnings(namingTrace: true),
                  totals: analyzer.siteTotals(replay: trace.replayer, stacks: trace.reader.stacks,
                                              modules: trace.reader.moduleMaps, symbolizer: symbolizer))
@@ -85,7 +87,8 @@ struct DiffCommand: ParsableCommand {
             document = DiffDocument(old: before.facts, new: after.facts, measure: "leaked",
                                     diff: TraceDiff(old: before.totals, new: after.totals), top: options.top,
                                     failOnGrowth: limit,
-                                    warnings: before.warnings + after.warnings + symbolizer.symbolizationWarnings)
+                                    warnings: followWarnings + before.warnings + after.warnings
+                                        + symbolizer.symbolizationWarnings)
         }
         try options.write(document) { $0.render(document) }
         if document.exceedsLimit { throw ExitCode(LeakReportCLI.exitGrowth) }
@@ -128,7 +131,7 @@ struct GrowthCommand: ParsableCommand {
     @OptionGroup var growthLimit: GrowthLimit
     @OptionGroup var options: CommonOptions
 
-    func validate() throws { try options.requireTextOrJSON() }
+    func validate() throws { try options.requireTextJSONOrHTML() }
 
     func run() throws {
         let window = (from: try parseMoment(from), to: try parseMoment(to))
@@ -153,13 +156,14 @@ struct GrowthCommand: ParsableCommand {
 enum GrowthPassRun {
     static func run(_ path: String, options: CommonOptions, window: (from: GrowthMoment, to: GrowthMoment)?) throws
         -> (tracker: GrowthTracker, facts: TraceFacts, timeline: Timeline, warnings: [String]) {
-        var trace = try LoadedTrace(path: path)
+        let followed = try options.followingExec(path)
+        var trace = try LoadedTrace(path: followed.path)
         let symbolizer = options.makeSymbolizer()
         defer { symbolizer.finish() }
         let tracker = trace.makeTracker(symbolizer: symbolizer, options: try options.analysisOptions())
         try trace.replay(tracking: tracker, window: window, progress: options.progress)
         return (tracker, trace.facts, tracker.timeline(of: trace.replayer),
-                trace.warnings(namingTrace: true) + symbolizer.symbolizationWarnings)
+                followed.warnings + trace.warnings(namingTrace: true) + symbolizer.symbolizationWarnings)
     }
 }
 
@@ -175,7 +179,7 @@ struct TimelineCommand: ParsableCommand {
 
     @OptionGroup var options: CommonOptions
 
-    func validate() throws { try options.requireTextOrJSON() }
+    func validate() throws { try options.requireTextJSONOrHTML() }
 
     func run() throws {
         var passOptions = options

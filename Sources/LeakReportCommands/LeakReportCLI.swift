@@ -82,6 +82,6 @@ struct LeakReportCommand: ParsableCommand {
             """,
         version: LeakReportCLI.version,
         subcommands: [ReportCommand.self, DumpCommand.self, InfoCommand.self,
-                      DiffCommand.self, GrowthCommand.self, TimelineCommand.self],
+                      DiffCommand.self, GrowthCommand.self, TimelineCommand.self, FamilyCommand.self],
         defaultSubcommand: ReportCommand.self)
 }

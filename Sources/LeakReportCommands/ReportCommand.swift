@@ -36,16 +36,20 @@ struct ReportCommand: ParsableCommand {
     @Flag(name: .long, help: "With several traces: also merge them by call site and add up their totals.")
     var merge = false
 
+    @Flag(name: .long, help: "Report every trace of each TRACE's family: the traces its run wrote (forked children, programs exec'd).")
+    var family = false
+
     mutating func validate() throws {
         guard !traces.isEmpty else { throw ValidationError("give at least one trace file") }
         guard let format = OutputFormat(rawValue: options.format) else {
-            throw ValidationError("unknown format '\(options.format)' (text, json, mtrace, folded)")
+            throw ValidationError("unknown format '\(options.format)' (text, json, mtrace, folded, html)")
         }
-        if merge && (format == .mtrace || format == .folded) {
+        if merge && (format == .mtrace || format == .folded || format == .html) {
             throw ValidationError("--merge takes --format text or json")
         }
-        if (format == .mtrace || (format == .json && !merge)) && traces.count > 1 {
-            throw ValidationError("--format \(format.rawValue) takes one trace at a time")
+        if (format == .mtrace || format == .html || (format == .json && !merge)) && (traces.count > 1 || family) {
+            throw ValidationError("--format \(format.rawValue) takes one trace at a time"
+                                  + (format == .json && family ? " (with --family, add --merge)" : ""))
         }
         guard GroupBy(rawValue: groupBy) != nil else {
             throw ValidationError("unknown grouping '\(groupBy)' (callsite, stack, function, file, module)")
@@ -55,19 +59,41 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         let settings = try ReportSettings(command: self)
+        let reported = try tracesToReport()
         if merge {
-            let merged = try MergeRun(settings: settings, paths: traces).run()
+            let merged = try MergeRun(settings: settings, paths: reported.map(\.path)).run()
             if let limit = settings.failOnLeakAbove, merged > limit { throw ExitCode(LeakReportCLI.exitLeaksFound) }
             return
         }
         var leakedBytes: UInt64 = 0
-        for (index, path) in traces.enumerated() {
-            let bytes = try ReportRun(settings: settings, path: path).run(isFirst: index == 0)
+        for (index, trace) in reported.enumerated() {
+            let bytes = try ReportRun(settings: settings, path: trace.path, execChain: trace.execChain)
+                .run(isFirst: index == 0)
             leakedBytes &+= bytes
         }
         if let limit = settings.failOnLeakAbove, leakedBytes > limit {
             throw ExitCode(LeakReportCLI.exitLeaksFound)
         }
+    }
+}
+
+extension ReportCommand {
+    /// The traces named, or with --family every trace of their families; one trace alone that
+    /// ended by exec becomes the program its process ran last (the exec chain is followed).
+    func tracesToReport() throws -> [(path: String, execChain: [ExecStep])] {
+        if family {
+            var paths: [String] = []
+            for trace in traces {
+                let directory = try TraceDirectory(around: trace)
+                for member in directory.family(of: directory.named) where !paths.contains(member.path) {
+                    paths.append(member.path)
+                }
+            }
+            return paths.map { ($0, []) }
+        }
+        guard traces.count == 1, !merge, !options.noFollowExec else { return traces.map { ($0, []) } }
+        let directory = try TraceDirectory(around: traces[0])
+        return [directory.lastImage(from: directory.named)]
     }
 }
 
@@ -87,7 +113,7 @@ struct ReportSettings {
         analysis = try common.analysisOptions()
         analysis.groupBy = GroupBy(rawValue: command.groupBy) ?? .callsite
         analysis.minBytes = try command.minBytes.map(ValueParsing.bytes) ?? 0
-        analysis.collectStacks = format == .folded
+        analysis.collectStacks = format == .folded || format == .html
         failOnLeakAbove = try command.failOnLeak.map(ValueParsing.bytes)
         limit = try command.at.map(ValueParsing.replayLimit)
         color = common.wantsColor
@@ -106,6 +132,8 @@ struct ReportSettings {
 struct ReportRun {
     let settings: ReportSettings
     let path: String
+    /// The programs the process ran before this trace's, when the report followed an exec chain.
+    var execChain: [ExecStep] = []
 
     /// Writes the report and returns the unsuppressed leaked bytes.
     func run(isFirst: Bool) throws -> UInt64 {
@@ -137,6 +165,7 @@ struct ReportRun {
             .analyze(replay: trace.replayer, stacks: trace.reader.stacks, modules: trace.reader.moduleMaps,
                      symbolizer: symbolizer, facts: trace.facts, warnings: trace.warnings(namingTrace: false))
         report.growing = tracker.rates().topGrowers(ReportRun.growingShown)
+        report.execChain = execChain
 
         switch settings.format {
         case .text:
@@ -146,6 +175,9 @@ struct ReportRun {
             output.write(try JSONDocument.render(report))
         case .folded:
             output.write(FoldedReport.render(report))
+        case .html:
+            let data = HtmlReportData(report: report, timeline: tracker.timeline(of: trace.replayer), marks: tracker.marks)
+            output.write(try HtmlReport.render(data))
         case .mtrace:
             // The export was written while replaying; say on stderr what the text would have.
             for warning in report.warnings { Terminal.writeError("leakreport: warning: \(warning)\n") }

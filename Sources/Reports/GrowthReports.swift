@@ -185,10 +185,10 @@ public struct GrowthText {
     public init(color: Bool = false) { self.color = color }
 
     private func style(_ text: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
-    private func bold(_ text: String) -> String { style(text, "1") }
+    func bold(_ text: String) -> String { style(text, "1") }
     private func red(_ text: String) -> String { style(text, "1;31") }
     private func green(_ text: String) -> String { style(text, "32") }
-    private func dim(_ text: String) -> String { style(text, "2") }
+    func dim(_ text: String) -> String { style(text, "2") }
 
     static func pad(_ text: String, _ width: Int) -> String {
         text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
@@ -388,7 +388,7 @@ public struct GrowthText {
         return out
     }
 
-    private func renderWarnings(_ warnings: [String], into out: inout String) {
+    func renderWarnings(_ warnings: [String], into out: inout String) {
         if warnings.isEmpty { return }
         out += "\n"
         for warning in warnings { out += style("warning: \(warning)", "33") + "\n" }

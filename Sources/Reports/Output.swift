@@ -14,6 +14,8 @@ public enum OutputFormat: String, CaseIterable, Sendable {
     case mtrace
     /// Collapsed stacks weighted by leaked bytes, for flamegraph.pl and speedscope.
     case folded
+    /// One self-contained page to open in a browser.
+    case html
 }
 
 /// Buffers text and writes it to a file descriptor in large pieces: exports such as mtrace

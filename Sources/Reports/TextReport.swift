@@ -58,6 +58,10 @@ public struct TextReport {
         if let program = trace.program { line += " — \(program)" }
         if let pid = trace.pid { line += " (pid \(pid))" }
         out += bold(line) + "\n"
+        if !report.execChain.isEmpty {
+            let steps = report.execChain.map { "\($0.program ?? "?") (\($0.trace))" }
+            out += "  exec chain: " + (steps + ["this program"]).joined(separator: " -> ") + "\n"
+        }
         out += "  \(trace.allocs) allocations, \(trace.frees) frees, \(trace.reallocs) reallocs, "
             + "\(trace.mappingCalls) mapping calls over \(formatTime(trace.lastEventUs))\n"
         if let parent = trace.parentTrace {

@@ -201,7 +201,7 @@ final class TracerTests: XCTestCase {
         XCTAssertFalse(execer.isComplete)
         XCTAssertEqual(traces.filter { $0.endedByExec != nil }.count, 1)
         let execerPath = zip(run.traces, traces).first { $0.1.endedByExec != nil }?.0 ?? ""
-        let report = try LeakReportRunner.run([execerPath])
+        let report = try LeakReportRunner.run([execerPath, "--no-follow-exec"])
         XCTAssertEqual(report.status, 0)
         XCTAssertTrue(report.stdout.contains("trace ends where the process called exec (\(exe))"), report.stdout)
         XCTAssertFalse(report.stdout.contains("INCOMPLETE"), report.stdout)
@@ -415,7 +415,8 @@ final class TracerTests: XCTestCase {
         let exe = try TracedProgram.build("hooks_all")
         let dir = try TracedProgram.makeTraceDirectory()
         let wrapper = TracedProgram.repositoryRoot.appendingPathComponent("Scripts/leaktrace").path
-        let run = try TracedProgram.run(executable: wrapper, arguments: ["-o", dir.appendingPathComponent("w.%p.lt").path, "--", exe],
+        let run = try TracedProgram.run(executable: wrapper, arguments: ["-o", dir.appendingPathComponent("w.%p.lt").path,
+                                                                         "--no-family", "--", exe],
                                         environment: ["LEAKTRACE_LIB": TracedProgram.shimPath], timeout: 60)
         XCTAssertEqual(run.status, 7)
         XCTAssertEqual(run.stdout, "done 1\n")

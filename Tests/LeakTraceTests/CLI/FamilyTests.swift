@@ -1,0 +1,145 @@
+import Foundation
+import XCTest
+
+/// A command that runs through wrappers: `#!/bin/sh` scripts that exec through /usr/bin/env
+/// into Programs/exec_chain_target.c, which forks one leaking child. The run writes six traces
+/// (sh, env, sh, env, the target, its child); the target's own leaks are known from its source:
+/// 3 blocks of 4000 bytes from chain_leak, and its child's 2222 bytes from child_leak.
+final class FamilyTests: XCTestCase {
+    struct ChainRun {
+        let directory: URL
+        /// The trace of the first process, the one the user's command started.
+        let first: String
+        let target: String
+    }
+
+    /// Writes the two wrapper scripts and runs the chain with every trace going to
+    /// `directory/chain.lt` (so the traces are chain.lt, chain.lt.1, ...).
+    static func runChain(in directory: URL) throws -> TracedRun {
+        let target = try TracedProgram.build("exec_chain_target")
+        let outer = directory.appendingPathComponent("outer.sh").path
+        let inner = directory.appendingPathComponent("inner.sh").path
+        try "#!/bin/sh\nexec /usr/bin/env sh \(inner) \"$@\"\n".write(toFile: outer, atomically: true, encoding: .utf8)
+        try "#!/bin/sh\nexec /usr/bin/env \(target) \"$@\"\n".write(toFile: inner, atomically: true, encoding: .utf8)
+        for script in [outer, inner] { chmod(script, 0o755) }
+        let run = try TracedProgram.run(executable: outer, arguments: [], environment: [
+            "LD_PRELOAD": TracedProgram.shimPath,
+            "LEAKTRACE_OUTPUT": directory.appendingPathComponent("chain.lt").path,
+        ], timeout: 120)
+        guard run.status == 0, run.stdout == "chain target 1 0\n" else {
+            throw TestFailure("the chain exited \(run.status): \(run.stdout) \(run.stderr)")
+        }
+        return run
+    }
+
+    static func realPath(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
+
+    func testReportFollowsTheExecChainToTheProgramThatRanLast() throws {
+        let directory = try TracedProgram.makeTraceDirectory()
+        _ = try Self.runChain(in: directory)
+        let first = directory.appendingPathComponent("chain.lt").path
+        let target = try TracedProgram.build("exec_chain_target")
+
+        let report = try GrowthSupport.json([first, "--top", "100"])
+        XCTAssertEqual(report.object("trace").string("program"), target)
+        XCTAssertEqual(report.object("summary").object("leaked").int("bytes"), 12000)
+        XCTAssertEqual(report.object("summary").object("leaked").int("blocks"), 3)
+        let group = CLIEndToEndTests.group(report, function: "chain_leak")
+        XCTAssertEqual(group.int("blocks"), 3)
+        XCTAssertEqual(group.int("bytes"), 12000)
+        XCTAssertEqual(group.object("callsite").int("line"),
+                       try CLIEndToEndTests.line(of: "@chain", in: "exec_chain_target.c"))
+        // The four images before it, in order, with what each exec'd.
+        let shell = Self.realPath("/bin/sh"), env = Self.realPath("/usr/bin/env")
+        let chain = report.objects("execChain")
+        XCTAssertEqual(chain.compactMap { $0.string("program") }, [shell, env, shell, env])
+        XCTAssertEqual(chain.compactMap { $0.string("executed") }, ["/usr/bin/env", "sh", "/usr/bin/env", target])
+        XCTAssertEqual(chain.first?.string("trace"), first)
+
+        let text = try LeakReportRunner.run([first])
+        XCTAssertTrue(text.stdout.contains("exec chain: \(shell) (\(first)) -> \(env)"), text.stdout)
+
+        // growth, timeline and diff follow the chain too, and say so in a warning.
+        for command in [["growth", first], ["timeline", first], ["diff", first, first]] {
+            let document = try GrowthSupport.json(command)
+            let facts = command[0] == "diff" ? document.object("new") : document.object("trace")
+            XCTAssertEqual(facts.string("program"), target, "\(command)")
+            let warnings = document["warnings"] as? [String] ?? []
+            XCTAssertTrue(warnings.contains { $0.hasPrefix("\(first) ended by exec: read ") }, "\(command): \(warnings)")
+        }
+        let growth = try GrowthSupport.json(["growth", first])
+        XCTAssertEqual(growth.object("total").object("atTo").int("bytes"), 12000)
+
+        // --no-follow-exec: the first image itself, which ended by exec.
+        let own = try GrowthSupport.json([first, "--no-follow-exec"])
+        XCTAssertEqual(own.object("trace").string("program"), shell)
+        XCTAssertEqual(own.object("trace").object("outcome").string("endedByExec"), "/usr/bin/env")
+        XCTAssertEqual(own.objects("execChain").count, 0)
+    }
+
+    func testFamilyListsEveryTraceOfTheRunBiggestLeakerFirst() throws {
+        let directory = try TracedProgram.makeTraceDirectory()
+        _ = try Self.runChain(in: directory)
+        // A second run into the same directory is another family.
+        _ = try Self.runChain(in: directory)
+        let first = directory.appendingPathComponent("chain.lt").path
+        let target = try TracedProgram.build("exec_chain_target")
+
+        let family = try GrowthSupport.json(["family", first])
+        let traces = family.objects("traces")
+        XCTAssertEqual(traces.count, 6, "\(traces.map { $0.string("trace") ?? "" })")
+        XCTAssertEqual(Set(traces.compactMap { $0.string("trace") }).count, 6)
+        let bytes = traces.compactMap { $0.object("leaked").int("bytes") }
+        XCTAssertEqual(bytes, bytes.sorted(by: >), "biggest leaker first")
+        XCTAssertEqual(family.object("leaked").int("bytes"), bytes.reduce(0, +))
+
+        let top = traces[0]
+        XCTAssertEqual(top.string("program"), target)
+        XCTAssertEqual(top.string("origin"), "exec")
+        XCTAssertEqual(top.string("ended"), "exit")
+        XCTAssertEqual(top.object("leaked").int("bytes"), 12000)
+        XCTAssertEqual(family.string("reported"), top.string("trace"))
+
+        let child = try XCTUnwrap(traces.first { $0.string("origin") == "fork" })
+        XCTAssertEqual(child.string("program"), target)
+        XCTAssertEqual(child.string("from"), top.string("trace"))
+        XCTAssertEqual(child.object("leaked").int("bytes"), 2222)
+        XCTAssertEqual(child.object("leaked").int("blocks"), 1)
+        XCTAssertEqual(child.int("ppid"), top.int("pid"))
+
+        let start = try XCTUnwrap(traces.first { $0.string("origin") == "start" })
+        XCTAssertEqual(start.string("trace"), first)
+        XCTAssertEqual(start.string("ended"), "exec /usr/bin/env")
+        // The five traces of the exec chain share one pid; the child has its own.
+        XCTAssertEqual(Set(traces.filter { $0.string("origin") != "fork" }.compactMap { $0.int("pid") }).count, 1)
+        XCTAssertEqual(traces.filter { $0.string("origin") == "exec" }.count, 4)
+
+        // The second run's family is its own six traces, with other pids.
+        let secondFirst = directory.appendingPathComponent("chain.lt.6").path
+        let second = try GrowthSupport.json(["family", secondFirst]).objects("traces")
+        XCTAssertEqual(second.count, 6)
+        XCTAssertTrue(Set(second.compactMap { $0.string("trace") }).isDisjoint(with: traces.compactMap { $0.string("trace") }))
+
+        // --family --merge: the whole family merged, the sum of the members' leaks.
+        let merged = try GrowthSupport.json([first, "--family", "--merge"])
+        XCTAssertEqual(merged.objects("traces").count, 6)
+        XCTAssertEqual(merged.object("leaked").int("bytes"), family.object("leaked").int("bytes"))
+    }
+
+    /// The wrapper lists the family it wrote, the program that leaked most first.
+    func testWrapperPrintsTheFamily() throws {
+        let directory = try TracedProgram.makeTraceDirectory()
+        let target = try TracedProgram.build("exec_chain_target")
+        let wrapper = TracedProgram.repositoryRoot.appendingPathComponent("Scripts/leaktrace").path
+        let run = try TracedProgram.run(executable: wrapper, arguments: [
+            "-o", directory.appendingPathComponent("w.%p.lt").path, target,
+        ], environment: ["LEAKTRACE_LIB": TracedProgram.shimPath, "LEAKTRACE_REPORT": LeakReportRunner.executable,
+                         "NO_COLOR": "1"], timeout: 120)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let lines = run.stderr.split(separator: "\n").map(String.init)
+        let header = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("family of ") }, run.stderr)
+        XCTAssertTrue(lines[header].contains("2 traces, 2 processes"), run.stderr)
+        XCTAssertTrue(lines[header + 2].contains("start") && lines[header + 2].contains(target), run.stderr)
+        XCTAssertTrue(lines[header + 3].contains("fork of") && lines[header + 3].hasPrefix("  2.17 KiB"), run.stderr)
+    }
+}
