@@ -57,7 +57,7 @@ public struct FamilyDocument: Encodable {
 extension ReadingOutcome {
     /// How the trace ended, in a few words.
     public var endedInWords: String {
-        if isComplete { return "exit" }
+        if isComplete { return diedOf.map { "died of \($0.name)" } ?? "exit" }
         if let program = endedByExec { return "exec \(program)" }
         if let until = replayedUntilUs { return "replayed to \(formatTime(until))" }
         let offset = stoppedAtOffset.map { " at byte \($0)" } ?? ""

@@ -142,4 +142,17 @@ final class FamilyTests: XCTestCase {
         XCTAssertTrue(lines[header + 2].contains("start") && lines[header + 2].contains(target), run.stderr)
         XCTAssertTrue(lines[header + 3].contains("fork of") && lines[header + 3].hasPrefix("  2.17 KiB"), run.stderr)
     }
+
+    /// A process that died of a signal says so in the family listing, as its report does.
+    func testFamilySaysWhichSignalEndedAProcess() throws {
+        let program = try TracedProgram.build("fatal_signals")
+        let run = try TracedProgram.trace(program, arguments: ["term"])
+        XCTAssertTrue(run.terminatedBySignal, "the program must die of SIGTERM: \(run.stderr)")
+        let trace = try XCTUnwrap(run.traces.first, run.stderr)
+        let family = try GrowthSupport.json(["family", trace])
+        let member = try XCTUnwrap(family.objects("traces").first)
+        XCTAssertEqual(member.string("ended"), "died of SIGTERM")
+        XCTAssertEqual(member.object("leaked").int("bytes"), 1000)
+    }
+
 }
