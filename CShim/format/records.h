@@ -22,7 +22,8 @@ enum {
     TAG_TIME = 0x05, TAG_THREAD = 0x06, TAG_STACK = 0x07,
     TAG_MODULES = 0x40, TAG_MMAP = 0x41, TAG_MUNMAP = 0x42, TAG_MREMAP = 0x43, TAG_BRK = 0x44,
     TAG_SBRK = 0x45, TAG_MALLOPT = 0x46, TAG_SAMPLE = 0x47, TAG_MARK = 0x48,
-    TAG_THREAD_NAME = 0x49, TAG_FORK = 0x4A, TAG_EXEC = 0x4B, TAG_NOTE = 0x4C, TAG_END = 0x4F,
+    TAG_THREAD_NAME = 0x49, TAG_FORK = 0x4A, TAG_EXEC = 0x4B, TAG_NOTE = 0x4C, TAG_FOLD = 0x4D,
+    TAG_END = 0x4F,
 };
 
 /* The function an ALLOC record names (its info byte's low bits). */
@@ -224,6 +225,14 @@ size_t lt_encode_exec(uint8_t *body, const char *path);
 #define LT_NOTE_BODY_MAX 600
 size_t lt_encode_note(uint8_t *body, int level, const char *text);
 
+/* FOLD: blocks not written because they lived only while the writer held their events back
+ * (io/fold.c). The head, then one entry per (stack, size, info). */
+#define LT_FOLD_HEAD_MAX 40
+#define LT_FOLD_ENTRY_MAX 36
+uint8_t *lt_encode_fold_head(uint8_t *body, uint64_t first_us, uint64_t last_us, uint64_t peak_bytes, uint64_t count);
+uint8_t *lt_encode_fold_entry(uint8_t *out, uint32_t stack, uint64_t size, uint8_t info, uint64_t blocks,
+                              uint64_t temporary);
+
 /* END: what the trace holds, for the reader to check it is whole. */
 struct lt_end_counts {
     uint64_t allocs, frees, reallocs, mappings, stacks, chunks, untraced;
@@ -245,6 +254,8 @@ struct lt_header_info {
     int sample_ms;
     int allocator_is_glibc;
     const char *allocator_name;
+    int events_folded;            /* header key 19 */
+    uint64_t fold_window;         /* header key 20, with events_folded */
 };
 /* Writes the header at `out`; returns its length, or 0 when it does not fit in `cap`. */
 size_t lt_encode_header(uint8_t *out, size_t cap, const struct lt_header_info *info);

@@ -7,6 +7,7 @@
 
 #include "../base/base.h"
 #include "../format/records.h"
+#include "fold.h"
 
 #define LT_RING_EVENTS 2048   /* a power of two */
 
@@ -15,6 +16,7 @@ struct lt_ring {
     _Atomic int in_flight;                /* the owner holds a number not yet published */
     _Alignas(64) _Atomic uint64_t tail;   /* events merged (under the event lock) */
     uint64_t tid;                         /* the owner's */
+    struct lt_fold_thread fold;           /* the owner's latest allocation (mergers only) */
     int slot;                             /* index in the registry */
     struct lt_ring *next_free;
     _Alignas(64) struct lt_event events[LT_RING_EVENTS];
