@@ -45,6 +45,9 @@ public struct ReplayCounters: Equatable, Sendable {
     public var breakCalls = 0
     public var malloptCalls = 0
     public var moduleSnapshots = 0
+    /// Blocks the writer folded (FOLD records): each an allocation and a free not written.
+    public var foldedBlocks: UInt64 = 0
+    public var foldRecords = 0
     public init() {}
 }
 
@@ -88,16 +91,25 @@ public struct Replayer {
     public private(set) var threshold: MmapThresholdTracker
     /// Stacks of blocks inherited from a parent process (see `BlockFlags.inherited`).
     public private(set) var inheritedStacks = StackTrie()
-    public private(set) var counters = ReplayCounters()
+    public internal(set) var counters = ReplayCounters()
     /// The first few unknown releases, as examples for the report.
     public private(set) var unknownReleaseExamples: [UnknownRelease] = []
     /// The first few allocations at an address that was already live (the replaced block).
     public private(set) var duplicateAllocExamples: [LiveBlock] = []
     /// Program-break moves by the program itself, per calling stack.
     public private(set) var breakGrowth: [UInt32: BreakGrowth] = [:]
-    /// Highest total of live block bytes, and when it was reached.
-    public private(set) var peakLiveBytes: UInt64 = 0
-    public private(set) var peakLiveTime: UInt64 = 0
+    /// Highest total of live block bytes, and when it was reached. In a folded trace, the
+    /// highest the trace proves (see `peakLiveBytesUpperBound`).
+    public internal(set) var peakLiveBytes: UInt64 = 0
+    public internal(set) var peakLiveTime: UInt64 = 0
+    /// In a folded trace: the most the live heap can have held (blocks shorter than the writer's
+    /// window were live between written events); nil when the trace holds every event.
+    public internal(set) var peakLiveBytesUpperBound: UInt64?
+    /// The least and most live bytes since the last FOLD record (for the peak's bounds).
+    var foldSpanLow: UInt64 = 0
+    var foldSpanHigh: UInt64 = 0
+    /// Allocation calls, bytes and temporary allocations per stack.
+    public let allocationCalls: AllocationCalls
     /// Lowest address of any heap-path block seen: where the brk heap starts, as far as the
     /// trace shows.
     public var lowestHeapAddress: UInt64? { lowestHeapStart == .max ? nil : lowestHeapStart }
@@ -161,6 +173,7 @@ public struct Replayer {
         threshold = MmapThresholdTracker(headerThreshold: header.mmapThreshold, pageSize: pageSize,
                                          mallocEnvironment: header.mallocEnvironment)
         live = LiveBlockTable(minimumCapacity: expectedLiveBlocks)
+        allocationCalls = AllocationCalls(countsTemporariesFromEvents: !header.foldsShortLivedBlocks)
         largeBlockMinimum = threshold.initial > 64 ? threshold.initial - 64 : 0
     }
 
@@ -184,7 +197,8 @@ public struct Replayer {
     public mutating func apply(_ record: TraceRecord, tid: UInt64, time: UInt64) {
         switch record {
         case let .alloc(function, path, address, size, stack):
-            recordAlloc(function: function, path: path, address: address, size: size, stack: stack, time: time)
+            recordAlloc(function: function, path: path, address: address, size: size, stack: stack, time: time,
+                        tid: tid)
         case let .free(address):
             recordFree(address: address, tid: tid, time: time)
         case let .reallocRelease(address):
@@ -200,8 +214,9 @@ public struct Replayer {
     /// An ALLOC record.
     @inline(__always)
     public mutating func recordAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
-                            stack: UInt32, time: UInt64) {
+                            stack: UInt32, time: UInt64, tid: UInt64 = 0) {
         counters.allocs += 1
+        allocationCalls.allocated(stack: stack, size: size, address: address, tid: tid)
         allocate(LiveBlock(address: address, size: size, time: time, stack: stack, path: path, function: function))
     }
 
@@ -209,11 +224,13 @@ public struct Replayer {
     @inline(__always)
     public mutating func recordFree(address: UInt64, tid: UInt64, time: UInt64) {
         counters.frees += 1
+        allocationCalls.released(address: address, tid: tid)
         release(address, tid: tid, time: time)
     }
 
     /// A REALLOC_RELEASE record.
     public mutating func recordReallocRelease(address: UInt64, tid: UInt64, time: UInt64) {
+        allocationCalls.released(address: address, tid: tid)
         releaseForRealloc(address, tid: tid, time: time)
     }
 
@@ -233,6 +250,8 @@ public struct Replayer {
             lastTime = microseconds
         case .thread, .stack, .sample, .mark, .threadName, .fork, .exec, .note, .unknown:
             break
+        case let .fold(summary):
+            applyFold(summary)
         case .modules:
             counters.moduleSnapshots += 1
             moduleSnapshotTimes.append(time)
@@ -289,6 +308,7 @@ public struct Replayer {
             peakLiveBytes = live.totalBytes
             peakLiveTime = block.time
         }
+        if live.totalBytes > foldSpanHigh { foldSpanHigh = live.totalBytes }
         if let countingSites {
             countingSites._withUnsafeGuaranteedRef { accounting in
                 if let replaced { accounting.released(replaced) }
@@ -300,7 +320,9 @@ public struct Replayer {
 
     @inline(__always)
     private mutating func removeLive(_ address: UInt64) -> LiveBlock? {
-        liveTableIsExclusive ? live.removeAssumingUnique(address) : live.remove(address)
+        let block = liveTableIsExclusive ? live.removeAssumingUnique(address) : live.remove(address)
+        if live.totalBytes < foldSpanLow { foldSpanLow = live.totalBytes }
+        return block
     }
 
     /// Starts a pass that nothing outside the replayer can observe (see `liveTableIsExclusive`).
@@ -424,6 +446,7 @@ public struct Replayer {
                 }
             }
         }
+        if status != .movedOrResized || new == 0 { allocationCalls.reallocMadeNothing(tid: tid) }
         switch status {
         case .failed:
             counters.failedReallocs += 1
@@ -434,6 +457,7 @@ public struct Replayer {
                 threshold.freedMmappedBlock(requestSize: oldBlock.size, time: time)
             }
         case .movedOrResized:
+            if new != 0 { allocationCalls.allocated(stack: stack, size: size, address: new, tid: tid) }
             allocate(LiveBlock(address: new, size: size, time: time, stack: stack, path: path,
                                function: function))
         }
@@ -493,6 +517,8 @@ public struct Replayer {
         largeHeapBlocks = parent.largeHeapBlocks
         lowestHeapStart = parent.lowestHeapStart
         peakLiveBytes = live.totalBytes
+        foldSpanLow = live.totalBytes
+        foldSpanHigh = live.totalBytes
     }
 
     // MARK: Queries

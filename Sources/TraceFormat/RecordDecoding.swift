@@ -26,6 +26,7 @@ public enum RecordTag {
     public static let fork: UInt8 = 0x4A
     public static let exec: UInt8 = 0x4B
     public static let note: UInt8 = 0x4C
+    public static let fold: UInt8 = 0x4D
     public static let end: UInt8 = 0x4F
 
     /// The record name used in dumps and messages ("ALLOC", "MMAP", ...), or "tag 0xNN".
@@ -51,6 +52,7 @@ public enum RecordTag {
         case fork: return "FORK"
         case exec: return "EXEC"
         case note: return "NOTE"
+        case fold: return "FOLD"
         case end: return "END"
         default: return "tag " + hex(tag)
         }
@@ -262,6 +264,7 @@ extension TraceReader {
         case RecordTag.fork: record = fields.fork()
         case RecordTag.exec: record = fields.exec()
         case RecordTag.note: record = fields.note()
+        case RecordTag.fold: record = fields.fold()
         case RecordTag.end: record = fields.end()
         default: return .record(.unknown(tag: tag, length: body.count))
         }
@@ -400,6 +403,30 @@ struct SizedFields {
     mutating func note() -> TraceRecord? {
         guard let level = uv(), let text = str() else { return nil }
         return .note(level: level, text: text)
+    }
+
+    mutating func fold() -> TraceRecord? {
+        guard let first = uv(), let last = uv(), let peak = uv(), let count = uv() else { return nil }
+        // An entry takes at least 5 bytes: a count the rest cannot hold is damage.
+        guard count <= UInt64(cursor.remaining / 5) else {
+            problem = "\(count) entries cannot fit in \(cursor.remaining) bytes"
+            return nil
+        }
+        var entries: [FoldEntry] = []
+        entries.reserveCapacity(Int(count))
+        for _ in 0..<count {
+            guard let stack = stack(), let size = uv(), let info = cursor.readByte(), let blocks = uv(),
+                  let temporary = uv() else { return nil }
+            guard let function = AllocFunction(rawValue: info & 0x0F), info >> 6 == 0,
+                  let path = AllocPath(rawValue: (info >> 4) & 0x03) else {
+                problem = "entry with unknown function or path (info \(hex(info)))"
+                return nil
+            }
+            entries.append(FoldEntry(stack: stack, size: size, function: function, path: path, blocks: blocks,
+                                     temporary: temporary))
+        }
+        return .fold(FoldSummary(firstMicroseconds: first, lastMicroseconds: last, peakBytes: peak,
+                                 entries: entries))
     }
 
     mutating func end() -> TraceRecord? {

@@ -183,6 +183,15 @@ struct ChunkRecords {
         case .note(let level, let text):
             body.uv(level); body.str(text)
             return (0x4C, body.bytes)
+        case .fold(let fold):
+            body.uv(fold.firstMicroseconds); body.uv(fold.lastMicroseconds); body.uv(fold.peakBytes)
+            body.uv(UInt64(fold.entries.count))
+            for entry in fold.entries {
+                body.uv(UInt64(entry.stack)); body.uv(entry.size)
+                body.u8(entry.function.rawValue | entry.path.rawValue << 4)
+                body.uv(entry.blocks); body.uv(entry.temporary)
+            }
+            return (0x4D, body.bytes)
         case .end(let end):
             for count in [end.allocs, end.frees, end.reallocs, end.mappings, end.stacks, end.chunks, end.untraced] {
                 body.uv(count)
