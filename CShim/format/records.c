@@ -143,8 +143,9 @@ size_t lt_encode_end(uint8_t *body, const struct lt_end_counts *c) {
     return put_uvs(body, values, sizeof values / sizeof *values);
 }
 
-uint8_t *lt_encode_fold_head(uint8_t *body, uint64_t first_us, uint64_t last_us, uint64_t peak_bytes, uint64_t count) {
-    const uint64_t values[] = {first_us, last_us, peak_bytes, count};
+uint8_t *lt_encode_fold_head(uint8_t *body, uint64_t first_us, uint64_t last_us, uint64_t peak_bytes,
+                             uint64_t low_heap, uint64_t count) {
+    const uint64_t values[] = {first_us, last_us, peak_bytes, low_heap, count};
     return body + put_uvs(body, values, sizeof values / sizeof *values);
 }
 

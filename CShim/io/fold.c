@@ -49,6 +49,7 @@ static struct {
     uint32_t site_used[MAX_SITES];
     int site_count;
     uint64_t first_us, last_us;    /* of the folded blocks counted so far */
+    uint64_t low_heap;             /* the lowest address of a folded heap-path block */
     uint64_t live, peak;           /* folded bytes live, and their most, as held events leave */
     uint64_t folded_total;
     struct lt_fold_thread fallback; /* for threads without a ring: one at a time */
@@ -75,6 +76,7 @@ int lt_fold_init(void) {
     F.pending_mask = slots - 1;
     F.pending_shift = 64 - __builtin_ctzll(slots);
     F.first_us = UINT64_MAX;
+    F.low_heap = UINT64_MAX;
     F.enabled = 1;
     return 1;
 }
@@ -132,6 +134,7 @@ static void reset_sites(void) {
     for (int i = 0; i < F.site_count; i++) F.sites[F.site_used[i]].used = 0;
     F.site_count = 0;
     F.first_us = UINT64_MAX;
+    F.low_heap = UINT64_MAX;
     F.last_us = 0;
     F.live = F.peak = 0;
 }
@@ -198,6 +201,7 @@ static void fold(int64_t slot, const struct lt_event *free_event) {
     F.held[(F.tail - 1) & F.mask].minus_after += a->e.size;
     site_of(a->e.stack, a->e.size, a->e.info)->blocks++;
     if (a->e.time_us < F.first_us) F.first_us = a->e.time_us;
+    if (((a->e.info >> 4) & 3) == PATH_HEAP && a->e.addr < F.low_heap) F.low_heap = a->e.addr;
     if (free_event->time_us > F.last_us) F.last_us = free_event->time_us;
     F.folded_total++;
 }
@@ -213,7 +217,8 @@ void lt_fold_take_locked(const struct lt_event *e, uint64_t tid, struct lt_fold_
     case TAG_ALLOC:
         note_alloc(t, e->addr, e->size, e->stack, e->info);
         hold(e, tid);
-        pending_put(e->addr, F.tail - 1);
+        /* A freed mmapped chunk raises glibc's mmap threshold: the reader must see those frees. */
+        if (((e->info >> 4) & 3) != PATH_MMAP) pending_put(e->addr, F.tail - 1);
         break;
     case TAG_FREE:
         note_release(t, e->addr);
@@ -250,7 +255,8 @@ void lt_fold_flush_locked(void) {
         }
         if (F.head != F.tail || F.site_count != count) continue; /* the lock went while a buffer rotated */
         uint64_t first = F.first_us == UINT64_MAX ? F.last_us : F.first_us;
-        uint8_t *o = lt_encode_fold_head(body, first, F.last_us, F.peak, (uint64_t)count);
+        uint64_t low_heap = F.low_heap == UINT64_MAX ? 0 : F.low_heap;
+        uint8_t *o = lt_encode_fold_head(body, first, F.last_us, F.peak, low_heap, (uint64_t)count);
         for (int i = 0; i < count; i++) {
             const struct site *s = &F.sites[F.site_used[i]];
             o = lt_encode_fold_entry(o, s->stack, s->size, s->info, s->blocks, s->temporary);

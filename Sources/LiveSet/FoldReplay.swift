@@ -14,6 +14,9 @@ extension Replayer {
         counters.foldRecords += 1
         for entry in summary.entries { counters.foldedBlocks &+= entry.blocks }
         allocationCalls.add(summary)
+        if summary.lowestHeapAddress != 0 && summary.lowestHeapAddress < lowestHeapStart {
+            lowestHeapStart = summary.lowestHeapAddress
+        }
         let reached = foldSpanLow &+ summary.peakBytes
         if reached > peakLiveBytes {
             peakLiveBytes = reached

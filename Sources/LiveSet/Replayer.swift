@@ -114,7 +114,7 @@ public struct Replayer {
     /// trace shows.
     public var lowestHeapAddress: UInt64? { lowestHeapStart == .max ? nil : lowestHeapStart }
     /// `lowestHeapAddress`, `.max` until a heap block is seen: one compare per allocation.
-    private var lowestHeapStart: UInt64 = .max
+    var lowestHeapStart: UInt64 = .max
     /// Time of each MODULES snapshot, in order (index = snapshot index).
     public private(set) var moduleSnapshotTimes: [UInt64] = []
     /// Time of the last event replayed.

@@ -79,7 +79,7 @@ extension TraceRecord {
                     + "blocks=\(entry.blocks) temporary=\(entry.temporary)"
             }
             return "FOLD first-us=\(fold.firstMicroseconds) last-us=\(fold.lastMicroseconds) "
-                + "peak-bytes=\(fold.peakBytes) count=\(fold.entries.count)"
+                + "peak-bytes=\(fold.peakBytes) low-heap=\(hex(fold.lowestHeapAddress)) count=\(fold.entries.count)"
                 + (entries.isEmpty ? "" : ": " + entries.joined(separator: "; "))
         case .end(let end):
             return "END allocs=\(end.allocs) frees=\(end.frees) reallocs=\(end.reallocs) mappings=\(end.mappings) "

@@ -406,7 +406,9 @@ struct SizedFields {
     }
 
     mutating func fold() -> TraceRecord? {
-        guard let first = uv(), let last = uv(), let peak = uv(), let count = uv() else { return nil }
+        guard let first = uv(), let last = uv(), let peak = uv(), let lowHeap = uv(), let count = uv() else {
+            return nil
+        }
         // An entry takes at least 5 bytes: a count the rest cannot hold is damage.
         guard count <= UInt64(cursor.remaining / 5) else {
             problem = "\(count) entries cannot fit in \(cursor.remaining) bytes"
@@ -426,7 +428,7 @@ struct SizedFields {
                                      temporary: temporary))
         }
         return .fold(FoldSummary(firstMicroseconds: first, lastMicroseconds: last, peakBytes: peak,
-                                 entries: entries))
+                                 lowestHeapAddress: lowHeap, entries: entries))
     }
 
     mutating func end() -> TraceRecord? {

@@ -139,10 +139,13 @@ public struct FoldSummary: Equatable, Sendable {
     public var lastMicroseconds: UInt64
     /// The most bytes of the folded blocks live at one point of the event stream.
     public var peakBytes: UInt64
+    /// The lowest address of a folded heap-path block, 0 if none.
+    public var lowestHeapAddress: UInt64
     public var entries: [FoldEntry]
-    public init(firstMicroseconds: UInt64, lastMicroseconds: UInt64, peakBytes: UInt64, entries: [FoldEntry]) {
+    public init(firstMicroseconds: UInt64, lastMicroseconds: UInt64, peakBytes: UInt64, lowestHeapAddress: UInt64,
+                entries: [FoldEntry]) {
         self.firstMicroseconds = firstMicroseconds; self.lastMicroseconds = lastMicroseconds
-        self.peakBytes = peakBytes; self.entries = entries
+        self.peakBytes = peakBytes; self.lowestHeapAddress = lowestHeapAddress; self.entries = entries
     }
 }
 

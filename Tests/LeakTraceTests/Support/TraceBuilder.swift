@@ -185,6 +185,7 @@ struct ChunkRecords {
             return (0x4C, body.bytes)
         case .fold(let fold):
             body.uv(fold.firstMicroseconds); body.uv(fold.lastMicroseconds); body.uv(fold.peakBytes)
+            body.uv(fold.lowestHeapAddress)
             body.uv(UInt64(fold.entries.count))
             for entry in fold.entries {
                 body.uv(UInt64(entry.stack)); body.uv(entry.size)
