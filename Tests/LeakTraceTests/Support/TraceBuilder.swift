@@ -300,6 +300,8 @@ struct TraceBuilder {
         number(16, header.sampleIntervalMilliseconds)
         text(17, header.allocatorName)
         text(18, header.tracerVersion)
+        number(19, header.events)
+        number(20, header.foldWindow)
         return fields
     }
 
