@@ -1,7 +1,7 @@
 /* Folding short-lived blocks: most blocks are freed soon after they are allocated, and writing
  * each as an ALLOC and a FREE is most of a trace. The merge (io/rings.c) hands every allocator
  * event here in trace order. The latest `window` events are held back; a FREE whose block's
- * ALLOC is still held drops both and counts the block, per (stack, size, info), for the FOLD
+ * ALLOC (or REALLOC) is still held drops both and counts the block, per (stack, size, info), for the FOLD
  * record written when the held events are next flushed (docs/trace-format.md, FOLD). Events
  * leave in the order they came, so everything that is written is exactly what the full stream
  * would hold. The program's threads pay nothing for this: only the merger does it.
@@ -139,6 +139,20 @@ static void reset_sites(void) {
     F.live = F.peak = 0;
 }
 
+/* ---- the block an event made ---- */
+
+/* The block an ALLOC, or a REALLOC that succeeded, made: its address and its ALLOC info byte
+ * (a realloc's function and the new block's path). 0 for anything else. */
+static inline uint64_t made_block(const struct lt_event *e, uint8_t *info) {
+    if (e->tag == TAG_ALLOC) {
+        *info = e->info;
+        return e->addr;
+    }
+    if (e->tag != TAG_REALLOC || (e->info & 0x0F) != REALLOC_OK) return 0;
+    *info = (uint8_t)(((e->info >> 6) ? FN_REALLOCARRAY : FN_REALLOC) | (e->info & 0x30));
+    return e->addr2;
+}
+
 /* ---- temporary allocations ---- */
 
 static inline void note_release(struct lt_fold_thread *t, uint64_t addr) {
@@ -171,8 +185,10 @@ static void pop_one_locked(void) {
     if (F.live > F.peak) F.peak = F.live;
     F.live -= h->minus_after;
     if (h->folded) return;
-    if (h->e.tag == TAG_ALLOC) {
-        int64_t s = pending_find(h->e.addr);
+    uint8_t info;
+    uint64_t made = made_block(&h->e, &info);
+    if (made) {
+        int64_t s = pending_find(made);
         if (s >= 0 && F.pending_at[s] == n) pending_remove((uint64_t)s);
     }
     struct lt_event e = h->e;
@@ -196,12 +212,14 @@ static struct held *hold(const struct lt_event *e, uint64_t tid) {
 static void fold(int64_t slot, const struct lt_event *free_event) {
     struct held *a = &F.held[F.pending_at[slot] & F.mask];
     pending_remove((uint64_t)slot);
+    uint8_t info = 0;
+    uint64_t addr = made_block(&a->e, &info);
     a->folded = 1;
     a->plus = a->e.size;
     F.held[(F.tail - 1) & F.mask].minus_after += a->e.size;
-    site_of(a->e.stack, a->e.size, a->e.info)->blocks++;
+    site_of(a->e.stack, a->e.size, info)->blocks++;
     if (a->e.time_us < F.first_us) F.first_us = a->e.time_us;
-    if (((a->e.info >> 4) & 3) == PATH_HEAP && a->e.addr < F.low_heap) F.low_heap = a->e.addr;
+    if (((info >> 4) & 3) == PATH_HEAP && addr < F.low_heap) F.low_heap = addr;
     if (free_event->time_us > F.last_us) F.last_us = free_event->time_us;
     F.folded_total++;
 }
@@ -231,15 +249,17 @@ void lt_fold_take_locked(const struct lt_event *e, uint64_t tid, struct lt_fold_
         if ((slot = pending_find(e->addr)) >= 0) pending_remove((uint64_t)slot);
         hold(e, tid);
         break;
-    default: /* TAG_REALLOC: the new block counts as the thread's latest allocation */
-        if ((e->info & 0x0F) == REALLOC_OK && e->addr2) {
-            uint8_t fn = (e->info >> 6) ? FN_REALLOCARRAY : FN_REALLOC;
-            note_alloc(t, e->addr2, e->size, e->stack, (uint8_t)(fn | (e->info & 0x30)));
-        } else {
-            t->valid = 0;
-        }
+    default: { /* TAG_REALLOC: the new block counts as the thread's latest allocation */
+        uint8_t info;
+        uint64_t made = made_block(e, &info);
+        if (made) note_alloc(t, made, e->size, e->stack, info);
+        else t->valid = 0;
         hold(e, tid);
+        /* Folding it leaves its REALLOC_RELEASE, which is all the reader needs of the old block
+         * when the call succeeded. */
+        if (made && ((info >> 4) & 3) != PATH_MMAP) pending_put(made, F.tail - 1);
         break;
+    }
     }
 }
 

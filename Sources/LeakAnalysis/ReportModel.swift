@@ -194,11 +194,12 @@ public struct TraceFacts: Equatable, Sendable, Encodable {
         self.parentReplayed = parentReplayed
         self.outcome = outcome
         lastEventUs = replay.lastTime
-        allocs = replay.counters.allocs + Int(truncatingIfNeeded: replay.counters.foldedBlocks)
-        frees = replay.counters.frees + Int(truncatingIfNeeded: replay.counters.foldedBlocks)
+        let folded = replay.counters.foldedBlocks, foldedReallocs = replay.counters.foldedReallocs
+        allocs = replay.counters.allocs + Int(truncatingIfNeeded: folded &- foldedReallocs)
+        frees = replay.counters.frees + Int(truncatingIfNeeded: folded)
         events = header.eventsMode
         foldedBlocks = replay.counters.foldedBlocks
-        reallocs = replay.counters.reallocs
+        reallocs = replay.counters.reallocs + Int(truncatingIfNeeded: foldedReallocs)
         mappingCalls = replay.counters.mmaps + replay.counters.munmaps + replay.counters.mremaps
             + replay.counters.breakCalls
         untraced = replay.end?.untraced

@@ -39,10 +39,10 @@ struct InfoCommand: ParsableCommand {
         line("duration-us", counter.lastTime)
         line("events", header.eventsMode)
         line("calls", counter.allocs + counter.frees + counter.reallocs + 2 * counter.folded)
-        line("allocs", counter.allocs + counter.folded)
+        line("allocs", counter.allocs + counter.folded - counter.foldedReallocs)
         line("frees", counter.frees + counter.folded)
         line("folded-blocks", counter.folded)
-        line("reallocs", counter.reallocs)
+        line("reallocs", counter.reallocs + counter.foldedReallocs)
         line("mapping-calls", counter.mappingCalls)
         line("stacks", reader.stacks.count)
         line("module-snapshots", reader.moduleMaps.count)
@@ -62,6 +62,7 @@ struct RecordCounter: TraceVisitor {
     var records = 0
     /// Blocks counted in FOLD records (an allocation and a free each, not written).
     var folded = 0
+    var foldedReallocs = 0
     var lastTime: UInt64 = 0
     var threads: Set<UInt64> = []
 
@@ -92,7 +93,13 @@ struct RecordCounter: TraceVisitor {
         case let .time(microseconds): lastTime = max(lastTime, microseconds)
         case let .thread(tid): threads.insert(tid)
         case .mmap, .munmap, .mremap, .brk, .sbrk: mappingCalls += 1
-        case let .fold(summary): for entry in summary.entries { folded += Int(truncatingIfNeeded: entry.blocks) }
+        case let .fold(summary):
+            for entry in summary.entries {
+                folded += Int(truncatingIfNeeded: entry.blocks)
+                if entry.function == .realloc || entry.function == .reallocarray {
+                    foldedReallocs += Int(truncatingIfNeeded: entry.blocks)
+                }
+            }
         default: break
         }
     }

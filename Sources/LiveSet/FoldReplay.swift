@@ -12,7 +12,10 @@ extension Replayer {
     /// never more than high + peak bytes.
     mutating func applyFold(_ summary: FoldSummary) {
         counters.foldRecords += 1
-        for entry in summary.entries { counters.foldedBlocks &+= entry.blocks }
+        for entry in summary.entries {
+            counters.foldedBlocks &+= entry.blocks
+            if entry.function == .realloc || entry.function == .reallocarray { counters.foldedReallocs &+= entry.blocks }
+        }
         allocationCalls.add(summary)
         if summary.lowestHeapAddress != 0 && summary.lowestHeapAddress < lowestHeapStart {
             lowestHeapStart = summary.lowestHeapAddress

@@ -45,8 +45,11 @@ public struct ReplayCounters: Equatable, Sendable {
     public var breakCalls = 0
     public var malloptCalls = 0
     public var moduleSnapshots = 0
-    /// Blocks the writer folded (FOLD records): each an allocation and a free not written.
+    /// Blocks the writer folded (FOLD records): each an allocation (or a realloc) and a free
+    /// not written.
     public var foldedBlocks: UInt64 = 0
+    /// Those of them made by realloc or reallocarray.
+    public var foldedReallocs: UInt64 = 0
     public var foldRecords = 0
     public init() {}
 }
