@@ -34,6 +34,8 @@ enum lt_alloc_fn {
 
 enum lt_path { PATH_UNKNOWN = 0, PATH_HEAP = 1, PATH_MMAP = 2, PATH_THREAD_ARENA = 3 };
 enum lt_realloc_status { REALLOC_OK = 0, REALLOC_FAILED = 1, REALLOC_FREED = 2 };
+/* REALLOC info bit 7: the old pointer was NULL and is not written. */
+#define LT_REALLOC_NO_OLD 0x80
 
 /* ---- varints and strings ---- */
 
@@ -141,9 +143,13 @@ static inline uint8_t *lt_encode_event(struct lt_chunk_state *c, uint64_t *time_
     case TAG_REALLOC_RELEASE:
         o = lt_put_addr(c, o, e->addr);
         break;
-    default: /* TAG_REALLOC */
-        *o++ = e->info;
-        o = lt_put_addr(c, o, e->addr);
+    default: /* TAG_REALLOC; realloc(NULL, n) says so in its info byte instead of writing 0 */
+        if (e->addr) {
+            *o++ = e->info;
+            o = lt_put_addr(c, o, e->addr);
+        } else {
+            *o++ = (uint8_t)(e->info | LT_REALLOC_NO_OLD);
+        }
         o = lt_put_addr(c, o, e->addr2);
         o = lt_put_uv(o, e->size);
         o = lt_put_uv(o, e->stack);
@@ -156,9 +162,11 @@ static inline uint8_t *lt_encode_event(struct lt_chunk_state *c, uint64_t *time_
 
 #define LT_STACK_RECORD_MAX (1 + 10 + 10)
 
-static inline uint8_t *lt_encode_stack(uint8_t *o, uint32_t parent, uint64_t ip) {
+/* Node `id`'s parent is written as the distance back to it (id - parent): a new node's parent
+ * is usually one defined just before it. */
+static inline uint8_t *lt_encode_stack(uint8_t *o, uint32_t id, uint32_t parent, uint64_t ip) {
     *o++ = TAG_STACK;
-    o = lt_put_uv(o, parent);
+    o = lt_put_uv(o, id - parent);
     return lt_put_uv(o, ip);
 }
 

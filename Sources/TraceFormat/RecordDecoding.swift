@@ -70,6 +70,8 @@ enum RecordDamage: Equatable {
     case unknownReallocInfo(UInt8)
     case undefinedStack(tag: UInt8, id: UInt64, defined: UInt64)
     case undefinedParent(id: UInt64, defined: UInt64)
+    /// Version 2: a STACK record's distance back to its parent that is 0 or reaches before the root.
+    case badParentDistance(UInt64, node: UInt64)
     case tooManyStacks
     case badBody(tag: UInt8, problem: String)
 
@@ -83,6 +85,8 @@ enum RecordDamage: Equatable {
             return "unknown record tag \(hex(tag))"
         case .unknownAllocFunction(let function):
             return "ALLOC record with unknown function \(function)"
+        case .badParentDistance(let up, let node):
+            return "STACK record's parent distance \(up) does not fit node \(node)"
         case .unknownReallocInfo(let info):
             return "REALLOC record with unknown status or function (info \(hex(info)))"
         case .undefinedStack(let tag, let id, let defined):
@@ -126,6 +130,7 @@ extension TraceReader {
         var context = RecordContext(tid: 0, time: 0, chunkOffset: chunk.offset)
         var previousAddress: UInt64 = 0
         var definedStacks = UInt64(stacks.count)
+        let isVersion2 = header.version >= 2
 
         // Literal tags below (rather than RecordTag's constants) let the switch become a jump table.
         while !cursor.isAtEnd {
@@ -162,12 +167,23 @@ extension TraceReader {
                 }
 
             case 0x04: // REALLOC
-                guard let info = cursor.readByte(), let oldDelta = cursor.readVarint(),
-                      let newDelta = cursor.readVarint(), let size = cursor.readVarint(),
+                // Version 2: info bit 7 says the old pointer was NULL and is not written.
+                guard let info = cursor.readByte() else {
+                    return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
+                }
+                let oldWritten = info & 0x80 == 0
+                var oldDelta: UInt64 = 0
+                if oldWritten {
+                    guard let delta = cursor.readVarint() else {
+                        return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
+                    }
+                    oldDelta = delta
+                }
+                guard let newDelta = cursor.readVarint(), let size = cursor.readVarint(),
                       let stack = cursor.readVarint() else {
                     return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
                 }
-                guard let status = ReallocStatus(rawValue: info & 0x0F), info >> 6 <= 1,
+                guard let status = ReallocStatus(rawValue: info & 0x0F), oldWritten || isVersion2,
                       let path = AllocPath(rawValue: (info >> 4) & 0x03) else {
                     return .damaged(recordOffset: recordStart, .unknownReallocInfo(info))
                 }
@@ -175,9 +191,10 @@ extension TraceReader {
                     return .damaged(recordOffset: recordStart,
                                     .undefinedStack(tag: tag, id: stack, defined: definedStacks))
                 }
-                let old = previousAddress &+ UInt64(bitPattern: decodeZigzag(oldDelta))
-                previousAddress = old &+ UInt64(bitPattern: decodeZigzag(newDelta))
-                try visitor.visitRealloc(status: status, path: path, isReallocarray: info >> 6 == 1, old: old,
+                let old = oldWritten ? previousAddress &+ UInt64(bitPattern: decodeZigzag(oldDelta)) : 0
+                if oldWritten { previousAddress = old }
+                previousAddress &+= UInt64(bitPattern: decodeZigzag(newDelta))
+                try visitor.visitRealloc(status: status, path: path, isReallocarray: (info >> 6) & 1 == 1, old: old,
                                          new: previousAddress, size: size,
                                          stack: UInt32(truncatingIfNeeded: stack), context: context)
 
@@ -196,8 +213,15 @@ extension TraceReader {
                 try visitor.visitRecord(.thread(tid: tid), context: context)
 
             case 0x07: // STACK
-                guard let parent = cursor.readVarint(), let ip = cursor.readVarint() else {
+                guard var parent = cursor.readVarint(), let ip = cursor.readVarint() else {
                     return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
+                }
+                if isVersion2 { // the distance back from this node's id to its parent's
+                    let node = definedStacks &+ 1
+                    guard parent >= 1 && parent <= node else {
+                        return .damaged(recordOffset: recordStart, .badParentDistance(parent, node: node))
+                    }
+                    parent = node - parent
                 }
                 guard parent <= definedStacks else {
                     return .damaged(recordOffset: recordStart, .undefinedParent(id: parent, defined: definedStacks))

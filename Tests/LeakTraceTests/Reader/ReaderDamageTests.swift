@@ -48,6 +48,10 @@ final class ReaderDamageTests: XCTestCase {
             records.append(.mmap(addressArgument: 0, length: 4096, prot: 3, flags: 0x22, fd: -1, offset: 0,
                                  result: 0x7FFF_F7FF_0000, errno: 0, path: "", stack: nextStack - 1))
             if version >= 2 {
+                let address = 0x5555_5557_0000 + UInt64(index) * 0x100
+                live.append(address)
+                records.append(.realloc(status: .movedOrResized, path: .heap, isReallocarray: index % 2 == 1, old: 0,
+                                        new: address, size: 100, stack: nextStack - 1))
                 let entries = (0..<3).map { entry in
                     FoldEntry(stack: UInt32.random(in: 0..<nextStack, using: &random),
                               size: UInt64.random(in: 1...5000, using: &random),
@@ -62,8 +66,8 @@ final class ReaderDamageTests: XCTestCase {
             }
             records.append(.mark(name: "phase \(index)", source: 0))
             if index == 4 {
-                records.append(.end(TraceEnd(allocs: 110, frees: 110, reallocs: 0, mappings: 5, stacks: 15, chunks: 4,
-                                             untraced: 0)))
+                records.append(.end(TraceEnd(allocs: 110, frees: 110, reallocs: version >= 2 ? 5 : 0, mappings: 5,
+                                             stacks: 15, chunks: 4, untraced: 0)))
             }
             chunks.append(records)
         }
@@ -76,7 +80,7 @@ final class ReaderDamageTests: XCTestCase {
         let codecs: [TraceBuilder.Codec] = [.raw, .zstd, .raw, .zstd, .raw]
         var encoded: [ChunkRecords] = []
         for (records, codec) in zip(chunks, codecs) {
-            let chunk = ChunkRecords(records)
+            let chunk = ChunkRecords(records, version: version)
             encoded.append(chunk)
             builder.appendChunk(chunk, codec: codec)
         }

@@ -48,6 +48,44 @@ extension ReaderDamageTests {
                       reason: "chunk at offset 203: FOLD record is damaged (1099511627776 entries cannot fit in 5 bytes) at offset \(badOffset)")
     }
 
+    /// Version 2's own encodings (STACK parents as the distance back, realloc(NULL, n) without
+    /// its old pointer) read back as the same records.
+    func testEveryRecordKindRoundTripsInVersion2() throws {
+        var builder = TraceBuilder(version: 2)
+        builder.appendChunk(ChunkRecords(SampleRecords.everyKind, version: 2), codec: .zstd)
+        let (reader, read) = try readBack(builder.bytes)
+        XCTAssertEqual(reader.header.version, 2)
+        XCTAssertEqual(read.records, SampleRecords.everyKind)
+        XCTAssertTrue(read.endState?.isComplete == true)
+    }
+
+    func testStackParentDistanceOutsideTheTrieIsDamage() throws {
+        for up: UInt64 in [0, 4] {
+            var chunk = ChunkRecords(version: 2)
+            chunk.append(.thread(tid: 9))
+            chunk.append(.stack(id: 1, parent: 0, ip: 0x4000))
+            chunk.append(.stack(id: 2, parent: 1, ip: 0x4010))
+            let badStart = chunk.bytes.count
+            chunk.appendRaw([0x07] + [UInt8(up), 0x20])
+            var builder = TraceBuilder(version: 2)
+            let offset = builder.appendChunk(chunk)
+            let (_, read) = try readBack(builder.bytes)
+            XCTAssertEqual(read.records.count, 3)
+            XCTAssertEqual(read.endState, .cut(atOffset: UInt64(offset + 16 + badStart),
+                                               reason: "chunk at offset \(offset): STACK record's parent distance \(up) does not fit node 3 at offset \(offset + 16 + badStart)"))
+        }
+    }
+
+    func testReallocWithoutOldPointerIsDamageInVersion1() throws {
+        var chunk = ChunkRecords(good)
+        let badStart = chunk.bytes.count
+        chunk.appendRaw([0x04, 0x80, 0x02, 0x10, 0x02])
+        var builder = TraceBuilder()
+        let offset = builder.appendChunk(chunk)
+        try assertCut(builder.bytes, delivers: good, at: offset + 16 + badStart,
+                      reason: "chunk at offset \(offset): REALLOC record with unknown status or function (info 0x80) at offset \(offset + 16 + badStart)")
+    }
+
     func testVersion3IsRefusedWithItsNumber() {
         XCTAssertThrowsError(try TraceReader(bytes: TraceBuilder(version: 3).bytes, name: "v3.lt")) { error in
             XCTAssertEqual("\(error)", "v3.lt: format version 3 is newer than this reader (2)")
