@@ -150,12 +150,13 @@ uint8_t *lt_encode_fold_head(uint8_t *body, uint64_t first_us, uint64_t last_us,
 }
 
 uint8_t *lt_encode_fold_entry(uint8_t *o, uint32_t stack, uint64_t size, uint8_t info, uint64_t blocks,
-                              uint64_t temporary) {
+                              uint64_t temporary, uint64_t by_realloc) {
     o = lt_put_uv(o, stack);
     o = lt_put_uv(o, size);
     *o++ = info;
     o = lt_put_uv(o, blocks);
-    return lt_put_uv(o, temporary);
+    o = lt_put_uv(o, temporary);
+    return lt_put_uv(o, by_realloc);
 }
 
 /* ---- header ---- */

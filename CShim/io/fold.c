@@ -6,8 +6,9 @@
  * leave in the order they came, so everything that is written is exactly what the full stream
  * would hold. The program's threads pay nothing for this: only the merger does it.
  *
- * The flush comes before every record written directly (lt_lock_events) and at every writer
- * tick, so a folded block never spans a mark, a mapping call, a fork or a module snapshot.
+ * The flush comes before every record written directly (lt_lock_events) and at every flush
+ * interval of the writer, so a folded block never spans a mark, a mapping call, a fork or a
+ * module snapshot, and every event reaches the file within a flush interval.
  *
  * Writing may let the event lock go while a buffer rotates, and another merger may then run:
  * room is made (lt_fold_make_room_locked) before an event is taken off its ring, and each held
@@ -30,7 +31,7 @@ struct held {
 };
 
 struct site {
-    uint64_t size, blocks, temporary;
+    uint64_t size, blocks, temporary, by_realloc;
     uint32_t stack;
     uint8_t info, used;
 };
@@ -209,19 +210,45 @@ static struct held *hold(const struct lt_event *e, uint64_t tid) {
     return h;
 }
 
-static void fold(int64_t slot, const struct lt_event *free_event) {
-    struct held *a = &F.held[F.pending_at[slot] & F.mask];
-    pending_remove((uint64_t)slot);
+/* Folds the block held event `a` made, released at held event `release` (its bytes count as
+ * live until then) at `release_us`. */
+static void fold_block(struct held *a, struct held *release, uint64_t release_us, int by_realloc) {
     uint8_t info = 0;
     uint64_t addr = made_block(&a->e, &info);
     a->folded = 1;
     a->plus = a->e.size;
-    F.held[(F.tail - 1) & F.mask].minus_after += a->e.size;
-    site_of(a->e.stack, a->e.size, info)->blocks++;
+    release->minus_after += a->e.size;
+    struct site *s = site_of(a->e.stack, a->e.size, info);
+    s->blocks++;
+    s->by_realloc += (uint64_t)by_realloc;
     if (a->e.time_us < F.first_us) F.first_us = a->e.time_us;
     if (((info >> 4) & 3) == PATH_HEAP && addr < F.low_heap) F.low_heap = addr;
-    if (free_event->time_us > F.last_us) F.last_us = free_event->time_us;
+    if (release_us > F.last_us) F.last_us = release_us;
     F.folded_total++;
+}
+
+/* A FREE of a held block: both go. */
+static void fold(int64_t slot, const struct lt_event *free_event) {
+    struct held *a = &F.held[F.pending_at[slot] & F.mask];
+    pending_remove((uint64_t)slot);
+    fold_block(a, &F.held[(F.tail - 1) & F.mask], free_event->time_us, 0);
+}
+
+/* The REALLOC of thread `t`'s realloc in flight: when the old block's making event and its
+ * REALLOC_RELEASE are both still held and the call moved or resized the block, the old block
+ * folds with both, and the REALLOC no longer names it (it is written as realloc(NULL, n)). */
+static void fold_realloc_source(struct lt_fold_thread *t, struct lt_event *e) {
+    uint64_t from = t->released_from;
+    t->released_from = 0;
+    if (!from || !e->addr || (e->info & 0x0F) != REALLOC_OK) return;
+    if (from - 1 < F.head || t->release_at < F.head) return; /* already written */
+    struct held *a = &F.held[(from - 1) & F.mask];
+    uint8_t info;
+    if (made_block(&a->e, &info) != e->addr) return;
+    struct held *release = &F.held[t->release_at & F.mask];
+    release->folded = 1;
+    fold_block(a, release, e->time_us, 1);
+    e->addr = 0;
 }
 
 void lt_fold_take_locked(const struct lt_event *e, uint64_t tid, struct lt_fold_thread *t) {
@@ -244,12 +271,21 @@ void lt_fold_take_locked(const struct lt_event *e, uint64_t tid, struct lt_fold_
         else hold(e, tid);
         break;
     case TAG_REALLOC_RELEASE:
-        /* The realloc may fail and keep the block: a block realloc touches is never folded. */
+        /* The realloc may still fail and keep the block: whether it folds is decided by the
+         * thread's REALLOC, the next event of this thread. */
         note_release(t, e->addr);
-        if ((slot = pending_find(e->addr)) >= 0) pending_remove((uint64_t)slot);
+        t->released_from = 0;
+        if ((slot = pending_find(e->addr)) >= 0) {
+            t->released_from = F.pending_at[slot] + 1;
+            pending_remove((uint64_t)slot);
+        }
         hold(e, tid);
+        t->release_at = F.tail - 1;
         break;
     default: { /* TAG_REALLOC: the new block counts as the thread's latest allocation */
+        struct lt_event copy = *e;
+        fold_realloc_source(t, &copy);
+        e = &copy;
         uint8_t info;
         uint64_t made = made_block(e, &info);
         if (made) note_alloc(t, made, e->size, e->stack, info);
@@ -279,7 +315,7 @@ void lt_fold_flush_locked(void) {
         uint8_t *o = lt_encode_fold_head(body, first, F.last_us, F.peak, low_heap, (uint64_t)count);
         for (int i = 0; i < count; i++) {
             const struct site *s = &F.sites[F.site_used[i]];
-            o = lt_encode_fold_entry(o, s->stack, s->size, s->info, s->blocks, s->temporary);
+            o = lt_encode_fold_entry(o, s->stack, s->size, s->info, s->blocks, s->temporary, s->by_realloc);
         }
         reset_sites();
         lt_append_record_locked(TAG_FOLD, body, (size_t)(o - body), LT_NO_CONTEXT);
@@ -293,5 +329,6 @@ void lt_fold_after_fork(void) {
     if (!F.enabled) return;
     drop_window();
     F.fallback.valid = 0;
+    F.fallback.released_from = 0;
     F.folded_total = 0;
 }

@@ -16,6 +16,9 @@ struct lt_fold_thread {
     uint32_t stack;
     uint8_t info;
     uint8_t valid;
+    /* The thread's realloc in flight: the held number + 1 of the event that made the block its
+     * REALLOC_RELEASE released (0: none held), and the REALLOC_RELEASE's own number. */
+    uint64_t released_from, release_at;
 };
 
 /* Maps the fold's tables when folding is on (lt_config.events); 0 when it is off or the
@@ -30,7 +33,7 @@ LT_HIDDEN void lt_fold_make_room_locked(void);
 /* Takes one event of thread `tid`, after lt_fold_make_room_locked; never lets the lock go. */
 LT_HIDDEN void lt_fold_take_locked(const struct lt_event *e, uint64_t tid, struct lt_fold_thread *t);
 /* Writes every held event, then the FOLD record if anything was folded: before any record
- * written directly, and at every writer tick. */
+ * written directly, and at every flush interval. */
 LT_HIDDEN void lt_fold_flush_locked(void);
 /* Events held now: a bound on what lt_fold_flush_locked writes. */
 LT_HIDDEN uint64_t lt_fold_held(void);

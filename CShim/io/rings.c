@@ -93,6 +93,7 @@ struct lt_ring *lt_ring_claim(void) {
     atomic_store_explicit(&r->in_flight, 0, memory_order_relaxed);
     r->tid = lt_current_tid();
     r->fold.valid = 0;
+    r->fold.released_from = 0;
     if (!register_ring(r)) {
         push_free_ring(r);
         lt_self.ring_retired = 1; /* a thousand threads hold rings: this one takes the locked path */
@@ -217,6 +218,8 @@ static void drain_locked(int flush) {
 
 void lt_rings_drain_locked(void) { drain_locked(1); }
 
+void lt_rings_merge_locked(void) { drain_locked(0); }
+
 /* Events the rings hold now: a bound on what a drain would write. */
 static uint64_t rings_pending(void) {
     uint64_t pending = 0;
@@ -282,6 +285,7 @@ void lt_rings_after_fork(void) {
         atomic_store(&lt_self.ring->tail, atomic_load(&lt_self.ring->head));
         lt_self.ring->tid = lt_current_tid();
         lt_self.ring->fold.valid = 0;
+        lt_self.ring->fold.released_from = 0;
     }
     lt_fold_after_fork();
     atomic_store(&lt_rings_closed, 0);

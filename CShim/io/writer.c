@@ -166,8 +166,12 @@ static void *writer_main(void *arg) {
         }
         if (writer_tick) writer_tick();
         /* A thread that allocates little fills its ring slowly: its events reach the buffer
-         * here, so every event is on disk within a flush interval. */
-        lt_lock_events();
+         * here, so every event is on disk within a flush interval. The events the fold holds
+         * back are written at each flush (io/fold.c): blocks that live less than a flush
+         * interval fold. */
+        lt_lock(&lt_buf.event_lock);
+        if (flush_due) lt_rings_drain_locked();
+        else lt_rings_merge_locked();
         lt_unlock(&lt_buf.event_lock);
         pthread_mutex_lock(&lt_buf.file_lock);
         lt_buffers_write_queued(flush_due);

@@ -196,7 +196,7 @@ public struct TraceFacts: Equatable, Sendable, Encodable {
         lastEventUs = replay.lastTime
         let folded = replay.counters.foldedBlocks, foldedReallocs = replay.counters.foldedReallocs
         allocs = replay.counters.allocs + Int(truncatingIfNeeded: folded &- foldedReallocs)
-        frees = replay.counters.frees + Int(truncatingIfNeeded: folded)
+        frees = replay.counters.frees + Int(truncatingIfNeeded: folded &- replay.counters.foldedByRealloc)
         events = header.eventsMode
         foldedBlocks = replay.counters.foldedBlocks
         reallocs = replay.counters.reallocs + Int(truncatingIfNeeded: foldedReallocs)

@@ -38,9 +38,9 @@ struct InfoCommand: ParsableCommand {
         line("bytes", reader.fileSize)
         line("duration-us", counter.lastTime)
         line("events", header.eventsMode)
-        line("calls", counter.allocs + counter.frees + counter.reallocs + 2 * counter.folded)
+        line("calls", counter.allocs + counter.frees + counter.reallocs + 2 * counter.folded - counter.foldedByRealloc)
         line("allocs", counter.allocs + counter.folded - counter.foldedReallocs)
-        line("frees", counter.frees + counter.folded)
+        line("frees", counter.frees + counter.folded - counter.foldedByRealloc)
         line("folded-blocks", counter.folded)
         line("reallocs", counter.reallocs + counter.foldedReallocs)
         line("mapping-calls", counter.mappingCalls)
@@ -63,6 +63,7 @@ struct RecordCounter: TraceVisitor {
     /// Blocks counted in FOLD records (an allocation and a free each, not written).
     var folded = 0
     var foldedReallocs = 0
+    var foldedByRealloc = 0
     var lastTime: UInt64 = 0
     var threads: Set<UInt64> = []
 
@@ -96,6 +97,7 @@ struct RecordCounter: TraceVisitor {
         case let .fold(summary):
             for entry in summary.entries {
                 folded += Int(truncatingIfNeeded: entry.blocks)
+                foldedByRealloc += Int(truncatingIfNeeded: entry.releasedByRealloc)
                 if entry.function == .realloc || entry.function == .reallocarray {
                     foldedReallocs += Int(truncatingIfNeeded: entry.blocks)
                 }

@@ -14,6 +14,7 @@ extension Replayer {
         counters.foldRecords += 1
         for entry in summary.entries {
             counters.foldedBlocks &+= entry.blocks
+            counters.foldedByRealloc &+= entry.releasedByRealloc
             if entry.function == .realloc || entry.function == .reallocarray { counters.foldedReallocs &+= entry.blocks }
         }
         allocationCalls.add(summary)

@@ -50,6 +50,8 @@ public struct ReplayCounters: Equatable, Sendable {
     public var foldedBlocks: UInt64 = 0
     /// Those of them made by realloc or reallocarray.
     public var foldedReallocs: UInt64 = 0
+    /// Those of them released by a realloc rather than a free.
+    public var foldedByRealloc: UInt64 = 0
     public var foldRecords = 0
     public init() {}
 }

@@ -76,7 +76,7 @@ extension TraceRecord {
         case .fold(let fold):
             let entries = fold.entries.map { entry in
                 "stack=\(entry.stack) size=\(entry.size) \(entry.function.name) \(entry.path.name) "
-                    + "blocks=\(entry.blocks) temporary=\(entry.temporary)"
+                    + "blocks=\(entry.blocks) temporary=\(entry.temporary) by-realloc=\(entry.releasedByRealloc)"
             }
             return "FOLD first-us=\(fold.firstMicroseconds) last-us=\(fold.lastMicroseconds) "
                 + "peak-bytes=\(fold.peakBytes) low-heap=\(hex(fold.lowestHeapAddress)) count=\(fold.entries.count)"

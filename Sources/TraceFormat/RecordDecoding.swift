@@ -321,6 +321,16 @@ struct SizedFields {
     private mutating func sv() -> Int64? { cursor.readSignedVarint() }
     private mutating func str() -> String? { cursor.readString() }
 
+    /// Whether `count` items of at least `bytesEach` bytes fit in what remains: a count they
+    /// cannot fit in is damage, found before anything is reserved for it.
+    private mutating func fits(_ count: UInt64, bytesEach: Int, _ what: String) -> Bool {
+        guard count <= UInt64(cursor.remaining / bytesEach) else {
+            problem = "\(count) \(what) cannot fit in \(cursor.remaining) bytes"
+            return false
+        }
+        return true
+    }
+
     private mutating func stack() -> UInt32? {
         guard let id = cursor.readVarint() else { return nil }
         guard id <= definedStacks else {
@@ -334,21 +344,14 @@ struct SizedFields {
 
     mutating func modules() -> TraceRecord? {
         guard let generation = uv(), let count = uv() else { return nil }
-        // Each module takes at least 4 bytes (path, bias, build-id, segment count): a count the
-        // remaining bytes cannot hold is damage, found before anything is reserved for it.
-        guard count <= UInt64(cursor.remaining / 4) else {
-            problem = "\(count) modules cannot fit in \(cursor.remaining) bytes"
-            return nil
-        }
+        // Each module takes at least 4 bytes (path, bias, build-id, segment count).
+        guard fits(count, bytesEach: 4, "modules") else { return nil }
         var modules: [Module] = []
         modules.reserveCapacity(Int(count))
         for _ in 0..<count {
             guard let path = str(), let bias = uv(), let buildID = cursor.readLengthPrefixedBytes(),
                   let segmentCount = uv() else { return nil }
-            guard segmentCount <= UInt64(cursor.remaining / 3) else {
-                problem = "\(segmentCount) segments cannot fit in \(cursor.remaining) bytes"
-                return nil
-            }
+            guard fits(segmentCount, bytesEach: 3, "segments") else { return nil }
             var segments: [ModuleSegment] = []
             segments.reserveCapacity(Int(segmentCount))
             for _ in 0..<segmentCount {
@@ -433,23 +436,19 @@ struct SizedFields {
         guard let first = uv(), let last = uv(), let peak = uv(), let lowHeap = uv(), let count = uv() else {
             return nil
         }
-        // An entry takes at least 5 bytes: a count the rest cannot hold is damage.
-        guard count <= UInt64(cursor.remaining / 5) else {
-            problem = "\(count) entries cannot fit in \(cursor.remaining) bytes"
-            return nil
-        }
+        guard fits(count, bytesEach: 6, "entries") else { return nil }
         var entries: [FoldEntry] = []
         entries.reserveCapacity(Int(count))
         for _ in 0..<count {
             guard let stack = stack(), let size = uv(), let info = cursor.readByte(), let blocks = uv(),
-                  let temporary = uv() else { return nil }
+                  let temporary = uv(), let byRealloc = uv() else { return nil }
             guard let function = AllocFunction(rawValue: info & 0x0F), info >> 6 == 0,
                   let path = AllocPath(rawValue: (info >> 4) & 0x03) else {
                 problem = "entry with unknown function or path (info \(hex(info)))"
                 return nil
             }
             entries.append(FoldEntry(stack: stack, size: size, function: function, path: path, blocks: blocks,
-                                     temporary: temporary))
+                                     temporary: temporary, releasedByRealloc: byRealloc))
         }
         return .fold(FoldSummary(firstMicroseconds: first, lastMicroseconds: last, peakBytes: peak,
                                  lowestHeapAddress: lowHeap, entries: entries))

@@ -126,10 +126,12 @@ public struct FoldEntry: Equatable, Sendable {
     public var blocks: UInt64
     /// Temporary allocations of blocks like these, folded or written.
     public var temporary: UInt64
+    /// The folded blocks a realloc released (the others a free did).
+    public var releasedByRealloc: UInt64
     public init(stack: UInt32, size: UInt64, function: AllocFunction, path: AllocPath, blocks: UInt64,
-                temporary: UInt64) {
+                temporary: UInt64, releasedByRealloc: UInt64 = 0) {
         self.stack = stack; self.size = size; self.function = function; self.path = path
-        self.blocks = blocks; self.temporary = temporary
+        self.blocks = blocks; self.temporary = temporary; self.releasedByRealloc = releasedByRealloc
     }
 }
 

@@ -158,7 +158,7 @@ enum SampleRecords {
         .fold(FoldSummary(firstMicroseconds: 1500, lastMicroseconds: 1900, peakBytes: 4096,
                           lowestHeapAddress: 0x5555_5556_0100,
                           entries: [FoldEntry(stack: 2, size: 48, function: .malloc, path: .heap, blocks: 300,
-                                              temporary: 299),
+                                              temporary: 299, releasedByRealloc: 12),
                                     FoldEntry(stack: 1, size: 2000, function: .realloc, path: .threadArena,
                                               blocks: 0, temporary: 1)])),
         .fold(FoldSummary(firstMicroseconds: 0, lastMicroseconds: .max, peakBytes: .max, lowestHeapAddress: 0,

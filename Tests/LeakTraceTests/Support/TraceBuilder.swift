@@ -196,7 +196,7 @@ struct ChunkRecords {
             for entry in fold.entries {
                 body.uv(UInt64(entry.stack)); body.uv(entry.size)
                 body.u8(entry.function.rawValue | entry.path.rawValue << 4)
-                body.uv(entry.blocks); body.uv(entry.temporary)
+                body.uv(entry.blocks); body.uv(entry.temporary); body.uv(entry.releasedByRealloc)
             }
             return (0x4D, body.bytes)
         case .end(let end):
