@@ -149,12 +149,12 @@ uint8_t *lt_encode_fold_head(uint8_t *body, uint64_t first_us, uint64_t last_us,
     return body + put_uvs(body, values, sizeof values / sizeof *values);
 }
 
-uint8_t *lt_encode_fold_entry(uint8_t *o, uint32_t stack, uint64_t size, uint8_t info, uint64_t blocks,
+uint8_t *lt_encode_fold_entry(uint8_t *o, uint32_t stack_delta, uint8_t info, uint64_t blocks, uint64_t bytes,
                               uint64_t temporary, uint64_t by_realloc) {
-    o = lt_put_uv(o, stack);
-    o = lt_put_uv(o, size);
+    o = lt_put_uv(o, stack_delta);
     *o++ = info;
     o = lt_put_uv(o, blocks);
+    o = lt_put_uv(o, bytes);
     o = lt_put_uv(o, temporary);
     return lt_put_uv(o, by_realloc);
 }

@@ -234,12 +234,13 @@ size_t lt_encode_exec(uint8_t *body, const char *path);
 size_t lt_encode_note(uint8_t *body, int level, const char *text);
 
 /* FOLD: blocks not written because they lived only while the writer held their events back
- * (io/fold.c). The head, then one entry per (stack, size, info). */
+ * (io/fold.c). The head, then one entry per (stack, info), by stack, each stack written as the
+ * distance from the previous entry's. */
 #define LT_FOLD_HEAD_MAX 50
 #define LT_FOLD_ENTRY_MAX 46
 uint8_t *lt_encode_fold_head(uint8_t *body, uint64_t first_us, uint64_t last_us, uint64_t peak_bytes,
                              uint64_t low_heap, uint64_t count);
-uint8_t *lt_encode_fold_entry(uint8_t *out, uint32_t stack, uint64_t size, uint8_t info, uint64_t blocks,
+uint8_t *lt_encode_fold_entry(uint8_t *out, uint32_t stack_delta, uint8_t info, uint64_t blocks, uint64_t bytes,
                               uint64_t temporary, uint64_t by_realloc);
 
 /* END: what the trace holds, for the reader to check it is whole. */

@@ -1,8 +1,8 @@
 /* Folding short-lived blocks: most blocks are freed soon after they are allocated, and writing
  * each as an ALLOC and a FREE is most of a trace. The merge (io/rings.c) hands every allocator
  * event here in trace order. The latest `window` events are held back; a FREE whose block's
- * ALLOC (or REALLOC) is still held drops both and counts the block, per (stack, size, info), for the FOLD
- * record written when the held events are next flushed (docs/trace-format.md, FOLD). Events
+ * ALLOC (or REALLOC) is still held drops both and counts the block, per (stack, info), for
+ * the FOLD record written when the held events are next flushed (docs/trace-format.md). Events
  * leave in the order they came, so everything that is written is exactly what the full stream
  * would hold. The program's threads pay nothing for this: only the merger does it.
  *
@@ -30,8 +30,10 @@ struct held {
     int folded;
 };
 
+/* Folded blocks of one stack and ALLOC info byte (function and path): a site's calls, bytes and
+ * paths are all a report needs of blocks that are gone. */
 struct site {
-    uint64_t size, blocks, temporary, by_realloc;
+    uint64_t bytes, blocks, temporary, by_realloc;
     uint32_t stack;
     uint8_t info, used;
 };
@@ -118,17 +120,34 @@ static void pending_remove(uint64_t i) {
 
 /* ---- FOLD entries ---- */
 
-static struct site *site_of(uint32_t stack, uint64_t size, uint8_t info) {
-    uint64_t h = ((uint64_t)stack * 0x9E3779B97F4A7C15ull) ^ (size * 0xC2B2AE3D27D4EB4Full) ^ info;
+static struct site *site_of(uint32_t stack, uint8_t info) {
+    uint64_t h = ((uint64_t)stack * 0x9E3779B97F4A7C15ull) ^ info;
     uint64_t i = (h ^ (h >> 29)) & (SITE_SLOTS - 1);
     struct site *s;
-    while ((s = &F.sites[i])->used && !(s->stack == stack && s->size == size && s->info == info))
+    while ((s = &F.sites[i])->used && !(s->stack == stack && s->info == info))
         i = (i + 1) & (SITE_SLOTS - 1);
     if (!s->used) {
-        *s = (struct site){.size = size, .stack = stack, .info = info, .used = 1};
+        *s = (struct site){.stack = stack, .info = info, .used = 1};
         F.site_used[F.site_count++] = (uint32_t)i;
     }
     return s;
+}
+
+static inline int site_before(uint32_t a, uint32_t b) {
+    const struct site *x = &F.sites[a], *y = &F.sites[b];
+    return x->stack != y->stack ? x->stack < y->stack : x->info < y->info;
+}
+
+/* Orders the entries by stack (then info) for the FOLD record, which writes each stack as the
+ * distance from the previous one. A shell sort: nothing here may call the allocator. */
+static void sort_sites(void) {
+    for (int gap = F.site_count / 2; gap > 0; gap /= 2)
+        for (int i = gap; i < F.site_count; i++)
+            for (int j = i; j >= gap && site_before(F.site_used[j], F.site_used[j - gap]); j -= gap) {
+                uint32_t swap = F.site_used[j];
+                F.site_used[j] = F.site_used[j - gap];
+                F.site_used[j - gap] = swap;
+            }
 }
 
 static void reset_sites(void) {
@@ -157,12 +176,15 @@ static inline uint64_t made_block(const struct lt_event *e, uint8_t *info) {
 /* ---- temporary allocations ---- */
 
 static inline void note_release(struct lt_fold_thread *t, uint64_t addr) {
-    if (t->valid && t->addr == addr) site_of(t->stack, t->size, t->info)->temporary++;
+    if (t->valid && t->addr == addr) site_of(t->stack, t->info)->temporary++;
     t->valid = 0;
 }
 
-static inline void note_alloc(struct lt_fold_thread *t, uint64_t addr, uint64_t size, uint32_t stack, uint8_t info) {
-    *t = (struct lt_fold_thread){.addr = addr, .size = size, .stack = stack, .info = info, .valid = 1};
+static inline void note_alloc(struct lt_fold_thread *t, uint64_t addr, uint32_t stack, uint8_t info) {
+    t->addr = addr;
+    t->stack = stack;
+    t->info = info;
+    t->valid = 1;
 }
 
 /* ---- the window ---- */
@@ -218,8 +240,9 @@ static void fold_block(struct held *a, struct held *release, uint64_t release_us
     a->folded = 1;
     a->plus = a->e.size;
     release->minus_after += a->e.size;
-    struct site *s = site_of(a->e.stack, a->e.size, info);
+    struct site *s = site_of(a->e.stack, info);
     s->blocks++;
+    s->bytes += a->e.size;
     s->by_realloc += (uint64_t)by_realloc;
     if (a->e.time_us < F.first_us) F.first_us = a->e.time_us;
     if (((info >> 4) & 3) == PATH_HEAP && addr < F.low_heap) F.low_heap = addr;
@@ -260,7 +283,7 @@ void lt_fold_take_locked(const struct lt_event *e, uint64_t tid, struct lt_fold_
     int64_t slot;
     switch (e->tag) {
     case TAG_ALLOC:
-        note_alloc(t, e->addr, e->size, e->stack, e->info);
+        note_alloc(t, e->addr, e->stack, e->info);
         hold(e, tid);
         /* A freed mmapped chunk raises glibc's mmap threshold: the reader must see those frees. */
         if (((e->info >> 4) & 3) != PATH_MMAP) pending_put(e->addr, F.tail - 1);
@@ -288,7 +311,7 @@ void lt_fold_take_locked(const struct lt_event *e, uint64_t tid, struct lt_fold_
         e = &copy;
         uint8_t info;
         uint64_t made = made_block(e, &info);
-        if (made) note_alloc(t, made, e->size, e->stack, info);
+        if (made) note_alloc(t, made, e->stack, info);
         else t->valid = 0;
         hold(e, tid);
         /* Folding it leaves its REALLOC_RELEASE, which is all the reader needs of the old block
@@ -313,9 +336,12 @@ void lt_fold_flush_locked(void) {
         uint64_t first = F.first_us == UINT64_MAX ? F.last_us : F.first_us;
         uint64_t low_heap = F.low_heap == UINT64_MAX ? 0 : F.low_heap;
         uint8_t *o = lt_encode_fold_head(body, first, F.last_us, F.peak, low_heap, (uint64_t)count);
+        sort_sites();
+        uint32_t previous = 0;
         for (int i = 0; i < count; i++) {
             const struct site *s = &F.sites[F.site_used[i]];
-            o = lt_encode_fold_entry(o, s->stack, s->size, s->info, s->blocks, s->temporary, s->by_realloc);
+            o = lt_encode_fold_entry(o, s->stack - previous, s->info, s->blocks, s->bytes, s->temporary, s->by_realloc);
+            previous = s->stack;
         }
         reset_sites();
         lt_append_record_locked(TAG_FOLD, body, (size_t)(o - body), LT_NO_CONTEXT);

@@ -12,7 +12,7 @@
 /* A thread's latest allocation, for counting temporary allocations (a release by the same
  * thread with no allocation or release of its own in between). Kept by the merge per ring. */
 struct lt_fold_thread {
-    uint64_t addr, size;
+    uint64_t addr;
     uint32_t stack;
     uint8_t info;
     uint8_t valid;

@@ -106,7 +106,7 @@ public final class AllocationCalls {
         for entry in fold.entries {
             let count = slot(entry.stack)
             count.pointee.calls &+= entry.blocks
-            count.pointee.bytes &+= entry.blocks &* entry.size
+            count.pointee.bytes &+= entry.bytes
             if !countsTemporariesFromEvents { count.pointee.temporary &+= entry.temporary }
         }
     }

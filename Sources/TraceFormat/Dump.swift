@@ -75,8 +75,8 @@ extension TraceRecord {
             return "NOTE \(levelName) \(quoted(text))"
         case .fold(let fold):
             let entries = fold.entries.map { entry in
-                "stack=\(entry.stack) size=\(entry.size) \(entry.function.name) \(entry.path.name) "
-                    + "blocks=\(entry.blocks) temporary=\(entry.temporary) by-realloc=\(entry.releasedByRealloc)"
+                "stack=\(entry.stack) \(entry.function.name) \(entry.path.name) blocks=\(entry.blocks) "
+                    + "bytes=\(entry.bytes) temporary=\(entry.temporary) by-realloc=\(entry.releasedByRealloc)"
             }
             return "FOLD first-us=\(fold.firstMicroseconds) last-us=\(fold.lastMicroseconds) "
                 + "peak-bytes=\(fold.peakBytes) low-heap=\(hex(fold.lowestHeapAddress)) count=\(fold.entries.count)"

@@ -439,16 +439,22 @@ struct SizedFields {
         guard fits(count, bytesEach: 6, "entries") else { return nil }
         var entries: [FoldEntry] = []
         entries.reserveCapacity(Int(count))
+        var stack: UInt64 = 0
         for _ in 0..<count {
-            guard let stack = stack(), let size = uv(), let info = cursor.readByte(), let blocks = uv(),
+            guard let delta = uv(), let info = cursor.readByte(), let blocks = uv(), let bytes = uv(),
                   let temporary = uv(), let byRealloc = uv() else { return nil }
+            stack &+= delta
+            guard stack >= delta, stack <= definedStacks else {
+                problem = "undefined stack id \(stack) (\(definedStacks) defined)"
+                return nil
+            }
             guard let function = AllocFunction(rawValue: info & 0x0F), info >> 6 == 0,
                   let path = AllocPath(rawValue: (info >> 4) & 0x03) else {
                 problem = "entry with unknown function or path (info \(hex(info)))"
                 return nil
             }
-            entries.append(FoldEntry(stack: stack, size: size, function: function, path: path, blocks: blocks,
-                                     temporary: temporary, releasedByRealloc: byRealloc))
+            entries.append(FoldEntry(stack: UInt32(truncatingIfNeeded: stack), function: function, path: path,
+                                     blocks: blocks, bytes: bytes, temporary: temporary, releasedByRealloc: byRealloc))
         }
         return .fold(FoldSummary(firstMicroseconds: first, lastMicroseconds: last, peakBytes: peak,
                                  lowestHeapAddress: lowHeap, entries: entries))

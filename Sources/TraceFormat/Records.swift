@@ -116,22 +116,23 @@ public struct TraceHeader: Equatable, Sendable {
     public var eventsMode: String { foldsShortLivedBlocks ? "folded" : "all" }
 }
 
-/// One FOLD entry: blocks of one stack, size, function and path the writer did not write.
+/// One FOLD entry: blocks of one stack, function and path the writer did not write.
 public struct FoldEntry: Equatable, Sendable {
     public var stack: UInt32
-    public var size: UInt64
     public var function: AllocFunction
     public var path: AllocPath
     /// Blocks allocated and freed within the writer's window (an ALLOC and a FREE each).
     public var blocks: UInt64
+    /// Their sizes added up.
+    public var bytes: UInt64
     /// Temporary allocations of blocks like these, folded or written.
     public var temporary: UInt64
     /// The folded blocks a realloc released (the others a free did).
     public var releasedByRealloc: UInt64
-    public init(stack: UInt32, size: UInt64, function: AllocFunction, path: AllocPath, blocks: UInt64,
+    public init(stack: UInt32, function: AllocFunction, path: AllocPath, blocks: UInt64, bytes: UInt64,
                 temporary: UInt64, releasedByRealloc: UInt64 = 0) {
-        self.stack = stack; self.size = size; self.function = function; self.path = path
-        self.blocks = blocks; self.temporary = temporary; self.releasedByRealloc = releasedByRealloc
+        self.stack = stack; self.function = function; self.path = path
+        self.blocks = blocks; self.bytes = bytes; self.temporary = temporary; self.releasedByRealloc = releasedByRealloc
     }
 }
 

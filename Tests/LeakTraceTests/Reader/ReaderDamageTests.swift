@@ -52,11 +52,11 @@ final class ReaderDamageTests: XCTestCase {
                 live.append(address)
                 records.append(.realloc(status: .movedOrResized, path: .heap, isReallocarray: index % 2 == 1, old: 0,
                                         new: address, size: 100, stack: nextStack - 1))
-                let entries = (0..<3).map { entry in
-                    FoldEntry(stack: UInt32.random(in: 0..<nextStack, using: &random),
-                              size: UInt64.random(in: 1...5000, using: &random),
-                              function: entry == 2 ? .calloc : .malloc, path: .heap,
-                              blocks: UInt64.random(in: 0...900, using: &random), temporary: UInt64(entry))
+                let stacks = (0..<3).map { _ in UInt32.random(in: 0..<nextStack, using: &random) }.sorted()
+                let entries = stacks.enumerated().map { entry, stack in
+                    FoldEntry(stack: stack, function: entry == 2 ? .calloc : .malloc, path: .heap,
+                              blocks: UInt64.random(in: 0...900, using: &random),
+                              bytes: UInt64.random(in: 1...5_000_000, using: &random), temporary: UInt64(entry))
                 }
                 records.append(.fold(FoldSummary(firstMicroseconds: 1000 * UInt64(index + 1),
                                                  lastMicroseconds: 1000 * UInt64(index + 1) + 999,

@@ -54,8 +54,8 @@ final class ReaderDumpTests: XCTestCase {
             "NOTE warning \"stack depth capped at 64 frames\"",
             "NOTE info \"\"",
             "FOLD first-us=1500 last-us=1900 peak-bytes=4096 low-heap=0x555555560100 count=2: "
-                + "stack=2 size=48 malloc heap blocks=300 temporary=299 by-realloc=12; "
-                + "stack=1 size=2000 realloc thread-arena blocks=0 temporary=1 by-realloc=0",
+                + "stack=1 realloc thread-arena blocks=0 bytes=0 temporary=1 by-realloc=0; "
+                + "stack=2 malloc heap blocks=300 bytes=14400 temporary=299 by-realloc=12",
             "FOLD first-us=0 last-us=18446744073709551615 peak-bytes=18446744073709551615 low-heap=0x0 count=0",
             "MODULES generation=2 count=3: \"/usr/bin/sample-app\" bias=0x555555554000 build-id=deadbeef01 "
                 + "segments=[0x555555554000+0x1000 r--, 0x555555555000+0x2000 r-x]; "

@@ -10,7 +10,7 @@ extension ReaderDamageTests {
         var body = FieldWriter()
         body.uv(10); body.uv(20); body.uv(4096); body.uv(0x1000); body.uv(count)
         for _ in 0..<entries {
-            body.uv(stack); body.uv(48); body.u8(info); body.uv(7); body.uv(3); body.uv(2)
+            body.uv(stack); body.u8(info); body.uv(7); body.uv(336); body.uv(3); body.uv(2)
         }
         var tail = FieldWriter()
         tail.u8(0x4D)
@@ -21,14 +21,14 @@ extension ReaderDamageTests {
     func testFoldRecordReadsWhole() throws {
         let (bytes, _) = chunkWithTail(good, foldTail() + [0x4F, 7, 0, 0, 0, 0, 2, 0, 0])
         let (_, read) = try readBack(bytes)
-        let entry = FoldEntry(stack: 2, size: 48, function: .malloc, path: .heap, blocks: 7, temporary: 3,
+        let entry = FoldEntry(stack: 2, function: .malloc, path: .heap, blocks: 7, bytes: 336, temporary: 3,
                               releasedByRealloc: 2)
         XCTAssertEqual(read.records, good + [.fold(FoldSummary(firstMicroseconds: 10, lastMicroseconds: 20, peakBytes: 4096,
                                                                lowestHeapAddress: 0x1000, entries: [entry])),
                                              .end(TraceEnd(allocs: 0, frees: 0, reallocs: 0, mappings: 0, stacks: 2,
                                                            chunks: 0, untraced: 0))])
         XCTAssertTrue(read.records[4].dumpLine.hasPrefix("FOLD first-us=10 last-us=20 peak-bytes=4096 low-heap=0x1000 count=1: "
-                                                         + "stack=2 size=48 malloc heap blocks=7 temporary=3 by-realloc=2"))
+                                                         + "stack=2 malloc heap blocks=7 bytes=336 temporary=3 by-realloc=2"))
     }
 
     func testFoldEntryWithAnUndefinedStackIsDamage() throws {
@@ -46,7 +46,7 @@ extension ReaderDamageTests {
     func testFoldCountOfTwoToThe40IsRefusedBeforeAllocating() throws {
         let (bytes, badOffset) = chunkWithTail(good, foldTail(count: 1 << 40))
         try assertCut(bytes, delivers: good, at: badOffset,
-                      reason: "chunk at offset 203: FOLD record is damaged (1099511627776 entries cannot fit in 6 bytes) at offset \(badOffset)")
+                      reason: "chunk at offset 203: FOLD record is damaged (1099511627776 entries cannot fit in 7 bytes) at offset \(badOffset)")
     }
 
     /// Version 2's own encodings (STACK parents as the distance back, realloc(NULL, n) without

@@ -193,10 +193,12 @@ struct ChunkRecords {
             body.uv(fold.firstMicroseconds); body.uv(fold.lastMicroseconds); body.uv(fold.peakBytes)
             body.uv(fold.lowestHeapAddress)
             body.uv(UInt64(fold.entries.count))
+            var previous: UInt32 = 0   // entries must come in ascending order of stack
             for entry in fold.entries {
-                body.uv(UInt64(entry.stack)); body.uv(entry.size)
+                body.uv(UInt64(entry.stack &- previous))
+                previous = entry.stack
                 body.u8(entry.function.rawValue | entry.path.rawValue << 4)
-                body.uv(entry.blocks); body.uv(entry.temporary); body.uv(entry.releasedByRealloc)
+                body.uv(entry.blocks); body.uv(entry.bytes); body.uv(entry.temporary); body.uv(entry.releasedByRealloc)
             }
             return (0x4D, body.bytes)
         case .end(let end):
