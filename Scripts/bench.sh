@@ -240,14 +240,14 @@ fi
 if sizes_on; then
 printf '\n== Trace size (one run per mode; calls from the folded trace) ==\n'
 printf '%s\n' "fold_B, all_B, ht_B: trace bytes per allocator call: leaktrace folded (default), LEAKTRACE_EVENTS=all, heaptrack"
-printf '%s\n' "fold/ht, all/ht: ratios to heaptrack; folded%: blocks folded per allocation; wfold_ms, wall_ms: writer thread CPU"
+printf '%s\n' "fold/ht, all/ht: ratios to heaptrack; folded%: blocks folded per allocation or realloc call; wfold_ms, wall_ms: writer thread CPU"
 size_header=$(printf '%-22s %7s %7s %7s %7s %7s %8s %9s %8s %10s' workload fold_B all_B ht_B fold/ht all/ht folded% wfold_ms wall_ms calls)
 echo "$size_header"
 : > "$work/size-rows"
 # writer_ms ERRFILE: the writer threads' CPU time, all processes of a run added up.
 writer_ms() { sed -n 's/^leaktrace: writer thread cpu ms: \([0-9]*\).*/\1/p' "$1" | awk '{s += $1} END {print s + 0}'; }
 folded_in() { "$report" info "$1" | awk '/^folded-blocks /{print $2}'; }
-allocs_in() { "$report" info "$1" | awk '/^allocs /{print $2}'; }
+allocs_in() { "$report" info "$1" | awk '/^(allocs|reallocs) /{n += $2} END {print n + 0}'; }
 for entry in "${fold_workloads[@]}" "${workloads[@]}"; do
   name=${entry%%|*}; cmd=${entry#*|}
   [[ $name == foldbench-* ]] || any "^$name\$" || continue
