@@ -17,13 +17,15 @@
 # LEAKTRACE_EVENTS=all and one of heaptrack: bytes per allocator call of each, the ratios to
 # heaptrack's, the blocks folded and the writer thread's CPU time in each mode. The fold's worst
 # case comes first: foldbench-worst, whose blocks all live just longer than the fold window.
+# Reports (issue 15): the same for every workload's traces, leakreport on its first report of
+# the program (no answers kept from earlier runs) and on the next one, in CPU seconds.
 # Diff (issue 4): `leakreport diff` of two large traces of the same program (different
 # iteration counts) against reading both (`leakreport info`); target: at most 1.5x.
 #
 #   --quick        one round, smaller workloads
 #   --rounds N     rounds of the capture section (median of N)
 #   --only REGEX   only the workloads whose name matches (extended regex); the sections
-#                  "analysis" and "diff" count as workloads of those names
+#                  "analysis", "diff" and "reports" count as workloads of those names
 #   --verify       one more run of each workload with LEAKTRACE_UNWIND=verify, printing the
 #                  tracer's count of captures that disagreed with libunwind's own walk
 #   --diff         only the diff section
@@ -125,13 +127,16 @@ workloads+=(
 )
 
 # What the selected workloads need, built once.
+# any REGEX: a selected workload's name matches; needed REGEX: the same, or the reports section
+# (which runs every workload) is selected.
 any() { local e; for e in "${workloads[@]}"; do [[ ${e%%|*} =~ $1 ]] && selected "${e%%|*}" && return 0; done; return 1; }
+needed() { selected reports || any "$1"; }
 if [ "$diff_only" = 0 ]; then
   sizes_on && cc -O2 -g -o "$work/foldworst" Scripts/bench/foldworst.c
-  any '^paths-' && cc -O2 -g -pthread -o "$work/pathsbench" Scripts/bench/pathsbench.c
-  any '^recurse-' && cc -O2 -g -pthread -o "$work/recursebench" Scripts/bench/recursebench.c
-  any '^cc1-' && python3 Scripts/bench/gen_c.py "$cc1_functions" > "$work/gen.c"
-  if any '^git-log-p'; then
+  needed '^paths-' && cc -O2 -g -pthread -o "$work/pathsbench" Scripts/bench/pathsbench.c
+  needed '^recurse-' && cc -O2 -g -pthread -o "$work/recursebench" Scripts/bench/recursebench.c
+  needed '^cc1-' && python3 Scripts/bench/gen_c.py "$cc1_functions" > "$work/gen.c"
+  if needed '^git-log-p'; then
     git init -q -b main "$work/repo"
     python3 Scripts/bench/gen_git.py "$git_commits" | git -C "$work/repo" fast-import --quiet --done
   fi
@@ -316,4 +321,41 @@ read -r diff_s diff_kb < "$work/diff.time"
 awk -v e="$events" -v r="$read_s" -v d="$diff_s" -v k="$diff_kb" 'BEGIN {
   printf "allocator calls in both traces: %d\n", e
   printf "reading both (info): %.2f s; diff: %.2f s, peak %.1f MiB; ratio %.2f (target <= 1.5)\n", r, d, k / 1024, d / r }'
+fi
+
+if selected reports && [ "$sizes_only" = 0 ]; then
+printf '\n== Reports: leakreport against heaptrack_print on each workload'"'"'s traces ==\n'
+printf '%s\n' "CPU seconds (user+sys) and peak RSS; lt_1st: the first report of the program (no answers kept),"
+printf '%s\n' "lt_next: the next report (answers kept by the first); speed: heaptrack_print's CPU / leakreport's"
+printf '%-22s %10s %8s %8s %8s %7s %7s %7s %7s %7s\n' workload calls lt_1st lt_next ht_s speed1 speed2 lt_MiB ht_MiB Mcalls/s
+# cpu_of FILE: user + sys seconds and max RSS (KiB) written by /usr/bin/time -f '%U %S %M'.
+cpu_of() { awk '{printf "%.3f %d", $1 + $2, $3}' "$1"; }
+for entry in "${workloads[@]}"; do
+  name=${entry%%|*}; cmd=${entry#*|}
+  rm -f "$work"/rp-lt.* "$work"/rp-ht.*
+  # shellcheck disable=SC2086
+  env LD_PRELOAD="$lib" LEAKTRACE_OUTPUT="$work/rp-lt.%p.lt" $cmd >/dev/null 2>&1 </dev/null || true
+  # shellcheck disable=SC2086
+  heaptrack -o "$work/rp-ht" $cmd >/dev/null 2>&1 </dev/null || rm -f "$work"/rp-ht.*
+  lt_trace=$(largest rp-lt); ht_trace=$(largest rp-ht)
+  [ -n "$lt_trace" ] || { printf '%-22s no leaktrace trace\n' "$name"; continue; }
+  calls=$(calls_in "$lt_trace")
+  answers="$work/answers-$name"
+  rm -rf "$answers"
+  LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %M' -o "$work/rp1.time" "$report" "$lt_trace" >/dev/null 2>&1
+  LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %M' -o "$work/rp2.time" "$report" "$lt_trace" >/dev/null 2>&1
+  read -r first first_kb <<<"$(cpu_of "$work/rp1.time")"
+  read -r next _ <<<"$(cpu_of "$work/rp2.time")"
+  ht=-; ht_kb=0
+  if [ -n "$ht_trace" ]; then
+    /usr/bin/time -f '%U %S %M' -o "$work/rph.time" heaptrack_print "$ht_trace" >/dev/null 2>&1
+    read -r ht ht_kb <<<"$(cpu_of "$work/rph.time")"
+  fi
+  awk -v name="$name" -v c="$calls" -v f="$first" -v x="$next" -v h="$ht" -v fk="$first_kb" -v hk="$ht_kb" '
+    function ratio(a, b) { return (a != "-" && b > 0) ? sprintf("%7.2f", a / b) : sprintf("%7s", "-") }
+    BEGIN {
+      printf "%-22s %10d %8.3f %8.3f %8s %s %s %7.1f %7s %7.2f\n", name, c, f, x, h, ratio(h, f), ratio(h, x),
+        fk / 1024, (hk > 0 ? sprintf("%.1f", hk / 1024) : "-"), (f > 0 ? c / f / 1e6 : 0) }'
+done
+echo "(targets: speed >= 3 on every workload, aim 5; lt_MiB <= ht_MiB)"
 fi

@@ -7,31 +7,9 @@
  * window of live blocks so frees hit other call sites' blocks. Several distinct call sites at
  * the bottom make the stacks vary the way a real program's do. Leaks nothing on purpose except
  * one block per thread, so a report has something to show. */
-#include <pthread.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "bench.h"
 
 #define WINDOW 1024
-
-struct job {
-    int depth;
-    int index;
-    long calls;
-    uint64_t checksum;
-};
-
-/* The leaked blocks, stored where the compiler must assume they are read: a block only written
- * and never freed was optimised away, malloc and all, and the report had nothing to show. */
-static void *volatile leaked[64];
-
-static uint64_t next_random(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
 static size_t pick_size(uint64_t r) {
     if ((r & 511) == 0) return 128 * 1024 + (r >> 20) % (256 * 1024);
@@ -43,7 +21,7 @@ __attribute__((noinline)) static void *site_b(size_t n) { return calloc(1, n); }
 __attribute__((noinline)) static void *site_c(void *p, size_t n) { return realloc(p, n); }
 __attribute__((noinline)) static void *site_d(size_t n) { return malloc(n); }
 
-static void churn(struct job *job) {
+static void churn(struct bench_job *job) {
     void *live[WINDOW] = {0};
     uint64_t seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)(job->index + 1);
     for (long i = 0; i < job->calls; i++) {
@@ -59,12 +37,10 @@ static void churn(struct job *job) {
         if (live[slot]) job->checksum += ((unsigned char *)live[slot])[0];
     }
     for (int i = 0; i < WINDOW; i++) free(live[i]);
-    void *leak = malloc(4242);
-    if (leak) memset(leak, 1, 4242);
-    leaked[job->index] = leak;
+    bench_leak(job->index, 1);
 }
 
-__attribute__((noinline)) static void descend(struct job *job, int level) {
+__attribute__((noinline)) static void descend(struct bench_job *job, int level) {
     if (level <= 1) {
         churn(job);
         return;
@@ -74,33 +50,11 @@ __attribute__((noinline)) static void descend(struct job *job, int level) {
 }
 
 static void *run(void *arg) {
-    struct job *job = arg;
-    descend(job, job->depth);
+    struct bench_job *job = arg;
+    descend(job, job->recursion);
     return NULL;
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: allocbench THREADS DEPTH CALLS_PER_THREAD\n");
-        return 2;
-    }
-    int threads = atoi(argv[1]);
-    int depth = atoi(argv[2]);
-    long calls = atol(argv[3]);
-    if (threads < 1 || threads > 64 || depth < 1 || calls < 1) return 2;
-    /* main, run, churn and libc frames come on top of the recursion */
-    int recursion = depth > 6 ? depth - 6 : 1;
-    pthread_t tids[64];
-    struct job jobs[64];
-    for (int t = 0; t < threads; t++) {
-        jobs[t] = (struct job){recursion, t, calls, 0};
-        pthread_create(&tids[t], NULL, run, &jobs[t]);
-    }
-    uint64_t sum = 0;
-    for (int t = 0; t < threads; t++) {
-        pthread_join(tids[t], NULL);
-        sum += jobs[t].checksum;
-    }
-    printf("%llu\n", (unsigned long long)(sum & 0xffff));
-    return 0;
+    return bench_main(argc, argv, "allocbench", 6, run);
 }

@@ -27,15 +27,9 @@
  * Build: cc -O2 -g -pthread (the functions are noinline and noclone, every call is followed by
  * an empty asm statement so no call becomes a tail call, and the bodies differ so that identical
  * code folding cannot merge the variants). */
-#include <pthread.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "bench.h"
 
 #define WINDOW 1024
-#define NOINLINE __attribute__((noinline, noclone))
-#define BARRIER(tag) __asm__ volatile("# " tag ::: "memory")
 
 enum kind { K_MALLOC, K_CALLOC, K_REALLOC, K_LARGE };
 
@@ -47,24 +41,6 @@ struct call {
     void *result;
     uint64_t mix;       /* touched at every level, so every variant's body differs */
 };
-
-/* The leaked blocks: stored where the compiler must assume they are read (a block only written
- * and never freed can otherwise be optimised away, malloc and all). */
-static void *volatile leaked[64];
-
-struct job {
-    int recursion;
-    int index;
-    long calls;
-    uint64_t checksum;
-};
-
-static uint64_t next_random(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
 /* ---- the four allocation sites: one call instruction into the allocator each ---- */
 
@@ -117,20 +93,12 @@ NOINLINE static void enter(struct call *c) {
     }
 }
 
-/* Sizes come from a few dozen classes (as a program's structs and buffers do), not from every
- * byte count: heaptrack 1.4's interpreter interns (size, stack) pairs in a hash set whose hash
- * of small sizes and stack indices clusters, and with every byte count from 8 to 1024 under
- * 1,024 stacks it grows that set until it runs out of memory (after ~40 s, the run lost). */
-static const unsigned short small_sizes[32] = {
-    8, 12, 16, 24, 32, 40, 48, 56, 64, 72, 80, 96, 112, 128, 144, 160,
-    176, 192, 224, 256, 288, 320, 384, 448, 512, 576, 640, 768, 832, 896, 960, 1024};
-
 static size_t small_size(uint64_t r) {
     if ((r & 31) == 0) return (size_t)1024 << ((r >> 5) % 7);   /* 2 KiB - 64 KiB */
-    return small_sizes[(r >> 5) & 31];                          /* 8 B - 1 KiB */
+    return bench_small_sizes[(r >> 5) & 31];                          /* 8 B - 1 KiB */
 }
 
-NOINLINE static void churn(struct job *job) {
+NOINLINE static void churn(struct bench_job *job) {
     void *live[WINDOW] = {0};
     uint64_t seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)(job->index + 1) * 0x2545F4914F6CDD1Dull;
     struct call c = {0};
@@ -158,13 +126,11 @@ NOINLINE static void churn(struct job *job) {
         }
     }
     for (int i = 0; i < WINDOW; i++) free(live[i]);
-    void *leak = malloc(4242);
-    if (leak) memset(leak, 1, 4242);
-    leaked[job->index] = leak;
+    bench_leak(job->index, 1);
     job->checksum += c.mix;
 }
 
-NOINLINE static void descend(struct job *job, int level) {
+NOINLINE static void descend(struct bench_job *job, int level) {
     if (level <= 1) {
         churn(job);
         BARRIER("descend-leaf");
@@ -175,7 +141,7 @@ NOINLINE static void descend(struct job *job, int level) {
 }
 
 static void *run(void *arg) {
-    struct job *job = arg;
+    struct bench_job *job = arg;
     if (job->recursion > 0) descend(job, job->recursion);
     else churn(job);
     BARRIER("run");
@@ -183,28 +149,5 @@ static void *run(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: pathsbench THREADS DEPTH CALLS_PER_THREAD\n");
-        return 2;
-    }
-    int threads = atoi(argv[1]);
-    int depth = atoi(argv[2]);
-    long calls = atol(argv[3]);
-    if (threads < 1 || threads > 64 || depth < 10 || depth > 1000 || calls < 1) {
-        fprintf(stderr, "pathsbench: THREADS 1-64, DEPTH 10-1000, CALLS_PER_THREAD >= 1\n");
-        return 2;
-    }
-    pthread_t tids[64];
-    struct job jobs[64];
-    for (int t = 0; t < threads; t++) {
-        jobs[t] = (struct job){depth - 10, t, calls, 0};
-        if (pthread_create(&tids[t], NULL, run, &jobs[t]) != 0) return 1;
-    }
-    uint64_t sum = 0;
-    for (int t = 0; t < threads; t++) {
-        pthread_join(tids[t], NULL);
-        sum += jobs[t].checksum;
-    }
-    printf("%llu\n", (unsigned long long)(sum & 0xffff));
-    return 0;
+    return bench_main(argc, argv, "pathsbench", 10, run);
 }

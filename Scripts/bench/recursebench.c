@@ -15,15 +15,9 @@
  * the input, as an AST node's type would), and blocks go into a
  * window of 512 live blocks, so a free releases a block allocated at another depth and path.
  * At the end each thread leaks one block; main prints a checksum. Build: cc -O2 -g -pthread. */
-#include <pthread.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "bench.h"
 
 #define WINDOW 512
-#define NOINLINE __attribute__((noinline, noclone))
-#define BARRIER(tag) __asm__ volatile("# " tag ::: "memory")
 
 struct walker {
     uint64_t seed;        /* data: sizes, slots */
@@ -38,25 +32,10 @@ struct walker {
     int index;
 };
 
-static void *volatile leaked[64];
-
-static uint64_t next_random(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-/* Size classes rather than every byte count: see pathsbench.c (heaptrack's interpreter runs out
- * of memory on many stacks times many distinct small sizes). */
-static const unsigned short small_sizes[32] = {
-    8, 12, 16, 24, 32, 40, 48, 56, 64, 72, 80, 96, 112, 128, 144, 160,
-    176, 192, 224, 256, 288, 320, 384, 448, 512, 576, 640, 768, 832, 896, 960, 1024};
-
 static size_t pick_size(uint64_t r) {
     if ((r & 1023) == 0) return (size_t)64 * 1024 + ((r >> 10) % 29) * 16 * 1024;  /* 64-512 KiB */
     if ((r & 15) == 0) return (size_t)1024 << ((r >> 4) % 3);                      /* 1-4 KiB */
-    return small_sizes[(r >> 4) & 31];
+    return bench_small_sizes[(r >> 4) & 31];
 }
 
 /* Replaces the block in a random slot with a new one. */
@@ -176,36 +155,32 @@ static void *run(void *arg) {
     }
     for (int i = 0; i < WINDOW; i++) free(w->live[i]);
     free(w->buffer);
-    void *leak = malloc(4242);
-    if (leak) memset(leak, 2, 4242);
-    leaked[w->index] = leak;
+    bench_leak(w->index, 2);
     return NULL;
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: recursebench THREADS CALLS_PER_THREAD\n");
-        return 2;
-    }
-    int threads = atoi(argv[1]);
-    long calls = atol(argv[2]);
-    if (threads < 1 || threads > 64 || calls < 1) {
+    long arg[2];
+    if (!bench_read_args(argc, argv, 2, arg, "recursebench THREADS CALLS_PER_THREAD")) return 2;
+    int threads = (int)arg[0];
+    long calls = arg[1];
+    if (threads < 1 || threads > BENCH_MAX_THREADS || calls < 1) {
         fprintf(stderr, "recursebench: THREADS 1-64, CALLS_PER_THREAD >= 1\n");
         return 2;
     }
-    pthread_t tids[64];
-    struct walker *walkers[64];
+    struct walker *walkers[BENCH_MAX_THREADS];
+    void *args[BENCH_MAX_THREADS];
     for (int t = 0; t < threads; t++) {
         walkers[t] = calloc(1, sizeof(struct walker));
         if (!walkers[t]) return 1;
         walkers[t]->seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)(t + 1) * 0x2545F4914F6CDD1Dull;
         walkers[t]->calls = calls;
         walkers[t]->index = t;
-        if (pthread_create(&tids[t], NULL, run, walkers[t]) != 0) return 1;
+        args[t] = walkers[t];
     }
+    if (bench_run_threads(threads, run, args) != 0) return 1;
     uint64_t sum = 0;
     for (int t = 0; t < threads; t++) {
-        pthread_join(tids[t], NULL);
         sum += walkers[t]->checksum;
         free(walkers[t]);
     }

@@ -20,4 +20,6 @@ public final class DwarfFrameSymbolizer: FrameSymbolizer {
     }
 
     public var symbolizationWarnings: [String] { symbolizer.warnings }
+
+    public func finish() { symbolizer.storeAnswers() }
 }

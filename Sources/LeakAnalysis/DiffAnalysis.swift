@@ -48,6 +48,12 @@ public struct TotalChange: AmountChange, Equatable, Sendable, Encodable {
 
     public init(old: Amount, new: Amount) { self.old = old; self.new = new }
 
+    /// True when the growth is more than `limit` bytes (`--fail-on-growth`); false without one.
+    public func exceeds(_ limit: UInt64?) -> Bool {
+        guard let limit else { return false }
+        return deltaBytes > Int64(clamping: limit)
+    }
+
     enum CodingKeys: String, CodingKey { case old, new, deltaBytes, deltaBlocks }
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)

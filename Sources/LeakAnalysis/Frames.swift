@@ -9,6 +9,8 @@ public protocol FrameSymbolizer: AnyObject {
     func resolve(address: UInt64, module: Module?) -> [SymbolizedFrame]
     /// One line per problem met (a binary that changed since the trace, ...).
     var symbolizationWarnings: [String] { get }
+    /// Keeps what was learned for later runs, where the symbolizer can; called once, at the end.
+    func finish()
 }
 
 /// Finds the loaded module containing an address, given the MODULES snapshot in force.
@@ -25,38 +27,76 @@ public final class OffsetOnlySymbolizer: FrameSymbolizer {
                        moduleOffset: module.map { address &- $0.bias })]
     }
     public var symbolizationWarnings: [String] { [] }
+    public func finish() {}
 }
 
-/// Resolves each distinct (address, module) once and remembers the answer.
+/// Resolves each distinct (address, module) once and remembers the answer, with what the
+/// analysis asks of every stack it appears in: which of its frames is the first outside the
+/// allocator, and the first suppression that matches one of its frames. A stack's call site
+/// and suppression then cost one lookup per address, however many stacks share the address.
 final class FrameCache {
+    /// What an answer depends on: the address and the file loaded there.
     private struct Key: Hashable {
         var address: UInt64
         var modulePath: String?
         var bias: UInt64
     }
+    /// The same address in the same module snapshot has the same answer: found without looking
+    /// the module up or hashing its path.
+    private struct AddressInSnapshot: Hashable {
+        var address: UInt64
+        var snapshot: Int
+    }
+    private struct Entry {
+        /// Inline-expanded, innermost first; never empty.
+        var frames: [SymbolizedFrame]
+        /// Index in `frames` of the first frame the filter does not take for the allocator.
+        var callsite: Int?
+        /// Lowest index of a suppression rule matching any of `frames`.
+        var suppression: Int?
+    }
     private let symbolizer: FrameSymbolizer
     private let modules: ModuleLookup
-    private var cache: [Key: [SymbolizedFrame]] = [:]
-    private(set) var distinctAddresses = 0
+    private let filter: AllocatorFrameFilter
+    private let suppressions: Suppressions
+    private var entries: [Entry] = []
+    private var entryOfKey: [Key: Int] = [:]
+    private var entryOfAddress: [AddressInSnapshot: Int] = [:]
+    var distinctAddresses: Int { entries.count }
 
-    init(symbolizer: FrameSymbolizer, modules: ModuleLookup) {
+    init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions) {
         self.symbolizer = symbolizer
         self.modules = modules
+        filter = options.frameFilter
+        suppressions = options.suppressions
+    }
+
+    private func entry(for address: UInt64, snapshot: Int) -> Entry {
+        let place = AddressInSnapshot(address: address, snapshot: snapshot)
+        if let index = entryOfAddress[place] { return entries[index] }
+        let module = modules.module(containing: address, snapshot: snapshot)
+        let key = Key(address: address, modulePath: module?.path, bias: module?.bias ?? 0)
+        if let index = entryOfKey[key] {
+            entryOfAddress[place] = index
+            return entries[index]
+        }
+        var frames = symbolizer.resolve(address: address, module: module)
+        if frames.isEmpty {
+            frames = [SymbolizedFrame(address: address, module: module?.path,
+                                      moduleOffset: module.map { address &- $0.bias })]
+        }
+        let entry = Entry(frames: frames,
+                          callsite: frames.firstIndex { !filter.isAllocatorFrame(function: $0.function) },
+                          suppression: suppressions.isEmpty ? nil : suppressions.firstMatch(in: frames))
+        entryOfKey[key] = entries.count
+        entryOfAddress[place] = entries.count
+        entries.append(entry)
+        return entry
     }
 
     /// Inline-expanded frames for one captured address.
     func frames(for address: UInt64, snapshot: Int) -> [SymbolizedFrame] {
-        let module = modules.module(containing: address, snapshot: snapshot)
-        let key = Key(address: address, modulePath: module?.path, bias: module?.bias ?? 0)
-        if let known = cache[key] { return known }
-        var resolved = symbolizer.resolve(address: address, module: module)
-        if resolved.isEmpty {
-            resolved = [SymbolizedFrame(address: address, module: module?.path,
-                                      moduleOffset: module.map { address &- $0.bias })]
-        }
-        cache[key] = resolved
-        distinctAddresses += 1
-        return resolved
+        entry(for: address, snapshot: snapshot).frames
     }
 
     /// Inline-expanded frames for a whole stack (innermost first).
@@ -64,16 +104,27 @@ final class FrameCache {
         addresses.flatMap { frames(for: $0, snapshot: snapshot) }
     }
 
-    /// The call site of a stack: its first frame that `filter` does not take for the allocator
-    /// or a wrapper, resolving frames only as far as needed (the innermost frame when every
-    /// frame looks like the allocator; nil for an empty stack).
-    func callsite(of addresses: [UInt64], snapshot: Int, filter: AllocatorFrameFilter) -> SymbolizedFrame? {
+    /// The call site of a stack: its first frame that the allocator frame filter does not take
+    /// for the allocator or a wrapper, resolving frames only as far as needed (the innermost
+    /// frame when every frame looks like the allocator; nil for an empty stack).
+    func callsite(of addresses: [UInt64], snapshot: Int) -> SymbolizedFrame? {
         for address in addresses {
-            for frame in frames(for: address, snapshot: snapshot)
-            where !filter.isAllocatorFrame(function: frame.function) {
-                return frame
-            }
+            let entry = entry(for: address, snapshot: snapshot)
+            if let index = entry.callsite { return entry.frames[index] }
         }
         return addresses.first.flatMap { frames(for: $0, snapshot: snapshot).first }
+    }
+
+    /// The index of the first suppression rule (in the rules' order) that matches a frame of
+    /// the stack, or nil: what `Suppressions.firstMatch` says of the stack's frames.
+    func suppression(of addresses: [UInt64], snapshot: Int) -> Int? {
+        guard !suppressions.isEmpty else { return nil }
+        var lowest: Int?
+        for address in addresses {
+            if let rule = entry(for: address, snapshot: snapshot).suppression, rule < (lowest ?? .max) {
+                lowest = rule
+            }
+        }
+        return lowest
     }
 }

@@ -89,7 +89,7 @@ final class SiteClassifier {
     private var indexOfSite: [SiteKey: Int32] = [:]
 
     init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions) {
-        cache = FrameCache(symbolizer: symbolizer, modules: modules)
+        cache = FrameCache(symbolizer: symbolizer, modules: modules, options: options)
         self.options = options
     }
 
@@ -99,10 +99,7 @@ final class SiteClassifier {
         let frame = callsite(of: addresses, snapshot: snapshot)
         let key = SiteKey(callsite: frame, path: .heap)
         if let known = indexOfSite[key] { return known }
-        var suppressed = false
-        if !options.suppressions.isEmpty {
-            suppressed = options.suppressions.firstMatch(in: cache.frames(forStack: addresses, snapshot: snapshot)) != nil
-        }
+        let suppressed = cache.suppression(of: addresses, snapshot: snapshot) != nil
         let index = Int32(sites.count)
         sites.append(Site(key: key, name: frame?.displayName ?? "<no stack>", callsite: frame, suppressed: suppressed))
         indexOfSite[key] = index
@@ -111,7 +108,7 @@ final class SiteClassifier {
 
     /// The first frame that is not part of the allocator (the innermost one if all are).
     func callsite(of addresses: [UInt64], snapshot: Int) -> SymbolizedFrame? {
-        cache.callsite(of: addresses, snapshot: snapshot, filter: options.frameFilter)
+        cache.callsite(of: addresses, snapshot: snapshot)
     }
 
     func label(site index: Int32, path: LeakPath) -> SiteLabel {

@@ -49,7 +49,7 @@ public struct LeakAnalyzer {
     public func analyze(replay: Replayer, stacks: StackLookup, modules: ModuleLookup,
                         symbolizer: FrameSymbolizer, facts: TraceFacts, warnings: [String] = []) -> LeakReport {
         var work = AnalysisRun(options: options, replay: replay, stacks: stacks,
-                               cache: FrameCache(symbolizer: symbolizer, modules: modules))
+                               cache: FrameCache(symbolizer: symbolizer, modules: modules, options: options))
         work.aggregateBlocks()
         work.aggregateMappings()
         work.classifyStacks()
@@ -222,16 +222,13 @@ struct AnalysisRun {
 
     /// The first frame that is not part of the allocator, resolving frames only as far as needed.
     func callsite(of addresses: [UInt64], snapshot: Int) -> SymbolizedFrame? {
-        cache.callsite(of: addresses, snapshot: snapshot, filter: options.frameFilter)
+        cache.callsite(of: addresses, snapshot: snapshot)
     }
 
     func classify(_ reference: StackRef, time: UInt64) -> StackClass {
         let addresses = frames(of: reference)
         let snapshot = snapshot(at: time)
-        var suppressedBy: Int?
-        if !options.suppressions.isEmpty {
-            suppressedBy = options.suppressions.firstMatch(in: cache.frames(forStack: addresses, snapshot: snapshot))
-        }
+        let suppressedBy = cache.suppression(of: addresses, snapshot: snapshot)
         let site = callsite(of: addresses, snapshot: snapshot)
         let key: GroupKey
         let name: String

@@ -80,17 +80,22 @@ public struct AllocatorFrameFilter: Sendable {
         "mmap", "mmap64", "mremap", "brk", "sbrk", "__mmap", "__mremap",
     ]
 
-    public let patterns: [GlobPattern]
+    /// Patterns without `*` or `?`: whole names, looked up at once.
+    private let names: Set<String>
+    private let globs: [GlobPattern]
 
     /// The default list plus `extraPatterns` (from --skip-frame).
     public init(extraPatterns: [String] = [], includeDefaults: Bool = true) {
-        patterns = ((includeDefaults ? Self.defaultPatterns : []) + extraPatterns).map(GlobPattern.init)
+        let all = (includeDefaults ? Self.defaultPatterns : []) + extraPatterns
+        let isGlob = { (pattern: String) in pattern.contains("*") || pattern.contains("?") }
+        names = Set(all.filter { !isGlob($0) })
+        globs = all.filter(isGlob).map(GlobPattern.init)
     }
 
     /// True when a frame with this function name is part of the allocator or a wrapper.
     /// A frame without a name cannot be recognised and is never skipped.
     public func isAllocatorFrame(function: String?) -> Bool {
         guard let function, !function.isEmpty else { return false }
-        return patterns.contains { $0.matches(function) }
+        return names.contains(function) || globs.contains { $0.matches(function) }
     }
 }

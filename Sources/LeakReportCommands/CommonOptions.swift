@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import LeakAnalysis
 import Reports
@@ -34,6 +35,10 @@ struct CommonOptions: ParsableArguments {
 
     @Flag(name: .customLong("no-progress"), help: "Never draw the progress bar.")
     var noProgress = false
+
+    @Flag(name: .customLong("no-symbol-cache"),
+          help: "Neither read nor write the answers kept from earlier runs (LEAKTRACE_SYMBOL_CACHE sets their directory).")
+    var noSymbolCache = false
 
     /// The format is checked by each command: they take different ones.
     func validate() throws {
@@ -78,7 +83,19 @@ struct CommonOptions: ParsableArguments {
         guard !noSymbolize else { return OffsetOnlySymbolizer() }
         var options = SymbolizerOptions()
         if !debugDirectories.isEmpty { options.debugDirectories = debugDirectories }
+        if !noSymbolCache { options.answerDirectory = Self.symbolCacheDirectory() }
         return DwarfFrameSymbolizer(options: options)
+    }
+
+    /// LEAKTRACE_SYMBOL_CACHE (`off` for none), else $XDG_CACHE_HOME/leaktrace, else
+    /// ~/.cache/leaktrace; nil when there is no such place.
+    static func symbolCacheDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        if let chosen = environment["LEAKTRACE_SYMBOL_CACHE"], !chosen.isEmpty {
+            return chosen == "off" ? nil : chosen
+        }
+        if let cache = environment["XDG_CACHE_HOME"], cache.hasPrefix("/") { return cache + "/leaktrace" }
+        if let home = environment["HOME"], home.hasPrefix("/") { return home + "/.cache/leaktrace" }
+        return nil
     }
 }
 
@@ -89,4 +106,10 @@ extension CommonOptions {
         output.write(isJSON ? try JSONDocument.render(document) : text(GrowthText(color: wantsColor)))
         output.flush()
     }
+}
+
+/// The one trace file that `growth`, `timeline`, `info` and `dump` read.
+struct TraceFileArgument: ParsableArguments {
+    @Argument(help: "A trace file written by libleaktrace.so.")
+    var trace: String
 }

@@ -8,11 +8,10 @@ struct DumpCommand: ParsableCommand {
         commandName: "dump",
         abstract: "Print a trace's header and every record, one per line.")
 
-    @Argument(help: "A trace file.")
-    var trace: String
+    @OptionGroup var input: TraceFileArgument
 
     func run() throws {
-        let reader = try TraceReader(path: trace)
+        let reader = try TraceReader(path: input.trace)
         let output = BufferedOutput()
         for line in reader.header.dumpLines { output.write(line + "\n") }
         reader.forEachRecord { record, _ in

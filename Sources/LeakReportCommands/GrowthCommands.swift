@@ -74,6 +74,7 @@ struct DiffCommand: ParsableCommand {
         } else {
             let analyzer = LeakAnalyzer(options: analysis)
             let symbolizer = options.makeSymbolizer()
+            defer { symbolizer.finish() }
             // The old trace, usually the shorter, is symbolized while the new one still replays.
             let loaded = try loadConcurrently([old, new]) { _, trace in
                 (facts: trace.facts, warnings: trace.warnings(namingTrace: true),
@@ -95,6 +96,7 @@ struct DiffCommand: ParsableCommand {
         -> (facts: TraceFacts, totals: SiteTotals, warnings: [String]) {
         var trace = try LoadedTrace(path: path)
         let symbolizer = options.makeSymbolizer()
+        defer { symbolizer.finish() }
         let tracker = trace.makeTracker(symbolizer: symbolizer, options: analysis)
         try trace.replay(tracking: tracker, progress: options.progress)
         return (trace.facts, tracker.peakTotals(), trace.warnings(namingTrace: true) + symbolizer.symbolizationWarnings)
@@ -115,8 +117,7 @@ struct GrowthCommand: ParsableCommand {
             status 4 when --fail-on-growth is given and live bytes grew by more than it.
             """)
 
-    @Argument(help: "A trace file written by libleaktrace.so.")
-    var trace: String
+    @OptionGroup var input: TraceFileArgument
 
     @Option(name: .long, help: "Moment A: start (default), end, a time or a mark.")
     var from: String = "start"
@@ -132,10 +133,10 @@ struct GrowthCommand: ParsableCommand {
     func run() throws {
         let window = (from: try parseMoment(from), to: try parseMoment(to))
         let limit = try growthLimit.bytes()
-        let pass = try GrowthPassRun.run(trace, options: options, window: window)
+        let pass = try GrowthPassRun.run(input.trace, options: options, window: window)
         guard let atFrom = pass.tracker.atFrom, let atTo = pass.tracker.atTo,
               let fromPoint = pass.tracker.from, let toPoint = pass.tracker.to else {
-            throw UsageError("\(trace): the moments were not reached")
+            throw UsageError("\(input.trace): the moments were not reached")
         }
         let document = GrowthDocument(trace: pass.facts, from: fromPoint, to: toPoint,
                                       diff: TraceDiff(old: atFrom, new: atTo),
@@ -154,6 +155,7 @@ enum GrowthPassRun {
         -> (tracker: GrowthTracker, facts: TraceFacts, timeline: Timeline, warnings: [String]) {
         var trace = try LoadedTrace(path: path)
         let symbolizer = options.makeSymbolizer()
+        defer { symbolizer.finish() }
         let tracker = trace.makeTracker(symbolizer: symbolizer, options: try options.analysisOptions())
         try trace.replay(tracking: tracker, window: window, progress: options.progress)
         return (tracker, trace.facts, tracker.timeline(of: trace.replayer),
@@ -169,8 +171,7 @@ struct TimelineCommand: ParsableCommand {
         commandName: "timeline",
         abstract: "RSS (from the memory samples), traced live heap and directly mapped bytes over time.")
 
-    @Argument(help: "A trace file written by libleaktrace.so.")
-    var trace: String
+    @OptionGroup var input: TraceFileArgument
 
     @OptionGroup var options: CommonOptions
 
@@ -180,7 +181,7 @@ struct TimelineCommand: ParsableCommand {
         var passOptions = options
         // The timeline names no call sites: do not read debug info for nothing.
         passOptions.noSymbolize = true
-        let pass = try GrowthPassRun.run(trace, options: passOptions, window: nil)
+        let pass = try GrowthPassRun.run(input.trace, options: passOptions, window: nil)
         let document = TimelineDocument(trace: pass.facts, timeline: pass.timeline, marks: pass.tracker.marks,
                                         warnings: pass.warnings)
         try options.write(document) { $0.render(document) }

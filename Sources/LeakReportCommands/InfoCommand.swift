@@ -11,17 +11,16 @@ struct InfoCommand: ParsableCommand {
         commandName: "info",
         abstract: "Print a trace's program, completeness and record counts, one 'name value' per line.")
 
-    @Argument(help: "A trace file.")
-    var trace: String
+    @OptionGroup var input: TraceFileArgument
 
     func run() throws {
-        let reader = try TraceReader(path: trace)
+        let reader = try TraceReader(path: input.trace)
         var counter = RecordCounter()
         reader.visitRecords(&counter)
         let header = reader.header
         let output = BufferedOutput()
         func line(_ name: String, _ value: CustomStringConvertible) { output.write("\(name) \(value)\n") }
-        line("trace", trace)
+        line("trace", input.trace)
         if let program = header.program { line("program", program) }
         if let pid = header.pid { line("pid", pid) }
         if let parent = header.parentTrace { line("parent-trace", parent) }

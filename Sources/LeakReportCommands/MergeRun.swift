@@ -12,6 +12,7 @@ struct MergeRun {
 
     func run() throws -> UInt64 {
         let symbolizer = settings.common.makeSymbolizer()
+        defer { symbolizer.finish() }
         let analyzer = LeakAnalyzer(options: settings.analysis)
         // Each trace is analyzed as soon as it is replayed, in order, while later ones still
         // replay; nothing is written until every trace has been read.

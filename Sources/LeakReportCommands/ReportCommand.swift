@@ -125,6 +125,8 @@ struct ReportRun {
         }
 
         let symbolizer = settings.common.makeSymbolizer()
+
+        defer { symbolizer.finish() }
         // The growth tracker rides along the replay to find the call sites that keep growing.
         let tracker = trace.makeTracker(symbolizer: symbolizer, options: settings.analysis)
         try trace.replay(tracking: tracker, limit: settings.limit, progress: settings.common.progress)

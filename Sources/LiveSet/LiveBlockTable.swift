@@ -141,13 +141,21 @@ public struct LiveBlockTable {
     @inline(__always)
     public func block(at address: UInt64) -> LiveBlock? {
         guard address != 0 else { return nil }
+        let slot = probe(address)
+        return slot.found ? unpack(slots[slot.index]) : nil
+    }
+
+    /// The slot holding `address` (nonzero), or the empty slot that ends its probe run, where it
+    /// would be stored.
+    @inline(__always)
+    private func probe(_ address: UInt64) -> (index: Int, found: Bool) {
         let slots = self.slots
         let mask = capacity - 1
         var index = home(address)
         while true {
             let candidate = slots[index].address
-            if candidate == address { return unpack(slots[index]) }
-            if candidate == 0 { return nil }
+            if candidate == address { return (index, true) }
+            if candidate == 0 { return (index, false) }
             index = (index + 1) & mask
         }
     }
@@ -171,28 +179,19 @@ public struct LiveBlockTable {
         guard block.address != 0 else { return nil }
         if count >= growthCount { grow() }
         let slots = self.slots
-        let mask = capacity - 1
         let packed = PackedBlock(block)
-        var index = home(block.address)
-        while true {
-            let candidate = slots[index].address
-            if candidate == block.address {
-                let old = unpack(slots[index])
-                if slots[index].isHuge { hugeSizes.removeValue(forKey: block.address) }
-                slots[index] = packed
-                if packed.isHuge { hugeSizes[block.address] = block.size }
-                totalBytes = totalBytes &- old.size &+ block.size
-                return old
-            }
-            if candidate == 0 {
-                slots[index] = packed
-                if packed.isHuge { hugeSizes[block.address] = block.size }
-                count += 1
-                totalBytes &+= block.size
-                return nil
-            }
-            index = (index + 1) & mask
+        let slot = probe(block.address)
+        let old = slot.found ? unpack(slots[slot.index]) : nil
+        if let old {
+            if slots[slot.index].isHuge { hugeSizes.removeValue(forKey: block.address) }
+            totalBytes = totalBytes &- old.size &+ block.size
+        } else {
+            count += 1
+            totalBytes &+= block.size
         }
+        slots[slot.index] = packed
+        if packed.isHuge { hugeSizes[block.address] = block.size }
+        return old
     }
 
     /// Removes and returns the block at `address`, or nil when no such block is live.
@@ -207,15 +206,11 @@ public struct LiveBlockTable {
     mutating func removeAssumingUnique(_ address: UInt64) -> LiveBlock? {
         assert(isKnownUniquelyReferenced(&storage))
         guard address != 0 else { return nil }
+        let slot = probe(address)
+        guard slot.found else { return nil }
         let slots = self.slots
         let mask = capacity - 1
-        var index = home(address)
-        while true {
-            let candidate = slots[index].address
-            if candidate == address { break }
-            if candidate == 0 { return nil }
-            index = (index + 1) & mask
-        }
+        let index = slot.index
         let removed = unpack(slots[index])
         if slots[index].isHuge { hugeSizes.removeValue(forKey: address) }
         count -= 1

@@ -6,120 +6,98 @@ import Symbolization
 
 // MARK: - Documents
 
-/// `leakreport diff OLD NEW`.
+/// `leakreport diff OLD NEW`. Its stored properties are its JSON.
 public struct DiffDocument: Encodable {
+    public let schemaVersion = LeakReport.schemaVersion
+    public let kind = "diff"
     public var old: TraceFacts
     public var new: TraceFacts
     /// `leaked` (never freed by the end) or `peak-live` (`--live`: the most each site held at once).
     public var measure: String
-    public var diff: TraceDiff
-    /// Sites listed (`--top`).
-    public var top: Int
+    public var total: TotalChange
+    public var byPath: [PathDelta]
+    /// The changed sites, biggest growth first, up to `--top`.
+    public var sites: [SiteDelta]
+    public var sitesChanged: Int
+    public var appeared: Int
+    public var vanished: Int
     public var failOnGrowth: UInt64?
+    /// True when the growth exceeds `--fail-on-growth`.
+    public var exceedsLimit: Bool
     public var warnings: [String]
 
     public init(old: TraceFacts, new: TraceFacts, measure: String, diff: TraceDiff, top: Int,
                 failOnGrowth: UInt64?, warnings: [String]) {
-        self.old = old; self.new = new; self.measure = measure; self.diff = diff; self.top = top
-        self.failOnGrowth = failOnGrowth; self.warnings = warnings
-    }
-
-    /// True when the growth exceeds `--fail-on-growth`.
-    public var exceedsLimit: Bool {
-        guard let failOnGrowth else { return false }
-        return diff.total.deltaBytes > Int64(clamping: failOnGrowth)
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case schemaVersion, kind, old, new, measure, total, byPath, sites, sitesChanged, appeared, vanished,
-             failOnGrowth, exceedsLimit, warnings
-    }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(LeakReport.schemaVersion, forKey: .schemaVersion)
-        try container.encode("diff", forKey: .kind)
-        try container.encode(old, forKey: .old)
-        try container.encode(new, forKey: .new)
-        try container.encode(measure, forKey: .measure)
-        try container.encode(diff.total, forKey: .total)
-        try container.encode(diff.paths, forKey: .byPath)
-        try container.encode(Array(diff.changed.prefix(top)), forKey: .sites)
-        try container.encode(diff.changed.count, forKey: .sitesChanged)
-        try container.encode(diff.sites.filter { $0.change == .appeared }.count, forKey: .appeared)
-        try container.encode(diff.sites.filter { $0.change == .vanished }.count, forKey: .vanished)
-        try container.encodeIfPresent(failOnGrowth, forKey: .failOnGrowth)
-        try container.encode(exceedsLimit, forKey: .exceedsLimit)
-        try container.encode(warnings, forKey: .warnings)
+        self.old = old; self.new = new; self.measure = measure
+        total = diff.total; byPath = diff.paths
+        let changed = diff.changed
+        sites = Array(changed.prefix(top))
+        sitesChanged = changed.count
+        appeared = diff.sites.filter { $0.change == .appeared }.count
+        vanished = diff.sites.filter { $0.change == .vanished }.count
+        self.failOnGrowth = failOnGrowth
+        exceedsLimit = diff.total.exceeds(failOnGrowth)
+        self.warnings = warnings
     }
 }
 
 /// `leakreport growth TRACE --from A --to B`.
 public struct GrowthDocument: Encodable {
+    public let schemaVersion = LeakReport.schemaVersion
+    public let kind = "growth"
     public var trace: TraceFacts
     public var from: MomentPoint
     public var to: MomentPoint
-    /// Live at A (`old`) against live at B (`new`).
-    public var diff: TraceDiff
-    /// Allocated after A and still live at B, per site.
-    public var newSinceFrom: SiteTotals
-    /// Leak rates of every site over A..B, steepest first.
+    /// Live at A against live at B, and what is new since A.
+    public var total: GrowthTotal
+    public var byPath: [PathDelta]
+    /// Per-site rows that changed or gained blocks since A, up to `--top`.
+    public var sites: [GrowthRow]
+    /// The steepest growers (`--top`).
+    public var growing: [SiteRate]
+    /// Leak rates over A..B, steepest first, up to `--top`.
     public var rates: [SiteRate]
+    /// The leak rates of every site (the text counts the trends of those not listed).
+    public var allRates: [SiteRate]
     public var timeline: Timeline
     public var marks: [MarkSeen]
     public var top: Int
     public var failOnGrowth: UInt64?
+    public var exceedsLimit: Bool
     public var warnings: [String]
-
-    public init(trace: TraceFacts, from: MomentPoint, to: MomentPoint, diff: TraceDiff, newSinceFrom: SiteTotals,
-                rates: [SiteRate], timeline: Timeline, marks: [MarkSeen], top: Int, failOnGrowth: UInt64?,
-                warnings: [String]) {
-        self.trace = trace; self.from = from; self.to = to; self.diff = diff; self.newSinceFrom = newSinceFrom
-        self.rates = rates; self.timeline = timeline; self.marks = marks; self.top = top
-        self.failOnGrowth = failOnGrowth; self.warnings = warnings
-    }
-
-    public var exceedsLimit: Bool {
-        guard let failOnGrowth else { return false }
-        return diff.total.deltaBytes > Int64(clamping: failOnGrowth)
-    }
-
-    /// Per-site rows: live at A and B, the difference, and what is new since A.
-    var rows: [GrowthRow] {
-        diff.sites.filter { $0.change != .same || (newSinceFrom.entries[$0.key]?.amount.blocks ?? 0) > 0 }
-            .prefix(top)
-            .map { GrowthRow(delta: $0, newSinceFrom: newSinceFrom.entries[$0.key]?.amount ?? Amount()) }
-    }
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion, kind, trace, from, to, total, byPath, sites, growing, rates, timeline, marks,
              failOnGrowth, exceedsLimit, warnings
     }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(LeakReport.schemaVersion, forKey: .schemaVersion)
-        try container.encode("growth", forKey: .kind)
-        try container.encode(trace, forKey: .trace)
-        try container.encode(from, forKey: .from)
-        try container.encode(to, forKey: .to)
-        try container.encode(GrowthTotal(live: diff.total, newSinceFrom: newSinceFrom.total), forKey: .total)
-        try container.encode(diff.paths, forKey: .byPath)
-        try container.encode(rows, forKey: .sites)
-        try container.encode(rates.topGrowers(top), forKey: .growing)
-        try container.encode(Array(rates.prefix(top)), forKey: .rates)
-        try container.encode(timeline, forKey: .timeline)
-        try container.encode(marks, forKey: .marks)
-        try container.encodeIfPresent(failOnGrowth, forKey: .failOnGrowth)
-        try container.encode(exceedsLimit, forKey: .exceedsLimit)
-        try container.encode(warnings, forKey: .warnings)
+
+    /// `diff` is live at A (`old`) against live at B (`new`); `newSinceFrom` what was allocated
+    /// after A and is still live at B, per site.
+    public init(trace: TraceFacts, from: MomentPoint, to: MomentPoint, diff: TraceDiff, newSinceFrom: SiteTotals,
+                rates: [SiteRate], timeline: Timeline, marks: [MarkSeen], top: Int, failOnGrowth: UInt64?,
+                warnings: [String]) {
+        self.trace = trace; self.from = from; self.to = to
+        total = GrowthTotal(live: diff.total, newSinceFrom: newSinceFrom.total)
+        byPath = diff.paths
+        sites = diff.sites.filter { $0.change != .same || (newSinceFrom.entries[$0.key]?.amount.blocks ?? 0) > 0 }
+            .prefix(top)
+            .map { GrowthRow(delta: $0, newSinceFrom: newSinceFrom.entries[$0.key]?.amount ?? Amount()) }
+        growing = rates.topGrowers(top)
+        self.rates = Array(rates.prefix(top))
+        allRates = rates
+        self.timeline = timeline; self.marks = marks; self.top = top
+        self.failOnGrowth = failOnGrowth
+        exceedsLimit = diff.total.exceeds(failOnGrowth)
+        self.warnings = warnings
     }
 }
 
 /// Live at A and at B (the diff's total under growth's key names), and what is new since A.
-struct GrowthTotal: Encodable {
+public struct GrowthTotal: Encodable {
     var live: TotalChange
     var newSinceFrom: Amount
     enum CodingKeys: String, CodingKey { case atFrom, atTo, deltaBytes, deltaBlocks, newSinceFrom }
-    func encode(to encoder: Encoder) throws {
+    public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try live.encodeChange(into: &container, old: .atFrom, new: .atTo, deltaBytes: .deltaBytes,
                               deltaBlocks: .deltaBlocks)
@@ -128,13 +106,13 @@ struct GrowthTotal: Encodable {
 }
 
 /// One site of the growth report.
-struct GrowthRow: Encodable {
+public struct GrowthRow: Encodable {
     var delta: SiteDelta
     var newSinceFrom: Amount
     enum CodingKeys: String, CodingKey {
         case key, name, callsite, atFrom, atTo, deltaBytes, deltaBlocks, change, newSinceFrom
     }
-    func encode(to encoder: Encoder) throws {
+    public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(delta.key, forKey: .key)
         try container.encode(delta.name, forKey: .name)
@@ -159,45 +137,43 @@ public struct TimelineDocument: Encodable {
     }
 }
 
-/// `leakreport --merge T1 T2 ...`: several traces merged by site.
+/// `leakreport --merge T1 T2 ...`: several traces merged by site. Its stored properties are its JSON.
 public struct MergeDocument: Encodable {
-    /// Each trace with what it leaked (the report's summary total).
-    public var traces: [(facts: TraceFacts, leaked: Amount)]
-    public var merged: SiteTotals
-    public var top: Int
+    public struct TraceEntry: Encodable {
+        public var trace: TraceFacts
+        /// What the trace leaked (its report's summary total).
+        public var leaked: Amount
+    }
+    public struct SiteEntry: Encodable {
+        public var key: SiteKey
+        public var name: String
+        public var callsite: SymbolizedFrame?
+        public var blocks: Int
+        public var bytes: UInt64
+        /// In how many of the traces the site leaked.
+        public var traces: Int
+    }
+
+    public let schemaVersion = LeakReport.schemaVersion
+    public let kind = "merge"
+    public var traces: [TraceEntry]
+    public var leaked: Amount
+    public var byPath: PathAmounts
+    /// The sites that leaked most, up to `--top`.
+    public var sites: [SiteEntry]
+    public var siteCount: Int
     public var warnings: [String]
 
     public init(traces: [(facts: TraceFacts, leaked: Amount)], merged: SiteTotals, top: Int, warnings: [String]) {
-        self.traces = traces; self.merged = merged; self.top = top; self.warnings = warnings
-    }
-
-    struct TraceEntry: Encodable {
-        var trace: TraceFacts
-        var leaked: Amount
-    }
-    struct SiteEntry: Encodable {
-        var key: SiteKey
-        var name: String
-        var callsite: SymbolizedFrame?
-        var blocks: Int
-        var bytes: UInt64
-        var traces: Int
-    }
-
-    enum CodingKeys: String, CodingKey { case schemaVersion, kind, traces, leaked, byPath, sites, siteCount, warnings }
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(LeakReport.schemaVersion, forKey: .schemaVersion)
-        try container.encode("merge", forKey: .kind)
-        try container.encode(traces.map { TraceEntry(trace: $0.facts, leaked: $0.leaked) }, forKey: .traces)
-        try container.encode(merged.total, forKey: .leaked)
-        try container.encode(merged.byPath, forKey: .byPath)
-        try container.encode(merged.sorted.prefix(top).map {
+        self.traces = traces.map { TraceEntry(trace: $0.facts, leaked: $0.leaked) }
+        leaked = merged.total
+        byPath = merged.byPath
+        sites = merged.sorted.prefix(top).map {
             SiteEntry(key: $0.label.key, name: $0.label.name, callsite: $0.label.callsite,
                       blocks: $0.amount.blocks, bytes: $0.amount.bytes, traces: $0.traces)
-        }, forKey: .sites)
-        try container.encode(merged.entries.count, forKey: .siteCount)
-        try container.encode(warnings, forKey: .warnings)
+        }
+        siteCount = merged.entries.count
+        self.warnings = warnings
     }
 }
 
@@ -245,23 +221,22 @@ public struct GrowthText {
     public func render(_ document: DiffDocument) -> String {
         var out = bold("leakreport diff (\(document.measure == "leaked" ? "leaked at the end" : "peak live per site"))") + "\n"
         out += "  old: \(Self.describe(document.old))\n  new: \(Self.describe(document.new))\n\n"
-        let diff = document.diff
-        out += totalLine("Total", diff.total)
-        renderPaths(diff.paths, into: &out)
-        let changed = diff.changed
-        let appeared = changed.filter { $0.change == .appeared }.count
-        let vanished = changed.filter { $0.change == .vanished }.count
-        out += "\n" + bold("Sites by growth") + dim("  (\(changed.count) changed: \(appeared) appeared, \(vanished) vanished)") + "\n"
-        if changed.isEmpty { out += "  no site changed\n" }
-        for delta in changed.prefix(document.top) {
+        out += totalLine("Total", document.total)
+        renderPaths(document.byPath, into: &out)
+        out += "\n" + bold("Sites by growth")
+            + dim("  (\(document.sitesChanged) changed: \(document.appeared) appeared, \(document.vanished) vanished)") + "\n"
+        if document.sites.isEmpty { out += "  no site changed\n" }
+        for delta in document.sites {
             out += siteLead(delta)
                 + Self.pad("\(Self.signedCount(delta.deltaBlocks)) blocks", 14)
                 + Self.pad(delta.change.rawValue, 9)
                 + "\(formatBytes(delta.old.bytes)) -> \(formatBytes(delta.new.bytes))  "
                 + "\(delta.name) [\(delta.key.path.rawValue)]\n"
         }
-        if changed.count > document.top { out += dim("  ... \(changed.count - document.top) more (--top)") + "\n" }
-        out += limitLine(document.failOnGrowth, growth: diff.total.deltaBytes, exceeded: document.exceedsLimit)
+        if document.sitesChanged > document.sites.count {
+            out += dim("  ... \(document.sitesChanged - document.sites.count) more (--top)") + "\n"
+        }
+        out += limitLine(document.failOnGrowth, growth: document.total.deltaBytes, exceeded: document.exceedsLimit)
         renderWarnings(document.warnings, into: &out)
         return out
     }
@@ -294,11 +269,10 @@ public struct GrowthText {
     public func render(_ document: GrowthDocument) -> String {
         var out = bold("leakreport growth: \(Self.describe(document.trace))") + "\n"
         out += "  from \(document.from.label) (\(formatTime(document.from.timeUs))) to \(document.to.label) (\(formatTime(document.to.timeUs)))\n\n"
-        let diff = document.diff
-        out += totalLine("Live", diff.total)
-        out += "  allocated after \(document.from.label) and still live at \(document.to.label): \(Self.amount(document.newSinceFrom.total))\n"
-        renderPaths(diff.paths, into: &out)
-        let rows = document.rows
+        out += totalLine("Live", document.total.live)
+        out += "  allocated after \(document.from.label) and still live at \(document.to.label): \(Self.amount(document.total.newSinceFrom))\n"
+        renderPaths(document.byPath, into: &out)
+        let rows = document.sites
         out += "\n" + bold("Sites") + dim("  (live at A -> live at B, and allocated in between still live)") + "\n"
         if rows.isEmpty { out += "  no site changed\n" }
         for row in rows {
@@ -308,9 +282,9 @@ public struct GrowthText {
                 + "\(row.delta.name) [\(row.delta.key.path.rawValue)]\n"
         }
         out += "\n"
-        out += renderGrowing(document.rates, top: document.top)
+        out += renderGrowing(document.allRates, top: document.top)
         out += "\n" + renderTimeline(document.timeline, marks: document.marks)
-        out += limitLine(document.failOnGrowth, growth: diff.total.deltaBytes, exceeded: document.exceedsLimit)
+        out += limitLine(document.failOnGrowth, growth: document.total.live.deltaBytes, exceeded: document.exceedsLimit)
         renderWarnings(document.warnings, into: &out)
         return out
     }
@@ -398,18 +372,17 @@ public struct GrowthText {
     public func render(_ document: MergeDocument) -> String {
         var out = bold("leakreport: \(document.traces.count) traces merged by call site") + "\n"
         for entry in document.traces {
-            out += "  " + Self.pad(Self.amount(entry.leaked), 26) + Self.describe(entry.facts) + "\n"
+            out += "  " + Self.pad(Self.amount(entry.leaked), 26) + Self.describe(entry.trace) + "\n"
         }
-        out += "\n" + bold("Merged") + "  leaked \(Self.amount(document.merged.total))\n"
-        for (path, amount) in document.merged.byPath.nonEmpty {
+        out += "\n" + bold("Merged") + "  leaked \(Self.amount(document.leaked))\n"
+        for (path, amount) in document.byPath.nonEmpty {
             out += "    " + Self.pad(path.label, 30) + (path == .breakGrowth ? formatBytes(amount.bytes) : Self.amount(amount)) + "\n"
         }
-        let sites = document.merged.sorted
-        out += "\n" + bold("Top \(min(document.top, sites.count)) of \(sites.count) sites") + "\n"
-        for entry in sites.prefix(document.top) {
-            out += "  " + Self.pad(Self.amount(entry.amount), 26)
+        out += "\n" + bold("Top \(document.sites.count) of \(document.siteCount) sites") + "\n"
+        for entry in document.sites {
+            out += "  " + Self.pad(Self.amount(Amount(blocks: entry.blocks, bytes: entry.bytes)), 26)
                 + Self.pad("\(entry.traces) of \(document.traces.count) traces", 16)
-                + "\(entry.label.name) [\(entry.label.key.path.rawValue)]\n"
+                + "\(entry.name) [\(entry.key.path.rawValue)]\n"
         }
         renderWarnings(document.warnings, into: &out)
         return out

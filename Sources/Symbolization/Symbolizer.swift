@@ -11,11 +11,14 @@ public struct SymbolizerOptions: Sendable {
     /// Roots searched for `.build-id/xx/rest.debug` files, `.gnu_debuglink` targets (under the
     /// binary's own directory path) and dwz files (`.dwz/`). Searched on disk only: never debuginfod.
     public var debugDirectories: [String] = ["/usr/lib/debug"]
+    /// Where answers are kept between runs (`AnswerCache.swift`); nil: nowhere.
+    public var answerDirectory: String?
 
     public init() {}
 
-    public init(debugDirectories: [String]) {
+    public init(debugDirectories: [String], answerDirectory: String? = nil) {
         self.debugDirectories = debugDirectories
+        self.answerDirectory = answerDirectory
     }
 }
 
@@ -27,6 +30,8 @@ public struct SymbolizerStatistics: Equatable, Sendable {
     public var cacheHits = 0
     /// Distinct ELF files opened (successfully or not).
     public var modulesOpened = 0
+    /// Lookups answered from answers stored by an earlier run, without debug info.
+    public var storedAnswers = 0
 
     public init() {}
 }
@@ -44,6 +49,12 @@ public final class Symbolizer {
 
     public init(options: SymbolizerOptions = .init()) {
         self.options = options
+    }
+
+    /// Stores the answers found in this run for the modules that keep answers between runs
+    /// (`SymbolizerOptions.answerDirectory`).
+    public func storeAnswers() {
+        for session in sessions { session.answers?.store() }
     }
 
     /// One line per problem met so far, each reported once: a module whose file is missing or
@@ -76,7 +87,7 @@ public final class Symbolizer {
         }
 
         let lookup = isReturnAddress && offset > 0 ? offset - 1 : offset
-        let source = sessions[session].debugInfo?.frames(at: lookup) ?? []
+        let source = sourceFrames(in: sessions[session], at: lookup)
         let frames: [SymbolizedFrame]
         if source.isEmpty {
             frames = [SymbolizedFrame(address: address, module: module.path, moduleOffset: offset)]
@@ -103,6 +114,17 @@ public final class Symbolizer {
             frames += symbolize(address: address, module: module(address), isReturnAddress: returnAddresses)
         }
         return frames
+    }
+
+    /// What the module's debug info says at `lookup`, from the stored answers when they have it.
+    private func sourceFrames(in session: ModuleSession, at lookup: UInt64) -> [SourceFrame] {
+        if let stored = session.answers?.frames[lookup] {
+            statistics.storedAnswers += 1
+            return stored
+        }
+        let source = session.debugInfo?.frames(at: lookup) ?? []
+        session.answers?.record(source, at: lookup)
+        return source
     }
 
     // MARK: Module sessions
@@ -141,8 +163,19 @@ public final class Symbolizer {
                                 + "the trace, so its frames are shown as module+offset")
                 return ModuleSession(debugInfo: nil)
             }
-            if !debugInfo.hasDebugInfo { modulesLackingDebugInfo.append(module.path) }
-            return ModuleSession(debugInfo: debugInfo)
+            // Stored answers exist only for modules with DWARF: no need to load it to know.
+            if let directory = options.answerDirectory,
+               let stored = ModuleAnswers.load(directory: directory, buildID: debugInfo.buildID) {
+                return ModuleSession(debugInfo: debugInfo, answers: stored)
+            }
+            guard debugInfo.hasDebugInfo else {
+                modulesLackingDebugInfo.append(module.path)
+                return ModuleSession(debugInfo: debugInfo)
+            }
+            let answers = options.answerDirectory.flatMap {
+                ModuleAnswers.start(directory: $0, buildID: debugInfo.buildID, debugFiles: debugInfo.debugFilePaths)
+            }
+            return ModuleSession(debugInfo: debugInfo, answers: answers)
         }
     }
 
@@ -166,7 +199,9 @@ private struct FrameKey: Hashable {
     let isReturnAddress: Bool
 }
 
-/// A module's debug info, or nil when the file is missing, untrusted or virtual.
+/// A module's debug info, or nil when the file is missing, untrusted or virtual, and the
+/// answers stored for it between runs.
 private struct ModuleSession {
     let debugInfo: ModuleDebugInfo?
+    var answers: ModuleAnswers?
 }

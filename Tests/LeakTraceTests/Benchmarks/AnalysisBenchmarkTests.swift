@@ -9,11 +9,7 @@ import TraceFormat
 
 final class AnalysisBenchmarkTests: XCTestCase {
     func testReportOnTwentyMillionEvents() throws {
-        guard ProcessInfo.processInfo.environment["LEAKTRACE_BENCH"] == "1" else {
-            throw XCTSkip("set LEAKTRACE_BENCH=1 to run the benchmark")
-        }
-        let records = 20_000_000
-        let (bytes, expected) = ReaderBenchmarkTests.syntheticTrace(records: records, codec: .zstd)
+        let (records, bytes, expected) = try ReaderBenchmarkTests.analyzerBenchmarkTrace()
         // LEAKTRACE_BENCH_TRACE=PATH keeps the trace there (for profiling).
         let keep = ProcessInfo.processInfo.environment["LEAKTRACE_BENCH_TRACE"]
         let path = try keep.map { path -> String in

@@ -8,11 +8,7 @@ import XCTest
 
 final class DiffBenchmarkTests: XCTestCase {
     func testDiffOfTwoTwentyMillionEventTraces() throws {
-        guard ProcessInfo.processInfo.environment["LEAKTRACE_BENCH"] == "1" else {
-            throw XCTSkip("set LEAKTRACE_BENCH=1 to run the benchmark")
-        }
-        let records = 20_000_000
-        let (bytes, expected) = ReaderBenchmarkTests.syntheticTrace(records: records, codec: .zstd)
+        let (records, bytes, expected) = try ReaderBenchmarkTests.analyzerBenchmarkTrace()
         let old = try temporaryFile(bytes, name: "diff-old.lt")
         let new = try temporaryFile(bytes, name: "diff-new.lt")
         defer {

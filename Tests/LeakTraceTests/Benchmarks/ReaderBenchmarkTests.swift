@@ -39,6 +39,22 @@ final class ReaderBenchmarkTests: XCTestCase {
         mutating func visitRecord(_ record: TraceRecord, context: RecordContext) { others &+= 1 }
     }
 
+    /// Throws XCTSkip unless LEAKTRACE_BENCH=1: the benchmarks on 20 million records measure
+    /// speed, which the default suite never asserts.
+    static func requireOptIn() throws {
+        guard ProcessInfo.processInfo.environment["LEAKTRACE_BENCH"] == "1" else {
+            throw XCTSkip("set LEAKTRACE_BENCH=1 (and build with -c release) to measure")
+        }
+    }
+
+    /// The analyzer benchmarks' trace: 20 million records in zstd chunks, and what it holds.
+    static func analyzerBenchmarkTrace() throws -> (records: Int, bytes: [UInt8], expected: Expected) {
+        try requireOptIn()
+        let records = 20_000_000
+        let (bytes, expected) = syntheticTrace(records: records, codec: .zstd)
+        return (records, bytes, expected)
+    }
+
     /// 1,000 stacks, then `count` ALLOC and FREE records (a FREE releases the block allocated
     /// 1,024 ALLOCs before), 150,000 records per chunk, each chunk opening with THREAD and TIME.
     static func syntheticTrace(records count: Int, codec: TraceBuilder.Codec) -> ([UInt8], Expected) {
@@ -88,9 +104,7 @@ final class ReaderBenchmarkTests: XCTestCase {
     }
 
     func testReaderThroughputOnTwentyMillionRecords() throws {
-        guard ProcessInfo.processInfo.environment["LEAKTRACE_BENCH"] == "1" else {
-            throw XCTSkip("set LEAKTRACE_BENCH=1 (and build with -c release) to measure")
-        }
+        try Self.requireOptIn()
         let count = 20_000_000
         for codec in [TraceBuilder.Codec.raw, .zstd] {
             let (bytes, expected) = Self.syntheticTrace(records: count, codec: codec)

@@ -12,6 +12,7 @@ final class TableSymbolizer: FrameSymbolizer {
                                                 moduleOffset: module.map { address - $0.bias })]
     }
     var symbolizationWarnings: [String] { [] }
+    func finish() {}
 
     func define(_ address: UInt64, _ function: String, file: String? = nil, line: Int? = nil,
                 module: String = "/app") {

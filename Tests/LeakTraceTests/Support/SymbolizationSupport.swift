@@ -52,6 +52,34 @@ enum SymbolizationTestKit {
         return path
     }
 
+    /// Splits `binary` into a stripped copy and a debug file, in a fresh directory; with
+    /// `debugLink`, the copy names the debug file in a .gnu_debuglink section.
+    static func splitDebugInfo(of binary: String, label: String, debugLink: Bool,
+                               removedAfter testCase: XCTestCase) throws -> (directory: String, binary: String, debug: String) {
+        let directory = try scratchDirectory(label, removedAfter: testCase)
+        let stripped = directory + "/" + URL(fileURLWithPath: binary).lastPathComponent
+        let debug = stripped + ".debug"
+        try run("objcopy", ["--only-keep-debug", binary, debug])
+        try run("strip", ["--strip-all", "-o", stripped, binary])
+        if debugLink {
+            // objcopy records the link's base name and the CRC of the file as it is now.
+            try run("objcopy", ["--add-gnu-debuglink=\(debug)", stripped])
+        }
+        return (directory, stripped, debug)
+    }
+
+    /// Moves `debug` to `root`/.build-id/xx/rest.debug, named by `binary`'s build-id; returns
+    /// the new path.
+    @discardableResult
+    static func moveToBuildIDDirectory(_ debug: String, of binary: String, root: String) throws -> String {
+        let hex = try Oracle.buildID(binary).map { String(format: "%02x", $0) }.joined()
+        let directory = root + "/.build-id/" + hex.prefix(2)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/" + hex.dropFirst(2) + ".debug"
+        try FileManager.default.moveItem(atPath: debug, toPath: path)
+        return path
+    }
+
     // MARK: - Test programs
 
     enum Programs {
@@ -198,6 +226,13 @@ enum SymbolizationTestKit {
 
     /// The load bias the tests pretend every module was loaded at (a typical PIE bias under gdb).
     static let bias: UInt64 = 0x5555_5555_4000
+
+    /// The return address in `plain_caller` after its call to `plain_leaf` (found in `binary`
+    /// by objdump), with `binary` or its stand-in `loadedAs` loaded at `bias`.
+    static func plainCallSite(in binary: String, loadedAs loaded: String? = nil) throws -> (address: UInt64, module: Module) {
+        let offset = try Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
+        return (bias + offset, try Oracle.module(loaded ?? binary, bias: bias))
+    }
 }
 
 extension SymbolizationTestKit.Oracle {

@@ -218,10 +218,9 @@ final class SymbolizationTests: XCTestCase {
                                  output: binary)
         XCTAssertFalse(try SymKit.run("readelf", ["-SW", binary]).contains(".debug_aranges"),
                        "the test needs a binary without .debug_aranges")
-        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
-        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
+        let (address, module) = try SymKit.plainCallSite(in: binary)
 
-        let frames = Symbolizer().symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+        let frames = Symbolizer().symbolize(address: address, module: module, isReturnAddress: true)
 
         XCTAssertEqual(frames.map(\.function), ["plain_caller"])
         XCTAssertEqual(frames.map(\.file), [SymKit.Programs.source("symbolize_plain.c")])
@@ -240,10 +239,9 @@ final class SymbolizationTests: XCTestCase {
                            "src/symbolize_plain.c", "-o", binary], in: directory)
         XCTAssertTrue(try SymKit.run("readelf", ["--debug-dump=info", binary]).contains("./build"),
                       "the test needs a relative DW_AT_comp_dir")
-        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: binary)
-        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
+        let (address, module) = try SymKit.plainCallSite(in: binary)
 
-        let frames = Symbolizer().symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+        let frames = Symbolizer().symbolize(address: address, module: module, isReturnAddress: true)
 
         XCTAssertEqual(frames.map(\.file), ["build/src/symbolize_plain.c"])
         XCTAssertEqual(frames.map(\.line), [try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
@@ -375,30 +373,15 @@ final class SymbolizationTests: XCTestCase {
 
     // MARK: Separate debug files
 
-    /// Splits the plain program into a stripped binary and a debug file, in a fresh directory.
     private func splitDebugInfo(_ label: String, debugLink: Bool) throws -> (directory: String, binary: String, debug: String) {
-        let directory = try SymKit.scratchDirectory(label, removedAfter: self)
-        let binary = directory + "/symbolize_plain"
-        let debug = directory + "/symbolize_plain.debug"
-        try SymKit.run("objcopy", ["--only-keep-debug", try binaries().plain, debug])
-        try SymKit.run("strip", ["--strip-all", "-o", binary, try binaries().plain])
-        if debugLink {
-            // objcopy records the link's base name and the CRC of the file as it is now.
-            try SymKit.run("objcopy", ["--add-gnu-debuglink=\(debug)", binary])
-        }
-        return (directory, binary, debug)
+        try SymKit.splitDebugInfo(of: try binaries().plain, label: label, debugLink: debugLink, removedAfter: self)
     }
 
     func testSeparateDebugFileIsFoundInBuildIDDirectory() throws {
         let split = try splitDebugInfo("buildid", debugLink: false)
         let root = split.directory + "/debug-root"
-        let id = try SymKit.Oracle.buildID(split.binary)
-        XCTAssertEqual(id.count, 20)
-        let hex = id.map { String(format: "%02x", $0) }.joined()
-        try FileManager.default.createDirectory(atPath: root + "/.build-id/" + hex.prefix(2),
-                                                withIntermediateDirectories: true)
-        try FileManager.default.moveItem(atPath: split.debug,
-                                         toPath: root + "/.build-id/" + hex.prefix(2) + "/" + hex.dropFirst(2) + ".debug")
+        XCTAssertEqual(try SymKit.Oracle.buildID(split.binary).count, 20)
+        try SymKit.moveToBuildIDDirectory(split.debug, of: split.binary, root: root)
         let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
         let module = try SymKit.Oracle.module(split.binary, bias: SymKit.bias)
         let expectedLine = try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
@@ -417,13 +400,12 @@ final class SymbolizationTests: XCTestCase {
 
     func testSeparateDebugFileIsFoundThroughDebugLink() throws {
         let split = try splitDebugInfo("debuglink", debugLink: true)
-        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
-        let module = try SymKit.Oracle.module(split.binary, bias: SymKit.bias)
+        let (address, module) = try SymKit.plainCallSite(in: try binaries().plain, loadedAs: split.binary)
         let expectedLine = try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")
 
         // Next to the binary.
         let beside = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
-            .symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+            .symbolize(address: address, module: module, isReturnAddress: true)
         XCTAssertEqual(beside.map(\.function), ["plain_caller"])
         XCTAssertEqual(beside.map(\.line), [expectedLine])
 
@@ -431,7 +413,7 @@ final class SymbolizationTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: split.directory + "/.debug", withIntermediateDirectories: true)
         try FileManager.default.moveItem(atPath: split.debug, toPath: split.directory + "/.debug/symbolize_plain.debug")
         let inSubdirectory = Symbolizer(options: SymbolizerOptions(debugDirectories: []))
-            .symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+            .symbolize(address: address, module: module, isReturnAddress: true)
         XCTAssertEqual(inSubdirectory.map(\.line), [expectedLine])
     }
 
@@ -443,11 +425,10 @@ final class SymbolizationTests: XCTestCase {
         let mirrored = root + split.directory
         try FileManager.default.createDirectory(atPath: mirrored, withIntermediateDirectories: true)
         try FileManager.default.moveItem(atPath: split.debug, toPath: mirrored + "/symbolize_plain.debug")
-        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "plain_leaf", in: "plain_caller", binary: try binaries().plain)
-        let module = try SymKit.Oracle.module(split.binary, bias: SymKit.bias)
+        let (address, module) = try SymKit.plainCallSite(in: try binaries().plain, loadedAs: split.binary)
 
         let frames = Symbolizer(options: SymbolizerOptions(debugDirectories: [root]))
-            .symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+            .symbolize(address: address, module: module, isReturnAddress: true)
 
         XCTAssertEqual(frames.map(\.function), ["plain_caller"])
         XCTAssertEqual(frames.map(\.line), [try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])

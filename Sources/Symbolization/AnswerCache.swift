@@ -1,0 +1,292 @@
+// Answers of earlier runs, kept on disk per module file and looked up before its debug info.
+//
+// Opening a module's DWARF is the fixed cost of a report: libdw decompresses whole debug
+// sections (libc's from libc6-dbg: about 200 million instructions of zlib) and indexes units,
+// whatever few addresses are then looked up. A program is reported on again and again while
+// its developer works, and most of its modules (libc, libstdc++, an interpreter) have not
+// changed in between: their answers are stored here, one file per build-id, and a later run
+// that only needs addresses already answered never opens their DWARF.
+//
+// An answer depends on the file (its build-id names its contents) and on the debug files that
+// libdwfl found for it: each stored file records those files' paths, sizes and modification
+// times, and is used only while they are unchanged. Only modules with DWARF are stored (a
+// module read from its symbol table alone costs little), and only when the DWARF is in the file
+// itself or in a debug file found by the build-id, which the search tries first (a debug file
+// found by its debug link could later be shadowed by a build-id file, which a stored list
+// would not notice).
+//
+// The directory is written by concurrent runs: a file is written whole under a temporary name
+// and renamed into place, so a reader sees an old file or a new one, never a mix. A file that
+// does not read back exactly (its checksum, its structure) is ignored and rewritten.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Where a debug file stood when answers were taken from it.
+struct DebugFileStamp: Equatable {
+    var path: String
+    var size: UInt64
+    var modifiedNanoseconds: UInt64
+
+    /// The file at `path` as it is now, or nil when it cannot be examined.
+    init?(path: String) {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        self.path = path
+        size = UInt64(status.st_size)
+        modifiedNanoseconds = UInt64(status.st_mtim.tv_sec) &* 1_000_000_000 &+ UInt64(status.st_mtim.tv_nsec)
+    }
+
+    init(path: String, size: UInt64, modifiedNanoseconds: UInt64) {
+        self.path = path; self.size = size; self.modifiedNanoseconds = modifiedNanoseconds
+    }
+}
+
+/// The stored answers of one module file: source frames by module offset looked up.
+final class ModuleAnswers {
+    let file: String
+    let debugFiles: [DebugFileStamp]
+    private(set) var frames: [UInt64: [SourceFrame]]
+    /// Answers added since the file was read.
+    private(set) var added = 0
+
+    private init(file: String, debugFiles: [DebugFileStamp], frames: [UInt64: [SourceFrame]]) {
+        self.file = file; self.debugFiles = debugFiles; self.frames = frames
+    }
+
+    /// The stored answers for `buildID` in `directory`, if the file reads back whole and the
+    /// debug files it names are unchanged.
+    static func load(directory: String, buildID: [UInt8]) -> ModuleAnswers? {
+        let file = path(directory: directory, buildID: buildID)
+        guard let bytes = readWholeFile(file), let decoded = AnswerFileFormat.decode(bytes),
+              decoded.debugFiles.allSatisfy({ DebugFileStamp(path: $0.path) == $0 }) else { return nil }
+        return ModuleAnswers(file: file, debugFiles: decoded.debugFiles, frames: decoded.frames)
+    }
+
+    /// Empty answers for a module whose DWARF came from the file itself or from `debugFiles`;
+    /// nil when they cannot be stored safely (see the top of this file).
+    static func start(directory: String, buildID: [UInt8], debugFiles: [String]) -> ModuleAnswers? {
+        guard !buildID.isEmpty else { return nil }
+        // The first debug file is the module's own; a second one is the dwz file it refers to.
+        if let own = debugFiles.first, !own.contains("/.build-id/") { return nil }
+        var stamps: [DebugFileStamp] = []
+        for debugFile in debugFiles {
+            guard let stamp = DebugFileStamp(path: debugFile) else { return nil }
+            stamps.append(stamp)
+        }
+        return ModuleAnswers(file: path(directory: directory, buildID: buildID), debugFiles: stamps, frames: [:])
+    }
+
+    func record(_ source: [SourceFrame], at offset: UInt64) {
+        frames[offset] = source
+        added += 1
+    }
+
+    /// Writes the answers under a temporary name, then renames it into place. Failures are
+    /// silent: the answers are only a cache.
+    func store() {
+        guard added > 0, let directory = directoryName(file), makeDirectories(directory) else { return }
+        let bytes = AnswerFileFormat.encode(debugFiles: debugFiles, frames: frames)
+        let temporary = "\(file).\(getpid()).tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        if written == bytes.count && rename(temporary, file) == 0 { return }
+        unlink(temporary)
+    }
+
+    private static func path(directory: String, buildID: [UInt8]) -> String {
+        joinPath(directory, "symbols", hexString(buildID) + ".answers")
+    }
+}
+
+/// Makes `path` and its parents as directories (mode 0700: the answers name the user's files).
+private func makeDirectories(_ path: String) -> Bool {
+    var status = stat()
+    if stat(path, &status) == 0 { return status.st_mode & S_IFMT == S_IFDIR }
+    if let parent = directoryName(path), parent != path, !makeDirectories(parent) { return false }
+    return mkdir(path, 0o700) == 0 || errno == EEXIST
+}
+
+private func readWholeFile(_ path: String) -> [UInt8]? {
+    guard case .success(let fd) = openRegularFile(path) else { return nil }
+    defer { close(fd) }
+    var status = stat()
+    guard fstat(fd, &status) == 0, status.st_size > 0, status.st_size < 256 << 20 else { return nil }
+    var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
+    var filled = 0
+    while filled < bytes.count {
+        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
+        guard count > 0 else { return nil }
+        filled += count
+    }
+    return bytes
+}
+
+/// The file: "LTANSWR1", the debug files (count, then path, size, mtime each), the strings
+/// (count, then each), the answers (count, then offset and frames each), and an FNV-1a
+/// checksum of everything before it. Integers are little-endian varints; a missing string is 0,
+/// string n is n + 1.
+enum AnswerFileFormat {
+    static let magic = Array("LTANSWR1".utf8)
+
+    static func encode(debugFiles: [DebugFileStamp], frames: [UInt64: [SourceFrame]]) -> [UInt8] {
+        var strings: [String: Int] = [:]
+        var table: [String] = []
+        func reference(_ text: String?) -> UInt64 {
+            guard let text else { return 0 }
+            if let known = strings[text] { return UInt64(known + 1) }
+            strings[text] = table.count
+            table.append(text)
+            return UInt64(table.count)
+        }
+        var body: [UInt8] = []
+        body.appendVarint(UInt64(frames.count))
+        for offset in frames.keys.sorted() {
+            let source = frames[offset] ?? []
+            body.appendVarint(offset)
+            body.appendVarint(UInt64(source.count))
+            for frame in source {
+                body.appendVarint(reference(frame.function))
+                body.appendVarint(reference(frame.file))
+                body.appendVarint(UInt64(frame.line ?? 0))
+                body.appendVarint(UInt64(frame.column ?? 0))
+                body.append(frame.isInlined ? 1 : 0)
+            }
+        }
+        var bytes = magic
+        bytes.appendVarint(UInt64(debugFiles.count))
+        for stamp in debugFiles {
+            bytes.appendString(stamp.path)
+            bytes.appendVarint(stamp.size)
+            bytes.appendVarint(stamp.modifiedNanoseconds)
+        }
+        bytes.appendVarint(UInt64(table.count))
+        for text in table { bytes.appendString(text) }
+        bytes += body
+        bytes.appendChecksum()
+        return bytes
+    }
+
+    static func decode(_ bytes: [UInt8]) -> (debugFiles: [DebugFileStamp], frames: [UInt64: [SourceFrame]])? {
+        guard bytes.count >= magic.count + 8, bytes.starts(with: magic),
+              fnv1a(bytes[..<(bytes.count - 8)]) == bytes.suffix(8).littleEndianInteger else { return nil }
+        var reader = ByteReader(bytes: bytes[magic.count ..< bytes.count - 8])
+        do {
+            var debugFiles: [DebugFileStamp] = []
+            for _ in 0 ..< (try reader.count()) {
+                debugFiles.append(DebugFileStamp(path: try reader.string(), size: try reader.varint(),
+                                                 modifiedNanoseconds: try reader.varint()))
+            }
+            var table: [String] = []
+            for _ in 0 ..< (try reader.count()) { table.append(try reader.string()) }
+            func text(_ reference: UInt64) throws -> String? {
+                guard reference > 0 else { return nil }
+                guard reference <= UInt64(table.count) else { throw ByteReader.Damaged() }
+                return table[Int(reference - 1)]
+            }
+            var frames: [UInt64: [SourceFrame]] = [:]
+            for _ in 0 ..< (try reader.count()) {
+                let offset = try reader.varint()
+                var source: [SourceFrame] = []
+                for _ in 0 ..< (try reader.count()) {
+                    let function = try text(try reader.varint()), file = try text(try reader.varint())
+                    let line = try reader.varint(), column = try reader.varint()
+                    let inlined = try reader.byte()
+                    guard inlined <= 1, line <= UInt64(Int32.max), column <= UInt64(Int32.max) else {
+                        throw ByteReader.Damaged()
+                    }
+                    source.append(SourceFrame(function: function, file: file, line: line > 0 ? Int(line) : nil,
+                                              column: column > 0 ? Int(column) : nil, isInlined: inlined == 1))
+                }
+                frames[offset] = source
+            }
+            guard reader.isAtEnd else { return nil }
+            return (debugFiles, frames)
+        } catch {
+            return nil
+        }
+    }
+
+    static func fnv1a<Bytes: Collection>(_ bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
+}
+
+private struct ByteReader {
+    struct Damaged: Error {}
+    let bytes: ArraySlice<UInt8>
+    var position: Int
+
+    init(bytes: ArraySlice<UInt8>) { self.bytes = bytes; position = bytes.startIndex }
+
+    var isAtEnd: Bool { position == bytes.endIndex }
+
+    mutating func byte() throws -> UInt8 {
+        guard position < bytes.endIndex else { throw Damaged() }
+        defer { position += 1 }
+        return bytes[position]
+    }
+
+    mutating func varint() throws -> UInt64 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let next = try byte()
+            guard shift < 64 else { throw Damaged() }
+            value |= UInt64(next & 0x7f) << shift
+            if next < 0x80 { return value }
+            shift += 7
+        }
+    }
+
+    /// A count of items that follow, each at least one byte: never more than the bytes left.
+    mutating func count() throws -> Int {
+        let value = try varint()
+        guard value <= UInt64(bytes.endIndex - position) else { throw Damaged() }
+        return Int(value)
+    }
+
+    mutating func string() throws -> String {
+        let length = try count()
+        defer { position += length }
+        return String(decoding: bytes[position ..< position + length], as: UTF8.self)
+    }
+}
+
+private extension Array where Element == UInt8 {
+    mutating func appendVarint(_ value: UInt64) {
+        var value = value
+        while value >= 0x80 {
+            append(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        append(UInt8(value))
+    }
+
+    mutating func appendString(_ text: String) {
+        let utf8 = Array(text.utf8)
+        appendVarint(UInt64(utf8.count))
+        self += utf8
+    }
+
+    mutating func appendChecksum() {
+        var checksum = AnswerFileFormat.fnv1a(self)
+        for _ in 0 ..< 8 {
+            append(UInt8(truncatingIfNeeded: checksum))
+            checksum >>= 8
+        }
+    }
+}
+
+private extension ArraySlice where Element == UInt8 {
+    var littleEndianInteger: UInt64 {
+        reversed().reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}
