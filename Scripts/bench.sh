@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks leaktrace against heaptrack on the same workloads, interleaved in one run.
 #
-#   Scripts/bench.sh [--quick] [--rounds N] [--only REGEX] [--verify] [--analyzer-events N] [--diff]
+#   Scripts/bench.sh [--quick] [--rounds N] [--only REGEX] [--verify] [--analyzer-events N] [--diff] [--sizes]
 #
 # Capture (issues 2 and 10): for each workload, the median wall time natively, under leaktrace
 # in its default mode, under leaktrace with LEAKTRACE_UNWIND=libunwind (a full backtrace per
@@ -13,6 +13,10 @@
 # Then the original workloads (allocbench, python3, perl, sqlite3).
 # Analysis (issue 3): leakreport on a trace of >= 20 million events against heaptrack_print
 # on heaptrack's trace of the same program: allocator calls read per second and peak memory.
+# Trace size (issue 12): for each workload, one run of leaktrace folded (the default), one with
+# LEAKTRACE_EVENTS=all and one of heaptrack: bytes per allocator call of each, the ratios to
+# heaptrack's, the blocks folded and the writer thread's CPU time in each mode. The fold's worst
+# case comes first: foldbench-worst, whose blocks all live just longer than the fold window.
 # Reports (issue 15): the same for every workload's traces, leakreport on its first report of
 # the program (no answers kept from earlier runs) and on the next one, in CPU seconds.
 # Diff (issue 4): `leakreport diff` of two large traces of the same program (different
@@ -25,6 +29,8 @@
 #   --verify       one more run of each workload with LEAKTRACE_UNWIND=verify, printing the
 #                  tracer's count of captures that disagreed with libunwind's own walk
 #   --diff         only the diff section
+#   --sizes        only the trace size section ("size" is its name for --only as well; with
+#                  --only, the workloads that match too)
 # These are figures to read, not pass/fail tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +39,7 @@ rounds=3
 analyzer_calls=12000000     # allocbench iterations: ~1.75 allocator calls each => ~21M events
 quick=0
 diff_only=0
+sizes_only=0
 only=
 verify=0
 while [ $# -gt 0 ]; do
@@ -43,12 +50,16 @@ while [ $# -gt 0 ]; do
     --verify) verify=1; shift ;;
     --analyzer-events) analyzer_calls=$2; shift 2 ;;
     --diff) diff_only=1; shift ;;
+    --sizes) sizes_only=1; shift ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 case "$rounds" in ''|*[!0-9]*|0) echo "bench.sh: --rounds needs a positive number" >&2; exit 2 ;; esac
 [ "$diff_only" = 1 ] && only='^diff$'
 selected() { [ -z "$only" ] || [[ $1 =~ $only ]]; }
+# The capture section runs unless only the size section is asked for.
+capture_on() { [ "$sizes_only" = 0 ] && [ "$diff_only" = 0 ]; }
+sizes_on() { [ "$diff_only" = 0 ] && { [ "$sizes_only" = 1 ] || [ -z "$only" ] || [[ size =~ $only ]]; }; }
 
 [ "$diff_only" = 1 ] || command -v heaptrack >/dev/null || { echo "bench.sh: heaptrack is not installed (apt-get install heaptrack)" >&2; exit 2; }
 [ -x .build/release/leakreport ] && [ -f .build/release/libleaktrace.so ] || Scripts/build.sh
@@ -95,6 +106,7 @@ SQL
 # name|command (words split on spaces: no quoting inside). The hard stack shapes come first,
 # the worst case (most threads, deepest) first.
 workloads=()
+fold_workloads=("foldbench-worst|$work/foldworst 17000 $iterations")
 for threads in 4 2 1; do
   for depth in 30 10; do
     t="${threads}threads"; [ "$threads" = 1 ] && t="1thread"
@@ -120,6 +132,7 @@ workloads+=(
 any() { local e; for e in "${workloads[@]}"; do [[ ${e%%|*} =~ $1 ]] && selected "${e%%|*}" && return 0; done; return 1; }
 needed() { selected reports || any "$1"; }
 if [ "$diff_only" = 0 ]; then
+  sizes_on && cc -O2 -g -o "$work/foldworst" Scripts/bench/foldworst.c
   needed '^paths-' && cc -O2 -g -pthread -o "$work/pathsbench" Scripts/bench/pathsbench.c
   needed '^recurse-' && cc -O2 -g -pthread -o "$work/recursebench" Scripts/bench/recursebench.c
   needed '^cc1-' && python3 Scripts/bench/gen_c.py "$cc1_functions" > "$work/gen.c"
@@ -147,7 +160,7 @@ calls_in() { "$report" info "$1" | awk -F'[ =]' '/^calls /{print $2}'; }
 # The largest file of a prefix (a workload that starts other processes writes several traces).
 largest() { { ls -S "$work"/"$1".* 2>/dev/null || true; } | head -1; }
 
-if [ "$diff_only" = 0 ] && any .; then
+if capture_on && any .; then
 printf '\n== Capture cost (median of %d interleaved rounds; calls from leaktrace'"'"'s trace) ==\n' "$rounds"
 printf '%s\n' "native_s, lt_s, lu_s, ht_s: wall time natively, leaktrace default mode, leaktrace LEAKTRACE_UNWIND=libunwind, heaptrack"
 printf '%s\n' "lt_ns, lu_ns, ht_ns: capture cost, ns per allocator call above native; lt/ht, lu/ht, lt/lu: their ratios"
@@ -229,7 +242,55 @@ if [ "$(wc -l < "$work/rows")" -gt 1 ]; then
 fi
 fi
 
-if selected analysis; then
+if sizes_on; then
+printf '\n== Trace size (one run per mode; calls from the folded trace) ==\n'
+printf '%s\n' "fold_B, all_B, ht_B: trace bytes per allocator call: leaktrace folded (default), LEAKTRACE_EVENTS=all, heaptrack"
+printf '%s\n' "fold/ht, all/ht: ratios to heaptrack; folded%: blocks folded per allocation or realloc call; wfold_ms, wall_ms: writer thread CPU"
+size_header=$(printf '%-22s %7s %7s %7s %7s %7s %8s %9s %8s %10s' workload fold_B all_B ht_B fold/ht all/ht folded% wfold_ms wall_ms calls)
+echo "$size_header"
+: > "$work/size-rows"
+# writer_ms ERRFILE: the writer threads' CPU time, all processes of a run added up.
+writer_ms() { sed -n 's/^leaktrace: writer thread cpu ms: \([0-9]*\).*/\1/p' "$1" | awk '{s += $1} END {print s + 0}'; }
+folded_in() { "$report" info "$1" | awk '/^folded-blocks /{print $2}'; }
+allocs_in() { "$report" info "$1" | awk '/^(allocs|reallocs) /{n += $2} END {print n + 0}'; }
+for entry in "${fold_workloads[@]}" "${workloads[@]}"; do
+  name=${entry%%|*}; cmd=${entry#*|}
+  [[ $name == foldbench-* ]] || any "^$name\$" || continue
+  [[ $name == foldbench-* ]] && [ -n "$only" ] && ! [[ size =~ $only || $name =~ $only ]] && continue
+  rm -f "$work"/sf.* "$work"/sa.* "$work"/ht.*
+  # shellcheck disable=SC2086
+  seconds "$work/err-sf" env LD_PRELOAD="$lib" LEAKTRACE_VERBOSE=1 LEAKTRACE_OUTPUT="$work/sf.%p.lt" $cmd >/dev/null
+  # shellcheck disable=SC2086
+  seconds "$work/err-sa" env LD_PRELOAD="$lib" LEAKTRACE_VERBOSE=1 LEAKTRACE_EVENTS=all LEAKTRACE_OUTPUT="$work/sa.%p.lt" $cmd >/dev/null
+  # shellcheck disable=SC2086
+  seconds "$work/err-ht" heaptrack -o "$work/ht" $cmd >/dev/null
+  ht_mark=
+  if [ "$(cat "$work/rc")" != 0 ]; then
+    rm -f "$work"/ht.*; ht_mark='*'
+    # shellcheck disable=SC2086
+    seconds "$work/err-ht" heaptrack --raw -o "$work/ht" $cmd >/dev/null
+  fi
+  f_trace=$(largest sf); a_trace=$(largest sa); h_trace=$(largest ht)
+  if [ -z "$f_trace" ] || [ -z "$a_trace" ] || [ -z "$h_trace" ]; then
+    printf '%-22s no trace written\n' "$name"; continue
+  fi
+  calls=$(calls_in "$f_trace")
+  [ -n "$calls" ] && [ "$calls" -gt 0 ] || { printf '%-22s no allocator calls\n' "$name"; continue; }
+  awk -v name="$name$ht_mark" -v c="$calls" -v f="$(stat -c %s "$f_trace")" -v a="$(stat -c %s "$a_trace")" \
+      -v h="$(stat -c %s "$h_trace")" -v fo="$(folded_in "$f_trace")" -v al="$(allocs_in "$f_trace")" \
+      -v wf="$(writer_ms "$work/err-sf")" -v wa="$(writer_ms "$work/err-sa")" 'BEGIN {
+    printf "%-22s %7.3f %7.3f %7.3f %7.2f %7.2f %7.1f%% %9d %8d %10d\n", name, f / c, a / c, h / c, f / h, a / h,
+      (al > 0 ? 100 * fo / al : 0), wf, wa, c }' | tee -a "$work/size-rows"
+done
+echo "(targets, folded: fold/ht <= 1 on every workload, <= 0.5 on the median; * heaptrack --raw's file)"
+if [ "$(wc -l < "$work/size-rows")" -gt 1 ]; then
+  printf '\nWorst first (by fold/ht):\n%s\n' "$size_header"
+  sort -k5,5gr "$work/size-rows"
+  awk '{print $5}' "$work/size-rows" | sort -g | awk '{a[NR]=$1} END {printf "median fold/ht: %.2f\n", a[int((NR+1)/2)]}'
+fi
+fi
+
+if selected analysis && [ "$sizes_only" = 0 ]; then
 printf '\n== Analysis of a large trace ==\n'
 rm -f "$work"/big.*
 env LD_PRELOAD="$lib" LEAKTRACE_OUTPUT="$work/big.lt" "$work/allocbench" 1 10 "$analyzer_calls" >/dev/null
@@ -248,7 +309,7 @@ awk -v c="$big_calls" -v ls="$lt_s" -v lk="$lt_kb" -v hs="$ht_s" -v hk="$ht_kb" 
   printf "speed ratio %.2fx (target >= 3x), memory ratio %.2f (target <= 1)\n", hs / ls, lk / hk }'
 fi
 
-if selected diff; then
+if selected diff && [ "$sizes_only" = 0 ]; then
 printf '\n== Diff of two large traces ==\n'
 rm -f "$work"/diff-old.* "$work"/diff-new.*
 env LD_PRELOAD="$lib" LEAKTRACE_OUTPUT="$work/diff-old.lt" "$work/allocbench" 1 10 "$analyzer_calls" >/dev/null
@@ -262,7 +323,7 @@ awk -v e="$events" -v r="$read_s" -v d="$diff_s" -v k="$diff_kb" 'BEGIN {
   printf "reading both (info): %.2f s; diff: %.2f s, peak %.1f MiB; ratio %.2f (target <= 1.5)\n", r, d, k / 1024, d / r }'
 fi
 
-if selected reports; then
+if selected reports && [ "$sizes_only" = 0 ]; then
 printf '\n== Reports: leakreport against heaptrack_print on each workload'"'"'s traces ==\n'
 printf '%s\n' "CPU seconds (user+sys) and peak RSS; lt_1st: the first report of the program (no answers kept),"
 printf '%s\n' "lt_next: the next report (answers kept by the first); speed: heaptrack_print's CPU / leakreport's"

@@ -51,6 +51,8 @@ struct lt_config {
     int verbose;
     int mark_signal;     /* 0: off */
     int unwind;          /* LEAKTRACE_UNWIND: one of LT_UNWIND_* */
+    int events_folded;   /* LEAKTRACE_EVENTS: 1 (default) folds short-lived blocks, 0 ("all") writes every event */
+    int fold_window;     /* LEAKTRACE_FOLD_WINDOW: allocator events held back to find short-lived blocks */
 };
 
 /* How stacks are captured (LEAKTRACE_UNWIND). */

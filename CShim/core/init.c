@@ -62,6 +62,11 @@ static void read_config(void) {
     if (unwind && strcmp(unwind, "libunwind") == 0) c->unwind = LT_UNWIND_LIBUNWIND;
     if (unwind && strcmp(unwind, "verify") == 0) c->unwind = LT_UNWIND_VERIFY;
     if (unwind && strcmp(unwind, "walk") == 0) c->unwind = LT_UNWIND_WALK;
+    const char *events = secure_getenv("LEAKTRACE_EVENTS");
+    c->events_folded = !(events && strcmp(events, "all") == 0);
+    if (events && *events && strcmp(events, "all") != 0 && strcmp(events, "folded") != 0)
+        lt_warn("ignoring LEAKTRACE_EVENTS", events, "(all or folded)");
+    c->fold_window = env_int("LEAKTRACE_FOLD_WINDOW", 16384, 64, 1 << 20);
 }
 
 static void read_identity(void) {
@@ -101,6 +106,8 @@ static void start_tracing(const char *parent_trace, uint64_t parent_offset) {
         .sample_ms = lt_config.sample_ms,
         .allocator_is_glibc = lt_allocator.is_glibc,
         .allocator_name = lt_allocator.name,
+        .events_folded = lt_fold_enabled(),
+        .fold_window = lt_fold_window(),
     };
     size_t header_len = lt_encode_header(header, sizeof header, &info);
     if (!lt_open_output(lt_config.output_pattern, lt_process.pid, lt_process.program_name, header, header_len)) {
@@ -232,6 +239,7 @@ static int finish(int from_signal, int interrupted_tracer) {
     else lt_flush_all(1);
     if (lt_config.verbose) {
         if (counted) report_capture(&capture);
+        lt_writer_report();
         lt_warn(written ? "trace written to" : "trace cut short (the file stayed locked):", lt_file.path, NULL);
     }
     lt_self.in_hook = was;

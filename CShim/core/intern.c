@@ -140,7 +140,7 @@ static uint32_t node_get_or_emit(uint32_t parent, uint64_t ip) {
     uint8_t *p = lt_reserve_locked(LT_STACK_RECORD_MAX);
     if (!p) return 0;
     uint32_t id = ++next_node_id;
-    lt_commit_locked(lt_encode_stack(p, parent, ip));
+    lt_commit_locked(lt_encode_stack(p, id, parent, ip));
     lt_buf.count_stacks++;
     node_put(node_table, parent, ip, id);
     return id;

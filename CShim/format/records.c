@@ -150,6 +150,22 @@ size_t lt_encode_end(uint8_t *body, const struct lt_end_counts *c) {
     return (size_t)(p - body);
 }
 
+uint8_t *lt_encode_fold_head(uint8_t *body, uint64_t first_us, uint64_t last_us, uint64_t peak_bytes,
+                             uint64_t low_heap, uint64_t count) {
+    const uint64_t values[] = {first_us, last_us, peak_bytes, low_heap, count};
+    return body + put_uvs(body, values, sizeof values / sizeof *values);
+}
+
+uint8_t *lt_encode_fold_entry(uint8_t *o, uint32_t stack_delta, uint8_t info, uint64_t blocks, uint64_t bytes,
+                              uint64_t temporary, uint64_t by_realloc) {
+    o = lt_put_uv(o, stack_delta);
+    *o++ = info;
+    o = lt_put_uv(o, blocks);
+    o = lt_put_uv(o, bytes);
+    o = lt_put_uv(o, temporary);
+    return lt_put_uv(o, by_realloc);
+}
+
 /* ---- header ---- */
 
 struct header_writer {
@@ -230,7 +246,7 @@ size_t lt_encode_header(uint8_t *out, size_t cap, const struct lt_header_info *i
     static const uint8_t magic[8] = {'L', 'K', 'T', 'R', 'A', 'C', 'E', 0};
     if (cap < 16) return 0;
     memcpy(out, magic, 8);
-    out[8] = 1; out[9] = 0;    /* version 1 */
+    out[8] = 2; out[9] = 0;    /* version 2 */
     out[10] = 0; out[11] = 0;  /* flags */
     struct header_writer w = {out + 16, out + cap, 0};
 
@@ -259,6 +275,8 @@ size_t lt_encode_header(uint8_t *out, size_t cap, const struct lt_header_info *i
     field_uv(&w, 16, (uint64_t)info->sample_ms);
     field_str(&w, 17, info->allocator_name);
     field_str(&w, 18, LT_VERSION);
+    field_uv(&w, 19, info->events_folded ? 1 : 0);
+    if (info->events_folded) field_uv(&w, 20, info->fold_window);
     if (w.overflow) return 0;
 
     uint32_t size = (uint32_t)(w.out - (out + 16));

@@ -22,7 +22,8 @@ enum {
     TAG_TIME = 0x05, TAG_THREAD = 0x06, TAG_STACK = 0x07,
     TAG_MODULES = 0x40, TAG_MMAP = 0x41, TAG_MUNMAP = 0x42, TAG_MREMAP = 0x43, TAG_BRK = 0x44,
     TAG_SBRK = 0x45, TAG_MALLOPT = 0x46, TAG_SAMPLE = 0x47, TAG_MARK = 0x48,
-    TAG_THREAD_NAME = 0x49, TAG_FORK = 0x4A, TAG_EXEC = 0x4B, TAG_NOTE = 0x4C, TAG_END = 0x4F,
+    TAG_THREAD_NAME = 0x49, TAG_FORK = 0x4A, TAG_EXEC = 0x4B, TAG_NOTE = 0x4C, TAG_FOLD = 0x4D,
+    TAG_END = 0x4F,
 };
 
 /* The function an ALLOC record names (its info byte's low bits). */
@@ -33,6 +34,8 @@ enum lt_alloc_fn {
 
 enum lt_path { PATH_UNKNOWN = 0, PATH_HEAP = 1, PATH_MMAP = 2, PATH_THREAD_ARENA = 3 };
 enum lt_realloc_status { REALLOC_OK = 0, REALLOC_FAILED = 1, REALLOC_FREED = 2 };
+/* REALLOC info bit 7: the old pointer was NULL and is not written. */
+#define LT_REALLOC_NO_OLD 0x80
 
 /* ---- varints and strings ---- */
 
@@ -140,9 +143,13 @@ static inline uint8_t *lt_encode_event(struct lt_chunk_state *c, uint64_t *time_
     case TAG_REALLOC_RELEASE:
         o = lt_put_addr(c, o, e->addr);
         break;
-    default: /* TAG_REALLOC */
-        *o++ = e->info;
-        o = lt_put_addr(c, o, e->addr);
+    default: /* TAG_REALLOC; realloc(NULL, n) says so in its info byte instead of writing 0 */
+        if (e->addr) {
+            *o++ = e->info;
+            o = lt_put_addr(c, o, e->addr);
+        } else {
+            *o++ = (uint8_t)(e->info | LT_REALLOC_NO_OLD);
+        }
         o = lt_put_addr(c, o, e->addr2);
         o = lt_put_uv(o, e->size);
         o = lt_put_uv(o, e->stack);
@@ -155,9 +162,11 @@ static inline uint8_t *lt_encode_event(struct lt_chunk_state *c, uint64_t *time_
 
 #define LT_STACK_RECORD_MAX (1 + 10 + 10)
 
-static inline uint8_t *lt_encode_stack(uint8_t *o, uint32_t parent, uint64_t ip) {
+/* Node `id`'s parent is written as the distance back to it (id - parent): a new node's parent
+ * is usually one defined just before it. */
+static inline uint8_t *lt_encode_stack(uint8_t *o, uint32_t id, uint32_t parent, uint64_t ip) {
     *o++ = TAG_STACK;
-    o = lt_put_uv(o, parent);
+    o = lt_put_uv(o, id - parent);
     return lt_put_uv(o, ip);
 }
 
@@ -224,6 +233,16 @@ size_t lt_encode_exec(uint8_t *body, const char *path);
 #define LT_NOTE_BODY_MAX 600
 size_t lt_encode_note(uint8_t *body, int level, const char *text);
 
+/* FOLD: blocks not written because they lived only while the writer held their events back
+ * (io/fold.c). The head, then one entry per (stack, info), by stack, each stack written as the
+ * distance from the previous entry's. */
+#define LT_FOLD_HEAD_MAX 50
+#define LT_FOLD_ENTRY_MAX 46
+uint8_t *lt_encode_fold_head(uint8_t *body, uint64_t first_us, uint64_t last_us, uint64_t peak_bytes,
+                             uint64_t low_heap, uint64_t count);
+uint8_t *lt_encode_fold_entry(uint8_t *out, uint32_t stack_delta, uint8_t info, uint64_t blocks, uint64_t bytes,
+                              uint64_t temporary, uint64_t by_realloc);
+
 /* END: what the trace holds, for the reader to check it is whole, and, when a signal ended
  * the process, which one: its number, si_code, the fault address, the thread that took it and
  * that thread's stack at the signal (0: none). */
@@ -251,6 +270,8 @@ struct lt_header_info {
     int sample_ms;
     int allocator_is_glibc;
     const char *allocator_name;
+    int events_folded;            /* header key 19 */
+    uint64_t fold_window;         /* header key 20, with events_folded */
 };
 /* Writes the header at `out`; returns its length, or 0 when it does not fit in `cap`. */
 size_t lt_encode_header(uint8_t *out, size_t cap, const struct lt_header_info *info);

@@ -92,6 +92,8 @@ struct lt_ring *lt_ring_claim(void) {
     if (!r) return NULL;
     atomic_store_explicit(&r->in_flight, 0, memory_order_relaxed);
     r->tid = lt_current_tid();
+    r->fold.valid = 0;
+    r->fold.released_from = 0;
     if (!register_ring(r)) {
         push_free_ring(r);
         lt_self.ring_retired = 1; /* a thousand threads hold rings: this one takes the locked path */
@@ -115,6 +117,7 @@ struct lt_ring *lt_ring_claim(void) {
 }
 
 void lt_rings_init(void) {
+    lt_fold_init();
     ring_owner_key_ready = pthread_key_create(&ring_owner_key, give_back_ring) == 0;
 }
 
@@ -131,9 +134,11 @@ static void wait_not_in_flight(struct lt_ring *r) {
     }
 }
 
-/* Encodes one event with its thread and time context at `o`, which has room for
- * LT_EVENT_RECORD_MAX bytes, and counts it for the END record. */
-static inline uint8_t *encode_event(uint8_t *o, const struct lt_event *e, uint64_t tid) {
+/* Encodes one event with its thread and time context in the active buffer, and counts it for
+ * the END record. */
+void lt_write_event_locked(const struct lt_event *e, uint64_t tid) {
+    uint8_t *o = lt_reserve_locked(LT_EVENT_RECORD_MAX);
+    if (!o) return;
     o = lt_encode_event(&lt_buf.buffers[lt_buf.active].chunk, &lt_buf.time_floor, o, e, tid);
     switch (e->tag) {
     case TAG_ALLOC: lt_buf.count_allocs++; break;
@@ -141,13 +146,16 @@ static inline uint8_t *encode_event(uint8_t *o, const struct lt_event *e, uint64
     case TAG_REALLOC: lt_buf.count_reallocs++; break;
     default: break;
     }
-    return o;
+    lt_commit_locked(o);
 }
 
 void lt_append_event_locked(const struct lt_event *e, uint64_t tid) {
-    uint8_t *o = lt_reserve_locked(LT_EVENT_RECORD_MAX);
-    if (!o) return;
-    lt_commit_locked(encode_event(o, e, tid));
+    if (!lt_fold_enabled()) {
+        lt_write_event_locked(e, tid);
+        return;
+    }
+    lt_fold_make_room_locked();
+    if (atomic_load(&lt_phase) == PHASE_TRACING) lt_fold_take_locked(e, tid, NULL);
 }
 
 /* The ring holding the smallest-numbered event below `limit`, or NULL. */
@@ -167,13 +175,13 @@ static struct lt_ring *next_ring(struct lt_ring **rings, int count, uint64_t lim
     return best;
 }
 
-/* Merges every event numbered below the counter's value now. Encoding may rotate buffers and
- * so release the event lock for a moment; room is reserved before an event is taken, and the
- * event is written whole and its slot given back before the lock can go, so a merger that runs
- * in such a gap simply carries on in the same order. */
-void lt_rings_drain_locked(void) {
+/* Merges every event numbered below the counter's value now; with `flush`, the events the fold
+ * holds back are written too (io/fold.c). Writing may rotate buffers and so release the event
+ * lock for a moment; room is made before an event is taken, and the event is written (or handed
+ * to the fold) and its slot given back before the lock can go, so a merger that runs in such a
+ * gap simply carries on in the same order. */
+static void drain_locked(int flush) {
     int high = atomic_load(&registry_high);
-    if (high == 0) return;
     uint64_t limit = atomic_load(&lt_event_seq);
     struct lt_ring *rings[MAX_RINGS];
     int count = 0;
@@ -184,22 +192,33 @@ void lt_rings_drain_locked(void) {
         if (atomic_load_explicit(&r->tail, memory_order_relaxed) != atomic_load_explicit(&r->head, memory_order_acquire))
             rings[count++] = r;
     }
-    for (;;) {
-        uint8_t *o = lt_reserve_locked(LT_EVENT_RECORD_MAX);
-        if (!o) return; /* not tracing any more */
+    int folding = lt_fold_enabled();
+    while (count > 0) {
+        if (folding) {
+            lt_fold_make_room_locked();
+            if (atomic_load_explicit(&lt_phase, memory_order_relaxed) != PHASE_TRACING) return;
+        } else if (!lt_reserve_locked(LT_EVENT_RECORD_MAX)) {
+            return; /* not tracing any more */
+        }
         /* One ring (one thread allocating): its events are in order already. */
         struct lt_ring *r = count == 1 ? rings[0] : next_ring(rings, count, limit);
-        if (!r) return;
+        if (!r) break;
         uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        if (tail == atomic_load_explicit(&r->head, memory_order_acquire)) return;
+        if (tail == atomic_load_explicit(&r->head, memory_order_acquire)) break;
         const struct lt_event *e = &r->events[tail & (LT_RING_EVENTS - 1)];
-        if (e->seq >= limit) return;
-        /* Encoded in place: the owner cannot reuse the slot before the tail moves past it. */
-        o = encode_event(o, e, r->tid);
+        if (e->seq >= limit) break;
+        /* Copied and given back before it is written: writing may let the lock go. */
+        struct lt_event copy = *e;
         atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
-        lt_commit_locked(o);
+        if (folding) lt_fold_take_locked(&copy, r->tid, &r->fold);
+        else lt_write_event_locked(&copy, r->tid);
     }
+    if (flush && folding) lt_fold_flush_locked();
 }
+
+void lt_rings_drain_locked(void) { drain_locked(1); }
+
+void lt_rings_merge_locked(void) { drain_locked(0); }
 
 /* Events the rings hold now: a bound on what a drain would write. */
 static uint64_t rings_pending(void) {
@@ -215,7 +234,8 @@ static uint64_t rings_pending(void) {
 /* For a signal handler holding the event lock: merges the rings only if that cannot wait for
  * the writer (each buffer rotation must find a free buffer). Returns 0 when it did not. */
 int lt_rings_drain_nowait_locked(void) {
-    uint64_t bytes = rings_pending() * LT_EVENT_RECORD_MAX + lt_buf.buffers[lt_buf.active].len;
+    uint64_t bytes = (rings_pending() + lt_fold_held()) * LT_EVENT_RECORD_MAX + lt_buf.buffers[lt_buf.active].len +
+                     LT_SIZED_RECORD_OVERHEAD + LT_FOLD_HEAD_MAX + 2048 * LT_FOLD_ENTRY_MAX;
     uint64_t rotations = bytes / LT_FLUSH_SIZE + 1;
     if (atomic_load(&lt_phase) != PHASE_TRACING || (uint64_t)lt_buf.free_len < rotations + 1) return 0;
     lt_rings_drain_locked();
@@ -225,7 +245,7 @@ int lt_rings_drain_nowait_locked(void) {
 /* A full ring: merge everything (which empties this ring too). */
 void lt_ring_make_room(struct lt_ring *r) {
     lt_lock(&lt_buf.event_lock);
-    if (atomic_load(&r->head) - atomic_load(&r->tail) >= LT_RING_EVENTS) lt_rings_drain_locked();
+    if (atomic_load(&r->head) - atomic_load(&r->tail) >= LT_RING_EVENTS) drain_locked(0);
     lt_unlock(&lt_buf.event_lock);
     /* Still full only when tracing stopped while we waited: drop the events, the trace is over. */
     if (atomic_load(&r->head) - atomic_load(&r->tail) >= LT_RING_EVENTS)
@@ -264,6 +284,9 @@ void lt_rings_after_fork(void) {
     if (lt_self.ring) {
         atomic_store(&lt_self.ring->tail, atomic_load(&lt_self.ring->head));
         lt_self.ring->tid = lt_current_tid();
+        lt_self.ring->fold.valid = 0;
+        lt_self.ring->fold.released_from = 0;
     }
+    lt_fold_after_fork();
     atomic_store(&lt_rings_closed, 0);
 }

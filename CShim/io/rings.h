@@ -7,6 +7,7 @@
 
 #include "../base/base.h"
 #include "../format/records.h"
+#include "fold.h"
 
 #define LT_RING_EVENTS 2048   /* a power of two */
 
@@ -15,6 +16,7 @@ struct lt_ring {
     _Atomic int in_flight;                /* the owner holds a number not yet published */
     _Alignas(64) _Atomic uint64_t tail;   /* events merged (under the event lock) */
     uint64_t tid;                         /* the owner's */
+    struct lt_fold_thread fold;           /* the owner's latest allocation (mergers only) */
     int slot;                             /* index in the registry */
     struct lt_ring *next_free;
     _Alignas(64) struct lt_event events[LT_RING_EVENTS];
@@ -31,8 +33,11 @@ extern _Atomic uint64_t lt_tick_us;
 LT_HIDDEN struct lt_ring *lt_ring_claim(void);
 LT_HIDDEN void lt_ring_make_room(struct lt_ring *r);
 LT_HIDDEN void lt_rings_wait_open(void);
-/* Merges every event numbered below the counter's value now (the event lock is held). */
+/* Merges every event numbered below the counter's value now, and writes the events the fold
+ * holds back (the event lock is held). */
 LT_HIDDEN void lt_rings_drain_locked(void);
+/* The same, leaving the fold's events held (the writer's ticks between flushes). */
+LT_HIDDEN void lt_rings_merge_locked(void);
 /* For a signal handler holding the event lock: merges only if that cannot wait for the writer.
  * Returns 0 when it did not. */
 LT_HIDDEN int lt_rings_drain_nowait_locked(void);

@@ -9,6 +9,7 @@
 #include "writer.h"
 #include "buffers.h"
 #include "file.h"
+#include "fold.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -21,6 +22,8 @@
 _Alignas(64) _Atomic uint64_t lt_tick_us;
 
 static pthread_t writer_thread;
+/* The writer thread's CPU time, as of its latest tick (LEAKTRACE_VERBOSE). */
+static _Atomic uint64_t writer_cpu_us;
 static int writer_running;
 static _Atomic int writer_stop;
 
@@ -193,12 +196,19 @@ static void *writer_main(void *arg) {
         }
         if (writer_tick) writer_tick();
         /* A thread that allocates little fills its ring slowly: its events reach the buffer
-         * here, so every event is on disk within a flush interval. */
-        lt_lock_events();
+         * here, so every event is on disk within a flush interval. The events the fold holds
+         * back are written at each flush (io/fold.c): blocks that live less than a flush
+         * interval fold. */
+        lt_lock(&lt_buf.event_lock);
+        if (flush_due) lt_rings_drain_locked();
+        else lt_rings_merge_locked();
         lt_unlock(&lt_buf.event_lock);
         pthread_mutex_lock(&lt_buf.file_lock);
         lt_buffers_write_queued(flush_due);
         pthread_mutex_unlock(&lt_buf.file_lock);
+        struct timespec cpu;
+        if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+            atomic_store(&writer_cpu_us, (uint64_t)cpu.tv_sec * 1000000u + (uint64_t)cpu.tv_nsec / 1000u);
     }
     return NULL;
 }
@@ -214,6 +224,14 @@ void lt_writer_start(void (*tick)(void)) {
     if (writer_running) pthread_detach(writer_thread);
 }
 
+
+void lt_writer_report(void) {
+    char cpu[32], folded[32];
+    *lt_put_decimal(cpu, atomic_load(&writer_cpu_us) / 1000u) = 0;
+    *lt_put_decimal(folded, lt_fold_count()) = 0;
+    lt_warn("writer thread cpu ms:", cpu, NULL);
+    lt_warn(lt_fold_enabled() ? "blocks folded:" : "every event written, blocks folded:", folded, NULL);
+}
 
 void lt_writer_stop(void) { atomic_store(&writer_stop, 1); }
 

@@ -11,6 +11,8 @@ LT_HIDDEN uint64_t lt_now_us(void);
 
 /* Starts the writer thread; `tick` runs on it every tick: the one way it calls up. */
 LT_HIDDEN void lt_writer_start(void (*tick)(void));
+/* Prints the writer thread's CPU time and the blocks folded (LEAKTRACE_VERBOSE). */
+LT_HIDDEN void lt_writer_report(void);
 /* Asks the writer thread to stop at its next tick. */
 LT_HIDDEN void lt_writer_stop(void);
 /* True while a writer thread runs (a full queue then waits for it). */

@@ -55,11 +55,13 @@ public struct LeakAnalyzer {
         work.classifyStacks()
         let groups = work.buildGroups()
         let summary = work.buildSummary(groupCount: groups.total)
-        return LeakReport(trace: work.symbolizingDeath(facts), summary: summary, groups: groups.shown,
-                          groupBy: options.groupBy.rawValue, mappings: work.placedMappings(),
-                          breakGrowth: work.breakGrowthSites(),
-                          stacks: options.collectStacks ? work.leakStacks() : [],
-                          warnings: warnings + symbolizer.symbolizationWarnings)
+        var report = LeakReport(trace: work.symbolizingDeath(facts), summary: summary, groups: groups.shown,
+                                groupBy: options.groupBy.rawValue, mappings: work.placedMappings(),
+                                breakGrowth: work.breakGrowthSites(),
+                                stacks: options.collectStacks ? work.leakStacks() : [],
+                                warnings: warnings + symbolizer.symbolizationWarnings)
+        report.allocationSites = work.allocationSites()
+        return report
     }
 }
 
@@ -363,6 +365,7 @@ struct AnalysisRun {
         return LeakSummary(
             leaked: leaked, byPath: byPath, inherited: inherited, suppressed: suppressed,
             suppressions: uses, peakLiveBytes: replay.peakLiveBytes, peakLiveUs: replay.peakLiveTime,
+            peakLiveBytesBound: replay.peakLiveBytesBound, allocations: allocationTotals(),
             heapHole: heapHole(),
             mmapThreshold: ThresholdHistory(initial: tracker.initial, final: tracker.current,
                                             dynamic: tracker.isDynamic, fixedBecause: tracker.fixedBecause,

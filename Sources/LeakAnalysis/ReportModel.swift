@@ -181,6 +181,10 @@ public struct TraceFacts: Equatable, Sendable, Encodable {
     public var mappingCalls: Int
     /// Allocator calls the tracer could not record (from END).
     public var untraced: UInt64?
+    /// How the trace was written: `folded` (short-lived blocks counted, not written) or `all`.
+    public var events: String
+    /// Blocks the writer folded (included in `allocs` and `frees`).
+    public var foldedBlocks: UInt64
 
     public init(path: String, header: TraceHeader, outcome: ReadingOutcome, replay: Replayer,
                 parentReplayed: Bool) {
@@ -192,9 +196,12 @@ public struct TraceFacts: Equatable, Sendable, Encodable {
         self.parentReplayed = parentReplayed
         self.outcome = outcome
         lastEventUs = replay.lastTime
-        allocs = replay.counters.allocs
-        frees = replay.counters.frees
-        reallocs = replay.counters.reallocs
+        let folded = replay.counters.foldedBlocks, foldedReallocs = replay.counters.foldedReallocs
+        allocs = replay.counters.allocs + Int(truncatingIfNeeded: folded &- foldedReallocs)
+        frees = replay.counters.frees + Int(truncatingIfNeeded: folded &- replay.counters.foldedByRealloc)
+        events = header.eventsMode
+        foldedBlocks = replay.counters.foldedBlocks
+        reallocs = replay.counters.reallocs + Int(truncatingIfNeeded: foldedReallocs)
         mappingCalls = replay.counters.mmaps + replay.counters.munmaps + replay.counters.mremaps
             + replay.counters.breakCalls
         untraced = replay.end?.untraced
@@ -295,6 +302,11 @@ public struct LeakSummary: Equatable, Sendable, Encodable {
     public var suppressions: [SuppressionUse]
     public var peakLiveBytes: UInt64
     public var peakLiveUs: UInt64
+    /// In a folded trace: the most the live heap can have held (the peak is between
+    /// `peakLiveBytes` and this); nil when the trace holds every event and the peak is exact.
+    public var peakLiveBytesBound: UInt64?
+    /// Allocation calls over the whole trace.
+    public var allocations: AllocationTotals
     public var heapHole: HeapHole
     public var mmapThreshold: ThresholdHistory
     public var unknownFrees: Int
@@ -370,10 +382,13 @@ public struct LeakReport: Equatable, Sendable, Encodable {
     /// When the trace asked for ended by exec and the report is of the program its process ran
     /// last: the programs before it, first first.
     public var execChain: [ExecStep] = []
+    /// The call sites that allocate most often, freed or not (grouped like `groups`).
+    public var allocationSites: [AllocationSite] = []
 
     /// `stacks` is left out: only the folded format uses it.
     enum CodingKeys: String, CodingKey {
-        case schemaVersion, trace, summary, groupBy, groups, mappings, breakGrowth, warnings, growing, execChain
+        case schemaVersion, trace, summary, groupBy, groups, mappings, breakGrowth, warnings, growing, execChain,
+             allocationSites
     }
 }
 
@@ -387,6 +402,25 @@ public struct ExecStep: Equatable, Sendable, Encodable {
     public init(trace: String, program: String?, executed: String?) {
         self.trace = trace; self.program = program; self.executed = executed
     }
+}
+
+/// Allocation calls of the whole trace, freed or not.
+public struct AllocationTotals: Equatable, Sendable, Encodable {
+    public var calls: UInt64
+    public var bytes: UInt64
+    /// Blocks freed by their own thread with no other allocation or free by it in between.
+    public var temporary: UInt64
+}
+
+/// Allocation calls of one call site (or stack, function, file, module: the report's grouping).
+public struct AllocationSite: Equatable, Sendable, Encodable {
+    /// 1 for the site with the most calls.
+    public var rank: Int
+    public var name: String
+    public var callsite: SymbolizedFrame?
+    public var calls: UInt64
+    public var bytes: UInt64
+    public var temporary: UInt64
 }
 
 /// A direct mapping still mapped at the end.

@@ -4,7 +4,8 @@ import Reports
 import TraceFormat
 
 /// `leakreport info TRACE`: what a trace holds, one `name value` line each, without replaying
-/// it (scripts read the `calls` line: allocator calls in the trace).
+/// it (scripts read the `calls` line: allocator calls in the trace, folded blocks included as an
+/// allocation and a free each).
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
@@ -36,10 +37,12 @@ struct InfoCommand: ParsableCommand {
         }
         line("bytes", reader.fileSize)
         line("duration-us", counter.lastTime)
-        line("calls", counter.allocs + counter.frees + counter.reallocs)
-        line("allocs", counter.allocs)
-        line("frees", counter.frees)
-        line("reallocs", counter.reallocs)
+        line("events", header.eventsMode)
+        line("calls", counter.allocs + counter.frees + counter.reallocs + 2 * counter.folded - counter.foldedByRealloc)
+        line("allocs", counter.allocs + counter.folded - counter.foldedReallocs)
+        line("frees", counter.frees + counter.folded - counter.foldedByRealloc)
+        line("folded-blocks", counter.folded)
+        line("reallocs", counter.reallocs + counter.foldedReallocs)
         line("mapping-calls", counter.mappingCalls)
         line("stacks", reader.stacks.count)
         line("module-snapshots", reader.moduleMaps.count)
@@ -57,6 +60,10 @@ struct RecordCounter: TraceVisitor {
     var reallocs = 0
     var mappingCalls = 0
     var records = 0
+    /// Blocks counted in FOLD records (an allocation and a free each, not written).
+    var folded = 0
+    var foldedReallocs = 0
+    var foldedByRealloc = 0
     var lastTime: UInt64 = 0
     var threads: Set<UInt64> = []
 
@@ -87,6 +94,14 @@ struct RecordCounter: TraceVisitor {
         case let .time(microseconds): lastTime = max(lastTime, microseconds)
         case let .thread(tid): threads.insert(tid)
         case .mmap, .munmap, .mremap, .brk, .sbrk: mappingCalls += 1
+        case let .fold(summary):
+            for entry in summary.entries {
+                folded += Int(truncatingIfNeeded: entry.blocks)
+                foldedByRealloc += Int(truncatingIfNeeded: entry.releasedByRealloc)
+                if entry.function == .realloc || entry.function == .reallocarray {
+                    foldedReallocs += Int(truncatingIfNeeded: entry.blocks)
+                }
+            }
         default: break
         }
     }

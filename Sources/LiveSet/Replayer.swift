@@ -1,75 +1,5 @@
 import TraceFormat
 
-// MARK: - Results kept beside the live set
-
-/// A release of an address that was not live: freed before tracing began, freed twice, or
-/// never returned by the allocator.
-public struct UnknownRelease: Equatable, Sendable {
-    public var address: UInt64
-    public var tid: UInt64
-    public var time: UInt64
-    /// True for the old pointer of a realloc, false for free.
-    public var viaRealloc: Bool
-    public init(address: UInt64, tid: UInt64, time: UInt64, viaRealloc: Bool) {
-        self.address = address; self.tid = tid; self.time = time; self.viaRealloc = viaRealloc
-    }
-}
-
-/// Net movement of the program break by the program's own brk/sbrk calls from one stack.
-public struct BreakGrowth: Equatable, Sendable {
-    public var stack: StackRef
-    /// Sum of the moves; negative when the program gave memory back.
-    public var netBytes: Int64
-    public var calls: Int
-    public var firstTime: UInt64
-    public var lastTime: UInt64
-}
-
-/// Counts of what replay met.
-public struct ReplayCounters: Equatable, Sendable {
-    public var allocs = 0
-    public var frees = 0
-    public var reallocs = 0
-    public var failedReallocs = 0
-    /// free or realloc of an address that was not live.
-    public var unknownReleases = 0
-    /// An allocation returned an address that was still live (the old block is replaced).
-    public var duplicateAllocs = 0
-    /// An allocation record at address 0 (the writer never emits one: a damaged trace).
-    public var nullAllocs = 0
-    public var mmaps = 0
-    public var munmaps = 0
-    public var mremaps = 0
-    /// mremap of a range no known mapping contains (made before tracing, or by the allocator).
-    public var unknownRemaps = 0
-    public var breakCalls = 0
-    public var malloptCalls = 0
-    public var moduleSnapshots = 0
-    public init() {}
-}
-
-/// What replay did with one event, for consumers that follow replay step by step (the
-/// mtrace export). Only delivered when `Replayer.observer` is set.
-public enum ReplayEvent: Equatable, Sendable {
-    /// `block` became live; `replaced` was live at the same address and is gone.
-    case allocated(LiveBlock, replaced: LiveBlock?)
-    /// `block` was freed or reallocated away.
-    case released(LiveBlock)
-    /// A free or realloc named an address that was not live.
-    case unknownRelease(UnknownRelease)
-}
-
-/// The mmap threshold as it stood when a large block was allocated from the heap: why glibc
-/// did not give it a mapping of its own.
-public struct ThresholdContext: Equatable, Sendable {
-    /// The threshold in force.
-    public var threshold: UInt64
-    /// The change that set it (nil: the initial value).
-    public var lastChange: ThresholdChange?
-    /// True when mallopt(M_MMAP_MAX, 0) had turned mmapped chunks off.
-    public var mmapDisabled: Bool
-}
-
 // MARK: - Replayer
 
 /// Replays trace records into the set of live blocks, direct mappings, program-break moves
@@ -88,21 +18,30 @@ public struct Replayer {
     public private(set) var threshold: MmapThresholdTracker
     /// Stacks of blocks inherited from a parent process (see `BlockFlags.inherited`).
     public private(set) var inheritedStacks = StackTrie()
-    public private(set) var counters = ReplayCounters()
+    public internal(set) var counters = ReplayCounters()
     /// The first few unknown releases, as examples for the report.
     public private(set) var unknownReleaseExamples: [UnknownRelease] = []
     /// The first few allocations at an address that was already live (the replaced block).
     public private(set) var duplicateAllocExamples: [LiveBlock] = []
     /// Program-break moves by the program itself, per calling stack.
     public private(set) var breakGrowth: [UInt32: BreakGrowth] = [:]
-    /// Highest total of live block bytes, and when it was reached.
-    public private(set) var peakLiveBytes: UInt64 = 0
-    public private(set) var peakLiveTime: UInt64 = 0
+    /// Highest total of live block bytes, and when it was reached. In a folded trace, the
+    /// highest the trace proves (see `peakLiveBytesUpperBound`).
+    public internal(set) var peakLiveBytes: UInt64 = 0
+    public internal(set) var peakLiveTime: UInt64 = 0
+    /// In a folded trace: the most the live heap can have held (blocks shorter than the writer's
+    /// window were live between written events); nil when the trace holds every event.
+    public internal(set) var peakLiveBytesUpperBound: UInt64?
+    /// The least and most live bytes since the last FOLD record (for the peak's bounds).
+    var foldSpanLow: UInt64 = 0
+    var foldSpanHigh: UInt64 = 0
+    /// Allocation calls, bytes and temporary allocations per stack.
+    public let allocationCalls: AllocationCalls
     /// Lowest address of any heap-path block seen: where the brk heap starts, as far as the
     /// trace shows.
     public var lowestHeapAddress: UInt64? { lowestHeapStart == .max ? nil : lowestHeapStart }
     /// `lowestHeapAddress`, `.max` until a heap block is seen: one compare per allocation.
-    private var lowestHeapStart: UInt64 = .max
+    var lowestHeapStart: UInt64 = .max
     /// Time of each MODULES snapshot, in order (index = snapshot index).
     public private(set) var moduleSnapshotTimes: [UInt64] = []
     /// Time of the last event replayed.
@@ -161,6 +100,7 @@ public struct Replayer {
         threshold = MmapThresholdTracker(headerThreshold: header.mmapThreshold, pageSize: pageSize,
                                          mallocEnvironment: header.mallocEnvironment)
         live = LiveBlockTable(minimumCapacity: expectedLiveBlocks)
+        allocationCalls = AllocationCalls(countsTemporariesFromEvents: !header.foldsShortLivedBlocks)
         largeBlockMinimum = threshold.initial > 64 ? threshold.initial - 64 : 0
     }
 
@@ -184,7 +124,8 @@ public struct Replayer {
     public mutating func apply(_ record: TraceRecord, tid: UInt64, time: UInt64) {
         switch record {
         case let .alloc(function, path, address, size, stack):
-            recordAlloc(function: function, path: path, address: address, size: size, stack: stack, time: time)
+            recordAlloc(function: function, path: path, address: address, size: size, stack: stack, time: time,
+                        tid: tid)
         case let .free(address):
             recordFree(address: address, tid: tid, time: time)
         case let .reallocRelease(address):
@@ -200,8 +141,9 @@ public struct Replayer {
     /// An ALLOC record.
     @inline(__always)
     public mutating func recordAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
-                            stack: UInt32, time: UInt64) {
+                            stack: UInt32, time: UInt64, tid: UInt64 = 0) {
         counters.allocs += 1
+        allocationCalls.allocated(stack: stack, size: size, address: address, tid: tid)
         allocate(LiveBlock(address: address, size: size, time: time, stack: stack, path: path, function: function))
     }
 
@@ -209,11 +151,13 @@ public struct Replayer {
     @inline(__always)
     public mutating func recordFree(address: UInt64, tid: UInt64, time: UInt64) {
         counters.frees += 1
+        allocationCalls.released(address: address, tid: tid)
         release(address, tid: tid, time: time)
     }
 
     /// A REALLOC_RELEASE record.
     public mutating func recordReallocRelease(address: UInt64, tid: UInt64, time: UInt64) {
+        allocationCalls.released(address: address, tid: tid)
         releaseForRealloc(address, tid: tid, time: time)
     }
 
@@ -233,6 +177,8 @@ public struct Replayer {
             lastTime = microseconds
         case .thread, .stack, .sample, .mark, .threadName, .fork, .exec, .note, .unknown:
             break
+        case let .fold(summary):
+            applyFold(summary)
         case .modules:
             counters.moduleSnapshots += 1
             moduleSnapshotTimes.append(time)
@@ -289,6 +235,7 @@ public struct Replayer {
             peakLiveBytes = live.totalBytes
             peakLiveTime = block.time
         }
+        if live.totalBytes > foldSpanHigh { foldSpanHigh = live.totalBytes }
         if let countingSites {
             countingSites._withUnsafeGuaranteedRef { accounting in
                 if let replaced { accounting.released(replaced) }
@@ -300,7 +247,9 @@ public struct Replayer {
 
     @inline(__always)
     private mutating func removeLive(_ address: UInt64) -> LiveBlock? {
-        liveTableIsExclusive ? live.removeAssumingUnique(address) : live.remove(address)
+        let block = liveTableIsExclusive ? live.removeAssumingUnique(address) : live.remove(address)
+        if live.totalBytes < foldSpanLow { foldSpanLow = live.totalBytes }
+        return block
     }
 
     /// Starts a pass that nothing outside the replayer can observe (see `liveTableIsExclusive`).
@@ -424,6 +373,7 @@ public struct Replayer {
                 }
             }
         }
+        if status != .movedOrResized || new == 0 { allocationCalls.reallocMadeNothing(tid: tid) }
         switch status {
         case .failed:
             counters.failedReallocs += 1
@@ -434,6 +384,7 @@ public struct Replayer {
                 threshold.freedMmappedBlock(requestSize: oldBlock.size, time: time)
             }
         case .movedOrResized:
+            if new != 0 { allocationCalls.allocated(stack: stack, size: size, address: new, tid: tid) }
             allocate(LiveBlock(address: new, size: size, time: time, stack: stack, path: path,
                                function: function))
         }
@@ -493,23 +444,7 @@ public struct Replayer {
         largeHeapBlocks = parent.largeHeapBlocks
         lowestHeapStart = parent.lowestHeapStart
         peakLiveBytes = live.totalBytes
-    }
-
-    // MARK: Queries
-
-    /// Frames of a block's or mapping's stack, innermost first, from the right table.
-    public func frames(of reference: StackRef, in stacks: StackLookup, limit: Int = .max) -> [UInt64] {
-        reference.isInherited ? inheritedStacks.frames(reference.id, limit: limit)
-                              : stacks.frames(reference.id, limit: limit)
-    }
-
-    /// Index of the newest MODULES snapshot taken at or before `time` (0 if none was yet).
-    public func moduleSnapshotIndex(at time: UInt64) -> Int {
-        var low = 0, high = moduleSnapshotTimes.count
-        while low < high {
-            let middle = (low + high) / 2
-            if moduleSnapshotTimes[middle] <= time { low = middle + 1 } else { high = middle }
-        }
-        return max(0, low - 1)
+        foldSpanLow = live.totalBytes
+        foldSpanHigh = live.totalBytes
     }
 }

@@ -53,7 +53,7 @@ struct ReplayVisitor: TraceVisitor {
                              stack: UInt32, context: RecordContext) throws(ReplayLimitReached) {
         try checkLimit(context)
         replayer.recordAlloc(function: function, path: path, address: address, size: size, stack: stack,
-                             time: context.time)
+                             time: context.time, tid: context.tid)
     }
 
     @inline(__always)
@@ -98,7 +98,7 @@ struct WholeTraceVisitor: TraceVisitor {
     mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
                              stack: UInt32, context: RecordContext) {
         replayer.recordAlloc(function: function, path: path, address: address, size: size, stack: stack,
-                             time: context.time)
+                             time: context.time, tid: context.tid)
     }
 
     @inline(__always)

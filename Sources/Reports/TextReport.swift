@@ -26,6 +26,7 @@ public struct TextReport {
         renderSummary(report, into: &out)
         renderGroups(report, into: &out)
         renderGrowing(report, into: &out)
+        renderAllocationSites(report, into: &out)
         renderMappings(report, into: &out)
         renderBreakGrowth(report, into: &out)
         renderWarnings(report, into: &out)
@@ -64,6 +65,9 @@ public struct TextReport {
         }
         out += "  \(trace.allocs) allocations, \(trace.frees) frees, \(trace.reallocs) reallocs, "
             + "\(trace.mappingCalls) mapping calls over \(formatTime(trace.lastEventUs))\n"
+        if trace.events == "folded" {
+            out += "  \(trace.foldedBlocks) short-lived blocks folded (counted, not written: LEAKTRACE_EVENTS=all writes them)\n"
+        }
         if let parent = trace.parentTrace {
             out += trace.parentReplayed ? "  forked child: parent trace \(parent) replayed up to the fork\n"
                                         : yellow("  forked child: parent trace \(parent) not replayed") + "\n"
@@ -109,7 +113,14 @@ public struct TextReport {
                 out += "    " + pad("leak:\(use.pattern)", 30) + amount(use.matched) + dim("  (\(use.origin))") + "\n"
             }
         }
-        out += "  " + pad("peak live heap", 22) + "\(formatBytes(summary.peakLiveBytes)) at \(formatTime(summary.peakLiveUs))\n"
+        var peak = "\(formatBytes(summary.peakLiveBytes)) at \(formatTime(summary.peakLiveUs))"
+        if let bound = summary.peakLiveBytesBound, bound > summary.peakLiveBytes {
+            peak += " (at most \(formatBytes(bound)): folded blocks are counted, not placed in time)"
+        }
+        out += "  " + pad("peak live heap", 22) + peak + "\n"
+        let calls = summary.allocations
+        out += "  " + pad("allocation calls", 22) + "\(calls.calls) (\(formatBytes(calls.bytes))), "
+            + "\(calls.temporary) temporary\n"
         renderHeapHole(summary.heapHole, into: &out)
         renderThreshold(summary.mmapThreshold, into: &out)
         if summary.unknownFrees > 0 {
@@ -207,6 +218,18 @@ public struct TextReport {
         let text = GrowthText(color: options.color)
         out += bold("Growing") + dim("  (least-squares slope of live bytes per call site over the run)") + "\n"
         for rate in report.growing { out += "  " + text.rateLine(rate) + "\n" }
+        out += "\n"
+    }
+
+    /// The call sites that allocate most often, with their temporary allocations.
+    private func renderAllocationSites(_ report: LeakReport, into out: inout String) {
+        guard !report.allocationSites.isEmpty else { return }
+        out += bold("Most allocation calls by \(report.groupBy)")
+            + dim("  (temporary: freed by the same thread with no allocation or free in between)") + "\n"
+        for site in report.allocationSites {
+            out += "  " + pad("#\(site.rank)", 4) + pad("\(site.calls) calls", 16) + pad(formatBytes(site.bytes), 12)
+                + pad("\(site.temporary) temporary", 18) + site.name + "\n"
+        }
         out += "\n"
     }
 

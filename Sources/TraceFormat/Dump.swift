@@ -73,6 +73,14 @@ extension TraceRecord {
         case .note(let level, let text):
             let levelName = level == 0 ? "info" : level == 1 ? "warning" : "level=\(level)"
             return "NOTE \(levelName) \(quoted(text))"
+        case .fold(let fold):
+            let entries = fold.entries.map { entry in
+                "stack=\(entry.stack) \(entry.function.name) \(entry.path.name) blocks=\(entry.blocks) "
+                    + "bytes=\(entry.bytes) temporary=\(entry.temporary) by-realloc=\(entry.releasedByRealloc)"
+            }
+            return "FOLD first-us=\(fold.firstMicroseconds) last-us=\(fold.lastMicroseconds) "
+                + "peak-bytes=\(fold.peakBytes) low-heap=\(hex(fold.lowestHeapAddress)) count=\(fold.entries.count)"
+                + (entries.isEmpty ? "" : ": " + entries.joined(separator: "; "))
         case .end(let end):
             return "END allocs=\(end.allocs) frees=\(end.frees) reallocs=\(end.reallocs) mappings=\(end.mappings) "
                 + "stacks=\(end.stacks) chunks=\(end.chunks) untraced=\(end.untraced)"
@@ -124,6 +132,9 @@ extension TraceHeader {
         add("sample-interval-ms", sampleIntervalMilliseconds.map { "\($0)" })
         add("allocator-name", allocatorName.map(quoted))
         add("tracer-version", tracerVersion.map(quoted))
+        lines.append("events: " + (foldsShortLivedBlocks ? "folded (short-lived blocks counted in FOLD records)"
+                                                         : "all (every allocator event written)"))
+        add("fold-window", foldWindow.map { "\($0)" })
         return lines
     }
 }

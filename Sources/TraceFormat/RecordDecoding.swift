@@ -26,6 +26,7 @@ public enum RecordTag {
     public static let fork: UInt8 = 0x4A
     public static let exec: UInt8 = 0x4B
     public static let note: UInt8 = 0x4C
+    public static let fold: UInt8 = 0x4D
     public static let end: UInt8 = 0x4F
 
     /// The record name used in dumps and messages ("ALLOC", "MMAP", ...), or "tag 0xNN".
@@ -51,6 +52,7 @@ public enum RecordTag {
         case fork: return "FORK"
         case exec: return "EXEC"
         case note: return "NOTE"
+        case fold: return "FOLD"
         case end: return "END"
         default: return "tag " + hex(tag)
         }
@@ -68,6 +70,8 @@ enum RecordDamage: Equatable {
     case unknownReallocInfo(UInt8)
     case undefinedStack(tag: UInt8, id: UInt64, defined: UInt64)
     case undefinedParent(id: UInt64, defined: UInt64)
+    /// Version 2: a STACK record's distance back to its parent that is 0 or reaches before the root.
+    case badParentDistance(UInt64, node: UInt64)
     case tooManyStacks
     case badBody(tag: UInt8, problem: String)
 
@@ -81,6 +85,8 @@ enum RecordDamage: Equatable {
             return "unknown record tag \(hex(tag))"
         case .unknownAllocFunction(let function):
             return "ALLOC record with unknown function \(function)"
+        case .badParentDistance(let up, let node):
+            return "STACK record's parent distance \(up) does not fit node \(node)"
         case .unknownReallocInfo(let info):
             return "REALLOC record with unknown status or function (info \(hex(info)))"
         case .undefinedStack(let tag, let id, let defined):
@@ -124,6 +130,7 @@ extension TraceReader {
         var context = RecordContext(tid: 0, time: 0, chunkOffset: chunk.offset)
         var previousAddress: UInt64 = 0
         var definedStacks = UInt64(stacks.count)
+        let isVersion2 = header.version >= 2
 
         // Literal tags below (rather than RecordTag's constants) let the switch become a jump table.
         while !cursor.isAtEnd {
@@ -160,12 +167,23 @@ extension TraceReader {
                 }
 
             case 0x04: // REALLOC
-                guard let info = cursor.readByte(), let oldDelta = cursor.readVarint(),
-                      let newDelta = cursor.readVarint(), let size = cursor.readVarint(),
+                // Version 2: info bit 7 says the old pointer was NULL and is not written.
+                guard let info = cursor.readByte() else {
+                    return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
+                }
+                let oldWritten = info & 0x80 == 0
+                var oldDelta: UInt64 = 0
+                if oldWritten {
+                    guard let delta = cursor.readVarint() else {
+                        return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
+                    }
+                    oldDelta = delta
+                }
+                guard let newDelta = cursor.readVarint(), let size = cursor.readVarint(),
                       let stack = cursor.readVarint() else {
                     return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
                 }
-                guard let status = ReallocStatus(rawValue: info & 0x0F), info >> 6 <= 1,
+                guard let status = ReallocStatus(rawValue: info & 0x0F), oldWritten || isVersion2,
                       let path = AllocPath(rawValue: (info >> 4) & 0x03) else {
                     return .damaged(recordOffset: recordStart, .unknownReallocInfo(info))
                 }
@@ -173,9 +191,10 @@ extension TraceReader {
                     return .damaged(recordOffset: recordStart,
                                     .undefinedStack(tag: tag, id: stack, defined: definedStacks))
                 }
-                let old = previousAddress &+ UInt64(bitPattern: decodeZigzag(oldDelta))
-                previousAddress = old &+ UInt64(bitPattern: decodeZigzag(newDelta))
-                try visitor.visitRealloc(status: status, path: path, isReallocarray: info >> 6 == 1, old: old,
+                let old = oldWritten ? previousAddress &+ UInt64(bitPattern: decodeZigzag(oldDelta)) : 0
+                if oldWritten { previousAddress = old }
+                previousAddress &+= UInt64(bitPattern: decodeZigzag(newDelta))
+                try visitor.visitRealloc(status: status, path: path, isReallocarray: (info >> 6) & 1 == 1, old: old,
                                          new: previousAddress, size: size,
                                          stack: UInt32(truncatingIfNeeded: stack), context: context)
 
@@ -194,8 +213,15 @@ extension TraceReader {
                 try visitor.visitRecord(.thread(tid: tid), context: context)
 
             case 0x07: // STACK
-                guard let parent = cursor.readVarint(), let ip = cursor.readVarint() else {
+                guard var parent = cursor.readVarint(), let ip = cursor.readVarint() else {
                     return Self.fieldFailure(cursor, recordStart: recordStart, tag: tag)
+                }
+                if isVersion2 { // the distance back from this node's id to its parent's
+                    let node = definedStacks &+ 1
+                    guard parent >= 1 && parent <= node else {
+                        return .damaged(recordOffset: recordStart, .badParentDistance(parent, node: node))
+                    }
+                    parent = node - parent
                 }
                 guard parent <= definedStacks else {
                     return .damaged(recordOffset: recordStart, .undefinedParent(id: parent, defined: definedStacks))
@@ -262,6 +288,7 @@ extension TraceReader {
         case RecordTag.fork: record = fields.fork()
         case RecordTag.exec: record = fields.exec()
         case RecordTag.note: record = fields.note()
+        case RecordTag.fold: record = fields.fold()
         case RecordTag.end: record = fields.end()
         default: return .record(.unknown(tag: tag, length: body.count))
         }
@@ -273,147 +300,6 @@ extension TraceReader {
         }
         if case .modules(_, let modules) = record { moduleMaps.append(modules) }
         return .record(record)
-    }
-}
-
-/// Reads the fields of one sized record body. Each method returns nil when a field is missing or
-/// invalid (and may leave a `problem`).
-struct SizedFields {
-    var cursor: ByteCursor
-    let definedStacks: UInt64
-    var problem: String?
-
-    init(cursor: ByteCursor, definedStacks: UInt64) {
-        self.cursor = cursor
-        self.definedStacks = definedStacks
-    }
-
-    // MARK: Field readers
-
-    private mutating func uv() -> UInt64? { cursor.readVarint() }
-    private mutating func sv() -> Int64? { cursor.readSignedVarint() }
-    private mutating func str() -> String? { cursor.readString() }
-
-    private mutating func stack() -> UInt32? {
-        guard let id = cursor.readVarint() else { return nil }
-        guard id <= definedStacks else {
-            problem = "undefined stack id \(id) (\(definedStacks) defined)"
-            return nil
-        }
-        return UInt32(truncatingIfNeeded: id)
-    }
-
-    // MARK: Records
-
-    mutating func modules() -> TraceRecord? {
-        guard let generation = uv(), let count = uv() else { return nil }
-        // Each module takes at least 4 bytes (path, bias, build-id, segment count): a count the
-        // remaining bytes cannot hold is damage, found before anything is reserved for it.
-        guard count <= UInt64(cursor.remaining / 4) else {
-            problem = "\(count) modules cannot fit in \(cursor.remaining) bytes"
-            return nil
-        }
-        var modules: [Module] = []
-        modules.reserveCapacity(Int(count))
-        for _ in 0..<count {
-            guard let path = str(), let bias = uv(), let buildID = cursor.readLengthPrefixedBytes(),
-                  let segmentCount = uv() else { return nil }
-            guard segmentCount <= UInt64(cursor.remaining / 3) else {
-                problem = "\(segmentCount) segments cannot fit in \(cursor.remaining) bytes"
-                return nil
-            }
-            var segments: [ModuleSegment] = []
-            segments.reserveCapacity(Int(segmentCount))
-            for _ in 0..<segmentCount {
-                guard let start = uv(), let size = uv(), let flags = uv() else { return nil }
-                segments.append(ModuleSegment(start: start, size: size, flags: flags))
-            }
-            modules.append(Module(path: path, bias: bias, buildID: buildID, segments: segments))
-        }
-        return .modules(generation: generation, modules: modules)
-    }
-
-    mutating func mmap() -> TraceRecord? {
-        guard let addressArgument = uv(), let length = uv(), let prot = uv(), let flags = uv(), let fd = sv(),
-              let offset = uv(), let result = uv(), let errno = uv(), let path = str(), let stack = stack()
-        else { return nil }
-        return .mmap(addressArgument: addressArgument, length: length, prot: prot, flags: flags, fd: fd,
-                     offset: offset, result: result, errno: errno, path: path, stack: stack)
-    }
-
-    mutating func munmap() -> TraceRecord? {
-        guard let address = uv(), let length = uv(), let result = sv(), let errno = uv(), let stack = stack()
-        else { return nil }
-        return .munmap(address: address, length: length, result: result, errno: errno, stack: stack)
-    }
-
-    mutating func mremap() -> TraceRecord? {
-        guard let oldAddress = uv(), let oldSize = uv(), let newSize = uv(), let flags = uv(),
-              let newAddressArgument = uv(), let result = uv(), let errno = uv(), let stack = stack()
-        else { return nil }
-        return .mremap(oldAddress: oldAddress, oldSize: oldSize, newSize: newSize, flags: flags,
-                       newAddressArgument: newAddressArgument, result: result, errno: errno, stack: stack)
-    }
-
-    mutating func brk() -> TraceRecord? {
-        guard let addressArgument = uv(), let result = sv(), let breakBefore = uv(), let breakAfter = uv(),
-              let stack = stack() else { return nil }
-        return .brk(addressArgument: addressArgument, result: result, breakBefore: breakBefore,
-                    breakAfter: breakAfter, stack: stack)
-    }
-
-    mutating func sbrk() -> TraceRecord? {
-        guard let increment = sv(), let result = uv(), let breakAfter = uv(), let stack = stack() else { return nil }
-        return .sbrk(increment: increment, result: result, breakAfter: breakAfter, stack: stack)
-    }
-
-    mutating func mallopt() -> TraceRecord? {
-        guard let parameter = sv(), let value = sv(), let result = sv() else { return nil }
-        return .mallopt(parameter: parameter, value: value, result: result)
-    }
-
-    mutating func sample() -> TraceRecord? {
-        guard let vmPages = uv(), let rssPages = uv(), let sharedPages = uv() else { return nil }
-        return .sample(vmPages: vmPages, rssPages: rssPages, sharedPages: sharedPages)
-    }
-
-    mutating func mark() -> TraceRecord? {
-        guard let name = str(), let source = uv() else { return nil }
-        return .mark(name: name, source: source)
-    }
-
-    mutating func threadName() -> TraceRecord? {
-        guard let tid = uv(), let name = str() else { return nil }
-        return .threadName(tid: tid, name: name)
-    }
-
-    mutating func fork() -> TraceRecord? {
-        guard let childPid = uv() else { return nil }
-        return .fork(childPid: childPid)
-    }
-
-    mutating func exec() -> TraceRecord? {
-        guard let path = str() else { return nil }
-        return .exec(path: path)
-    }
-
-    mutating func note() -> TraceRecord? {
-        guard let level = uv(), let text = str() else { return nil }
-        return .note(level: level, text: text)
-    }
-
-    mutating func end() -> TraceRecord? {
-        guard let allocs = uv(), let frees = uv(), let reallocs = uv(), let mappings = uv(), let stacks = uv(),
-              let chunks = uv(), let untraced = uv() else { return nil }
-        var signal: EndSignal?
-        if !cursor.isAtEnd {
-            guard let number = uv(), let code = sv(), let address = uv(), let tid = uv(), let stack = stack() else {
-                return nil
-            }
-            signal = EndSignal(number: number, code: code, faultAddress: address, tid: tid, stack: stack)
-        }
-        return .end(TraceEnd(allocs: allocs, frees: frees, reallocs: reallocs, mappings: mappings, stacks: stacks,
-                             chunks: chunks, untraced: untraced, signal: signal))
     }
 }
 

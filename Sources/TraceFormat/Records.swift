@@ -1,4 +1,4 @@
-// The typed records of a leaktrace trace, version 1 (docs/trace-format.md).
+// The typed records of a leaktrace trace, versions 1 and 2 (docs/trace-format.md).
 // These types are the reader's output and every later stage's input.
 
 /// The function that produced an allocation (ALLOC info, low 4 bits).
@@ -104,7 +104,52 @@ public struct TraceHeader: Equatable, Sendable {
     public var sampleIntervalMilliseconds: UInt64?
     public var allocatorName: String?
     public var tracerVersion: String?
+    /// Header key 19: 0 every event written, 1 short-lived blocks folded (nil: every event).
+    public var events: UInt64?
+    /// Header key 20: the most allocator events the writer held back to fold.
+    public var foldWindow: UInt64?
     public init() {}
+
+    /// True when the writer left short-lived blocks out and counted them in FOLD records.
+    public var foldsShortLivedBlocks: Bool { events == 1 }
+    /// How the trace was written: `folded` or `all` (every event).
+    public var eventsMode: String { foldsShortLivedBlocks ? "folded" : "all" }
+}
+
+/// One FOLD entry: blocks of one stack, function and path the writer did not write.
+public struct FoldEntry: Equatable, Sendable {
+    public var stack: UInt32
+    public var function: AllocFunction
+    public var path: AllocPath
+    /// Blocks allocated and freed within the writer's window (an ALLOC and a FREE each).
+    public var blocks: UInt64
+    /// Their sizes added up.
+    public var bytes: UInt64
+    /// Temporary allocations of blocks like these, folded or written.
+    public var temporary: UInt64
+    /// The folded blocks a realloc released (the others a free did).
+    public var releasedByRealloc: UInt64
+    public init(stack: UInt32, function: AllocFunction, path: AllocPath, blocks: UInt64, bytes: UInt64,
+                temporary: UInt64, releasedByRealloc: UInt64 = 0) {
+        self.stack = stack; self.function = function; self.path = path
+        self.blocks = blocks; self.bytes = bytes; self.temporary = temporary; self.releasedByRealloc = releasedByRealloc
+    }
+}
+
+/// A FOLD record: what the writer counted instead of writing since the previous one.
+public struct FoldSummary: Equatable, Sendable {
+    public var firstMicroseconds: UInt64
+    public var lastMicroseconds: UInt64
+    /// The most bytes of the folded blocks live at one point of the event stream.
+    public var peakBytes: UInt64
+    /// The lowest address of a folded heap-path block, 0 if none.
+    public var lowestHeapAddress: UInt64
+    public var entries: [FoldEntry]
+    public init(firstMicroseconds: UInt64, lastMicroseconds: UInt64, peakBytes: UInt64, lowestHeapAddress: UInt64,
+                entries: [FoldEntry]) {
+        self.firstMicroseconds = firstMicroseconds; self.lastMicroseconds = lastMicroseconds
+        self.peakBytes = peakBytes; self.lowestHeapAddress = lowestHeapAddress; self.entries = entries
+    }
 }
 
 /// Counts from the END record of a complete trace, and the signal that ended the process when
@@ -203,6 +248,8 @@ public enum TraceRecord: Equatable, Sendable {
     case fork(childPid: UInt64)
     case exec(path: String)
     case note(level: UInt64, text: String)
+    /// Short-lived blocks counted, not written (version 2).
+    case fold(FoldSummary)
     case end(TraceEnd)
     /// A sized record with a tag this reader does not know (skipped, kept for dumps).
     case unknown(tag: UInt8, length: Int)

@@ -7,8 +7,8 @@ public enum TraceFormatLimits {
     public static let fileMagic: [UInt8] = [0x4C, 0x4B, 0x54, 0x52, 0x41, 0x43, 0x45, 0x00]
     /// `LTCK`.
     public static let chunkMagic: [UInt8] = [0x4C, 0x54, 0x43, 0x4B]
-    /// The format version this reader reads.
-    public static let version: UInt16 = 1
+    /// The newest format version this reader reads (it reads every older one).
+    public static let version: UInt16 = 2
     /// Bytes before the header fields: magic, version, flags, header-size.
     public static let fixedHeaderSize = 16
     /// The most bytes of header fields a file may declare.
@@ -23,7 +23,7 @@ public enum TraceFormatLimits {
 enum HeaderKey: UInt64 {
     case pointerSize = 1, pageSize, pid, ppid, program, argv, startRealtimeMicroseconds, clock,
          libcVersion, mmapThreshold, allocator, mallocEnvironment, parentTrace, parentForkOffset,
-         stackDepth, sampleIntervalMilliseconds, allocatorName, tracerVersion
+         stackDepth, sampleIntervalMilliseconds, allocatorName, tracerVersion, events, foldWindow
 
     var name: String {
         switch self {
@@ -45,6 +45,8 @@ enum HeaderKey: UInt64 {
         case .sampleIntervalMilliseconds: return "sample-interval-ms"
         case .allocatorName: return "allocator-name"
         case .tracerVersion: return "tracer-version"
+        case .events: return "events"
+        case .foldWindow: return "fold-window"
         }
     }
 }
@@ -159,6 +161,8 @@ extension TraceHeader {
         case .parentForkOffset: parentForkOffset = number
         case .stackDepth: stackDepth = number
         case .sampleIntervalMilliseconds: sampleIntervalMilliseconds = number
+        case .events: events = number
+        case .foldWindow: foldWindow = number
         default: break
         }
         return nil

@@ -53,7 +53,7 @@ final class HazardIOTests: HazardTestCase {
             let traceDirectory = try HazardKit.scratchDirectory()
             let traced = try HazardKit.runUntilLine(
                 "flushed", executable: exe, arguments: ["100000", "wait"],
-                environment: ["LD_PRELOAD": try HazardKit.shim(),
+                environment: ["LD_PRELOAD": try HazardKit.shim(), "LEAKTRACE_EVENTS": "all",
                               "LEAKTRACE_OUTPUT": traceDirectory.appendingPathComponent("%p.lt").path])
             XCTAssertEqual(traced.stdout, plain.stdout, label)
             XCTAssertEqual(traced.stdout, "allocated 100000\nflushed\n", label)

@@ -56,8 +56,17 @@ final class FuzzCorpusTests: XCTestCase {
         }
         let written: Set<String> = ["ALLOC", "FREE", "REALLOC_RELEASE", "REALLOC", "TIME", "THREAD", "STACK", "MODULES",
                                     "MMAP", "MUNMAP", "MREMAP", "SBRK", "MALLOPT", "SAMPLE", "MARK", "THREAD_NAME",
-                                    "FORK", "EXEC", "NOTE", "END"]
+                                    "FORK", "EXEC", "NOTE", "FOLD", "END"]
         XCTAssertEqual(written.subtracting(kinds), [], "record kinds missing from the corpus")
         XCTAssertEqual(codecs, [0, 1], "raw and zstd chunks")
+    }
+
+    /// Traces of the version-1 tracer stay in the corpus beside version-2 ones: both must read.
+    func testCorpusHoldsBothFormatVersions() throws {
+        var versions = Set<UInt16>()
+        for (_, bytes) in try FuzzKit.corpus() where bytes.count >= 10 {
+            versions.insert(UInt16(bytes[8]) | UInt16(bytes[9]) << 8)
+        }
+        XCTAssertEqual(versions, [1, 2])
     }
 }

@@ -270,9 +270,9 @@ final class FuzzHostileInputTests: XCTestCase {
 
         // A trace from a future version of the format.
         var future = try FuzzKit.corpusFile("every-record-zstd.lt")
-        future[8] = 2
+        future[8] = 3
         try Data(future).write(to: URL(fileURLWithPath: directory + "/future.lt"))
-        cases.append((directory + "/future.lt", "format version 2 is newer than this reader (1)"))
+        cases.append((directory + "/future.lt", "format version 3 is newer than this reader (2)"))
 
         // A directory, and a FIFO nobody writes to (opening it for reading would block).
         cases.append((directory, "is a directory"))

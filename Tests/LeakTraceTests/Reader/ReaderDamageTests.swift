@@ -19,8 +19,9 @@ final class ReaderDamageTests: XCTestCase {
         func chunkEnd(_ index: Int) -> Int { index + 1 < offsets.count ? offsets[index + 1] : bytes.count }
     }
 
-    /// Five chunks, raw and zstd alternating, about 2.5 KiB in all, ending with END.
-    static func multiChunkSample() -> Sample {
+    /// Five chunks, raw and zstd alternating, about 2.5 KiB in all, ending with END. Version 2
+    /// adds the header's events keys and a FOLD record to every chunk.
+    static func multiChunkSample(version: UInt16 = 1) -> Sample {
         var random = SeededGenerator(seed: 0x1EAC)
         var chunks: [[TraceRecord]] = []
         var nextStack: UInt32 = 1
@@ -46,38 +47,72 @@ final class ReaderDamageTests: XCTestCase {
             }
             records.append(.mmap(addressArgument: 0, length: 4096, prot: 3, flags: 0x22, fd: -1, offset: 0,
                                  result: 0x7FFF_F7FF_0000, errno: 0, path: "", stack: nextStack - 1))
+            if version >= 2 {
+                let address = 0x5555_5557_0000 + UInt64(index) * 0x100
+                live.append(address)
+                records.append(.realloc(status: .movedOrResized, path: .heap, isReallocarray: index % 2 == 1, old: 0,
+                                        new: address, size: 100, stack: nextStack - 1))
+                let stacks = (0..<3).map { _ in UInt32.random(in: 0..<nextStack, using: &random) }.sorted()
+                let entries = stacks.enumerated().map { entry, stack in
+                    FoldEntry(stack: stack, function: entry == 2 ? .calloc : .malloc, path: .heap,
+                              blocks: UInt64.random(in: 0...900, using: &random),
+                              bytes: UInt64.random(in: 1...5_000_000, using: &random), temporary: UInt64(entry))
+                }
+                records.append(.fold(FoldSummary(firstMicroseconds: 1000 * UInt64(index + 1),
+                                                 lastMicroseconds: 1000 * UInt64(index + 1) + 999,
+                                                 peakBytes: UInt64(index) * 4096,
+                                                 lowestHeapAddress: index == 0 ? 0 : 0x5555_5556_0000,
+                                                 entries: entries)))
+            }
             records.append(.mark(name: "phase \(index)", source: 0))
             if index == 4 {
-                records.append(.end(TraceEnd(allocs: 110, frees: 110, reallocs: 0, mappings: 5, stacks: 15, chunks: 4,
-                                             untraced: 0)))
+                records.append(.end(TraceEnd(allocs: 110, frees: 110, reallocs: version >= 2 ? 5 : 0, mappings: 5,
+                                             stacks: 15, chunks: 4, untraced: 0)))
             }
             chunks.append(records)
         }
-        var builder = TraceBuilder()
+        var header = TraceBuilder.sampleHeader
+        if version >= 2 {
+            header.events = 1
+            header.foldWindow = 16384
+        }
+        var builder = TraceBuilder(header: header, version: version)
         let codecs: [TraceBuilder.Codec] = [.raw, .zstd, .raw, .zstd, .raw]
         var encoded: [ChunkRecords] = []
         for (records, codec) in zip(chunks, codecs) {
-            let chunk = ChunkRecords(records)
+            let chunk = ChunkRecords(records, version: version)
             encoded.append(chunk)
             builder.appendChunk(chunk, codec: codec)
         }
         return Sample(bytes: builder.bytes, chunks: encoded, records: chunks, codecs: codecs,
-                      offsets: builder.chunkOffsets, firstChunkOffset: TraceBuilder().bytes.count)
+                      offsets: builder.chunkOffsets, firstChunkOffset: TraceBuilder(header: header).bytes.count)
     }
 
     func testSampleIsAMultiChunkTraceOfTwoToThreeKiB() throws {
-        let sample = Self.multiChunkSample()
-        XCTAssertTrue((2048...3072).contains(sample.bytes.count), "\(sample.bytes.count) bytes")
-        let (_, read) = try readBack(sample.bytes)
-        XCTAssertEqual(read.records, sample.allRecords)
-        XCTAssertEqual(read.contexts, expectedContexts(chunks: sample.records, offsets: sample.offsets))
-        XCTAssertTrue(read.endState?.isComplete == true)
+        for version: UInt16 in [1, 2] {
+            let sample = Self.multiChunkSample(version: version)
+            XCTAssertTrue((2048...3072).contains(sample.bytes.count), "\(sample.bytes.count) bytes")
+            let (reader, read) = try readBack(sample.bytes)
+            XCTAssertEqual(reader.header.version, version)
+            XCTAssertEqual(reader.header.foldsShortLivedBlocks, version == 2)
+            XCTAssertEqual(read.records, sample.allRecords)
+            XCTAssertEqual(read.contexts, expectedContexts(chunks: sample.records, offsets: sample.offsets))
+            XCTAssertTrue(read.endState?.isComplete == true)
+            XCTAssertEqual(read.records.contains { if case .fold = $0 { return true }; return false }, version == 2)
+        }
     }
 
     // MARK: - Cut at every byte
 
     func testCutAtEveryByteOffset() throws {
-        let sample = Self.multiChunkSample()
+        try checkCutAtEveryByteOffset(Self.multiChunkSample(version: 1))
+    }
+
+    func testCutAtEveryByteOffsetVersion2() throws {
+        try checkCutAtEveryByteOffset(Self.multiChunkSample(version: 2))
+    }
+
+    private func checkCutAtEveryByteOffset(_ sample: Sample) throws {
         let all = sample.allRecords
         for length in 0...sample.bytes.count {
             let bytes = Array(sample.bytes.prefix(length))
@@ -133,7 +168,14 @@ final class ReaderDamageTests: XCTestCase {
     // MARK: - Random bit flips
 
     func testTenThousandRandomBitFlipsNeverCrashOrHang() {
-        let sample = Self.multiChunkSample()
+        checkRandomBitFlips(Self.multiChunkSample(version: 1))
+    }
+
+    func testTenThousandRandomBitFlipsOfVersion2NeverCrashOrHang() {
+        checkRandomBitFlips(Self.multiChunkSample(version: 2))
+    }
+
+    private func checkRandomBitFlips(_ sample: Sample) {
         let all = sample.allRecords
         withWatchdog(seconds: 300, "10,000 bit-flipped reads") {
             var random = SeededGenerator(seed: 20_261_122)
@@ -178,7 +220,7 @@ final class ReaderDamageTests: XCTestCase {
 
     /// A raw chunk with `good` records, then `bad` bytes. Returns the trace and the file offset
     /// of the bad bytes.
-    private func chunkWithTail(_ good: [TraceRecord], _ bad: [UInt8]) -> ([UInt8], Int) {
+    func chunkWithTail(_ good: [TraceRecord], _ bad: [UInt8]) -> ([UInt8], Int) {
         var chunk = ChunkRecords(good)
         let goodSize = chunk.bytes.count
         chunk.appendRaw(bad)
@@ -187,11 +229,11 @@ final class ReaderDamageTests: XCTestCase {
         return (builder.bytes, offset + 16 + goodSize)
     }
 
-    private let good: [TraceRecord] = [.thread(tid: 9), .stack(id: 1, parent: 0, ip: 0x4000),
+    let good: [TraceRecord] = [.thread(tid: 9), .stack(id: 1, parent: 0, ip: 0x4000),
                                        .stack(id: 2, parent: 1, ip: 0x4010),
                                        .alloc(function: .malloc, path: .heap, address: 0x1000, size: 8, stack: 2)]
 
-    private func assertCut(_ bytes: [UInt8], delivers expected: [TraceRecord], at offset: Int, reason: String,
+    func assertCut(_ bytes: [UInt8], delivers expected: [TraceRecord], at offset: Int, reason: String,
                            file: StaticString = #filePath, line: UInt = #line) throws {
         let (_, read) = try readBack(bytes)
         XCTAssertEqual(read.records, expected, file: file, line: line)

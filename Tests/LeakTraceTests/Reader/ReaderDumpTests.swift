@@ -53,6 +53,10 @@ final class ReaderDumpTests: XCTestCase {
             "EXEC path=\"/bin/sh\"",
             "NOTE warning \"stack depth capped at 64 frames\"",
             "NOTE info \"\"",
+            "FOLD first-us=1500 last-us=1900 peak-bytes=4096 low-heap=0x555555560100 count=2: "
+                + "stack=1 realloc thread-arena blocks=0 bytes=0 temporary=1 by-realloc=0; "
+                + "stack=2 malloc heap blocks=300 bytes=14400 temporary=299 by-realloc=12",
+            "FOLD first-us=0 last-us=18446744073709551615 peak-bytes=18446744073709551615 low-heap=0x0 count=0",
             "MODULES generation=2 count=3: \"/usr/bin/sample-app\" bias=0x555555554000 build-id=deadbeef01 "
                 + "segments=[0x555555554000+0x1000 r--, 0x555555555000+0x2000 r-x]; "
                 + "\"/lib/x86_64-linux-gnu/libc.so.6\" bias=0x7ffff7d80000 build-id=none "
@@ -108,7 +112,13 @@ final class ReaderDumpTests: XCTestCase {
             "sample-interval-ms: 100",
             "allocator-name: \"glibc\"",
             "tracer-version: \"0.1.0\"",
+            "events: all (every allocator event written)",
         ])
-        XCTAssertEqual(TraceHeader().dumpLines, ["format-version: 1"])
+        XCTAssertEqual(TraceHeader().dumpLines, ["format-version: 1", "events: all (every allocator event written)"])
+        header.events = 1
+        header.foldWindow = 16384
+        let folded = try TraceReader(bytes: TraceBuilder(header: header, version: 2).bytes, name: "h2.lt")
+        XCTAssertEqual(Array(folded.header.dumpLines.suffix(2)),
+                       ["events: folded (short-lived blocks counted in FOLD records)", "fold-window: 16384"])
     }
 }

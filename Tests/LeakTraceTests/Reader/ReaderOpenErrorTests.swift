@@ -101,7 +101,7 @@ final class ReaderOpenErrorTests: XCTestCase {
     // MARK: - Header problems
 
     func testNewerFormatVersion() {
-        assertBytesFail(TraceBuilder(version: 7).bytes, "trace.lt: format version 7 is newer than this reader (1)")
+        assertBytesFail(TraceBuilder(version: 7).bytes, "trace.lt: format version 7 is newer than this reader (2)")
     }
 
     func testVersionZero() {

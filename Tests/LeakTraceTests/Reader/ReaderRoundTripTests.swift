@@ -28,7 +28,7 @@ final class ReaderRoundTripTests: XCTestCase {
         var builder = TraceBuilder()
         let offset = builder.appendChunk(SampleRecords.everyKind, codec: codec)
         let (reader, read) = try readBack(builder.bytes)
-        XCTAssertEqual(read.records.count, 50, file: file, line: line)
+        XCTAssertEqual(read.records.count, 52, file: file, line: line)
         XCTAssertEqual(read.records, SampleRecords.everyKind, file: file, line: line)
         XCTAssertEqual(read.contexts, expectedContexts(chunks: [SampleRecords.everyKind], offsets: [offset]),
                        file: file, line: line)
@@ -353,7 +353,7 @@ final class ReaderRoundTripTests: XCTestCase {
         // 24 + 1 MiB + 64 + 4096 + UInt64.max + 7 + 300000 + 256 + 0, wrapping.
         XCTAssertEqual(tally.allocatedBytes, 24 &+ (1 << 20) &+ 64 &+ 4096 &+ UInt64.max &+ 7 &+ 300_000 &+ 256)
         XCTAssertEqual(tally.lastFreeContext, RecordContext(tid: 4242, time: 1500, chunkOffset: UInt64(offset)))
-        XCTAssertEqual(tally.others.count, 50 - 15)
+        XCTAssertEqual(tally.others.count, 52 - 15)
         XCTAssertEqual(tally.others.first, "MODULES")
         XCTAssertEqual(tally.others.last, "END")
         XCTAssertTrue(reader.endState?.isComplete == true)

@@ -174,6 +174,7 @@ extension TraceRecord {
         case .fork: return "FORK"
         case .exec: return "EXEC"
         case .note: return "NOTE"
+        case .fold: return "FOLD"
         case .end: return "END"
         case .unknown: return "unknown"
         }

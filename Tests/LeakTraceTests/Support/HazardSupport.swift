@@ -106,6 +106,9 @@ enum HazardKit {
             .joined(separator: ":")
         tracedEnvironment["LEAKTRACE_OUTPUT"] = invocation.traceOutput
             ?? (invocation.sameEnvironmentEveryRun ? "%e.%p.lt" : traceDirectory.appendingPathComponent("%e.%p.lt").path)
+        // The hazard cases count every allocation and free by size in the trace: every event is
+        // written unless a case asks for folding (HazardFoldTests does).
+        tracedEnvironment["LEAKTRACE_EVENTS"] = "all"
         for (key, value) in invocation.tracerEnvironment { tracedEnvironment[key] = value }
         let traced = try labelled("\(label), traced") {
             let (executable, arguments, environment) = launch(invocation, expand(invocation.arguments, tracedOutput),

@@ -61,9 +61,14 @@ struct ChunkRecords {
 
     var bytes: [UInt8] { writer.bytes }
 
-    init() {}
+    /// The format version whose encodings `append` writes (version 2: STACK parents as the
+    /// distance back, realloc(NULL, n) without its old pointer).
+    let version: UInt16
 
-    init(_ records: [TraceRecord]) {
+    init(version: UInt16 = 1) { self.version = version }
+
+    init(_ records: [TraceRecord], version: UInt16 = 1) {
+        self.version = version
         for record in records { append(record) }
     }
 
@@ -101,8 +106,9 @@ struct ChunkRecords {
             self.address(address)
         case .realloc(let status, let path, let isReallocarray, let old, let new, let size, let stack):
             writer.u8(0x04)
-            writer.u8(status.rawValue | path.rawValue << 4 | (isReallocarray ? 1 : 0) << 6)
-            address(old)
+            let omitOld = version >= 2 && old == 0
+            writer.u8(status.rawValue | path.rawValue << 4 | (isReallocarray ? 1 : 0) << 6 | (omitOld ? 0x80 : 0))
+            if !omitOld { address(old) }
             address(new)
             writer.uv(size)
             writer.uv(UInt64(stack))
@@ -112,9 +118,9 @@ struct ChunkRecords {
         case .thread(let tid):
             writer.u8(0x06)
             writer.uv(tid)
-        case .stack(_, let parent, let ip):
+        case .stack(let id, let parent, let ip):
             writer.u8(0x07)
-            writer.uv(UInt64(parent))
+            writer.uv(version >= 2 ? UInt64(id &- parent) : UInt64(parent))
             writer.uv(ip)
         default:
             let (tag, body) = Self.sizedBody(record)
@@ -183,6 +189,18 @@ struct ChunkRecords {
         case .note(let level, let text):
             body.uv(level); body.str(text)
             return (0x4C, body.bytes)
+        case .fold(let fold):
+            body.uv(fold.firstMicroseconds); body.uv(fold.lastMicroseconds); body.uv(fold.peakBytes)
+            body.uv(fold.lowestHeapAddress)
+            body.uv(UInt64(fold.entries.count))
+            var previous: UInt32 = 0   // entries must come in ascending order of stack
+            for entry in fold.entries {
+                body.uv(UInt64(entry.stack &- previous))
+                previous = entry.stack
+                body.u8(entry.function.rawValue | entry.path.rawValue << 4)
+                body.uv(entry.blocks); body.uv(entry.bytes); body.uv(entry.temporary); body.uv(entry.releasedByRealloc)
+            }
+            return (0x4D, body.bytes)
         case .end(let end):
             for count in [end.allocs, end.frees, end.reallocs, end.mappings, end.stacks, end.chunks, end.untraced] {
                 body.uv(count)
@@ -206,6 +224,8 @@ struct TraceBuilder {
     private(set) var bytes: [UInt8] = []
     /// File offset of every chunk appended, in order.
     private(set) var chunkOffsets: [Int] = []
+    /// The format version in the header: records appended as lists are encoded for it.
+    private(set) var version: UInt16 = 1
 
     /// A header with the given fields. `extraFields` are appended as they are (`key`, value bytes),
     /// e.g. keys this reader does not know.
@@ -224,6 +244,7 @@ struct TraceBuilder {
         var writer = FieldWriter()
         writer.raw(Array("LKTRACE".utf8) + [0])
         writer.u16(version)
+        self.version = version
         writer.u16(flags)
         writer.u32(declaredHeaderSize ?? UInt32(rawHeaderFields.count))
         writer.raw(rawHeaderFields)
@@ -290,6 +311,8 @@ struct TraceBuilder {
         number(16, header.sampleIntervalMilliseconds)
         text(17, header.allocatorName)
         text(18, header.tracerVersion)
+        number(19, header.events)
+        number(20, header.foldWindow)
         return fields
     }
 
@@ -321,7 +344,7 @@ struct TraceBuilder {
     /// Appends a chunk holding the given records.
     @discardableResult
     mutating func appendChunk(_ records: [TraceRecord], codec: Codec = .raw) -> Int {
-        appendChunk(ChunkRecords(records), codec: codec)
+        appendChunk(ChunkRecords(records, version: version), codec: codec)
     }
 
     /// Appends bytes as they are (garbage after the last chunk, a half chunk header, ...).

@@ -94,6 +94,9 @@ enum TracedProgram {
         env["LD_PRELOAD"] = shimPath
         if env["LEAKTRACE_OUTPUT"] == nil { env["LEAKTRACE_OUTPUT"] = dir.appendingPathComponent("trace.%p.lt").path }
         if verifyUnwind && env["LEAKTRACE_UNWIND"] == nil { env["LEAKTRACE_UNWIND"] = "verify" }
+        // Tests that read the trace's records expect every event: folding is asked for by the
+        // tests that check it (TracerFoldTests, HazardFoldTests).
+        if env["LEAKTRACE_EVENTS"] == nil { env["LEAKTRACE_EVENTS"] = "all" }
         var result = try run(executable: executable, arguments: arguments, environment: env, timeout: timeout)
         let files = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
         result.traces = files.filter { $0.contains(".lt") }.sorted().map { dir.appendingPathComponent($0).path }
