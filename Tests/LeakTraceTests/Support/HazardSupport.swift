@@ -104,12 +104,9 @@ enum HazardKit {
         var tracedEnvironment = invocation.environment
         tracedEnvironment[invocation.preloadVariable] = (invocation.preloadBefore + [try shim()] + invocation.preloadAfter)
             .joined(separator: ":")
-        tracedEnvironment["LEAKTRACE_OUTPUT"] = invocation.traceOutput
+        let output = invocation.traceOutput
             ?? (invocation.sameEnvironmentEveryRun ? "%e.%p.lt" : traceDirectory.appendingPathComponent("%e.%p.lt").path)
-        // The hazard cases count every allocation and free by size in the trace: every event is
-        // written unless a case asks for folding (HazardFoldTests does).
-        tracedEnvironment["LEAKTRACE_EVENTS"] = "all"
-        for (key, value) in invocation.tracerEnvironment { tracedEnvironment[key] = value }
+        tracedEnvironment.merge(tracerSettings(invocation, output: output)) { _, setting in setting }
         let traced = try labelled("\(label), traced") {
             let (executable, arguments, environment) = launch(invocation, expand(invocation.arguments, tracedOutput),
                                                               tracedEnvironment)
@@ -316,6 +313,15 @@ enum HazardKit {
             try check(trace, label)
             try readWithLeakreport(trace.path, label: label, file: file, line: line)
         }
+    }
+
+    /// The tracer's variables in a traced run: where traces go, every event written (the hazard
+    /// cases count every allocation and free by size; HazardFoldTests asks for folding), and the
+    /// case's own settings.
+    static func tracerSettings(_ invocation: Invocation, output: String) -> [String: String] {
+        var settings = ["LEAKTRACE_OUTPUT": output, "LEAKTRACE_EVENTS": "all"]
+        settings.merge(invocation.tracerEnvironment) { _, own in own }
+        return settings
     }
 
     // MARK: - leakreport

@@ -43,7 +43,10 @@ extension HazardKit {
         var environment = invocation.environment
         environment[invocation.preloadVariable] = (invocation.preloadBefore + [debug, starter] + invocation.preloadAfter)
             .joined(separator: ":")
-        environment["MALLOC_TRACE"] = log
+        // The traced run's variables, inert without the tracer, the log's path in place of where
+        // traces go (Programs/mtrace_start.c): a program that keeps its environment in a hash
+        // table (perl's %ENV) then allocates as it does when traced.
+        environment.merge(tracerSettings(invocation, output: log)) { current, _ in current }
         let (executable, arguments, launchEnvironment) = launch(invocation, expand(invocation.arguments, output), environment)
         let run = try TracedProgram.run(executable: executable, arguments: arguments, environment: launchEnvironment,
                                         timeout: invocation.timeout,
