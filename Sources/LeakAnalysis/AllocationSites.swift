@@ -15,15 +15,17 @@ extension AnalysisRun {
     /// The `options.top` groups with the most allocation calls (then bytes, then name).
     func allocationSites() -> [AllocationSite] {
         var merged: [GroupKey: AllocationSite] = [:]
+        // The first module snapshot: a module loaded later is found in the snapshots after it.
+        let firstSnapshot = snapshot(at: 0)
         replay.allocationCalls.forEach { stack, count in
-            let stackClass = classify(StackRef(id: stack, isInherited: false), time: 0)
-            var site = merged[stackClass.key]
-                ?? AllocationSite(rank: 0, name: stackClass.name, callsite: stackClass.callsite, calls: 0, bytes: 0,
-                                  temporary: 0)
+            // Grouped like the leaks; suppressions are about leaks and do not apply to calls.
+            let group = group(of: frames(of: StackRef(id: stack, isInherited: false)), snapshot: firstSnapshot)
+            var site = merged[group.key]
+                ?? AllocationSite(rank: 0, name: group.name, callsite: group.callsite, calls: 0, bytes: 0, temporary: 0)
             site.calls &+= count.calls
             site.bytes &+= count.bytes
             site.temporary &+= count.temporary
-            merged[stackClass.key] = site
+            merged[group.key] = site
         }
         let ordered = merged.values.sorted { lhs, rhs in
             if lhs.calls != rhs.calls { return lhs.calls > rhs.calls }

@@ -59,9 +59,11 @@ final class FrameCache {
     private let modules: ModuleLookup
     private let filter: AllocatorFrameFilter
     private let suppressions: Suppressions
-    private var entries: [Entry] = []
-    private var entryOfKey: [Key: Int] = [:]
-    private var entryOfAddress: [AddressInSnapshot: Int] = [:]
+    // Used by one thread, and looked up for every frame of every stack classified: the runtime
+    // exclusivity check of a class property cost as much as the lookup itself.
+    @exclusivity(unchecked) private var entries: [Entry] = []
+    @exclusivity(unchecked) private var entryOfKey: [Key: Int] = [:]
+    @exclusivity(unchecked) private var entryOfAddress: [AddressInSnapshot: Int] = [:]
     var distinctAddresses: Int { entries.count }
 
     init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions) {

@@ -228,7 +228,13 @@ struct AnalysisRun {
     func classify(_ reference: StackRef, time: UInt64) -> StackClass {
         let addresses = frames(of: reference)
         let snapshot = snapshot(at: time)
-        let suppressedBy = cache.suppression(of: addresses, snapshot: snapshot)
+        let group = self.group(of: addresses, snapshot: snapshot)
+        return StackClass(suppressedBy: cache.suppression(of: addresses, snapshot: snapshot), key: group.key,
+                          name: group.name, callsite: group.callsite)
+    }
+
+    /// The group a stack belongs to under `--group-by`, and its call site.
+    func group(of addresses: [UInt64], snapshot: Int) -> (key: GroupKey, name: String, callsite: SymbolizedFrame?) {
         let site = callsite(of: addresses, snapshot: snapshot)
         let key: GroupKey
         let name: String
@@ -249,7 +255,7 @@ struct AnalysisRun {
             name = site.map { $0.module ?? "<unknown module>" } ?? "<no stack>"
             key = .name(name)
         }
-        return StackClass(suppressedBy: suppressedBy, key: key, name: name, callsite: site)
+        return (key, name, site)
     }
 
     /// Call sites are the same when they are the same source line of the same function, or,
