@@ -32,21 +32,18 @@ static inline long lt_futex(_Atomic int *word, int op, int value, const struct t
     return syscall(SYS_futex, word, op | FUTEX_PRIVATE_FLAG, value, timeout, NULL, 0);
 }
 
-static inline int lt_lock_try(struct lt_lock *l) {
-    int expected = 0;
-    lt_locks_taken++;
-    if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
-        atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire, memory_order_relaxed))
-        return 1;
-    lt_locks_taken--;
-    return 0;
-}
-
-/* The spinning part of lt_lock_slow, which counts itself in lt_locks_taken already. */
+/* One attempt, for a caller already counted in lt_locks_taken (lt_lock_slow's spinning). */
 static inline int lt_lock_try_counted(struct lt_lock *l) {
     int expected = 0;
     return atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
            atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire, memory_order_relaxed);
+}
+
+static inline int lt_lock_try(struct lt_lock *l) {
+    lt_locks_taken++;
+    if (lt_lock_try_counted(l)) return 1;
+    lt_locks_taken--;
+    return 0;
 }
 
 static inline void lt_lock_slow(struct lt_lock *l) {

@@ -24,6 +24,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import TraceFormat
 
 /// Where a debug file stood when answers were taken from it.
 struct DebugFileStamp: Equatable {
@@ -176,88 +177,60 @@ enum AnswerFileFormat {
     static func decode(_ bytes: [UInt8]) -> (debugFiles: [DebugFileStamp], frames: [UInt64: [SourceFrame]])? {
         guard bytes.count >= magic.count + 8, bytes.starts(with: magic),
               fnv1a(bytes[..<(bytes.count - 8)]) == bytes.suffix(8).littleEndianInteger else { return nil }
-        var reader = ByteReader(bytes: bytes[magic.count ..< bytes.count - 8])
-        do {
-            var debugFiles: [DebugFileStamp] = []
-            for _ in 0 ..< (try reader.count()) {
-                debugFiles.append(DebugFileStamp(path: try reader.string(), size: try reader.varint(),
-                                                 modifiedNanoseconds: try reader.varint()))
-            }
-            var table: [String] = []
-            for _ in 0 ..< (try reader.count()) { table.append(try reader.string()) }
-            func text(_ reference: UInt64) throws -> String? {
-                guard reference > 0 else { return nil }
-                guard reference <= UInt64(table.count) else { throw ByteReader.Damaged() }
-                return table[Int(reference - 1)]
-            }
-            var frames: [UInt64: [SourceFrame]] = [:]
-            for _ in 0 ..< (try reader.count()) {
-                let offset = try reader.varint()
-                var source: [SourceFrame] = []
-                for _ in 0 ..< (try reader.count()) {
-                    let function = try text(try reader.varint()), file = try text(try reader.varint())
-                    let line = try reader.varint(), column = try reader.varint()
-                    let inlined = try reader.byte()
-                    guard inlined <= 1, line <= UInt64(Int32.max), column <= UInt64(Int32.max) else {
-                        throw ByteReader.Damaged()
-                    }
-                    source.append(SourceFrame(function: function, file: file, line: line > 0 ? Int(line) : nil,
-                                              column: column > 0 ? Int(column) : nil, isInlined: inlined == 1))
-                }
-                frames[offset] = source
-            }
-            guard reader.isAtEnd else { return nil }
-            return (debugFiles, frames)
-        } catch {
-            return nil
+        return bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return nil }
+            var cursor = ByteCursor(base, count: buffer.count - 8, offset: magic.count)
+            return decode(&cursor)
         }
+    }
+
+    private static func decode(_ cursor: inout ByteCursor) -> (debugFiles: [DebugFileStamp], frames: [UInt64: [SourceFrame]])? {
+        /// A count of items of at least one byte each: never more than the bytes left.
+        func count() -> Int? {
+            guard let value = cursor.readVarint(), value <= UInt64(cursor.remaining) else { return nil }
+            return Int(value)
+        }
+        guard let fileCount = count() else { return nil }
+        var debugFiles: [DebugFileStamp] = []
+        for _ in 0 ..< fileCount {
+            guard let path = cursor.readString(), let size = cursor.readVarint(),
+                  let modified = cursor.readVarint() else { return nil }
+            debugFiles.append(DebugFileStamp(path: path, size: size, modifiedNanoseconds: modified))
+        }
+        guard let stringCount = count() else { return nil }
+        var table: [String] = []
+        for _ in 0 ..< stringCount {
+            guard let text = cursor.readString() else { return nil }
+            table.append(text)
+        }
+        /// A string reference: 0 for none, n + 1 for string n; nil when it names no string.
+        func text(_ reference: UInt64) -> String?? {
+            guard reference > 0 else { return .some(nil) }
+            guard reference <= UInt64(table.count) else { return nil }
+            return table[Int(reference - 1)]
+        }
+        guard let answerCount = count() else { return nil }
+        var frames: [UInt64: [SourceFrame]] = [:]
+        for _ in 0 ..< answerCount {
+            guard let offset = cursor.readVarint(), let frameCount = count() else { return nil }
+            var source: [SourceFrame] = []
+            for _ in 0 ..< frameCount {
+                guard let functionReference = cursor.readVarint(), let function = text(functionReference),
+                      let fileReference = cursor.readVarint(), let file = text(fileReference),
+                      let line = cursor.readVarint(), let column = cursor.readVarint(), let inlined = cursor.readByte(),
+                      inlined <= 1, line <= UInt64(Int32.max), column <= UInt64(Int32.max) else { return nil }
+                source.append(SourceFrame(function: function, file: file, line: line > 0 ? Int(line) : nil,
+                                          column: column > 0 ? Int(column) : nil, isInlined: inlined == 1))
+            }
+            frames[offset] = source
+        }
+        return cursor.isAtEnd ? (debugFiles, frames) : nil
     }
 
     static func fnv1a<Bytes: Collection>(_ bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return hash
-    }
-}
-
-private struct ByteReader {
-    struct Damaged: Error {}
-    let bytes: ArraySlice<UInt8>
-    var position: Int
-
-    init(bytes: ArraySlice<UInt8>) { self.bytes = bytes; position = bytes.startIndex }
-
-    var isAtEnd: Bool { position == bytes.endIndex }
-
-    mutating func byte() throws -> UInt8 {
-        guard position < bytes.endIndex else { throw Damaged() }
-        defer { position += 1 }
-        return bytes[position]
-    }
-
-    mutating func varint() throws -> UInt64 {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let next = try byte()
-            guard shift < 64 else { throw Damaged() }
-            value |= UInt64(next & 0x7f) << shift
-            if next < 0x80 { return value }
-            shift += 7
-        }
-    }
-
-    /// A count of items that follow, each at least one byte: never more than the bytes left.
-    mutating func count() throws -> Int {
-        let value = try varint()
-        guard value <= UInt64(bytes.endIndex - position) else { throw Damaged() }
-        return Int(value)
-    }
-
-    mutating func string() throws -> String {
-        let length = try count()
-        defer { position += length }
-        return String(decoding: bytes[position ..< position + length], as: UTF8.self)
     }
 }
 

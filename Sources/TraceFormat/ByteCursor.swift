@@ -5,28 +5,28 @@
 // The type is @usableFromInline and its hot methods @inlinable so that the record loop, which is
 // specialised into the caller's module for each visitor, compiles down to plain loads.
 
-/// A read position inside a borrowed byte buffer. The buffer must outlive the cursor.
-@usableFromInline
-struct ByteCursor {
+/// A read position inside a borrowed byte buffer. The buffer must outlive the cursor. Public for
+/// the other stages' own small files (Symbolization's kept answers).
+public struct ByteCursor {
     @usableFromInline let base: UnsafePointer<UInt8>
     @usableFromInline let count: Int
     @usableFromInline var offset: Int
 
     @inlinable
-    init(_ base: UnsafePointer<UInt8>, count: Int, offset: Int = 0) {
+    public init(_ base: UnsafePointer<UInt8>, count: Int, offset: Int = 0) {
         self.base = base; self.count = count; self.offset = offset
     }
 
     /// Bytes not yet read.
     @inlinable
-    var remaining: Int { @inline(__always) get { count &- offset } }
+    public var remaining: Int { @inline(__always) get { count &- offset } }
 
     @inlinable
-    var isAtEnd: Bool { @inline(__always) get { offset >= count } }
+    public var isAtEnd: Bool { @inline(__always) get { offset >= count } }
 
     /// One byte, or nil at the end of the buffer.
     @inlinable @inline(__always)
-    mutating func readByte() -> UInt8? {
+    public mutating func readByte() -> UInt8? {
         guard offset < count else { return nil }
         let byte = base[offset]
         offset &+= 1
@@ -36,7 +36,7 @@ struct ByteCursor {
     /// An unsigned LEB128 varint of at most 10 bytes whose value fits in 64 bits.
     /// Nil when the buffer ends inside it or when it is malformed (see `varintFailureIsTruncation`).
     @inlinable @inline(__always)
-    mutating func readVarint() -> UInt64? {
+    public mutating func readVarint() -> UInt64? {
         // Fast path, with 10 bytes in hand: one 8-byte load, the first byte without a continuation
         // bit found by counting trailing zeros, the 7-bit groups packed by three shift-and-mask
         // steps. No branch depends on the varint's length, which varies record to record and
@@ -130,7 +130,7 @@ struct ByteCursor {
     }
 
     /// A `str`: `uv` length and that many bytes of UTF-8 (invalid sequences become U+FFFD).
-    mutating func readString() -> String? {
+    public mutating func readString() -> String? {
         let start = offset
         guard let length = readVarint(), let slice = readSlice(length: length) else {
             offset = start
