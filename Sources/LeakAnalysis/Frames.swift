@@ -64,7 +64,6 @@ final class FrameCache {
     @exclusivity(unchecked) private var entries: [Entry] = []
     @exclusivity(unchecked) private var entryOfKey: [Key: Int] = [:]
     @exclusivity(unchecked) private var entryOfAddress: [AddressInSnapshot: Int] = [:]
-    var distinctAddresses: Int { entries.count }
 
     init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions) {
         self.symbolizer = symbolizer
