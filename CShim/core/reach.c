@@ -29,6 +29,7 @@
 #include "reach.h"
 #include "init.h"
 #include "marks.h"
+#include "chunkpath.h"
 #include "../io/buffers.h"
 #include "../io/live.h"
 #include "../io/writer.h"
@@ -283,6 +284,17 @@ static int reachable_by_heuristic(uint64_t w, const struct lt_live_entry *b) {
     return 0;
 }
 
+/* glibc's malloc keeps pointers to chunk headers in its arenas (the top chunk, the bins),
+ * and the header of the chunk after a block that fills its chunk lies in the block's last
+ * 8 bytes: such a pointer is the allocator's, not the program's (memcheck, which replaces
+ * malloc, never sees one). */
+static int is_next_chunk_header(uint64_t w, const struct lt_live_entry *b) {
+    if (!lt_allocator.is_glibc || (b->size & LT_LIVE_MAPPING) || (w & 15)) return 0;
+    uint64_t size_field;
+    if (!read_word(b->addr - 8, &size_field) || (size_field & 2)) return 0; /* 2: IS_MMAPPED */
+    return w == b->addr - 16 + (size_field & ~7ull);
+}
+
 /* ---- marking ---- */
 
 static inline void push(uint64_t i) {
@@ -307,6 +319,7 @@ static inline void found_word(uint64_t w, int definite, int64_t clique) {
         return;
     }
     if (state == REACHABLE) return;
+    if (w != S.blocks[i].addr && is_next_chunk_header(w, &S.blocks[i])) return;
     int by_start = w == S.blocks[i].addr || reachable_by_heuristic(w, &S.blocks[i]);
     if (by_start && definite) {
         set_state((uint64_t)i, REACHABLE);
