@@ -272,3 +272,23 @@ uint64_t lt_live_sorted_locked(struct lt_live_entry *out, struct lt_live_entry *
     sort_by_address(out, scratch, n);
     return n;
 }
+
+/* ---- numbering for the scan ---- */
+
+void lt_live_number_locked(const struct lt_live_entry *sorted, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+        if (sorted[i].size & LT_LIVE_MAPPING) continue;
+        uint64_t k = home(sorted[i].addr);
+        while (L.slots[k].addr != sorted[i].addr) k = (k + 1) & L.mask;
+        L.slots[k].size = i;
+    }
+}
+
+int64_t lt_live_number_of(uint64_t addr) {
+    for (uint64_t k = home(addr);; k = (k + 1) & L.mask) {
+        if (L.slots[k].addr == addr) return (int64_t)L.slots[k].size;
+        if (!L.slots[k].addr) return -1;
+    }
+}
+
+void lt_live_prefetch(uint64_t addr) { __builtin_prefetch(&L.slots[home(addr)]); }
