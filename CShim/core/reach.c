@@ -317,9 +317,11 @@ static int64_t large_block_at(uint64_t w) {
     return lo > 0 && holds(P.large[lo - 1], w) ? (int64_t)P.large[lo - 1] : -1;
 }
 
-static inline int64_t block_at(uint64_t w) {
+/* The block holding w, or -1; `*at_start` tells whether w is its first byte. */
+static inline int64_t block_at(uint64_t w, int *at_start) {
     if (w - S.lo >= S.span) return -1;
     int64_t start = lt_live_number_of(w);
+    *at_start = start >= 0;
     if (start >= 0) return start;
     uint64_t page = w >> PAGE_SHIFT;
     const struct page_entry *e = page_entry_of(page);
@@ -408,7 +410,8 @@ static inline void set_state(uint64_t i, int state) { S.state[i] = (uint8_t)((S.
 /* A word `w` found in memory reached from a root (clique < 0; `definite`: that memory is not
  * itself only possibly reachable), or from the leader of clique `clique`. */
 static inline void found_word(uint64_t w, int definite, int64_t clique) {
-    int64_t i = block_at(w);
+    int at_start;
+    int64_t i = block_at(w, &at_start);
     if (i < 0) return;
     int state = S.state[i] & STATE_MASK;
     if (clique >= 0) {
@@ -419,8 +422,9 @@ static inline void found_word(uint64_t w, int definite, int64_t clique) {
         return;
     }
     if (state == REACHABLE) return;
-    if (w != S.blocks[i].addr && is_next_chunk_header(w, &S.blocks[i])) return;
-    int by_start = w == S.blocks[i].addr || reachable_by_heuristic(w, &S.blocks[i]);
+    at_start = at_start || w == S.blocks[i].addr; /* a mapping piece's start */
+    if (!at_start && is_next_chunk_header(w, &S.blocks[i])) return;
+    int by_start = at_start || reachable_by_heuristic(w, &S.blocks[i]);
     if (by_start && definite) {
         set_state((uint64_t)i, REACHABLE);
         push((uint64_t)i);
@@ -451,6 +455,7 @@ static inline void prefetch_blocks(uint64_t w) {
     if (!e) return;
     uint64_t middle = ((uint64_t)e->first + e->last) / 2;
     __builtin_prefetch(&S.offset[middle]);
+    __builtin_prefetch(&S.blocks[middle]);
     __builtin_prefetch(&S.state[middle]);
 }
 
