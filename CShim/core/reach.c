@@ -41,6 +41,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <ucontext.h>
 
 /* glibc's thread arenas live in heaps of HEAP_MAX_SIZE (64 MiB on 64-bit), aligned to it. */
 #define ARENA_HEAP_SIZE (64ull << 20)
@@ -91,6 +92,19 @@ static struct {
 
 static uint8_t read_buffer[READ_CHUNK] __attribute__((aligned(64)));
 static uint8_t record_body[RECORD_BODY_MAX + LT_REACH_HEAD_MAX];
+
+/* When a fatal signal's handler scans: the interrupted thread's stack pointer and general
+ * registers, as the kernel saved them (interrupted_sp 0: not in a handler). */
+static uint64_t interrupted_sp;
+static uint64_t interrupted_registers[16];
+
+void lt_reach_note_signal_frame(const void *ucontext) {
+    const ucontext_t *uc = ucontext;
+    static const int general[16] = {REG_R8,  REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15,
+                                     REG_RDI, REG_RSI, REG_RBP, REG_RBX, REG_RDX, REG_RAX, REG_RCX, REG_RSP};
+    for (int i = 0; i < 16; i++) interrupted_registers[i] = (uint64_t)uc->uc_mcontext.gregs[general[i]];
+    interrupted_sp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
+}
 
 /* ---- the tracer's own data ---- */
 
@@ -737,6 +751,11 @@ static int build_exclusions(uint64_t sp) {
     for (int i = 0; i < self_data_count; i++) exclude(self_data[i].start, self_data[i].end);
     const struct region *stack = region_of(sp);
     if (stack) exclude(stack->start, sp & ~7ull);
+    /* In a signal handler: the interrupted thread's stack below its stack pointer too (the
+     * signal frame, with registers that are scanned from their copy, the vector state, the
+     * red zone and stale data), as memcheck scans a stack from the stack pointer. */
+    const struct region *interrupted = interrupted_sp ? region_of(interrupted_sp) : NULL;
+    if (interrupted) exclude(interrupted->start, interrupted_sp & ~7ull);
     for (uint64_t i = 0; i < S.map_count; i++) {
         const struct region *r = &S.maps[i];
         if ((r->flags & (MAP_R | MAP_W)) == (MAP_R | MAP_W) && !(r->flags & MAP_FILE_BACKED) && r->end - r->start >= PAGE)
@@ -968,7 +987,8 @@ void lt_reach_at_exit(int from_signal) {
     memset(&S, 0, sizeof S);
     S.pid = getpid();
     S.remote = others > 0;
-    flags |= classify(registers, 6) ? REACH_SCANNED : REACH_REFUSED;
+    int in_handler = from_signal && interrupted_sp;
+    flags |= classify(in_handler ? interrupted_registers : registers, in_handler ? 16 : 6) ? REACH_SCANNED : REACH_REFUSED;
     if (!(flags & REACH_SCANNED)) S.n = 0;
     uint64_t scan_us = precise_us() - began;
     write_records_locked(flags, scan_us);
