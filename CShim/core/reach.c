@@ -57,7 +57,7 @@ struct range {
     uint64_t start, end;
 };
 
-enum { MAP_R = 1, MAP_W = 2, MAP_X = 4, MAP_FILE_BACKED = 8, MAP_NOT_ROOT = 16, MAP_MAIN_HEAP = 32 };
+enum { MAP_R = 1, MAP_W = 2, MAP_X = 4, MAP_FILE_BACKED = 8, MAP_NOT_ROOT = 16, MAP_MAIN_HEAP = 32, MAP_DEVICE = 64 };
 
 struct region {
     uint64_t start, end;
@@ -134,19 +134,17 @@ void lt_reach_init(void) {
 
 /* ---- reading memory ---- */
 
-/* Reads up to `len` bytes at `addr` into `out`; returns how many could be read. */
-static size_t read_memory(uint64_t addr, void *out, size_t len) {
-    if (!S.remote) {
+/* Reads up to `len` bytes at `addr` into `out`; returns how many could be read. `remote`:
+ * through process_vm_readv, which fails where a direct read would fault: memory other threads
+ * may unmap meanwhile, and file mappings (a page past the file's end raises SIGBUS). */
+static size_t read_memory(uint64_t addr, void *out, size_t len, int remote) {
+    if (!remote) {
         memcpy(out, (const void *)(uintptr_t)addr, len);
         return len;
     }
-    struct iovec local = {out, len}, remote = {(void *)(uintptr_t)addr, len};
-    ssize_t n = process_vm_readv(S.pid, &local, 1, &remote, 1, 0);
+    struct iovec local = {out, len}, there = {(void *)(uintptr_t)addr, len};
+    ssize_t n = process_vm_readv(S.pid, &local, 1, &there, 1, 0);
     return n > 0 ? (size_t)n : 0;
-}
-
-static int read_word(uint64_t addr, uint64_t *out) {
-    return read_memory(addr, out, sizeof *out) == sizeof *out;
 }
 
 /* ---- /proc/self/maps ---- */
@@ -222,7 +220,7 @@ static int read_maps(void) {
         /* Device memory may have side effects when read; shared memory files are memory. */
         if (path_len >= 5 && memcmp(path, "/dev/", 5) == 0 && !(path_len >= 9 && memcmp(path, "/dev/shm/", 9) == 0) &&
             !(path_len >= 9 && memcmp(path, "/dev/zero", 9) == 0))
-            r.flags |= MAP_NOT_ROOT;
+            r.flags |= MAP_NOT_ROOT | MAP_DEVICE;
         if (r.end > r.start) S.maps[S.map_count++] = r;
         p = eol + 1;
     }
@@ -245,6 +243,16 @@ static const struct region *region_of(uint64_t addr) {
     }
     if (lo < S.map_count && S.maps[lo].start <= addr) return last = &S.maps[lo];
     return NULL;
+}
+
+/* Whether [addr, addr + len) must be read through process_vm_readv. */
+static int read_remotely(uint64_t addr) {
+    const struct region *r = region_of(addr);
+    return S.remote || !r || (r->flags & MAP_FILE_BACKED);
+}
+
+static int read_word(uint64_t addr, uint64_t *out) {
+    return read_memory(addr, out, sizeof *out, read_remotely(addr)) == sizeof *out;
 }
 
 /* ---- finding the block a word points into ----
@@ -531,16 +539,16 @@ static void scan_words(const uint64_t *w, uint64_t count, int definite, int64_t 
 }
 
 /* Scans [start, end), readable as a whole (found so in the maps). */
-static void scan_readable(uint64_t start, uint64_t end, int definite, int64_t clique) {
+static void scan_readable(uint64_t start, uint64_t end, int remote, int definite, int64_t clique) {
     start = (start + 7) & ~7ull;
     end &= ~7ull;
     while (start < end) {
-        if (!S.remote) {
+        if (!remote) {
             scan_words((const uint64_t *)(uintptr_t)start, (end - start) / 8, definite, clique);
             return;
         }
         size_t want = end - start < READ_CHUNK ? (size_t)(end - start) : READ_CHUNK;
-        size_t got = read_memory(start, read_buffer, want);
+        size_t got = read_memory(start, read_buffer, want, 1);
         scan_words((const uint64_t *)read_buffer, got / 8, definite, clique);
         if (got == want) start += want;
         else start = ((start + got) & ~(PAGE - 1)) + PAGE; /* unmapped meanwhile: skip the page */
@@ -548,10 +556,10 @@ static void scan_readable(uint64_t start, uint64_t end, int definite, int64_t cl
 }
 
 /* Scans [start, end) of one readable mapping; large ranges only where pages are resident. */
-static void scan_piece(uint64_t start, uint64_t end, int definite, int64_t clique) {
+static void scan_piece(uint64_t start, uint64_t end, int remote, int definite, int64_t clique) {
     S.scanned_bytes += end - start;
     if (end - start < RESIDENT_CHECK_MIN) {
-        scan_readable(start, end, definite, clique);
+        scan_readable(start, end, remote, definite, clique);
         return;
     }
     static unsigned char resident[4096];
@@ -559,7 +567,7 @@ static void scan_piece(uint64_t start, uint64_t end, int definite, int64_t cliqu
     while (page < end) {
         uint64_t window = end - page > sizeof resident * PAGE ? sizeof resident * PAGE : ((end - page + PAGE - 1) & ~(PAGE - 1));
         if (mincore((void *)(uintptr_t)page, window, resident) != 0) {
-            scan_readable(page < start ? start : page, page + window < end ? page + window : end, definite, clique);
+            scan_readable(page < start ? start : page, page + window < end ? page + window : end, remote, definite, clique);
         } else {
             for (uint64_t k = 0; k < window / PAGE;) {
                 if (!(resident[k] & 1)) {
@@ -571,7 +579,7 @@ static void scan_piece(uint64_t start, uint64_t end, int definite, int64_t cliqu
                 uint64_t a = page + k * PAGE, b = page + run * PAGE;
                 if (a < start) a = start;
                 if (b > end) b = end;
-                if (a < b) scan_readable(a, b, definite, clique);
+                if (a < b) scan_readable(a, b, remote, definite, clique);
                 k = run;
             }
         }
@@ -595,7 +603,8 @@ static void scan_memory(uint64_t start, uint64_t end, int definite, int64_t cliq
             continue;
         }
         uint64_t stop = r->end < end ? r->end : end;
-        if (r->flags & MAP_R) scan_piece(start, stop, definite, clique);
+        if ((r->flags & MAP_R) && !(r->flags & MAP_DEVICE))
+            scan_piece(start, stop, S.remote || (r->flags & MAP_FILE_BACKED), definite, clique);
         start = stop;
     }
 }
@@ -613,7 +622,7 @@ static uint64_t batch[BATCH_WORDS];
 static inline int copyable(const struct lt_live_entry *b, uint64_t size) {
     if (S.remote || size > SMALL_BLOCK || (b->size & LT_LIVE_MAPPING)) return 0;
     const struct region *r = region_of(b->addr);
-    return r && (r->flags & MAP_R) && b->addr + size <= r->end;
+    return r && (r->flags & MAP_R) && !(r->flags & (MAP_FILE_BACKED | MAP_DEVICE)) && b->addr + size <= r->end;
 }
 
 static void drain_stack(int64_t clique) {
@@ -719,7 +728,7 @@ static void sort_excluded(void) {
 static void exclude_arena_heaps(const struct region *r) {
     for (uint64_t a = (r->start + ARENA_HEAP_SIZE - 1) & ~(ARENA_HEAP_SIZE - 1); a < r->end; a += ARENA_HEAP_SIZE) {
         uint64_t head[3];
-        if (read_memory(a, head, sizeof head) != sizeof head) continue;
+        if (read_memory(a, head, sizeof head, S.remote) != sizeof head) continue;
         uint64_t arena_offset = head[0] & (ARENA_HEAP_SIZE - 1);
         int is_heap = (arena_offset == 32 || arena_offset == 48) && !(head[1] & (ARENA_HEAP_SIZE - 1)) &&
                       head[2] > 0 && head[2] <= ARENA_HEAP_SIZE;
