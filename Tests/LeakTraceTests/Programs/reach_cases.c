@@ -12,6 +12,10 @@
  *   dlopen        104 B reachable: only a dlopen'd library's data holds it
  *   xor           112 B definitely lost: only its address xor-ed with a key is kept
  *   mapping       two anonymous 64 KiB mappings: one reachable from a global, one lost
+ *   realloc       a 10-byte block grown by realloc to 200000 bytes (moved to its own mapping):
+ *                 200000 B reachable; a second one shrunk to 24 bytes and dropped: 24 B lost
+ *   pieces        a 3-page anonymous mapping whose middle page is unmapped: the first piece
+ *                 (kept by a global) reachable, the last piece definitely lost
  *   killed        as overwritten, then the process kills itself with SIGTERM
  *   crash         as overwritten, then the process dies of SIGSEGV */
 #include <dlfcn.h>
@@ -106,6 +110,18 @@ __attribute__((noinline)) static void dl_open(const char *library) {
 
 __attribute__((noinline)) static void xor(void) { hidden = (uintptr_t)malloc(112) ^ 0x5a5a5a5a5a5a5a5aull; }
 
+__attribute__((noinline)) static void grow(void) {
+    global_slot = realloc(malloc(10), 200000);
+    void *volatile dropped = realloc(malloc(300), 24);
+    (void)dropped;
+}
+
+__attribute__((noinline)) static void pieces(void) {
+    char *map = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(map + 4096, 4096);
+    global_slot = map;
+}
+
 __attribute__((noinline)) static void mapping(void) {
     global_slot = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     void *volatile lost = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -125,6 +141,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(c, "dlopen") && argc > 2) dl_open(argv[2]);
     else if (!strcmp(c, "xor")) xor();
     else if (!strcmp(c, "mapping")) mapping();
+    else if (!strcmp(c, "realloc")) grow();
+    else if (!strcmp(c, "pieces")) pieces();
     else if (!strcmp(c, "killed") || !strcmp(c, "crash")) overwritten();
     else {
         fprintf(stderr, "usage: reach_cases CASE [LIBRARY]\n");

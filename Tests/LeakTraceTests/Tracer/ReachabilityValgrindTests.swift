@@ -105,7 +105,7 @@ final class ReachabilityValgrindTests: XCTestCase {
         let plugin = try TracedProgram.buildLibrary("reach_plugin")
         let arguments = [name, plugin]
         let report = try Self.traced(exe, arguments, diesOfSignal: diesOfSignal)
-        let function = ["dlopen": "dl_open", "killed": "overwritten", "crash": "overwritten"][name] ?? name
+        let function = ["dlopen": "dl_open", "killed": "overwritten", "crash": "overwritten", "realloc": "grow"][name] ?? name
         XCTAssertEqual(report.blocks(of: function), design, "\(name): the program's own blocks", file: file, line: line)
         if againstValgrind {
             XCTAssertEqual(report.summary, try Self.valgrind(exe, arguments, diesOfSignal: diesOfSignal),
@@ -151,6 +151,11 @@ final class ReachabilityValgrindTests: XCTestCase {
         try checkCase("xor", design: Categories(definite: amount(1, 112)))
     }
 
+    /// The live set follows realloc: a block moved to its own mapping, and one shrunk.
+    func testReallocatedBlocksKeepTheirCategories() throws {
+        try checkCase("realloc", design: Categories(definite: amount(1, 24), reachable: amount(1, 200_000)))
+    }
+
     /// A blocked thread's stack holds the only pointer. The totals are not memcheck's: with a
     /// thread still running the tracer does not call glibc's cleanup (memcheck does, having
     /// stopped every thread), so glibc's buffers stay; the case's own block must be reachable,
@@ -169,13 +174,16 @@ final class ReachabilityValgrindTests: XCTestCase {
     }
 
     /// Direct mappings are classified too (memcheck does not track them): one kept by a global,
-    /// one whose address was dropped.
+    /// one whose address was dropped; and the two pieces left of a mapping whose middle page
+    /// was unmapped, only the first kept.
     func testDirectMappingsAreClassified() throws {
         let exe = try TracedProgram.build("reach_cases")
-        let report = try Self.traced(exe, ["mapping"])
-        let categories = report.mappings.compactMap { $0["reachability"] as? String }.sorted()
-        XCTAssertEqual(report.mappings.count, 2, "\(report.mappings)")
-        XCTAssertEqual(categories, ["definitely-lost", "still-reachable"], "\(report.mappings)")
+        for (name, size) in [("mapping", 65536), ("pieces", 4096)] {
+            let report = try Self.traced(exe, [name])
+            let categories = report.mappings.compactMap { $0["reachability"] as? String }.sorted()
+            XCTAssertEqual(report.mappings.map { $0.int("size") ?? -1 }, [size, size], "\(name): \(report.mappings)")
+            XCTAssertEqual(categories, ["definitely-lost", "still-reachable"], "\(name): \(report.mappings)")
+        }
     }
 
     // MARK: - C++
