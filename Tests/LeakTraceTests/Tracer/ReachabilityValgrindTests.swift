@@ -81,7 +81,8 @@ final class ReachabilityValgrindTests: XCTestCase {
 
     /// Traces `executable arguments` and reads the report's reachability.
     static func traced(_ executable: String, _ arguments: [String], diesOfSignal: Bool = false) throws -> TracedReport {
-        let run = try TracedProgram.trace(executable, arguments: arguments)
+        // As users run it: the runtimes' cleanup at exit included, as memcheck does it.
+        let run = try TracedProgram.trace(executable, arguments: arguments, environment: ["LEAKTRACE_FREERES": "1"])
         guard (run.status == 0) != diesOfSignal, let trace = run.traces.first else {
             throw TestFailure("traced run exited \(run.status) with \(run.traces.count) traces: \(run.stderr)")
         }
