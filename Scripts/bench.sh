@@ -365,30 +365,31 @@ fi
 if selected reach && [ "$sizes_only" = 0 ]; then
 cc -O2 -g -o "$work/reachscan" Scripts/bench/reachscan.c
 printf '\n== Reachability (issue 14): the exit scan ==\n'
-printf '%s\n' "live heap of 64-byte blocks, all reachable from one array. dense: every word points into a random block,"
+printf '%s\n' "live heap of SIZE-byte blocks, all reachable from one array. dense: every word points into a random block,"
 printf '%s\n' "half of them inside it (the worst case: every word is a lookup, in no order); list: one pointer per block"
 printf '%s\n' "scan_s: the scan's wall time (from LEAKTRACE_VERBOSE); GB/s: live bytes per second; +MiB: peak RSS above untraced;"
 printf '%s\n' "total_s: the whole traced run; vg_s: the same program under valgrind --leak-check=full (10 MB only)"
 scan_sizes=(10 100 1000); [ "$quick" = 1 ] && scan_sizes=(10 100 300)
-printf '%-6s %8s %10s %8s %8s %8s %8s %8s\n' shape live_MB blocks scan_s GB/s +MiB total_s vg_s
-for shape in dense list; do
+printf '%-6s %6s %8s %10s %8s %8s %8s %8s %8s\n' shape size live_MB blocks scan_s GB/s +MiB total_s vg_s
+for shape_size in dense:64 list:64 list:1024; do
+  shape=${shape_size%:*}; size=${shape_size#*:}
   for mb in "${scan_sizes[@]}"; do
-    /usr/bin/time -f '%M' -o "$work/rs-native.time" "$work/reachscan" "$mb" 64 "$shape" >/dev/null
+    /usr/bin/time -f '%M' -o "$work/rs-native.time" "$work/reachscan" "$mb" "$size" "$shape" >/dev/null
     rm -f "$work"/rs.*
     start=$(date +%s.%N)
     /usr/bin/time -f '%M' -o "$work/rs-traced.time" env LD_PRELOAD="$lib" LEAKTRACE_VERBOSE=1 LEAKTRACE_OUTPUT="$work/rs.lt" \
-      "$work/reachscan" "$mb" 64 "$shape" >/dev/null 2>"$work/rs.err"
+      "$work/reachscan" "$mb" "$size" "$shape" >/dev/null 2>"$work/rs.err"
     end=$(date +%s.%N)
     vg=-
     if [ "$mb" = 10 ] && command -v valgrind >/dev/null; then
-      vg=$(seconds "$work/rs-vg.err" valgrind --leak-check=full "$work/reachscan" "$mb" 64 "$shape")
+      vg=$(seconds "$work/rs-vg.err" valgrind --leak-check=full "$work/reachscan" "$mb" "$size" "$shape")
     fi
     line=$(grep -m1 '^leaktrace: reachability' "$work/rs.err" || true)
     scan_us=$(sed -n 's/.*scan-us=\([0-9]*\).*/\1/p' <<<"$line")
     blocks=$(sed -n 's/.*still-reachable=[0-9]*\/\([0-9]*\).*/\1/p' <<<"$line")
-    awk -v s="$shape" -v mb="$mb" -v b="${blocks:-0}" -v us="${scan_us:-0}" -v nk="$(tail -1 "$work/rs-native.time")" \
+    awk -v s="$shape" -v z="$size" -v mb="$mb" -v b="${blocks:-0}" -v us="${scan_us:-0}" -v nk="$(tail -1 "$work/rs-native.time")" \
         -v tk="$(tail -1 "$work/rs-traced.time")" -v t0="$start" -v t1="$end" -v vg="$vg" 'BEGIN {
-      printf "%-6s %8d %10d %8.2f %8.2f %8.0f %8.2f %8s\n", s, mb, b, us / 1e6, (us > 0 ? mb * 1048576 / (us * 1000) : 0),
+      printf "%-6s %6d %8d %10d %8.2f %8.2f %8.0f %8.2f %8s\n", s, z, mb, b, us / 1e6, (us > 0 ? mb * 1048576 / (us * 1000) : 0),
         (tk - nk) / 1024, t1 - t0, vg }'
   done
 done

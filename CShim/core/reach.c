@@ -20,12 +20,16 @@
  *    reached later by another leader joins that clique, so of a lost list or cycle one block
  *    is definite and the rest indirect, as memcheck counts them.
  *
- * Memory is read directly only when no other program thread runs: nothing can then unmap it
- * while it is read, and every range read was found readable in /proc/self/maps first. With
- * other threads running, every read goes through process_vm_readv, which fails instead of
- * faulting on memory unmapped meanwhile. Ranges of a megabyte or more are read page by page
- * as mincore says they are resident: a page never touched holds no pointer, and reading it
- * would make the kernel map it. */
+ * Memory is read directly only when no other program thread runs (nothing can then unmap it
+ * while it is read, and every range read was found readable in /proc/self/maps first) and it
+ * is not a file mapping (a page past the file's end raises SIGBUS). Otherwise every read goes
+ * through process_vm_readv, which fails instead of faulting. Ranges of a megabyte or more are
+ * read page by page as mincore says they are resident: a page never touched holds no pointer,
+ * and reading it would make the kernel map it.
+ *
+ * The process is stopped meanwhile only in the sense that its threads wait for the event lock
+ * if they allocate enough to fill their rings; the scan's cost is one lookup per word that
+ * falls in the blocks' address range, pipelined so that its cache misses overlap. */
 #include "reach.h"
 #include "init.h"
 #include "marks.h"
@@ -51,13 +55,16 @@
 #define RECORD_BODY_MAX 65536
 #define LOCK_WAIT_MS 500
 
-enum { UNREACHED = 0, POSSIBLE = 1, REACHABLE = 2, INDIRECT = 3, STATE_MASK = 3, PENDING = 4 };
+/* A block's state byte: its category so far, whether it waits on the mark stack, and what the
+ * multiple-inheritance heuristic found at its start. */
+enum { UNREACHED = 0, POSSIBLE = 1, REACHABLE = 2, INDIRECT = 3, STATE_MASK = 3, PENDING = 4, VTABLE_KNOWN = 8,
+       VTABLE_FIRST = 16 };
 
 struct range {
     uint64_t start, end;
 };
 
-enum { MAP_R = 1, MAP_W = 2, MAP_X = 4, MAP_FILE_BACKED = 8, MAP_NOT_ROOT = 16, MAP_MAIN_HEAP = 32, MAP_DEVICE = 64 };
+enum { MAP_R = 1, MAP_W = 2, MAP_X = 4, MAP_FILE_BACKED = 8, MAP_NOT_ROOT = 16, MAP_DEVICE = 32 };
 
 struct region {
     uint64_t start, end;
@@ -214,7 +221,7 @@ static int read_maps(void) {
         const char *path = q;
         size_t path_len = (size_t)(eol - path);
         if (inode) r.flags |= MAP_FILE_BACKED;
-        if (path_len >= 6 && memcmp(path, "[heap]", 6) == 0) r.flags |= MAP_NOT_ROOT | MAP_MAIN_HEAP;
+        if (path_len >= 6 && memcmp(path, "[heap]", 6) == 0) r.flags |= MAP_NOT_ROOT;
         if (path_len >= 5 && memcmp(path, "[vvar", 5) == 0) r.flags |= MAP_NOT_ROOT;
         if (path_len >= 10 && memcmp(path, "[vsyscall]", 10) == 0) r.flags |= MAP_NOT_ROOT;
         /* Device memory may have side effects when read; shared memory files are memory. */
@@ -396,22 +403,34 @@ static int looks_like_vtable(uint64_t p) {
     return 0;
 }
 
-static int reachable_by_heuristic(uint64_t w, const struct lt_live_entry *b) {
-    uint64_t start = b->addr, size = LT_LIVE_SIZE(b), first, second;
-    if (size < 8 || !read_word(start, &first)) return 0;
-    /* std::string's old layout: length, capacity, refcount, then the characters. */
-    if (w == start + 24 && size >= 16 && read_word(start + 8, &second) && 24 + second + 1 == size && first <= second)
-        return 1;
-    /* length64: the size of the rest in the first 8 bytes (sqlite3's allocations). */
-    if (w == start + 8 && first > 0 && size - 8 == first) return 1;
-    /* new[] of objects with a destructor: the element count first. */
-    if (w == start + 8 && first > 0 && (size - 8) % first == 0) return 1;
+/* Whether an interior pointer w into block i counts as a pointer to its start. The
+ * multiple-inheritance test needs a vtable pointer at the block's start: whether there is one
+ * is found once per block and kept in its state (a block only possibly reached may be pointed
+ * into a great many times). */
+static int reachable_by_heuristic(uint64_t w, uint64_t i) {
+    const struct lt_live_entry *b = &S.blocks[i];
+    uint64_t start = b->addr, size = LT_LIVE_SIZE(b), offset = w - start, first, second;
+    if (size < 8) return 0;
+    if (offset == 8 || offset == 24) {
+        if (!read_word(start, &first)) return 0;
+        /* std::string's old layout: length, capacity, refcount, then the characters. */
+        if (offset == 24 && size >= 16 && read_word(start + 8, &second) && 24 + second + 1 == size && first <= second)
+            return 1;
+        /* length64: the size of the rest in the first 8 bytes (sqlite3's allocations). */
+        if (offset == 8 && first > 0 && size - 8 == first) return 1;
+        /* new[] of objects with a destructor: the element count first. */
+        if (offset == 8 && first > 0 && (size - 8) % first == 0) return 1;
+    }
     /* multiple inheritance: a vtable pointer at the block's start and where w points. */
+    if ((w & 7) || w + 8 > start + size) return 0;
+    if (!(S.state[i] & VTABLE_KNOWN)) {
+        S.state[i] |= VTABLE_KNOWN;
+        if (read_word(start, &first) && !(first & 7) && first >= PAGE && looks_like_vtable(first))
+            S.state[i] |= VTABLE_FIRST;
+    }
     uint64_t inner;
-    if (!(w & 7) && w + 8 <= start + size && read_word(w, &inner) && !(inner & 7) && inner >= PAGE &&
-        !(first & 7) && first >= PAGE && looks_like_vtable(inner) && looks_like_vtable(first))
-        return 1;
-    return 0;
+    return (S.state[i] & VTABLE_FIRST) && read_word(w, &inner) && !(inner & 7) && inner >= PAGE &&
+           looks_like_vtable(inner);
 }
 
 /* glibc's malloc keeps pointers to chunk headers in its arenas (the top chunk, the bins),
@@ -419,7 +438,8 @@ static int reachable_by_heuristic(uint64_t w, const struct lt_live_entry *b) {
  * 8 bytes: such a pointer is the allocator's, not the program's (memcheck, which replaces
  * malloc, never sees one). */
 static int is_next_chunk_header(uint64_t w, const struct lt_live_entry *b) {
-    if (!lt_allocator.is_glibc || (b->size & LT_LIVE_MAPPING) || (w & 15)) return 0;
+    /* The next header lies at or past the block's last 8 bytes (a chunk holds its block). */
+    if (!lt_allocator.is_glibc || (b->size & LT_LIVE_MAPPING) || (w & 15) || w + 8 < b->addr + b->size) return 0;
     uint64_t size_field;
     if (!read_word(b->addr - 8, &size_field) || (size_field & 2)) return 0; /* 2: IS_MMAPPED */
     return w == b->addr - 16 + (size_field & ~7ull);
@@ -433,7 +453,7 @@ static inline void push(uint64_t i) {
     S.stack[S.top++] = (uint32_t)i;
 }
 
-static inline void set_state(uint64_t i, int state) { S.state[i] = (uint8_t)((S.state[i] & PENDING) | state); }
+static inline void set_state(uint64_t i, int state) { S.state[i] = (uint8_t)((S.state[i] & ~STATE_MASK) | state); }
 
 /* A word `w` found in memory reached from a root (clique < 0; `definite`: that memory is not
  * itself only possibly reachable), or from the leader of clique `clique`. */
@@ -449,7 +469,7 @@ static inline void found_block(uint64_t w, int64_t i, int at_start, int definite
     if (state == REACHABLE) return;
     at_start = at_start || w == S.blocks[i].addr; /* a mapping piece's start */
     if (!at_start && is_next_chunk_header(w, &S.blocks[i])) return;
-    int by_start = at_start || reachable_by_heuristic(w, &S.blocks[i]);
+    int by_start = at_start || reachable_by_heuristic(w, (uint64_t)i);
     if (by_start && definite) {
         set_state((uint64_t)i, REACHABLE);
         push((uint64_t)i);
@@ -557,7 +577,6 @@ static void scan_readable(uint64_t start, uint64_t end, int remote, int definite
 
 /* Scans [start, end) of one readable mapping; large ranges only where pages are resident. */
 static void scan_piece(uint64_t start, uint64_t end, int remote, int definite, int64_t clique) {
-    S.scanned_bytes += end - start;
     if (end - start < RESIDENT_CHECK_MIN) {
         scan_readable(start, end, remote, definite, clique);
         return;
@@ -643,6 +662,7 @@ static void drain_stack(int64_t clique) {
                 if (n) break; /* the gathered words first */
                 S.top--;
                 S.state[i] &= (uint8_t)~PENDING;
+                S.scanned_bytes += size;
                 scan_memory(b->addr, b->addr + size, definite, clique);
                 break;
             }
