@@ -145,3 +145,78 @@ extension Replayer {
         return "no REACH record: the scan was off (LEAKTRACE_REACHABILITY=0) or the tracer predates it"
     }
 }
+
+// MARK: - Filtering diff and growth by category
+
+/// Which blocks and mappings `diff --category` and `growth --category` count: those live at
+/// exit whose category is one of `categories`. Built from a replay that reached the end; a block
+/// seen earlier (growth's moments A and B) is the same block when its address, size, time and
+/// stack match a kept one, so a block freed before exit never counts, even when a later block
+/// took its address.
+public struct ReachabilityFilter: Sendable {
+    public let categories: Set<Reachability>
+    /// False when the trace has no usable scan: then nothing is kept.
+    public let isKnown: Bool
+    /// The kept blocks, sorted by address.
+    private var blocks: [BlockIdentity] = []
+    /// The kept mapping pieces, sorted by start.
+    private var mappings: [BlockIdentity] = []
+
+    private struct BlockIdentity: Comparable, Sendable {
+        var address: UInt64
+        var size: UInt64
+        var time: UInt64
+        var stack: StackRef
+        static func < (lhs: Self, rhs: Self) -> Bool { lhs.address < rhs.address }
+    }
+
+    /// The filter for the blocks live at the end of `replay`.
+    public init(categories: Set<Reachability>, replay: Replayer) {
+        self.categories = categories
+        guard let reachability = replay.knownReachability else {
+            isKnown = false
+            return
+        }
+        isKnown = true
+        replay.live.forEach { block in
+            if let category = reachability.category(of: block.address), categories.contains(category) {
+                blocks.append(BlockIdentity(address: block.address, size: block.size, time: block.time,
+                                            stack: block.stackRef))
+            }
+        }
+        for mapping in replay.mappings.mappings {
+            if let category = reachability.category(of: mapping.start), categories.contains(category) {
+                mappings.append(BlockIdentity(address: mapping.start, size: mapping.size, time: mapping.time,
+                                              stack: mapping.stackRef))
+            }
+        }
+        blocks.sort()
+        mappings.sort()
+    }
+
+    /// Whether `block` is one of the kept blocks live at exit.
+    public func keeps(_ block: LiveBlock) -> Bool {
+        Self.contains(blocks, BlockIdentity(address: block.address, size: block.size, time: block.time,
+                                            stack: block.stackRef))
+    }
+
+    /// Whether `mapping` is one of the kept mapping pieces live at exit.
+    public func keeps(_ mapping: Mapping) -> Bool {
+        Self.contains(mappings, BlockIdentity(address: mapping.start, size: mapping.size, time: mapping.time,
+                                              stack: mapping.stackRef))
+    }
+
+    private static func contains(_ list: [BlockIdentity], _ wanted: BlockIdentity) -> Bool {
+        var low = 0, high = list.count
+        while low < high {
+            let middle = (low + high) / 2
+            if list[middle].address < wanted.address { low = middle + 1 } else { high = middle }
+        }
+        return low < list.count && list[low] == wanted
+    }
+
+    /// The warning for a trace whose reachability is unknown (nil when it is known).
+    public func unknownWarning(trace path: String) -> String? {
+        isKnown ? nil : "\(path): reachability at exit is unknown (no usable REACH record): --category keeps none of its blocks"
+    }
+}
