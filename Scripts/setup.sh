@@ -11,6 +11,7 @@ packages=(
   python3 libpython3.11                                        # hazard test on python; symbol-table test
   rustc                                                        # Rust demangling test
   libc6-dbg                                                    # DWARF symbolization test on libc
+  valgrind                                                     # reachability tests: memcheck as the oracle
   man-db chromium                                              # install test (man -l); HTML report test
 )
 missing=()

@@ -53,6 +53,8 @@ struct lt_config {
     int unwind;          /* LEAKTRACE_UNWIND: one of LT_UNWIND_* */
     int events_folded;   /* LEAKTRACE_EVENTS: 1 (default) folds short-lived blocks, 0 ("all") writes every event */
     int fold_window;     /* LEAKTRACE_FOLD_WINDOW: allocator events held back to find short-lived blocks */
+    int reachability;    /* LEAKTRACE_REACHABILITY: 1 (default) keeps the live set and scans at exit */
+    int freeres;         /* LEAKTRACE_FREERES: 1 (default) calls the runtimes' cleanup before the scan */
 };
 
 /* How stacks are captured (LEAKTRACE_UNWIND). */
@@ -131,5 +133,12 @@ LT_HIDDEN void *lt_arena_alloc(size_t size);
 /* A fresh mapping of `size` bytes (a multiple of the page size), or NULL. */
 LT_HIDDEN void *lt_raw_mmap(size_t size);
 LT_HIDDEN void lt_arena_free_pages(void *p, size_t size);
+/* The mappings lt_raw_mmap made (start 0: not written yet; size 0: unmapped since).
+ * `complete` is 0 when there were more than the list holds. */
+struct lt_own_mapping {
+    _Atomic uint64_t start;
+    uint64_t size;
+};
+LT_HIDDEN const struct lt_own_mapping *lt_own_mappings(uint64_t *count, int *complete);
 
 #endif

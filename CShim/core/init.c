@@ -14,6 +14,7 @@
 #include "marks.h"
 #include "fatal.h"
 #include "chunkpath.h"
+#include "reach.h"
 #include "real.h"
 #include "../io/buffers.h"
 #include "../io/chunks.h"
@@ -67,6 +68,8 @@ static void read_config(void) {
     if (events && *events && strcmp(events, "all") != 0 && strcmp(events, "folded") != 0)
         lt_warn("ignoring LEAKTRACE_EVENTS", events, "(all or folded)");
     c->fold_window = env_int("LEAKTRACE_FOLD_WINDOW", 16384, 64, 1 << 20);
+    c->reachability = env_int("LEAKTRACE_REACHABILITY", 1, 0, 1);
+    c->freeres = env_int("LEAKTRACE_FREERES", 1, 0, 1);
 }
 
 static void read_identity(void) {
@@ -146,6 +149,7 @@ __attribute__((constructor(101))) static void leaktrace_init(void) {
     lt_detect_allocator();
     lt_stacks_init();
     lt_rings_init();
+    lt_reach_init();
     pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
     start_tracing(NULL, 0);
     lt_install_mark_signal();
@@ -229,6 +233,7 @@ static int finish(int from_signal, int interrupted_tracer) {
     if (!from_signal) lt_modules_snapshot(0);
     else if (!lt_self.loader_locked) lt_modules_snapshot_unless_busy();
     lt_marks_write_pending(); /* asked for by signal after the writer's last tick */
+    if (!interrupted_tracer) lt_reach_at_exit(from_signal);
     struct lt_capture_summary capture = {0};
     int counted = !interrupted_tracer;
     if (counted) lt_capture_summary(&capture);

@@ -14,6 +14,8 @@ static void emit_mark(const char *name, uint64_t source) {
     lt_append_record(TAG_MARK, body, lt_encode_mark(body, name, source), LT_WITH_CONTEXT);
 }
 
+void lt_mark_from_tracer(const char *name) { emit_mark(name, 2); }
+
 LT_EXPORT void leaktrace_mark_impl(const char *name) {
     if (!name || atomic_load(&lt_phase) != PHASE_TRACING || lt_self.in_hook) return;
     int saved = errno;

@@ -283,3 +283,12 @@ size_t lt_encode_header(uint8_t *out, size_t cap, const struct lt_header_info *i
     memcpy(out + 12, &size, 4);
     return (size_t)(w.out - out);
 }
+
+uint8_t *lt_encode_reach_head(uint8_t *body, uint64_t flags, uint64_t scan_us, uint64_t root_bytes,
+                              uint64_t scanned_bytes, uint64_t count) {
+    uint8_t *o = lt_put_uv(body, flags);
+    o = lt_put_uv(o, scan_us);
+    o = lt_put_uv(o, root_bytes);
+    o = lt_put_uv(o, scanned_bytes);
+    return lt_put_uv(o, count);
+}

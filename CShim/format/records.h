@@ -23,7 +23,7 @@ enum {
     TAG_MODULES = 0x40, TAG_MMAP = 0x41, TAG_MUNMAP = 0x42, TAG_MREMAP = 0x43, TAG_BRK = 0x44,
     TAG_SBRK = 0x45, TAG_MALLOPT = 0x46, TAG_SAMPLE = 0x47, TAG_MARK = 0x48,
     TAG_THREAD_NAME = 0x49, TAG_FORK = 0x4A, TAG_EXEC = 0x4B, TAG_NOTE = 0x4C, TAG_FOLD = 0x4D,
-    TAG_END = 0x4F,
+    TAG_REACH = 0x4E, TAG_END = 0x4F,
 };
 
 /* The function an ALLOC record names (its info byte's low bits). */
@@ -242,6 +242,22 @@ uint8_t *lt_encode_fold_head(uint8_t *body, uint64_t first_us, uint64_t last_us,
                              uint64_t low_heap, uint64_t count);
 uint8_t *lt_encode_fold_entry(uint8_t *out, uint32_t stack_delta, uint8_t info, uint64_t blocks, uint64_t bytes,
                               uint64_t temporary, uint64_t by_realloc);
+
+/* REACH: the reachability of the blocks live at exit (core/reach.c). The head, then `count`
+ * entries, each (address - previous entry's address) * 4 + category, in address order. */
+enum lt_reach_flag {
+    REACH_SCANNED = 1, REACH_LIBC_FREERES = 2, REACH_CXX_FREERES = 4, REACH_OTHER_THREADS = 8,
+    REACH_IN_SIGNAL_HANDLER = 16, REACH_REFUSED = 32,
+};
+enum lt_reach_category { REACH_STILL_REACHABLE = 0, REACH_POSSIBLY_LOST = 1, REACH_INDIRECTLY_LOST = 2,
+                         REACH_DEFINITELY_LOST = 3 };
+#define LT_REACH_HEAD_MAX 50
+#define LT_REACH_ENTRY_MAX 10
+uint8_t *lt_encode_reach_head(uint8_t *body, uint64_t flags, uint64_t scan_us, uint64_t root_bytes,
+                              uint64_t scanned_bytes, uint64_t count);
+static inline uint8_t *lt_encode_reach_entry(uint8_t *o, uint64_t address_delta, unsigned category) {
+    return lt_put_uv(o, address_delta << 2 | category);
+}
 
 /* END: what the trace holds, for the reader to check it is whole, and, when a signal ended
  * the process, which one: its number, si_code, the fault address, the thread that took it and

@@ -11,6 +11,7 @@
 #include "../core/intern.h"
 #include "../core/modules.h"
 #include "../io/buffers.h"
+#include "../io/live.h"
 #include "../format/records.h"
 
 #include <stdarg.h>
@@ -49,6 +50,7 @@ static void *mmap_common(void *(*real)(void *, size_t, int, int, int, off_t), ui
     int err = r == MAP_FAILED ? errno : 0;
     char path[LT_PATH_MAX];
     size_t path_len = (r != MAP_FAILED && !(flags & MAP_ANONYMOUS) && fd >= 0) ? fd_path(fd, path, sizeof path) : 0;
+    if (r != MAP_FAILED) lt_live_mapped_locked((uint64_t)(uintptr_t)r, len);
     uint8_t body[LT_MMAP_BODY_MAX];
     end_map_event(TAG_MMAP, body,
                   lt_encode_mmap(body, (uint64_t)(uintptr_t)addr, len, prot, flags, (flags & MAP_ANONYMOUS) ? -1 : fd,
@@ -76,6 +78,7 @@ LT_EXPORT int munmap(void *addr, size_t len) {
     uint32_t stack = begin_map_event(LT_CALL_SITE);
     int r = lt_real.munmap(addr, len);
     int err = r ? errno : 0;
+    if (!r) lt_live_unmapped_locked((uint64_t)(uintptr_t)addr, len);
     uint8_t body[LT_MUNMAP_BODY_MAX];
     end_map_event(TAG_MUNMAP, body, lt_encode_munmap(body, (uint64_t)(uintptr_t)addr, len, r, err, stack));
     lt_hook_leave();
@@ -97,6 +100,9 @@ LT_EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, .
     uint32_t stack = begin_map_event(LT_CALL_SITE);
     void *r = lt_real.mremap(old, old_size, new_size, flags, new_addr);
     int err = r == MAP_FAILED ? errno : 0;
+    if (r != MAP_FAILED)
+        lt_live_remapped_locked((uint64_t)(uintptr_t)old, old_size, (uint64_t)(uintptr_t)r, new_size,
+                                (flags & MREMAP_DONTUNMAP) || old_size == 0);
     uint8_t body[LT_MREMAP_BODY_MAX];
     end_map_event(TAG_MREMAP, body,
                   lt_encode_mremap(body, (uint64_t)(uintptr_t)old, old_size, new_size, flags,

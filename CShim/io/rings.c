@@ -16,6 +16,7 @@
  * number), merges them and forks with none in flight. */
 #include "rings.h"
 #include "buffers.h"
+#include "live.h"
 
 #include <string.h>
 
@@ -140,6 +141,7 @@ void lt_write_event_locked(const struct lt_event *e, uint64_t tid) {
     uint8_t *o = lt_reserve_locked(LT_EVENT_RECORD_MAX);
     if (!o) return;
     o = lt_encode_event(&lt_buf.buffers[lt_buf.active].chunk, &lt_buf.time_floor, o, e, tid);
+    lt_live_event_locked(e, tid);
     switch (e->tag) {
     case TAG_ALLOC: lt_buf.count_allocs++; break;
     case TAG_FREE: lt_buf.count_frees++; break;

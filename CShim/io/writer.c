@@ -169,6 +169,8 @@ static void (*writer_tick)(void);
 /* The writer thread ticks every TICK_MS: it advances the clock the hooks read, takes a memory
  * sample every sample interval, runs the registered tick, merges the threads' event rings and
  * writes queued buffers, and every flush interval the active buffer too. */
+static _Atomic int writer_exited;
+
 static void *writer_main(void *arg) {
     (void)arg;
     lt_self.in_hook = LT_IN_TRACER; /* anything this thread allocates is the tracer's, not the program's */
@@ -210,16 +212,31 @@ static void *writer_main(void *arg) {
         if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
             atomic_store(&writer_cpu_us, (uint64_t)cpu.tv_sec * 1000000u + (uint64_t)cpu.tv_nsec / 1000u);
     }
+    atomic_store(&writer_exited, 1);
     return NULL;
 }
 
+/* The writer's stack is the tracer's own mapping (base/arena.c lists it), so the exit scan
+ * leaves out the program's addresses its frames held while merging. A forked child's writer
+ * reuses it: the parent's writer does not exist in the child. */
+#define WRITER_STACK_SIZE (1u << 20)
+static void *writer_stack;
+
 void lt_writer_start(void (*tick)(void)) {
     writer_tick = tick;
+    atomic_store(&writer_exited, 0);
     sigset_t all, old;
     sigfillset(&all);
     /* The writer must never take a signal meant for the program (KDE bug 378494). */
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    writer_running = pthread_create(&writer_thread, NULL, writer_main, NULL) == 0;
+    if (!writer_stack) writer_stack = lt_raw_mmap(WRITER_STACK_SIZE);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    if (writer_stack) pthread_attr_setstack(&attr, writer_stack, WRITER_STACK_SIZE);
+    writer_running = pthread_create(&writer_thread, &attr, writer_main, NULL) == 0;
+    if (!writer_running && writer_stack) /* a static TLS too large for it: glibc's own stack */
+        writer_running = pthread_create(&writer_thread, NULL, writer_main, NULL) == 0;
+    pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (writer_running) pthread_detach(writer_thread);
 }
@@ -234,6 +251,16 @@ void lt_writer_report(void) {
 }
 
 void lt_writer_stop(void) { atomic_store(&writer_stop, 1); }
+
+int lt_writer_stop_and_wait(int wait_ms) {
+    lt_writer_stop();
+    if (!writer_running) return 1;
+    for (int waited = 0; !atomic_load(&writer_exited) && waited < wait_ms; waited++) {
+        struct timespec ms = {0, 1000000L};
+        nanosleep(&ms, NULL);
+    }
+    return atomic_load(&writer_exited);
+}
 
 int lt_writer_running(void) { return writer_running; }
 
