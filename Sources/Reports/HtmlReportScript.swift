@@ -90,7 +90,7 @@ extension HtmlPageScript {
         if (S.reachabilityUnknown) summary.append(el("p", { className: "facts warn", id: "reachability-unknown" }, "reachability unknown: " + S.reachabilityUnknown));
         return;
       }
-      const scan = R.scan, notes = ["scan at exit took " + time(scan.scanUs)];
+      const scan = R.scan, notes = ["scan at exit took " + (scan.scanUs < 10000 ? scan.scanUs + "us" : Math.floor(scan.scanUs / 1000) + "ms")];
       if (scan.libcFreeres) notes.push("__libc_freeres called");
       if (scan.cxxFreeres) notes.push("__gnu_cxx::__freeres called");
       if (scan.otherThreadsRunning) notes.push("other threads were running (best effort)");

@@ -145,7 +145,9 @@ public struct TextReport {
     private func renderReachability(_ summary: LeakSummary, into out: inout String) {
         if let reachability = summary.reachability {
             let scan = reachability.scan
-            var facts = ["scan at exit took \(formatTime(scan.scanUs))"]
+            // The scan takes micro- to milliseconds: seconds would round it to nothing.
+            let took = scan.scanUs < 10_000 ? "\(scan.scanUs)us" : "\(scan.scanUs / 1000)ms"
+            var facts = ["scan at exit took \(took)"]
             if scan.libcFreeres { facts.append("__libc_freeres called") }
             if scan.cxxFreeres { facts.append("__gnu_cxx::__freeres called") }
             if scan.otherThreadsRunning { facts.append("other threads were running (best effort)") }

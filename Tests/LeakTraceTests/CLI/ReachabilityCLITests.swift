@@ -263,4 +263,48 @@ final class ReachabilityCLITests: XCTestCase {
         XCTAssertTrue(plainPage.dom.contains("<pre id=\"selftest\" data-result=\"pass\">"))
         XCTAssertTrue(plainPage.dom.contains("ok   reachability unknown is said"))
     }
+
+    // MARK: A real run
+
+    /// Programs/report_reachability.c, traced: every group's categories are the program's design,
+    /// the NSS tables __libc_freeres frees are counted apart and in no group, and --fail-on-leak
+    /// counts the lost bytes only. With LEAKTRACE_REACHABILITY=0 the report says it cannot tell.
+    func testRealProgramGetsItsCategoriesByDesign() throws {
+        let trace = try CLIEndToEndTests.traceOne("report_reachability", flags: ["-O1"])
+        let root = try LeakReportRunner.json([trace, "--top", "100", "--no-default-suppressions"])
+        let summary = root.object("summary")
+        let reachability = summary.object("reachability")
+        XCTAssertEqual(amount(reachability.object("definitelyLost")), [2, 32 + 8192])
+        XCTAssertEqual(amount(reachability.object("indirectlyLost")), [2, 64])
+        XCTAssertEqual(amount(reachability.object("possiblyLost")), [1, 72])
+        XCTAssertEqual(amount(reachability.object("stillReachable")), [1, 200])
+        XCTAssertNil(reachability["unclassified"])
+        XCTAssertEqual(reachability.object("scan")["libcFreeres"] as? Bool, true)
+        XCTAssertGreaterThan(summary.object("releasedByRuntimeCleanup").int("blocks") ?? 0, 0)
+        let expected: [(String, [String: [Int]])] = [
+            ("lose_mapping", ["definitelyLost": [1, 8192]]),
+            ("lose_list", ["definitelyLost": [1, 32], "indirectlyLost": [2, 64]]),
+            ("keep_middle", ["possiblyLost": [1, 72]]),
+            ("keep_cache", ["stillReachable": [1, 200]]),
+        ]
+        XCTAssertEqual(root.objects("groups").map { $0.object("callsite").string("function") ?? "?" }, expected.map(\.0))
+        for (function, categories) in expected {
+            let group = CLIEndToEndTests.group(root, function: function).object("reachability")
+            for name in ["definitelyLost", "indirectlyLost", "possiblyLost", "stillReachable"] {
+                XCTAssertEqual(amount(group.object(name)), categories[name] ?? [0, 0], "\(function) \(name)")
+            }
+        }
+        let lost = 32 + 64 + 8192
+        XCTAssertEqual(try LeakReportRunner.run([trace, "--no-default-suppressions", "--fail-on-leak=\(lost - 1)"]).status, 3)
+        XCTAssertEqual(try LeakReportRunner.run([trace, "--no-default-suppressions", "--fail-on-leak=\(lost)"]).status, 0)
+        XCTAssertEqual(try LeakReportRunner.run([trace, "--no-default-suppressions", "--fail-on-unfreed=\(lost)"]).status, 3)
+
+        let executable = try TracedProgram.build("report_reachability", flags: ["-O1"])
+        let off = try TracedProgram.trace(executable, environment: ["LEAKTRACE_REACHABILITY": "0"])
+        let offTrace = try XCTUnwrap(off.traces.first)
+        let offSummary = try LeakReportRunner.json([offTrace]).object("summary")
+        XCTAssertNil(offSummary["reachability"])
+        XCTAssertEqual(offSummary.string("reachabilityUnknown"),
+                       "no REACH record: the scan was off (LEAKTRACE_REACHABILITY=0) or the tracer predates it")
+    }
 }
