@@ -218,9 +218,10 @@ public final class GrowthTracker {
                       rssPages.multipliedReportingOverflow(by: pageSize).partialValue)
     }
 
-    /// A MARK record.
+    /// A MARK record. The tracer's own mark before the runtimes' cleanup at exit is left out:
+    /// it is not the program's, and the report's summary counts what the cleanup freed.
     func mark(name: String, source: UInt64) {
-        guard marks.count < Self.markLimit else { return }
+        guard source != MarkSource.runtimeCleanup, marks.count < Self.markLimit else { return }
         marks.append(MarkSeen(name: name, timeUs: now, source: source == 1 ? "signal" : "program"))
     }
 

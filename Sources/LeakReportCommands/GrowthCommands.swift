@@ -213,11 +213,11 @@ enum GrowthPassRun {
     /// With `categoryFilter` set, the trace is first replayed to its end for the categories at
     /// exit (a second pass).
     static func run(_ path: String, options: CommonOptions, window: (from: GrowthMoment, to: GrowthMoment)?,
-                    categoryFilter: CategoryFilterOption = CategoryFilterOption()) throws
+                    categoryFilter: CategoryFilterOption? = nil) throws
         -> (tracker: GrowthTracker, facts: TraceFacts, timeline: Timeline, warnings: [String]) {
         let followed = try options.followingExec(path)
         var filtered: (filter: ReachabilityFilter?, warnings: [String]) = (nil, [])
-        if categoryFilter.categories != nil {
+        if let categoryFilter, categoryFilter.categories != nil {
             filtered = categoryFilter.filter(for: try LoadedTrace.replayedToEnd(followed.path, progress: options.progress))
         }
         var trace = try LoadedTrace(path: followed.path)
