@@ -23,12 +23,12 @@ struct ReportCommand: ParsableCommand {
     var groupBy: String = "callsite"
 
     @Option(name: .customLong("fail-on-leak"),
-            help: ArgumentHelp("Exit with status 3 when unsuppressed leaked bytes exceed BYTES: definitely and indirectly lost when the trace knows reachability at exit, else everything not freed.",
+            help: ArgumentHelp("Exit with status 3 when unsuppressed leaked bytes exceed BYTES: definitely and indirectly lost when the trace knows reachability at exit, else everything not freed (bare flag: 0).",
                                valueName: "BYTES"))
     var failOnLeak: String?
 
     @Option(name: .customLong("fail-on-unfreed"),
-            help: ArgumentHelp("Exit with status 3 when unsuppressed bytes not freed at the end (whatever their reachability) exceed BYTES.",
+            help: ArgumentHelp("Exit with status 3 when unsuppressed bytes not freed at the end (whatever their reachability) exceed BYTES (bare flag: 0).",
                                valueName: "BYTES"))
     var failOnUnfreed: String?
 
