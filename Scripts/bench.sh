@@ -19,6 +19,8 @@
 # case comes first: foldbench-worst, whose blocks all live just longer than the fold window.
 # Reports (issue 15): the same for every workload's traces, leakreport on its first report of
 # the program (no answers kept from earlier runs) and on the next one, in CPU seconds.
+# Reachability (issue 14, --only reach): the exit scan's time against live heap size (10 MB to
+# 1 GB, a pointer-dense worst case first), and what keeping the live set costs the program.
 # Diff (issue 4): `leakreport diff` of two large traces of the same program (different
 # iteration counts) against reading both (`leakreport info`); target: at most 1.5x.
 #
@@ -130,7 +132,7 @@ workloads+=(
 # any REGEX: a selected workload's name matches; needed REGEX: the same, or the reports section
 # (which runs every workload) is selected.
 any() { local e; for e in "${workloads[@]}"; do [[ ${e%%|*} =~ $1 ]] && selected "${e%%|*}" && return 0; done; return 1; }
-needed() { selected reports || any "$1"; }
+needed() { selected reports || selected reach || any "$1"; }
 if [ "$diff_only" = 0 ]; then
   sizes_on && cc -O2 -g -o "$work/foldworst" Scripts/bench/foldworst.c
   needed '^paths-' && cc -O2 -g -pthread -o "$work/pathsbench" Scripts/bench/pathsbench.c
@@ -358,4 +360,60 @@ for entry in "${workloads[@]}"; do
         fk / 1024, (hk > 0 ? sprintf("%.1f", hk / 1024) : "-"), (f > 0 ? c / f / 1e6 : 0) }'
 done
 echo "(targets: speed >= 3 on every workload, aim 5; lt_MiB <= ht_MiB)"
+fi
+
+if selected reach && [ "$sizes_only" = 0 ]; then
+cc -O2 -g -o "$work/reachscan" Scripts/bench/reachscan.c
+printf '\n== Reachability (issue 14): the exit scan ==\n'
+printf '%s\n' "live heap of 64-byte blocks, all reachable from one array. dense: every word points into a random block,"
+printf '%s\n' "half of them inside it (the worst case: every word is a lookup, in no order); list: one pointer per block"
+printf '%s\n' "scan_s: the scan's wall time (from LEAKTRACE_VERBOSE); GB/s: live bytes per second; +MiB: peak RSS above untraced;"
+printf '%s\n' "total_s: the whole traced run; vg_s: the same program under valgrind --leak-check=full (10 MB only)"
+scan_sizes=(10 100 1000); [ "$quick" = 1 ] && scan_sizes=(10 100 300)
+printf '%-6s %8s %10s %8s %8s %8s %8s %8s\n' shape live_MB blocks scan_s GB/s +MiB total_s vg_s
+for shape in dense list; do
+  for mb in "${scan_sizes[@]}"; do
+    /usr/bin/time -f '%M' -o "$work/rs-native.time" "$work/reachscan" "$mb" 64 "$shape" >/dev/null
+    rm -f "$work"/rs.*
+    start=$(date +%s.%N)
+    /usr/bin/time -f '%M' -o "$work/rs-traced.time" env LD_PRELOAD="$lib" LEAKTRACE_VERBOSE=1 LEAKTRACE_OUTPUT="$work/rs.lt" \
+      "$work/reachscan" "$mb" 64 "$shape" >/dev/null 2>"$work/rs.err"
+    end=$(date +%s.%N)
+    vg=-
+    if [ "$mb" = 10 ] && command -v valgrind >/dev/null; then
+      vg=$(seconds "$work/rs-vg.err" valgrind --leak-check=full "$work/reachscan" "$mb" 64 "$shape")
+    fi
+    line=$(grep -m1 '^leaktrace: reachability' "$work/rs.err" || true)
+    scan_us=$(sed -n 's/.*scan-us=\([0-9]*\).*/\1/p' <<<"$line")
+    blocks=$(sed -n 's/.*still-reachable=[0-9]*\/\([0-9]*\).*/\1/p' <<<"$line")
+    awk -v s="$shape" -v mb="$mb" -v b="${blocks:-0}" -v us="${scan_us:-0}" -v nk="$(tail -1 "$work/rs-native.time")" \
+        -v tk="$(tail -1 "$work/rs-traced.time")" -v t0="$start" -v t1="$end" -v vg="$vg" 'BEGIN {
+      printf "%-6s %8d %10d %8.2f %8.2f %8.0f %8.2f %8s\n", s, mb, b, us / 1e6, (us > 0 ? mb * 1048576 / (us * 1000) : 0),
+        (tk - nk) / 1024, t1 - t0, vg }'
+  done
+done
+echo "(aim: 1 GB of live heap scanned in under a second)"
+
+printf '\n== Reachability: what keeping the live set costs while the program runs ==\n'
+printf '%s\n' "median of $rounds interleaved rounds: off_s with LEAKTRACE_REACHABILITY=0, on_s the default (live set and exit scan);"
+printf '%s\n' "scan_s: the exit scan within on_s; run: (on_s - scan_s) / off_s, the cost of keeping the set while the program runs"
+printf '%-22s %8s %8s %8s %7s\n' workload off_s on_s scan_s run
+for entry in "${workloads[@]}"; do
+  name=${entry%%|*}; cmd=${entry#*|}
+  { [ "$only" = reach ] || selected "$name"; } || continue
+  off=(); on=(); scan=()
+  for ((r = 0; r < rounds; r++)); do
+    rm -f "$work"/rl.*
+    # shellcheck disable=SC2086
+    off+=("$(seconds "$work/err-off" env LD_PRELOAD="$lib" LEAKTRACE_REACHABILITY=0 LEAKTRACE_OUTPUT="$work/rl.%p.lt" $cmd)")
+    rm -f "$work"/rl.*
+    # shellcheck disable=SC2086
+    on+=("$(seconds "$work/err-on" env LD_PRELOAD="$lib" LEAKTRACE_VERBOSE=1 LEAKTRACE_OUTPUT="$work/rl.%p.lt" $cmd)")
+    scan+=("$(sed -n 's/^leaktrace: reachability.*scan-us=\([0-9]*\).*/\1/p' "$work/err-on" | awk '{s += $1} END {print s / 1e6}')")
+  done
+  o=$(printf '%s\n' "${off[@]}" | median); n=$(printf '%s\n' "${on[@]}" | median); s=$(printf '%s\n' "${scan[@]}" | median)
+  awk -v name="$name" -v o="$o" -v n="$n" -v s="$s" 'BEGIN {
+    printf "%-22s %8.3f %8.3f %8.3f %7.2f\n", name, o, n, s, (o > 0 ? (n - s) / o : 0) }'
+done
+echo "(aim: run = 1.00, no measurable change)"
 fi

@@ -41,7 +41,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
-#include <ucontext.h>
 
 /* glibc's thread arenas live in heaps of HEAP_MAX_SIZE (64 MiB on 64-bit), aligned to it. */
 #define ARENA_HEAP_SIZE (64ull << 20)
@@ -71,7 +70,8 @@ static int self_data_count;
 static struct {
     struct lt_live_entry *blocks; /* and as many again for sorting */
     uint64_t n, lo, span, blocks_bytes;
-    uint8_t *side; /* the mark stack, then the states */
+    uint8_t *side; /* the mark stack, the states, then the blocks' page offsets */
+    uint16_t *offset; /* each block's address within its page: a page's blocks in a few cache lines */
     uint64_t side_bytes;
     uint8_t *state;
     uint32_t *stack;
@@ -218,28 +218,130 @@ static int read_maps(void) {
 
 /* The mapping holding `addr`, or NULL. */
 static const struct region *region_of(uint64_t addr) {
+    static const struct region *last; /* blocks mostly lie in one heap */
+    if (last && addr - last->start < last->end - last->start && last >= S.maps && last < S.maps + S.map_count)
+        return last;
     uint64_t lo = 0, hi = S.map_count;
     while (lo < hi) {
         uint64_t mid = (lo + hi) / 2;
         if (S.maps[mid].end <= addr) lo = mid + 1;
         else hi = mid;
     }
-    return lo < S.map_count && S.maps[lo].start <= addr ? &S.maps[lo] : NULL;
+    if (lo < S.map_count && S.maps[lo].start <= addr) return last = &S.maps[lo];
+    return NULL;
 }
 
-/* ---- finding the block a word points into ---- */
+/* ---- finding the block a word points into ----
+ *
+ * A binary search over millions of blocks misses the cache at every level, and a dense heap
+ * has a candidate pointer in every word. The blocks that start in each 4 KiB page are
+ * indexed instead (open addressing by page number, 16 bytes a page): a word's page gives the
+ * few blocks to search, and the block before them, which may run into the page. A page in
+ * which no block starts can only be covered by the last block of the page before it or by a
+ * block larger than a page, which are searched in a list of their own. */
 
-static inline int64_t block_at(uint64_t w) {
-    if (w - S.lo >= S.span) return -1;
-    uint64_t lo = 0, hi = S.n; /* the last block starting at or below w */
-    while (hi - lo > 1) {
+#define PAGE_SHIFT 12
+
+struct page_entry {
+    uint64_t page;        /* page number + 1 (0: empty slot) */
+    uint32_t first, last; /* the blocks starting in the page */
+};
+
+static struct {
+    struct page_entry *slots;
+    uint64_t mask, bytes;
+    int shift;
+    uint32_t *large; /* indexes of blocks larger than a page, by address */
+    uint64_t large_count, large_bytes;
+} P;
+
+static inline uint64_t page_home(uint64_t page) { return (page * 0x9E3779B97F4A7C15ull) >> P.shift; }
+
+static const struct page_entry *page_entry_of(uint64_t page) {
+    for (uint64_t i = page_home(page);; i = (i + 1) & P.mask) {
+        if (P.slots[i].page == page + 1) return &P.slots[i];
+        if (!P.slots[i].page) return NULL;
+    }
+}
+
+static int build_page_index(void) {
+    uint64_t pages = 0, large = 0;
+    for (uint64_t i = 0; i < S.n; i++) {
+        pages += i == 0 || (S.blocks[i].addr >> PAGE_SHIFT) != (S.blocks[i - 1].addr >> PAGE_SHIFT);
+        large += LT_LIVE_SIZE(&S.blocks[i]) > PAGE;
+    }
+    uint64_t slots = 16;
+    while (slots < pages * 2) slots <<= 1;
+    P.bytes = (slots * sizeof *P.slots + PAGE - 1) & ~(PAGE - 1);
+    P.large_bytes = ((large + 1) * sizeof *P.large + PAGE - 1) & ~(PAGE - 1);
+    P.slots = lt_raw_mmap(P.bytes);
+    P.large = lt_raw_mmap(P.large_bytes);
+    if (!P.slots || !P.large) return 0;
+    P.mask = slots - 1;
+    P.shift = 64 - __builtin_ctzll(slots);
+    struct page_entry *e = NULL;
+    for (uint64_t i = 0; i < S.n; i++) {
+        uint64_t page = S.blocks[i].addr >> PAGE_SHIFT;
+        if (LT_LIVE_SIZE(&S.blocks[i]) > PAGE) P.large[P.large_count++] = (uint32_t)i;
+        if (e && e->page == page + 1) {
+            e->last = (uint32_t)i;
+            continue;
+        }
+        uint64_t k = page_home(page);
+        while (P.slots[k].page) k = (k + 1) & P.mask;
+        e = &P.slots[k];
+        *e = (struct page_entry){page + 1, (uint32_t)i, (uint32_t)i};
+    }
+    return 1;
+}
+
+static void release_page_index(void) {
+    lt_arena_free_pages(P.slots, P.bytes);
+    lt_arena_free_pages(P.large, P.large_bytes);
+    memset(&P, 0, sizeof P);
+}
+
+/* Whether block i holds w. A pointer to a block of size 0 points at it (as in memcheck). */
+static inline int holds(uint64_t i, uint64_t w) {
+    uint64_t size = LT_LIVE_SIZE(&S.blocks[i]);
+    return w - S.blocks[i].addr < (size ? size : 1);
+}
+
+static int64_t large_block_at(uint64_t w) {
+    uint64_t lo = 0, hi = P.large_count;
+    while (lo < hi) {
         uint64_t mid = (lo + hi) / 2;
-        if (S.blocks[mid].addr <= w) lo = mid;
+        if (S.blocks[P.large[mid]].addr <= w) lo = mid + 1;
         else hi = mid;
     }
-    uint64_t size = LT_LIVE_SIZE(&S.blocks[lo]);
-    /* A pointer to a block of size 0 points at it (as in memcheck). */
-    return w - S.blocks[lo].addr < (size ? size : 1) ? (int64_t)lo : -1;
+    return lo > 0 && holds(P.large[lo - 1], w) ? (int64_t)P.large[lo - 1] : -1;
+}
+
+/* The block holding w, or -1; `*at_start` tells whether w is its first byte. */
+static inline int64_t block_at(uint64_t w, int *at_start) {
+    if (w - S.lo >= S.span) return -1;
+    int64_t start = lt_live_number_of(w);
+    *at_start = start >= 0;
+    if (start >= 0) return start;
+    uint64_t page = w >> PAGE_SHIFT;
+    const struct page_entry *e = page_entry_of(page);
+    if (!e) {
+        const struct page_entry *before = page_entry_of(page - 1);
+        if (before && holds(before->last, w)) return before->last;
+        return large_block_at(w);
+    }
+    if (w < S.blocks[e->first].addr) {
+        if (e->first > 0 && holds(e->first - 1, w)) return e->first - 1;
+        return large_block_at(w);
+    }
+    uint16_t within = (uint16_t)(w & (PAGE - 1));
+    uint64_t lo = e->first, hi = (uint64_t)e->last + 1; /* the last block starting at or below w */
+    while (hi - lo > 1) {
+        uint64_t mid = (lo + hi) / 2;
+        if (S.offset[mid] <= within) lo = mid;
+        else hi = mid;
+    }
+    return holds(lo, w) ? (int64_t)lo : -1;
 }
 
 /* ---- memcheck's heuristics for interior pointers ---- */
@@ -308,7 +410,8 @@ static inline void set_state(uint64_t i, int state) { S.state[i] = (uint8_t)((S.
 /* A word `w` found in memory reached from a root (clique < 0; `definite`: that memory is not
  * itself only possibly reachable), or from the leader of clique `clique`. */
 static inline void found_word(uint64_t w, int definite, int64_t clique) {
-    int64_t i = block_at(w);
+    int at_start;
+    int64_t i = block_at(w, &at_start);
     if (i < 0) return;
     int state = S.state[i] & STATE_MASK;
     if (clique >= 0) {
@@ -319,8 +422,9 @@ static inline void found_word(uint64_t w, int definite, int64_t clique) {
         return;
     }
     if (state == REACHABLE) return;
-    if (w != S.blocks[i].addr && is_next_chunk_header(w, &S.blocks[i])) return;
-    int by_start = w == S.blocks[i].addr || reachable_by_heuristic(w, &S.blocks[i]);
+    at_start = at_start || w == S.blocks[i].addr; /* a mapping piece's start */
+    if (!at_start && is_next_chunk_header(w, &S.blocks[i])) return;
+    int by_start = at_start || reachable_by_heuristic(w, &S.blocks[i]);
     if (by_start && definite) {
         set_state((uint64_t)i, REACHABLE);
         push((uint64_t)i);
@@ -330,8 +434,39 @@ static inline void found_word(uint64_t w, int definite, int64_t clique) {
     }
 }
 
+/* In a heap dense with pointers every word's lookup misses the cache: the page index entry of
+ * the word AHEAD words on is fetched early, and the blocks of the one half as far on. */
+#define AHEAD 8
+
+static inline void prefetch_page(uint64_t w) {
+    if (w - S.lo >= S.span) return;
+    lt_live_prefetch(w);
+    __builtin_prefetch(&P.slots[page_home(w >> PAGE_SHIFT)]);
+}
+
+static inline void prefetch_blocks(uint64_t w) {
+    if (w - S.lo >= S.span) return;
+    int64_t start = lt_live_number_of(w);
+    if (start >= 0) {
+        __builtin_prefetch(&S.state[start]);
+        return;
+    }
+    const struct page_entry *e = page_entry_of(w >> PAGE_SHIFT);
+    if (!e) return;
+    uint64_t middle = ((uint64_t)e->first + e->last) / 2;
+    __builtin_prefetch(&S.offset[middle]);
+    __builtin_prefetch(&S.blocks[middle]);
+    __builtin_prefetch(&S.state[middle]);
+}
+
 static void scan_words(const uint64_t *w, uint64_t count, int definite, int64_t clique) {
-    for (uint64_t k = 0; k < count; k++) found_word(w[k], definite, clique);
+    uint64_t k = 0;
+    for (; k + AHEAD < count; k++) {
+        prefetch_page(w[k + AHEAD]);
+        prefetch_blocks(w[k + AHEAD / 2]);
+        found_word(w[k], definite, clique);
+    }
+    for (; k < count; k++) found_word(w[k], definite, clique);
 }
 
 /* Scans [start, end), readable as a whole (found so in the maps). */
@@ -635,6 +770,7 @@ static void report_counts(unsigned flags, uint64_t scan_us) {
 }
 
 static void release_scan_memory(void) {
+    release_page_index();
     lt_arena_free_pages(S.blocks, S.blocks_bytes);
     lt_arena_free_pages(S.side, S.side_bytes);
     lt_arena_free_pages(S.maps, ((S.map_count + 1) * sizeof *S.maps + PAGE - 1) & ~(PAGE - 1));
@@ -671,19 +807,22 @@ static uint64_t precise_us(void) {
 
 /* Sorts the live set, scans the roots, then the cliques. Returns 0 when it could not run (out
  * of memory, an incomplete live set, memory that cannot be read safely). */
-__attribute__((noinline)) static int classify(void) {
+__attribute__((noinline)) static int classify(const uint64_t *registers, int register_count) {
     uint64_t probe = 0, value = 1;
     struct iovec local = {&probe, 8}, remote = {&value, 8};
     if (!lt_live_complete() || (S.remote && process_vm_readv(S.pid, &local, 1, &remote, 1, 0) != 8)) return 0;
     S.n = lt_live_count_locked();
     S.blocks_bytes = ((S.n ? S.n : 1) * 2 * sizeof *S.blocks + PAGE - 1) & ~(PAGE - 1);
-    S.side_bytes = ((S.n ? S.n : 1) * (1 + sizeof *S.stack) + PAGE - 1) & ~(PAGE - 1);
+    S.side_bytes = ((S.n ? S.n : 1) * (sizeof *S.stack + 1 + sizeof *S.offset) + PAGE - 1) & ~(PAGE - 1);
     S.blocks = lt_raw_mmap(S.blocks_bytes);
     S.side = lt_raw_mmap(S.side_bytes);
     if (!S.blocks || !S.side || !read_maps()) return 0;
     S.n = lt_live_sorted_locked(S.blocks, S.blocks + S.n);
+    lt_live_number_locked(S.blocks, S.n);
     S.stack = (uint32_t *)S.side;
-    S.state = S.side + S.n * sizeof *S.stack;
+    S.offset = (uint16_t *)(S.side + S.n * sizeof *S.stack);
+    S.state = S.side + S.n * (sizeof *S.stack + sizeof *S.offset);
+    for (uint64_t i = 0; i < S.n; i++) S.offset[i] = (uint16_t)(S.blocks[i].addr & (PAGE - 1));
     if (S.n) {
         S.lo = S.blocks[0].addr;
         uint64_t hi = S.lo;
@@ -694,14 +833,11 @@ __attribute__((noinline)) static int classify(void) {
         }
         S.span = hi - S.lo;
     }
-    /* The registers as the program left them (callee-saved ones may hold its pointers). */
-    ucontext_t registers;
-    getcontext(&registers);
     /* Frames below this one are the scan's own. */
-    if (!build_exclusions((uint64_t)(uintptr_t)__builtin_frame_address(0))) return 0;
+    if (!build_exclusions((uint64_t)(uintptr_t)__builtin_frame_address(0)) || !build_page_index()) return 0;
     scan_roots();
-    S.root_bytes += sizeof registers.uc_mcontext.gregs;
-    scan_words((const uint64_t *)&registers.uc_mcontext.gregs, sizeof registers.uc_mcontext.gregs / 8, 1, -1);
+    S.root_bytes += (uint64_t)register_count * 8;
+    scan_words(registers, (uint64_t)register_count, 1, -1);
     drain_stack(-1);
     for (uint64_t i = 0; i < S.n; i++) {
         if ((S.state[i] & STATE_MASK) != UNREACHED) continue;
@@ -712,6 +848,15 @@ __attribute__((noinline)) static int classify(void) {
 }
 
 void lt_reach_at_exit(int from_signal) {
+    /* The registers the program's code left: only the callee-saved ones can still hold its
+     * values here (the others are the tracer's and the exit path's scratch), read before the
+     * tracer's own code uses them; whatever the exit path saved of them is on the stack. */
+    uint64_t registers[6];
+    __asm__ volatile("mov %%rbx, 0(%0)\n\tmov %%rbp, 8(%0)\n\tmov %%r12, 16(%0)\n\t"
+                     "mov %%r13, 24(%0)\n\tmov %%r14, 32(%0)\n\tmov %%r15, 40(%0)"
+                     :
+                     : "r"(registers)
+                     : "memory");
     if (!lt_live_enabled() && lt_live_complete()) return; /* LEAKTRACE_REACHABILITY=0 */
     unsigned flags = from_signal ? REACH_IN_SIGNAL_HANDLER : 0;
     /* Threads other than this one and the writer; unknown counts as some. */
@@ -725,7 +870,7 @@ void lt_reach_at_exit(int from_signal) {
     memset(&S, 0, sizeof S);
     S.pid = getpid();
     S.remote = others > 0;
-    flags |= classify() ? REACH_SCANNED : REACH_REFUSED;
+    flags |= classify(registers, 6) ? REACH_SCANNED : REACH_REFUSED;
     if (!(flags & REACH_SCANNED)) S.n = 0;
     uint64_t scan_us = precise_us() - began;
     write_records_locked(flags, scan_us);

@@ -60,7 +60,13 @@ static void give_up(void) {
 
 /* ---- blocks by address ---- */
 
-static inline uint64_t home(uint64_t addr) { return ((addr >> 4) * 0x9E3779B97F4A7C15ull) >> L.shift; }
+/* Each 1 KiB of addresses has its own run of 64 slots, at a place hashed from the KiB:
+ * blocks allocated one after another (and the pointers between them) then touch one run of
+ * the table, a cache line or two, instead of a random slot each; a multiplicative hash of
+ * every address made every insertion miss the cache once the table outgrew it. */
+static inline uint64_t home(uint64_t addr) {
+    return ((((addr >> 10) * 0x9E3779B97F4A7C15ull) >> L.shift) + ((addr >> 4) & 63)) & L.mask;
+}
 
 static void grow(void) {
     uint64_t slots = (L.mask + 1) * 2;
@@ -272,3 +278,23 @@ uint64_t lt_live_sorted_locked(struct lt_live_entry *out, struct lt_live_entry *
     sort_by_address(out, scratch, n);
     return n;
 }
+
+/* ---- numbering for the scan ---- */
+
+void lt_live_number_locked(const struct lt_live_entry *sorted, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+        if (sorted[i].size & LT_LIVE_MAPPING) continue;
+        uint64_t k = home(sorted[i].addr);
+        while (L.slots[k].addr != sorted[i].addr) k = (k + 1) & L.mask;
+        L.slots[k].size = i;
+    }
+}
+
+int64_t lt_live_number_of(uint64_t addr) {
+    for (uint64_t k = home(addr);; k = (k + 1) & L.mask) {
+        if (L.slots[k].addr == addr) return (int64_t)L.slots[k].size;
+        if (!L.slots[k].addr) return -1;
+    }
+}
+
+void lt_live_prefetch(uint64_t addr) { __builtin_prefetch(&L.slots[home(addr)]); }

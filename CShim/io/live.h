@@ -35,4 +35,13 @@ LT_HIDDEN uint64_t lt_live_count_locked(void);
  * using `scratch` (as large) for the sort. Returns the count. */
 LT_HIDDEN uint64_t lt_live_sorted_locked(struct lt_live_entry *out, struct lt_live_entry *scratch);
 
+/* For the scan, after lt_live_sorted_locked: each block's slot keeps its index in `sorted`
+ * instead of its size (the set is not used for anything else once the scan has begun), so
+ * a pointer to a block's start finds the block in one probe. */
+LT_HIDDEN void lt_live_number_locked(const struct lt_live_entry *sorted, uint64_t n);
+/* The index of the block starting at `addr`, or -1 (mapping pieces are not numbered). */
+LT_HIDDEN int64_t lt_live_number_of(uint64_t addr);
+/* Asks the CPU for the slot lt_live_number_of(addr) will read first. */
+LT_HIDDEN void lt_live_prefetch(uint64_t addr);
+
 #endif

@@ -1,0 +1,185 @@
+import Foundation
+import XCTest
+
+/// Reachability at exit (issue 14) against two independent truths: the test programs' design
+/// (Programs/reach_cases.c, Programs/reach_cxx.cpp say what each case leaves, by call site) and
+/// valgrind memcheck's leak summary on the same program, which must agree with the tracer's
+/// category totals to the byte and the block.
+final class ReachabilityValgrindTests: XCTestCase {
+
+    /// Blocks and bytes of each category.
+    struct Categories: Equatable, CustomStringConvertible {
+        var definite = Amount(), indirect = Amount(), possible = Amount(), reachable = Amount()
+        var description: String {
+            "definite \(definite), indirect \(indirect), possible \(possible), reachable \(reachable)"
+        }
+    }
+
+    struct Amount: Equatable, CustomStringConvertible {
+        var blocks = 0, bytes = 0
+        var description: String { "\(bytes) B in \(blocks)" }
+    }
+
+    // MARK: - the two sides
+
+    /// memcheck's LEAK SUMMARY for `executable arguments` (all zero when it says every block was freed).
+    static func valgrind(_ executable: String, _ arguments: [String]) throws -> Categories {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/valgrind") else {
+            throw missingTool("valgrind", package: "valgrind")
+        }
+        let run = try TracedProgram.run(executable: "/usr/bin/valgrind",
+                                        arguments: ["--leak-check=full", "--show-leak-kinds=all", executable] + arguments,
+                                        environment: [:], timeout: 300)
+        guard run.status == 0 else { throw TestFailure("valgrind exited \(run.status): \(run.stderr.suffix(2000))") }
+        var result = Categories()
+        for line in run.stderr.split(separator: "\n") {
+            let words = line.split(separator: " ").map(String.init)
+            guard let bytesAt = words.firstIndex(of: "bytes"), bytesAt > 0, words.count > bytesAt + 2 else { continue }
+            let amount = Amount(blocks: Int(words[bytesAt + 2].replacingOccurrences(of: ",", with: "")) ?? -1,
+                                bytes: Int(words[bytesAt - 1].replacingOccurrences(of: ",", with: "")) ?? -1)
+            if line.contains("definitely lost:") { result.definite = amount }
+            if line.contains("indirectly lost:") { result.indirect = amount }
+            if line.contains("possibly lost:") { result.possible = amount }
+            if line.contains("still reachable:") { result.reachable = amount }
+        }
+        return result
+    }
+
+    static func categories(_ reachability: [String: Any]) -> Categories {
+        func amount(_ key: String) -> Amount {
+            let object = reachability.object(key)
+            return Amount(blocks: object.int("blocks") ?? -1, bytes: object.int("bytes") ?? -1)
+        }
+        return Categories(definite: amount("definitelyLost"), indirect: amount("indirectlyLost"),
+                          possible: amount("possiblyLost"), reachable: amount("stillReachable"))
+    }
+
+    struct TracedReport {
+        var summary: Categories
+        /// Per group of one full stack: the functions of its stack, and its categories.
+        var stacks: [(functions: [String], categories: Categories)]
+        var mappings: [[String: Any]]
+
+        /// The categories of the blocks whose stack passes through `function`.
+        func blocks(of function: String) -> Categories {
+            var total = Categories()
+            for group in stacks where group.functions.contains(where: { $0.hasPrefix(function) }) {
+                total.definite.blocks += group.categories.definite.blocks
+                total.definite.bytes += group.categories.definite.bytes
+                total.indirect.blocks += group.categories.indirect.blocks
+                total.indirect.bytes += group.categories.indirect.bytes
+                total.possible.blocks += group.categories.possible.blocks
+                total.possible.bytes += group.categories.possible.bytes
+                total.reachable.blocks += group.categories.reachable.blocks
+                total.reachable.bytes += group.categories.reachable.bytes
+            }
+            return total
+        }
+    }
+
+    /// Traces `executable arguments` and reads the report's reachability.
+    static func traced(_ executable: String, _ arguments: [String]) throws -> TracedReport {
+        let run = try TracedProgram.trace(executable, arguments: arguments)
+        guard run.status == 0, let trace = run.traces.first else {
+            throw TestFailure("traced run exited \(run.status) with \(run.traces.count) traces: \(run.stderr)")
+        }
+        let document = try LeakReportRunner.json([trace, "--group-by", "stack", "--top", "10000", "--show-reachable"])
+        let summary = document.object("summary")
+        guard let reachability = summary["reachability"] as? [String: Any] else {
+            throw TestFailure("the report does not know reachability: \(summary)")
+        }
+        let stacks = document.objects("groups").map { group -> ([String], Categories) in
+            let frames = group.object("biggest").objects("stack")
+            return (frames.compactMap { $0.string("function") }, categories(group.object("reachability")))
+        }
+        return TracedReport(summary: categories(reachability), stacks: stacks, mappings: document.objects("mappings"))
+    }
+
+    // MARK: - C cases
+
+    private func checkCase(_ name: String, design: Categories, againstValgrind: Bool = true,
+                           file: StaticString = #filePath, line: UInt = #line) throws {
+        let exe = try TracedProgram.build("reach_cases")
+        let plugin = try TracedProgram.buildLibrary("reach_plugin")
+        let arguments = [name, plugin]
+        let report = try Self.traced(exe, arguments)
+        let function = name == "dlopen" ? "dl_open" : name
+        XCTAssertEqual(report.blocks(of: function), design, "\(name): the program's own blocks", file: file, line: line)
+        if againstValgrind {
+            XCTAssertEqual(report.summary, try Self.valgrind(exe, arguments), "\(name): totals against memcheck",
+                           file: file, line: line)
+        }
+    }
+
+    private func amount(_ blocks: Int, _ bytes: Int) -> Amount { Amount(blocks: blocks, bytes: bytes) }
+
+    func testGlobalPointerKeepsItsBlock() throws {
+        try checkCase("global", design: Categories(reachable: amount(1, 100)))
+    }
+
+    func testBlockReachableOnlyThroughAnother() throws {
+        try checkCase("chain", design: Categories(reachable: amount(2, 128)))
+    }
+
+    func testOverwrittenPointerLosesItsBlock() throws {
+        try checkCase("overwritten", design: Categories(definite: amount(1, 120), reachable: amount(1, 130)))
+    }
+
+    func testDroppedListHeadIsDefiniteAndItsNodesIndirect() throws {
+        try checkCase("list", design: Categories(definite: amount(1, 40), indirect: amount(4, 160)))
+    }
+
+    func testLostCycleHasOneDefiniteBlock() throws {
+        try checkCase("cycle", design: Categories(definite: amount(1, 56), indirect: amount(1, 56)))
+    }
+
+    func testInteriorPointerMakesPossiblyLost() throws {
+        try checkCase("interior", design: Categories(possible: amount(1, 72)))
+    }
+
+    func testThreadLocalStorageIsARoot() throws {
+        try checkCase("tls", design: Categories(reachable: amount(1, 96)))
+    }
+
+    func testDlopenedLibraryDataIsARoot() throws {
+        try checkCase("dlopen", design: Categories(reachable: amount(1, 104)))
+    }
+
+    func testXoredPointerIsNoPointer() throws {
+        try checkCase("xor", design: Categories(definite: amount(1, 112)))
+    }
+
+    /// A blocked thread's stack holds the only pointer. The totals are not memcheck's: with a
+    /// thread still running the tracer does not call glibc's cleanup (memcheck does, having
+    /// stopped every thread), so glibc's buffers stay; the case's own block must be reachable,
+    /// and the trace must say other threads were running.
+    func testOtherThreadsStackIsARoot() throws {
+        try checkCase("thread_stack", design: Categories(reachable: amount(1, 88)), againstValgrind: false)
+    }
+
+    /// Direct mappings are classified too (memcheck does not track them): one kept by a global,
+    /// one whose address was dropped.
+    func testDirectMappingsAreClassified() throws {
+        let exe = try TracedProgram.build("reach_cases")
+        let report = try Self.traced(exe, ["mapping"])
+        let categories = report.mappings.compactMap { $0["reachability"] as? String }.sorted()
+        XCTAssertEqual(report.mappings.count, 2, "\(report.mappings)")
+        XCTAssertEqual(categories, ["definitely-lost", "still-reachable"], "\(report.mappings)")
+    }
+
+    // MARK: - C++
+
+    func testCxxObjectGraphAgreesWithMemcheck() throws {
+        let exe = try TracedProgram.build("reach_cxx")
+        let report = try Self.traced(exe, [])
+        // The leaked Graph (16 B) is definite; its two Nodes (2 x 56 B), their strings' buffers
+        // (41 and 51 B) and vectors' arrays (20 and 24 B) are indirect.
+        XCTAssertEqual(report.blocks(of: "leaked_graph"),
+                       Categories(definite: amount(1, 16), indirect: amount(6, 2 * 56 + 41 + 51 + 20 + 24)))
+        XCTAssertEqual(report.blocks(of: "kept_array"), Categories(reachable: amount(1, 8 + 3 * 8)))
+        XCTAssertEqual(report.blocks(of: "kept_second"), Categories(reachable: amount(1, 40)))
+        XCTAssertEqual(report.blocks(of: "kept_index").definite, Amount())
+        XCTAssertEqual(report.blocks(of: "kept_index").possible, Amount())
+        XCTAssertEqual(report.summary, try Self.valgrind(exe, []), "totals against memcheck")
+    }
+}
