@@ -442,7 +442,8 @@ struct AnalysisRun {
             PlacedMapping(start: mapping.start, size: mapping.size, kind: LeakPath(mapping.kind),
                           file: mapping.path.isEmpty ? nil : mapping.path, timeUs: mapping.time,
                           inherited: mapping.flags.contains(.inherited),
-                          callsite: classes[mapping.stackRef]?.callsite)
+                          callsite: classes[mapping.stackRef]?.callsite,
+                          reachability: reachability.map { $0.category(of: mapping.start)?.jsonName ?? "unclassified" })
         }
     }
 

@@ -4,6 +4,19 @@ import TraceFormat
 // Reachability at exit in the report: blocks and bytes per category (valgrind memcheck's words),
 // the facts of the tracer's scan, and why reachability is unknown when the trace cannot say.
 
+extension Reachability {
+    /// The category as one JSON word: `definitely-lost`, `indirectly-lost`, `possibly-lost`,
+    /// `still-reachable`.
+    public var jsonName: String {
+        switch self {
+        case .definitelyLost: return "definitely-lost"
+        case .indirectlyLost: return "indirectly-lost"
+        case .possiblyLost: return "possibly-lost"
+        case .stillReachable: return "still-reachable"
+        }
+    }
+}
+
 /// Blocks and bytes in each reachability category.
 public struct ReachabilityAmounts: Equatable, Sendable, Encodable {
     public var definitelyLost = Amount()

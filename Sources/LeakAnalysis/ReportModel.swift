@@ -443,4 +443,7 @@ public struct PlacedMapping: Equatable, Sendable, Encodable {
     public var timeUs: UInt64
     public var inherited: Bool
     public var callsite: SymbolizedFrame?
+    /// Its reachability at exit (`definitely-lost`, `indirectly-lost`, `possibly-lost`,
+    /// `still-reachable`, `unclassified`); nil when unknown.
+    public var reachability: String?
 }

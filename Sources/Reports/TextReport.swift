@@ -316,6 +316,7 @@ public struct TextReport {
             var line = "  \(hexAddress(mapping.start))  \(pad(formatBytes(mapping.size), 10)) \(mapping.kind.rawValue)"
             if let file = mapping.file { line += " \(file)" }
             if mapping.inherited { line += " (inherited)" }
+            if let reachability = mapping.reachability { line += " " + reachability }
             line += "  " + (mapping.callsite?.displayName ?? "<no stack>")
             out += line + "\n"
         }

@@ -92,6 +92,7 @@ final class ReachabilityCLITests: XCTestCase {
         XCTAssertNil(groups[0].object("reachability")["unclassified"], "unclassified only when non-zero")
         XCTAssertEqual(amount(groups[1].object("reachability").object("unclassified")), [1, 8])
         XCTAssertEqual(amount(groups[2].object("reachability").object("stillReachable")), [2, 9096])
+        XCTAssertEqual(root.objects("mappings").map { $0.string("reachability") }, ["still-reachable"])
     }
 
     func testTextListsLostGroupsFirstAndSumsStillReachable() throws {
@@ -143,6 +144,7 @@ final class ReachabilityCLITests: XCTestCase {
         XCTAssertEqual(summary.string("reachabilityUnknown"),
                        "no REACH record: the scan was off (LEAKTRACE_REACHABILITY=0) or the tracer predates it")
         XCTAssertTrue(root.objects("groups").allSatisfy { $0["reachability"] == nil })
+        XCTAssertTrue(root.objects("mappings").allSatisfy { $0["reachability"] == nil })
         // Biggest first, as before reachability existed.
         XCTAssertEqual(root.objects("groups").first?.object("callsite").string("address"), "0x402000")
         let text = try LeakReportRunner.run([path]).stdout
