@@ -16,6 +16,11 @@ public struct ExitReachability: Sendable {
     public private(set) var records = 0
     /// The entries of all records, in ascending address order (8 bytes each).
     public private(set) var entries: [ReachEntry] = []
+    /// The address of every `strideOfIndex`-th entry: a lookup searches this small array (it
+    /// stays in the cache) and then one stretch of entries, instead of halving the whole list
+    /// with a cache miss at every step.
+    private var index: [UInt64] = []
+    private static let strideOfIndex = 32
 
     init(_ first: ReachRecord) {
         flags = first.flags
@@ -33,6 +38,7 @@ public struct ExitReachability: Sendable {
         let inOrder = entries.last.map { $0.address < first.address } ?? true
         entries.append(contentsOf: record.entries)
         if !inOrder { entries.sort() }
+        index = stride(from: 0, to: entries.count, by: Self.strideOfIndex).map { entries[$0].address }
     }
 
     /// True when the scan ran and its categories can be used.
@@ -41,7 +47,15 @@ public struct ExitReachability: Sendable {
     /// The category the scan gave the block or mapping piece starting at `address`; nil when no
     /// entry names it (allocated by another thread while the scan ran).
     public func category(of address: UInt64) -> Reachability? {
-        var low = 0, high = entries.count
+        // The last stretch whose first address is at most `address`.
+        var low = 0, high = index.count
+        while low < high {
+            let middle = (low + high) / 2
+            if index[middle] <= address { low = middle + 1 } else { high = middle }
+        }
+        guard low > 0 else { return nil }
+        low = (low - 1) * Self.strideOfIndex
+        high = min(low + Self.strideOfIndex, entries.count)
         while low < high {
             let middle = (low + high) / 2
             let found = entries[middle].address

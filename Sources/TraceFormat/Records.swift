@@ -204,6 +204,8 @@ public struct ReachEntry: Equatable, Comparable, Sendable {
         precondition(address <= Self.maximumAddress, "REACH entry address beyond 62 bits")
         packed = address << 2 | UInt64(category.rawValue)
     }
+    /// `address << 2 | category`, as `packed` gives it back.
+    init(packed: UInt64) { self.packed = packed }
     public var address: UInt64 { packed >> 2 }
     public var category: Reachability { Reachability(rawValue: UInt8(truncatingIfNeeded: packed & 3))! }
     public static func < (lhs: ReachEntry, rhs: ReachEntry) -> Bool { lhs.packed < rhs.packed }

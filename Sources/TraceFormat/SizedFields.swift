@@ -175,8 +175,7 @@ struct SizedFields {
                 return nil
             }
             address = next
-            entries.append(ReachEntry(address: address,
-                                      category: Reachability(rawValue: UInt8(truncatingIfNeeded: entry & 3))!))
+            entries.append(ReachEntry(packed: address << 2 | entry & 3))
         }
         return .reach(ReachRecord(flags: ReachScanFlags(rawValue: flags), scanMicroseconds: scanMicroseconds,
                                   rootBytes: rootBytes, scannedBytes: scannedBytes, entries: entries))

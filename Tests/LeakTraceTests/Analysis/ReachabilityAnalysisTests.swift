@@ -158,6 +158,9 @@ final class ReachabilityAnalysisTests: XCTestCase {
         let seconds = Date().timeIntervalSince(start)
         XCTAssertEqual(counts, [250_000, 250_000, 250_000, 250_000])
         XCTAssertNil(reachability.category(of: 0x10_0000 + 8))
+        XCTAssertNil(reachability.category(of: 0x10_0000 - 48), "below the first entry")
+        XCTAssertNil(reachability.category(of: 0x10_0000 + UInt64(count) * 48), "above the last")
+        XCTAssertEqual(reachability.category(of: 0x10_0000 + UInt64(count - 1) * 48), .definitelyLost)
         print("reachability lookup: \(count) blocks in \(String(format: "%.3f", seconds)) s")
     }
 }
