@@ -30,6 +30,7 @@
  * process (at most SECOND_SIGNAL_WAIT_MS, then it ends it itself). */
 #include "fatal.h"
 #include "init.h"
+#include "reach.h"
 #include "real.h"
 #include "stacks.h"
 #include "../io/buffers.h"
@@ -227,6 +228,7 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *context) {
             lt_emit_note(0, "the fatal signal arrived while its thread held the tracer's event lock; "
                             "it was taken when the lock was let go");
         lt_set_end_signal(sig, info->si_code, address, lt_current_tid(), stack);
+        lt_reach_note_signal_frame(uc);
         lt_finish_for_signal(interrupted_tracer);
     }
     die_on_return(sig, info, uc);

@@ -41,6 +41,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <ucontext.h>
 
 /* glibc's thread arenas live in heaps of HEAP_MAX_SIZE (64 MiB on 64-bit), aligned to it. */
 #define ARENA_HEAP_SIZE (64ull << 20)
@@ -56,7 +57,7 @@ struct range {
     uint64_t start, end;
 };
 
-enum { MAP_R = 1, MAP_W = 2, MAP_X = 4, MAP_FILE_BACKED = 8, MAP_NOT_ROOT = 16, MAP_MAIN_HEAP = 32 };
+enum { MAP_R = 1, MAP_W = 2, MAP_X = 4, MAP_FILE_BACKED = 8, MAP_NOT_ROOT = 16, MAP_MAIN_HEAP = 32, MAP_DEVICE = 64 };
 
 struct region {
     uint64_t start, end;
@@ -80,15 +81,30 @@ static struct {
     uint64_t map_count;
     char *maps_text;
     uint64_t maps_text_bytes;
+    struct lt_live_table starts; /* the live table, numbered: block index by start address */
     struct range *excluded;
     uint64_t excluded_count, excluded_bytes;
     int remote; /* read through process_vm_readv */
     pid_t pid;
     uint64_t root_bytes, scanned_bytes;
+    uint64_t phase_us[5]; /* sorting began, indexing began, marking began, cliques began, ended */
 } S;
 
 static uint8_t read_buffer[READ_CHUNK] __attribute__((aligned(64)));
 static uint8_t record_body[RECORD_BODY_MAX + LT_REACH_HEAD_MAX];
+
+/* When a fatal signal's handler scans: the interrupted thread's stack pointer and general
+ * registers, as the kernel saved them (interrupted_sp 0: not in a handler). */
+static uint64_t interrupted_sp;
+static uint64_t interrupted_registers[16];
+
+void lt_reach_note_signal_frame(const void *ucontext) {
+    const ucontext_t *uc = ucontext;
+    static const int general[16] = {REG_R8,  REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15,
+                                     REG_RDI, REG_RSI, REG_RBP, REG_RBX, REG_RDX, REG_RAX, REG_RCX, REG_RSP};
+    for (int i = 0; i < 16; i++) interrupted_registers[i] = (uint64_t)uc->uc_mcontext.gregs[general[i]];
+    interrupted_sp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
+}
 
 /* ---- the tracer's own data ---- */
 
@@ -118,19 +134,17 @@ void lt_reach_init(void) {
 
 /* ---- reading memory ---- */
 
-/* Reads up to `len` bytes at `addr` into `out`; returns how many could be read. */
-static size_t read_memory(uint64_t addr, void *out, size_t len) {
-    if (!S.remote) {
+/* Reads up to `len` bytes at `addr` into `out`; returns how many could be read. `remote`:
+ * through process_vm_readv, which fails where a direct read would fault: memory other threads
+ * may unmap meanwhile, and file mappings (a page past the file's end raises SIGBUS). */
+static size_t read_memory(uint64_t addr, void *out, size_t len, int remote) {
+    if (!remote) {
         memcpy(out, (const void *)(uintptr_t)addr, len);
         return len;
     }
-    struct iovec local = {out, len}, remote = {(void *)(uintptr_t)addr, len};
-    ssize_t n = process_vm_readv(S.pid, &local, 1, &remote, 1, 0);
+    struct iovec local = {out, len}, there = {(void *)(uintptr_t)addr, len};
+    ssize_t n = process_vm_readv(S.pid, &local, 1, &there, 1, 0);
     return n > 0 ? (size_t)n : 0;
-}
-
-static int read_word(uint64_t addr, uint64_t *out) {
-    return read_memory(addr, out, sizeof *out) == sizeof *out;
 }
 
 /* ---- /proc/self/maps ---- */
@@ -206,7 +220,7 @@ static int read_maps(void) {
         /* Device memory may have side effects when read; shared memory files are memory. */
         if (path_len >= 5 && memcmp(path, "/dev/", 5) == 0 && !(path_len >= 9 && memcmp(path, "/dev/shm/", 9) == 0) &&
             !(path_len >= 9 && memcmp(path, "/dev/zero", 9) == 0))
-            r.flags |= MAP_NOT_ROOT;
+            r.flags |= MAP_NOT_ROOT | MAP_DEVICE;
         if (r.end > r.start) S.maps[S.map_count++] = r;
         p = eol + 1;
     }
@@ -229,6 +243,16 @@ static const struct region *region_of(uint64_t addr) {
     }
     if (lo < S.map_count && S.maps[lo].start <= addr) return last = &S.maps[lo];
     return NULL;
+}
+
+/* Whether [addr, addr + len) must be read through process_vm_readv. */
+static int read_remotely(uint64_t addr) {
+    const struct region *r = region_of(addr);
+    return S.remote || !r || (r->flags & MAP_FILE_BACKED);
+}
+
+static int read_word(uint64_t addr, uint64_t *out) {
+    return read_memory(addr, out, sizeof *out, read_remotely(addr)) == sizeof *out;
 }
 
 /* ---- finding the block a word points into ----
@@ -318,23 +342,27 @@ static int64_t large_block_at(uint64_t w) {
 }
 
 /* The block holding w, or -1; `*at_start` tells whether w is its first byte. */
-static inline int64_t block_at(uint64_t w, int *at_start) {
-    if (w - S.lo >= S.span) return -1;
-    int64_t start = lt_live_number_of(w);
-    *at_start = start >= 0;
-    if (start >= 0) return start;
-    uint64_t page = w >> PAGE_SHIFT;
-    const struct page_entry *e = page_entry_of(page);
+/* The block starting at w, or -1. */
+static inline int64_t block_starting_at(uint64_t w) {
+    for (uint64_t k = lt_live_home(&S.starts, w);; k = (k + 1) & S.starts.mask) {
+        if (S.starts.slots[k].addr == w) return (int64_t)S.starts.slots[k].size;
+        if (!S.starts.slots[k].addr) return -1;
+    }
+}
+
+/* The block holding w, given the index entry of w's page (NULL: no block starts there), when
+ * w is not a block's first byte. */
+static inline int64_t block_inside(uint64_t w, const struct page_entry *e) {
     if (!e) {
-        const struct page_entry *before = page_entry_of(page - 1);
+        const struct page_entry *before = page_entry_of((w >> PAGE_SHIFT) - 1);
         if (before && holds(before->last, w)) return before->last;
         return large_block_at(w);
     }
-    if (w < S.blocks[e->first].addr) {
+    uint16_t within = (uint16_t)(w & (PAGE - 1));
+    if (within < S.offset[e->first]) {
         if (e->first > 0 && holds(e->first - 1, w)) return e->first - 1;
         return large_block_at(w);
     }
-    uint16_t within = (uint16_t)(w & (PAGE - 1));
     uint64_t lo = e->first, hi = (uint64_t)e->last + 1; /* the last block starting at or below w */
     while (hi - lo > 1) {
         uint64_t mid = (lo + hi) / 2;
@@ -409,10 +437,7 @@ static inline void set_state(uint64_t i, int state) { S.state[i] = (uint8_t)((S.
 
 /* A word `w` found in memory reached from a root (clique < 0; `definite`: that memory is not
  * itself only possibly reachable), or from the leader of clique `clique`. */
-static inline void found_word(uint64_t w, int definite, int64_t clique) {
-    int at_start;
-    int64_t i = block_at(w, &at_start);
-    if (i < 0) return;
+static inline void found_block(uint64_t w, int64_t i, int at_start, int definite, int64_t clique) {
     int state = S.state[i] & STATE_MASK;
     if (clique >= 0) {
         if (state == UNREACHED && i != clique) {
@@ -434,52 +459,96 @@ static inline void found_word(uint64_t w, int definite, int64_t clique) {
     }
 }
 
-/* In a heap dense with pointers every word's lookup misses the cache: the page index entry of
- * the word AHEAD words on is fetched early, and the blocks of the one half as far on. */
-#define AHEAD 8
+/* In a heap dense with pointers every word's lookup misses the cache, several times over: the
+ * lookups are pipelined, each word passing four stages some words apart. Stage 1 fetches the
+ * slots the lookup reads first (the start table's and the page index's); stage 2 finds the
+ * block if the word points to its start, or else the page entry, fetching the page's block
+ * offsets; stage 3 finds the block holding the word from those; each stage fetches what the
+ * next one reads (the block's state last); stage 4 marks the block. */
+#define STAGE 8
+#define RING (4 * STAGE)
 
-static inline void prefetch_page(uint64_t w) {
+struct lookup {
+    int64_t index;                /* the block, or -1 */
+    const struct page_entry *page; /* stage 2 to 3: the word's page, when not at a block's start */
+    uint8_t at_start, inside;     /* inside: stage 3 still has to look */
+};
+
+static inline void lookup_fetch(uint64_t w) {
     if (w - S.lo >= S.span) return;
-    lt_live_prefetch(w);
+    __builtin_prefetch(&S.starts.slots[lt_live_home(&S.starts, w)]);
     __builtin_prefetch(&P.slots[page_home(w >> PAGE_SHIFT)]);
 }
 
-static inline void prefetch_blocks(uint64_t w) {
+static inline void lookup_start(uint64_t w, struct lookup *l) {
+    *l = (struct lookup){.index = -1};
     if (w - S.lo >= S.span) return;
-    int64_t start = lt_live_number_of(w);
-    if (start >= 0) {
-        __builtin_prefetch(&S.state[start]);
+    int64_t i = block_starting_at(w);
+    if (i >= 0) {
+        l->index = i;
+        l->at_start = 1;
+        __builtin_prefetch(&S.state[i]);
         return;
     }
-    const struct page_entry *e = page_entry_of(w >> PAGE_SHIFT);
-    if (!e) return;
-    uint64_t middle = ((uint64_t)e->first + e->last) / 2;
-    __builtin_prefetch(&S.offset[middle]);
-    __builtin_prefetch(&S.blocks[middle]);
-    __builtin_prefetch(&S.state[middle]);
+    l->inside = 1;
+    l->page = page_entry_of(w >> PAGE_SHIFT);
+    if (l->page) {
+        __builtin_prefetch(&S.offset[l->page->first]);
+        __builtin_prefetch(&S.offset[l->page->last]);
+        __builtin_prefetch(&S.blocks[((uint64_t)l->page->first + l->page->last) / 2]);
+    }
 }
 
-static void scan_words(const uint64_t *w, uint64_t count, int definite, int64_t clique) {
-    uint64_t k = 0;
-    for (; k + AHEAD < count; k++) {
-        prefetch_page(w[k + AHEAD]);
-        prefetch_blocks(w[k + AHEAD / 2]);
-        found_word(w[k], definite, clique);
+static inline void lookup_inside(uint64_t w, struct lookup *l) {
+    if (!l->inside) return;
+    l->index = block_inside(w, l->page);
+    if (l->index >= 0) __builtin_prefetch(&S.state[l->index]);
+}
+
+/* Looks up and marks the candidates (words within the blocks' address range) through the
+ * pipeline. */
+static void mark_candidates(const uint64_t *w, uint64_t count, int definite, int64_t clique) {
+    struct lookup ring[RING];
+    /* Word k passes stage 1 at step k - 3*STAGE, 2 at k - 2*STAGE, 3 at k - STAGE, 4 at k. */
+    for (int64_t step = -3 * STAGE; step < (int64_t)count; step++) {
+        int64_t k1 = step + 3 * STAGE, k2 = step + 2 * STAGE, k3 = step + STAGE;
+        if (k1 < (int64_t)count) lookup_fetch(w[k1]);
+        if (k2 >= 0 && k2 < (int64_t)count) lookup_start(w[k2], &ring[k2 % RING]);
+        if (k3 >= 0 && k3 < (int64_t)count) lookup_inside(w[k3], &ring[k3 % RING]);
+        if (step >= 0) {
+            const struct lookup *l = &ring[step % RING];
+            if (l->index >= 0) found_block(w[step], l->index, l->at_start, definite, clique);
+        }
     }
-    for (; k < count; k++) found_word(w[k], definite, clique);
+}
+
+/* Finds and marks the blocks the words point into, as found in memory reached from a root
+ * (clique < 0; `definite`: that memory is not itself only possibly reachable) or from the
+ * leader of clique `clique`. Words outside the blocks' range (most of them, in most memory)
+ * are dropped first, so the pipeline's stages stay far enough apart in time to hide a miss. */
+static void scan_words(const uint64_t *w, uint64_t count, int definite, int64_t clique) {
+    uint64_t candidates[256];
+    for (uint64_t k = 0; k < count;) {
+        uint64_t n = 0;
+        for (; k < count && n < 256; k++) {
+            candidates[n] = w[k];
+            n += w[k] - S.lo < S.span;
+        }
+        mark_candidates(candidates, n, definite, clique);
+    }
 }
 
 /* Scans [start, end), readable as a whole (found so in the maps). */
-static void scan_readable(uint64_t start, uint64_t end, int definite, int64_t clique) {
+static void scan_readable(uint64_t start, uint64_t end, int remote, int definite, int64_t clique) {
     start = (start + 7) & ~7ull;
     end &= ~7ull;
     while (start < end) {
-        if (!S.remote) {
+        if (!remote) {
             scan_words((const uint64_t *)(uintptr_t)start, (end - start) / 8, definite, clique);
             return;
         }
         size_t want = end - start < READ_CHUNK ? (size_t)(end - start) : READ_CHUNK;
-        size_t got = read_memory(start, read_buffer, want);
+        size_t got = read_memory(start, read_buffer, want, 1);
         scan_words((const uint64_t *)read_buffer, got / 8, definite, clique);
         if (got == want) start += want;
         else start = ((start + got) & ~(PAGE - 1)) + PAGE; /* unmapped meanwhile: skip the page */
@@ -487,10 +556,10 @@ static void scan_readable(uint64_t start, uint64_t end, int definite, int64_t cl
 }
 
 /* Scans [start, end) of one readable mapping; large ranges only where pages are resident. */
-static void scan_piece(uint64_t start, uint64_t end, int definite, int64_t clique) {
+static void scan_piece(uint64_t start, uint64_t end, int remote, int definite, int64_t clique) {
     S.scanned_bytes += end - start;
     if (end - start < RESIDENT_CHECK_MIN) {
-        scan_readable(start, end, definite, clique);
+        scan_readable(start, end, remote, definite, clique);
         return;
     }
     static unsigned char resident[4096];
@@ -498,7 +567,7 @@ static void scan_piece(uint64_t start, uint64_t end, int definite, int64_t cliqu
     while (page < end) {
         uint64_t window = end - page > sizeof resident * PAGE ? sizeof resident * PAGE : ((end - page + PAGE - 1) & ~(PAGE - 1));
         if (mincore((void *)(uintptr_t)page, window, resident) != 0) {
-            scan_readable(page < start ? start : page, page + window < end ? page + window : end, definite, clique);
+            scan_readable(page < start ? start : page, page + window < end ? page + window : end, remote, definite, clique);
         } else {
             for (uint64_t k = 0; k < window / PAGE;) {
                 if (!(resident[k] & 1)) {
@@ -510,7 +579,7 @@ static void scan_piece(uint64_t start, uint64_t end, int definite, int64_t cliqu
                 uint64_t a = page + k * PAGE, b = page + run * PAGE;
                 if (a < start) a = start;
                 if (b > end) b = end;
-                if (a < b) scan_readable(a, b, definite, clique);
+                if (a < b) scan_readable(a, b, remote, definite, clique);
                 k = run;
             }
         }
@@ -534,18 +603,58 @@ static void scan_memory(uint64_t start, uint64_t end, int definite, int64_t cliq
             continue;
         }
         uint64_t stop = r->end < end ? r->end : end;
-        if (r->flags & MAP_R) scan_piece(start, stop, definite, clique);
+        if ((r->flags & MAP_R) && !(r->flags & MAP_DEVICE))
+            scan_piece(start, stop, S.remote || (r->flags & MAP_FILE_BACKED), definite, clique);
         start = stop;
     }
 }
 
+/* Small blocks are scanned in batches: the words of up to BATCH_WORDS words' worth of them are
+ * gathered and looked up in one pipeline (a 64-byte block alone is too short for one), while
+ * the blocks next on the stack are fetched. */
+#define BATCH_WORDS 1024
+#define SMALL_BLOCK 512
+
+static uint64_t batch[BATCH_WORDS];
+
+/* Whether block b can be copied as it is: memory read directly, all of it in one readable
+ * mapping. */
+static inline int copyable(const struct lt_live_entry *b, uint64_t size) {
+    if (S.remote || size > SMALL_BLOCK || (b->size & LT_LIVE_MAPPING)) return 0;
+    const struct region *r = region_of(b->addr);
+    return r && (r->flags & MAP_R) && !(r->flags & (MAP_FILE_BACKED | MAP_DEVICE)) && b->addr + size <= r->end;
+}
+
 static void drain_stack(int64_t clique) {
     while (S.top) {
-        uint64_t i = S.stack[--S.top];
-        S.state[i] &= (uint8_t)~PENDING;
-        const struct lt_live_entry *b = &S.blocks[i];
-        int definite = (S.state[i] & STATE_MASK) != POSSIBLE;
-        scan_memory(b->addr, b->addr + LT_LIVE_SIZE(b), definite, clique);
+        uint64_t n = 0;
+        int batch_definite = -1;
+        for (uint64_t ahead = 1; ahead <= 8 && ahead <= S.top; ahead++) {
+            const struct lt_live_entry *next = &S.blocks[S.stack[S.top - ahead]];
+            __builtin_prefetch((const void *)(uintptr_t)next->addr);
+            if (S.top > ahead + 8) __builtin_prefetch(&S.blocks[S.stack[S.top - ahead - 8]]);
+        }
+        while (S.top) {
+            uint64_t i = S.stack[S.top - 1];
+            const struct lt_live_entry *b = &S.blocks[i];
+            uint64_t size = LT_LIVE_SIZE(b);
+            int definite = (S.state[i] & STATE_MASK) != POSSIBLE;
+            if (!copyable(b, size)) {
+                if (n) break; /* the gathered words first */
+                S.top--;
+                S.state[i] &= (uint8_t)~PENDING;
+                scan_memory(b->addr, b->addr + size, definite, clique);
+                break;
+            }
+            if ((batch_definite >= 0 && definite != batch_definite) || n + size / 8 > BATCH_WORDS) break;
+            S.top--;
+            S.state[i] &= (uint8_t)~PENDING;
+            batch_definite = definite;
+            memcpy(&batch[n], (const void *)(uintptr_t)b->addr, size & ~7ull);
+            n += size / 8;
+            S.scanned_bytes += size;
+        }
+        if (n) scan_words(batch, n, batch_definite, clique);
     }
 }
 
@@ -619,7 +728,7 @@ static void sort_excluded(void) {
 static void exclude_arena_heaps(const struct region *r) {
     for (uint64_t a = (r->start + ARENA_HEAP_SIZE - 1) & ~(ARENA_HEAP_SIZE - 1); a < r->end; a += ARENA_HEAP_SIZE) {
         uint64_t head[3];
-        if (read_memory(a, head, sizeof head) != sizeof head) continue;
+        if (read_memory(a, head, sizeof head, S.remote) != sizeof head) continue;
         uint64_t arena_offset = head[0] & (ARENA_HEAP_SIZE - 1);
         int is_heap = (arena_offset == 32 || arena_offset == 48) && !(head[1] & (ARENA_HEAP_SIZE - 1)) &&
                       head[2] > 0 && head[2] <= ARENA_HEAP_SIZE;
@@ -651,6 +760,11 @@ static int build_exclusions(uint64_t sp) {
     for (int i = 0; i < self_data_count; i++) exclude(self_data[i].start, self_data[i].end);
     const struct region *stack = region_of(sp);
     if (stack) exclude(stack->start, sp & ~7ull);
+    /* In a signal handler: the interrupted thread's stack below its stack pointer too (the
+     * signal frame, with registers that are scanned from their copy, the vector state, the
+     * red zone and stale data), as memcheck scans a stack from the stack pointer. */
+    const struct region *interrupted = interrupted_sp ? region_of(interrupted_sp) : NULL;
+    if (interrupted) exclude(interrupted->start, interrupted_sp & ~7ull);
     for (uint64_t i = 0; i < S.map_count; i++) {
         const struct region *r = &S.maps[i];
         if ((r->flags & (MAP_R | MAP_W)) == (MAP_R | MAP_W) && !(r->flags & MAP_FILE_BACKED) && r->end - r->start >= PAGE)
@@ -765,6 +879,13 @@ static void report_counts(unsigned flags, uint64_t scan_us) {
     }
     for (const char *n = "scan-us="; *n; n++) *o++ = *n;
     o = lt_put_decimal(o, scan_us);
+    if (lt_config.verbose >= 2) { /* where the time went: sorting, indexing, marking, cliques */
+        static const char *const phases[4] = {" sort-us=", " index-us=", " mark-us=", " cliques-us="};
+        for (int k = 0; k < 4; k++) {
+            for (const char *n = phases[k]; *n; n++) *o++ = *n;
+            o = lt_put_decimal(o, S.phase_us[k + 1] - S.phase_us[k]);
+        }
+    }
     *o = 0;
     lt_warn("reachability (bytes/blocks):", line, NULL);
 }
@@ -817,8 +938,9 @@ __attribute__((noinline)) static int classify(const uint64_t *registers, int reg
     S.blocks = lt_raw_mmap(S.blocks_bytes);
     S.side = lt_raw_mmap(S.side_bytes);
     if (!S.blocks || !S.side || !read_maps()) return 0;
+    S.phase_us[0] = precise_us();
     S.n = lt_live_sorted_locked(S.blocks, S.blocks + S.n);
-    lt_live_number_locked(S.blocks, S.n);
+    S.starts = lt_live_number_locked(S.blocks, S.n);
     S.stack = (uint32_t *)S.side;
     S.offset = (uint16_t *)(S.side + S.n * sizeof *S.stack);
     S.state = S.side + S.n * (sizeof *S.stack + sizeof *S.offset);
@@ -834,16 +956,20 @@ __attribute__((noinline)) static int classify(const uint64_t *registers, int reg
         S.span = hi - S.lo;
     }
     /* Frames below this one are the scan's own. */
+    S.phase_us[1] = precise_us();
     if (!build_exclusions((uint64_t)(uintptr_t)__builtin_frame_address(0)) || !build_page_index()) return 0;
+    S.phase_us[2] = precise_us();
     scan_roots();
     S.root_bytes += (uint64_t)register_count * 8;
     scan_words(registers, (uint64_t)register_count, 1, -1);
     drain_stack(-1);
+    S.phase_us[3] = precise_us();
     for (uint64_t i = 0; i < S.n; i++) {
         if ((S.state[i] & STATE_MASK) != UNREACHED) continue;
         push(i);
         drain_stack((int64_t)i);
     }
+    S.phase_us[4] = precise_us();
     return 1;
 }
 
@@ -870,7 +996,8 @@ void lt_reach_at_exit(int from_signal) {
     memset(&S, 0, sizeof S);
     S.pid = getpid();
     S.remote = others > 0;
-    flags |= classify(registers, 6) ? REACH_SCANNED : REACH_REFUSED;
+    int in_handler = from_signal && interrupted_sp;
+    flags |= classify(in_handler ? interrupted_registers : registers, in_handler ? 16 : 6) ? REACH_SCANNED : REACH_REFUSED;
     if (!(flags & REACH_SCANNED)) S.n = 0;
     uint64_t scan_us = precise_us() - began;
     write_records_locked(flags, scan_us);

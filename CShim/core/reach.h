@@ -13,4 +13,9 @@ LT_HIDDEN void lt_reach_init(void);
  * process's memory and writes the REACH records. The event lock is not held by the caller. */
 LT_HIDDEN void lt_reach_at_exit(int from_signal);
 
+/* From a fatal signal's handler, before lt_finish_for_signal: the interrupted registers, as
+ * the kernel saved them. The scan then reads the interrupted thread's general registers (as
+ * memcheck does) and its stack from the interrupted stack pointer up. */
+LT_HIDDEN void lt_reach_note_signal_frame(const void *ucontext);
+
 #endif

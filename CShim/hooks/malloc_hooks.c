@@ -62,7 +62,13 @@ static void record_realloc(int fn_bit, int status, void *old, void *p, size_t si
 
 /* ---- hooks ---- */
 
-LT_EXPORT void *malloc(size_t size) {
+/* Each hook returns with the call-clobbered general registers zeroed (the result excepted):
+ * the tracer's work leaves copies of block addresses in them, which the exit scan, or a fatal
+ * signal's scan reading the interrupted registers, would take for the program's pointers. A
+ * few register-clearing instructions per call. */
+#define LT_ALLOCATOR_ENTRY LT_EXPORT __attribute__((zero_call_used_regs("all-gpr")))
+
+LT_ALLOCATOR_ENTRY void *malloc(size_t size) {
     if (!LT_HAVE_REAL(malloc)) return lt_bootstrap_alloc(size, 16);
     if (!lt_hook_enter()) return lt_real.malloc(size);
     void *p = lt_real.malloc(size);
@@ -74,7 +80,7 @@ LT_EXPORT void *malloc(size_t size) {
 /* A name for our own malloc that no other object can interpose. */
 LT_HIDDEN extern void *lt_own_malloc(size_t) __attribute__((alias("malloc")));
 
-LT_EXPORT void free(void *p) {
+LT_ALLOCATOR_ENTRY void free(void *p) {
     if (LT_UNLIKELY(p == NULL)) return;
     if (LT_UNLIKELY(lt_in_bootstrap_pool(p))) return;
     if (!LT_HAVE_REAL(free)) return;
@@ -87,7 +93,7 @@ LT_EXPORT void free(void *p) {
     lt_hook_leave();
 }
 
-LT_EXPORT void *calloc(size_t n, size_t size) {
+LT_ALLOCATOR_ENTRY void *calloc(size_t n, size_t size) {
     if (!LT_HAVE_REAL(calloc)) {
         size_t total;
         if (__builtin_mul_overflow(n, size, &total)) return NULL;
@@ -128,13 +134,13 @@ static void *realloc_common(int fn, void *old, size_t n, size_t size, uintptr_t 
     return p;
 }
 
-LT_EXPORT void *realloc(void *old, size_t size) { return realloc_common(FN_REALLOC, old, 1, size, LT_CALL_SITE); }
+LT_ALLOCATOR_ENTRY void *realloc(void *old, size_t size) { return realloc_common(FN_REALLOC, old, 1, size, LT_CALL_SITE); }
 
-LT_EXPORT void *reallocarray(void *old, size_t n, size_t size) {
+LT_ALLOCATOR_ENTRY void *reallocarray(void *old, size_t n, size_t size) {
     return realloc_common(FN_REALLOCARRAY, old, n, size, LT_CALL_SITE);
 }
 
-LT_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
+LT_ALLOCATOR_ENTRY int posix_memalign(void **out, size_t align, size_t size) {
     if (!LT_HAVE_REAL(posix_memalign)) {
         void *p = lt_bootstrap_alloc(size, align);
         if (!p) return ENOMEM;
@@ -149,7 +155,7 @@ LT_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
 }
 
 #define ALIGNED_HOOK(name, FN, params, args, size_expr)             \
-    LT_EXPORT void *name params {                                   \
+    LT_ALLOCATOR_ENTRY void *name params {                                 \
         if (!LT_HAVE_REAL(name)) return lt_bootstrap_alloc(size_expr, 4096);        \
         if (!lt_hook_enter()) return lt_real.name args;             \
         void *p = lt_real.name args;                                \

@@ -4,8 +4,8 @@
  * freed before their events left the window.
  *
  * Whoever merges keeps it: the writer thread, or a program thread whose ring filled. Blocks
- * are an open-addressing table by address (linear probing, at most half full, 16 bytes a
- * slot: 32 to 64 bytes per live block). Mapping pieces are a sorted array, edited as the
+ * are a table by address (io/live.h; at most half full, 16 bytes a slot: 32 to 64 bytes per
+ * live block). Mapping pieces are a sorted array, edited as the
  * analyzer's MappingSet edits its own (Sources/LiveSet/MappingSet.swift), so both name the
  * same pieces by their start. */
 #include "live.h"
@@ -27,9 +27,8 @@ struct piece {
 
 static struct {
     int enabled, incomplete;
-    struct lt_live_entry *slots;
-    uint64_t mask, used;
-    int shift;
+    struct lt_live_table table;
+    uint64_t used;
     struct stash *stash;
     struct piece *pieces;
     uint64_t piece_count, piece_cap;
@@ -41,13 +40,13 @@ int lt_live_complete(void) { return !L.incomplete; }
 int lt_live_init(void) {
     if (L.enabled) return 1;
     if (!lt_config.reachability) return 0;
-    L.slots = lt_raw_mmap(FIRST_SLOTS * sizeof *L.slots);
+    L.table.slots = lt_raw_mmap(FIRST_SLOTS * sizeof *L.table.slots);
     L.stash = lt_raw_mmap(STASH_SLOTS * sizeof *L.stash);
     L.piece_cap = 4096 / sizeof(struct piece);
     L.pieces = lt_raw_mmap(4096);
-    if (!L.slots || !L.stash || !L.pieces) return 0;
-    L.mask = FIRST_SLOTS - 1;
-    L.shift = 64 - __builtin_ctzll(FIRST_SLOTS);
+    if (!L.table.slots || !L.stash || !L.pieces) return 0;
+    L.table.mask = FIRST_SLOTS - 1;
+    L.table.shift = 64 - __builtin_ctzll(FIRST_SLOTS);
     L.enabled = 1;
     return 1;
 }
@@ -60,30 +59,24 @@ static void give_up(void) {
 
 /* ---- blocks by address ---- */
 
-/* Each 1 KiB of addresses has its own run of 64 slots, at a place hashed from the KiB:
- * blocks allocated one after another (and the pointers between them) then touch one run of
- * the table, a cache line or two, instead of a random slot each; a multiplicative hash of
- * every address made every insertion miss the cache once the table outgrew it. */
-static inline uint64_t home(uint64_t addr) {
-    return ((((addr >> 10) * 0x9E3779B97F4A7C15ull) >> L.shift) + ((addr >> 4) & 63)) & L.mask;
-}
+static inline uint64_t home(uint64_t addr) { return lt_live_home(&L.table, addr); }
 
 static void grow(void) {
-    uint64_t slots = (L.mask + 1) * 2;
+    uint64_t slots = (L.table.mask + 1) * 2;
     struct lt_live_entry *bigger = lt_raw_mmap(slots * sizeof *bigger);
     if (!bigger) {
         give_up();
         return;
     }
-    struct lt_live_entry *old = L.slots;
-    uint64_t old_slots = L.mask + 1;
-    L.slots = bigger;
-    L.mask = slots - 1;
-    L.shift--;
+    struct lt_live_entry *old = L.table.slots;
+    uint64_t old_slots = L.table.mask + 1;
+    L.table.slots = bigger;
+    L.table.mask = slots - 1;
+    L.table.shift--;
     for (uint64_t i = 0; i < old_slots; i++) {
         if (!old[i].addr) continue;
         uint64_t j = home(old[i].addr);
-        while (bigger[j].addr) j = (j + 1) & L.mask;
+        while (bigger[j].addr) j = (j + 1) & L.table.mask;
         bigger[j] = old[i];
     }
     lt_arena_free_pages(old, old_slots * sizeof *old);
@@ -91,36 +84,36 @@ static void grow(void) {
 
 static void put(uint64_t addr, uint64_t size) {
     if (!addr) return;
-    if (L.used * 2 >= L.mask + 1) {
+    if (L.used * 2 >= L.table.mask + 1) {
         grow();
         if (!L.enabled) return;
     }
     uint64_t i = home(addr);
-    while (L.slots[i].addr && L.slots[i].addr != addr) i = (i + 1) & L.mask;
-    if (!L.slots[i].addr) L.used++;
-    L.slots[i] = (struct lt_live_entry){addr, size & ~LT_LIVE_MAPPING};
+    while (L.table.slots[i].addr && L.table.slots[i].addr != addr) i = (i + 1) & L.table.mask;
+    if (!L.table.slots[i].addr) L.used++;
+    L.table.slots[i] = (struct lt_live_entry){addr, size & ~LT_LIVE_MAPPING};
 }
 
 /* Removes `addr`; returns its size, or UINT64_MAX when it was not live. */
 static uint64_t take(uint64_t addr) {
     uint64_t i = home(addr);
-    while (L.slots[i].addr != addr) {
-        if (!L.slots[i].addr) return UINT64_MAX;
-        i = (i + 1) & L.mask;
+    while (L.table.slots[i].addr != addr) {
+        if (!L.table.slots[i].addr) return UINT64_MAX;
+        i = (i + 1) & L.table.mask;
     }
-    uint64_t size = L.slots[i].size;
+    uint64_t size = L.table.slots[i].size;
     L.used--;
     /* Backward shift: later entries of the probe run move up so none is cut off from home. */
     for (uint64_t j = i;;) {
-        j = (j + 1) & L.mask;
-        if (!L.slots[j].addr) break;
-        uint64_t k = home(L.slots[j].addr);
+        j = (j + 1) & L.table.mask;
+        if (!L.table.slots[j].addr) break;
+        uint64_t k = home(L.table.slots[j].addr);
         int stays = i <= j ? (k > i && k <= j) : (k > i || k <= j);
         if (stays) continue;
-        L.slots[i] = L.slots[j];
+        L.table.slots[i] = L.table.slots[j];
         i = j;
     }
-    L.slots[i].addr = 0;
+    L.table.slots[i].addr = 0;
     return size;
 }
 
@@ -271,8 +264,8 @@ static void sort_by_address(struct lt_live_entry *a, struct lt_live_entry *tmp, 
 
 uint64_t lt_live_sorted_locked(struct lt_live_entry *out, struct lt_live_entry *scratch) {
     uint64_t n = 0;
-    for (uint64_t i = 0; i <= L.mask; i++)
-        if (L.slots[i].addr) out[n++] = L.slots[i];
+    for (uint64_t i = 0; i <= L.table.mask; i++)
+        if (L.table.slots[i].addr) out[n++] = L.table.slots[i];
     for (uint64_t i = 0; i < L.piece_count; i++)
         out[n++] = (struct lt_live_entry){L.pieces[i].start, (L.pieces[i].end - L.pieces[i].start) | LT_LIVE_MAPPING};
     sort_by_address(out, scratch, n);
@@ -281,20 +274,12 @@ uint64_t lt_live_sorted_locked(struct lt_live_entry *out, struct lt_live_entry *
 
 /* ---- numbering for the scan ---- */
 
-void lt_live_number_locked(const struct lt_live_entry *sorted, uint64_t n) {
+struct lt_live_table lt_live_number_locked(const struct lt_live_entry *sorted, uint64_t n) {
     for (uint64_t i = 0; i < n; i++) {
         if (sorted[i].size & LT_LIVE_MAPPING) continue;
         uint64_t k = home(sorted[i].addr);
-        while (L.slots[k].addr != sorted[i].addr) k = (k + 1) & L.mask;
-        L.slots[k].size = i;
+        while (L.table.slots[k].addr != sorted[i].addr) k = (k + 1) & L.table.mask;
+        L.table.slots[k].size = i;
     }
+    return L.table;
 }
-
-int64_t lt_live_number_of(uint64_t addr) {
-    for (uint64_t k = home(addr);; k = (k + 1) & L.mask) {
-        if (L.slots[k].addr == addr) return (int64_t)L.slots[k].size;
-        if (!L.slots[k].addr) return -1;
-    }
-}
-
-void lt_live_prefetch(uint64_t addr) { __builtin_prefetch(&L.slots[home(addr)]); }

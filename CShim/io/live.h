@@ -35,13 +35,25 @@ LT_HIDDEN uint64_t lt_live_count_locked(void);
  * using `scratch` (as large) for the sort. Returns the count. */
 LT_HIDDEN uint64_t lt_live_sorted_locked(struct lt_live_entry *out, struct lt_live_entry *scratch);
 
+/* The blocks' table: open addressing by address (0: an empty slot), linear probing from
+ * lt_live_home. Each 1 KiB of addresses has its own run of 64 slots, at a place hashed from
+ * the KiB: blocks allocated one after another (and the pointers between them) touch one run
+ * of the table, a cache line or two, instead of a random slot each (a multiplicative hash of
+ * every address made every insertion miss the cache once the table outgrew it). */
+struct lt_live_table {
+    struct lt_live_entry *slots;
+    uint64_t mask;
+    int shift;
+};
+
+static inline uint64_t lt_live_home(const struct lt_live_table *t, uint64_t addr) {
+    return ((((addr >> 10) * 0x9E3779B97F4A7C15ull) >> t->shift) + ((addr >> 4) & 63)) & t->mask;
+}
+
 /* For the scan, after lt_live_sorted_locked: each block's slot keeps its index in `sorted`
- * instead of its size (the set is not used for anything else once the scan has begun), so
- * a pointer to a block's start finds the block in one probe. */
-LT_HIDDEN void lt_live_number_locked(const struct lt_live_entry *sorted, uint64_t n);
-/* The index of the block starting at `addr`, or -1 (mapping pieces are not numbered). */
-LT_HIDDEN int64_t lt_live_number_of(uint64_t addr);
-/* Asks the CPU for the slot lt_live_number_of(addr) will read first. */
-LT_HIDDEN void lt_live_prefetch(uint64_t addr);
+ * in place of its size (the set serves nothing else once the scan has begun), so a pointer to
+ * a block's start finds the block with one probe of the returned table. Mapping pieces are
+ * not in the table. */
+LT_HIDDEN struct lt_live_table lt_live_number_locked(const struct lt_live_entry *sorted, uint64_t n);
 
 #endif

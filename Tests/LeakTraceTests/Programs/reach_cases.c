@@ -11,10 +11,13 @@
  *   tls           96 B reachable: only the main thread's thread-local variable holds it
  *   dlopen        104 B reachable: only a dlopen'd library's data holds it
  *   xor           112 B definitely lost: only its address xor-ed with a key is kept
- *   mapping       two anonymous 64 KiB mappings: one reachable from a global, one lost */
+ *   mapping       two anonymous 64 KiB mappings: one reachable from a global, one lost
+ *   killed        as overwritten, then the process kills itself with SIGTERM
+ *   crash         as overwritten, then the process dies of SIGSEGV */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,12 +125,16 @@ int main(int argc, char **argv) {
     else if (!strcmp(c, "dlopen") && argc > 2) dl_open(argv[2]);
     else if (!strcmp(c, "xor")) xor();
     else if (!strcmp(c, "mapping")) mapping();
+    else if (!strcmp(c, "killed") || !strcmp(c, "crash")) overwritten();
     else {
         fprintf(stderr, "usage: reach_cases CASE [LIBRARY]\n");
         return 2;
     }
     scrub();
     printf("%s done\n", c);
+    fflush(stdout);
+    if (!strcmp(c, "killed")) raise(SIGTERM);
+    if (!strcmp(c, "crash")) *(volatile int *)second_slot = 1; /* second_slot is NULL */
     (void)second_slot;
     return 0;
 }
