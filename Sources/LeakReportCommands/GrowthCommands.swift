@@ -75,6 +75,12 @@ struct CategoryFilterOption: ParsableArguments {
         categoryLists.isEmpty ? nil : Set(categoryLists.joined().map(\.category))
     }
 
+    /// Their names, in a fixed order, for the documents; nil without the option.
+    var names: [String]? {
+        guard let categories else { return nil }
+        return CategoryName.allCases.filter { categories.contains($0.category) }.map(\.rawValue)
+    }
+
     /// The filter for a trace replayed to its end, and a warning when the trace cannot say.
     func filter(for trace: LoadedTrace) -> (filter: ReachabilityFilter?, warnings: [String]) {
         guard let categories else { return (nil, []) }
@@ -118,7 +124,7 @@ struct DiffCommand: ParsableCommand {
         let categoryFilter = self.categoryFilter
         let (old, new) = (try options.followingExec(self.old), try options.followingExec(self.new))
         let followWarnings = old.warnings + new.warnings
-        let document: DiffDocument
+        var document: DiffDocument
         if live {
             // Peaks need the per-site tracker, which symbolizes during the pass: one at a time.
             let old = try peaks(of: old.path, analysis: analysis)
@@ -145,6 +151,7 @@ struct DiffCommand: ParsableCommand {
                                     warnings: followWarnings + before.warnings + after.warnings
                                         + symbolizer.symbolizationWarnings)
         }
+        document.categories = categoryFilter.names
         try options.write(document) { $0.render(document) }
         if document.exceedsLimit { throw ExitCode(LeakReportCLI.exitGrowth) }
     }
@@ -197,12 +204,13 @@ struct GrowthCommand: ParsableCommand {
               let fromPoint = pass.tracker.from, let toPoint = pass.tracker.to else {
             throw UsageError("\(input.trace): the moments were not reached")
         }
-        let document = GrowthDocument(trace: pass.facts, from: fromPoint, to: toPoint,
+        var document = GrowthDocument(trace: pass.facts, from: fromPoint, to: toPoint,
                                       diff: TraceDiff(old: atFrom, new: atTo),
                                       newSinceFrom: pass.tracker.newSinceFrom ?? SiteTotals(),
                                       rates: pass.tracker.rates(), timeline: pass.timeline,
                                       marks: pass.tracker.marks, top: options.top, failOnGrowth: limit,
                                       warnings: pass.warnings)
+        document.categories = categoryFilter.names
         try options.write(document) { $0.render(document) }
         if document.exceedsLimit { throw ExitCode(LeakReportCLI.exitGrowth) }
     }

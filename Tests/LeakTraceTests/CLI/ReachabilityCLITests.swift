@@ -186,6 +186,10 @@ final class ReachabilityCLITests: XCTestCase {
         XCTAssertEqual(amount(definite.object("total").object("new")), [2, 124])
         let lost = try GrowthSupport.json(["diff", old, new, "--category", "definite,indirect", "--category", "possible"])
         XCTAssertEqual(amount(lost.object("total").object("new")), [4, 224])
+        XCTAssertEqual(lost["categories"] as? [String], ["definite", "indirect", "possible"])
+        XCTAssertNil(try GrowthSupport.json(["diff", old, new])["categories"])
+        XCTAssertTrue(try LeakReportRunner.run(["diff", old, new, "--category", "indirect,definite"]).stdout
+            .contains("  counting only blocks live at exit that are: definite, indirect\n"))
         let reachable = try GrowthSupport.json(["diff", old, new, "--category", "reachable"])
         XCTAssertEqual(amount(reachable.object("total").object("old")), [2, 9096])
         XCTAssertEqual(reachable.int("sitesChanged"), 0)
@@ -234,6 +238,7 @@ final class ReachabilityCLITests: XCTestCase {
         XCTAssertEqual(amount(definite.object("total").object("atFrom")), [1, 16])
         XCTAssertEqual(amount(definite.object("total").object("atTo")), [2, 116])
         XCTAssertEqual(amount(definite.object("total").object("newSinceFrom")), [1, 100])
+        XCTAssertEqual(definite["categories"] as? [String], ["definite"])
         let reachable = try GrowthSupport.json(["growth", path, "--from", "a", "--to", "b", "--category", "reachable"])
         XCTAssertEqual(amount(reachable.object("total").object("atTo")), [1, 200])
         let help = try LeakReportRunner.run(["growth", "--help"]).stdout
