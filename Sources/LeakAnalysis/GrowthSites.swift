@@ -215,17 +215,21 @@ extension LeakAnalyzer {
 
     /// Leaked amounts per site of a replay (blocks, direct mappings, positive brk growth),
     /// suppressed stacks left out.
+    /// With `filter`, only the blocks and mappings it keeps count, and brk growth (which has no
+    /// category) does not.
     public func siteTotals(replay: Replayer, stacks: StackLookup, modules: ModuleLookup,
-                           symbolizer: FrameSymbolizer) -> SiteTotals {
+                           symbolizer: FrameSymbolizer, filter: ReachabilityFilter? = nil) -> SiteTotals {
         let classifier = SiteClassifier(symbolizer: symbolizer, modules: modules, options: options)
         // Per stack, in the order first met; the time of the first block met picks the module
         // snapshot its frames are resolved against. Stack ids are dense, so a leak-heavy trace's
         // millions of live blocks each cost an array index here, not a hashed lookup.
         var perStack = StackAmounts()
         replay.live.forEach { block in
+            if let filter, !filter.keeps(block) { return }
             perStack.add(block.stackRef, path: LeakPath(block.path), bytes: block.size, time: block.time)
         }
         for mapping in replay.mappings.mappings {
+            if let filter, !filter.keeps(mapping) { continue }
             perStack.add(mapping.stackRef, path: LeakPath(mapping.kind), bytes: mapping.size, time: mapping.time)
         }
         var totals = SiteTotals()
@@ -239,6 +243,7 @@ extension LeakAnalyzer {
                 totals.byPath.add(path, blocks: amount.blocks, bytes: amount.bytes)
             }
         }
+        guard filter == nil else { return totals }
         totals.addBreakGrowth(replay.breakGrowth.values) { growth in
             let site = classifier.classify(replay.frames(of: growth.stack, in: stacks),
                                            snapshot: replay.moduleSnapshotIndex(at: growth.firstTime))

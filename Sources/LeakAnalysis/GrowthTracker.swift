@@ -125,6 +125,8 @@ public final class GrowthTracker {
     public private(set) var atTo: SiteTotals?
     public private(set) var newSinceFrom: SiteTotals?
     private var fromValues: [Int64] = []
+    /// `growth --category`: count at A and B only the blocks live at exit in those categories.
+    public var reachabilityFilter: ReachabilityFilter?
 
     /// - Parameters:
     ///   - reader: the trace to be replayed (its stack table and module maps are read as the
@@ -216,9 +218,10 @@ public final class GrowthTracker {
                       rssPages.multipliedReportingOverflow(by: pageSize).partialValue)
     }
 
-    /// A MARK record.
+    /// A MARK record. The tracer's own mark before the runtimes' cleanup at exit is left out:
+    /// it is not the program's, and the report's summary counts what the cleanup freed.
     func mark(name: String, source: UInt64) {
-        guard marks.count < Self.markLimit else { return }
+        guard source != MarkSource.runtimeCleanup, marks.count < Self.markLimit else { return }
         marks.append(MarkSeen(name: name, timeUs: now, source: source == 1 ? "signal" : "program"))
     }
 
@@ -272,6 +275,7 @@ public final class GrowthTracker {
     /// mappings and the brk growth of `replayer`: what the report counts as leaked, had the
     /// trace ended here.
     func currentTotals(_ accounting: SiteAccounting, replayer: Replayer) -> SiteTotals {
+        if let reachabilityFilter { return filteredTotals(accounting, replayer: replayer, filter: reachabilityFilter) }
         var totals = SiteTotals()
         for (slot, counts) in accounting.counts.prefix(slotSite.count).enumerated()
         where counts.blocks > 0 || counts.bytes != 0 {
@@ -285,6 +289,26 @@ public final class GrowthTracker {
         totals.addBreakGrowth(replayer.breakGrowth.values) { growth in
             let site = growth.stack.isInherited ? inheritedSite(growth.stack.id) : ownSite(growth.stack.id)
             return classifier.sites[Int(site)].suppressed ? nil : classifier.label(site: site, path: .breakGrowth)
+        }
+        return totals
+    }
+
+    /// `currentTotals` of the blocks and mappings `filter` keeps (the per-site counts cover
+    /// every block, so the live table is walked); brk growth has no category and is left out.
+    private func filteredTotals(_ accounting: SiteAccounting, replayer: Replayer,
+                                filter: ReachabilityFilter) -> SiteTotals {
+        var perSlot: [Int: Amount] = [:]
+        replayer.live.forEach { block in
+            guard filter.keeps(block), let slot = accounting.knownSlot(of: block) else { return }
+            perSlot[slot, default: Amount()].add(blocks: 1, bytes: block.size)
+        }
+        var totals = SiteTotals()
+        for (slot, amount) in perSlot where slot < slotSite.count {
+            addToTotals(&totals, site: slotSite[slot], path: slotPath[slot], amount: amount)
+        }
+        for mapping in replayer.mappings.mappings where filter.keeps(mapping) {
+            addToTotals(&totals, site: siteOfMapping(mapping), path: LeakPath(mapping.kind),
+                        amount: Amount(blocks: 1, bytes: mapping.size))
         }
         return totals
     }
@@ -344,14 +368,15 @@ public final class GrowthTracker {
         let ambiguous = accounting.watched
         replayer.live.forEach { block in
             guard !block.isInherited, block.time > tick || (block.time == tick && !ambiguous.contains(block.address)),
-                  let slot = accounting.knownSlot(of: block) else { return }
+                  reachabilityFilter?.keeps(block) ?? true, let slot = accounting.knownSlot(of: block) else { return }
             perSlot[slot, default: Amount()].add(blocks: 1, bytes: block.size)
         }
         var fresh = SiteTotals()
         for (slot, amount) in perSlot where slot < slotSite.count {
             addToTotals(&fresh, site: slotSite[slot], path: slotPath[slot], amount: amount)
         }
-        for mapping in replayer.mappings.mappings where !mapping.flags.contains(.inherited) && mapping.time > start {
+        for mapping in replayer.mappings.mappings
+        where !mapping.flags.contains(.inherited) && mapping.time > start && reachabilityFilter?.keeps(mapping) ?? true {
             addToTotals(&fresh, site: siteOfMapping(mapping), path: LeakPath(mapping.kind),
                         amount: Amount(blocks: 1, bytes: mapping.size))
         }

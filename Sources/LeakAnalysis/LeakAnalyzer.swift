@@ -54,7 +54,7 @@ public struct LeakAnalyzer {
         work.aggregateMappings()
         work.classifyStacks()
         let groups = work.buildGroups()
-        let summary = work.buildSummary(groupCount: groups.total)
+        let summary = work.buildSummary(groupCount: groups.total, outcome: facts.outcome)
         var report = LeakReport(trace: work.symbolizingDeath(facts), summary: summary, groups: groups.shown,
                                 groupBy: options.groupBy.rawValue, mappings: work.placedMappings(),
                                 breakGrowth: work.breakGrowthSites(),
@@ -81,11 +81,16 @@ struct StackAggregate {
     /// The biggest block of at least the initial threshold served from the heap or a thread arena.
     var largeFromHeap = Amount()
     var largestFromHeap: (size: UInt64, context: ThresholdContext?)?
+    /// By reachability category (left empty when the trace has no usable scan).
+    var reachability = ReachabilityAmounts()
 
     /// Adds one block. `largeContext` is non-nil for a heap block of at least the initial
     /// threshold (its inner value: the threshold state at its allocation, when known).
+    /// `category` is non-nil when the trace has a usable scan (its inner value: the block's
+    /// category, nil when the scan did not classify it).
     mutating func add(address: UInt64, size: UInt64, path: LeakPath, time: UInt64, inherited isInherited: Bool,
-                      largeContext: ThresholdContext?? = nil) {
+                      largeContext: ThresholdContext?? = nil, category: Reachability?? = nil) {
+        if let category { reachability.add(category, bytes: size) }
         if let context = largeContext {
             largeFromHeap.add(blocks: 1, bytes: size)
             if size > (largestFromHeap?.size ?? 0) { largestFromHeap = (size, context) }
@@ -125,6 +130,7 @@ struct StackAggregate {
         if let theirs = other.largestFromHeap, theirs.size > (largestFromHeap?.size ?? 0) {
             largestFromHeap = theirs
         }
+        reachability.merge(other.reachability)
     }
 }
 
@@ -148,6 +154,8 @@ struct AnalysisRun {
     let stacks: StackLookup
     let cache: FrameCache
     let initialThreshold: UInt64
+    /// The scan's categories, when the trace has a usable one.
+    let reachability: ExitReachability?
 
     var perStack: [StackRef: StackAggregate] = [:]
     var classes: [StackRef: StackClass] = [:]
@@ -162,6 +170,7 @@ struct AnalysisRun {
         self.stacks = stacks
         self.cache = cache
         initialThreshold = replay.threshold.initial
+        reachability = replay.knownReachability
     }
 
     // MARK: Aggregation
@@ -175,6 +184,7 @@ struct AnalysisRun {
         let nearTopCount = options.nearTopCount
         let initialThreshold = self.initialThreshold
         let largeBlocks = replay.largeHeapBlocks
+        let reachability = self.reachability
         replay.live.forEach { block in
             let path = LeakPath(block.path)
             let isLarge = (path == .heap || path == .threadArena) && large(block.size) >= initialThreshold
@@ -182,7 +192,8 @@ struct AnalysisRun {
             // back would copy its per-path array for every block.
             perStack[block.stackRef, default: StackAggregate()].add(
                 address: block.address, size: block.size, path: path, time: block.time,
-                inherited: block.isInherited, largeContext: isLarge ? .some(largeBlocks[block.address]) : nil)
+                inherited: block.isInherited, largeContext: isLarge ? .some(largeBlocks[block.address]) : nil,
+                category: reachability.map { $0.category(of: block.address) })
             if path == .heap {
                 liveHeap.add(blocks: 1, bytes: block.size)
                 heapTop = max(heapTop ?? 0, block.end)
@@ -208,7 +219,8 @@ struct AnalysisRun {
         for mapping in replay.mappings.mappings {
             perStack[mapping.stackRef, default: StackAggregate()].add(
                 address: mapping.start, size: mapping.size, path: LeakPath(mapping.kind),
-                time: mapping.time, inherited: mapping.flags.contains(.inherited))
+                time: mapping.time, inherited: mapping.flags.contains(.inherited),
+                category: reachability.map { $0.category(of: mapping.start) })
         }
     }
 
@@ -291,7 +303,11 @@ struct AnalysisRun {
                 merged[stackClass.key] = (aggregate, reference, stackClass.name, stackClass.callsite)
             }
         }
+        let byReachability = reachability != nil
         let ordered = merged.values.sorted { lhs, rhs in
+            if byReachability, lhs.aggregate.reachability.severity != rhs.aggregate.reachability.severity {
+                return lhs.aggregate.reachability.severity < rhs.aggregate.reachability.severity
+            }
             if lhs.aggregate.bytes != rhs.aggregate.bytes { return lhs.aggregate.bytes > rhs.aggregate.bytes }
             if lhs.aggregate.blocks != rhs.aggregate.blocks { return lhs.aggregate.blocks > rhs.aggregate.blocks }
             return lhs.name < rhs.name
@@ -308,6 +324,7 @@ struct AnalysisRun {
                 largest: aggregate.largest, byPath: aggregate.byPath, inherited: aggregate.inherited,
                 firstAllocationUs: aggregate.firstTime, lastAllocationUs: aggregate.lastTime,
                 thresholdNote: aggregate.largestFromHeap.map { thresholdNote(size: $0.size, context: $0.context, count: aggregate.largeFromHeap.blocks) },
+                reachability: byReachability ? aggregate.reachability : nil,
                 biggest: PlacedBlock(address: biggest.address, size: biggest.size, path: biggest.path,
                                      timeUs: biggest.time, inherited: biggest.inherited,
                                      callsite: entry.callsite, stack: stack)))
@@ -342,7 +359,7 @@ struct AnalysisRun {
 
     // MARK: Summary
 
-    func buildSummary(groupCount: Int) -> LeakSummary {
+    func buildSummary(groupCount: Int, outcome: ReadingOutcome) -> LeakSummary {
         var leaked = Amount()
         var byPath = PathAmounts()
         var inherited = Amount()
@@ -351,6 +368,7 @@ struct AnalysisRun {
             SuppressionUse(pattern: $0.pattern.text, origin: $0.origin, matched: Amount())
         }
         var largeFromHeap = Amount()
+        var byCategory = ReachabilityAmounts()
         for (reference, aggregate) in perStack {
             if let rule = classes[reference]?.suppressedBy {
                 suppressed.add(blocks: aggregate.blocks, bytes: aggregate.bytes)
@@ -361,6 +379,7 @@ struct AnalysisRun {
             byPath.merge(aggregate.byPath)
             inherited = inherited + aggregate.inherited
             largeFromHeap = largeFromHeap + aggregate.largeFromHeap
+            byCategory.merge(aggregate.reachability)
         }
         let growth = breakGrowthTotal()
         if growth > 0 {
@@ -383,7 +402,10 @@ struct AnalysisRun {
                 UnknownFreeExample(address: $0.address, tid: $0.tid, timeUs: $0.time, viaRealloc: $0.viaRealloc)
             },
             duplicateAllocations: replay.counters.duplicateAllocs,
-            groups: groupCount)
+            groups: groupCount,
+            reachability: reachability.map { ReachabilitySummary(amounts: byCategory, scan: ReachabilityScan($0)) },
+            reachabilityUnknown: replay.reachabilityUnknownReason(outcome: outcome),
+            releasedByRuntimeCleanup: replay.runtimeCleanup.map { Amount(blocks: $0.blocks, bytes: $0.bytes) })
     }
 
     /// Net growth of the program break over all call sites, at least 0.
@@ -420,7 +442,8 @@ struct AnalysisRun {
             PlacedMapping(start: mapping.start, size: mapping.size, kind: LeakPath(mapping.kind),
                           file: mapping.path.isEmpty ? nil : mapping.path, timeUs: mapping.time,
                           inherited: mapping.flags.contains(.inherited),
-                          callsite: classes[mapping.stackRef]?.callsite)
+                          callsite: classes[mapping.stackRef]?.callsite,
+                          reachability: reachability.map { $0.category(of: mapping.start)?.jsonName ?? "unclassified" })
         }
     }
 

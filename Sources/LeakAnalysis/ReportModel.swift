@@ -314,6 +314,14 @@ public struct LeakSummary: Equatable, Sendable, Encodable {
     public var duplicateAllocations: Int
     /// Number of groups before --top and --min-bytes.
     public var groups: Int
+    /// The unsuppressed blocks and mappings by reachability at exit, and the scan; nil (left
+    /// out of the JSON) when the trace cannot say.
+    public var reachability: ReachabilitySummary?
+    /// Why reachability is unknown (nil when it is known).
+    public var reachabilityUnknown: String?
+    /// Blocks the C and C++ runtimes freed in their cleanup at exit (nil: the trace has no
+    /// MARK of source 2). Not leaks, and not in `leaked`.
+    public var releasedByRuntimeCleanup: Amount?
 }
 
 // MARK: - Groups
@@ -336,6 +344,8 @@ public struct LeakGroup: Equatable, Sendable, Encodable {
     public var lastAllocationUs: UInt64
     /// Why blocks of this group that reached the initial mmap threshold came from the heap.
     public var thresholdNote: String?
+    /// The group's blocks and mappings by reachability at exit (nil when unknown).
+    public var reachability: ReachabilityAmounts?
     /// The biggest block and its full stack.
     public var biggest: PlacedBlock
 }
@@ -433,4 +443,7 @@ public struct PlacedMapping: Equatable, Sendable, Encodable {
     public var timeUs: UInt64
     public var inherited: Bool
     public var callsite: SymbolizedFrame?
+    /// Its reachability at exit (`definitely-lost`, `indirectly-lost`, `possibly-lost`,
+    /// `still-reachable`, `unclassified`); nil when unknown.
+    public var reachability: String?
 }

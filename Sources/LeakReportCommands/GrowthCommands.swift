@@ -37,6 +37,58 @@ struct GrowthLimit: ParsableArguments {
     func bytes() throws -> UInt64? { try failOnGrowth.map(ValueParsing.bytes) }
 }
 
+/// A reachability category as `--category` names it.
+enum CategoryName: String, ExpressibleByArgument, CaseIterable {
+    case definite, indirect, possible, reachable
+
+    var category: Reachability {
+        switch self {
+        case .definite: return .definitelyLost
+        case .indirect: return .indirectlyLost
+        case .possible: return .possiblyLost
+        case .reachable: return .stillReachable
+        }
+    }
+
+    /// `definite,indirect`: one or more names separated by commas.
+    static func list(_ text: String) throws -> [CategoryName] {
+        try text.split(separator: ",", omittingEmptySubsequences: false).map { part in
+            let name = String(part).trimmingWhitespace()
+            guard let category = CategoryName(rawValue: name) else {
+                throw ValidationError("unknown category '\(name)' (definite, indirect, possible, reachable)")
+            }
+            return category
+        }
+    }
+}
+
+/// `--category` of `diff` and `growth`.
+struct CategoryFilterOption: ParsableArguments {
+    @Option(name: .customLong("category"), parsing: .singleValue,
+            help: ArgumentHelp("Count only blocks and mappings of these reachability categories at exit: definite, indirect, possible, reachable (repeatable, or a comma list). Categories are known only at exit: growth counts, at A and at B, the blocks that are still live at exit with that category. brk growth has no category and is left out.",
+                               valueName: "CATEGORIES"),
+            transform: CategoryName.list)
+    var categoryLists: [[CategoryName]] = []
+
+    /// The categories asked for; nil without the option.
+    var categories: Set<Reachability>? {
+        categoryLists.isEmpty ? nil : Set(categoryLists.joined().map(\.category))
+    }
+
+    /// Their names, in a fixed order, for the documents; nil without the option.
+    var names: [String]? {
+        guard let categories else { return nil }
+        return CategoryName.allCases.filter { categories.contains($0.category) }.map(\.rawValue)
+    }
+
+    /// The filter for a trace replayed to its end, and a warning when the trace cannot say.
+    func filter(for trace: LoadedTrace) -> (filter: ReachabilityFilter?, warnings: [String]) {
+        guard let categories else { return (nil, []) }
+        let filter = ReachabilityFilter(categories: categories, replay: trace.replayer)
+        return (filter, filter.unknownWarning(trace: trace.path).map { [$0] } ?? [])
+    }
+}
+
 // MARK: - diff
 
 /// `leakreport diff OLD NEW`: per call site, what changed between two runs.
@@ -56,16 +108,23 @@ struct DiffCommand: ParsableCommand {
     var live = false
 
     @OptionGroup var growthLimit: GrowthLimit
+    @OptionGroup var categoryFilter: CategoryFilterOption
     @OptionGroup var options: CommonOptions
 
-    func validate() throws { try options.requireTextJSONOrHTML() }
+    func validate() throws {
+        try options.requireTextJSONOrHTML()
+        if live && categoryFilter.categories != nil {
+            throw ValidationError("--category does not go with --live (peaks are counted per site, not per block)")
+        }
+    }
 
     func run() throws {
         let limit = try growthLimit.bytes()
         let analysis = try options.analysisOptions()
+        let categoryFilter = self.categoryFilter
         let (old, new) = (try options.followingExec(self.old), try options.followingExec(self.new))
         let followWarnings = old.warnings + new.warnings
-        let document: DiffDocument
+        var document: DiffDocument
         if live {
             // Peaks need the per-site tracker, which symbolizes during the pass: one at a time.
             let old = try peaks(of: old.path, analysis: analysis)
@@ -79,9 +138,11 @@ struct DiffCommand: ParsableCommand {
             defer { symbolizer.finish() }
             // The old trace, usually the shorter, is symbolized while the new one still replays.
             let loaded = try loadConcurrently([old.path, new.path]) { _, trace in
-                (facts: trace.facts, warnings: trace.warnings(namingTrace: true),
-                 totals: analyzer.siteTotals(replay: trace.replayer, stacks: trace.reader.stacks,
-                                             modules: trace.reader.moduleMaps, symbolizer: symbolizer))
+                let filtered = categoryFilter.filter(for: trace)
+                return (facts: trace.facts, warnings: trace.warnings(namingTrace: true) + filtered.warnings,
+                        totals: analyzer.siteTotals(replay: trace.replayer, stacks: trace.reader.stacks,
+                                                    modules: trace.reader.moduleMaps, symbolizer: symbolizer,
+                                                    filter: filtered.filter))
             }
             let (before, after) = (loaded[0], loaded[1])
             document = DiffDocument(old: before.facts, new: after.facts, measure: "leaked",
@@ -90,6 +151,7 @@ struct DiffCommand: ParsableCommand {
                                     warnings: followWarnings + before.warnings + after.warnings
                                         + symbolizer.symbolizationWarnings)
         }
+        document.categories = categoryFilter.names
         try options.write(document) { $0.render(document) }
         if document.exceedsLimit { throw ExitCode(LeakReportCLI.exitGrowth) }
     }
@@ -129,6 +191,7 @@ struct GrowthCommand: ParsableCommand {
     var to: String = "end"
 
     @OptionGroup var growthLimit: GrowthLimit
+    @OptionGroup var categoryFilter: CategoryFilterOption
     @OptionGroup var options: CommonOptions
 
     func validate() throws { try options.requireTextJSONOrHTML() }
@@ -136,17 +199,18 @@ struct GrowthCommand: ParsableCommand {
     func run() throws {
         let window = (from: try parseMoment(from), to: try parseMoment(to))
         let limit = try growthLimit.bytes()
-        let pass = try GrowthPassRun.run(input.trace, options: options, window: window)
+        let pass = try GrowthPassRun.run(input.trace, options: options, window: window, categoryFilter: categoryFilter)
         guard let atFrom = pass.tracker.atFrom, let atTo = pass.tracker.atTo,
               let fromPoint = pass.tracker.from, let toPoint = pass.tracker.to else {
             throw UsageError("\(input.trace): the moments were not reached")
         }
-        let document = GrowthDocument(trace: pass.facts, from: fromPoint, to: toPoint,
+        var document = GrowthDocument(trace: pass.facts, from: fromPoint, to: toPoint,
                                       diff: TraceDiff(old: atFrom, new: atTo),
                                       newSinceFrom: pass.tracker.newSinceFrom ?? SiteTotals(),
                                       rates: pass.tracker.rates(), timeline: pass.timeline,
                                       marks: pass.tracker.marks, top: options.top, failOnGrowth: limit,
                                       warnings: pass.warnings)
+        document.categories = categoryFilter.names
         try options.write(document) { $0.render(document) }
         if document.exceedsLimit { throw ExitCode(LeakReportCLI.exitGrowth) }
     }
@@ -154,16 +218,25 @@ struct GrowthCommand: ParsableCommand {
 
 /// One growth pass over a trace, for `growth` and `timeline`.
 enum GrowthPassRun {
-    static func run(_ path: String, options: CommonOptions, window: (from: GrowthMoment, to: GrowthMoment)?) throws
+    /// With `categoryFilter` set, the trace is first replayed to its end for the categories at
+    /// exit (a second pass).
+    static func run(_ path: String, options: CommonOptions, window: (from: GrowthMoment, to: GrowthMoment)?,
+                    categoryFilter: CategoryFilterOption? = nil) throws
         -> (tracker: GrowthTracker, facts: TraceFacts, timeline: Timeline, warnings: [String]) {
         let followed = try options.followingExec(path)
+        var filtered: (filter: ReachabilityFilter?, warnings: [String]) = (nil, [])
+        if let categoryFilter, categoryFilter.categories != nil {
+            filtered = categoryFilter.filter(for: try LoadedTrace.replayedToEnd(followed.path, progress: options.progress))
+        }
         var trace = try LoadedTrace(path: followed.path)
         let symbolizer = options.makeSymbolizer()
         defer { symbolizer.finish() }
         let tracker = trace.makeTracker(symbolizer: symbolizer, options: try options.analysisOptions())
+        tracker.reachabilityFilter = filtered.filter
         try trace.replay(tracking: tracker, window: window, progress: options.progress)
         return (tracker, trace.facts, tracker.timeline(of: trace.replayer),
-                followed.warnings + trace.warnings(namingTrace: true) + symbolizer.symbolizationWarnings)
+                followed.warnings + trace.warnings(namingTrace: true) + filtered.warnings
+                    + symbolizer.symbolizationWarnings)
     }
 }
 

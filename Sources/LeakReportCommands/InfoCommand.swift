@@ -44,6 +44,7 @@ struct InfoCommand: ParsableCommand {
         line("folded-blocks", counter.folded)
         line("reallocs", counter.reallocs + counter.foldedReallocs)
         line("mapping-calls", counter.mappingCalls)
+        line("reachability", counter.reachabilityStatus(complete: reading.isComplete))
         line("stacks", reader.stacks.count)
         line("module-snapshots", reader.moduleMaps.count)
         line("threads", counter.threads.count)
@@ -66,6 +67,9 @@ struct RecordCounter: TraceVisitor {
     var foldedByRealloc = 0
     var lastTime: UInt64 = 0
     var threads: Set<UInt64> = []
+    /// The first REACH record's header, and the entries of all of them.
+    var reach: ReachRecord?
+    var reachEntries = 0
 
     mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
                              stack: UInt32, context: RecordContext) {
@@ -94,6 +98,9 @@ struct RecordCounter: TraceVisitor {
         case let .time(microseconds): lastTime = max(lastTime, microseconds)
         case let .thread(tid): threads.insert(tid)
         case .mmap, .munmap, .mremap, .brk, .sbrk: mappingCalls += 1
+        case let .reach(record):
+            if reach == nil { reach = record }
+            reachEntries += record.entries.count
         case let .fold(summary):
             for entry in summary.entries {
                 folded += Int(truncatingIfNeeded: entry.blocks)
@@ -104,5 +111,26 @@ struct RecordCounter: TraceVisitor {
             }
         default: break
         }
+    }
+}
+
+extension RecordCounter {
+    /// `scanned at exit in 420us: 8 blocks classified, __libc_freeres called`, or why not.
+    func reachabilityStatus(complete: Bool) -> String {
+        guard let reach else {
+            return complete ? "unknown (no REACH record: scan off with LEAKTRACE_REACHABILITY=0, or a tracer before it)"
+                            : "unknown (no REACH record: the trace ends before the scan at exit)"
+        }
+        let flags = reach.flags
+        guard flags.contains(.scanned), !flags.contains(.refused) else {
+            return flags.contains(.refused) ? "not scanned (the tracer refused: out of memory or unreadable memory)"
+                                            : "not scanned"
+        }
+        var facts = ["\(reachEntries) blocks classified"]
+        facts.append(flags.contains(.libcFreeresCalled) ? "__libc_freeres called" : "__libc_freeres not called")
+        if flags.contains(.gnuCxxFreeresCalled) { facts.append("__gnu_cxx::__freeres called") }
+        if flags.contains(.otherThreadsRunning) { facts.append("other threads running (best effort)") }
+        if flags.contains(.inFatalSignalHandler) { facts.append("in a fatal signal's handler") }
+        return "scanned at exit in \(reach.scanMicroseconds)us: " + facts.joined(separator: ", ")
     }
 }

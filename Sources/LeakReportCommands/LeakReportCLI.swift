@@ -6,7 +6,7 @@ import LeakAnalysis
 /// to an exit status. Never traps on user input.
 ///
 /// Exit status: 0 ran; 2 bad input or usage (one line on stderr, `leakreport: error: ...`);
-/// 3 `--fail-on-leak` and unsuppressed leaked bytes above the limit; 4 `diff`/`growth`
+/// 3 `--fail-on-leak` (or `--fail-on-unfreed`) and unsuppressed leaked bytes above the limit; 4 `diff`/`growth`
 /// `--fail-on-growth` and growth above the limit.
 public enum LeakReportCLI {
     public static let exitBadInput: Int32 = 2
@@ -55,16 +55,16 @@ public enum LeakReportCLI {
         return first.hasPrefix("Error: ") ? String(first.dropFirst(7)) : first
     }
 
-    /// `--fail-on-leak` takes an optional value (`--fail-on-leak=BYTES`), which the argument
-    /// parser cannot express; a bare flag becomes `--fail-on-leak=0` before parsing. Arguments
-    /// after `--` are left alone.
+    /// `--fail-on-leak` and `--fail-on-unfreed` take an optional value (`--fail-on-leak=BYTES`),
+    /// which the argument parser cannot express; a bare flag becomes `--fail-on-leak=0` before
+    /// parsing. Arguments after `--` are left alone.
     static func normalize(_ arguments: [String]) -> [String] {
         var result: [String] = []
         var passthrough = false
         for argument in arguments {
             if passthrough { result.append(argument); continue }
             if argument == "--" { passthrough = true; result.append(argument); continue }
-            result.append(argument == "--fail-on-leak" ? "--fail-on-leak=0" : argument)
+            result.append(argument == "--fail-on-leak" || argument == "--fail-on-unfreed" ? argument + "=0" : argument)
         }
         return result
     }
@@ -77,7 +77,9 @@ struct LeakReportCommand: ParsableCommand {
         abstract: "Report what a traced program never freed, from a leaktrace trace.",
         discussion: """
             Exit status: 0 when the report ran; 2 for bad input or usage; 3 with --fail-on-leak \
-            when unsuppressed leaks above the limit remain; 4 with diff/growth --fail-on-growth when \
+            when unsuppressed leaks above the limit remain (definitely and indirectly lost when the \
+            trace knows reachability at exit, else everything not freed; --fail-on-unfreed counts \
+            everything not freed); 4 with diff/growth --fail-on-growth when \
             the growth is above the limit. See docs/leakreport.md.
             """,
         version: LeakReportCLI.version,

@@ -5,12 +5,13 @@ import TraceFormat
 // The report command's `--merge` (`leakreport T1 T2 ... --merge`): several traces (a fork
 // server's children, the stages of a pipeline) reported as one, by call site.
 
-/// Reports several traces merged by site key; returns the merged leaked bytes (for --fail-on-leak).
+/// Reports several traces merged by site key; returns what --fail-on-leak and --fail-on-unfreed
+/// count, over all the traces.
 struct MergeRun {
     let settings: ReportSettings
     let paths: [String]
 
-    func run() throws -> UInt64 {
+    func run() throws -> LeakedBytes {
         let symbolizer = settings.common.makeSymbolizer()
         defer { symbolizer.finish() }
         let analyzer = LeakAnalyzer(options: settings.analysis)
@@ -26,10 +27,12 @@ struct MergeRun {
         var merged = SiteTotals()
         var entries: [(facts: TraceFacts, leaked: Amount)] = []
         var warnings: [String] = []
+        var counted = LeakedBytes()
         let output = BufferedOutput()
         for (index, trace) in analyzed.enumerated() {
             merged.merge(trace.sites)
             entries.append((trace.facts, trace.report.summary.leaked))
+            counted.add(LeakedBytes(trace.report))
             warnings += trace.warnings
             // Text: each trace's own report first, then the merge. JSON: one document.
             if settings.format == .text {
@@ -45,6 +48,7 @@ struct MergeRun {
             output.write("\n" + GrowthText(color: settings.color).render(document))
         }
         output.flush()
-        return merged.total.bytes
+        counted.unfreed = merged.total.bytes
+        return counted
     }
 }

@@ -23,9 +23,18 @@ struct ReportCommand: ParsableCommand {
     var groupBy: String = "callsite"
 
     @Option(name: .customLong("fail-on-leak"),
-            help: ArgumentHelp("Exit with status 3 when unsuppressed leaked bytes exceed BYTES (bare flag: 0).",
+            help: ArgumentHelp("Exit with status 3 when unsuppressed leaked bytes exceed BYTES: definitely and indirectly lost when the trace knows reachability at exit, else everything not freed (bare flag: 0).",
                                valueName: "BYTES"))
     var failOnLeak: String?
+
+    @Option(name: .customLong("fail-on-unfreed"),
+            help: ArgumentHelp("Exit with status 3 when unsuppressed bytes not freed at the end (whatever their reachability) exceed BYTES (bare flag: 0).",
+                               valueName: "BYTES"))
+    var failOnUnfreed: String?
+
+    @Flag(name: .customLong("show-reachable"),
+          help: "List the groups whose blocks are all still reachable at exit (the text report otherwise sums them in one line).")
+    var showReachable = false
 
     @Option(name: .long, help: "Report what was live at this time (2.5s, 1500ms, 300us) or at the first MARK (mark:NAME).")
     var at: String?
@@ -60,20 +69,40 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let settings = try ReportSettings(command: self)
         let reported = try tracesToReport()
+        var counted = LeakedBytes()
         if merge {
-            let merged = try MergeRun(settings: settings, paths: reported.map(\.path)).run()
-            if let limit = settings.failOnLeakAbove, merged > limit { throw ExitCode(LeakReportCLI.exitLeaksFound) }
-            return
+            counted = try MergeRun(settings: settings, paths: reported.map(\.path)).run()
+        } else {
+            for (index, trace) in reported.enumerated() {
+                counted.add(try ReportRun(settings: settings, path: trace.path, execChain: trace.execChain)
+                    .run(isFirst: index == 0))
+            }
         }
-        var leakedBytes: UInt64 = 0
-        for (index, trace) in reported.enumerated() {
-            let bytes = try ReportRun(settings: settings, path: trace.path, execChain: trace.execChain)
-                .run(isFirst: index == 0)
-            leakedBytes &+= bytes
-        }
-        if let limit = settings.failOnLeakAbove, leakedBytes > limit {
+        if let limit = settings.failOnLeakAbove, counted.leaks > limit { throw ExitCode(LeakReportCLI.exitLeaksFound) }
+        if let limit = settings.failOnUnfreedAbove, counted.unfreed > limit {
             throw ExitCode(LeakReportCLI.exitLeaksFound)
         }
+    }
+}
+
+/// What the exit-status options count, added up over the traces reported.
+struct LeakedBytes {
+    /// `--fail-on-leak`: definitely and indirectly lost bytes of a trace whose reachability is
+    /// known; every unsuppressed byte not freed of one whose reachability is unknown.
+    var leaks: UInt64 = 0
+    /// `--fail-on-unfreed`: every unsuppressed byte not freed (brk growth included).
+    var unfreed: UInt64 = 0
+
+    init() {}
+
+    init(_ report: LeakReport) {
+        unfreed = report.summary.leaked.bytes
+        leaks = report.summary.reachability?.amounts.lost.bytes ?? unfreed
+    }
+
+    mutating func add(_ other: LeakedBytes) {
+        leaks &+= other.leaks
+        unfreed &+= other.unfreed
     }
 }
 
@@ -103,6 +132,8 @@ struct ReportSettings {
     var format: OutputFormat
     var analysis: AnalysisOptions
     var failOnLeakAbove: UInt64?
+    var failOnUnfreedAbove: UInt64?
+    var showReachable: Bool
     var limit: ReplayLimit?
     var color: Bool
     var maxFrames: Int
@@ -115,6 +146,8 @@ struct ReportSettings {
         analysis.minBytes = try command.minBytes.map(ValueParsing.bytes) ?? 0
         analysis.collectStacks = format == .folded || format == .html
         failOnLeakAbove = try command.failOnLeak.map(ValueParsing.bytes)
+        failOnUnfreedAbove = try command.failOnUnfreed.map(ValueParsing.bytes)
+        showReachable = command.showReachable
         limit = try command.at.map(ValueParsing.replayLimit)
         color = common.wantsColor
         maxFrames = command.maxFrames
@@ -124,6 +157,7 @@ struct ReportSettings {
         var options = TextReportOptions()
         options.color = color
         options.maxStackFrames = maxFrames
+        options.showReachable = showReachable
         return options
     }
 }
@@ -135,8 +169,8 @@ struct ReportRun {
     /// The programs the process ran before this trace's, when the report followed an exec chain.
     var execChain: [ExecStep] = []
 
-    /// Writes the report and returns the unsuppressed leaked bytes.
-    func run(isFirst: Bool) throws -> UInt64 {
+    /// Writes the report and returns what the exit-status options count.
+    func run(isFirst: Bool) throws -> LeakedBytes {
         var trace = try LoadedTrace(path: path)
         let output = BufferedOutput()
         var export: MtraceExport?
@@ -183,7 +217,7 @@ struct ReportRun {
             for warning in report.warnings { Terminal.writeError("leakreport: warning: \(warning)\n") }
         }
         output.flush()
-        return report.summary.leaked.bytes
+        return LeakedBytes(report)
     }
 
     /// Call sites named in the report's "growing" section.

@@ -48,6 +48,12 @@ public struct Replayer {
     public private(set) var lastTime: UInt64 = 0
     /// The END record, once replayed.
     public private(set) var end: TraceEnd?
+    /// The reachability scan at exit, from the REACH records (nil: none replayed).
+    public internal(set) var exitReachability: ExitReachability?
+    /// What the runtimes' cleanup at exit released (nil: no MARK of source 2 replayed).
+    public internal(set) var runtimeCleanup: RuntimeCleanupRelease?
+    /// True between the MARK of source 2 and the first REACH record.
+    var countingRuntimeCleanup = false
     /// Blocks and bytes inherited from the parent process at fork.
     public private(set) var inheritedBlocks = 0
     public private(set) var inheritedBytes: UInt64 = 0
@@ -175,8 +181,12 @@ public struct Replayer {
             apply(record, tid: 0, time: time)
         case let .time(microseconds):
             lastTime = microseconds
-        case .thread, .stack, .sample, .mark, .threadName, .fork, .exec, .note, .unknown:
+        case .thread, .stack, .sample, .threadName, .fork, .exec, .note, .unknown:
             break
+        case let .mark(_, source):
+            noteMark(source: source, time: time)
+        case let .reach(record):
+            noteReach(record)
         case let .fold(summary):
             applyFold(summary)
         case .modules:
@@ -293,6 +303,10 @@ public struct Replayer {
         }
         countingSites?._withUnsafeGuaranteedRef { $0.released(block) }
         if let observer { observer(.released(block)) }
+        if countingRuntimeCleanup {
+            runtimeCleanup?.blocks += 1
+            runtimeCleanup?.bytes &+= block.size
+        }
     }
 
     private mutating func noteUnknownRelease(_ release: UnknownRelease) {

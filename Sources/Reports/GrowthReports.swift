@@ -14,6 +14,9 @@ public struct DiffDocument: Encodable {
     public var new: TraceFacts
     /// `leaked` (never freed by the end) or `peak-live` (`--live`: the most each site held at once).
     public var measure: String
+    /// `--category`: the reachability categories counted (`definite`, `indirect`, `possible`,
+    /// `reachable`); nil without the option.
+    public var categories: [String]?
     public var total: TotalChange
     public var byPath: [PathDelta]
     /// The changed sites, biggest growth first, up to `--top`.
@@ -61,6 +64,8 @@ public struct GrowthDocument: Encodable {
     public var allRates: [SiteRate]
     public var timeline: Timeline
     public var marks: [MarkSeen]
+    /// `--category`, as in a diff.
+    public var categories: [String]?
     public var top: Int
     public var failOnGrowth: UInt64?
     public var exceedsLimit: Bool
@@ -68,7 +73,7 @@ public struct GrowthDocument: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion, kind, trace, from, to, total, byPath, sites, growing, rates, timeline, marks,
-             failOnGrowth, exceedsLimit, warnings
+             categories, failOnGrowth, exceedsLimit, warnings
     }
 
     /// `diff` is live at A (`old`) against live at B (`new`); `newSinceFrom` what was allocated
@@ -220,6 +225,7 @@ public struct GrowthText {
 
     public func render(_ document: DiffDocument) -> String {
         var out = bold("leakreport diff (\(document.measure == "leaked" ? "leaked at the end" : "peak live per site"))") + "\n"
+        out += categoriesLine(document.categories)
         out += "  old: \(Self.describe(document.old))\n  new: \(Self.describe(document.new))\n\n"
         out += totalLine("Total", document.total)
         renderPaths(document.byPath, into: &out)
@@ -266,9 +272,16 @@ public struct GrowthText {
         }
     }
 
+    /// With `--category`: which blocks the numbers count.
+    private func categoriesLine(_ categories: [String]?) -> String {
+        guard let categories else { return "" }
+        return "  counting only blocks live at exit that are: " + categories.joined(separator: ", ") + "\n"
+    }
+
     public func render(_ document: GrowthDocument) -> String {
         var out = bold("leakreport growth: \(Self.describe(document.trace))") + "\n"
-        out += "  from \(document.from.label) (\(formatTime(document.from.timeUs))) to \(document.to.label) (\(formatTime(document.to.timeUs)))\n\n"
+        out += "  from \(document.from.label) (\(formatTime(document.from.timeUs))) to \(document.to.label) (\(formatTime(document.to.timeUs)))\n"
+        out += categoriesLine(document.categories) + "\n"
         out += totalLine("Live", document.total.live)
         out += "  allocated after \(document.from.label) and still live at \(document.to.label): \(Self.amount(document.total.newSinceFrom))\n"
         renderPaths(document.byPath, into: &out)

@@ -8,7 +8,7 @@ import Symbolization
 // fetched when the page is built or opened.
 
 /// What the page draws. `report` is the JSON report document; the page shows any field it
-/// knows, so a field added later (such as `reachability`) appears once the page draws it.
+/// knows, so a field added later appears once the page draws it.
 public struct HtmlReportData: Encodable {
     public var report: LeakReport
     public var flame: FlameTree

@@ -18,7 +18,9 @@ extension HtmlPageScript {
         card("peak live heap", bytes(S.peakLiveBytes) + " at " + time(S.peakLiveUs)),
         card("suppressed", amount(S.suppressed)),
         S.inherited.blocks ? card("inherited at fork", amount(S.inherited)) : null,
+        S.releasedByRuntimeCleanup ? card("freed by runtime cleanup at exit", amount(S.releasedByRuntimeCleanup)) : null,
         card("groups", String(S.groups))));
+      reachabilitySummary(summary, S);
       const paths = Object.entries(S.byPath);
       const widest = Math.max(1, ...paths.map(([, a]) => a.bytes));
       summary.append(el("table", { className: "pathbars", id: "by-path" }, el("tbody", {}, ...paths.map(([path, a]) =>
@@ -28,7 +30,8 @@ extension HtmlPageScript {
 
       const flame = icicle(section("flame", "Leaked bytes by stack"));
 
-      const groups = section("groups", "Groups by " + R.groupBy + " (top " + R.groups.length + " of " + S.groups + ")");
+      const groups = section("groups", "Groups by " + R.groupBy + " (top " + R.groups.length + " of " + S.groups + ")" +
+        (S.reachability ? ", lost first" : ""));
       // Grouped by call site, a group's name repeats its file:line: the function is enough.
       const groupName = g => R.groupBy === "callsite" && g.callsite && g.callsite.function ? g.callsite.function : g.name;
       const columns = [
@@ -41,21 +44,17 @@ extension HtmlPageScript {
         { label: "paths", text: g => Object.keys(g.byPath).map(p => pathLabels[p] || p).join(", "), key: g => Object.keys(g.byPath).join(" ") },
         { label: "first", text: g => time(g.firstAllocationUs), key: g => g.firstAllocationUs, num: true },
         { label: "last", text: g => time(g.lastAllocationUs), key: g => g.lastAllocationUs, num: true }];
+      if (S.reachability) columns.splice(5, 0, { label: "reachability", text: g => categoryLabels[severity(g.reachability)],
+        key: g => severity(g.reachability), title: g => categoryList(g.reachability) });
       const groupTable = sortableTable("groups-table", columns, R.groups,
         g => ({ className: "group", "data-bytes": g.bytes, "data-name": g.name }),
         g => ["biggest block: " + bytes(g.biggest.size) + " at " + g.biggest.address + " (" + (pathLabels[g.biggest.path] || g.biggest.path) + ")",
+          g.reachability ? el("div", { className: "reach" }, categoryList(g.reachability)) : null,
           ...[g.inherited.blocks ? "inherited at fork: " + amount(g.inherited) : null, g.thresholdNote].filter(Boolean).map(n => el("div", { className: "warn" }, n)),
           el("ol", { className: "stack" }, ...g.biggest.stack.map(f => el("li", {}, frameName(f), " ", el("span", { className: "where" }, frameWhere(f)))))]);
       groups.append(R.groups.length ? groupTable.element : el("p", { className: "facts" }, "No groups."));
 
       timelineSection(D.timeline, D.marks);
-      if (R.reachability) {
-        // Reachability categories (definitely lost, still reachable, ...): an object of
-        // category -> amount, or a list of {category, blocks, bytes}.
-        const entries = Array.isArray(R.reachability) ? R.reachability.map(r => [r.category || r.name, r]) : Object.entries(R.reachability);
-        section("reachability", "Reachability").append(table([{ label: "category" }, { label: "blocks", num: true }, { label: "bytes", num: true }],
-          entries.map(([name, a]) => [name, String(a.blocks), bytes(a.bytes)])));
-      }
       ratesSection(R.growing);
       if (R.mappings.length) section("mappings", "Direct mappings still mapped").append(table(
         [{ label: "start", mono: true }, { label: "size", num: true }, { label: "kind" }, { label: "file" }, { label: "call site" }],
@@ -65,6 +64,41 @@ extension HtmlPageScript {
         R.breakGrowth.map(b => [String(b.netBytes), String(b.calls), frameName(b.callsite)])));
       warningsSection(R.warnings);
       return Object.assign({ table: groupTable, callsite: R.groups.length ? frameName(R.groups[0].callsite) : null }, flame);
+    }
+
+    // MARK: reachability at exit
+    // summary.reachability and each group's reachability hold an Amount per category
+    // (docs/report-json.md); absent when the trace cannot say, and summary.reachabilityUnknown
+    // says why.
+    const categories = ["definitelyLost", "indirectlyLost", "possiblyLost", "stillReachable", "unclassified"];
+    const categoryLabels = ["lost", "possibly lost", "unclassified", "still reachable"];
+    const categoryNames = { definitelyLost: "definitely lost", indirectlyLost: "indirectly lost", possiblyLost: "possibly lost",
+      stillReachable: "still reachable", unclassified: "unclassified" };
+    // Where a group is listed: 0 lost, 1 possibly lost, 2 unclassified, 3 only still reachable.
+    function severity(r) {
+      if (!r) return 3;
+      if (r.definitelyLost.blocks + r.indirectlyLost.blocks > 0) return 0;
+      if (r.possiblyLost.blocks > 0) return 1;
+      return r.unclassified && r.unclassified.blocks > 0 ? 2 : 3;
+    }
+    function categoryList(r) {
+      return r ? categories.filter(c => r[c] && r[c].blocks).map(c => categoryNames[c] + " " + amount(r[c])).join(", ") : "";
+    }
+    function reachabilitySummary(summary, S) {
+      const R = S.reachability;
+      if (!R) {
+        if (S.reachabilityUnknown) summary.append(el("p", { className: "facts warn", id: "reachability-unknown" }, "reachability unknown: " + S.reachabilityUnknown));
+        return;
+      }
+      const scan = R.scan, notes = ["scan at exit took " + (scan.scanUs < 10000 ? scan.scanUs + "us" : Math.floor(scan.scanUs / 1000) + "ms")];
+      if (scan.libcFreeres) notes.push("__libc_freeres called");
+      if (scan.cxxFreeres) notes.push("__gnu_cxx::__freeres called");
+      if (scan.otherThreadsRunning) notes.push("other threads were running (best effort)");
+      if (scan.inFatalSignalHandler) notes.push("in a fatal signal's handler");
+      summary.append(el("table", { className: "pathbars", id: "reachability" }, el("tbody", {},
+        ...categories.filter(c => R[c]).map(c => el("tr", { "data-category": c, "data-bytes": R[c].bytes, "data-blocks": R[c].blocks },
+          el("td", {}, categoryNames[c]), el("td", { className: "num" }, amount(R[c])))))));
+      summary.append(el("p", { className: "facts" }, notes.join(", ")));
     }
 
     // MARK: icicle graph
@@ -155,6 +189,7 @@ extension HtmlPageScript {
       const lines = [];
       const check = (ok, what) => lines.push((ok ? "ok   " : "FAIL ") + what);
       if (drawn && drawn.graph) checkReport(drawn, check);
+      if (drawn && drawn.graph) checkReachability(drawn, check);
       if (drawn && drawn.table) checkTable(drawn.table, check);
       if (D.timeline) check(!!document.getElementById("timeline"), "the timeline section is there");
       const passed = lines.every(l => l.startsWith("ok"));
@@ -189,6 +224,20 @@ extension HtmlPageScript {
       const expected = nodes.reduce((sum, n, i) => sum + (nodeName(i) === name && !underNamed(i) ? n.size : 0), 0);
       check(graph.querySelectorAll(".frame.match").length > 0 && +matched.dataset.bytes === expected, "search " + name + " matches " + bytes(expected));
       graph.querySelector(".frame[data-node='" + node + "']").click();
+    }
+    // The categories as the report counts them, and groups listed lost first (before any sorting).
+    function checkReachability(drawn, check) {
+      const S = D.report.summary, R = S.reachability;
+      if (!R) {
+        check(!S.reachabilityUnknown || !!document.getElementById("reachability-unknown"), "reachability unknown is said");
+        return;
+      }
+      const rows = [...document.querySelectorAll("#reachability tr")];
+      check(categories.every(c => !R[c] || rows.some(r => r.dataset.category === c && +r.dataset.bytes === R[c].bytes && +r.dataset.blocks === R[c].blocks)),
+        "reachability totals " + categories.filter(c => R[c]).map(c => c + " " + R[c].bytes).join(", "));
+      const order = [...drawn.table.tbody.querySelectorAll("tr:not(.detail)")]
+        .map(row => severity(drawn.table.rows.find(r => r.row === row).item.reachability));
+      check(order.every((v, i) => i === 0 || order[i - 1] <= v), "groups listed lost first: " + order.join(" "));
     }
     // Sorting by bytes (or by the difference) both ways, and a row opening to its stack.
     function checkTable(table, check) {

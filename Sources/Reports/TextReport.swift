@@ -10,6 +10,8 @@ public struct TextReportOptions: Sendable {
     public var maxStackFrames = 32
     /// Direct mappings listed.
     public var maxMappings = 10
+    /// List the groups whose blocks are all still reachable at exit (otherwise summed in one line).
+    public var showReachable = false
     public init() {}
 }
 
@@ -103,6 +105,7 @@ public struct TextReport {
             let text = path == .breakGrowth ? formatBytes(value.bytes) : amount(value)
             out += "    " + pad(path.label, 30) + text + "\n"
         }
+        renderReachability(summary, into: &out)
         if summary.inherited.blocks > 0 {
             out += "  " + pad("inherited at fork", 22) + amount(summary.inherited) + "\n"
         }
@@ -135,6 +138,39 @@ public struct TextReport {
                 + yellow("\(summary.duplicateAllocations) allocations returned an address still live (old block replaced)") + "\n"
         }
         out += "\n"
+    }
+
+    /// The categories of the scan at exit, or why they are unknown; what the runtimes' cleanup
+    /// freed.
+    private func renderReachability(_ summary: LeakSummary, into out: inout String) {
+        if let reachability = summary.reachability {
+            let scan = reachability.scan
+            // The scan takes micro- to milliseconds: seconds would round it to nothing.
+            let took = scan.scanUs < 10_000 ? "\(scan.scanUs)us" : "\(scan.scanUs / 1000)ms"
+            var facts = ["scan at exit took \(took)"]
+            if scan.libcFreeres { facts.append("__libc_freeres called") }
+            if scan.cxxFreeres { facts.append("__gnu_cxx::__freeres called") }
+            if scan.otherThreadsRunning { facts.append("other threads were running (best effort)") }
+            if scan.inFatalSignalHandler { facts.append("in a fatal signal's handler") }
+            out += "  " + pad("reachability", 22) + facts.joined(separator: ", ") + "\n"
+            let amounts = reachability.amounts
+            for category in [Reachability.definitelyLost, .indirectlyLost, .possiblyLost, .stillReachable] {
+                let value = amounts[category]
+                let text = value.blocks == 0 ? "nothing" : amount(value)
+                out += "    " + pad(category.name, 30)
+                    + (category != .stillReachable && value.blocks > 0 ? red(text) : text) + "\n"
+            }
+            if amounts.unclassified.blocks > 0 {
+                out += "    " + pad("unclassified", 30) + yellow(amount(amounts.unclassified))
+                    + dim("  (allocated while the scan ran)") + "\n"
+            }
+        } else if let reason = summary.reachabilityUnknown {
+            out += "  " + pad("reachability", 22) + yellow("unknown: \(reason)") + "\n"
+        }
+        if let released = summary.releasedByRuntimeCleanup {
+            out += "  " + pad("freed by runtime cleanup at exit", 22) + amount(released)
+                + dim("  (the C and C++ runtimes' own buffers: not leaks)") + "\n"
+        }
     }
 
     private func renderHeapHole(_ hole: HeapHole, into out: inout String) {
@@ -175,8 +211,43 @@ public struct TextReport {
             if report.summary.groups == 0 { out += bold("No leaks.") + "\n\n" }
             return
         }
-        out += bold("Top \(report.groups.count) of \(report.summary.groups) groups by \(report.groupBy)") + "\n"
-        for group in report.groups {
+        guard let reachability = report.summary.reachability else {
+            out += bold("Top \(report.groups.count) of \(report.summary.groups) groups by \(report.groupBy)") + "\n"
+            renderGroupList(report.groups, into: &out)
+            renderHiddenGroups(report, into: &out)
+            return
+        }
+        // Groups come ordered by severity: lost first, then possibly lost, unclassified, and
+        // groups with nothing but still reachable blocks.
+        let sections: [(ReachabilitySeverity, String)] = [
+            (.lost, "Definitely and indirectly lost"), (.possiblyLost, "Possibly lost"),
+            (.unclassified, "Not classified by the scan"), (.stillReachable, "Still reachable"),
+        ]
+        var listed = false
+        for (severity, title) in sections {
+            let groups = report.groups.filter { ($0.reachability ?? ReachabilityAmounts()).severity == severity }
+            guard !groups.isEmpty, severity != .stillReachable || options.showReachable else { continue }
+            out += bold("\(title): \(groups.count) \(groups.count == 1 ? "group" : "groups") by \(report.groupBy)") + "\n"
+            renderGroupList(groups, into: &out)
+            out += "\n"
+            listed = true
+        }
+        if !listed { out += bold("No leaks: nothing definitely, indirectly or possibly lost.") + "\n\n" }
+        let reachable = reachability.amounts.stillReachable
+        if reachable.blocks > 0 && !options.showReachable {
+            out += "Still reachable at exit: \(amount(reachable))" + dim("  (--show-reachable lists their groups)") + "\n"
+        }
+        renderHiddenGroups(report, into: &out)
+    }
+
+    private func renderHiddenGroups(_ report: LeakReport, into out: inout String) {
+        let hidden = report.summary.groups - report.groups.count
+        if hidden > 0 { out += "\n" + dim("\(hidden) smaller groups not shown (--top, --min-bytes)") + "\n" }
+        out += "\n"
+    }
+
+    private func renderGroupList(_ groups: [LeakGroup], into out: inout String) {
+        for group in groups {
             out += "\n" + bold("#\(group.rank)  \(formatBytes(group.bytes)) in \(group.blocks) \(group.blocks == 1 ? "block" : "blocks")")
                 + "  " + group.name + "\n"
             var facts = "sizes \(formatBytes(group.smallest))"
@@ -189,13 +260,18 @@ public struct TextReport {
             if group.inherited.blocks > 0 {
                 out += "    " + yellow("inherited from the parent at fork: \(amount(group.inherited))") + "\n"
             }
+            if let reachability = group.reachability {
+                let parts = [Reachability.definitelyLost, .indirectlyLost, .possiblyLost, .stillReachable, nil]
+                    .compactMap { category -> String? in
+                        let value = reachability[category]
+                        return value.blocks == 0 ? nil : "\(category?.name ?? "unclassified") \(amount(value))"
+                    }
+                out += "    " + parts.joined(separator: ", ") + "\n"
+            }
             if let note = group.thresholdNote { out += "    " + yellow("note: " + note) + "\n" }
             out += "    " + dim("stack of the biggest block (\(formatBytes(group.biggest.size)) at \(hexAddress(group.biggest.address))):") + "\n"
             renderStack(group.biggest.stack, into: &out)
         }
-        let hidden = report.summary.groups - report.groups.count
-        if hidden > 0 { out += "\n" + dim("\(hidden) smaller groups not shown (--top, --min-bytes)") + "\n" }
-        out += "\n"
     }
 
     private func renderStack(_ stack: [SymbolizedFrame], into out: inout String) {
@@ -240,6 +316,7 @@ public struct TextReport {
             var line = "  \(hexAddress(mapping.start))  \(pad(formatBytes(mapping.size), 10)) \(mapping.kind.rawValue)"
             if let file = mapping.file { line += " \(file)" }
             if mapping.inherited { line += " (inherited)" }
+            if let reachability = mapping.reachability { line += " " + reachability }
             line += "  " + (mapping.callsite?.displayName ?? "<no stack>")
             out += line + "\n"
         }

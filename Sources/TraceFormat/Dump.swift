@@ -62,8 +62,7 @@ extension TraceRecord {
         case .sample(let vmPages, let rssPages, let sharedPages):
             return "SAMPLE vm-pages=\(vmPages) rss-pages=\(rssPages) shared-pages=\(sharedPages)"
         case .mark(let name, let source):
-            let sourceName = source == 0 ? "program" : source == 1 ? "signal" : "\(source)"
-            return "MARK \(quoted(name)) source=\(sourceName)"
+            return "MARK \(quoted(name)) source=\(MarkSource.name(source))"
         case .threadName(let tid, let name):
             return "THREAD_NAME tid=\(tid) name=\(quoted(name))"
         case .fork(let childPid):
@@ -81,6 +80,8 @@ extension TraceRecord {
             return "FOLD first-us=\(fold.firstMicroseconds) last-us=\(fold.lastMicroseconds) "
                 + "peak-bytes=\(fold.peakBytes) low-heap=\(hex(fold.lowestHeapAddress)) count=\(fold.entries.count)"
                 + (entries.isEmpty ? "" : ": " + entries.joined(separator: "; "))
+        case .reach(let reach):
+            return Self.reachLine(reach)
         case .end(let end):
             return "END allocs=\(end.allocs) frees=\(end.frees) reallocs=\(end.reallocs) mappings=\(end.mappings) "
                 + "stacks=\(end.stacks) chunks=\(end.chunks) untraced=\(end.untraced)"
@@ -90,6 +91,18 @@ extension TraceRecord {
         case .unknown(let tag, let length):
             return "UNKNOWN tag=\(hex(tag)) length=\(length)"
         }
+    }
+
+    /// `REACH flags=scanned|libc-freeres scan-us=850 root-bytes=... scanned-bytes=... count=12:
+    /// definite=2 indirect=3 possible=0 reachable=7`: the entries counted by category, not listed
+    /// (a trace holds one per block live at exit).
+    private static func reachLine(_ reach: ReachRecord) -> String {
+        var counts = [Int](repeating: 0, count: Reachability.allCases.count)
+        for entry in reach.entries { counts[Int(entry.category.rawValue)] += 1 }
+        let byCategory = "definite=\(counts[3]) indirect=\(counts[2]) possible=\(counts[1]) reachable=\(counts[0])"
+        return "REACH flags=\(reach.flags.names) scan-us=\(reach.scanMicroseconds) root-bytes=\(reach.rootBytes) "
+            + "scanned-bytes=\(reach.scannedBytes) count=\(reach.entries.count)"
+            + (reach.entries.isEmpty ? "" : ": " + byCategory)
     }
 
     /// `MODULES generation=2 count=2: /bin/app bias=0x... build-id=ab12 segments=[0x...+0x1000 r-x]; ...`
@@ -140,6 +153,22 @@ extension TraceHeader {
 }
 
 // MARK: - Names of bit sets
+
+extension ReachScanFlags {
+    /// The flags as `scanned|libc-freeres|cxx-freeres|threads-running|in-signal-handler|refused`;
+    /// unnamed bits follow as `0x...`, none as `0`.
+    public var names: String {
+        let named: [(ReachScanFlags, String)] = [
+            (.scanned, "scanned"), (.libcFreeresCalled, "libc-freeres"), (.gnuCxxFreeresCalled, "cxx-freeres"),
+            (.otherThreadsRunning, "threads-running"), (.inFatalSignalHandler, "in-signal-handler"),
+            (.refused, "refused"),
+        ]
+        var parts = named.filter { contains($0.0) }.map(\.1)
+        let rest = rawValue & ~UInt64(0x3F)
+        if rest != 0 { parts.append(hex(rest)) }
+        return parts.isEmpty ? "0" : parts.joined(separator: "|")
+    }
+}
 
 extension MapBits {
     /// `rwx` letters with `-` for a missing right; other bits follow as `|0x...`.

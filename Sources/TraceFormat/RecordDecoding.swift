@@ -27,6 +27,7 @@ public enum RecordTag {
     public static let exec: UInt8 = 0x4B
     public static let note: UInt8 = 0x4C
     public static let fold: UInt8 = 0x4D
+    public static let reach: UInt8 = 0x4E
     public static let end: UInt8 = 0x4F
 
     /// The record name used in dumps and messages ("ALLOC", "MMAP", ...), or "tag 0xNN".
@@ -53,6 +54,7 @@ public enum RecordTag {
         case exec: return "EXEC"
         case note: return "NOTE"
         case fold: return "FOLD"
+        case reach: return "REACH"
         case end: return "END"
         default: return "tag " + hex(tag)
         }
@@ -289,6 +291,7 @@ extension TraceReader {
         case RecordTag.exec: record = fields.exec()
         case RecordTag.note: record = fields.note()
         case RecordTag.fold: record = fields.fold()
+        case RecordTag.reach: record = fields.reach()
         case RecordTag.end: record = fields.end()
         default: return .record(.unknown(tag: tag, length: body.count))
         }

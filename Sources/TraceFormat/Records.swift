@@ -152,6 +152,100 @@ public struct FoldSummary: Equatable, Sendable {
     }
 }
 
+/// A live block's reachability at exit, as valgrind's memcheck defines it (REACH entry category).
+public enum Reachability: UInt8, Sendable, CaseIterable, Codable {
+    /// A chain of start pointers from a root reaches it.
+    case stillReachable = 0
+    /// Reached only through a pointer into its middle.
+    case possiblyLost = 1
+    /// Not reachable, but pointed to from a lost block.
+    case indirectlyLost = 2
+    /// Reachable from nothing but lost blocks (of a lost cycle, the lowest block).
+    case definitelyLost = 3
+
+    /// The words valgrind uses: `definitely lost`, `indirectly lost`, `possibly lost`, `still reachable`.
+    public var name: String {
+        switch self {
+        case .stillReachable: return "still reachable"
+        case .possiblyLost: return "possibly lost"
+        case .indirectlyLost: return "indirectly lost"
+        case .definitelyLost: return "definitely lost"
+        }
+    }
+}
+
+/// What a REACH record says about the scan (its `flags`).
+public struct ReachScanFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    /// The scan ran; without it the record has no entries and reachability is unknown.
+    public static let scanned = ReachScanFlags(rawValue: 1 << 0)
+    /// glibc's `__libc_freeres` was called before the scan.
+    public static let libcFreeresCalled = ReachScanFlags(rawValue: 1 << 1)
+    /// libstdc++'s `__gnu_cxx::__freeres` was called before the scan.
+    public static let gnuCxxFreeresCalled = ReachScanFlags(rawValue: 1 << 2)
+    /// Other threads were running: their registers were not read, their stacks scanned whole.
+    public static let otherThreadsRunning = ReachScanFlags(rawValue: 1 << 3)
+    /// The scan ran in a fatal signal's handler.
+    public static let inFatalSignalHandler = ReachScanFlags(rawValue: 1 << 4)
+    /// The scan was refused (out of memory, or memory could not be read safely).
+    public static let refused = ReachScanFlags(rawValue: 1 << 5)
+}
+
+/// One REACH entry: a live block's (or mapping piece's) address and its category, packed in one
+/// word (`address << 2 | category`) because a trace holds one per block live at exit.
+public struct ReachEntry: Equatable, Comparable, Sendable {
+    /// `address << 2 | category`: ordering the words orders the addresses.
+    public let packed: UInt64
+    /// The highest address an entry can hold (62 bits, far above any user-space address).
+    public static let maximumAddress: UInt64 = .max >> 2
+
+    public init(address: UInt64, category: Reachability) {
+        precondition(address <= Self.maximumAddress, "REACH entry address beyond 62 bits")
+        packed = address << 2 | UInt64(category.rawValue)
+    }
+    /// `address << 2 | category`, as `packed` gives it back.
+    init(packed: UInt64) { self.packed = packed }
+    public var address: UInt64 { packed >> 2 }
+    public var category: Reachability { Reachability(rawValue: UInt8(truncatingIfNeeded: packed & 3))! }
+    public static func < (lhs: ReachEntry, rhs: ReachEntry) -> Bool { lhs.packed < rhs.packed }
+}
+
+/// A REACH record: the scan's facts and a part of the entries, in ascending address order.
+public struct ReachRecord: Equatable, Sendable {
+    public var flags: ReachScanFlags
+    /// How long the scan took, microseconds.
+    public var scanMicroseconds: UInt64
+    /// Bytes of roots scanned (writable mappings of loaded objects, stacks, TLS, registers).
+    public var rootBytes: UInt64
+    /// Bytes of live blocks scanned.
+    public var scannedBytes: UInt64
+    public var entries: [ReachEntry]
+    public init(flags: ReachScanFlags, scanMicroseconds: UInt64, rootBytes: UInt64, scannedBytes: UInt64,
+                entries: [ReachEntry]) {
+        self.flags = flags; self.scanMicroseconds = scanMicroseconds; self.rootBytes = rootBytes
+        self.scannedBytes = scannedBytes; self.entries = entries
+    }
+}
+
+/// MARK record sources.
+public enum MarkSource {
+    public static let program: UInt64 = 0
+    public static let signal: UInt64 = 1
+    /// Written by the tracer at exit just before it calls the runtimes' cleanup functions.
+    public static let runtimeCleanup: UInt64 = 2
+
+    /// `program`, `signal`, `runtime-cleanup`, or the number.
+    public static func name(_ source: UInt64) -> String {
+        switch source {
+        case program: return "program"
+        case signal: return "signal"
+        case runtimeCleanup: return "runtime-cleanup"
+        default: return "\(source)"
+        }
+    }
+}
+
 /// Counts from the END record of a complete trace, and the signal that ended the process when
 /// one did.
 public struct TraceEnd: Equatable, Sendable {
@@ -250,6 +344,8 @@ public enum TraceRecord: Equatable, Sendable {
     case note(level: UInt64, text: String)
     /// Short-lived blocks counted, not written (version 2).
     case fold(FoldSummary)
+    /// Reachability of the blocks live at exit (version 2, optional; several may follow each other).
+    case reach(ReachRecord)
     case end(TraceEnd)
     /// A sized record with a tag this reader does not know (skipped, kept for dumps).
     case unknown(tag: UInt8, length: Int)

@@ -158,6 +158,29 @@ struct SizedFields {
                                  lowestHeapAddress: lowHeap, entries: entries))
     }
 
+    mutating func reach() -> TraceRecord? {
+        guard let flags = uv(), let scanMicroseconds = uv(), let rootBytes = uv(), let scannedBytes = uv(),
+              let count = uv() else { return nil }
+        guard fits(count, bytesEach: 1, "entries") else { return nil }
+        var entries: [ReachEntry] = []
+        entries.reserveCapacity(Int(count))
+        var address: UInt64 = 0
+        for _ in 0..<count {
+            guard let entry = uv() else { return nil }
+            // Ascending order means every distance is positive (the first one, from 0, too).
+            let (next, overflow) = address.addingReportingOverflow(entry >> 2)
+            guard entry >> 2 > 0, !overflow, next <= ReachEntry.maximumAddress else {
+                problem = entry >> 2 == 0 ? "entry at \(hex(address)) not above the previous one"
+                                          : "entry address beyond 62 bits"
+                return nil
+            }
+            address = next
+            entries.append(ReachEntry(packed: address << 2 | entry & 3))
+        }
+        return .reach(ReachRecord(flags: ReachScanFlags(rawValue: flags), scanMicroseconds: scanMicroseconds,
+                                  rootBytes: rootBytes, scannedBytes: scannedBytes, entries: entries))
+    }
+
     mutating func end() -> TraceRecord? {
         guard let allocs = uv(), let frees = uv(), let reallocs = uv(), let mappings = uv(), let stacks = uv(),
               let chunks = uv(), let untraced = uv() else { return nil }

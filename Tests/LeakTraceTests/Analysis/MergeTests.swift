@@ -33,10 +33,18 @@ final class MergeTests: XCTestCase {
         XCTAssertEqual(text.stdout.components(separatedBy: "leakreport: ").count - 1, 4, text.stdout)
         XCTAssertTrue(text.stdout.contains("3 traces merged by call site"), text.stdout)
         XCTAssertTrue(text.stdout.contains("3 of 3 traces"), text.stdout)
-        // --fail-on-leak applies to the merged total.
+        // --fail-on-unfreed applies to the merged total; --fail-on-leak to the traces' lost bytes
+        // (definitely and indirectly lost, the traces knowing reachability at exit).
         let total = try XCTUnwrap(merged.object("leaked").int("bytes"))
-        XCTAssertEqual(try LeakReportRunner.run(["--merge", "--fail-on-leak=\(total - 1)"] + traces).status, 3)
-        XCTAssertEqual(try LeakReportRunner.run(["--merge", "--fail-on-leak=\(total)"] + traces).status, 0)
+        XCTAssertEqual(try LeakReportRunner.run(["--merge", "--fail-on-unfreed=\(total - 1)"] + traces).status, 3)
+        XCTAssertEqual(try LeakReportRunner.run(["--merge", "--fail-on-unfreed=\(total)"] + traces).status, 0)
+        let lost = try reports.map { report -> Int in
+            let reachability = try XCTUnwrap(report.object("summary")["reachability"] as? [String: Any])
+            return (reachability.object("definitelyLost").int("bytes") ?? 0) + (reachability.object("indirectlyLost").int("bytes") ?? 0)
+        }.reduce(0, +)
+        XCTAssertEqual(lost, 0, "growth_diff keeps every block in a global: still reachable")
+        XCTAssertEqual(try LeakReportRunner.run(["--merge", "--fail-on-leak"] + traces).status, 0)
+        XCTAssertEqual(try LeakReportRunner.run(["--merge", "--fail-on-unfreed"] + traces).status, 3)
         // Without --merge, JSON still takes one trace.
         XCTAssertEqual(try LeakReportRunner.run(["--format", "json"] + traces).status, 2)
     }

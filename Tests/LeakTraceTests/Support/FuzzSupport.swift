@@ -175,6 +175,7 @@ extension TraceRecord {
         case .exec: return "EXEC"
         case .note: return "NOTE"
         case .fold: return "FOLD"
+        case .reach: return "REACH"
         case .end: return "END"
         case .unknown: return "unknown"
         }

@@ -201,6 +201,16 @@ struct ChunkRecords {
                 body.uv(entry.blocks); body.uv(entry.bytes); body.uv(entry.temporary); body.uv(entry.releasedByRealloc)
             }
             return (0x4D, body.bytes)
+        case .reach(let reach):
+            body.uv(reach.flags.rawValue); body.uv(reach.scanMicroseconds); body.uv(reach.rootBytes)
+            body.uv(reach.scannedBytes)
+            body.uv(UInt64(reach.entries.count))
+            var previous: UInt64 = 0   // each entry: distance from the previous address * 4 + category
+            for entry in reach.entries {
+                body.uv((entry.address &- previous) << 2 | UInt64(entry.category.rawValue))
+                previous = entry.address
+            }
+            return (0x4E, body.bytes)
         case .end(let end):
             for count in [end.allocs, end.frees, end.reallocs, end.mappings, end.stacks, end.chunks, end.untraced] {
                 body.uv(count)
