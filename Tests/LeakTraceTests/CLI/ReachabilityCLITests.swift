@@ -277,7 +277,9 @@ final class ReachabilityCLITests: XCTestCase {
     /// the NSS tables __libc_freeres frees are counted apart and in no group, and --fail-on-leak
     /// counts the lost bytes only. With LEAKTRACE_REACHABILITY=0 the report says it cannot tell.
     func testRealProgramGetsItsCategoriesByDesign() throws {
-        let trace = try CLIEndToEndTests.traceOne("report_reachability", flags: ["-O1"])
+        // As users run it, with the runtimes' cleanup at exit.
+        let trace = try CLIEndToEndTests.traceOne("report_reachability", flags: ["-O1"],
+                                                  environment: ["LEAKTRACE_FREERES": "1"])
         let root = try LeakReportRunner.json([trace, "--top", "100", "--no-default-suppressions"])
         let summary = root.object("summary")
         let reachability = summary.object("reachability")
