@@ -951,8 +951,8 @@ static uint64_t precise_us(void) {
 __attribute__((noinline)) static int classify(const uint64_t *registers, int register_count) {
     uint64_t probe = 0, value = 1;
     struct iovec local = {&probe, 8}, remote = {&value, 8};
+    S.n = lt_live_count_locked(); /* applies the events still waiting, which may find it incomplete */
     if (!lt_live_complete() || (S.remote && process_vm_readv(S.pid, &local, 1, &remote, 1, 0) != 8)) return 0;
-    S.n = lt_live_count_locked();
     S.blocks_bytes = ((S.n ? S.n : 1) * 2 * sizeof *S.blocks + PAGE - 1) & ~(PAGE - 1);
     S.side_bytes = ((S.n ? S.n : 1) * (sizeof *S.stack + 1 + sizeof *S.offset) + PAGE - 1) & ~(PAGE - 1);
     S.blocks = lt_raw_mmap(S.blocks_bytes);

@@ -25,6 +25,13 @@ struct piece {
     uint64_t start, end;
 };
 
+/* An allocator event not applied yet (lt_live_event_locked). */
+struct pending {
+    uint64_t addr, addr2, size, tid;
+    uint8_t tag, status;
+};
+#define PENDING_EVENTS 256
+
 static struct {
     int enabled, incomplete;
     struct lt_live_table table;
@@ -32,6 +39,8 @@ static struct {
     struct stash *stash;
     struct piece *pieces;
     uint64_t piece_count, piece_cap;
+    struct pending pending[PENDING_EVENTS];
+    uint32_t pending_count;
 } L;
 
 int lt_live_enabled(void) { return L.enabled; }
@@ -124,30 +133,53 @@ static struct stash *stash_of(uint64_t tid) {
     return NULL;
 }
 
-void lt_live_event_locked(const struct lt_event *e, uint64_t tid) {
-    if (!L.enabled) return;
-    switch (e->tag) {
+/* Applies one event. */
+static void apply(const struct pending *p) {
+    switch (p->tag) {
     case TAG_ALLOC:
-        put(e->addr, e->size);
+        put(p->addr, p->size);
         break;
     case TAG_FREE:
-        take(e->addr);
+        take(p->addr);
         break;
     case TAG_REALLOC_RELEASE: {
-        uint64_t size = take(e->addr);
-        struct stash *s = stash_of(tid);
-        if (s) *s = (struct stash){tid, size == UINT64_MAX ? 0 : e->addr, size};
+        uint64_t size = take(p->addr);
+        struct stash *s = stash_of(p->tid);
+        if (s) *s = (struct stash){p->tid, size == UINT64_MAX ? 0 : p->addr, size};
         break;
     }
     default: { /* TAG_REALLOC */
-        struct stash *s = stash_of(tid);
-        uint8_t status = e->info & 0x0F;
-        if (status == REALLOC_OK) put(e->addr2, e->size);
-        else if (status == REALLOC_FAILED && s && s->addr && s->addr == e->addr) put(s->addr, s->size);
+        struct stash *s = stash_of(p->tid);
+        if (p->status == REALLOC_OK) put(p->addr2, p->size);
+        else if (p->status == REALLOC_FAILED && s && s->addr && s->addr == p->addr) put(s->addr, s->size);
         if (s) s->addr = 0;
         break;
     }
     }
+}
+
+/* The events waiting are applied in order, each one's slot fetched AHEAD events before: in a
+ * table far larger than the cache, each event's slot is a miss, and this way a dozen are
+ * under way at once instead of one. */
+#define AHEAD 16
+
+static void apply_pending(void) {
+    for (uint32_t i = 0; i < L.pending_count; i++) {
+        if (i + AHEAD < L.pending_count) {
+            const struct pending *next = &L.pending[i + AHEAD];
+            __builtin_prefetch(&L.table.slots[home(next->tag == TAG_REALLOC ? next->addr2 : next->addr)], 1);
+        }
+        apply(&L.pending[i]);
+        if (!L.enabled) break;
+    }
+    L.pending_count = 0;
+}
+
+void lt_live_event_locked(const struct lt_event *e, uint64_t tid) {
+    if (!L.enabled) return;
+    L.pending[L.pending_count++] = (struct pending){
+        .addr = e->addr, .addr2 = e->addr2, .size = e->size, .tid = tid, .tag = e->tag, .status = e->info & 0x0F};
+    if (L.pending_count == PENDING_EVENTS) apply_pending();
 }
 
 /* ---- mapping pieces, sorted by start ---- */
@@ -230,7 +262,10 @@ void lt_live_remapped_locked(uint64_t old_start, uint64_t old_len, uint64_t new_
 
 /* ---- the sorted copy for the scan ---- */
 
-uint64_t lt_live_count_locked(void) { return L.used + L.piece_count; }
+uint64_t lt_live_count_locked(void) {
+    apply_pending();
+    return L.used + L.piece_count;
+}
 
 #define DIGIT_BITS 11
 #define DIGITS 6 /* 66 bits: every address */
