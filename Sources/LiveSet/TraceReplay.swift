@@ -243,6 +243,7 @@ extension Replayer {
             reader.visitRecords(&visitor, stopAtOffset: stopAtOffset, progress: progress)
             visitor.finish()
             visitor.replayer.endExclusivePass()
+            visitor.replayer.releaseEmptyTablePages()
             swap(&self, &visitor.replayer)
             return ReplayOutcome(endState: reader.endState, stoppedByLimit: false)
         }
@@ -254,6 +255,7 @@ extension Replayer {
         } catch {
             stoppedByLimit = true
         }
+        visitor.replayer.releaseEmptyTablePages()
         swap(&self, &visitor.replayer)
         return ReplayOutcome(endState: stoppedByLimit ? nil : reader.endState, stoppedByLimit: stoppedByLimit)
     }
