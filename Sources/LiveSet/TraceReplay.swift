@@ -95,8 +95,9 @@ struct ReplayVisitor: TraceVisitor {
 /// live-table slot is prefetched when it arrives, so the cache miss that a table of millions
 /// of blocks takes on nearly every event (about 80% of the replay's time on CPython's trace,
 /// spent waiting on the probe's first load) overlaps the work of the events in between.
-/// Every other record first applies the events queued before it, so the replayer and the
-/// watcher see the same states in the same order as without the queue.
+/// Every other record first applies the events queued before it (a sized record before it is
+/// decoded), so the replayer, the watcher and the site names see the same states in the same
+/// order as without the queue.
 struct WholeTraceVisitor: TraceVisitor {
     var replayer: Replayer
     let watcher: ReplayWatcher?
@@ -153,6 +154,11 @@ struct WholeTraceVisitor: TraceVisitor {
         if let watcher { watcher(record, context, &replayer) }
         replayer.applyOther(record, time: context.time)
     }
+
+    /// The events queued are applied while the module snapshot in force is still theirs: a
+    /// MODULES record's snapshot is added when it is decoded, and naming a new stack's site
+    /// (the growth tracker, during the replay) looks it up in the newest snapshot.
+    mutating func willDecodeSizedRecord() { drain() }
 
     @inline(__always)
     private mutating func enqueue(_ event: QueuedEvent) {

@@ -334,6 +334,35 @@ final class LiveSetReplayTests: XCTestCase {
         XCTAssertEqual(replay.counters.unknownReleases, 1)
     }
 
+    /// The whole-trace replay applies allocations some events after decoding them; a MODULES
+    /// record's snapshot is added to the reader when the record is decoded, and naming a new
+    /// stack's site during the replay looks it up in the newest snapshot. So the allocations
+    /// before a MODULES record must be applied before it is decoded (an allocation from a
+    /// library just before its dlclose must still find the library).
+    func testQueuedAllocationsAreAppliedUnderTheirOwnModuleSnapshot() throws {
+        var builder = TraceBuilder()
+        var chunk = ChunkRecords()
+        for round in 0..<3 {
+            chunk.append(.modules(generation: UInt64(round), modules: []))
+            for index in 0..<5 {
+                chunk.append(.alloc(function: .malloc, path: .heap, address: UInt64(round * 100 + index + 1) * 16,
+                                    size: 8, stack: 0))
+            }
+        }
+        chunk.append(.free(address: 16))
+        builder.appendChunk(chunk)
+        let reader = try TraceReader(bytes: builder.bytes, name: "modules-between-allocations")
+        var replayer = Replayer(header: reader.header)
+        final class Seen { var snapshots: [Int] = [] }
+        let seen = Seen()
+        replayer.observer = { event in
+            if case .allocated = event { seen.snapshots.append(reader.moduleMaps.count) }
+        }
+        _ = replayer.replay(reader)
+        XCTAssertEqual(seen.snapshots, [1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3])
+        XCTAssertEqual(replayer.live.count, 14)
+    }
+
     /// A whole-trace replay (no hook: its own visitor, with the live table's uniqueness checks
     /// skipped) must end exactly where a replay with a hook ends, and tell an observer the same
     /// events in the same order: over several chunks, threads, failed, freeing and unreleased
