@@ -20,10 +20,13 @@ let package = Package(
         .systemLibrary(name: "CLibDW", path: "Sources/CLibDW", pkgConfig: "libdw",
                        providers: [.apt(["libdw-dev"])]),
 
+        // The live table's prefetch and mremap (neither is callable from Swift).
+        .target(name: "CLiveTable"),
+
         // Stage 1: the trace format and its reader.
         .target(name: "TraceFormat", dependencies: ["CZstd"]),
         // Stage 2: replay into a live set.
-        .target(name: "LiveSet", dependencies: ["TraceFormat"]),
+        .target(name: "LiveSet", dependencies: ["TraceFormat", "CLiveTable"]),
         // Stage 3: symbolization of stack frames (libdw).
         .target(name: "Symbolization", dependencies: ["CLibDW", "TraceFormat"]),
         // Stage 4: grouping, paths, heap hole, thresholds, growth.

@@ -328,8 +328,9 @@ fi
 if selected reports && [ "$sizes_only" = 0 ]; then
 printf '\n== Reports: leakreport against heaptrack_print on each workload'"'"'s traces ==\n'
 printf '%s\n' "CPU seconds (user+sys) and peak RSS; lt_1st: the first report of the program (no answers kept),"
-printf '%s\n' "lt_next: the next report (answers kept by the first); speed: heaptrack_print's CPU / leakreport's"
-printf '%-22s %10s %8s %8s %8s %7s %7s %7s %7s %7s\n' workload calls lt_1st lt_next ht_s speed1 speed2 lt_MiB ht_MiB Mcalls/s
+printf '%s\n' "lt_next: the next report (answers kept by the first); speed: heaptrack_print's CPU / leakreport's;"
+printf '%s\n' "lt_MiB / lt2_MiB: peak RSS of the first / next report (the first holds libdw's debug info)"
+printf '%-22s %10s %8s %8s %8s %7s %7s %7s %7s %7s %7s\n' workload calls lt_1st lt_next ht_s speed1 speed2 lt_MiB lt2_MiB ht_MiB Mcalls/s
 # cpu_of FILE: user + sys seconds and max RSS (KiB) written by /usr/bin/time -f '%U %S %M'.
 cpu_of() { tail -1 "$1" | awk '{printf "%.3f %d", $1 + $2, $3}'; }
 for entry in "${workloads[@]}"; do
@@ -347,17 +348,17 @@ for entry in "${workloads[@]}"; do
   LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %M' -o "$work/rp1.time" "$report" "$lt_trace" >/dev/null 2>&1 || true
   LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %M' -o "$work/rp2.time" "$report" "$lt_trace" >/dev/null 2>&1 || true
   read -r first first_kb <<<"$(cpu_of "$work/rp1.time")"
-  read -r next _ <<<"$(cpu_of "$work/rp2.time")"
+  read -r next next_kb <<<"$(cpu_of "$work/rp2.time")"
   ht=-; ht_kb=0
   if [ -n "$ht_trace" ]; then
     /usr/bin/time -f '%U %S %M' -o "$work/rph.time" heaptrack_print "$ht_trace" >/dev/null 2>&1 || true
     read -r ht ht_kb <<<"$(cpu_of "$work/rph.time")"
   fi
-  awk -v name="$name" -v c="$calls" -v f="$first" -v x="$next" -v h="$ht" -v fk="$first_kb" -v hk="$ht_kb" '
+  awk -v name="$name" -v c="$calls" -v f="$first" -v x="$next" -v h="$ht" -v fk="$first_kb" -v nk="$next_kb" -v hk="$ht_kb" '
     function ratio(a, b) { return (a != "-" && b > 0) ? sprintf("%7.2f", a / b) : sprintf("%7s", "-") }
     BEGIN {
-      printf "%-22s %10d %8.3f %8.3f %8s %s %s %7.1f %7s %7.2f\n", name, c, f, x, h, ratio(h, f), ratio(h, x),
-        fk / 1024, (hk > 0 ? sprintf("%.1f", hk / 1024) : "-"), (f > 0 ? c / f / 1e6 : 0) }'
+      printf "%-22s %10d %8.3f %8.3f %8s %s %s %7.1f %7.1f %7s %7.2f\n", name, c, f, x, h, ratio(h, f), ratio(h, x),
+        fk / 1024, nk / 1024, (hk > 0 ? sprintf("%.1f", hk / 1024) : "-"), (f > 0 ? c / f / 1e6 : 0) }'
 done
 echo "(targets: speed >= 3 on every workload, aim 5; lt_MiB <= ht_MiB)"
 fi

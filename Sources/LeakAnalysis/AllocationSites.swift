@@ -14,20 +14,39 @@ extension AnalysisRun {
 
     /// The `options.top` groups with the most allocation calls (then bytes, then name).
     func allocationSites() -> [AllocationSite] {
-        var merged: [GroupKey: AllocationSite] = [:]
+        // Sites in the order their groups are first met (stacks in id order: a group's name and
+        // call site are its first stack's). A group follows from the call site alone (but with
+        // --group-by stack), so it is worked out once per call site frame, not once per stack.
+        var sites: [AllocationSite] = []
+        var siteOfKey: [GroupKey: Int] = [:]
+        var siteOfCallsite: [FrameCache.FrameNumber: Int] = [:]
+        let byCallsite = options.groupBy != .stack
         // The first module snapshot: a module loaded later is found in the snapshots after it.
         let firstSnapshot = snapshot(at: 0)
         replay.allocationCalls.forEach { stack, count in
-            // Grouped like the leaks; suppressions are about leaks and do not apply to calls.
-            let group = group(of: frames(of: StackRef(id: stack, isInherited: false)), snapshot: firstSnapshot)
-            var site = merged[group.key]
-                ?? AllocationSite(rank: 0, name: group.name, callsite: group.callsite, calls: 0, bytes: 0, temporary: 0)
-            site.calls &+= count.calls
-            site.bytes &+= count.bytes
-            site.temporary &+= count.temporary
-            merged[group.key] = site
+            let addresses = frames(of: StackRef(id: stack, isInherited: false))
+            let numbered = byCallsite ? cache.numberedCallsite(of: addresses, snapshot: firstSnapshot) : nil
+            let index: Int
+            if let numbered, let known = siteOfCallsite[numbered.number] {
+                index = known
+            } else {
+                // Grouped like the leaks; suppressions are about leaks and do not apply to calls.
+                let group = group(of: addresses, snapshot: firstSnapshot)
+                if let known = siteOfKey[group.key] {
+                    index = known
+                } else {
+                    index = sites.count
+                    siteOfKey[group.key] = index
+                    sites.append(AllocationSite(rank: 0, name: group.name, callsite: group.callsite, calls: 0,
+                                                bytes: 0, temporary: 0))
+                }
+                if let numbered { siteOfCallsite[numbered.number] = index }
+            }
+            sites[index].calls &+= count.calls
+            sites[index].bytes &+= count.bytes
+            sites[index].temporary &+= count.temporary
         }
-        let ordered = merged.values.sorted { lhs, rhs in
+        let ordered = sites.sorted { lhs, rhs in
             if lhs.calls != rhs.calls { return lhs.calls > rhs.calls }
             if lhs.bytes != rhs.bytes { return lhs.bytes > rhs.bytes }
             return lhs.name < rhs.name

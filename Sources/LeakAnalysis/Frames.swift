@@ -73,13 +73,17 @@ final class FrameCache {
     }
 
     private func entry(for address: UInt64, snapshot: Int) -> Entry {
+        entries[entryIndex(for: address, snapshot: snapshot)]
+    }
+
+    private func entryIndex(for address: UInt64, snapshot: Int) -> Int {
         let place = AddressInSnapshot(address: address, snapshot: snapshot)
-        if let index = entryOfAddress[place] { return entries[index] }
+        if let index = entryOfAddress[place] { return index }
         let module = modules.module(containing: address, snapshot: snapshot)
         let key = Key(address: address, modulePath: module?.path, bias: module?.bias ?? 0)
         if let index = entryOfKey[key] {
             entryOfAddress[place] = index
-            return entries[index]
+            return index
         }
         var frames = symbolizer.resolve(address: address, module: module)
         if frames.isEmpty {
@@ -92,7 +96,7 @@ final class FrameCache {
         entryOfKey[key] = entries.count
         entryOfAddress[place] = entries.count
         entries.append(entry)
-        return entry
+        return entries.count - 1
     }
 
     /// Inline-expanded frames for one captured address.
@@ -114,6 +118,26 @@ final class FrameCache {
             if let index = entry.callsite { return entry.frames[index] }
         }
         return addresses.first.flatMap { frames(for: $0, snapshot: snapshot).first }
+    }
+
+    /// Names a frame the cache holds: the same name, the same frame.
+    struct FrameNumber: Hashable {
+        var entry: Int
+        var frame: Int
+    }
+
+    /// `callsite(of:snapshot:)` with the frame's number, for work that follows from the call
+    /// site alone (done once per number rather than once per stack).
+    func numberedCallsite(of addresses: [UInt64], snapshot: Int) -> (frame: SymbolizedFrame, number: FrameNumber)? {
+        for address in addresses {
+            let index = entryIndex(for: address, snapshot: snapshot)
+            if let frame = entries[index].callsite {
+                return (entries[index].frames[frame], FrameNumber(entry: index, frame: frame))
+            }
+        }
+        guard let first = addresses.first else { return nil }
+        let index = entryIndex(for: first, snapshot: snapshot)
+        return (entries[index].frames[0], FrameNumber(entry: index, frame: 0))
     }
 
     /// The index of the first suppression rule (in the rules' order) that matches a frame of

@@ -186,14 +186,29 @@ struct ReportRun {
             export = mtrace
         }
 
-        let symbolizer = settings.common.makeSymbolizer()
+        // On a terminal, the report's first line comes before the replay (it needs only the
+        // header), and the progress bar stays up until the report is ready.
+        var title: String?
+        if settings.format == .text && Terminal.isTerminal(1) {
+            let header = trace.reader.header
+            let line = TextReport(options: settings.textOptions).titleLine(path: path, program: header.program,
+                                                                           pid: header.pid)
+            output.write(isFirst ? line : "\n" + line)
+            output.flush()
+            title = line
+        }
+        let bar = trace.progressBar(enabled: settings.common.progress)
+        defer { bar.finish() }
+        let symbolizer: FrameSymbolizer = bar.enabled
+            ? CountingSymbolizer(settings.common.makeSymbolizer(), bar: bar) : settings.common.makeSymbolizer()
 
         defer { symbolizer.finish() }
         // The growth tracker rides along the replay to find the call sites that keep growing.
         let tracker = trace.makeTracker(symbolizer: symbolizer, options: settings.analysis)
-        try trace.replay(tracking: tracker, limit: settings.limit, progress: settings.common.progress)
+        try trace.replay(tracking: tracker, limit: settings.limit, bar: bar)
         trace.replayer.observer = nil
         export?.finish()
+        bar.beginPhase("grouping and symbolizing")
 
         var report = LeakAnalyzer(options: settings.analysis)
             .analyze(replay: trace.replayer, stacks: trace.reader.stacks, modules: trace.reader.moduleMaps,
@@ -201,10 +216,16 @@ struct ReportRun {
         report.growing = tracker.rates().topGrowers(ReportRun.growingShown)
         report.execChain = execChain
 
+        bar.finish()
         switch settings.format {
         case .text:
-            if !isFirst { output.write("\n") }
-            output.write(TextReport(options: settings.textOptions).render(report))
+            let text = TextReport(options: settings.textOptions).render(report)
+            if let title, text.utf8.starts(with: title.utf8) {
+                output.write(String(text.utf8.dropFirst(title.utf8.count))!)
+            } else {
+                if !isFirst { output.write("\n") }
+                output.write(text)
+            }
         case .json:
             output.write(try JSONDocument.render(report))
         case .folded:
@@ -222,4 +243,24 @@ struct ReportRun {
 
     /// Call sites named in the report's "growing" section.
     static let growingShown = 10
+}
+
+/// Passes every question to another symbolizer and counts them on the progress bar (only
+/// when the bar is drawn).
+final class CountingSymbolizer: FrameSymbolizer {
+    private let base: FrameSymbolizer
+    private let bar: ProgressBar
+
+    init(_ base: FrameSymbolizer, bar: ProgressBar) {
+        self.base = base
+        self.bar = bar
+    }
+
+    func resolve(address: UInt64, module: Module?) -> [SymbolizedFrame] {
+        bar.frameLookedUp()
+        return base.resolve(address: address, module: module)
+    }
+
+    var symbolizationWarnings: [String] { base.symbolizationWarnings }
+    func finish() { base.finish() }
 }

@@ -34,15 +34,24 @@ enum Terminal {
     }
 }
 
-/// A progress bar on standard error, shown only on a terminal and only once reading has taken
+/// A progress bar on standard error, shown only on a terminal and only once the work has taken
 /// more than a second (a quick run should print nothing extra).
+///
+/// Reading shows the share of the trace's bytes replayed; what follows the replay (grouping,
+/// symbolizing the call sites, which is most of a first report) shows as a count of frame
+/// addresses looked up, so the line never sits at 100% while work goes on. Cleared before the
+/// report is written.
 final class ProgressBar {
     private let label: String
     private let total: UInt64
-    private let enabled: Bool
+    let enabled: Bool
     private let start = Terminal.now()
     private var lastDraw = 0.0
     private var shown = false
+    private var done: UInt64 = 0
+    /// Set once reading is over: what is being done now.
+    private var phase: String?
+    private var framesLookedUp = 0
 
     init(label: String, total: UInt64, enabled: Bool) {
         self.label = label
@@ -50,22 +59,47 @@ final class ProgressBar {
         self.enabled = enabled && Terminal.isTerminal(2)
     }
 
+    /// Reading has consumed `done` bytes of the trace.
     func update(_ done: UInt64) {
         guard enabled else { return }
+        self.done = done
+        draw()
+    }
+
+    /// Reading is over; `phase` names what comes next ("grouping and symbolizing").
+    func beginPhase(_ phase: String) {
+        guard enabled else { return }
+        self.phase = phase
+        draw()
+    }
+
+    /// One more frame address looked up (the symbolizer's questions, during and after reading).
+    func frameLookedUp() {
+        framesLookedUp += 1
+        if framesLookedUp & 63 == 0 { draw() }
+    }
+
+    private func draw() {
         let now = Terminal.now()
         guard now - start > 1, now - lastDraw > 0.1 else { return }
         lastDraw = now
         shown = true
+        let frames = framesLookedUp > 0 ? ", \(framesLookedUp) frame addresses looked up" : ""
+        if let phase {
+            Terminal.writeError("\r\u{1B}[K\(phase) (\(label))\(frames)")
+            return
+        }
         let fraction = min(1, Double(done) / Double(total))
         let width = 30
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
         let percent = Int(fraction * 100)
-        Terminal.writeError("\r\(label) [\(bar)] \(percent)%")
+        Terminal.writeError("\r\u{1B}[Kreading \(label) [\(bar)] \(percent)%\(frames)")
     }
 
     func finish() {
         guard shown else { return }
+        shown = false
         Terminal.writeError("\r\u{1B}[K")
     }
 }

@@ -54,6 +54,12 @@ struct LoadedTrace {
                          limit: ReplayLimit? = nil, progress: Bool) throws {
         let bar = progressBar(enabled: progress)
         defer { bar.finish() }
+        try replay(tracking: tracker, window: window, limit: limit, bar: bar)
+    }
+
+    /// The same, drawing on `bar`, which stays up for what follows (the caller finishes it).
+    mutating func replay(tracking tracker: GrowthTracker, window: (from: GrowthMoment, to: GrowthMoment)? = nil,
+                         limit: ReplayLimit? = nil, bar: ProgressBar) throws {
         let pass = try tracker.replay(&replayer, reader: reader, window: window, limit: limit, progress: bar.update)
         if pass.stoppedByLimit {
             reading = ReadingOutcome(isComplete: false, replayedUntilUs: replayer.lastTime)
@@ -65,8 +71,8 @@ struct LoadedTrace {
         }
     }
 
-    private func progressBar(enabled: Bool) -> ProgressBar {
-        ProgressBar(label: "reading \(path)", total: reader.fileSize, enabled: enabled)
+    func progressBar(enabled: Bool) -> ProgressBar {
+        ProgressBar(label: path, total: reader.fileSize, enabled: enabled)
     }
 
     /// What the report says about the trace.

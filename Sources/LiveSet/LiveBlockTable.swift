@@ -8,6 +8,7 @@
 // no information and must be mixed up), and deletes by shifting later entries back instead of
 // leaving tombstones, so lookups never slow down as blocks come and go.
 
+import CLiveTable
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -82,13 +83,22 @@ public struct LiveBlockTable {
                let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
                mapped != MAP_FAILED {
                 _ = madvise(mapped, bytes, MADV_HUGEPAGE)
+                // Fresh anonymous pages read as zero, and zero bytes are `PackedBlock.empty`:
+                // writing them would only fault every page in at once.
                 slots = mapped.bindMemory(to: PackedBlock.self, capacity: capacity)
                 mappedBytes = bytes
             } else {
                 slots = .allocate(capacity: capacity)
+                slots.initialize(repeating: .empty, count: capacity)
                 mappedBytes = 0
             }
-            slots.initialize(repeating: .empty, count: capacity)
+        }
+
+        /// Takes over a mapping of `capacity` slots.
+        private init(adopting slots: UnsafeMutablePointer<PackedBlock>, capacity: Int, mappedBytes: Int) {
+            self.slots = slots
+            self.capacity = capacity
+            self.mappedBytes = mappedBytes
         }
 
         /// A table this big is mapped on its own and asks for transparent huge pages: replay
@@ -98,6 +108,8 @@ public struct LiveBlockTable {
         static let hugePageBytes = 2 << 20
         /// The size of the mapping, or 0 when the slots came from the allocator.
         private let mappedBytes: Int
+        /// False once `remapped` handed the mapping to a new storage.
+        private var ownsSlots = true
 
         func copy() -> Storage {
             let copy = Storage(capacity: capacity)
@@ -105,7 +117,56 @@ public struct LiveBlockTable {
             return copy
         }
 
+        /// The same slots in a mapping grown to `newCapacity` (mremap: the pages move, nothing is
+        /// copied, the new slots are empty), which this storage no longer owns; nil when the slots
+        /// are not mapped or the mapping cannot grow (this storage is then unchanged).
+        func remapped(toCapacity newCapacity: Int) -> Storage? {
+            let bytes = newCapacity * MemoryLayout<PackedBlock>.stride
+            guard mappedBytes > 0, let moved = lt_mremap_grow(slots, mappedBytes, bytes) else { return nil }
+            _ = madvise(moved, bytes, MADV_HUGEPAGE)
+            ownsSlots = false
+            return Storage(adopting: moved.bindMemory(to: PackedBlock.self, capacity: newCapacity),
+                           capacity: newCapacity, mappedBytes: bytes)
+        }
+
+        /// Gives the pages that hold no block back to the system (they read as empty slots
+        /// again when next touched); the slots and their order stay as they are. Returns the
+        /// bytes given back. Only for mapped slots: allocator memory is left alone.
+        func releaseEmptyPages() -> Int {
+            guard mappedBytes > 0 else { return 0 }
+            let page = max(4096, sysconf(Int32(_SC_PAGESIZE)))
+            let stride = MemoryLayout<PackedBlock>.stride
+            let base = UnsafeMutableRawPointer(slots)
+            var released = 0
+            var runStart = -1   // first page of the run of empty pages being collected
+            var pageStart = 0
+            while pageStart < mappedBytes {
+                // The slots that overlap this page; the page may go when all of them are empty.
+                let first = pageStart / stride
+                let last = min(capacity - 1, (pageStart + page - 1) / stride)
+                var empty = true
+                for index in first...last where slots[index].address != 0 {
+                    empty = false
+                    break
+                }
+                if empty {
+                    if runStart < 0 { runStart = pageStart }
+                } else if runStart >= 0 {
+                    released += Self.release(base + runStart, pageStart - runStart)
+                    runStart = -1
+                }
+                pageStart += page
+            }
+            if runStart >= 0 { released += Self.release(base + runStart, mappedBytes - runStart) }
+            return released
+        }
+
+        private static func release(_ start: UnsafeMutableRawPointer, _ bytes: Int) -> Int {
+            madvise(start, bytes, MADV_DONTNEED) == 0 ? bytes : 0
+        }
+
         deinit {
+            guard ownsSlots else { return }
             if mappedBytes > 0 { munmap(slots, mappedBytes) } else { slots.deallocate() }
         }
     }
@@ -124,6 +185,10 @@ public struct LiveBlockTable {
     public private(set) var totalBytes: UInt64 = 0
 
     private static let maxLoadSixteenths = 12
+
+    /// False makes a mapped table grow by copying, as a smaller one does (for the tests that
+    /// compare both ways).
+    var growsInPlace = true
 
     public init(minimumCapacity: Int = 1 << 12) {
         var size = 16
@@ -160,6 +225,18 @@ public struct LiveBlockTable {
     }
 
     // MARK: - Lookup, insert, remove
+
+    /// Starts loading the slot where a lookup of `address` begins, without waiting for it: a
+    /// table of millions of blocks misses the cache on nearly every event, and the replay
+    /// issues this some events ahead of the insert or remove (see `WholeTraceVisitor`).
+    /// The line after it too: a probe run or a removal's backward shift goes on into the
+    /// next slots, and 24-byte slots straddle lines.
+    @inline(__always)
+    func prefetch(_ address: UInt64) {
+        let slot = UnsafeRawPointer(slots + home(address))
+        lt_prefetch_for_write(slot)
+        lt_prefetch_for_write(slot + 64)
+    }
 
     /// The live block at `address`, if any.
     @inline(__always)
@@ -260,7 +337,18 @@ public struct LiveBlockTable {
 
     private mutating func grow() {
         let old = storage
-        storage = Storage(capacity: old.capacity * 2)
+        let oldCapacity = old.capacity
+        let newCapacity = oldCapacity * 2
+        // In place when the slots are mapped: the old and the new buffer are never both held
+        // (CPython's trace: a 24 MiB table grew into 48 MiB, 72 MiB at once by copying).
+        if growsInPlace, newCapacity <= Int(UInt32.max), let grown = old.remapped(toCapacity: newCapacity) {
+            storage = grown
+            shift -= 1
+            growthCount = Self.growthCount(capacity: newCapacity)
+            rehashInPlace(oldCapacity: oldCapacity)
+            return
+        }
+        storage = Storage(capacity: newCapacity)
         shift -= 1
         growthCount = Self.growthCount(capacity: storage.capacity)
         let slots = self.slots
@@ -270,6 +358,82 @@ public struct LiveBlockTable {
             while slots[index].address != 0 { index = (index + 1) & mask }
             slots[index] = old.slots[position]
         }
+    }
+
+    /// After the slots doubled in place (the blocks still where the half-size table had them,
+    /// the new half empty): moves every block to the slot the copying growth above would give
+    /// it (old slots in order, each block to the first slot from its home not yet taken), so
+    /// the table's layout, and the order `forEach` visits blocks in, do not depend on how it
+    /// grew. First the slots are worked out with a bitmap of those taken (4 bytes a block and
+    /// a bit a slot on the side, instead of a second table), then each block is moved once.
+    private mutating func rehashInPlace(oldCapacity: Int) {
+        let slots = self.slots
+        let mask = capacity - 1
+        let done = UInt32.max
+        let destinations = UnsafeMutablePointer<UInt32>.allocate(capacity: oldCapacity)
+        defer { destinations.deallocate() }
+        let takenWords = (capacity + 63) / 64
+        let taken = UnsafeMutablePointer<UInt64>.allocate(capacity: takenWords)
+        taken.initialize(repeating: 0, count: takenWords)
+        for position in 0..<oldCapacity {
+            let address = slots[position].address
+            guard address != 0 else {
+                destinations[position] = done
+                continue
+            }
+            var index = home(address)
+            while taken[index &>> 6] & (1 &<< UInt64(index & 63)) != 0 { index = (index + 1) & mask }
+            taken[index &>> 6] |= 1 &<< UInt64(index & 63)
+            destinations[position] = UInt32(truncatingIfNeeded: index)
+        }
+        taken.deallocate()
+        // Nearly every block moves up (its new home is about twice its old one): from the top
+        // down, its slot-to-be has already been left by the block that was there, so both
+        // sides are walked in order, which the cache follows.
+        var position = oldCapacity
+        while position > 0 {
+            position -= 1
+            let destination = Int(destinations[position])
+            guard destinations[position] != done else { continue }
+            if destination == position {
+                destinations[position] = done
+            } else if destination >= oldCapacity || destinations[destination] == done {
+                slots[destination] = slots[position]
+                slots[position] = .empty
+                destinations[position] = done
+            }
+        }
+        // The few left (clusters that wrap around the end) follow the permutation's chains:
+        // each starts by lifting a block out of its slot and ends at a slot nobody has left to
+        // move out of (an empty one, or the chain's own start).
+        for start in 0..<oldCapacity where destinations[start] != done {
+            var carried = slots[start]
+            slots[start] = .empty
+            var from = start
+            while true {
+                let destination = Int(destinations[from])
+                destinations[from] = done
+                if destination < oldCapacity && destinations[destination] != done {
+                    let next = slots[destination]
+                    slots[destination] = carried
+                    carried = next
+                    from = destination
+                } else {
+                    slots[destination] = carried
+                    break
+                }
+            }
+        }
+    }
+
+    /// At the end of a replay: when the table holds few blocks for its size (a program that
+    /// freed most of what it allocated), gives the pages without a block back to the system, so
+    /// the analysis that follows does not carry the replay's peak (CPython's trace: 48 MiB of
+    /// slots for 557 blocks). Slots, lookups and `forEach`'s order are unchanged.
+    mutating func releaseEmptyPages() {
+        guard count * MemoryLayout<PackedBlock>.stride * 8 < bufferBytes,
+              isKnownUniquelyReferenced(&storage) else { return }
+        _ = storage.releaseEmptyPages()
     }
 
     // MARK: - Iteration

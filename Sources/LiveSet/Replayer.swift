@@ -270,6 +270,9 @@ public struct Replayer {
 
     mutating func endExclusivePass() { liveTableIsExclusive = false }
 
+    /// At the end of a replay pass: the live table gives back the pages that hold no block.
+    mutating func releaseEmptyTablePages() { live.releaseEmptyPages() }
+
     /// Remembers the threshold state for a large block the heap served.
     private mutating func noteLargeBlock(_ block: LiveBlock) {
         guard block.pathRaw == AllocPath.heap.rawValue || block.pathRaw == AllocPath.threadArena.rawValue,

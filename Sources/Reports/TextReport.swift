@@ -55,12 +55,18 @@ public struct TextReport {
 
     // MARK: Sections
 
+    /// The report's first line, newline included: known from the trace's header alone, so a
+    /// command can show it before the replay.
+    public func titleLine(path: String, program: String?, pid: UInt64?) -> String {
+        var line = "leakreport: \(path)"
+        if let program { line += " — \(program)" }
+        if let pid { line += " (pid \(pid))" }
+        return bold(line) + "\n"
+    }
+
     private func renderHeader(_ report: LeakReport, into out: inout String) {
         let trace = report.trace
-        var line = "leakreport: \(trace.path)"
-        if let program = trace.program { line += " — \(program)" }
-        if let pid = trace.pid { line += " (pid \(pid))" }
-        out += bold(line) + "\n"
+        out += titleLine(path: trace.path, program: trace.program, pid: trace.pid)
         if !report.execChain.isEmpty {
             let steps = report.execChain.map { "\($0.program ?? "?") (\($0.trace))" }
             out += "  exec chain: " + (steps + ["this program"]).joined(separator: " -> ") + "\n"

@@ -243,6 +243,7 @@ extension TraceReader {
                 guard let body = cursor.readSlice(length: length) else {
                     return .damaged(recordOffset: recordStart, .truncated(tag: tag))
                 }
+                visitor.willDecodeSizedRecord()
                 switch decodeSizedRecord(tag: tag, body: body, definedStacks: definedStacks) {
                 case .damaged(let damage):
                     return .damaged(recordOffset: recordStart, damage)

@@ -23,9 +23,16 @@ public protocol TraceVisitor {
                                new: UInt64, size: UInt64, stack: UInt32, context: RecordContext) throws(Failure)
     /// Every other record (TIME, THREAD, STACK, the sized records, END), in file order.
     mutating func visitRecord(_ record: TraceRecord, context: RecordContext) throws(Failure)
+    /// Called before a sized record is decoded: decoding a MODULES record adds its snapshot to
+    /// `TraceReader.moduleMaps` before `visitRecord` sees it, so a visitor that holds records
+    /// back must deal with them here, while the snapshot in force is still theirs.
+    mutating func willDecodeSizedRecord()
 }
 
 extension TraceVisitor {
+    @inlinable
+    public mutating func willDecodeSizedRecord() {}
+
     @inlinable
     public mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
                                     stack: UInt32, context: RecordContext) throws(Failure) {

@@ -60,6 +60,63 @@ final class LiveSetTableTests: XCTestCase {
         XCTAssertEqual(accounting.liveBytes, expectedLive)
     }
 
+    /// A table past `hugePageBytes` grows in place (mremap, then each block moved once); its
+    /// layout, and so the order `forEach` visits blocks in (which picks among a group's equal
+    /// blocks in the reports), must be the one growing by copying gives. Addresses spread over
+    /// the whole hash range, with churn, so that clusters wrap around the table's end.
+    func testGrowingInPlaceKeepsTheLayoutOfGrowingByCopying() {
+        var inPlace = LiveBlockTable(minimumCapacity: 16)
+        var copying = LiveBlockTable(minimumCapacity: 16)
+        copying.growsInPlace = false
+        var generator = SeededGenerator(seed: 7)
+        var live: [UInt64] = []
+        for step in 0..<700_000 {
+            if step % 4 == 3, !live.isEmpty {
+                let index = Int(generator.next() % UInt64(live.count))
+                live.swapAt(index, live.count - 1)
+                let address = live.removeLast()
+                XCTAssertEqual(inPlace.remove(address)?.size, copying.remove(address)?.size)
+            } else {
+                let address = (generator.next() | 1) & 0x0000_7FFF_FFFF_FFF0 | 0x10
+                let block = LiveBlock(address: address, size: UInt64(step), time: UInt64(step) * 1000,
+                                      stack: UInt32(step % 1000), path: .heap, function: .malloc)
+                XCTAssertEqual(inPlace.insert(block)?.size, copying.insert(block)?.size)
+                live.append(address)
+            }
+        }
+        XCTAssertGreaterThan(inPlace.bufferBytes, 4 * LiveBlockTable.Storage.hugePageBytes)
+        XCTAssertEqual(inPlace.bufferBytes, copying.bufferBytes)
+        XCTAssertEqual(inPlace.count, copying.count)
+        XCTAssertEqual(inPlace.totalBytes, copying.totalBytes)
+        XCTAssertTrue(inPlace.allBlocks == copying.allBlocks, "the same blocks in the same order")
+        for address in live.prefix(10_000) { XCTAssertEqual(inPlace.block(at: address)?.address, address) }
+    }
+
+    /// Giving back the pages without a block keeps every block, and their order; blocks added
+    /// afterwards land in the pages given back.
+    func testReleasingEmptyPagesKeepsBlocksAndOrder() {
+        var table = LiveBlockTable(minimumCapacity: 16)
+        var generator = SeededGenerator(seed: 11)
+        var addresses: [UInt64] = []
+        for step in 0..<200_000 {
+            let address = generator.next() & 0x0000_7FFF_FFFF_FFF0 | 0x10
+            table.insert(LiveBlock(address: address, size: UInt64(step), time: 0, stack: 1, path: .heap,
+                                   function: .malloc))
+            addresses.append(address)
+        }
+        for address in addresses.dropFirst(500) { table.remove(address) }
+        let before = table.allBlocks
+        table.releaseEmptyPages()
+        XCTAssertTrue(table.allBlocks == before)
+        for address in addresses.prefix(500) { XCTAssertEqual(table.block(at: address)?.address, address) }
+        for address in addresses.dropFirst(500).prefix(50_000) {
+            XCTAssertNil(table.block(at: address))
+            table.insert(LiveBlock(address: address, size: 1, time: 0, stack: 2, path: .heap, function: .malloc))
+        }
+        XCTAssertEqual(table.count, 50_500)
+        for address in addresses.prefix(50_500) { XCTAssertEqual(table.block(at: address)?.address, address) }
+    }
+
     func testAddressZeroIsNeverStored() {
         var table = LiveBlockTable()
         XCTAssertNil(table.insert(LiveBlock(address: 0, size: 5, time: 0, stack: 0, path: .heap, function: .malloc)))
@@ -275,6 +332,35 @@ final class LiveSetReplayTests: XCTestCase {
                               size: 0, stack: 5), tid: 2, time: 6)
         XCTAssertEqual(replay.live.allBlocks.map(\.address).sorted(), [0x1100, 0x3100])
         XCTAssertEqual(replay.counters.unknownReleases, 1)
+    }
+
+    /// The whole-trace replay applies allocations some events after decoding them; a MODULES
+    /// record's snapshot is added to the reader when the record is decoded, and naming a new
+    /// stack's site during the replay looks it up in the newest snapshot. So the allocations
+    /// before a MODULES record must be applied before it is decoded (an allocation from a
+    /// library just before its dlclose must still find the library).
+    func testQueuedAllocationsAreAppliedUnderTheirOwnModuleSnapshot() throws {
+        var builder = TraceBuilder()
+        var chunk = ChunkRecords()
+        for round in 0..<3 {
+            chunk.append(.modules(generation: UInt64(round), modules: []))
+            for index in 0..<5 {
+                chunk.append(.alloc(function: .malloc, path: .heap, address: UInt64(round * 100 + index + 1) * 16,
+                                    size: 8, stack: 0))
+            }
+        }
+        chunk.append(.free(address: 16))
+        builder.appendChunk(chunk)
+        let reader = try TraceReader(bytes: builder.bytes, name: "modules-between-allocations")
+        var replayer = Replayer(header: reader.header)
+        final class Seen { var snapshots: [Int] = [] }
+        let seen = Seen()
+        replayer.observer = { event in
+            if case .allocated = event { seen.snapshots.append(reader.moduleMaps.count) }
+        }
+        _ = replayer.replay(reader)
+        XCTAssertEqual(seen.snapshots, [1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3])
+        XCTAssertEqual(replayer.live.count, 14)
     }
 
     /// A whole-trace replay (no hook: its own visitor, with the live table's uniqueness checks
