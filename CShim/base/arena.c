@@ -52,8 +52,8 @@ const struct lt_own_mapping *lt_own_mappings(uint64_t *count, int *complete) {
 void *lt_arena_alloc(size_t size) {
     size = (size + 15) & ~(size_t)15;
     if (size >= ARENA_BLOCK / 4) return lt_raw_mmap((size + 4095) & ~(size_t)4095);
-    while (atomic_flag_test_and_set_explicit(&arena_lock, memory_order_acquire)) {
-    }
+    /* Its holder may be preempted (it maps a block): waiters yield rather than spin. */
+    while (atomic_flag_test_and_set_explicit(&arena_lock, memory_order_acquire)) sched_yield();
     if (arena_left < size) {
         uint8_t *block = lt_raw_mmap(ARENA_BLOCK);
         if (!block) {

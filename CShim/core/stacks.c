@@ -96,9 +96,11 @@ static int cache_owner_key_ready;
 /* Captures of threads without a cache (past their exit handler, or none could be mapped). */
 static _Atomic uint64_t uncached_captures;
 
+/* Held for a few instructions, but its holder may be preempted: with more threads than cores
+ * (1,100 starting at once in hazard case 15) pure spinning burnt whole time slices, so a
+ * waiter yields. */
 static void lock_caches(void) {
-    while (atomic_flag_test_and_set_explicit(&free_caches_lock, memory_order_acquire)) {
-    }
+    while (atomic_flag_test_and_set_explicit(&free_caches_lock, memory_order_acquire)) sched_yield();
 }
 
 static void unlock_caches(void) {

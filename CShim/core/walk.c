@@ -149,8 +149,7 @@ void lt_walk_forget_rules(void) {
      * unloads ago can read as current. */
     uint64_t gen = (atomic_load(&rules_generation) + 1) & 0xff;
     if (gen == 0) {
-        while (atomic_flag_test_and_set_explicit(&rules_lock, memory_order_acquire)) {
-        }
+        while (atomic_flag_test_and_set_explicit(&rules_lock, memory_order_acquire)) sched_yield();
         struct rule_table *t = atomic_load(&rules);
         for (size_t i = 0; i <= t->mask; i++) {
             atomic_store_explicit(&t->slots[i].rule, 0, memory_order_relaxed);
