@@ -169,8 +169,6 @@ static void (*writer_tick)(void);
 /* The writer thread ticks every TICK_MS: it advances the clock the hooks read, takes a memory
  * sample every sample interval, runs the registered tick, merges the threads' event rings and
  * writes queued buffers, and every flush interval the active buffer too. */
-static _Atomic int writer_exited;
-
 static void *writer_main(void *arg) {
     (void)arg;
     lt_self.in_hook = LT_IN_TRACER; /* anything this thread allocates is the tracer's, not the program's */
@@ -212,7 +210,6 @@ static void *writer_main(void *arg) {
         if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
             atomic_store(&writer_cpu_us, (uint64_t)cpu.tv_sec * 1000000u + (uint64_t)cpu.tv_nsec / 1000u);
     }
-    atomic_store(&writer_exited, 1);
     return NULL;
 }
 
@@ -224,7 +221,6 @@ static void *writer_stack;
 
 void lt_writer_start(void (*tick)(void)) {
     writer_tick = tick;
-    atomic_store(&writer_exited, 0);
     sigset_t all, old;
     sigfillset(&all);
     /* The writer must never take a signal meant for the program (KDE bug 378494). */
@@ -251,16 +247,6 @@ void lt_writer_report(void) {
 }
 
 void lt_writer_stop(void) { atomic_store(&writer_stop, 1); }
-
-int lt_writer_stop_and_wait(int wait_ms) {
-    lt_writer_stop();
-    if (!writer_running) return 1;
-    for (int waited = 0; !atomic_load(&writer_exited) && waited < wait_ms; waited++) {
-        struct timespec ms = {0, 1000000L};
-        nanosleep(&ms, NULL);
-    }
-    return atomic_load(&writer_exited);
-}
 
 int lt_writer_running(void) { return writer_running; }
 

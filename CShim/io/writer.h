@@ -15,8 +15,6 @@ LT_HIDDEN void lt_writer_start(void (*tick)(void));
 LT_HIDDEN void lt_writer_report(void);
 /* Asks the writer thread to stop at its next tick. */
 LT_HIDDEN void lt_writer_stop(void);
-/* The same, then waits up to wait_ms for the thread to be gone; returns 0 if it was not. */
-LT_HIDDEN int lt_writer_stop_and_wait(int wait_ms);
 /* True while a writer thread runs (a full queue then waits for it). */
 LT_HIDDEN int lt_writer_running(void);
 /* In a forked child: no writer thread exists. */
