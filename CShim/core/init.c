@@ -21,7 +21,6 @@
 #include "../io/file.h"
 #include "../io/rings.h"
 #include "../io/writer.h"
-#include "../io/live.h"
 #include "../format/records.h"
 
 #include <dlfcn.h>
@@ -275,7 +274,6 @@ static void on_fork_prepare(void) {
     while (atomic_load(&lt_gate.unwinders) > 0) sched_yield();
     lt_rings_close();    /* no allocator event is taken until the fork is done */
     lt_flush_for_fork(); /* returns with both locks held */
-    lt_live_hold_for_fork();
     fork_held = 1;
     memcpy(fork_parent_trace, lt_file.path, sizeof fork_parent_trace);
     fork_parent_offset = lt_file.offset;
@@ -285,7 +283,6 @@ static void on_fork_parent(void) {
     if (!fork_held) return;
     fork_held = 0;
     atomic_fetch_sub(&lt_gate.fork_pending, 1);
-    lt_live_release_after_fork();
     lt_rings_open();
     lt_fork_parent_release();
     lt_self.in_hook = 0;
@@ -296,7 +293,6 @@ static void on_fork_child(void) {
     fork_held = 0;
     atomic_store(&lt_gate.unwinders, 0);
     atomic_store(&lt_gate.fork_pending, 0);
-    lt_live_release_after_fork();
     lt_buffers_after_fork();
     lt_file_after_fork();
     lt_base_after_fork();

@@ -3,16 +3,13 @@
  * classify without asking the allocator. Folded blocks (io/fold.c) never reach it: they were
  * freed before their events left the window.
  *
- * The merge (the writer thread, or a program thread whose ring filled) only logs each event; the
- * writer thread applies the log at its ticks, so keeping the set costs the program's threads a
- * copy per event. Blocks
+ * Whoever merges keeps it: the writer thread, or a program thread whose ring filled. Blocks
  * are a table by address (io/live.h; at most half full, 16 bytes a slot: 32 to 64 bytes per
  * live block). Mapping pieces are a sorted array, edited as the
  * analyzer's MappingSet edits its own (Sources/LiveSet/MappingSet.swift), so both name the
  * same pieces by their start. */
 #include "live.h"
 
-#include <sched.h>
 #include <string.h>
 
 #define FIRST_SLOTS (1u << 16)
@@ -33,10 +30,7 @@ struct pending {
     uint64_t addr, addr2, size, tid;
     uint8_t tag, status;
 };
-/* The log of events waiting for the writer (a power of two), and how many a merging thread that
- * finds it full applies itself. */
-#define LOG_EVENTS (1u << 15)
-#define FULL_LOG_BATCH 4096
+#define PENDING_EVENTS 256
 
 static struct {
     int enabled, incomplete;
@@ -45,11 +39,8 @@ static struct {
     struct stash *stash;
     struct piece *pieces;
     uint64_t piece_count, piece_cap;
-    /* Events wait here for the writer: appended under the event lock (head), applied under the
-     * table lock (tail). */
-    struct pending *log;
-    _Atomic uint64_t log_head, log_tail;
-    atomic_flag table_lock;
+    struct pending pending[PENDING_EVENTS];
+    uint32_t pending_count;
 } L;
 
 int lt_live_enabled(void) { return L.enabled; }
@@ -62,8 +53,7 @@ int lt_live_init(void) {
     L.stash = lt_raw_mmap(STASH_SLOTS * sizeof *L.stash);
     L.piece_cap = 4096 / sizeof(struct piece);
     L.pieces = lt_raw_mmap(4096);
-    L.log = lt_raw_mmap(LOG_EVENTS * sizeof *L.log);
-    if (!L.table.slots || !L.stash || !L.pieces || !L.log) return 0;
+    if (!L.table.slots || !L.stash || !L.pieces) return 0;
     L.table.mask = FIRST_SLOTS - 1;
     L.table.shift = 64 - __builtin_ctzll(FIRST_SLOTS);
     L.enabled = 1;
@@ -173,58 +163,23 @@ static void apply(const struct pending *p) {
  * under way at once instead of one. */
 #define AHEAD 16
 
-/* The table's lock: the writer applying, a merging thread that found the log full, the scan
- * and fork take it, always after the event lock when they hold that too. Its holder may be
- * preempted: waiters yield. */
-static void lock_table(void) {
-    while (atomic_flag_test_and_set_explicit(&L.table_lock, memory_order_acquire)) sched_yield();
-}
-
-static void unlock_table(void) { atomic_flag_clear_explicit(&L.table_lock, memory_order_release); }
-
-/* Applies up to `most` waiting events, oldest first (the table lock held). */
-static void apply_waiting(uint64_t most) {
-    uint64_t tail = atomic_load_explicit(&L.log_tail, memory_order_relaxed);
-    uint64_t head = atomic_load_explicit(&L.log_head, memory_order_acquire);
-    if (head - tail > most) head = tail + most;
-    for (uint64_t n = tail; n < head && L.enabled; n++) {
-        if (n + AHEAD < head) {
-            const struct pending *next = &L.log[(n + AHEAD) & (LOG_EVENTS - 1)];
+static void apply_pending(void) {
+    for (uint32_t i = 0; i < L.pending_count; i++) {
+        if (i + AHEAD < L.pending_count) {
+            const struct pending *next = &L.pending[i + AHEAD];
             __builtin_prefetch(&L.table.slots[home(next->tag == TAG_REALLOC ? next->addr2 : next->addr)], 1);
         }
-        apply(&L.log[n & (LOG_EVENTS - 1)]);
+        apply(&L.pending[i]);
+        if (!L.enabled) break;
     }
-    atomic_store_explicit(&L.log_tail, head, memory_order_release);
+    L.pending_count = 0;
 }
 
-/* The merge only copies the event into the log: the writer thread applies it at its next tick
- * (lt_live_apply_waiting), off the program's threads. */
 void lt_live_event_locked(const struct lt_event *e, uint64_t tid) {
     if (!L.enabled) return;
-    uint64_t head = atomic_load_explicit(&L.log_head, memory_order_relaxed);
-    if (head - atomic_load_explicit(&L.log_tail, memory_order_acquire) >= LOG_EVENTS) {
-        lock_table();
-        apply_waiting(FULL_LOG_BATCH);
-        unlock_table();
-    }
-    L.log[head & (LOG_EVENTS - 1)] = (struct pending){
+    L.pending[L.pending_count++] = (struct pending){
         .addr = e->addr, .addr2 = e->addr2, .size = e->size, .tid = tid, .tag = e->tag, .status = e->info & 0x0F};
-    atomic_store_explicit(&L.log_head, head + 1, memory_order_release);
-}
-
-void lt_live_apply_waiting(void) {
-    if (!L.log || atomic_load(&L.log_head) == atomic_load(&L.log_tail)) return;
-    lock_table();
-    apply_waiting(UINT64_MAX);
-    unlock_table();
-}
-
-void lt_live_hold_for_fork(void) {
-    if (L.log) lock_table();
-}
-
-void lt_live_release_after_fork(void) {
-    if (L.log) unlock_table();
+    if (L.pending_count == PENDING_EVENTS) apply_pending();
 }
 
 /* ---- mapping pieces, sorted by start ---- */
@@ -308,9 +263,7 @@ void lt_live_remapped_locked(uint64_t old_start, uint64_t old_len, uint64_t new_
 /* ---- the sorted copy for the scan ---- */
 
 uint64_t lt_live_count_locked(void) {
-    lock_table();
-    apply_waiting(UINT64_MAX);
-    unlock_table();
+    apply_pending();
     return L.used + L.piece_count;
 }
 

@@ -21,14 +21,8 @@ LT_HIDDEN int lt_live_enabled(void);
 /* 0 when the set stopped being kept (its table could not grow): it is then incomplete. */
 LT_HIDDEN int lt_live_complete(void);
 
-/* An allocator event as it is written (io/rings.c, lt_write_event_locked): logged for the writer. */
+/* An allocator event as it is written (io/rings.c, lt_write_event_locked). */
 LT_HIDDEN void lt_live_event_locked(const struct lt_event *e, uint64_t tid);
-/* The writer thread's tick, the event lock not held: applies the logged events. */
-LT_HIDDEN void lt_live_apply_waiting(void);
-/* Fork: the prepare handler holds the table (no half-applied event is copied), after the event
- * lock; the parent's and the child's handlers let it go. */
-LT_HIDDEN void lt_live_hold_for_fork(void);
-LT_HIDDEN void lt_live_release_after_fork(void);
 /* The program's mapping calls, as they succeeded (hooks/map_hooks.c); lengths in bytes. */
 LT_HIDDEN void lt_live_mapped_locked(uint64_t start, uint64_t len);
 LT_HIDDEN void lt_live_unmapped_locked(uint64_t start, uint64_t len);

@@ -10,7 +10,6 @@
 #include "buffers.h"
 #include "file.h"
 #include "fold.h"
-#include "live.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -204,7 +203,6 @@ static void *writer_main(void *arg) {
         if (flush_due) lt_rings_drain_locked();
         else lt_rings_merge_locked();
         lt_unlock(&lt_buf.event_lock);
-        lt_live_apply_waiting();
         pthread_mutex_lock(&lt_buf.file_lock);
         lt_buffers_write_queued(flush_due);
         pthread_mutex_unlock(&lt_buf.file_lock);
