@@ -310,7 +310,11 @@ struct AnalysisRun {
             }
             if lhs.aggregate.bytes != rhs.aggregate.bytes { return lhs.aggregate.bytes > rhs.aggregate.bytes }
             if lhs.aggregate.blocks != rhs.aggregate.blocks { return lhs.aggregate.blocks > rhs.aggregate.blocks }
-            return lhs.name < rhs.name
+            if lhs.name != rhs.name { return lhs.name < rhs.name }
+            // Groups of one name (--group-by stack: stacks through one call site) in the trace's
+            // order of their biggest stack, not the dictionary's, which differs from run to run.
+            if lhs.biggestStack.isInherited != rhs.biggestStack.isInherited { return lhs.biggestStack.isInherited }
+            return lhs.biggestStack.id < rhs.biggestStack.id
         }
         var shown: [LeakGroup] = []
         for entry in ordered where entry.aggregate.bytes >= options.minBytes {

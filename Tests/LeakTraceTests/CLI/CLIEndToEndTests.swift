@@ -279,4 +279,20 @@ final class ReportDeterminismTests: XCTestCase {
         XCTAssertEqual(outputs.count, 1, "the text report differs between runs")
         XCTAssertEqual(shownStacks.count, 1, "the shown stack differs between runs: \(shownStacks)")
     }
+
+    /// Grouped by stack, the eight stacks are eight groups that tie on bytes, blocks and name
+    /// (leaf's call site): every run lists them in the same order, the trace's.
+    func testGroupsThatTieAreListedTheSameEveryRun() throws {
+        let trace = try CLIEndToEndTests.traceOne("tied_leaks")
+        var orders = Set<[String]>()
+        for _ in 0..<6 {
+            let root = try LeakReportRunner.json([trace, "--group-by", "stack"])
+            let groups = root.objects("groups").filter { $0.object("callsite").string("function") == "leaf" }
+            XCTAssertEqual(groups.count, 8)
+            orders.insert(groups.map { group in
+                group.object("biggest").objects("stack").compactMap { $0.string("function") }.joined(separator: " < ")
+            })
+        }
+        XCTAssertEqual(orders.count, 1, "the order of tied groups differs between runs: \(orders)")
+    }
 }
