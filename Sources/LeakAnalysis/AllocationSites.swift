@@ -46,11 +46,13 @@ extension AnalysisRun {
             sites[index].bytes &+= count.bytes
             sites[index].temporary &+= count.temporary
         }
-        let ordered = sites.sorted { lhs, rhs in
-            if lhs.calls != rhs.calls { return lhs.calls > rhs.calls }
-            if lhs.bytes != rhs.bytes { return lhs.bytes > rhs.bytes }
-            return lhs.name < rhs.name
-        }
+        // Sites that tie on calls, bytes and name (--group-by stack) keep the order they were met.
+        let ordered = sites.enumerated().sorted { lhs, rhs in
+            if lhs.element.calls != rhs.element.calls { return lhs.element.calls > rhs.element.calls }
+            if lhs.element.bytes != rhs.element.bytes { return lhs.element.bytes > rhs.element.bytes }
+            if lhs.element.name != rhs.element.name { return lhs.element.name < rhs.element.name }
+            return lhs.offset < rhs.offset
+        }.map(\.element)
         return ordered.prefix(options.top).enumerated().map { index, site in
             var ranked = site
             ranked.rank = index + 1

@@ -285,6 +285,7 @@ final class ReportDeterminismTests: XCTestCase {
     func testGroupsThatTieAreListedTheSameEveryRun() throws {
         let trace = try CLIEndToEndTests.traceOne("tied_leaks")
         var orders = Set<[String]>()
+        var sites = Set<String>()
         for _ in 0..<6 {
             let root = try LeakReportRunner.json([trace, "--group-by", "stack"])
             let groups = root.objects("groups").filter { $0.object("callsite").string("function") == "leaf" }
@@ -292,7 +293,9 @@ final class ReportDeterminismTests: XCTestCase {
             orders.insert(groups.map { group in
                 group.object("biggest").objects("stack").compactMap { $0.string("function") }.joined(separator: " < ")
             })
+            sites.insert(try LeakReportRunner.run([trace, "--group-by", "stack", "--top", "20"]).stdout)
         }
         XCTAssertEqual(orders.count, 1, "the order of tied groups differs between runs: \(orders)")
+        XCTAssertEqual(sites.count, 1, "the text report (its allocation sites) differs between runs")
     }
 }
