@@ -86,6 +86,7 @@ static struct {
     uint64_t top;
     struct region *maps;
     uint64_t map_count;
+    const struct region *last_region; /* region_of's last answer */
     char *maps_text;
     uint64_t maps_text_bytes;
     struct lt_live_table starts; /* the live table, numbered: block index by start address */
@@ -237,18 +238,23 @@ static int read_maps(void) {
     return S.map_count > 0;
 }
 
-/* The mapping holding `addr`, or NULL. */
-static const struct region *region_of(uint64_t addr) {
-    static const struct region *last; /* blocks mostly lie in one heap */
-    if (last && addr - last->start < last->end - last->start && last >= S.maps && last < S.maps + S.map_count)
-        return last;
+/* Index of the first mapping ending above `addr` (S.map_count: none). */
+static uint64_t first_region_ending_above(uint64_t addr) {
     uint64_t lo = 0, hi = S.map_count;
     while (lo < hi) {
         uint64_t mid = (lo + hi) / 2;
         if (S.maps[mid].end <= addr) lo = mid + 1;
         else hi = mid;
     }
-    if (lo < S.map_count && S.maps[lo].start <= addr) return last = &S.maps[lo];
+    return lo;
+}
+
+/* The mapping holding `addr`, or NULL. */
+static const struct region *region_of(uint64_t addr) {
+    const struct region *r = S.last_region; /* blocks mostly lie in one heap */
+    if (r && addr - r->start < r->end - r->start) return r;
+    uint64_t i = first_region_ending_above(addr);
+    if (i < S.map_count && S.maps[i].start <= addr) return S.last_region = &S.maps[i];
     return NULL;
 }
 
@@ -611,14 +617,9 @@ static void scan_memory(uint64_t start, uint64_t end, int definite, int64_t cliq
     while (start < end) {
         const struct region *r = region_of(start);
         if (!r) { /* a hole: on to the next mapping */
-            uint64_t lo = 0, hi = S.map_count;
-            while (lo < hi) {
-                uint64_t mid = (lo + hi) / 2;
-                if (S.maps[mid].start <= start) lo = mid + 1;
-                else hi = mid;
-            }
-            if (lo >= S.map_count) return;
-            start = S.maps[lo].start;
+            uint64_t next = first_region_ending_above(start);
+            if (next >= S.map_count) return;
+            start = S.maps[next].start;
             continue;
         }
         uint64_t stop = r->end < end ? r->end : end;
@@ -707,7 +708,13 @@ static void scan_root_outside_blocks(uint64_t start, uint64_t end) {
 
 /* A root range less the excluded ranges (sorted, disjoint). */
 static void scan_root(uint64_t start, uint64_t end) {
-    for (uint64_t k = 0; k < S.excluded_count && start < end; k++) {
+    uint64_t first = 0, hi = S.excluded_count; /* the first excluded range ending above start */
+    while (first < hi) {
+        uint64_t mid = (first + hi) / 2;
+        if (S.excluded[mid].end <= start) first = mid + 1;
+        else hi = mid;
+    }
+    for (uint64_t k = first; k < S.excluded_count && start < end; k++) {
         const struct range *x = &S.excluded[k];
         if (x->end <= start) continue;
         if (x->start >= end) break;
