@@ -4,7 +4,7 @@
 # fails when CI is set (.ci/run): everything a test needs is listed here.
 set -euo pipefail
 packages=(
-  libunwind-dev libdw-dev libelf-dev libzstd-dev pkg-config   # build: preload library, analyzer
+  libunwind-dev libdw-dev libelf-dev libzstd-dev libdeflate-dev pkg-config   # build: preload library, analyzer
   gcc g++ binutils zstd dwz                                    # tests compile and inspect programs
   libjemalloc2 libmimalloc2.0                                  # hazard tests: foreign allocators
   perl git sqlite3 heaptrack util-linux                        # hazard tests on real programs; bench

@@ -41,7 +41,7 @@ struct CommonOptions: ParsableArguments {
     var noFollowExec = false
 
     @Flag(name: .customLong("no-symbol-cache"),
-          help: "Neither read nor write the answers kept from earlier runs (LEAKTRACE_SYMBOL_CACHE sets their directory).")
+          help: "Neither read nor write the answers and decompressed debug files kept from earlier runs (LEAKTRACE_SYMBOL_CACHE sets their directory).")
     var noSymbolCache = false
 
     /// The format is checked by each command: they take different ones.

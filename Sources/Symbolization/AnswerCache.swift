@@ -107,7 +107,7 @@ final class ModuleAnswers {
 }
 
 /// Makes `path` and its parents as directories (mode 0700: the answers name the user's files).
-private func makeDirectories(_ path: String) -> Bool {
+func makeDirectories(_ path: String) -> Bool {
     var status = stat()
     if stat(path, &status) == 0 { return status.st_mode & S_IFMT == S_IFDIR }
     if let parent = directoryName(path), parent != path, !makeDirectories(parent) { return false }

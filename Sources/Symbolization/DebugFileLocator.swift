@@ -31,14 +31,18 @@ final class DebugFileLocator {
     /// The build-id of the main file on disk; empty if it has none.
     let buildID: [UInt8]
     let debugDirectories: [String]
+    /// Where the debug files found are decompressed to before libdwfl reads them.
+    let images: DebugImageStore
     /// Paths of the debug files handed to libdwfl, in order (the alt file included).
     private(set) var foundPaths: [String] = []
 
-    init(mainPath: String, mainIdentity: FileIdentity?, buildID: [UInt8], debugDirectories: [String]) {
+    init(mainPath: String, mainIdentity: FileIdentity?, buildID: [UInt8], debugDirectories: [String],
+         images: DebugImageStore) {
         self.mainPath = mainPath
         self.mainIdentity = mainIdentity
         self.buildID = buildID
         self.debugDirectories = debugDirectories
+        self.images = images
     }
 
     /// Answers one `find_debuginfo` call. `fileName` is the file whose debug data is wanted: the
@@ -153,7 +157,7 @@ let offlineCallbacks: UnsafeMutablePointer<Dwfl_Callbacks> = {
                                            debugLinkCRC: debugLinkCRC)
             else { return -1 }
             foundName?.pointee = strdup(found.path)
-            return found.fd
+            return locator.images.descriptor(for: found.fd)
         },
         section_address: dwfl_offline_section_address,
         debuginfo_path: nil))

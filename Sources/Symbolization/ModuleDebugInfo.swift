@@ -37,9 +37,10 @@ final class ModuleDebugInfo {
     // MARK: Opening
 
     /// Opens `path` and reports it to a new offline session. Debug files are looked for lazily,
-    /// on the first lookup, under `debugDirectories`.
-    static func open(path: String, debugDirectories: [String]) -> Result<ModuleDebugInfo, FileProblem> {
-        let fd: Int32
+    /// on the first lookup, under `debugDirectories`; those with compressed sections are
+    /// decompressed through `images`.
+    static func open(path: String, debugDirectories: [String], images: DebugImageStore) -> Result<ModuleDebugInfo, FileProblem> {
+        var fd: Int32
         switch openRegularFile(path) {
         case .success(let opened): fd = opened
         case .failure(let problem): return .failure(problem)
@@ -49,6 +50,8 @@ final class ModuleDebugInfo {
             close(fd)
             return .failure(FileProblem(reason: "not an ELF file"))
         }
+        // A file built with compressed debug sections (-gz) carries its DWARF like a debug file.
+        fd = images.descriptor(for: fd)
         guard let dwfl = dwfl_begin(offlineCallbacks) else {
             close(fd)
             return .failure(FileProblem(reason: libdwflErrorMessage()))
@@ -68,7 +71,7 @@ final class ModuleDebugInfo {
             return .failure(FileProblem(reason: reason))
         }
         let locator = DebugFileLocator(mainPath: path, mainIdentity: identity, buildID: buildID,
-                                       debugDirectories: debugDirectories)
+                                       debugDirectories: debugDirectories, images: images)
         var userdata: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
         _ = dwfl_module_info(module, &userdata, nil, nil, nil, nil, nil, nil)
         userdata?.pointee = Unmanaged.passUnretained(locator).toOpaque()

@@ -11,8 +11,12 @@ public struct SymbolizerOptions: Sendable {
     /// Roots searched for `.build-id/xx/rest.debug` files, `.gnu_debuglink` targets (under the
     /// binary's own directory path) and dwz files (`.dwz/`). Searched on disk only: never debuginfod.
     public var debugDirectories: [String] = ["/usr/lib/debug"]
-    /// Where answers are kept between runs (`AnswerCache.swift`); nil: nowhere.
+    /// Where answers are kept between runs (`AnswerCache.swift`); nil: nowhere. Decompressed
+    /// images of debug files are kept there too (`DebugImage.swift`).
     public var answerDirectory: String?
+    /// The most the kept images of debug files may take on disk together; the least recently
+    /// used are removed first.
+    public var debugImageBudget: UInt64 = 1 << 30
 
     public init() {}
 
@@ -150,7 +154,9 @@ public final class Symbolizer {
         }
         statistics.modulesOpened += 1
 
-        switch ModuleDebugInfo.open(path: module.path, debugDirectories: options.debugDirectories) {
+        switch ModuleDebugInfo.open(path: module.path, debugDirectories: options.debugDirectories,
+                                     images: DebugImageStore(answerDirectory: options.answerDirectory,
+                                                             budget: options.debugImageBudget)) {
         case .failure(let problem):
             problems.append("\(module.path): cannot read the module (\(problem.reason)); "
                             + "its frames are shown as module+offset")

@@ -19,6 +19,7 @@ struct UnitIndex {
         var units: [Dwarf_Die] = []
         var splitUnits: [Int: Dwarf_Die] = [:]
         var ranges: [IntervalIndex<Int>.Entry] = []
+        let listed = Self.arangesByUnit(dwarf)
         var unit: OpaquePointer? = nil
         while true {
             var next: OpaquePointer?
@@ -31,7 +32,7 @@ struct UnitIndex {
             // Type units describe no code and partial (dwz) units have no ranges of their own.
             // Skeleton units (split DWARF) do: their line table lives in this file.
             guard unitType == UInt8(DW_UT_compile) || unitType == UInt8(DW_UT_skeleton) else { continue }
-            let unitRanges = addressRanges(of: &unitDie)
+            let unitRanges = listed[dwarf_dieoffset(&unitDie)] ?? addressRanges(of: &unitDie)
             guard !unitRanges.isEmpty else { continue }
             units.append(unitDie)
             // libdw looks for the .dwo itself (next to the compilation directory); without it
@@ -44,6 +45,25 @@ struct UnitIndex {
         self.units = units
         self.splitUnits = splitUnits
         self.ranges = IntervalIndex(ranges)
+    }
+
+    /// The ranges .debug_aranges gives each unit, by the offset of the unit's DIE; empty
+    /// without the section. Ranges at address 0 are code the linker discarded, as in
+    /// `addressRanges(of:)`.
+    private static func arangesByUnit(_ dwarf: OpaquePointer) -> [Dwarf_Off: [(UInt64, UInt64)]] {
+        var aranges: OpaquePointer?
+        var count = 0
+        guard dwarf_getaranges(dwarf, &aranges, &count) == 0, let aranges else { return [:] }
+        var byUnit: [Dwarf_Off: [(UInt64, UInt64)]] = [:]
+        for index in 0..<count {
+            var start: Dwarf_Addr = 0
+            var length: Dwarf_Word = 0
+            var unit: Dwarf_Off = 0
+            guard let arange = dwarf_onearange(aranges, index),
+                  dwarf_getarangeinfo(arange, &start, &length, &unit) == 0 else { continue }
+            byUnit[unit, default: []].append(start > 0 && length > 0 && start &+ length > start ? (start, start + length) : (0, 0))
+        }
+        return byUnit.mapValues { $0.filter { $0.1 > 0 } }
     }
 
     var isEmpty: Bool { ranges.isEmpty }

@@ -227,6 +227,34 @@ final class SymbolizationTests: XCTestCase {
         XCTAssertEqual(frames.map(\.line), [try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
     }
 
+    /// A binary linked from a GCC object (listed in .debug_aranges) and a clang one (not listed):
+    /// units the section lists take their ranges from it, and the unit it leaves out must still
+    /// be found by its own ranges.
+    func testUnitMissingFromArangesIsFoundByItsOwnRanges() throws {
+        let directory = try SymKit.scratchDirectory("mixed-aranges", removedAfter: self)
+        let plainObject = directory + "/plain.o", libraryObject = directory + "/library.o"
+        let binary = directory + "/mixed"
+        try SymKit.Programs.compile("symbolize_plain.c", compiler: "clang", flags: ["-c", "-g", "-O0", "-fPIE"], output: plainObject)
+        try SymKit.Programs.compile("symbolize_library.c", compiler: "cc", flags: ["-c", "-g", "-O0", "-fPIE"], output: libraryObject)
+        try SymKit.run("cc", ["-pie", "-Wl,--build-id", "-o", binary, plainObject, libraryObject])
+        let aranges = try SymKit.run("readelf", ["--debug-dump=aranges", binary])
+        XCTAssertTrue(aranges.contains("Length:"), "the test needs .debug_aranges from the GCC object")
+        XCTAssertEqual(aranges.components(separatedBy: "Length:").count - 1, 1, "only the GCC unit is listed")
+        let module = try SymKit.Oracle.module(binary, bias: SymKit.bias)
+
+        let (address, _) = try SymKit.plainCallSite(in: binary)
+        let plain = Symbolizer().symbolize(address: address, module: module, isReturnAddress: true)
+        XCTAssertEqual(plain.map(\.function), ["plain_caller"])
+        XCTAssertEqual(plain.map(\.line), [try SymKit.Programs.line(of: "caller_calls_leaf", in: "symbolize_plain.c")])
+
+        let offset = try SymKit.Oracle.returnAddress(afterCallTo: "library_hidden_helper", in: "symbolize_library_entry", binary: binary)
+        let library = Symbolizer().symbolize(address: SymKit.bias + offset, module: module, isReturnAddress: true)
+        let truth = try SymKit.Oracle.addr2line(binary, offset: offset - 1)
+        XCTAssertEqual(library.compactMap(\.function), ["symbolize_library_entry"])
+        XCTAssertEqual(library.compactMap(\.line), truth.map(\.line))
+        XCTAssertEqual(library.compactMap(\.file), [SymKit.Programs.source("symbolize_library.c")])
+    }
+
     /// Builds made with -fdebug-prefix-map (as distributions do) record a relative compilation
     /// directory; file names are reported relative to it, with `.` and `..` folded.
     func testRelativeCompilationDirectoryIsJoinedAndFolded() throws {
