@@ -17,8 +17,9 @@
 # LEAKTRACE_EVENTS=all and one of heaptrack: bytes per allocator call of each, the ratios to
 # heaptrack's, the blocks folded and the writer thread's CPU time in each mode. The fold's worst
 # case comes first: foldbench-worst, whose blocks all live just longer than the fold window.
-# Reports (issue 15): the same for every workload's traces, leakreport on its first report of
-# the program (no answers kept from earlier runs) and on the next one, in CPU seconds.
+# Reports (issue 15): the same for every workload's traces, in CPU seconds: leakreport with
+# nothing kept from earlier runs, its first report of the program (with the decompressed debug
+# files an earlier report kept), and the next one.
 # Reachability (issue 14, --only reach): the exit scan's time against live heap size (10 MB to
 # 1 GB, a pointer-dense worst case first), and what keeping the live set costs the program.
 # Diff (issue 4): `leakreport diff` of two large traces of the same program (different
@@ -326,16 +327,25 @@ awk -v e="$events" -v r="$read_s" -v d="$diff_s" -v k="$diff_kb" 'BEGIN {
 fi
 
 if selected reports && [ "$sizes_only" = 0 ]; then
+report_runs=5; [ "$quick" = 1 ] && report_runs=3
 printf '\n== Reports: leakreport against heaptrack_print on each workload'"'"'s traces ==\n'
-printf '%s\n' "CPU seconds (user+sys) and peak RSS; lt_1st: the first report of the program (no answers kept),"
-printf '%s\n' "lt_next: the next report (answers kept by the first); speed: heaptrack_print's CPU / leakreport's;"
-printf '%s\n' "lt_MiB / lt2_MiB: peak RSS of the first / next report (the first holds libdw's debug info)"
-printf '%-22s %10s %8s %8s %8s %7s %7s %7s %7s %7s %7s\n' workload calls lt_1st lt_next ht_s speed1 speed2 lt_MiB lt2_MiB ht_MiB Mcalls/s
-# cpu_of FILE: user + sys seconds and max RSS (KiB) written by /usr/bin/time -f '%U %S %M'.
-cpu_of() { tail -1 "$1" | awk '{printf "%.3f %d", $1 + $2, $3}'; }
+printf '%s\n' "CPU seconds (user+sys) per report, the mean of $report_runs runs each, and peak RSS. lt_cold: a report with nothing"
+printf '%s\n' "kept from earlier runs (the first report on a machine); lt_1st: the first report of this program, with the"
+printf '%s\n' "decompressed debug files an earlier report of any program kept (libc's); lt_next: the next report (answers"
+printf '%s\n' "kept by the first); wall_cold: wall seconds of lt_cold; speed: heaptrack_print's CPU / leakreport's;"
+printf '%s\n' "MiB: peak RSS of the cold / next report and of heaptrack_print"
+printf '%-22s %10s %8s %8s %8s %9s %8s %7s %7s %7s %7s %7s %7s\n' workload calls lt_cold lt_1st lt_next wall_cold ht_s \
+  sp_cold sp_1st sp_next lt_MiB lt2_MiB ht_MiB
+# cpu_of FILE: user + sys seconds, wall seconds and max RSS (KiB) written by /usr/bin/time -f '%U %S %e %M'.
+cpu_of() { tail -1 "$1" | awk '{printf "%.3f %.3f %d", $1 + $2, $3, $4}'; }
+# mean_of KIND: the means of the runs' CPU and wall seconds in $work/rp-KIND.*.time, and the largest RSS.
+mean_of() {
+  cat "$work"/rp-"$1".*.time | grep -v '^Command' | awk '{c += $1 + $2; w += $3; if ($4 > m) m = $4; n++}
+    END {printf "%.4f %.4f %d", c / n, w / n, m}'
+}
 for entry in "${workloads[@]}"; do
   name=${entry%%|*}; cmd=${entry#*|}
-  rm -f "$work"/rp-lt.* "$work"/rp-ht.*
+  rm -f "$work"/rp-lt.* "$work"/rp-ht.* "$work"/rp-*.time
   # shellcheck disable=SC2086
   env LD_PRELOAD="$lib" LEAKTRACE_OUTPUT="$work/rp-lt.%p.lt" $cmd >/dev/null 2>&1 </dev/null || true
   # shellcheck disable=SC2086
@@ -344,21 +354,28 @@ for entry in "${workloads[@]}"; do
   [ -n "$lt_trace" ] || { printf '%-22s no leaktrace trace\n' "$name"; continue; }
   calls=$(calls_in "$lt_trace")
   answers="$work/answers-$name"
-  rm -rf "$answers"
-  LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %M' -o "$work/rp1.time" "$report" "$lt_trace" >/dev/null 2>&1 || true
-  LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %M' -o "$work/rp2.time" "$report" "$lt_trace" >/dev/null 2>&1 || true
-  read -r first first_kb <<<"$(cpu_of "$work/rp1.time")"
-  read -r next next_kb <<<"$(cpu_of "$work/rp2.time")"
+  for ((r = 0; r < report_runs; r++)); do
+    rm -rf "$answers"
+    LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %e %M' -o "$work/rp-cold.$r.time" "$report" "$lt_trace" >/dev/null 2>&1 || true
+    rm -rf "$answers/symbols"
+    LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %e %M' -o "$work/rp-first.$r.time" "$report" "$lt_trace" >/dev/null 2>&1 || true
+    LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %e %M' -o "$work/rp-next.$r.time" "$report" "$lt_trace" >/dev/null 2>&1 || true
+    if [ -n "$ht_trace" ]; then
+      /usr/bin/time -f '%U %S %e %M' -o "$work/rp-ht.$r.time" heaptrack_print "$ht_trace" >/dev/null 2>&1 || true
+    fi
+  done
+  read -r cold cold_wall cold_kb <<<"$(mean_of cold)"
+  read -r first _ _ <<<"$(mean_of first)"
+  read -r next _ next_kb <<<"$(mean_of next)"
   ht=-; ht_kb=0
-  if [ -n "$ht_trace" ]; then
-    /usr/bin/time -f '%U %S %M' -o "$work/rph.time" heaptrack_print "$ht_trace" >/dev/null 2>&1 || true
-    read -r ht ht_kb <<<"$(cpu_of "$work/rph.time")"
-  fi
-  awk -v name="$name" -v c="$calls" -v f="$first" -v x="$next" -v h="$ht" -v fk="$first_kb" -v nk="$next_kb" -v hk="$ht_kb" '
+  [ -n "$ht_trace" ] && read -r ht _ ht_kb <<<"$(mean_of ht)"
+  awk -v name="$name" -v c="$calls" -v k="$cold" -v kw="$cold_wall" -v f="$first" -v x="$next" -v h="$ht" \
+      -v fk="$cold_kb" -v nk="$next_kb" -v hk="$ht_kb" '
     function ratio(a, b) { return (a != "-" && b > 0) ? sprintf("%7.2f", a / b) : sprintf("%7s", "-") }
     BEGIN {
-      printf "%-22s %10d %8.3f %8.3f %8s %s %s %7.1f %7.1f %7s %7.2f\n", name, c, f, x, h, ratio(h, f), ratio(h, x),
-        fk / 1024, nk / 1024, (hk > 0 ? sprintf("%.1f", hk / 1024) : "-"), (f > 0 ? c / f / 1e6 : 0) }'
+      printf "%-22s %10d %8.3f %8.3f %8.3f %9.3f %8s %s %s %s %7.1f %7.1f %7s\n", name, c, k, f, x, kw,
+        (h == "-" ? h : sprintf("%.3f", h)), ratio(h, k), ratio(h, f), ratio(h, x),
+        fk / 1024, nk / 1024, (hk > 0 ? sprintf("%.1f", hk / 1024) : "-") }'
 done
 echo "(targets: speed >= 3 on every workload, aim 5; lt_MiB <= ht_MiB)"
 fi

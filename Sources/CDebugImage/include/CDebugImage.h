@@ -25,7 +25,8 @@ enum {
 /// Writes the image of the ELF file open at `fd` and returns a new descriptor of it, open for
 /// reading. With `path` the image is written to `path` (under a temporary name, renamed into
 /// place once complete); without it, to an anonymous memory file. Returns DEBUG_IMAGE_NOT_NEEDED
-/// or DEBUG_IMAGE_FAILED (with a message in `error`) otherwise. `fd` is left open.
+/// or DEBUG_IMAGE_FAILED (with a message in `error`, which may be NULL with `error_size` 0)
+/// otherwise. `fd` is left open.
 int debug_image_write(int fd, const char *path, char *error, size_t error_size);
 
 /// True if the file at `fd` is a 64-bit little-endian ELF file with a compressed section, that

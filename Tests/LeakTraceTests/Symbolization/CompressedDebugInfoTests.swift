@@ -106,6 +106,29 @@ final class CompressedDebugInfoTests: XCTestCase {
         }
     }
 
+    /// A debug file whose compressed .debug_info is damaged: no image is kept, nothing crashes,
+    /// and the frame still has its function's name from the debug file's symbol table.
+    func testDamagedCompressedSectionFallsBackToTheSymbolTable() throws {
+        let split = try compressedSplit("zlib")
+        let table = try SymKit.run("readelf", ["-SW", split.debug])
+        let row = try XCTUnwrap(table.split(separator: "\n").first { $0.contains(" .debug_info ") })
+        let fields = row[row.index(after: try XCTUnwrap(row.firstIndex(of: "]")))...].split(separator: " ")
+        let offset = try XCTUnwrap(Int(fields[3], radix: 16)), size = try XCTUnwrap(Int(fields[4], radix: 16))
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: split.debug))
+        for index in stride(from: offset + size / 4, to: offset + size / 2, by: 97) { bytes[index] ^= 0x5a }
+        try bytes.write(to: URL(fileURLWithPath: split.debug))
+
+        let answers = try SymKit.scratchDirectory("gz-damaged", removedAfter: self)
+        let original = try binaries().inline
+        let offsetInFile = try SymKit.Oracle.returnAddress(afterCallTo: "inline_sink", in: "inline_outer", binary: original)
+        let module = try SymKit.Oracle.module(split.binary, bias: SymKit.bias)
+        let frames = Symbolizer(options: SymbolizerOptions(debugDirectories: [split.root], answerDirectory: answers))
+            .symbolize(address: SymKit.bias + offsetInFile, module: module, isReturnAddress: true)
+        XCTAssertEqual(frames.map(\.function), ["inline_outer"])
+        XCTAssertEqual(frames.compactMap(\.line), [])
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: answers + "/debug")) ?? [], [])
+    }
+
     func testImageIsKeptReusedAndRewrittenWhenDamaged() throws {
         let split = try compressedSplit("zlib")
         let answers = try SymKit.scratchDirectory("gz-images", removedAfter: self)
