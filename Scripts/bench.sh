@@ -336,11 +336,10 @@ printf '%s\n' "kept by the first); wall_cold: wall seconds of lt_cold; speed: he
 printf '%s\n' "MiB: peak RSS of the cold / next report and of heaptrack_print"
 printf '%-22s %10s %8s %8s %8s %9s %8s %7s %7s %7s %7s %7s %7s\n' workload calls lt_cold lt_1st lt_next wall_cold ht_s \
   sp_cold sp_1st sp_next lt_MiB lt2_MiB ht_MiB
-# cpu_of FILE: user + sys seconds, wall seconds and max RSS (KiB) written by /usr/bin/time -f '%U %S %e %M'.
-cpu_of() { tail -1 "$1" | awk '{printf "%.3f %.3f %d", $1 + $2, $3, $4}'; }
-# mean_of KIND: the means of the runs' CPU and wall seconds in $work/rp-KIND.*.time, and the largest RSS.
+# mean_of KIND: the means of the runs' CPU and wall seconds in $work/rp-KIND.*.time (Scripts/bench/rusage.py),
+# and the largest RSS.
 mean_of() {
-  cat "$work"/rp-"$1".*.time | grep -v '^Command' | awk '{c += $1 + $2; w += $3; if ($4 > m) m = $4; n++}
+  cat "$work"/rp-"$1".*.time | awk '{c += $1 + $2; w += $3; if ($4 > m) m = $4; n++}
     END {printf "%.4f %.4f %d", c / n, w / n, m}'
 }
 for entry in "${workloads[@]}"; do
@@ -356,13 +355,11 @@ for entry in "${workloads[@]}"; do
   answers="$work/answers-$name"
   for ((r = 0; r < report_runs; r++)); do
     rm -rf "$answers"
-    LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %e %M' -o "$work/rp-cold.$r.time" "$report" "$lt_trace" >/dev/null 2>&1 || true
+    LEAKTRACE_SYMBOL_CACHE=$answers Scripts/bench/rusage.py "$work/rp-cold.$r.time" "$report" "$lt_trace"
     rm -rf "$answers/symbols"
-    LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %e %M' -o "$work/rp-first.$r.time" "$report" "$lt_trace" >/dev/null 2>&1 || true
-    LEAKTRACE_SYMBOL_CACHE=$answers /usr/bin/time -f '%U %S %e %M' -o "$work/rp-next.$r.time" "$report" "$lt_trace" >/dev/null 2>&1 || true
-    if [ -n "$ht_trace" ]; then
-      /usr/bin/time -f '%U %S %e %M' -o "$work/rp-ht.$r.time" heaptrack_print "$ht_trace" >/dev/null 2>&1 || true
-    fi
+    LEAKTRACE_SYMBOL_CACHE=$answers Scripts/bench/rusage.py "$work/rp-first.$r.time" "$report" "$lt_trace"
+    LEAKTRACE_SYMBOL_CACHE=$answers Scripts/bench/rusage.py "$work/rp-next.$r.time" "$report" "$lt_trace"
+    [ -z "$ht_trace" ] || Scripts/bench/rusage.py "$work/rp-ht.$r.time" heaptrack_print "$ht_trace"
   done
   read -r cold cold_wall cold_kb <<<"$(mean_of cold)"
   read -r first _ _ <<<"$(mean_of first)"
