@@ -314,11 +314,14 @@ int debug_image_write(int fd, const char *path, char *error, size_t error_size) 
 
     // Filled in anonymous memory, then written with one call: write faults on a shared mapping
     // of a file cost the filesystem's per-page work (ext4_page_mkwrite), more than the copy.
-    image = mmap(NULL, image_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    // Transparent huge pages, where the kernel gives them, take a fault per 2 MiB instead of
+    // per page: libc's image took 16-20 ms of CPU instead of 22-24 with its pages populated.
+    image = mmap(NULL, image_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (image == MAP_FAILED) {
         fail(error, error_size, "out of memory for the decompressed copy");
         goto done;
     }
+    madvise(image, image_size, MADV_HUGEPAGE);
     memcpy(image, file, head);
     ((Elf64_Ehdr *)image)->e_shoff = headers_offset;
     size_t item = 0;
