@@ -217,7 +217,7 @@ static int create_output(const char *path, char *temporary, size_t temporary_siz
     return open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 }
 
-int debug_image_write(int fd, const char *path, char *error, size_t error_size) {
+int debug_image_write(int fd, const char *path, size_t max_file_size, char *error, size_t error_size) {
     struct stat status;
     if (fstat(fd, &status) != 0 || status.st_size <= 0) return DEBUG_IMAGE_NOT_NEEDED;
     size_t size = (size_t)status.st_size;
@@ -311,6 +311,7 @@ int debug_image_write(int fd, const char *path, char *error, size_t error_size) 
     }
     size_t headers_offset = align_up(cursor, _Alignof(Elf64_Shdr));
     image_size = headers_offset + count * sizeof(Elf64_Shdr);
+    if (image_size > max_file_size) path = NULL;
 
     // Filled in anonymous memory, then written with one call: write faults on a shared mapping
     // of a file cost the filesystem's per-page work (ext4_page_mkwrite), more than the copy.

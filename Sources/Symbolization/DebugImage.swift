@@ -38,7 +38,7 @@ struct DebugImageStore {
     /// (libdw then reads the file as it is). When an image is returned, `fd` has been closed.
     func descriptor(for fd: Int32) -> Int32 {
         guard debug_image_is_needed(fd) != 0 else { return fd }
-        guard let path = imagePath(for: fd) else { return replace(fd, with: debug_image_write(fd, nil, nil, 0)) }
+        guard let path = imagePath(for: fd) else { return replace(fd, with: debug_image_write(fd, nil, 0, nil, 0)) }
         if case .success(let kept) = openRegularFile(path) {
             if debug_image_is_complete(kept) != 0 {
                 futimens(kept, nil) // last used now: the budget removes the least recently used
@@ -49,17 +49,18 @@ struct DebugImageStore {
             unlink(path)
         }
         guard let directory, makeDirectories(directory) else {
-            return replace(fd, with: debug_image_write(fd, nil, nil, 0))
+            return replace(fd, with: debug_image_write(fd, nil, 0, nil, 0))
         }
-        let written = debug_image_write(fd, path, nil, 0)
+        let written = debug_image_write(fd, path, Int(clamping: budget), nil, 0)
         if written == DEBUG_IMAGE_NOT_NEEDED { return fd }
         if written >= 0 {
+            // An image larger than the whole budget was written to memory only.
             removeOlderImages(than: path)
             return replace(fd, with: written)
         }
         // The directory refused the image (full, read-only): keep it in memory for this run. A
         // section that does not decompress fails here again, and libdw gets the file as it is.
-        return replace(fd, with: debug_image_write(fd, nil, nil, 0))
+        return replace(fd, with: debug_image_write(fd, nil, 0, nil, 0))
     }
 
     private func replace(_ fd: Int32, with image: Int32) -> Int32 {

@@ -24,10 +24,11 @@ enum {
 
 /// Writes the image of the ELF file open at `fd` and returns a new descriptor of it, open for
 /// reading. With `path` the image is written to `path` (under a temporary name, renamed into
-/// place once complete); without it, to an anonymous memory file. Returns DEBUG_IMAGE_NOT_NEEDED
+/// place once complete) if it takes at most `max_file_size` bytes; otherwise, and without
+/// `path`, to an anonymous memory file. Returns DEBUG_IMAGE_NOT_NEEDED
 /// or DEBUG_IMAGE_FAILED (with a message in `error`, which may be NULL with `error_size` 0)
 /// otherwise. `fd` is left open.
-int debug_image_write(int fd, const char *path, char *error, size_t error_size);
+int debug_image_write(int fd, const char *path, size_t max_file_size, char *error, size_t error_size);
 
 /// True if the file at `fd` is a 64-bit little-endian ELF file with a compressed section, that
 /// is, if `debug_image_write` would write an image of it.

@@ -161,7 +161,7 @@ final class CompressedDebugInfoTests: XCTestCase {
         }
     }
 
-    func testImageOfAnOlderDebugFileIsReplacedAndTheBudgetRemovesTheLeastRecentlyUsed() throws {
+    func testImageOfAnOlderDebugFileIsReplacedAndTheBudgetIsKept() throws {
         let split = try compressedSplit("zlib")
         let answers = try SymKit.scratchDirectory("gz-budget", removedAfter: self)
         let hex = try SymKit.Oracle.buildID(split.binary).map { String(format: "%02x", $0) }.joined()
@@ -182,13 +182,20 @@ final class CompressedDebugInfoTests: XCTestCase {
         XCTAssertFalse(kept.contains(URL(fileURLWithPath: older).lastPathComponent))
         XCTAssertTrue(kept.contains(URL(fileURLWithPath: other).lastPathComponent))
 
-        // A budget smaller than both: writing a new image removes the least recently used one
-        // and keeps the one just written.
+        // A budget that holds the image but not the other one as well: writing the image again
+        // removes the least recently used one and keeps the one just written.
         let image = try XCTUnwrap(kept.first { $0.hasPrefix(hex) })
+        let imageSize = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: debugDirectory + "/" + image)[.size] as? Int)
         try FileManager.default.removeItem(atPath: debugDirectory + "/" + image)
-        options.debugImageBudget = 4096
+        options.debugImageBudget = UInt64(imageSize + 4095)
         try assertFramesMatchTheUncompressedBuild(binary: split.binary, options: options)
         kept = try FileManager.default.contentsOfDirectory(atPath: debugDirectory).sorted()
         XCTAssertEqual(kept, [image])
+
+        // An image larger than the whole budget is made in memory for the run, never kept.
+        try FileManager.default.removeItem(atPath: debugDirectory + "/" + image)
+        options.debugImageBudget = UInt64(imageSize - 1)
+        try assertFramesMatchTheUncompressedBuild(binary: split.binary, options: options)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: debugDirectory), [])
     }
 }
