@@ -199,3 +199,57 @@ final class CompressedDebugInfoTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: debugDirectory), [])
     }
 }
+
+/// A real report through libc's compressed debug file from libc6-dbg: every libc frame of the
+/// leaked stacks has the function and line that addr2line reads from that debug file itself, the
+/// image is kept for the next report, and --no-symbol-cache keeps nothing on disk.
+final class LibcDebugImageReportTests: XCTestCase {
+    func testLibcFramesOfAReportAgreeWithAddr2lineOnTheDebugFile() throws {
+        let libc = "/lib/x86_64-linux-gnu/libc.so.6"
+        let hex = try SymKit.Oracle.buildID(libc).map { String(format: "%02x", $0) }.joined()
+        let debugFile = "/usr/lib/debug/.build-id/\(hex.prefix(2))/\(hex.dropFirst(2)).debug"
+        guard FileManager.default.fileExists(atPath: debugFile) else {
+            throw missingTool("the debug file of \(libc)", package: "libc6-dbg")
+        }
+        let cache = try SymKit.scratchDirectory("libc-image", removedAfter: self)
+        let trace = try CLIEndToEndTests.traceOne("analysis_leaks")
+        func report(_ extra: [String]) throws -> Data {
+            let run = try TracedProgram.run(executable: LeakReportRunner.executable,
+                                            arguments: ["--group-by", "stack", "--format", "json"] + extra + [trace],
+                                            environment: ["LEAKTRACE_SYMBOL_CACHE": cache], timeout: 120)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            return Data(run.stdout.utf8)
+        }
+
+        let inMemory = try report(["--no-symbol-cache"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cache + "/debug"), "--no-symbol-cache kept an image")
+        let kept = try report([])
+        XCTAssertEqual(kept, inMemory)
+        let images = try FileManager.default.contentsOfDirectory(atPath: cache + "/debug")
+        XCTAssertTrue(images.contains { $0.hasPrefix(hex + "-") }, "libc's image was not kept: \(images)")
+
+        let root = try XCTUnwrap(JSONSerialization.jsonObject(with: kept) as? [String: Any])
+        let groups = try XCTUnwrap(root["groups"] as? [[String: Any]])
+        var checked = Set<String>()
+        for group in groups {
+            let stack = (group["biggest"] as? [String: Any])?["stack"] as? [[String: Any]] ?? []
+            // An inlined call gives several frames at one address, innermost first, as addr2line -i.
+            var chains: [(offset: String, lines: [Int?], functions: [String])] = []
+            for frame in stack where frame["module"] as? String == libc {
+                let offset = frame["moduleOffset"] as? String ?? ""
+                if chains.last?.offset != offset { chains.append((offset, [], [])) }
+                chains[chains.count - 1].lines.append(frame["line"] as? Int)
+                chains[chains.count - 1].functions.append(frame["function"] as? String ?? "?")
+            }
+            for chain in chains {
+                let offset = try XCTUnwrap(UInt64(chain.offset.dropFirst(2), radix: 16))
+                let truth = try SymKit.Oracle.addr2line(debugFile, offset: offset - 1)
+                XCTAssertEqual(chain.lines, truth.map(\.line), "\(chain)")
+                checked.formUnion(chain.functions)
+            }
+        }
+        // strdup is where the program's copied name was allocated; every stack starts in libc.
+        XCTAssertTrue(checked.contains("__strdup"), "\(checked)")
+        XCTAssertTrue(checked.contains("__libc_start_call_main"), "\(checked)")
+    }
+}
