@@ -61,9 +61,12 @@ struct UnitIndex {
             var unit: Dwarf_Off = 0
             guard let arange = dwarf_onearange(aranges, index),
                   dwarf_getarangeinfo(arange, &start, &length, &unit) == 0 else { continue }
-            byUnit[unit, default: []].append(start > 0 && length > 0 && start &+ length > start ? (start, start + length) : (0, 0))
+            // A unit listed with discarded code only is listed all the same: it has no code.
+            var listed = byUnit[unit] ?? []
+            if start > 0, length > 0, start &+ length > start { listed.append((start, start + length)) }
+            byUnit[unit] = listed
         }
-        return byUnit.mapValues { $0.filter { $0.1 > 0 } }
+        return byUnit
     }
 
     var isEmpty: Bool { ranges.isEmpty }
