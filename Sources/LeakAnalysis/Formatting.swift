@@ -27,8 +27,7 @@ public func formatTime(_ microseconds: UInt64) -> String {
 }
 
 /// Fixed-point formatting without Foundation's locale-dependent formatters.
-public func formatDecimal(_ value: Double, digits: Int) -> String {
-    if value < 0 { return "-" + formatDecimal(-value, digits: digits) }
+func formatDecimal(_ value: Double, digits: Int) -> String {
     var scale = 1.0
     for _ in 0..<digits { scale *= 10 }
     let scaled = (value * scale).rounded()

@@ -1,4 +1,4 @@
-import FoundationEssentials
+import Foundation
 import Symbolization
 
 /// One `leak:PATTERN` line of a suppressions file.
@@ -37,13 +37,13 @@ public struct Suppressions: Sendable {
     /// Parses the text of a suppressions file. Throws a one-line message naming `name:line`.
     public init(parsing text: String, name: String) throws {
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = trimmedOfWhitespace(rawLine)
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let colon = line.firstIndex(of: ":") else {
                 throw SuppressionError("\(name):\(number + 1): expected 'leak:PATTERN', got '\(line)'")
             }
             let type = line[..<colon]
-            let pattern = trimmedOfWhitespace(line[line.index(after: colon)...])
+            let pattern = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
             guard type == "leak" else {
                 throw SuppressionError("\(name):\(number + 1): unsupported suppression type '\(type)' (only 'leak' is)")
             }
@@ -82,11 +82,4 @@ public struct Suppressions: Sendable {
 public struct SuppressionError: Error, CustomStringConvertible, Equatable {
     public let description: String
     public init(_ description: String) { self.description = description }
-}
-
-/// `text` without the spaces, tabs and other Unicode whitespace at either end.
-private func trimmedOfWhitespace<Text: StringProtocol>(_ text: Text) -> String {
-    guard let first = text.firstIndex(where: { !$0.isWhitespace || $0.isNewline }) else { return "" }
-    let last = text.lastIndex(where: { !$0.isWhitespace || $0.isNewline }) ?? first
-    return String(text[first...last])
 }

@@ -1,9 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-import FoundationEssentials
+import Foundation
 import LeakAnalysis
 import TraceFormat
 
@@ -57,15 +52,15 @@ final class TraceDirectory {
         let reader = try TraceReader(path: path)
         traces = [FamilyTrace(path: path, header: reader.header)]
         named = 0
-        let directory = directoryPart(of: path)
-        let ownName = fileNamePart(of: path)
+        let directory = (path as NSString).deletingLastPathComponent
+        let ownName = (path as NSString).lastPathComponent
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? []
         for entry in entries.sorted() where entry != ownName {
-            let member = directory.isEmpty ? entry : directory.hasSuffix("/") ? directory + entry : directory + "/" + entry
+            let member = directory.isEmpty ? entry : (directory as NSString).appendingPathComponent(entry)
             guard isRegularFile(member), let other = try? TraceReader(path: member) else { continue }
             traces.append(FamilyTrace(path: member, header: other.header))
         }
-        for index in traces.indices { byFileName[fileNamePart(of: traces[index].path), default: []].append(index) }
+        for index in traces.indices { byFileName[(traces[index].path as NSString).lastPathComponent, default: []].append(index) }
     }
 
     /// The path the process executed when `index`'s trace ended by exec, or nil.
@@ -110,7 +105,7 @@ final class TraceDirectory {
     func forkParent(of index: Int) -> Int? {
         let header = traces[index].header
         guard let parentTrace = header.parentTrace else { return nil }
-        return byFileName[fileNamePart(of: parentTrace)]?.first {
+        return byFileName[(parentTrace as NSString).lastPathComponent]?.first {
             $0 != index && (header.ppid == nil || traces[$0].header.pid == header.ppid)
         }
     }
@@ -175,18 +170,6 @@ extension CommonOptions {
 private func samePPid(_ first: FamilyTrace, _ second: FamilyTrace) -> Bool {
     guard let a = first.header.ppid, let b = second.header.ppid else { return true }
     return a == b
-}
-
-/// What comes after the last slash of `path`.
-private func fileNamePart(of path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return path }
-    return String(path[path.index(after: slash)...])
-}
-
-/// What comes before the last slash of `path` ("/" for a file in the root), or "" if it has none.
-private func directoryPart(of path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "" }
-    return slash == path.startIndex ? "/" : String(path[..<slash])
 }
 
 private func isRegularFile(_ path: String) -> Bool {

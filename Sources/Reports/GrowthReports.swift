@@ -323,7 +323,7 @@ public struct GrowthText {
 
     func rateLine(_ rate: SiteRate) -> String {
         let slope = Self.signed(wholeNumberForText(rate.bytesPerSecond)) + "/s"
-        let fit = rate.rSquared.map { "R² " + formatDecimal($0, digits: 2) } ?? "R² -"
+        let fit = rate.rSquared.map { "R² " + String(format: "%.2f", $0) } ?? "R² -"
         return Self.padLeft(slope, 14) + "  " + Self.pad(fit, 8) + Self.pad(rate.trend.rawValue, 12)
             + Self.pad("\(formatSignedBytes(rate.startBytes)) -> \(formatSignedBytes(rate.endBytes))", 24)
             + "\(rate.name) [\(rate.key.path.rawValue)]"

@@ -1,4 +1,4 @@
-import FoundationEssentials
+import Foundation
 import LeakAnalysis
 import Symbolization
 
@@ -113,10 +113,7 @@ public enum HtmlReport {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // `<` only occurs inside JSON strings, where \u003c means the same: the data can then
         // never close the script element that holds it.
-        var json = ""
-        for character in String(decoding: try encoder.encode(data), as: UTF8.self) {
-            if character == "<" { json += "\\u003c" } else { json.append(character) }
-        }
+        let json = String(decoding: try encoder.encode(data), as: UTF8.self).replacingOccurrences(of: "<", with: "\\u003c")
         return """
             <!DOCTYPE html>
             <html lang="en">
