@@ -527,7 +527,7 @@ struct SlotTable<Slot: StoredBlock> {
         // In place when the slots are mapped: the old and the new buffer are never both held
         // (CPython's trace: a 24 MiB table of 24-byte slots grew into 48 MiB, 72 MiB at once by
         // copying).
-        if growsInPlace, newCapacity <= Int(UInt32.max), let grown = old.remapped(toCapacity: newCapacity) {
+        if growsInPlace, let grown = old.remapped(toCapacity: newCapacity) {
             storage = grown
             shift -= 1
             growthCount = Self.growthCount(capacity: newCapacity)
@@ -550,56 +550,73 @@ struct SlotTable<Slot: StoredBlock> {
     /// the new half empty): moves every block to the slot the copying growth above would give
     /// it (old slots in order, each block to the first slot from its home not yet taken), so
     /// the table's layout, and the order `forEach` visits blocks in, do not depend on how it
-    /// grew. First the slots are worked out with a bitmap of those taken (4 bytes a block and
-    /// a bit a slot on the side, instead of a second table), then each block is moved once.
+    /// grew. First the slots are worked out with a bitmap of those taken, then each block is
+    /// moved once. On the side: a bit per slot, and a byte per old slot for the distance of
+    /// its block's new slot from its new home (runs are short at 75 % load; a longer distance
+    /// goes to a dictionary), instead of a second table. (4-byte slot numbers were 4 MiB at
+    /// CPython's last growth, the report's peak.)
     private mutating func rehashInPlace(oldCapacity: Int) {
         let slots = self.slots
         let mask = capacity - 1
-        let done = UInt32.max
-        let destinations = UnsafeMutablePointer<UInt32>.allocate(capacity: oldCapacity)
-        defer { destinations.deallocate() }
+        let done: UInt8 = 0xFF
+        let far: UInt8 = 0xFE
+        let distances = UnsafeMutablePointer<UInt8>.allocate(capacity: oldCapacity)
+        defer { distances.deallocate() }
+        var farDestinations: [Int: Int] = [:]
         let takenWords = (capacity + 63) / 64
         let taken = UnsafeMutablePointer<UInt64>.allocate(capacity: takenWords)
         taken.initialize(repeating: 0, count: takenWords)
         for position in 0..<oldCapacity {
             let address = slots[position].address
             guard address != 0 else {
-                destinations[position] = done
+                distances[position] = done
                 continue
             }
-            var index = home(address)
+            let start = home(address)
+            var index = start
             while taken[index &>> 6] & (1 &<< UInt64(index & 63)) != 0 { index = (index + 1) & mask }
             taken[index &>> 6] |= 1 &<< UInt64(index & 63)
-            destinations[position] = UInt32(truncatingIfNeeded: index)
+            let distance = (index - start) & mask
+            if distance < Int(far) {
+                distances[position] = UInt8(truncatingIfNeeded: distance)
+            } else {
+                distances[position] = far
+                farDestinations[position] = index
+            }
         }
         taken.deallocate()
+        /// The new slot of the block that was at `position` (not yet marked done).
+        func destination(_ position: Int, _ address: UInt64) -> Int {
+            let distance = distances[position]
+            return distance == far ? farDestinations[position]! : (home(address) + Int(distance)) & mask
+        }
         // Nearly every block moves up (its new home is about twice its old one): from the top
         // down, its slot-to-be has already been left by the block that was there, so both
         // sides are walked in order, which the cache follows.
         var position = oldCapacity
         while position > 0 {
             position -= 1
-            let destination = Int(destinations[position])
-            guard destinations[position] != done else { continue }
+            guard distances[position] != done else { continue }
+            let destination = destination(position, slots[position].address)
             if destination == position {
-                destinations[position] = done
-            } else if destination >= oldCapacity || destinations[destination] == done {
+                distances[position] = done
+            } else if destination >= oldCapacity || distances[destination] == done {
                 slots[destination] = slots[position]
                 slots[position] = .empty
-                destinations[position] = done
+                distances[position] = done
             }
         }
         // The few left (clusters that wrap around the end) follow the permutation's chains:
         // each starts by lifting a block out of its slot and ends at a slot nobody has left to
         // move out of (an empty one, or the chain's own start).
-        for start in 0..<oldCapacity where destinations[start] != done {
+        for start in 0..<oldCapacity where distances[start] != done {
             var carried = slots[start]
             slots[start] = .empty
             var from = start
             while true {
-                let destination = Int(destinations[from])
-                destinations[from] = done
-                if destination < oldCapacity && destinations[destination] != done {
+                let destination = destination(from, carried.address)
+                distances[from] = done
+                if destination < oldCapacity && distances[destination] != done {
                     let next = slots[destination]
                     slots[destination] = carried
                     carried = next
