@@ -163,10 +163,9 @@ public struct LiveBlockTable {
 
     /// Number of live blocks stored.
     public var count: Int { wide?.count ?? narrow.count }
-    /// Sum of the sizes of the stored blocks.
-    public var totalBytes: UInt64 {
-        @inline(__always) get { wide?.totalBytes ?? narrow.totalBytes }
-    }
+    /// Sum of the sizes of the stored blocks (kept here, not per layout: the replay reads it
+    /// after every event).
+    public private(set) var totalBytes: UInt64 = 0
     /// Bytes held by the table's buffer (for memory accounting in reports and tests).
     public var bufferBytes: Int { wide?.bufferBytes ?? narrow.bufferBytes }
     /// True once a block did not fit 16 bytes and the table moved to 24-byte slots.
@@ -175,7 +174,7 @@ public struct LiveBlockTable {
     /// False makes a mapped table grow by copying, as a smaller one does (for the tests that
     /// compare both ways).
     var growsInPlace: Bool {
-        get { narrow.growsInPlace }
+        get { wide?.growsInPlace ?? narrow.growsInPlace }
         set {
             narrow.growsInPlace = newValue
             wide?.growsInPlace = newValue
@@ -215,8 +214,15 @@ public struct LiveBlockTable {
     /// that made the storage unique and that no other code can see the table during.
     @discardableResult @inline(__always)
     mutating func insertAssumingUnique(_ block: LiveBlock) -> LiveBlock? {
-        if wide == nil, let packed = NarrowBlock(block) { return narrow.insert(packed, block) }
-        return insertWide(block)
+        guard block.address != 0 else { return nil }
+        let replaced: LiveBlock?
+        if wide == nil, let packed = NarrowBlock(block) {
+            replaced = narrow.insert(packed, block)
+        } else {
+            replaced = insertWide(block)
+        }
+        totalBytes = totalBytes &- (replaced?.size ?? 0) &+ block.size
+        return replaced
     }
 
     private mutating func insertWide(_ block: LiveBlock) -> LiveBlock? {
@@ -226,13 +232,9 @@ public struct LiveBlockTable {
 
     /// Moves every block to a table of 24-byte slots of the same capacity, each to the slot of
     /// the same index: the layout, and so the order `forEach` visits blocks in, stays the one
-    /// a table that was always wide would have. Both tables are held while copying, once.
+    /// a table that was always wide would have.
     private mutating func widen() {
-        var widened = SlotTable<WideBlock>(minimumCapacity: narrow.capacity)
-        widened.growsInPlace = narrow.growsInPlace
-        narrow.forEachSlot { index, block in widened.place(WideBlock(block), block, at: index) }
-        narrow = SlotTable(minimumCapacity: 16)
-        wide = widened
+        wide = narrow.converted(to: WideBlock.self)
     }
 
     /// Removes and returns the block at `address`, or nil when no such block is live.
@@ -245,8 +247,9 @@ public struct LiveBlockTable {
     /// `remove` without the uniqueness check: see `insertAssumingUnique`.
     @discardableResult @inline(__always)
     mutating func removeAssumingUnique(_ address: UInt64) -> LiveBlock? {
-        if wide == nil { return narrow.remove(address) }
-        return wide!.remove(address)
+        let removed = wide == nil ? narrow.remove(address) : wide!.remove(address)
+        if let removed { totalBytes &-= removed.size }
+        return removed
     }
 
     /// At the end of a replay: when the table holds few blocks for its size (a program that
@@ -277,6 +280,7 @@ public struct LiveBlockTable {
     /// Removes every block.
     public mutating func removeAll() {
         if wide == nil { narrow.removeAll() } else { wide!.removeAll() }
+        totalBytes = 0
     }
 }
 
@@ -308,7 +312,7 @@ struct SlotTable<Slot: StoredBlock> {
         }
 
         /// Takes over a mapping of `capacity` slots.
-        private init(adopting slots: UnsafeMutablePointer<Slot>, capacity: Int, mappedBytes: Int) {
+        fileprivate init(adopting slots: UnsafeMutablePointer<Slot>, capacity: Int, mappedBytes: Int) {
             self.slots = slots
             self.capacity = capacity
             self.mappedBytes = mappedBytes
@@ -330,11 +334,18 @@ struct SlotTable<Slot: StoredBlock> {
         /// are not mapped or the mapping cannot grow (this storage is then unchanged).
         func remapped(toCapacity newCapacity: Int) -> Storage? {
             let bytes = newCapacity * MemoryLayout<Slot>.stride
+            guard let moved = remapped(toBytes: bytes) else { return nil }
+            return Storage(adopting: moved.bindMemory(to: Slot.self, capacity: newCapacity),
+                           capacity: newCapacity, mappedBytes: bytes)
+        }
+
+        /// The mapping grown to `bytes` (the slots keep their bytes), which this storage no
+        /// longer owns; nil when the slots are not mapped or the mapping cannot grow.
+        fileprivate func remapped(toBytes bytes: Int) -> UnsafeMutableRawPointer? {
             guard mappedBytes > 0, let moved = lt_mremap_grow(slots, mappedBytes, bytes) else { return nil }
             _ = madvise(moved, bytes, MADV_HUGEPAGE)
             ownsSlots = false
-            return Storage(adopting: moved.bindMemory(to: Slot.self, capacity: newCapacity),
-                           capacity: newCapacity, mappedBytes: bytes)
+            return moved
         }
 
         /// Gives the pages that hold no block back to the system (they read as empty slots
@@ -388,8 +399,13 @@ struct SlotTable<Slot: StoredBlock> {
     /// The count at which the table grows (the load limit for the current capacity), kept
     /// rather than computed per insert.
     private var growthCount: Int
-    private(set) var totalBytes: UInt64 = 0
     var growsInPlace = true
+
+    fileprivate init(storage: Storage, hugeSizes: [UInt64: UInt64], shift: UInt64, count: Int, growthCount: Int,
+                     growsInPlace: Bool) {
+        self.storage = storage; self.hugeSizes = hugeSizes; self.shift = shift; self.count = count
+        self.growthCount = growthCount; self.growsInPlace = growsInPlace
+    }
 
     init(minimumCapacity: Int) {
         var size = 16
@@ -456,35 +472,61 @@ struct SlotTable<Slot: StoredBlock> {
         }
     }
 
-    /// Stores `packed` (`block` in this layout), replacing a block at the same address.
-    /// Returns the replaced block. The storage must be unique.
+    /// Stores `packed` (`block`, whose address is not 0, in this layout), replacing a block at
+    /// the same address. Returns the replaced block. The storage must be unique.
     @inline(__always)
     mutating func insert(_ packed: Slot, _ block: LiveBlock) -> LiveBlock? {
-        assert(isKnownUniquelyReferenced(&storage))
-        guard block.address != 0 else { return nil }
+        assert(isKnownUniquelyReferenced(&storage) && block.address != 0)
         if count >= growthCount { grow() }
         let slots = self.slots
         let slot = probe(block.address)
         let old = slot.found ? unpack(slots[slot.index]) : nil
-        if let old {
+        if old != nil {
             if slots[slot.index].isHuge { hugeSizes.removeValue(forKey: block.address) }
-            totalBytes = totalBytes &- old.size &+ block.size
         } else {
             count += 1
-            totalBytes &+= block.size
         }
         slots[slot.index] = packed
         if packed.isHuge { hugeSizes[block.address] = block.size }
         return old
     }
 
-    /// Stores `packed` in slot `index` of a table being filled slot by slot from one of the same
-    /// capacity (see `LiveBlockTable.widen`).
-    mutating func place(_ packed: Slot, _ block: LiveBlock, at index: Int) {
-        slots[index] = packed
-        if packed.isHuge { hugeSizes[block.address] = block.size }
-        count += 1
-        totalBytes &+= block.size
+    /// The same blocks in slots of layout `Other` (every block must fit it), each in the slot
+    /// of the same index, so the layout and `forEach`'s order are those of a table of `Other`
+    /// slots from the start; this table is left empty. A mapped buffer is grown in place
+    /// (mremap) and rewritten from the last slot down: slot i of a wider layout begins at or
+    /// after the end of slot i of this one, so no slot is overwritten before it is read, and
+    /// the two buffers are never held at once (CPython's table at its peak: 32 + 48 MiB by
+    /// copying, 48 MiB in place).
+    mutating func converted<Other: StoredBlock>(to _: Other.Type) -> SlotTable<Other> {
+        let capacity = self.capacity
+        let stride = MemoryLayout<Slot>.stride
+        let otherStride = MemoryLayout<Other>.stride
+        var otherHugeSizes: [UInt64: UInt64] = [:]
+        func convert(_ block: LiveBlock) -> Other {
+            guard let other = Other(block) else { preconditionFailure("a block that does not fit the wider slots") }
+            if other.isHuge { otherHugeSizes[block.address] = block.size }
+            return other
+        }
+        let otherStorage: SlotTable<Other>.Storage
+        if otherStride >= stride, let bytes = storage.remapped(toBytes: capacity * otherStride) {
+            var index = capacity
+            while index > 0 {
+                index -= 1
+                let slot = bytes.load(fromByteOffset: index * stride, as: Slot.self)
+                let other = slot.address != 0 ? convert(unpack(slot)) : Other.empty
+                bytes.storeBytes(of: other, toByteOffset: index * otherStride, as: Other.self)
+            }
+            otherStorage = SlotTable<Other>.Storage(adopting: bytes.bindMemory(to: Other.self, capacity: capacity),
+                                                    capacity: capacity, mappedBytes: capacity * otherStride)
+        } else {
+            otherStorage = SlotTable<Other>.Storage(capacity: capacity)
+            forEachSlot { index, block in otherStorage.slots[index] = convert(block) }
+        }
+        let converted = SlotTable<Other>(storage: otherStorage, hugeSizes: otherHugeSizes, shift: shift, count: count,
+                                         growthCount: growthCount, growsInPlace: growsInPlace)
+        self = SlotTable(minimumCapacity: 16)
+        return converted
     }
 
     /// Removes and returns the block at `address`. The storage must be unique.
@@ -500,7 +542,6 @@ struct SlotTable<Slot: StoredBlock> {
         let removed = unpack(slots[index])
         if slots[index].isHuge { hugeSizes.removeValue(forKey: address) }
         count -= 1
-        totalBytes &-= removed.size
         // Backward-shift deletion: pull later members of the probe run into the hole when
         // their home slot does not lie cyclically between the hole and their current slot.
         var hole = index
@@ -652,7 +693,6 @@ struct SlotTable<Slot: StoredBlock> {
         for index in 0..<capacity { slots[index] = .empty }
         hugeSizes.removeAll()
         count = 0
-        totalBytes = 0
     }
 }
 

@@ -176,29 +176,37 @@ final class LiveSetTableTests: XCTestCase {
     /// (the order reports meet equal blocks in). Without such a block the two layouts give the
     /// same order too.
     func testABlockThatDoesNotFitSixteenBytesMovesTheTableToTwentyFourKeepingEveryBlockAndTheOrder() {
-        let tooBig: [(String, LiveBlock)] = [
+        let tooBig: [(String, LiveBlock, step: Int)] = [
             ("no field too big", LiveBlock(address: 0x7FFF_FFFF_FFF0, size: 1 << 30, time: (1 << 25 - 1) * 1000,
-                                         stack: 1 << 24 - 1, path: .threadArena, function: .pvalloc, flags: .inherited)),
-            ("address", LiveBlock(address: 1 << 48 | 0x10, size: 32, time: 5_000, stack: 9, path: .heap, function: .malloc)),
-            ("stack", LiveBlock(address: 0x10, size: 32, time: 5_000, stack: 1 << 24, path: .heap, function: .malloc)),
-            ("time", LiveBlock(address: 0x10, size: 32, time: (1 << 25) * 1000, stack: 9, path: .heap, function: .malloc)),
+                                         stack: 1 << 24 - 1, path: .threadArena, function: .pvalloc, flags: .inherited),
+             100_000),
+            ("address", LiveBlock(address: 1 << 48 | 0x10, size: 32, time: 5_000, stack: 9, path: .heap, function: .malloc),
+             100_000),
+            // Early, while the slots are still the allocator's (not mapped): widened by copying.
+            ("address, small table", LiveBlock(address: 1 << 48 | 0x10, size: 32, time: 5_000, stack: 9, path: .heap,
+                                               function: .malloc), 1_000),
+            ("stack", LiveBlock(address: 0x10, size: 32, time: 5_000, stack: 1 << 24, path: .heap, function: .malloc),
+             100_000),
+            ("time", LiveBlock(address: 0x10, size: 32, time: (1 << 25) * 1000, stack: 9, path: .heap, function: .malloc),
+             100_000),
             ("flags", LiveBlock(address: 0x10, size: 32, time: 5_000, stack: 9, path: .heap, function: .malloc,
-                                flags: BlockFlags(rawValue: 2))),
+                                flags: BlockFlags(rawValue: 2)), 100_000),
         ]
-        for (name, odd) in tooBig {
+        for (name, odd, oddStep) in tooBig {
             var narrowFirst = LiveBlockTable(minimumCapacity: 16)
             var wideAlways = LiveBlockTable(minimumCapacity: 16, wideSlots: true)
             var reference: [UInt64: LiveBlock] = [:]
             var generator = SeededGenerator(seed: 3)
             var live: [UInt64] = []
-            func insert(_ block: LiveBlock) {
+            // The odd block stays to the end (it is not among the blocks churned).
+            func insert(_ block: LiveBlock, churned: Bool = true) {
                 let replaced = reference.updateValue(block, forKey: block.address)
                 XCTAssertEqual(narrowFirst.insert(block), replaced, name)
                 XCTAssertEqual(wideAlways.insert(block), replaced, name)
-                if replaced == nil { live.append(block.address) }
+                if replaced == nil && churned { live.append(block.address) }
             }
             for step in 0..<200_000 {
-                if step == 100_000 { insert(odd) }
+                if step == oddStep { insert(odd, churned: false) }
                 if step % 4 == 3, !live.isEmpty {
                     let index = Int(generator.next() % UInt64(live.count))
                     live.swapAt(index, live.count - 1)
