@@ -9,9 +9,9 @@
 // leaving tombstones, so lookups never slow down as blocks come and go.
 //
 // An entry takes 16 bytes while every block's fields fit them (`NarrowBlock`) and 24 bytes from
-// the first block that does not (`WideBlock`): at CPython's peak of 1.5 million live blocks the
-// table is most of the analyzer's memory (32 MiB instead of 48), and the fields of nearly every
-// trace fit. A block is never cut to fit.
+// the first block that does not (`WideBlock`): at CPython's peak of over a million live blocks
+// the table is most of the analyzer's memory (32 MiB instead of 48), and the fields of nearly
+// every trace fit. A block is never cut to fit.
 
 import CLiveTable
 #if canImport(Glibc)
