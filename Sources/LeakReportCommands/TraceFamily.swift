@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import LeakAnalysis
 import TraceFormat
 
@@ -46,21 +49,40 @@ final class TraceDirectory {
         return children
     }()
 
+    /// The last component of `path` (trailing slashes ignored), as NSString's `lastPathComponent`.
+    static func fileName(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
+        guard trimmed != "/", let slash = trimmed.lastIndex(of: "/") else { return String(trimmed) }
+        return String(trimmed[trimmed.index(after: slash)...])
+    }
+
+    /// `path` without its last component: "" for a bare name, "/" for a name in the root, as
+    /// NSString's `deletingLastPathComponent`.
+    static func directory(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
+        guard trimmed != "/", let slash = trimmed.lastIndex(of: "/") else { return trimmed == "/" ? "/" : "" }
+        var directory = trimmed[..<slash]
+        while directory.count > 1, directory.hasSuffix("/") { directory.removeLast() }
+        return directory.isEmpty ? "/" : String(directory)
+    }
+
     /// Reads the header of `path` (throws `TraceError` when it is not a trace) and of every
     /// other regular file in its directory that is a trace.
     init(around path: String) throws {
         let reader = try TraceReader(path: path)
         traces = [FamilyTrace(path: path, header: reader.header)]
         named = 0
-        let directory = (path as NSString).deletingLastPathComponent
-        let ownName = (path as NSString).lastPathComponent
+        let directory = Self.directory(of: path)
+        let ownName = Self.fileName(of: path)
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? []
         for entry in entries.sorted() where entry != ownName {
-            let member = directory.isEmpty ? entry : (directory as NSString).appendingPathComponent(entry)
+            let member = directory.isEmpty ? entry : directory.hasSuffix("/") ? directory + entry : directory + "/" + entry
             guard isRegularFile(member), let other = try? TraceReader(path: member) else { continue }
             traces.append(FamilyTrace(path: member, header: other.header))
         }
-        for index in traces.indices { byFileName[(traces[index].path as NSString).lastPathComponent, default: []].append(index) }
+        for index in traces.indices { byFileName[Self.fileName(of: traces[index].path), default: []].append(index) }
     }
 
     /// The path the process executed when `index`'s trace ended by exec, or nil.
@@ -105,7 +127,7 @@ final class TraceDirectory {
     func forkParent(of index: Int) -> Int? {
         let header = traces[index].header
         guard let parentTrace = header.parentTrace else { return nil }
-        return byFileName[(parentTrace as NSString).lastPathComponent]?.first {
+        return byFileName[Self.fileName(of: parentTrace)]?.first {
             $0 != index && (header.ppid == nil || traces[$0].header.pid == header.ppid)
         }
     }

@@ -51,11 +51,10 @@ public final class AllocationCalls {
     public init(countsTemporariesFromEvents: Bool) {
         self.countsTemporariesFromEvents = countsTemporariesFromEvents
         capacity = 1024
-        storage = .allocate(capacity: capacity)
-        storage.initialize(repeating: AllocationCount(), count: capacity)
+        storage = ZeroedArray.allocate(AllocationCount.self, capacity: capacity)
     }
 
-    deinit { storage.deallocate() }
+    deinit { ZeroedArray.deallocate(storage) }
 
     /// The counts of `stack` (zero when it made no allocation).
     public subscript(stack: UInt32) -> AllocationCount {
@@ -135,11 +134,7 @@ public final class AllocationCalls {
     @inline(never)
     private func grow(to needed: Int) {
         let newCapacity = max(needed, capacity * 2)
-        let grown = UnsafeMutablePointer<AllocationCount>.allocate(capacity: newCapacity)
-        grown.moveInitialize(from: storage, count: capacity)
-        (grown + capacity).initialize(repeating: AllocationCount(), count: newCapacity - capacity)
-        storage.deallocate()
-        storage = grown
+        storage = ZeroedArray.grow(storage, count: capacity, to: newCapacity)
         capacity = newCapacity
     }
 }

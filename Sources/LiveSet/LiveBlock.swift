@@ -11,7 +11,8 @@ public struct BlockFlags: OptionSet, Sendable, Hashable {
 }
 
 /// One block the program allocated and has not yet released. (The live table stores it packed
-/// in 24 bytes, with its time in milliseconds: see `LiveBlockTable`.)
+/// in 16 bytes, or 24 when its fields do not fit, with its time in milliseconds: see
+/// `LiveBlockTable`.)
 public struct LiveBlock: Equatable, Sendable {
     /// Address returned by the allocation function. Never 0 for a stored block.
     public var address: UInt64

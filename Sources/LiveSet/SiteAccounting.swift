@@ -48,14 +48,13 @@ public final class SiteAccounting {
     public init(resolve: @escaping Resolver) {
         self.resolve = resolve
         ownSlotCapacity = 1024
-        ownSlots = .allocate(capacity: ownSlotCapacity)
-        ownSlots.initialize(repeating: 0, count: ownSlotCapacity)
+        ownSlots = ZeroedArray.allocate(Int32.self, capacity: ownSlotCapacity)
         countCapacity = 64
         countStorage = .allocate(capacity: countCapacity)
     }
 
     deinit {
-        ownSlots.deallocate()
+        ZeroedArray.deallocate(ownSlots)
         countStorage.deinitialize(count: slotCount)
         countStorage.deallocate()
     }
@@ -112,11 +111,7 @@ public final class SiteAccounting {
         } else {
             if index >= ownSlotCapacity {
                 let capacity = max(index + 1, ownSlotCapacity * 2)
-                let grown = UnsafeMutablePointer<Int32>.allocate(capacity: capacity)
-                grown.initialize(from: ownSlots, count: ownSlotCapacity)
-                (grown + ownSlotCapacity).initialize(repeating: 0, count: capacity - ownSlotCapacity)
-                ownSlots.deallocate()
-                ownSlots = grown
+                ownSlots = ZeroedArray.grow(ownSlots, count: ownSlotCapacity, to: capacity)
                 ownSlotCapacity = capacity
             }
             ownSlots[index] = Int32(truncatingIfNeeded: slot + 1)

@@ -1,5 +1,8 @@
 import LeakAnalysis
 import Symbolization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // The documents of `diff`, `growth`, `timeline` and `report --merge`: their JSON (schemaVersion 1,
 // docs/report-json.md, each with a `kind`) and their text.
@@ -321,9 +324,16 @@ public struct GrowthText {
         return out
     }
 
+    /// `value` as printf's %.2f writes it.
+    static func twoDecimals(_ value: Double) -> String {
+        var buffer = [CChar](repeating: 0, count: 400)
+        _ = withVaList([value]) { vsnprintf(&buffer, buffer.count, "%.2f", $0) }
+        return String(cString: buffer)
+    }
+
     func rateLine(_ rate: SiteRate) -> String {
         let slope = Self.signed(wholeNumberForText(rate.bytesPerSecond)) + "/s"
-        let fit = rate.rSquared.map { "R² " + String(format: "%.2f", $0) } ?? "R² -"
+        let fit = rate.rSquared.map { "R² " + Self.twoDecimals($0) } ?? "R² -"
         return Self.padLeft(slope, 14) + "  " + Self.pad(fit, 8) + Self.pad(rate.trend.rawValue, 12)
             + Self.pad("\(formatSignedBytes(rate.startBytes)) -> \(formatSignedBytes(rate.endBytes))", 24)
             + "\(rate.name) [\(rate.key.path.rawValue)]"

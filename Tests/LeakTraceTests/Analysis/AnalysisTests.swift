@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import TraceFormat
 import LiveSet
@@ -99,6 +100,18 @@ final class AnalysisTests: XCTestCase {
         _ = LeakAnalyzer(options: options).analyze(replay: replay, stacks: stacks, modules: SingleModule(),
                                                    symbolizer: symbolizer, facts: facts)
         XCTAssertEqual(symbolizer.requests.sorted(), [0x2000, 0x2100])
+    }
+
+    /// Suppression lines are trimmed as Foundation's `trimmingCharacters(in: .whitespaces)`
+    /// trims (Foundation itself is not linked into leakreport): tabs and space separators go,
+    /// line breaks stay.
+    func testSuppressionLinesAreTrimmedOfBlanksOnly() throws {
+        for line in ["  leak:x  ", "\tleak:x\u{00A0}", "leak:x\r", "\u{2003}", "", " \r\n ", "leak:\u{3000}a b\u{3000}"] {
+            XCTAssertEqual(Suppressions.trimmingBlanks(Substring(line)), line.trimmingCharacters(in: .whitespaces),
+                           line.debugDescription)
+        }
+        let rules = try Suppressions(parsing: "\t leak: x y \u{00A0}\nleak:z\r", name: "f").rules
+        XCTAssertEqual(rules.map(\.pattern.text), ["x y", "z\r"])
     }
 
     func testSuppressionsRemoveFromGroupsButAreCounted() throws {

@@ -1,4 +1,5 @@
 import Foundation
+@testable import LeakReportCommands
 import XCTest
 
 /// A command that runs through wrappers: `#!/bin/sh` scripts that exec through /usr/bin/env
@@ -155,4 +156,17 @@ final class FamilyTests: XCTestCase {
         XCTAssertEqual(member.object("leaked").int("bytes"), 1000)
     }
 
+}
+
+/// The family's path helpers replace NSString's (Foundation, with its ICU data, is not linked
+/// into leakreport): the same answers on the paths a trace can be named by.
+final class FamilyPathTests: XCTestCase {
+    func testFileNameAndDirectoryAnswerAsNSString() {
+        let paths = ["/tmp/rp/perl.1.lt", "perl.1.lt", "./perl.1.lt", "/tmp/rp//perl.1.lt", "/perl.1.lt", "/",
+                     "dir/", "/tmp/dir//", "a/b/c", "", "//x", "../up/t.lt"]
+        for path in paths {
+            XCTAssertEqual(TraceDirectory.fileName(of: path), (path as NSString).lastPathComponent, path)
+            XCTAssertEqual(TraceDirectory.directory(of: path), (path as NSString).deletingLastPathComponent, path)
+        }
+    }
 }

@@ -84,7 +84,7 @@ final class LiveSetTableTests: XCTestCase {
                 live.append(address)
             }
         }
-        XCTAssertGreaterThan(inPlace.bufferBytes, 4 * LiveBlockTable.Storage.hugePageBytes)
+        XCTAssertGreaterThanOrEqual(inPlace.bufferBytes, 4 * LiveTableMemory.hugePageBytes)
         XCTAssertEqual(inPlace.bufferBytes, copying.bufferBytes)
         XCTAssertEqual(inPlace.count, copying.count)
         XCTAssertEqual(inPlace.totalBytes, copying.totalBytes)
@@ -124,28 +124,112 @@ final class LiveSetTableTests: XCTestCase {
         XCTAssertNil(table.remove(0))
     }
 
-    func testStoredBlocksAreTwentyFourBytes() {
-        XCTAssertEqual(MemoryLayout<PackedBlock>.stride, 24)
-        XCTAssertEqual(LiveBlockTable(minimumCapacity: 1024).bufferBytes, 1024 * 24)
+    func testStoredBlocksAreSixteenBytesUntilOneDoesNotFit() {
+        XCTAssertEqual(MemoryLayout<NarrowBlock>.stride, 16)
+        XCTAssertEqual(MemoryLayout<WideBlock>.stride, 24)
+        var table = LiveBlockTable(minimumCapacity: 1024)
+        XCTAssertEqual(table.bufferBytes, 1024 * 16)
+        table.insert(LiveBlock(address: 0x10, size: 1, time: 0, stack: 1, path: .heap, function: .malloc))
+        XCTAssertEqual(table.bufferBytes, 1024 * 16)
+        table.insert(LiveBlock(address: 1 << 48, size: 1, time: 0, stack: 1, path: .heap, function: .malloc))
+        XCTAssertTrue(table.isWide)
+        XCTAssertEqual(table.bufferBytes, 1024 * 24)
+        XCTAssertEqual(table.count, 2)
     }
 
+    /// Sizes from 16 MiB - 1 on do not fit a 16-byte slot's field and go to the side map; the
+    /// slots stay 16 bytes, and every size and total comes back exact.
     func testHugeSizesAndMillisecondTimes() {
         var table = LiveBlockTable(minimumCapacity: 16)
         let huge: UInt64 = 5 << 32 + 7
+        let marker: UInt64 = 1 << 24 - 1
         table.insert(LiveBlock(address: 0x1000, size: huge, time: 2_345_678, stack: 3, path: .mmapThreshold,
                                function: .calloc, flags: .inherited))
         table.insert(LiveBlock(address: 0x2000, size: UInt64(UInt32.max) - 1, time: 999, stack: 4, path: .heap, function: .malloc))
-        XCTAssertEqual(table.totalBytes, huge + UInt64(UInt32.max) - 1)
+        table.insert(LiveBlock(address: 0x3000, size: marker, time: 0, stack: 5, path: .heap, function: .pvalloc))
+        table.insert(LiveBlock(address: 0x4000, size: marker - 1, time: 0, stack: 6, path: .threadArena,
+                               function: .realloc))
+        XCTAssertFalse(table.isWide)
+        XCTAssertEqual(table.totalBytes, huge + UInt64(UInt32.max) - 1 + marker + marker - 1)
         XCTAssertEqual(table.block(at: 0x1000),
                        LiveBlock(address: 0x1000, size: huge, time: 2_345_000, stack: 3, path: .mmapThreshold,
                                  function: .calloc, flags: .inherited))
         XCTAssertEqual(table.block(at: 0x2000)?.time, 0)
+        XCTAssertEqual(table.block(at: 0x3000), LiveBlock(address: 0x3000, size: marker, time: 0, stack: 5, path: .heap,
+                                                          function: .pvalloc))
+        XCTAssertEqual(table.block(at: 0x4000), LiveBlock(address: 0x4000, size: marker - 1, time: 0, stack: 6,
+                                                          path: .threadArena, function: .realloc))
         // Replacing a huge block by a small one, then removing it, leaves the totals exact.
         XCTAssertEqual(table.insert(LiveBlock(address: 0x1000, size: 8, time: 0, stack: 1, path: .heap, function: .malloc))?.size, huge)
-        XCTAssertEqual(table.totalBytes, 8 + UInt64(UInt32.max) - 1)
+        XCTAssertEqual(table.totalBytes, 8 + UInt64(UInt32.max) - 1 + marker + marker - 1)
         XCTAssertEqual(table.remove(0x1000)?.size, 8)
         XCTAssertEqual(table.remove(0x2000)?.size, UInt64(UInt32.max) - 1)
+        XCTAssertEqual(table.remove(0x3000)?.size, marker)
+        XCTAssertEqual(table.remove(0x4000)?.size, marker - 1)
         XCTAssertEqual(table.totalBytes, 0)
+        XCTAssertFalse(table.isWide)
+    }
+
+    /// Each field that can outgrow a 16-byte slot moves the table to 24-byte slots when a block
+    /// first needs it, in a table big enough to be mapped and grown in place: no block is cut or
+    /// lost, and the blocks keep the order a table of 24-byte slots from the start gives them
+    /// (the order reports meet equal blocks in). Without such a block the two layouts give the
+    /// same order too.
+    func testABlockThatDoesNotFitSixteenBytesMovesTheTableToTwentyFourKeepingEveryBlockAndTheOrder() {
+        let tooBig: [(String, LiveBlock, step: Int)] = [
+            ("no field too big", LiveBlock(address: 0x7FFF_FFFF_FFF0, size: 1 << 30, time: (1 << 25 - 1) * 1000,
+                                         stack: 1 << 24 - 1, path: .threadArena, function: .pvalloc, flags: .inherited),
+             100_000),
+            ("address", LiveBlock(address: 1 << 48 | 0x10, size: 32, time: 5_000, stack: 9, path: .heap, function: .malloc),
+             100_000),
+            // Early, while the slots are still the allocator's (not mapped): widened by copying.
+            ("address, small table", LiveBlock(address: 1 << 48 | 0x10, size: 32, time: 5_000, stack: 9, path: .heap,
+                                               function: .malloc), 1_000),
+            ("stack", LiveBlock(address: 0x10, size: 32, time: 5_000, stack: 1 << 24, path: .heap, function: .malloc),
+             100_000),
+            ("time", LiveBlock(address: 0x10, size: 32, time: (1 << 25) * 1000, stack: 9, path: .heap, function: .malloc),
+             100_000),
+            ("flags", LiveBlock(address: 0x10, size: 32, time: 5_000, stack: 9, path: .heap, function: .malloc,
+                                flags: BlockFlags(rawValue: 2)), 100_000),
+        ]
+        for (name, odd, oddStep) in tooBig {
+            var narrowFirst = LiveBlockTable(minimumCapacity: 16)
+            var wideAlways = LiveBlockTable(minimumCapacity: 16, wideSlots: true)
+            var reference: [UInt64: LiveBlock] = [:]
+            var generator = SeededGenerator(seed: 3)
+            var live: [UInt64] = []
+            // The odd block stays to the end (it is not among the blocks churned).
+            func insert(_ block: LiveBlock, churned: Bool = true) {
+                let replaced = reference.updateValue(block, forKey: block.address)
+                XCTAssertEqual(narrowFirst.insert(block), replaced, name)
+                XCTAssertEqual(wideAlways.insert(block), replaced, name)
+                if replaced == nil && churned { live.append(block.address) }
+            }
+            for step in 0..<200_000 {
+                if step == oddStep { insert(odd, churned: false) }
+                if step % 4 == 3, !live.isEmpty {
+                    let index = Int(generator.next() % UInt64(live.count))
+                    live.swapAt(index, live.count - 1)
+                    let address = live.removeLast()
+                    let removed = reference.removeValue(forKey: address)
+                    XCTAssertEqual(narrowFirst.remove(address), removed, name)
+                    XCTAssertEqual(wideAlways.remove(address), removed, name)
+                } else {
+                    let address = generator.next() & 0x0000_7FFF_FFFF_FFF0 | 0x10
+                    insert(LiveBlock(address: address, size: UInt64(step % 5000) << 12, time: UInt64(step) * 1000,
+                                     stack: UInt32(step % 1000), path: .heap, function: .calloc))
+                }
+            }
+            XCTAssertEqual(narrowFirst.isWide, name != "no field too big", name)
+            XCTAssertEqual(narrowFirst.bufferBytes, wideAlways.bufferBytes / 3 * (narrowFirst.isWide ? 3 : 2), name)
+            XCTAssertGreaterThan(narrowFirst.bufferBytes, LiveTableMemory.hugePageBytes, name)
+            XCTAssertEqual(narrowFirst.count, reference.count, name)
+            XCTAssertEqual(narrowFirst.totalBytes, reference.values.reduce(0) { $0 + $1.size }, name)
+            XCTAssertEqual(narrowFirst.block(at: odd.address), odd, name)
+            let blocks = narrowFirst.allBlocks
+            XCTAssertTrue(blocks == wideAlways.allBlocks, "\(name): the same blocks in the same order")
+            XCTAssertEqual(Dictionary(uniqueKeysWithValues: blocks.map { ($0.address, $0) }), reference, name)
+        }
     }
 }
 
