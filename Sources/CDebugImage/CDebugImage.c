@@ -79,12 +79,19 @@ static int is_unread(const char *name) {
     return 0;
 }
 
-int debug_image_is_needed(int fd) {
+/// The regular file at `fd` mapped whole for reading, or NULL (empty, not a regular file).
+static unsigned char *map_whole_file(int fd, size_t *size) {
     struct stat status;
-    if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode) || status.st_size <= 0) return 0;
-    size_t size = (size_t)status.st_size;
-    unsigned char *file = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (file == MAP_FAILED) return 0;
+    if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode) || status.st_size <= 0) return NULL;
+    *size = (size_t)status.st_size;
+    unsigned char *file = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+    return file == MAP_FAILED ? NULL : file;
+}
+
+int debug_image_is_needed(int fd) {
+    size_t size = 0;
+    unsigned char *file = map_whole_file(fd, &size);
+    if (file == NULL) return 0;
     size_t count = 0, names = 0;
     const Elf64_Shdr *sections = section_headers(file, size, &count, &names);
     int needed = 0;
@@ -96,11 +103,9 @@ int debug_image_is_needed(int fd) {
 }
 
 int debug_image_is_complete(int fd) {
-    struct stat status;
-    if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode) || status.st_size <= 0) return 0;
-    size_t size = (size_t)status.st_size;
-    unsigned char *file = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (file == MAP_FAILED) return 0;
+    size_t size = 0;
+    unsigned char *file = map_whole_file(fd, &size);
+    if (file == NULL) return 0;
     size_t count = 0, names = 0;
     const Elf64_Shdr *sections = section_headers(file, size, &count, &names);
     // The section headers come last in an image: a file cut short loses them first.
@@ -218,11 +223,9 @@ static int create_output(const char *path, char *temporary, size_t temporary_siz
 }
 
 int debug_image_write(int fd, const char *path, size_t max_file_size, char *error, size_t error_size) {
-    struct stat status;
-    if (fstat(fd, &status) != 0 || status.st_size <= 0) return DEBUG_IMAGE_NOT_NEEDED;
-    size_t size = (size_t)status.st_size;
-    const unsigned char *file = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (file == MAP_FAILED) return DEBUG_IMAGE_NOT_NEEDED;
+    size_t size = 0;
+    const unsigned char *file = map_whole_file(fd, &size);
+    if (file == NULL) return DEBUG_IMAGE_NOT_NEEDED;
 
     int result = DEBUG_IMAGE_NOT_NEEDED;
     Elf64_Shdr *layout = NULL;
