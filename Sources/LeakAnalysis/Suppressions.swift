@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Symbolization
 
 /// One `leak:PATTERN` line of a suppressions file.
@@ -37,13 +37,13 @@ public struct Suppressions: Sendable {
     /// Parses the text of a suppressions file. Throws a one-line message naming `name:line`.
     public init(parsing text: String, name: String) throws {
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            let line = trimmingWhitespace(rawLine)
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let colon = line.firstIndex(of: ":") else {
                 throw SuppressionError("\(name):\(number + 1): expected 'leak:PATTERN', got '\(line)'")
             }
             let type = line[..<colon]
-            let pattern = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            let pattern = trimmingWhitespace(line[line.index(after: colon)...])
             guard type == "leak" else {
                 throw SuppressionError("\(name):\(number + 1): unsupported suppression type '\(type)' (only 'leak' is)")
             }
@@ -82,4 +82,17 @@ public struct Suppressions: Sendable {
 public struct SuppressionError: Error, CustomStringConvertible, Equatable {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// `text` without the spaces and tabs at either end: what Foundation's
+/// `trimmingCharacters(in: .whitespaces)` removes (tab and the Unicode space separators), which
+/// FoundationEssentials does not have.
+func trimmingWhitespace(_ text: Substring) -> String {
+    func isBlank(_ scalar: Unicode.Scalar) -> Bool {
+        scalar == "\t" || scalar.properties.generalCategory == .spaceSeparator
+    }
+    let scalars = text.unicodeScalars
+    guard let first = scalars.firstIndex(where: { !isBlank($0) }),
+          let last = scalars.lastIndex(where: { !isBlank($0) }) else { return "" }
+    return String(scalars[first...last])
 }

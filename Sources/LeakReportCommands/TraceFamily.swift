@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import LeakAnalysis
 import TraceFormat
 
@@ -52,15 +55,15 @@ final class TraceDirectory {
         let reader = try TraceReader(path: path)
         traces = [FamilyTrace(path: path, header: reader.header)]
         named = 0
-        let directory = (path as NSString).deletingLastPathComponent
-        let ownName = (path as NSString).lastPathComponent
+        let directory = directoryPart(of: path)
+        let ownName = fileNamePart(of: path)
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? []
         for entry in entries.sorted() where entry != ownName {
-            let member = directory.isEmpty ? entry : (directory as NSString).appendingPathComponent(entry)
+            let member = directory.isEmpty ? entry : (directory.hasSuffix("/") ? directory + entry : directory + "/" + entry)
             guard isRegularFile(member), let other = try? TraceReader(path: member) else { continue }
             traces.append(FamilyTrace(path: member, header: other.header))
         }
-        for index in traces.indices { byFileName[(traces[index].path as NSString).lastPathComponent, default: []].append(index) }
+        for index in traces.indices { byFileName[fileNamePart(of: traces[index].path), default: []].append(index) }
     }
 
     /// The path the process executed when `index`'s trace ended by exec, or nil.
@@ -105,7 +108,7 @@ final class TraceDirectory {
     func forkParent(of index: Int) -> Int? {
         let header = traces[index].header
         guard let parentTrace = header.parentTrace else { return nil }
-        return byFileName[(parentTrace as NSString).lastPathComponent]?.first {
+        return byFileName[fileNamePart(of: parentTrace)]?.first {
             $0 != index && (header.ppid == nil || traces[$0].header.pid == header.ppid)
         }
     }
@@ -175,4 +178,26 @@ private func samePPid(_ first: FamilyTrace, _ second: FamilyTrace) -> Bool {
 private func isRegularFile(_ path: String) -> Bool {
     var info = stat()
     return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+}
+
+// Paths split by hand: NSString's path methods are in Foundation, whose loading (with ICU) cost
+// every run of leakreport about 2 ms of CPU before it read a byte.
+
+/// What comes before the last "/" of `path` ("" when there is none, "/" for a file at the root),
+/// trailing slashes ignored.
+func directoryPart(of path: String) -> String {
+    var trimmed = Substring(path)
+    while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+    guard let slash = trimmed.lastIndex(of: "/") else { return "" }
+    var directory = trimmed[..<slash]
+    while directory.count > 1 && directory.hasSuffix("/") { directory = directory.dropLast() }
+    return directory.isEmpty ? "/" : String(directory)
+}
+
+/// What follows the last "/" of `path`, trailing slashes ignored.
+func fileNamePart(of path: String) -> String {
+    var trimmed = Substring(path)
+    while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+    guard let slash = trimmed.lastIndex(of: "/"), trimmed.count > 1 else { return String(trimmed) }
+    return String(trimmed[trimmed.index(after: slash)...])
 }

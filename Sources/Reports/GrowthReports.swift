@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LeakAnalysis
 import Symbolization
 
@@ -323,7 +326,7 @@ public struct GrowthText {
 
     func rateLine(_ rate: SiteRate) -> String {
         let slope = Self.signed(wholeNumberForText(rate.bytesPerSecond)) + "/s"
-        let fit = rate.rSquared.map { "R² " + String(format: "%.2f", $0) } ?? "R² -"
+        let fit = rate.rSquared.map { "R² " + twoDecimals($0) } ?? "R² -"
         return Self.padLeft(slope, 14) + "  " + Self.pad(fit, 8) + Self.pad(rate.trend.rawValue, 12)
             + Self.pad("\(formatSignedBytes(rate.startBytes)) -> \(formatSignedBytes(rate.endBytes))", 24)
             + "\(rate.name) [\(rate.key.path.rawValue)]"
@@ -406,4 +409,14 @@ public struct GrowthText {
         out += "\n"
         for warning in warnings { out += style("warning: \(warning)", "33") + "\n" }
     }
+}
+
+/// `value` as printf's `%.2f` writes it (what `String(format:)` gave, without loading
+/// Foundation for it).
+func twoDecimals(_ value: Double) -> String {
+    var buffer = [CChar](repeating: 0, count: 400)
+    _ = buffer.withUnsafeMutableBufferPointer { out in
+        withVaList([value]) { vsnprintf(out.baseAddress, out.count, "%.2f", $0) }
+    }
+    return String(cString: buffer)
 }

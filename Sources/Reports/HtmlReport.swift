@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import LeakAnalysis
 import Symbolization
 
@@ -113,7 +113,7 @@ public enum HtmlReport {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // `<` only occurs inside JSON strings, where \u003c means the same: the data can then
         // never close the script element that holds it.
-        let json = String(decoding: try encoder.encode(data), as: UTF8.self).replacingOccurrences(of: "<", with: "\\u003c")
+        let json = String(decoding: try encoder.encode(data), as: UTF8.self).replacing("<", with: "\\u003c")
         return """
             <!DOCTYPE html>
             <html lang="en">

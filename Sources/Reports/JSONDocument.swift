@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The JSON of the report and of the diff, growth, timeline and merge documents
 /// (docs/report-json.md, schemaVersion 1): pretty-printed with sorted keys, so that the output
