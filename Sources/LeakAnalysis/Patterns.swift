@@ -42,18 +42,46 @@ public struct GlobPattern: Hashable, Sendable {
 public struct TemplatePattern: Hashable, Sendable {
     public let text: String
     private let glob: GlobPattern
+    /// The body's bytes when it has no wildcard (every built-in suppression): matched by
+    /// comparing bytes at the anchored ends instead of by the glob, which slid an unanchored
+    /// pattern along every function name and module path (7% of a report of cc1's trace).
+    private let literal: [UInt8]?
+    private let anchoredStart: Bool
+    private let anchoredEnd: Bool
 
     public init(_ text: String) {
         self.text = text
         var body = Substring(text)
-        let anchoredStart = body.hasPrefix("^")
+        anchoredStart = body.hasPrefix("^")
         if anchoredStart { body = body.dropFirst() }
-        let anchoredEnd = body.hasSuffix("$")
+        anchoredEnd = body.hasSuffix("$")
         if anchoredEnd { body = body.dropLast() }
         glob = GlobPattern((anchoredStart ? "" : "*") + body + (anchoredEnd ? "" : "*"))
+        literal = body.contains("*") || body.contains("?") ? nil : Array(body.utf8)
     }
 
-    public func matches(_ name: String) -> Bool { glob.matches(name) }
+    public func matches(_ name: String) -> Bool {
+        guard let literal else { return glob.matches(name) }
+        var name = name
+        return name.withUTF8 { bytes in
+            guard bytes.count >= literal.count else { return false }
+            switch (anchoredStart, anchoredEnd) {
+            case (true, true): return bytes.elementsEqual(literal)
+            case (true, false): return bytes.prefix(literal.count).elementsEqual(literal)
+            case (false, true): return bytes.suffix(literal.count).elementsEqual(literal)
+            case (false, false):
+                guard let first = literal.first else { return true }
+                var start = 0
+                while start <= bytes.count - literal.count {
+                    if bytes[start] == first && bytes[start ..< start + literal.count].elementsEqual(literal) {
+                        return true
+                    }
+                    start += 1
+                }
+                return false
+            }
+        }
+    }
 }
 
 /// Frames that belong to the allocator or to an allocation wrapper: the call site of a block

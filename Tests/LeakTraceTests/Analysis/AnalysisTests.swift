@@ -119,6 +119,11 @@ final class AnalysisTests: XCTestCase {
         XCTAssertEqual(byModule.summary.suppressed.bytes, 200)
     }
 
+    func testSuppressionLinesLoseTheirSpacesAndTabsOnly() throws {
+        let rules = try Suppressions(parsing: " \tleak:\u{00A0}load_config \t\nleak: x\u{200B}\n", name: "s.supp")
+        XCTAssertEqual(rules.rules.map(\.pattern.text), ["load_config", "x\u{200B}"])
+    }
+
     func testSuppressionFileErrors() {
         XCTAssertThrowsError(try Suppressions(parsing: "leak:ok\nrace:foo\n", name: "f")) {
             XCTAssertEqual(($0 as? SuppressionError)?.description, "f:2: unsupported suppression type 'race' (only 'leak' is)")
@@ -209,6 +214,23 @@ final class AnalysisPatternTests: XCTestCase {
         XCTAssertFalse(TemplatePattern("^config").matches("load_config"))
         XCTAssertTrue(TemplatePattern("^load*file$").matches("load_config_file"))
         XCTAssertFalse(TemplatePattern("file$").matches("file.c"))
+    }
+
+    /// Templates without wildcards are matched by comparing bytes: the same answers as the glob
+    /// they stand for, at either anchor, empty, longer than the name, repeated inside it.
+    func testLiteralTemplatesMatchLikeTheirGlobs() {
+        let bodies = ["", "a", "ab", "aab", "eh_alloc.cc", "_nl_", "é", "cc1"]
+        let names = ["", "a", "ab", "aab", "aaab", "abab", "xaby", "libstdc++/eh_alloc.cc", "eh_alloc.cc.o",
+                     "_nl_load_locale", "x_nl_", "é", "café", "/usr/lib/gcc/x86_64-linux-gnu/12/cc1"]
+        for body in bodies {
+            for (start, end) in [(false, false), (true, false), (false, true), (true, true)] {
+                let template = TemplatePattern((start ? "^" : "") + body + (end ? "$" : ""))
+                let glob = GlobPattern((start ? "" : "*") + body + (end ? "" : "*"))
+                for name in names {
+                    XCTAssertEqual(template.matches(name), glob.matches(name), "\(template.text) on \(name)")
+                }
+            }
+        }
     }
 
     func testDefaultFilter() {
