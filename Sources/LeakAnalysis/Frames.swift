@@ -1,3 +1,4 @@
+import LiveSet
 import Symbolization
 import TraceFormat
 
@@ -138,6 +139,25 @@ final class FrameCache {
         guard let first = addresses.first else { return nil }
         let index = entryIndex(for: first, snapshot: snapshot)
         return (entries[index].frames[0], FrameNumber(entry: index, frame: 0))
+    }
+
+    /// `numberedCallsite(of:snapshot:)` of the stack `id` of `stacks`, walked node by node: the
+    /// call site is nearly always one of the first frames, and deep stacks (recursion: 80
+    /// frames) were built whole for it, once per stack.
+    func numberedCallsite(ofStack id: UInt32, in stacks: StackLookup,
+                          snapshot: Int) -> (frame: SymbolizedFrame, number: FrameNumber)? {
+        var first: Int?
+        var node = id
+        while let next = stacks.node(node) {
+            let index = entryIndex(for: next.ip, snapshot: snapshot)
+            if first == nil { first = index }
+            if let frame = entries[index].callsite {
+                return (entries[index].frames[frame], FrameNumber(entry: index, frame: frame))
+            }
+            node = next.parent
+        }
+        guard let first else { return nil }
+        return (entries[first].frames[0], FrameNumber(entry: first, frame: 0))
     }
 
     /// The index of the first suppression rule (in the rules' order) that matches a frame of

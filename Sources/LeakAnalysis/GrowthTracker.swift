@@ -163,7 +163,7 @@ public final class GrowthTracker {
         if id >= ownStackSite.count {
             ownStackSite.append(contentsOf: repeatElement(-1, count: max(id + 1 - ownStackSite.count, ownStackSite.count)))
         }
-        let site = classifier.classify(ownStacks.frames(stack, limit: .max), snapshot: currentSnapshot)
+        let site = classifier.classify(stack: stack, in: ownStacks, snapshot: currentSnapshot)
         growSitePairs()
         ownStackSite[id] = site
         return site
@@ -171,7 +171,7 @@ public final class GrowthTracker {
 
     private func inheritedSite(_ stack: UInt32) -> Int32 {
         if let known = inheritedStackSite[stack] { return known }
-        let site = classifier.classify(inheritedStacks.frames(stack, limit: .max), snapshot: currentSnapshot)
+        let site = classifier.classify(stack: stack, in: inheritedStacks, snapshot: currentSnapshot)
         growSitePairs()
         inheritedStackSite[stack] = site
         return site

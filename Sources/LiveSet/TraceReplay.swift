@@ -4,7 +4,11 @@ import TraceFormat
 // module that owns the replayer, so ALLOC and FREE go straight into the live table), the `--at`
 // limit, and joining a fork child with the part of its parent's trace before the fork.
 
-extension StackTable: StackLookup {}
+extension StackTable: StackLookup {
+    public func node(_ id: UInt32) -> StackNode? {
+        isDefined(id) ? StackNode(ip: ip(id), parent: parent(id)) : nil
+    }
+}
 
 /// Where to stop replaying before the end of the trace.
 public enum ReplayLimit: Equatable, Sendable {
