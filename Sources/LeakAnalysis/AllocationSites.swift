@@ -19,7 +19,7 @@ extension AnalysisRun {
         // --group-by stack), so it is worked out once per call site frame, not once per stack.
         var sites: [AllocationSite] = []
         var siteOfKey: [GroupKey: Int] = [:]
-        var siteOfCallsite: [FrameCache.FrameNumber: Int] = [:]
+        var siteOfCallsite = CallsiteMap<Int>()
         let byCallsite = options.groupBy != .stack
         // The first module snapshot: a module loaded later is found in the snapshots after it.
         let firstSnapshot = snapshot(at: 0)

@@ -89,7 +89,7 @@ final class SiteClassifier {
     private var indexOfSite: [SiteKey: Int32] = [:]
     /// The site of each call-site frame met: a frame of the cache has one key, so a stack
     /// whose call site was met before is named without building its key (strings, hashed).
-    private var siteOfCallsite: [FrameCache.FrameNumber: Int32] = [:]
+    private var siteOfCallsite = CallsiteMap<Int32>()
 
     init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions) {
         cache = FrameCache(symbolizer: symbolizer, modules: modules, options: options)

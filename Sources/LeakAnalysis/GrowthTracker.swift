@@ -402,10 +402,13 @@ public final class GrowthTracker {
                                       points: points, exactPeak: inWindowPeak) else { continue }
             result.append(rate)
         }
-        return result.sorted { lhs, rhs in
-            if lhs.bytesPerSecond != rhs.bytesPerSecond { return lhs.bytesPerSecond > rhs.bytesPerSecond }
-            return lhs.key < rhs.key
-        }
+        // Sorted by index on keys taken out first: moving the rates themselves cost more than
+        // comparing them. Keys are unique (one rate per site and path), so the order is total.
+        let slopes = result.map(\.bytesPerSecond), keys = result.map(\.key)
+        return result.indices.sorted { lhs, rhs in
+            if slopes[lhs] != slopes[rhs] { return slopes[lhs] > slopes[rhs] }
+            return keys[lhs] < keys[rhs]
+        }.map { result[$0] }
     }
 
     /// The points of one slot's series in the window: its value at A (0 at the start), the
