@@ -244,6 +244,21 @@ final class AnalysisPatternTests: XCTestCase {
             XCTAssertFalse(filter.isAllocatorFrame(function: name), name)
         }
         XCTAssertFalse(filter.isAllocatorFrame(function: nil))
+        XCTAssertFalse(filter.isAllocatorFrame(function: ""))
+    }
+
+    /// Patterns are tried by their first byte: those that start with a wildcard still apply to
+    /// every name, and a literal start must match whole.
+    func testFilterPatternsStartingWithWildcards() {
+        let filter = AllocatorFrameFilter(extraPatterns: ["*_alloc_hook", "?zalloc", "my_new"], includeDefaults: false)
+        for name in ["tree_alloc_hook", "_alloc_hook", "xzalloc", "my_new"] {
+            XCTAssertTrue(filter.isAllocatorFrame(function: name), name)
+        }
+        for name in ["zalloc", "alloc_hook", "my_new2", "m", "malloc"] {
+            XCTAssertFalse(filter.isAllocatorFrame(function: name), name)
+        }
+        XCTAssertFalse(GlobPattern("operator new*").matches("operator ne"))
+        XCTAssertTrue(GlobPattern("operator new*").matches("operator new"))
     }
 
     func testFormatting() {
