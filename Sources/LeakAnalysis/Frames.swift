@@ -41,6 +41,14 @@ final class FrameCache {
         var address: UInt64
         var modulePath: String?
         var bias: UInt64
+
+        /// The path is left out of the hash (it is still compared): an address and a bias
+        /// nearly always name one file, and hashing the path cost more than the rest of a
+        /// lookup, once per address and module snapshot.
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(address)
+            hasher.combine(bias)
+        }
     }
     private struct Entry {
         /// Inline-expanded, innermost first; never empty.
