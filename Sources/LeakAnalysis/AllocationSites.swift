@@ -19,18 +19,19 @@ extension AnalysisRun {
         // --group-by stack), so it is worked out once per call site frame, not once per stack.
         var sites: [AllocationSite] = []
         var siteOfKey: [GroupKey: Int] = [:]
-        var siteOfCallsite: [FrameCache.FrameNumber: Int] = [:]
+        var siteOfCallsite = CallsiteMap<Int>()
         let byCallsite = options.groupBy != .stack
         // The first module snapshot: a module loaded later is found in the snapshots after it.
         let firstSnapshot = snapshot(at: 0)
         replay.allocationCalls.forEach { stack, count in
-            let addresses = frames(of: StackRef(id: stack, isInherited: false))
-            let numbered = byCallsite ? cache.numberedCallsite(of: addresses, snapshot: firstSnapshot) : nil
+            // The stack is read only as far as its call site, and whole only for a new one.
+            let numbered = byCallsite ? cache.numberedCallsite(ofStack: stack, in: stacks, snapshot: firstSnapshot) : nil
             let index: Int
             if let numbered, let known = siteOfCallsite[numbered.number] {
                 index = known
             } else {
                 // Grouped like the leaks; suppressions are about leaks and do not apply to calls.
+                let addresses = frames(of: StackRef(id: stack, isInherited: false))
                 let group = group(of: addresses, snapshot: firstSnapshot)
                 if let known = siteOfKey[group.key] {
                     index = known

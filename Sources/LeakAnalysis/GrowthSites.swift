@@ -87,6 +87,9 @@ final class SiteClassifier {
     let options: AnalysisOptions
     private(set) var sites: [Site] = []
     private var indexOfSite: [SiteKey: Int32] = [:]
+    /// The site of each call-site frame met: a frame of the cache has one key, so a stack
+    /// whose call site was met before is named without building its key (strings, hashed).
+    private var siteOfCallsite = CallsiteMap<Int32>()
 
     init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions) {
         cache = FrameCache(symbolizer: symbolizer, modules: modules, options: options)
@@ -103,6 +106,29 @@ final class SiteClassifier {
         let index = Int32(sites.count)
         sites.append(Site(key: key, name: frame?.displayName ?? "<no stack>", callsite: frame, suppressed: suppressed))
         indexOfSite[key] = index
+        return index
+    }
+
+    /// `classify(_:snapshot:)` of the stack `id` of `stacks`, reading only the frames up to its
+    /// call site unless the site is new (its suppression looks at every frame).
+    func classify(stack id: UInt32, in stacks: StackLookup, snapshot: Int) -> Int32 {
+        guard let numbered = cache.numberedCallsite(ofStack: id, in: stacks, snapshot: snapshot) else {
+            return classify([], snapshot: snapshot)
+        }
+        if let known = siteOfCallsite[numbered.number] { return known }
+        let key = SiteKey(callsite: numbered.frame, path: .heap)
+        let index: Int32
+        if let known = indexOfSite[key] {
+            index = known
+        } else {
+            let addresses = stacks.frames(id, limit: .max)
+            let suppressed = cache.suppression(of: addresses, snapshot: snapshot) != nil
+            index = Int32(sites.count)
+            sites.append(Site(key: key, name: numbered.frame.displayName, callsite: numbered.frame,
+                              suppressed: suppressed))
+            indexOfSite[key] = index
+        }
+        siteOfCallsite[numbered.number] = index
         return index
     }
 

@@ -163,7 +163,7 @@ public final class GrowthTracker {
         if id >= ownStackSite.count {
             ownStackSite.append(contentsOf: repeatElement(-1, count: max(id + 1 - ownStackSite.count, ownStackSite.count)))
         }
-        let site = classifier.classify(ownStacks.frames(stack, limit: .max), snapshot: currentSnapshot)
+        let site = classifier.classify(stack: stack, in: ownStacks, snapshot: currentSnapshot)
         growSitePairs()
         ownStackSite[id] = site
         return site
@@ -171,7 +171,7 @@ public final class GrowthTracker {
 
     private func inheritedSite(_ stack: UInt32) -> Int32 {
         if let known = inheritedStackSite[stack] { return known }
-        let site = classifier.classify(inheritedStacks.frames(stack, limit: .max), snapshot: currentSnapshot)
+        let site = classifier.classify(stack: stack, in: inheritedStacks, snapshot: currentSnapshot)
         growSitePairs()
         inheritedStackSite[stack] = site
         return site
@@ -402,10 +402,13 @@ public final class GrowthTracker {
                                       points: points, exactPeak: inWindowPeak) else { continue }
             result.append(rate)
         }
-        return result.sorted { lhs, rhs in
-            if lhs.bytesPerSecond != rhs.bytesPerSecond { return lhs.bytesPerSecond > rhs.bytesPerSecond }
-            return lhs.key < rhs.key
-        }
+        // Sorted by index on keys taken out first: moving the rates themselves cost more than
+        // comparing them. Keys are unique (one rate per site and path), so the order is total.
+        let slopes = result.map(\.bytesPerSecond), keys = result.map(\.key)
+        return result.indices.sorted { lhs, rhs in
+            if slopes[lhs] != slopes[rhs] { return slopes[lhs] > slopes[rhs] }
+            return keys[lhs] < keys[rhs]
+        }.map { result[$0] }
     }
 
     /// The points of one slot's series in the window: its value at A (0 at the start), the

@@ -237,14 +237,6 @@ struct AnalysisRun {
         cache.callsite(of: addresses, snapshot: snapshot)
     }
 
-    func classify(_ reference: StackRef, time: UInt64) -> StackClass {
-        let addresses = frames(of: reference)
-        let snapshot = snapshot(at: time)
-        let group = self.group(of: addresses, snapshot: snapshot)
-        return StackClass(suppressedBy: cache.suppression(of: addresses, snapshot: snapshot), key: group.key,
-                          name: group.name, callsite: group.callsite)
-    }
-
     /// The group a stack belongs to under `--group-by`, and its call site.
     func group(of addresses: [UInt64], snapshot: Int) -> (key: GroupKey, name: String, callsite: SymbolizedFrame?) {
         let site = callsite(of: addresses, snapshot: snapshot)
@@ -280,8 +272,26 @@ struct AnalysisRun {
     }
 
     mutating func classifyStacks() {
+        // A group follows from the call-site frame alone (but with --group-by stack), and naming
+        // it builds strings: it is worked out once per call-site frame, not once per stack.
+        var groupOfCallsite = CallsiteMap<(key: GroupKey, name: String, callsite: SymbolizedFrame?)>()
+        let byCallsite = options.groupBy != .stack
         for (reference, aggregate) in perStack {
-            classes[reference] = classify(reference, time: aggregate.firstTime)
+            let addresses = frames(of: reference)
+            let snapshot = snapshot(at: aggregate.firstTime)
+            let group: (key: GroupKey, name: String, callsite: SymbolizedFrame?)
+            if byCallsite, let number = cache.numberedCallsite(of: addresses, snapshot: snapshot)?.number {
+                if let known = groupOfCallsite[number] {
+                    group = known
+                } else {
+                    group = self.group(of: addresses, snapshot: snapshot)
+                    groupOfCallsite[number] = group
+                }
+            } else {
+                group = self.group(of: addresses, snapshot: snapshot)
+            }
+            classes[reference] = StackClass(suppressedBy: cache.suppression(of: addresses, snapshot: snapshot),
+                                            key: group.key, name: group.name, callsite: group.callsite)
         }
     }
 
@@ -304,18 +314,23 @@ struct AnalysisRun {
             }
         }
         let byReachability = reachability != nil
-        let ordered = merged.values.sorted { lhs, rhs in
-            if byReachability, lhs.aggregate.reachability.severity != rhs.aggregate.reachability.severity {
-                return lhs.aggregate.reachability.severity < rhs.aggregate.reachability.severity
-            }
-            if lhs.aggregate.bytes != rhs.aggregate.bytes { return lhs.aggregate.bytes > rhs.aggregate.bytes }
-            if lhs.aggregate.blocks != rhs.aggregate.blocks { return lhs.aggregate.blocks > rhs.aggregate.blocks }
-            if lhs.name != rhs.name { return lhs.name < rhs.name }
+        // Sorted by index on keys taken out first: moving the groups themselves (each with its
+        // aggregate), or copying them out to compare, cost more than the comparisons. The order
+        // is total (the last key, the biggest stack, is unique to its group).
+        let groups = Array(merged.values)
+        let severities = groups.map { $0.aggregate.reachability.severity }
+        let bytes = groups.map(\.aggregate.bytes), blocks = groups.map(\.aggregate.blocks)
+        let names = groups.map(\.name), biggestStacks = groups.map(\.biggestStack)
+        let ordered = groups.indices.sorted { lhs, rhs in
+            if byReachability, severities[lhs] != severities[rhs] { return severities[lhs] < severities[rhs] }
+            if bytes[lhs] != bytes[rhs] { return bytes[lhs] > bytes[rhs] }
+            if blocks[lhs] != blocks[rhs] { return blocks[lhs] > blocks[rhs] }
+            if names[lhs] != names[rhs] { return names[lhs] < names[rhs] }
             // Groups of one name (--group-by stack: stacks through one call site) in the trace's
             // order of their biggest stack, not the dictionary's, which differs from run to run.
-            if lhs.biggestStack.isInherited != rhs.biggestStack.isInherited { return lhs.biggestStack.isInherited }
-            return lhs.biggestStack.id < rhs.biggestStack.id
-        }
+            if biggestStacks[lhs].isInherited != biggestStacks[rhs].isInherited { return biggestStacks[lhs].isInherited }
+            return biggestStacks[lhs].id < biggestStacks[rhs].id
+        }.lazy.map { groups[$0] }
         var shown: [LeakGroup] = []
         for entry in ordered where entry.aggregate.bytes >= options.minBytes {
             guard shown.count < options.top else { break }

@@ -80,14 +80,21 @@ public struct Suppressions: Sendable {
 
     /// Index of the first rule that matches any name of any frame, or nil.
     public func firstMatch(in frames: [SymbolizedFrame]) -> Int? {
-        for (index, rule) in rules.enumerated() {
-            for frame in frames {
-                if let module = frame.module, rule.pattern.matches(module) { return index }
-                if let function = frame.function, rule.pattern.matches(function) { return index }
-                if let file = frame.file, rule.pattern.matches(file) { return index }
+        // Through buffer pointers, so that rules and frames are read in place: a loop over the
+        // arrays copied each rule and each frame (a dozen references retained and released)
+        // for every comparison.
+        rules.withUnsafeBufferPointer { rules in
+            frames.withUnsafeBufferPointer { frames in
+                for index in rules.indices {
+                    for frame in frames.indices {
+                        if let module = frames[frame].module, rules[index].pattern.matches(module) { return index }
+                        if let function = frames[frame].function, rules[index].pattern.matches(function) { return index }
+                        if let file = frames[frame].file, rules[index].pattern.matches(file) { return index }
+                    }
+                }
+                return nil
             }
         }
-        return nil
     }
 }
 

@@ -300,11 +300,16 @@ public struct Replayer {
     }
 
     /// A block left for good (free, or realloc(p, 0)): glibc's free may raise the threshold.
+    /// Inlined, with the accounting's update written out like `allocate`'s: as a call, with the
+    /// optional chain's closure shared with the other releases, it was 90 instructions a free.
+    @inline(__always)
     private mutating func noteGone(_ block: LiveBlock, time: UInt64) {
         if block.pathRaw == AllocPath.mmapThreshold.rawValue {
             threshold.freedMmappedBlock(requestSize: block.size, time: time)
         }
-        countingSites?._withUnsafeGuaranteedRef { $0.released(block) }
+        if let countingSites {
+            countingSites._withUnsafeGuaranteedRef { accounting in accounting.released(block) }
+        }
         if let observer { observer(.released(block)) }
         if countingRuntimeCleanup {
             runtimeCleanup?.blocks += 1
@@ -322,7 +327,9 @@ public struct Replayer {
         let block = removeLive(address)
         if let block {
             forgetLargeBlock(block)
-            countingSites?._withUnsafeGuaranteedRef { $0.released(block) }
+            if let countingSites {
+                countingSites._withUnsafeGuaranteedRef { accounting in accounting.released(block) }
+            }
             if let observer { observer(.released(block)) }
         } else {
             noteUnknownRelease(UnknownRelease(address: address, tid: tid, time: time, viaRealloc: true))

@@ -7,6 +7,19 @@ public protocol StackLookup: AnyObject {
     /// Innermost frame first (frames[0] is the caller of the allocation function); at most
     /// `limit` frames; empty for id 0 or an unknown id.
     func frames(_ id: UInt32, limit: Int) -> [UInt64]
+    /// The frame of node `id` and the node of the rest of its stack (0 at the outermost
+    /// frame); nil for id 0 or an unknown id. Lets a walk that needs the first frames of a
+    /// stack stop there, without building the whole stack.
+    func node(_ id: UInt32) -> StackNode?
+}
+
+/// One node of a stack trie: its frame and the node of its caller side.
+public struct StackNode {
+    public var ip: UInt64
+    public var parent: UInt32
+
+    @inlinable
+    public init(ip: UInt64, parent: UInt32) { self.ip = ip; self.parent = parent }
 }
 
 /// A stack trie built in memory, with interning by frame content.
@@ -60,6 +73,10 @@ public final class StackTrie: StackLookup {
     public func ip(_ id: UInt32) -> UInt64 { isDefined(id) ? ips[Int(id)] : 0 }
 
     public func parent(_ id: UInt32) -> UInt32 { isDefined(id) ? parents[Int(id)] : 0 }
+
+    public func node(_ id: UInt32) -> StackNode? {
+        isDefined(id) ? StackNode(ip: ips[Int(id)], parent: parents[Int(id)]) : nil
+    }
 
     public func frames(_ id: UInt32, limit: Int = .max) -> [UInt64] {
         var result: [UInt64] = []

@@ -4,7 +4,11 @@ import TraceFormat
 // module that owns the replayer, so ALLOC and FREE go straight into the live table), the `--at`
 // limit, and joining a fork child with the part of its parent's trace before the fork.
 
-extension StackTable: StackLookup {}
+extension StackTable: StackLookup {
+    public func node(_ id: UInt32) -> StackNode? {
+        isDefined(id) ? StackNode(ip: ip(id), parent: parent(id)) : nil
+    }
+}
 
 /// Where to stop replaying before the end of the trace.
 public enum ReplayLimit: Equatable, Sendable {
@@ -32,7 +36,8 @@ public struct ReplayLimitReached: Error {}
 public typealias ReplayHook = (TraceRecord, RecordContext, inout Replayer) throws -> Void
 
 /// Like `ReplayHook`, for a pass that nothing stops: the replay then runs on its fast path.
-/// It must not keep a copy of the replayer's live table (the pass changes it in place).
+/// It must not keep a copy of the replayer's live table (the pass changes it in place), and it
+/// is not called with STACK records (nothing the replay holds changes with them).
 public typealias ReplayWatcher = (TraceRecord, RecordContext, inout Replayer) -> Void
 
 /// Feeds a trace's records to a Replayer.
@@ -154,6 +159,13 @@ struct WholeTraceVisitor: TraceVisitor {
         if let watcher { watcher(record, context, &replayer) }
         replayer.applyOther(record, time: context.time)
     }
+
+    /// A STACK record changes nothing the replayer holds (the reader's stack table has the node
+    /// already, and the events queued name only nodes defined before them), so it neither
+    /// empties the queue nor reaches the watcher: on recurse's trace, two records in three are
+    /// STACK records, and each emptied the queue that the prefetches need full.
+    @inline(__always)
+    mutating func visitStack(id: UInt32, parent: UInt32, ip: UInt64, context: RecordContext) {}
 
     /// The events queued are applied while the module snapshot in force is still theirs: a
     /// MODULES record's snapshot is added when it is decoded, and naming a new stack's site

@@ -15,6 +15,17 @@
 // found by its debug link could later be shadowed by a build-id file, which a stored list
 // would not notice).
 //
+// A module without DWARF is answered from its symbol table (.symtab, the .gnu_debugdata mini
+// table, else .dynsym), which the file itself holds, unless a separate debug file is found for
+// it: such answers (a compiler without debug info: cc1 re-read its symbol table and resolved
+// every frame again in every report) are kept in a file of their own, `<build-id>.symtab-answers`,
+// and used only while no file exists at any place the debug file search would look (the
+// build-id path under each debug directory, and the module's .gnu_debuglink name next to it and
+// under the debug directories: the list of DebugFileLocator.findDebugFile, taken again for the
+// module's path and debug directories of the run that reads them). A debug file installed since
+// is then found, and the answers are not used. Answers are not kept when a debug file without
+// DWARF was found (its symbol table answered), nor when anything already exists at those places.
+//
 // The directory is written by concurrent runs: a file is written whole under a temporary name
 // and renamed into place, so a reader sees an old file or a new one, never a mix. A file that
 // does not read back exactly (its checksum, its structure) is ignored and rewritten.
@@ -24,6 +35,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CLibDW
 import TraceFormat
 
 /// Where a debug file stood when answers were taken from it.
@@ -56,6 +68,68 @@ final class ModuleAnswers {
 
     private init(file: String, debugFiles: [DebugFileStamp], frames: [UInt64: [SourceFrame]]) {
         self.file = file; self.debugFiles = debugFiles; self.frames = frames
+    }
+
+    /// The stored symbol-table answers for `buildID` in `directory`, if the file reads back whole
+    /// and no debug file could be found now for the module at `modulePath` (see the top of this
+    /// file).
+    static func loadSymbolTableAnswers(directory: String, buildID: [UInt8], modulePath: String,
+                                       debugDirectories: [String]) -> ModuleAnswers? {
+        guard !buildID.isEmpty else { return nil }
+        let file = symbolTablePath(directory: directory, buildID: buildID)
+        guard let bytes = readWholeFile(file), let decoded = AnswerFileFormat.decode(bytes), decoded.debugFiles.isEmpty,
+              noDebugFileCouldBeFound(modulePath: modulePath, buildID: buildID, debugDirectories: debugDirectories)
+        else { return nil }
+        return ModuleAnswers(file: file, debugFiles: [], frames: decoded.frames)
+    }
+
+    /// Empty symbol-table answers for a module without DWARF, for which the debug file search
+    /// found `debugFiles`; nil when they cannot be kept safely (see the top of this file).
+    static func startSymbolTableAnswers(directory: String, buildID: [UInt8], modulePath: String,
+                                        debugDirectories: [String], debugFiles: [String]) -> ModuleAnswers? {
+        guard !buildID.isEmpty, debugFiles.isEmpty,
+              noDebugFileCouldBeFound(modulePath: modulePath, buildID: buildID, debugDirectories: debugDirectories)
+        else { return nil }
+        return ModuleAnswers(file: symbolTablePath(directory: directory, buildID: buildID), debugFiles: [], frames: [:])
+    }
+
+    /// True when nothing exists at any place the debug file search looks for the module at
+    /// `modulePath` (anything there, even a file the search would turn down, counts).
+    private static func noDebugFileCouldBeFound(modulePath: String, buildID: [UInt8],
+                                                debugDirectories: [String]) -> Bool {
+        guard let places = debugFilePlaces(modulePath: modulePath, buildID: buildID,
+                                           debugDirectories: debugDirectories) else { return false }
+        var status = stat()
+        return places.allSatisfy { lstat($0, &status) != 0 && errno == ENOENT }
+    }
+
+    /// Where DebugFileLocator.findDebugFile looks for the module's debug file, in its order; nil
+    /// when the module's file cannot be read for its debug link.
+    static func debugFilePlaces(modulePath: String, buildID: [UInt8], debugDirectories: [String]) -> [String]? {
+        guard buildID.count >= 2 else { return nil }
+        let hex = hexString(buildID)
+        var places = debugDirectories.map {
+            joinPath($0, ".build-id", String(hex.prefix(2)), String(hex.dropFirst(2)) + ".debug")
+        }
+        guard case .success(let fd) = openRegularFile(modulePath) else { return nil }
+        defer { close(fd) }
+        guard let link = withELF(fd: fd, { elf -> String? in
+            var crc: GElf_Word = 0
+            return .some(dwelf_elf_gnu_debuglink(elf, &crc).map { String(cString: $0) } ?? "")
+        }) else { return nil }
+        guard !link.isEmpty else { return places }
+        var directories: [String] = []
+        if let directory = directoryName(modulePath) { directories.append(directory) }
+        if let real = resolvedPath(modulePath), let directory = directoryName(real), !directories.contains(directory) {
+            directories.append(directory)
+        }
+        for directory in directories {
+            places.append(joinPath(directory, link))
+            places.append(joinPath(directory, ".debug", link))
+            guard directory.hasPrefix("/") else { continue }
+            for debugDirectory in debugDirectories { places.append(joinPath(debugDirectory, directory, link)) }
+        }
+        return places
     }
 
     /// The stored answers for `buildID` in `directory`, if the file reads back whole and the
@@ -103,6 +177,10 @@ final class ModuleAnswers {
 
     private static func path(directory: String, buildID: [UInt8]) -> String {
         joinPath(directory, "symbols", hexString(buildID) + ".answers")
+    }
+
+    private static func symbolTablePath(directory: String, buildID: [UInt8]) -> String {
+        joinPath(directory, "symbols", hexString(buildID) + ".symtab-answers")
     }
 }
 

@@ -174,9 +174,22 @@ public final class Symbolizer {
                let stored = ModuleAnswers.load(directory: directory, buildID: debugInfo.buildID) {
                 return ModuleSession(debugInfo: debugInfo, answers: stored)
             }
+            // Answers from the symbol table alone are kept too, while no debug file can be found.
+            if let directory = options.answerDirectory,
+               let stored = ModuleAnswers.loadSymbolTableAnswers(directory: directory, buildID: debugInfo.buildID,
+                                                                  modulePath: module.path,
+                                                                  debugDirectories: options.debugDirectories) {
+                modulesLackingDebugInfo.append(module.path)
+                return ModuleSession(debugInfo: debugInfo, answers: stored)
+            }
             guard debugInfo.hasDebugInfo else {
                 modulesLackingDebugInfo.append(module.path)
-                return ModuleSession(debugInfo: debugInfo)
+                let answers = options.answerDirectory.flatMap {
+                    ModuleAnswers.startSymbolTableAnswers(directory: $0, buildID: debugInfo.buildID, modulePath: module.path,
+                                                          debugDirectories: options.debugDirectories,
+                                                          debugFiles: debugInfo.debugFilePaths)
+                }
+                return ModuleSession(debugInfo: debugInfo, answers: answers)
             }
             let answers = options.answerDirectory.flatMap {
                 ModuleAnswers.start(directory: $0, buildID: debugInfo.buildID, debugFiles: debugInfo.debugFilePaths)

@@ -233,8 +233,7 @@ extension TraceReader {
                 }
                 let id = stacks.append(parent: UInt32(truncatingIfNeeded: parent), ip: ip)
                 definedStacks &+= 1
-                try visitor.visitRecord(.stack(id: id, parent: UInt32(truncatingIfNeeded: parent), ip: ip),
-                                        context: context)
+                try visitor.visitStack(id: id, parent: UInt32(truncatingIfNeeded: parent), ip: ip, context: context)
 
             case 0x40...0xFF: // sized records
                 guard let length = cursor.readVarint() else {

@@ -21,6 +21,8 @@ public protocol TraceVisitor {
     /// A REALLOC record.
     mutating func visitRealloc(status: ReallocStatus, path: AllocPath, isReallocarray: Bool, old: UInt64,
                                new: UInt64, size: UInt64, stack: UInt32, context: RecordContext) throws(Failure)
+    /// A STACK record (the reader has added the node to its stack table already).
+    mutating func visitStack(id: UInt32, parent: UInt32, ip: UInt64, context: RecordContext) throws(Failure)
     /// Every other record (TIME, THREAD, STACK, the sized records, END), in file order.
     mutating func visitRecord(_ record: TraceRecord, context: RecordContext) throws(Failure)
     /// Called before a sized record is decoded: decoding a MODULES record adds its snapshot to
@@ -32,6 +34,11 @@ public protocol TraceVisitor {
 extension TraceVisitor {
     @inlinable
     public mutating func willDecodeSizedRecord() {}
+
+    @inlinable
+    public mutating func visitStack(id: UInt32, parent: UInt32, ip: UInt64, context: RecordContext) throws(Failure) {
+        try visitRecord(.stack(id: id, parent: parent, ip: ip), context: context)
+    }
 
     @inlinable
     public mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,

@@ -132,6 +132,11 @@ final class AnalysisTests: XCTestCase {
         XCTAssertEqual(byModule.summary.suppressed.bytes, 200)
     }
 
+    func testSuppressionLinesLoseTheirSpacesAndTabsOnly() throws {
+        let rules = try Suppressions(parsing: " \tleak:\u{00A0}load_config \t\nleak: x\u{200B}\n", name: "s.supp")
+        XCTAssertEqual(rules.rules.map(\.pattern.text), ["load_config", "x\u{200B}"])
+    }
+
     func testSuppressionFileErrors() {
         XCTAssertThrowsError(try Suppressions(parsing: "leak:ok\nrace:foo\n", name: "f")) {
             XCTAssertEqual(($0 as? SuppressionError)?.description, "f:2: unsupported suppression type 'race' (only 'leak' is)")
@@ -224,6 +229,23 @@ final class AnalysisPatternTests: XCTestCase {
         XCTAssertFalse(TemplatePattern("file$").matches("file.c"))
     }
 
+    /// Templates without wildcards are matched by comparing bytes: the same answers as the glob
+    /// they stand for, at either anchor, empty, longer than the name, repeated inside it.
+    func testLiteralTemplatesMatchLikeTheirGlobs() {
+        let bodies = ["", "a", "ab", "aab", "eh_alloc.cc", "_nl_", "é", "cc1"]
+        let names = ["", "a", "ab", "aab", "aaab", "abab", "xaby", "libstdc++/eh_alloc.cc", "eh_alloc.cc.o",
+                     "_nl_load_locale", "x_nl_", "é", "café", "/usr/lib/gcc/x86_64-linux-gnu/12/cc1"]
+        for body in bodies {
+            for (start, end) in [(false, false), (true, false), (false, true), (true, true)] {
+                let template = TemplatePattern((start ? "^" : "") + body + (end ? "$" : ""))
+                let glob = GlobPattern((start ? "" : "*") + body + (end ? "" : "*"))
+                for name in names {
+                    XCTAssertEqual(template.matches(name), glob.matches(name), "\(template.text) on \(name)")
+                }
+            }
+        }
+    }
+
     func testDefaultFilter() {
         let filter = AllocatorFrameFilter()
         for name in ["malloc", "operator new(unsigned long)", "operator new[](unsigned long)", "_Znwm",
@@ -235,6 +257,21 @@ final class AnalysisPatternTests: XCTestCase {
             XCTAssertFalse(filter.isAllocatorFrame(function: name), name)
         }
         XCTAssertFalse(filter.isAllocatorFrame(function: nil))
+        XCTAssertFalse(filter.isAllocatorFrame(function: ""))
+    }
+
+    /// Patterns are tried by their first byte: those that start with a wildcard still apply to
+    /// every name, and a literal start must match whole.
+    func testFilterPatternsStartingWithWildcards() {
+        let filter = AllocatorFrameFilter(extraPatterns: ["*_alloc_hook", "?zalloc", "my_new"], includeDefaults: false)
+        for name in ["tree_alloc_hook", "_alloc_hook", "xzalloc", "my_new"] {
+            XCTAssertTrue(filter.isAllocatorFrame(function: name), name)
+        }
+        for name in ["zalloc", "alloc_hook", "my_new2", "m", "malloc"] {
+            XCTAssertFalse(filter.isAllocatorFrame(function: name), name)
+        }
+        XCTAssertFalse(GlobPattern("operator new*").matches("operator ne"))
+        XCTAssertTrue(GlobPattern("operator new*").matches("operator new"))
     }
 
     func testFormatting() {

@@ -122,6 +122,61 @@ final class SymbolAnswerCacheTests: XCTestCase {
         XCTAssertEqual(storedFiles(answers), [])
     }
 
+    /// A module without DWARF is answered from its symbol table; those answers are kept too,
+    /// and dropped as soon as a debug file appears where the search would find it.
+    func testSymbolTableAnswersLastUntilADebugFileCanBeFound() throws {
+        let answers = try SymKit.scratchDirectory("answers-symtab", removedAfter: self)
+        let split = try SymKit.splitDebugInfo(of: try binaries().plain, label: "answers-symtab-split", debugLink: false,
+                                              removedAfter: self)
+        let root = split.directory + "/debug-root"
+        let (address, module) = try SymKit.plainCallSite(in: try binaries().plain, loadedAs: split.binary)
+
+        let first = symbolizer(answers, debugDirectories: [root])
+        let bare = first.symbolize(address: address, module: module, isReturnAddress: true)
+        XCTAssertEqual(bare.map(\.line), [nil])
+        first.storeAnswers()
+        let hex = try SymKit.Oracle.buildID(split.binary).map { String(format: "%02x", $0) }.joined()
+        XCTAssertEqual(storedFiles(answers), [hex + ".symtab-answers"])
+
+        let second = symbolizer(answers, debugDirectories: [root])
+        XCTAssertEqual(second.symbolize(address: address, module: module, isReturnAddress: true), bare)
+        XCTAssertEqual(second.statistics.storedAnswers, 1)
+        XCTAssertEqual(second.modulesWithoutDebugInfo, [split.binary])
+
+        // The debug file installed where the search finds it: the lines it gives, not the answers.
+        try SymKit.moveToBuildIDDirectory(split.debug, of: split.binary, root: root)
+        let third = symbolizer(answers, debugDirectories: [root])
+        let full = third.symbolize(address: address, module: module, isReturnAddress: true)
+        XCTAssertEqual(full.map(\.function), ["plain_caller"])
+        XCTAssertNotEqual(full.map(\.line), [nil])
+        XCTAssertEqual(third.statistics.storedAnswers, 0)
+    }
+
+    /// The same through the module's debug link: a debug file put back next to the module
+    /// (where its .gnu_debuglink names it) is found, and the kept answers are not used.
+    func testSymbolTableAnswersStopWhenTheDebugLinkFindsAFile() throws {
+        let answers = try SymKit.scratchDirectory("answers-symtab-link", removedAfter: self)
+        let split = try SymKit.splitDebugInfo(of: try binaries().plain, label: "answers-symtab-link", debugLink: true,
+                                              removedAfter: self)
+        let (address, module) = try SymKit.plainCallSite(in: try binaries().plain, loadedAs: split.binary)
+        let away = split.directory + "/elsewhere.debug"
+        try FileManager.default.moveItem(atPath: split.debug, toPath: away)
+
+        let first = symbolizer(answers, debugDirectories: [])
+        let bare = first.symbolize(address: address, module: module, isReturnAddress: true)
+        XCTAssertEqual(bare.map(\.line), [nil])
+        first.storeAnswers()
+        let second = symbolizer(answers, debugDirectories: [])
+        XCTAssertEqual(second.symbolize(address: address, module: module, isReturnAddress: true), bare)
+        XCTAssertEqual(second.statistics.storedAnswers, 1)
+
+        try FileManager.default.moveItem(atPath: away, toPath: split.debug)
+        let third = symbolizer(answers, debugDirectories: [])
+        XCTAssertEqual(third.symbolize(address: address, module: module, isReturnAddress: true).map(\.function),
+                       ["plain_caller"])
+        XCTAssertEqual(third.statistics.storedAnswers, 0)
+    }
+
     /// The same report with and without kept answers, then again from them: byte for byte.
     func testReportIsTheSameFromKeptAnswers() throws {
         let answers = try SymKit.scratchDirectory("answers-report", removedAfter: self)
