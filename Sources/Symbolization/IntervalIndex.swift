@@ -11,14 +11,32 @@ struct IntervalIndex<Payload> {
         let payload: Payload
     }
 
+    private static var positionBits: UInt64 { 24 }
+    private static var positionMask: UInt64 { (1 << positionBits) - 1 }
+    private static var largestPackedStart: UInt64 { UInt64.max >> positionBits }
+
     private let entries: [Entry]
     /// For each position, the largest end among the entries up to it.
     private let furthestEnd: [UInt64]
 
     /// Sorts `entries` by start; entries with the same start keep the order given.
     init(_ entries: [Entry]) {
-        let sorted = entries.enumerated()
-            .sorted { ($0.element.start, $0.offset) < ($1.element.start, $1.offset) }.map(\.element)
+        let sorted: [Entry]
+        if entries.count <= Self.positionMask, entries.allSatisfy({ $0.start <= Self.largestPackedStart }) {
+            // Module addresses are small: the start and the position given fit one integer, and
+            // sorting plain integers moves 8 bytes instead of a whole entry (sorting entries
+            // with a comparison closure was most of indexing cc1's symbol table).
+            var keys: [UInt64] = []
+            keys.reserveCapacity(entries.count)
+            for (position, entry) in entries.enumerated() {
+                keys.append(entry.start << Self.positionBits | UInt64(position))
+            }
+            keys.sort()
+            sorted = keys.map { entries[Int($0 & Self.positionMask)] }
+        } else {
+            sorted = entries.enumerated()
+                .sorted { ($0.element.start, $0.offset) < ($1.element.start, $1.offset) }.map(\.element)
+        }
         var furthest: [UInt64] = []
         furthest.reserveCapacity(sorted.count)
         var maximum: UInt64 = 0
