@@ -36,7 +36,11 @@ public struct Suppressions: Sendable {
 
     /// Parses the text of a suppressions file. Throws a one-line message naming `name:line`.
     public init(parsing text: String, name: String) throws {
-        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Lines split on the scalar "\n": String's own split sees "\r\n" as one Character, and
+        // read a file written with CRLF line ends as one line. A line's "\r" end goes too.
+        let lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
+        for (number, scalars) in lines.enumerated() {
+            let rawLine = Substring(scalars.last == "\r" ? scalars.dropLast() : scalars)
             let line = Self.trimmingBlanks(rawLine)
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let colon = line.firstIndex(of: ":") else {

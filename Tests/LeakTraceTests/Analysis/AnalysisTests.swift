@@ -111,7 +111,17 @@ final class AnalysisTests: XCTestCase {
                            line.debugDescription)
         }
         let rules = try Suppressions(parsing: "\t leak: x y \u{00A0}\nleak:z\r", name: "f").rules
-        XCTAssertEqual(rules.map(\.pattern.text), ["x y", "z\r"])
+        XCTAssertEqual(rules.map(\.pattern.text), ["x y", "z"])
+    }
+
+    /// A suppressions file written with CRLF line ends (Windows editors) has one rule a line.
+    func testSuppressionFileWithCRLFLineEnds() throws {
+        let suppressions = try Suppressions(parsing: "# from a Windows editor\r\nleak:load_config\r\n\r\nleak: ^x$ \r\n", name: "w.supp")
+        XCTAssertEqual(suppressions.rules.map(\.pattern.text), ["load_config", "^x$"])
+        XCTAssertEqual(suppressions.rules.map(\.origin), ["w.supp:2", "w.supp:4"])
+        XCTAssertThrowsError(try Suppressions(parsing: "leak:a\r\nrace:b\r\n", name: "w")) {
+            XCTAssertEqual(($0 as? SuppressionError)?.description, "w:2: unsupported suppression type 'race' (only 'leak' is)")
+        }
     }
 
     func testSuppressionsRemoveFromGroupsButAreCounted() throws {
