@@ -212,7 +212,7 @@ static int write_all(int fd, const unsigned char *bytes, size_t size) {
     return 1;
 }
 
-/// Where the image goes: an anonymous memory file, or a temporary file beside `path`.
+/// Where the image goes: an anonymous memory file (no `path`), or a temporary file beside `path`.
 static int create_output(const char *path, char *temporary, size_t temporary_size) {
     if (path == NULL) return memfd_create("leakreport-debug-image", MFD_CLOEXEC);
     if ((size_t)snprintf(temporary, temporary_size, "%s.%d.tmp", path, (int)getpid()) >= temporary_size) {
@@ -316,16 +316,27 @@ int debug_image_write(int fd, const char *path, size_t max_file_size, char *erro
     image_size = headers_offset + count * sizeof(Elf64_Shdr);
     if (image_size > max_file_size) path = NULL;
 
-    // Filled in anonymous memory, then written with one call: write faults on a shared mapping
-    // of a file cost the filesystem's per-page work (ext4_page_mkwrite), more than the copy.
-    // Transparent huge pages, where the kernel gives them, take a fault per 2 MiB instead of
-    // per page: libc's image took 16-20 ms of CPU instead of 22-24 with its pages populated.
-    image = mmap(NULL, image_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    // A kept image is filled in anonymous memory, then written with one call: write faults on a
+    // shared mapping of a file cost the filesystem's per-page work (ext4_page_mkwrite), more
+    // than the copy. Transparent huge pages, where the kernel gives them, take a fault per 2 MiB
+    // instead of per page: libc's image took 16-20 ms of CPU instead of 22-24 with its pages
+    // populated. An image for this run only is filled in place in its memory file, which
+    // costs no such work and is never held twice.
+    if (path == NULL) {
+        out = create_output(NULL, temporary, sizeof temporary);
+        if (out < 0 || ftruncate(out, (off_t)image_size) != 0) {
+            fail(error, error_size, "cannot make the decompressed copy: %s", strerror(errno));
+            goto done;
+        }
+        image = mmap(NULL, image_size, PROT_READ | PROT_WRITE, MAP_SHARED, out, 0);
+    } else {
+        image = mmap(NULL, image_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (image != MAP_FAILED) madvise(image, image_size, MADV_HUGEPAGE);
+    }
     if (image == MAP_FAILED) {
         fail(error, error_size, "out of memory for the decompressed copy");
         goto done;
     }
-    madvise(image, image_size, MADV_HUGEPAGE);
     memcpy(image, file, head);
     ((Elf64_Ehdr *)image)->e_shoff = headers_offset;
     size_t item = 0;
@@ -341,14 +352,16 @@ int debug_image_write(int fd, const char *path, size_t max_file_size, char *erro
     }
     memcpy(image + headers_offset, layout, count * sizeof(Elf64_Shdr));
     if (!inflate_all(items, inflations, error, error_size)) goto done;
-    out = create_output(path, temporary, sizeof temporary);
-    if (out < 0 || !write_all(out, image, image_size)) {
-        fail(error, error_size, "cannot write the decompressed copy: %s", strerror(errno));
-        goto done;
-    }
-    if (path != NULL && rename(temporary, path) != 0) {
-        fail(error, error_size, "cannot keep the decompressed copy: %s", strerror(errno));
-        goto done;
+    if (path != NULL) {
+        out = create_output(path, temporary, sizeof temporary);
+        if (out < 0 || !write_all(out, image, image_size)) {
+            fail(error, error_size, "cannot write the decompressed copy: %s", strerror(errno));
+            goto done;
+        }
+        if (rename(temporary, path) != 0) {
+            fail(error, error_size, "cannot keep the decompressed copy: %s", strerror(errno));
+            goto done;
+        }
     }
     temporary[0] = 0;
     result = out;
