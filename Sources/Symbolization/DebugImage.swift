@@ -54,7 +54,7 @@ struct DebugImageStore {
         let written = debug_image_write(fd, path, Int(clamping: budget), nil, 0)
         if written == DEBUG_IMAGE_NOT_NEEDED { return fd }
         if written >= 0 {
-            // An image larger than the whole budget was written to memory only.
+            // (An image larger than the whole budget comes back in memory only, not kept.)
             removeOlderImages(than: path)
             return replace(fd, with: written)
         }
