@@ -88,35 +88,35 @@ static unsigned char *map_whole_file(int fd, size_t *size) {
     return file == MAP_FAILED ? NULL : file;
 }
 
-int debug_image_is_needed(int fd) {
+/// What the section headers of the file at `fd` say, read in one pass.
+struct section_survey {
+    int compressed; /* a section with file data is compressed */
+    int complete;   /* an image as debug_image_write leaves it, whole */
+};
+
+static struct section_survey survey_sections(int fd) {
+    struct section_survey survey = {0, 0};
     size_t size = 0;
     unsigned char *file = map_whole_file(fd, &size);
-    if (file == NULL) return 0;
+    if (file == NULL) return survey;
     size_t count = 0, names = 0;
     const Elf64_Shdr *sections = section_headers(file, size, &count, &names);
-    int needed = 0;
-    for (size_t i = 0; sections != NULL && i < count && !needed; i++) {
-        needed = has_file_data(&sections[i]) && (sections[i].sh_flags & SHF_COMPRESSED);
+    if (sections != NULL) {
+        // The section headers come last in an image: a file cut short loses them first.
+        survey.complete = ((const Elf64_Ehdr *)file)->e_shoff + count * sizeof(Elf64_Shdr) == size;
+        for (size_t i = 0; i < count; i++) {
+            int compressed = (sections[i].sh_flags & SHF_COMPRESSED) != 0;
+            if (compressed && has_file_data(&sections[i])) survey.compressed = 1;
+            if (compressed || !lies_within(&sections[i], size)) survey.complete = 0;
+        }
     }
     munmap(file, size);
-    return needed;
+    return survey;
 }
 
-int debug_image_is_complete(int fd) {
-    size_t size = 0;
-    unsigned char *file = map_whole_file(fd, &size);
-    if (file == NULL) return 0;
-    size_t count = 0, names = 0;
-    const Elf64_Shdr *sections = section_headers(file, size, &count, &names);
-    // The section headers come last in an image: a file cut short loses them first.
-    int complete = sections != NULL &&
-                   ((const Elf64_Ehdr *)file)->e_shoff + count * sizeof(Elf64_Shdr) == size;
-    for (size_t i = 0; complete && i < count; i++) {
-        complete = lies_within(&sections[i], size) && !(sections[i].sh_flags & SHF_COMPRESSED);
-    }
-    munmap(file, size);
-    return complete;
-}
+int debug_image_is_needed(int fd) { return survey_sections(fd).compressed; }
+
+int debug_image_is_complete(int fd) { return survey_sections(fd).complete; }
 
 /// One compressed section to inflate into the image.
 struct inflation {

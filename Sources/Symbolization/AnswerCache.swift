@@ -50,12 +50,17 @@ struct DebugFileStamp: Equatable {
         guard stat(path, &status) == 0 else { return nil }
         self.path = path
         size = UInt64(status.st_size)
-        modifiedNanoseconds = UInt64(status.st_mtim.tv_sec) &* 1_000_000_000 &+ UInt64(status.st_mtim.tv_nsec)
+        modifiedNanoseconds = nanoseconds(status.st_mtim)
     }
 
     init(path: String, size: UInt64, modifiedNanoseconds: UInt64) {
         self.path = path; self.size = size; self.modifiedNanoseconds = modifiedNanoseconds
     }
+}
+
+/// A file time as nanoseconds since the epoch.
+func nanoseconds(_ time: timespec) -> UInt64 {
+    UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
 }
 
 /// The stored answers of one module file: source frames by module offset looked up.
@@ -103,33 +108,18 @@ final class ModuleAnswers {
         return places.allSatisfy { lstat($0, &status) != 0 && errno == ENOENT }
     }
 
-    /// Where DebugFileLocator.findDebugFile looks for the module's debug file, in its order; nil
-    /// when the module's file cannot be read for its debug link.
+    /// Where DebugFileLocator looks for the module's debug file, in its order; nil when the
+    /// module's file cannot be read for its debug link.
     static func debugFilePlaces(modulePath: String, buildID: [UInt8], debugDirectories: [String]) -> [String]? {
         guard buildID.count >= 2 else { return nil }
-        let hex = hexString(buildID)
-        var places = debugDirectories.map {
-            joinPath($0, ".build-id", String(hex.prefix(2)), String(hex.dropFirst(2)) + ".debug")
-        }
         guard case .success(let fd) = openRegularFile(modulePath) else { return nil }
         defer { close(fd) }
         guard let link = withELF(fd: fd, { elf -> String? in
             var crc: GElf_Word = 0
             return .some(dwelf_elf_gnu_debuglink(elf, &crc).map { String(cString: $0) } ?? "")
         }) else { return nil }
-        guard !link.isEmpty else { return places }
-        var directories: [String] = []
-        if let directory = directoryName(modulePath) { directories.append(directory) }
-        if let real = resolvedPath(modulePath), let directory = directoryName(real), !directories.contains(directory) {
-            directories.append(directory)
-        }
-        for directory in directories {
-            places.append(joinPath(directory, link))
-            places.append(joinPath(directory, ".debug", link))
-            guard directory.hasPrefix("/") else { continue }
-            for debugDirectory in debugDirectories { places.append(joinPath(debugDirectory, directory, link)) }
-        }
-        return places
+        return DebugFileLocator.debugFileCandidates(mainPath: modulePath, buildID: buildID, debugLink: link,
+                                                    debugDirectories: debugDirectories)
     }
 
     /// The stored answers for `buildID` in `directory`, if the file reads back whole and the

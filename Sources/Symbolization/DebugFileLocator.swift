@@ -62,23 +62,8 @@ final class DebugFileLocator {
     // MARK: Separate debug file
 
     private func findDebugFile(debugLink: String?, crc: UInt32) -> FoundDebugFile? {
-        var candidates = buildIDPaths(for: buildID)
-        if let debugLink, !debugLink.isEmpty {
-            var directories: [String] = []
-            if let directory = directoryName(mainPath) { directories.append(directory) }
-            if let real = resolvedPath(mainPath), let directory = directoryName(real),
-               !directories.contains(directory) {
-                directories.append(directory)
-            }
-            for directory in directories {
-                candidates.append(joinPath(directory, debugLink))
-                candidates.append(joinPath(directory, ".debug", debugLink))
-                guard directory.hasPrefix("/") else { continue }
-                for debugDirectory in debugDirectories {
-                    candidates.append(joinPath(debugDirectory, directory, debugLink))
-                }
-            }
-        }
+        let candidates = Self.debugFileCandidates(mainPath: mainPath, buildID: buildID, debugLink: debugLink,
+                                                  debugDirectories: debugDirectories)
         for path in candidates {
             guard case .success(let fd) = openRegularFile(path) else { continue }
             if let identity = FileIdentity(fd: fd), identity == mainIdentity {
@@ -105,7 +90,7 @@ final class DebugFileLocator {
     // MARK: dwz alt file
 
     private func findAltFile(_ link: AltDebugLink, linkedFrom debugFile: String) -> FoundDebugFile? {
-        var candidates = buildIDPaths(for: link.buildID)
+        var candidates = Self.buildIDPaths(for: link.buildID, debugDirectories: debugDirectories)
         let name = lastPathComponent(link.name)
         if link.name.hasPrefix("/") {
             candidates.append(link.name)
@@ -123,8 +108,30 @@ final class DebugFileLocator {
         return nil
     }
 
+    /// Where a module's separate debug file is looked for, in order: the build-id directories,
+    /// then the debug link's name next to the binary (and its real path when it is a symlink),
+    /// in its `.debug/` subdirectory, and under each debug directory mirroring the binary's.
+    /// The answers kept for a module without DWARF check these same places.
+    static func debugFileCandidates(mainPath: String, buildID: [UInt8], debugLink: String?,
+                                    debugDirectories: [String]) -> [String] {
+        var candidates = buildIDPaths(for: buildID, debugDirectories: debugDirectories)
+        guard let debugLink, !debugLink.isEmpty else { return candidates }
+        var directories: [String] = []
+        if let directory = directoryName(mainPath) { directories.append(directory) }
+        if let real = resolvedPath(mainPath), let directory = directoryName(real), !directories.contains(directory) {
+            directories.append(directory)
+        }
+        for directory in directories {
+            candidates.append(joinPath(directory, debugLink))
+            candidates.append(joinPath(directory, ".debug", debugLink))
+            guard directory.hasPrefix("/") else { continue }
+            for debugDirectory in debugDirectories { candidates.append(joinPath(debugDirectory, directory, debugLink)) }
+        }
+        return candidates
+    }
+
     /// `<dir>/.build-id/ab/cdef....debug` for every debug directory.
-    private func buildIDPaths(for id: [UInt8]) -> [String] {
+    private static func buildIDPaths(for id: [UInt8], debugDirectories: [String]) -> [String] {
         guard id.count >= 2 else { return [] }
         let hex = hexString(id)
         let subdirectory = String(hex.prefix(2))

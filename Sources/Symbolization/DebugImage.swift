@@ -107,7 +107,3 @@ struct DebugImageStore {
         }
     }
 }
-
-private func nanoseconds(_ time: timespec) -> UInt64 {
-    UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
-}
