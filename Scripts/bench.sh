@@ -19,7 +19,8 @@
 # case comes first: foldbench-worst, whose blocks all live just longer than the fold window.
 # Reports (issue 15): the same for every workload's traces, in CPU seconds: leakreport with
 # nothing kept from earlier runs, its first report of the program (with the decompressed debug
-# files an earlier report kept), and the next one.
+# files an earlier report kept), and the next one. The traces that defeat the fold come first:
+# foldbench-worst, and python3-json, perl-hash and cc1 traced with LEAKTRACE_EVENTS=all.
 # Reachability (issue 14, --only reach): the exit scan's time against live heap size (10 MB to
 # 1 GB, a pointer-dense worst case first), and what keeping the live set costs the program.
 # Diff (issue 4): `leakreport diff` of two large traces of the same program (different
@@ -135,7 +136,7 @@ workloads+=(
 any() { local e; for e in "${workloads[@]}"; do [[ ${e%%|*} =~ $1 ]] && selected "${e%%|*}" && return 0; done; return 1; }
 needed() { selected reports || selected reach || any "$1"; }
 if [ "$diff_only" = 0 ]; then
-  sizes_on && cc -O2 -g -o "$work/foldworst" Scripts/bench/foldworst.c
+  { sizes_on || selected reports; } && cc -O2 -g -o "$work/foldworst" Scripts/bench/foldworst.c
   needed '^paths-' && cc -O2 -g -pthread -o "$work/pathsbench" Scripts/bench/pathsbench.c
   needed '^recurse-' && cc -O2 -g -pthread -o "$work/recursebench" Scripts/bench/recursebench.c
   needed '^cc1-' && python3 Scripts/bench/gen_c.py "$cc1_functions" > "$work/gen.c"
@@ -342,11 +343,20 @@ mean_of() {
   cat "$work"/rp-"$1".*.time | awk '{c += $1 + $2; w += $3; if ($4 > m) m = $4; n++}
     END {printf "%.4f %.4f %d", c / n, w / n, m}'
 }
+# The fold keeps short-lived blocks out of the trace, and so out of the replay: the traces that
+# defeat it come first. foldbench-worst's blocks all outlive the fold window; the "-all" rows are
+# traced with LEAKTRACE_EVENTS=all, every block written (the largest programs and the compiler).
+report_entries=("${fold_workloads[@]}")
 for entry in "${workloads[@]}"; do
+  case ${entry%%|*} in python3-json|perl-hash|cc1-*) report_entries+=("${entry%%|*}-all|${entry#*|}") ;; esac
+done
+report_entries+=("${workloads[@]}")
+for entry in "${report_entries[@]}"; do
   name=${entry%%|*}; cmd=${entry#*|}
+  events=; [[ $name == *-all ]] && events=all
   rm -f "$work"/rp-lt.* "$work"/rp-ht.* "$work"/rp-*.time
   # shellcheck disable=SC2086
-  env LD_PRELOAD="$lib" LEAKTRACE_OUTPUT="$work/rp-lt.%p.lt" $cmd >/dev/null 2>&1 </dev/null || true
+  env LD_PRELOAD="$lib" ${events:+LEAKTRACE_EVENTS=$events} LEAKTRACE_OUTPUT="$work/rp-lt.%p.lt" $cmd >/dev/null 2>&1 </dev/null || true
   # heaptrack's interpreter dies on some runs (std::bad_alloc on cc1) and leaves the trace cut
   # short: heaptrack_print then reads less than the run made, and the row says so.
   ht_note=""
