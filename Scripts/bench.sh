@@ -161,6 +161,9 @@ seconds() {
 
 # The number of allocator calls a workload makes: the counts in leaktrace's END record.
 calls_in() { "$report" info "$1" | awk -F'[ =]' '/^calls /{print $2}'; }
+# Its allocation calls (malloc, calloc, realloc...: what heaptrack_print counts as "calls to
+# allocation functions").
+allocs_in() { "$report" info "$1" | awk '/^(allocs|reallocs) /{n += $2} END {print n + 0}'; }
 # The largest file of a prefix (a workload that starts other processes writes several traces).
 largest() { { ls -S "$work"/"$1".* 2>/dev/null || true; } | head -1; }
 
@@ -256,7 +259,6 @@ echo "$size_header"
 # writer_ms ERRFILE: the writer threads' CPU time, all processes of a run added up.
 writer_ms() { sed -n 's/^leaktrace: writer thread cpu ms: \([0-9]*\).*/\1/p' "$1" | awk '{s += $1} END {print s + 0}'; }
 folded_in() { "$report" info "$1" | awk '/^folded-blocks /{print $2}'; }
-allocs_in() { "$report" info "$1" | awk '/^(allocs|reallocs) /{n += $2} END {print n + 0}'; }
 for entry in "${fold_workloads[@]}" "${workloads[@]}"; do
   name=${entry%%|*}; cmd=${entry#*|}
   [[ $name == foldbench-* ]] || any "^$name\$" || continue
@@ -379,6 +381,17 @@ for entry in "${report_entries[@]}"; do
   read -r next _ next_kb <<<"$(mean_of next)"
   ht=-; ht_kb=0
   [ -n "$ht_trace" ] && read -r ht _ ht_kb <<<"$(mean_of ht)"
+  # A trace cut short holds fewer calls than the run made: the speeds are then ratios of calls
+  # per second (heaptrack_print's CPU scaled up to the calls leaktrace recorded), as the target
+  # is stated, instead of ratios of CPU seconds on unequal work.
+  if [ -n "$ht_note" ] && [ "$ht" != - ]; then
+    ht_read=$(heaptrack_print "$ht_trace" 2>/dev/null | awk '/^calls to allocation functions:/{print $5}')
+    lt_allocs=$(allocs_in "$lt_trace")
+    if [ -n "$ht_read" ] && [ "$ht_read" -gt 0 ]; then
+      ht=$(awk -v h="$ht" -v a="$lt_allocs" -v r="$ht_read" 'BEGIN {printf "%.4f", h * a / r}')
+      ht_note=" (heaptrack's trace cut short: heaptrack_print read $ht_read of $lt_allocs allocation calls; ht_s scaled to $lt_allocs)"
+    fi
+  fi
   awk -v name="$name" -v c="$calls" -v k="$cold" -v kw="$cold_wall" -v f="$first" -v x="$next" -v h="$ht" \
       -v fk="$cold_kb" -v nk="$next_kb" -v hk="$ht_kb" -v note="$ht_note" '
     function ratio(a, b) { return (a != "-" && b > 0) ? sprintf("%7.2f", a / b) : sprintf("%7s", "-") }
