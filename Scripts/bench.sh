@@ -336,9 +336,10 @@ printf '%s\n' "CPU seconds (user+sys) per report, the mean of $report_runs runs 
 printf '%s\n' "kept from earlier runs (the first report on a machine); lt_1st: the first report of this program, with the"
 printf '%s\n' "decompressed debug files an earlier report of any program kept (libc's); lt_next: the next report (answers"
 printf '%s\n' "kept by the first); wall_cold: wall seconds of lt_cold; speed: heaptrack_print's CPU / leakreport's;"
-printf '%s\n' "MiB: peak RSS of the cold / next report and of heaptrack_print"
-printf '%-22s %10s %8s %8s %8s %9s %8s %7s %7s %7s %7s %7s %7s\n' workload calls lt_cold lt_1st lt_next wall_cold ht_s \
-  sp_cold sp_1st sp_next lt_MiB lt2_MiB ht_MiB
+printf '%s\n' "MiB: peak RSS of the cold / next report and of heaptrack_print; Mc/s: millions of allocator calls read per"
+printf '%s\n' "CPU second by leakreport's next report and by heaptrack_print"
+printf '%-22s %10s %8s %8s %8s %9s %8s %7s %7s %7s %7s %7s %7s %7s %7s\n' workload calls lt_cold lt_1st lt_next wall_cold ht_s \
+  sp_cold sp_1st sp_next lt_MiB lt2_MiB ht_MiB lt_Mc/s ht_Mc/s
 # mean_of KIND: the means of the runs' CPU and wall seconds in $work/rp-KIND.*.time (Scripts/bench/rusage.py),
 # and the largest RSS.
 mean_of() {
@@ -396,9 +397,10 @@ for entry in "${report_entries[@]}"; do
       -v fk="$cold_kb" -v nk="$next_kb" -v hk="$ht_kb" -v note="$ht_note" '
     function ratio(a, b) { return (a != "-" && b > 0) ? sprintf("%7.2f", a / b) : sprintf("%7s", "-") }
     BEGIN {
-      printf "%-22s %10d %8.3f %8.3f %8.3f %9.3f %8s %s %s %s %7.1f %7.1f %7s%s\n", name, c, k, f, x, kw,
+      printf "%-22s %10d %8.3f %8.3f %8.3f %9.3f %8s %s %s %s %7.1f %7.1f %7s %7.1f %7s%s\n", name, c, k, f, x, kw,
         (h == "-" ? h : sprintf("%.3f", h)), ratio(h, k), ratio(h, f), ratio(h, x),
-        fk / 1024, nk / 1024, (hk > 0 ? sprintf("%.1f", hk / 1024) : "-"), note }'
+        fk / 1024, nk / 1024, (hk > 0 ? sprintf("%.1f", hk / 1024) : "-"),
+        c / x / 1e6, (h == "-" ? h : sprintf("%.1f", c / h / 1e6)), note }'
 done
 echo "(targets: speed >= 3 on every workload, aim 5; lt_MiB <= ht_MiB)"
 fi
