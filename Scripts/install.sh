@@ -83,7 +83,7 @@ Package: leaktrace
 Version: $("$staging/usr/bin/leakreport" --version)
 Architecture: $(dpkg --print-architecture)
 Maintainer: leaktrace developers <leaktrace@localhost>
-Depends: libunwind8, libzstd1, libdw1, libc6
+Depends: libunwind8, libzstd1, libdw1, libelf1, libdeflate0, libstdc++6, libgcc-s1, libc6
 Section: devel
 Priority: optional
 Description: memory-leak tracer for Linux programs

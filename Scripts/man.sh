@@ -5,7 +5,7 @@
 # by hand.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product leakreport
+swift build -c release --product leakreport --static-swift-stdlib
 swift build -c release --product generate-manual
 # The page carries the date of the last change to the commands, so regenerating it without
 # one changes nothing.

@@ -130,6 +130,70 @@ final class InstallTests: XCTestCase {
         XCTAssertEqual(field.stdout.trimmingCharacters(in: .whitespacesAndNewlines), version)
     }
 
+    /// The package depends on the package of every shared library its programs load by name
+    /// (their NEEDED entries, as the loader resolves them here and dpkg says who owns them), so
+    /// that installing it on a machine with nothing else pulls in what the tools need.
+    /// Libraries no package owns (a debug build's Swift runtime in the toolchain) are not its
+    /// concern: the release build links that runtime statically (Scripts/build.sh).
+    func testDebianPackageDependsOnTheLibrariesItsProgramsLoad() throws {
+        let package = try TracedProgram.makeTraceDirectory().appendingPathComponent("leaktrace.deb").path
+        let tools = try Self.builtTools()
+        let build = try Self.run(Self.installScript, ["--deb", package, "--from", tools])
+        XCTAssertEqual(build.status, 0, build.stderr)
+        let field = try Self.run("/usr/bin/dpkg-deb", ["--field", package, "Depends"])
+        let depends = Set(field.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            .components(separatedBy: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        var checked: Set<String> = []
+        for program in [LeakReportRunner.executable, TracedProgram.shimPath] {
+            for library in try Self.neededLibraries(of: program) {
+                guard let owner = try Self.owningPackage(of: library) else { continue }
+                checked.insert(owner)
+                XCTAssertTrue(depends.contains(owner), "\(program) loads \(library) from \(owner), not in Depends: \(depends)")
+            }
+        }
+        // The libraries both tools load whatever the build: the check above saw them.
+        XCTAssertTrue(checked.isSuperset(of: ["libc6", "libzstd1", "libdw1", "libunwind8", "libdeflate0"]), "\(checked)")
+    }
+
+    /// The paths the loader resolves `program`'s own NEEDED entries to (`ldd` lists the libraries
+    /// those load in turn as well; their packages depend on them).
+    static func neededLibraries(of program: String) throws -> [String] {
+        let dynamic = try run("/usr/bin/readelf", ["-d", program])
+        XCTAssertEqual(dynamic.status, 0, dynamic.stderr)
+        let needed = dynamic.stdout.split(separator: "\n").compactMap { line -> String? in
+            guard line.contains("(NEEDED)"), let open = line.lastIndex(of: "["), let close = line.lastIndex(of: "]") else { return nil }
+            return String(line[line.index(after: open)..<close])
+        }
+        let resolved = try run("/usr/bin/ldd", [program])
+        XCTAssertEqual(resolved.status, 0, resolved.stderr)
+        var paths: [String: String] = [:]
+        for line in resolved.stdout.split(separator: "\n") {
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            if words.count >= 3, words[1] == "=>", words[2].hasPrefix("/") {
+                paths[words[0]] = words[2]
+            } else if let path = words.first, path.hasPrefix("/") {
+                paths[(path as NSString).lastPathComponent] = path
+            }
+        }
+        return needed.map { name in
+            XCTAssertNotNil(paths[name], "ldd did not resolve \(name) for \(program)")
+            return paths[name] ?? name
+        }
+    }
+
+    /// The Debian package that owns `path`, under its own name or with /usr in front (merged /usr:
+    /// the loader finds /lib/x86_64-linux-gnu/X, a package may have listed /usr/lib/x86_64-linux-gnu/X).
+    static func owningPackage(of path: String) throws -> String? {
+        let real = (path as NSString).resolvingSymlinksInPath
+        for candidate in [path, "/usr" + path, real, "/usr" + real] {
+            let search = try run("/usr/bin/dpkg", ["-S", candidate])
+            if search.status == 0, let owner = search.stdout.split(separator: ":").first {
+                return String(owner)
+            }
+        }
+        return nil
+    }
+
     /// docs/man/leakreport.1 is generated (Scripts/man.sh): every option of every command, with
     /// its help text, must be in it, or the page is out of date.
     func testManPageHasEveryOptionOfEveryCommand() throws {
