@@ -34,7 +34,14 @@ public final class OffsetOnlySymbolizer: FrameSymbolizer {
 /// Resolves each distinct (address, module) once and remembers the answer, with what the
 /// analysis asks of every stack it appears in: which of its frames is the first outside the
 /// allocator, and the first suppression that matches one of its frames. A stack's call site
-/// and suppression then cost one lookup per address, however many stacks share the address.
+/// and suppression then cost one lookup per address, however many stacks share the address,
+/// and for the stacks of the trace's own table one lookup per node of the trie: what a node's
+/// stack gets is remembered and serves every stack through that node.
+///
+/// One cache can serve a `GrowthTracker` during the replay and the report that follows it: the
+/// answers depend on the address and the module loaded there, and while the replay may still
+/// add module snapshots an address in no module is looked up again each time (a snapshot read
+/// later can hold it).
 final class FrameCache {
     /// What an answer depends on: the address and the file loaded there.
     private struct Key: Hashable {
@@ -60,19 +67,37 @@ final class FrameCache {
     }
     private let symbolizer: FrameSymbolizer
     private let modules: ModuleLookup
-    private let filter: AllocatorFrameFilter
-    private let suppressions: Suppressions
+    let filter: AllocatorFrameFilter
+    let suppressions: Suppressions
+    /// The stack table whose nodes' answers are remembered (the trace's own).
+    private let ownStacks: ObjectIdentifier?
+    /// True while a replay may still add module snapshots.
+    var modulesMayGrow = false
     // Used by one thread, and looked up for every frame of every stack classified: the runtime
     // exclusivity check of a class property cost as much as the lookup itself.
     @exclusivity(unchecked) private var entries: [Entry] = []
     @exclusivity(unchecked) private var entryOfKey: [Key: Int] = [:]
     @exclusivity(unchecked) private var entryOfAddress = AddressTable()
+    /// Set by `entryIndex` when the answer may change once every module snapshot is known.
+    @exclusivity(unchecked) private var lookupWasProvisional = false
+    /// Per node of `ownStacks`: the entry of its stack's call site, and its stack's suppression.
+    @exclusivity(unchecked) private var callsiteOfNode = NodeAnswers()
+    @exclusivity(unchecked) private var suppressionOfNode = NodeAnswers()
+    /// Nodes met on a walk up a stack, with the suppression rule of each one's own frame.
+    @exclusivity(unchecked) private var walked: [(node: UInt32, rule: Int32)] = []
 
-    init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions) {
+    init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions, ownStacks: StackLookup? = nil) {
         self.symbolizer = symbolizer
         self.modules = modules
         filter = options.frameFilter
         suppressions = options.suppressions
+        self.ownStacks = ownStacks.map(ObjectIdentifier.init)
+    }
+
+    /// True when the cache gives what a cache made with these would give.
+    func serves(symbolizer: FrameSymbolizer, options: AnalysisOptions, stacks: StackLookup) -> Bool {
+        self.symbolizer === symbolizer && ownStacks == ObjectIdentifier(stacks)
+            && filter.patterns == options.frameFilter.patterns && suppressions.rules == options.suppressions.rules
     }
 
     private func entry(for address: UInt64, snapshot: Int) -> Entry {
@@ -82,9 +107,12 @@ final class FrameCache {
     private func entryIndex(for address: UInt64, snapshot: Int) -> Int {
         if let index = entryOfAddress.find(address: address, snapshot: snapshot) { return index }
         let module = modules.module(containing: address, snapshot: snapshot)
+        // An address in no module may be in a snapshot not read yet: not remembered by address.
+        let remembered = module != nil || !modulesMayGrow
+        if !remembered { lookupWasProvisional = true }
         let key = Key(address: address, modulePath: module?.path, bias: module?.bias ?? 0)
         if let index = entryOfKey[key] {
-            entryOfAddress.insert(address: address, snapshot: snapshot, entry: index)
+            if remembered { entryOfAddress.insert(address: address, snapshot: snapshot, entry: index) }
             return index
         }
         var frames = symbolizer.resolve(address: address, module: module)
@@ -96,7 +124,7 @@ final class FrameCache {
                           callsite: frames.firstIndex { !filter.isAllocatorFrame(function: $0.function) },
                           suppression: suppressions.isEmpty ? nil : suppressions.firstMatch(in: frames))
         entryOfKey[key] = entries.count
-        entryOfAddress.insert(address: address, snapshot: snapshot, entry: entries.count)
+        if remembered { entryOfAddress.insert(address: address, snapshot: snapshot, entry: entries.count) }
         entries.append(entry)
         return entries.count - 1
     }
@@ -122,46 +150,61 @@ final class FrameCache {
         return addresses.first.flatMap { frames(for: $0, snapshot: snapshot).first }
     }
 
-    /// Names a frame the cache holds: the same name, the same frame. A call site's number is
-    /// one per entry (the entry's call-site frame, or its first frame when every frame is the
-    /// allocator's, and then it has no call-site frame), so `entry` alone tells call sites
-    /// apart: see `CallsiteMap`.
-    struct FrameNumber: Hashable {
+    /// Names the call-site frame of a stack: one per entry of the cache (the entry's call-site
+    /// frame, or its first frame when every frame is the allocator's), so the same number is the
+    /// same frame. Work that follows from the call site alone is done once per number rather
+    /// than once per stack (see `CallsiteMap`).
+    struct CallsiteNumber: Hashable {
         var entry: Int
-        var frame: Int
     }
 
-    /// `callsite(of:snapshot:)` with the frame's number, for work that follows from the call
-    /// site alone (done once per number rather than once per stack).
-    func numberedCallsite(of addresses: [UInt64], snapshot: Int) -> (frame: SymbolizedFrame, number: FrameNumber)? {
-        for address in addresses {
-            let index = entryIndex(for: address, snapshot: snapshot)
-            if let frame = entries[index].callsite {
-                return (entries[index].frames[frame], FrameNumber(entry: index, frame: frame))
-            }
-        }
-        guard let first = addresses.first else { return nil }
-        let index = entryIndex(for: first, snapshot: snapshot)
-        return (entries[index].frames[0], FrameNumber(entry: index, frame: 0))
+    /// The frame `number` names.
+    func frame(_ number: CallsiteNumber) -> SymbolizedFrame {
+        entries[number.entry].frames[entries[number.entry].callsite ?? 0]
     }
 
-    /// `numberedCallsite(of:snapshot:)` of the stack `id` of `stacks`, walked node by node: the
-    /// call site is nearly always one of the first frames, and deep stacks (recursion: 80
-    /// frames) were built whole for it, once per stack.
-    func numberedCallsite(ofStack id: UInt32, in stacks: StackLookup,
-                          snapshot: Int) -> (frame: SymbolizedFrame, number: FrameNumber)? {
+    /// The number of `callsite(of:snapshot:)` of the stack `id` of `stacks` (nil for an empty
+    /// stack), walked node by node: the call site is nearly always one of the first frames, and
+    /// deep stacks (recursion: 80 frames) were built whole for it, once per stack. For the
+    /// trace's own table each node's answer is remembered: the replay's site naming and the
+    /// report's allocation sites and leak groups ask of the same stacks.
+    func callsiteNumber(ofStack id: UInt32, in stacks: StackLookup, snapshot: Int) -> CallsiteNumber? {
+        let remembers = ownStacks == ObjectIdentifier(stacks)
+        lookupWasProvisional = false
         var first: Int?
+        // The entry of the first call-site frame up the stack from the node reached, -1 for none.
+        var found: Int32 = -1
         var node = id
+        var knownAtNode = false
         while let next = stacks.node(node) {
+            if remembers, let known = callsiteOfNode.answer(node: node, snapshot: snapshot) {
+                found = known
+                knownAtNode = true
+                break
+            }
             let index = entryIndex(for: next.ip, snapshot: snapshot)
             if first == nil { first = index }
-            if let frame = entries[index].callsite {
-                return (entries[index].frames[frame], FrameNumber(entry: index, frame: frame))
+            if entries[index].callsite != nil {
+                found = Int32(truncatingIfNeeded: index)
+                break
             }
             node = next.parent
         }
-        guard let first else { return nil }
-        return (entries[first].frames[0], FrameNumber(entry: first, frame: 0))
+        if remembers && !lookupWasProvisional {
+            // Every node from the stack's own up to the one the walk stopped at (the root when
+            // it found no call site) has the same answer.
+            var passed = id
+            while let next = stacks.node(passed), passed != node || !knownAtNode {
+                callsiteOfNode.remember(found, node: passed, snapshot: snapshot)
+                if passed == node { break }
+                passed = next.parent
+            }
+        }
+        if found >= 0 { return CallsiteNumber(entry: Int(found)) }
+        // No frame outside the allocator: the innermost one stands for the call site.
+        if let first { return CallsiteNumber(entry: first) }
+        guard let innermost = stacks.node(id) else { return nil }
+        return CallsiteNumber(entry: entryIndex(for: innermost.ip, snapshot: snapshot))
     }
 
     /// The index of the first suppression rule (in the rules' order) that matches a frame of
@@ -176,14 +219,67 @@ final class FrameCache {
         }
         return lowest
     }
+
+    /// `suppression(of:snapshot:)` of the stack `id` of `stacks`. For the trace's own table a
+    /// node's answer is the lower of its frame's and its parent's, remembered: stacks that
+    /// share their outer frames (deep recursion, one program's main loop) are looked at once.
+    func suppression(ofStack id: UInt32, in stacks: StackLookup, snapshot: Int) -> Int? {
+        guard !suppressions.isEmpty else { return nil }
+        guard ownStacks == ObjectIdentifier(stacks) else {
+            return suppression(of: stacks.frames(id, limit: .max), snapshot: snapshot)
+        }
+        lookupWasProvisional = false
+        var depth = 0
+        var rule: Int32 = -1
+        var node = id
+        while let next = stacks.node(node) {
+            if let known = suppressionOfNode.answer(node: node, snapshot: snapshot) {
+                rule = known
+                break
+            }
+            let own = entry(for: next.ip, snapshot: snapshot).suppression.map { Int32(truncatingIfNeeded: $0) } ?? -1
+            if depth < walked.count { walked[depth] = (node, own) } else { walked.append((node, own)) }
+            depth += 1
+            node = next.parent
+        }
+        let remember = !lookupWasProvisional
+        for step in walked[..<depth].reversed() {
+            if step.rule >= 0 && (rule < 0 || step.rule < rule) { rule = step.rule }
+            if remember { suppressionOfNode.remember(rule, node: step.node, snapshot: snapshot) }
+        }
+        return rule >= 0 ? Int(rule) : nil
+    }
 }
 
-/// Values by call site (a number from `FrameCache.numberedCallsite`), in an array indexed by the
-/// call site's entry: a dictionary hashed the number with SipHash for every stack classified.
+/// One answer per node of a stack table, for one module snapshot at a time (a node asked of
+/// under another snapshot is answered afresh, and then keeps that snapshot's answer).
+private struct NodeAnswers {
+    /// Per node id: (snapshot + 1) << 32 | answer; 0 when the node has no answer yet.
+    private var slots: [UInt64] = []
+
+    func answer(node: UInt32, snapshot: Int) -> Int32? {
+        let id = Int(node)
+        guard id < slots.count else { return nil }
+        let slot = slots[id]
+        guard slot >> 32 == UInt64(truncatingIfNeeded: snapshot + 1) else { return nil }
+        return Int32(truncatingIfNeeded: slot)
+    }
+
+    mutating func remember(_ answer: Int32, node: UInt32, snapshot: Int) {
+        let id = Int(node)
+        if id >= slots.count {
+            slots.append(contentsOf: repeatElement(0, count: max(id + 1, slots.count * 2) - slots.count))
+        }
+        slots[id] = UInt64(truncatingIfNeeded: snapshot + 1) << 32 | UInt64(UInt32(bitPattern: answer))
+    }
+}
+
+/// Values by call site (a `FrameCache.CallsiteNumber`), in an array indexed by the call site's
+/// entry: a dictionary hashed the number with SipHash for every stack classified.
 struct CallsiteMap<Value> {
     private var values: [Value?] = []
 
-    subscript(number: FrameCache.FrameNumber) -> Value? {
+    subscript(number: FrameCache.CallsiteNumber) -> Value? {
         get { number.entry < values.count ? values[number.entry] : nil }
         set {
             if number.entry >= values.count {

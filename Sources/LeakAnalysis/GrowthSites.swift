@@ -91,8 +91,9 @@ final class SiteClassifier {
     /// whose call site was met before is named without building its key (strings, hashed).
     private var siteOfCallsite = CallsiteMap<Int32>()
 
-    init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions) {
-        cache = FrameCache(symbolizer: symbolizer, modules: modules, options: options)
+    /// `ownStacks`: the trace's own stack table, whose nodes' answers the cache remembers.
+    init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions, ownStacks: StackLookup? = nil) {
+        cache = FrameCache(symbolizer: symbolizer, modules: modules, options: options, ownStacks: ownStacks)
         self.options = options
     }
 
@@ -112,23 +113,22 @@ final class SiteClassifier {
     /// `classify(_:snapshot:)` of the stack `id` of `stacks`, reading only the frames up to its
     /// call site unless the site is new (its suppression looks at every frame).
     func classify(stack id: UInt32, in stacks: StackLookup, snapshot: Int) -> Int32 {
-        guard let numbered = cache.numberedCallsite(ofStack: id, in: stacks, snapshot: snapshot) else {
+        guard let number = cache.callsiteNumber(ofStack: id, in: stacks, snapshot: snapshot) else {
             return classify([], snapshot: snapshot)
         }
-        if let known = siteOfCallsite[numbered.number] { return known }
-        let key = SiteKey(callsite: numbered.frame, path: .heap)
+        if let known = siteOfCallsite[number] { return known }
+        let frame = cache.frame(number)
+        let key = SiteKey(callsite: frame, path: .heap)
         let index: Int32
         if let known = indexOfSite[key] {
             index = known
         } else {
-            let addresses = stacks.frames(id, limit: .max)
-            let suppressed = cache.suppression(of: addresses, snapshot: snapshot) != nil
+            let suppressed = cache.suppression(ofStack: id, in: stacks, snapshot: snapshot) != nil
             index = Int32(sites.count)
-            sites.append(Site(key: key, name: numbered.frame.displayName, callsite: numbered.frame,
-                              suppressed: suppressed))
+            sites.append(Site(key: key, name: frame.displayName, callsite: frame, suppressed: suppressed))
             indexOfSite[key] = index
         }
-        siteOfCallsite[numbered.number] = index
+        siteOfCallsite[number] = index
         return index
     }
 
@@ -201,28 +201,18 @@ public struct SiteTotals: Equatable, Sendable {
 
 /// Leaked amounts per path of each stack, with the time of the first block met.
 struct StackAmounts {
-    private(set) var stacks: [(reference: StackRef, aggregate: (byPath: PathAmounts, time: UInt64))] = []
-    /// Own stack id -> index in `stacks` + 1 (0: not met yet).
-    private var ownIndex: [Int32] = []
-    /// The same for stacks inherited from a parent process (few).
-    private var inheritedIndex: [UInt32: Int] = [:]
+    private var numbering = StackNumbering()
+    private var aggregates: [(byPath: PathAmounts, time: UInt64)] = []
 
     mutating func add(_ reference: StackRef, path: LeakPath, bytes: UInt64, time: UInt64) {
-        stacks[index(of: reference, time: time)].aggregate.byPath.add(path, blocks: 1, bytes: bytes)
+        let number = numbering.number(adding: reference)
+        if number == aggregates.count { aggregates.append((PathAmounts(), time)) }
+        aggregates[number].byPath.add(path, blocks: 1, bytes: bytes)
     }
 
-    private mutating func index(of reference: StackRef, time: UInt64) -> Int {
-        if reference.isInherited {
-            if let known = inheritedIndex[reference.id] { return known }
-            inheritedIndex[reference.id] = stacks.count
-        } else {
-            let id = Int(reference.id)
-            if id < ownIndex.count, ownIndex[id] > 0 { return Int(ownIndex[id]) - 1 }
-            if id >= ownIndex.count { ownIndex += repeatElement(0, count: id + 1 - ownIndex.count) }
-            ownIndex[id] = Int32(truncatingIfNeeded: stacks.count + 1)
-        }
-        stacks.append((reference, (PathAmounts(), time)))
-        return stacks.count - 1
+    /// Each stack with its amounts, in the order first met.
+    var stacks: Zip2Sequence<[StackRef], [(byPath: PathAmounts, time: UInt64)]> {
+        zip(numbering.references, aggregates)
     }
 }
 
@@ -245,7 +235,7 @@ extension LeakAnalyzer {
     /// category) does not.
     public func siteTotals(replay: Replayer, stacks: StackLookup, modules: ModuleLookup,
                            symbolizer: FrameSymbolizer, filter: ReachabilityFilter? = nil) -> SiteTotals {
-        let classifier = SiteClassifier(symbolizer: symbolizer, modules: modules, options: options)
+        let classifier = SiteClassifier(symbolizer: symbolizer, modules: modules, options: options, ownStacks: stacks)
         // Per stack, in the order first met; the time of the first block met picks the module
         // snapshot its frames are resolved against. Stack ids are dense, so a leak-heavy trace's
         // millions of live blocks each cost an array index here, not a hashed lookup.

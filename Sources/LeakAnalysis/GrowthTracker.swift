@@ -142,7 +142,8 @@ public final class GrowthTracker {
         inheritedStacks = replayer.inheritedStacks
         pageSize = replayer.pageSize
         classifier = SiteClassifier(symbolizer: symbolizer, modules: LiveModuleLookup(reader: reader),
-                                    options: options)
+                                    options: options, ownStacks: reader.stacks)
+        classifier.cache.modulesMayGrow = true
         self.bucketLimit = max(8, bucketLimit + bucketLimit % 2)
         bucketWidth = max(1, min(initialBucketUs, Self.maximumBucketWidth))
     }
@@ -384,7 +385,10 @@ public final class GrowthTracker {
     }
 
     /// Keeps the replayer's counts as the pass ends.
-    func finish(_ accounting: SiteAccounting?) { final = accounting }
+    func finish(_ accounting: SiteAccounting?) {
+        final = accounting
+        classifier.cache.modulesMayGrow = false
+    }
 
     // MARK: Rates
 

@@ -135,6 +135,8 @@ public struct AllocatorFrameFilter: Sendable {
         "mmap", "mmap64", "mremap", "brk", "sbrk", "__mmap", "__mremap",
     ]
 
+    /// Every pattern, in the order given.
+    let patterns: [String]
     /// Patterns without `*` or `?`: whole names, looked up at once.
     private let names: Set<String>
     /// The other patterns by their first byte (index 256: those that start with a wildcard), so
@@ -145,6 +147,7 @@ public struct AllocatorFrameFilter: Sendable {
     /// The default list plus `extraPatterns` (from --skip-frame).
     public init(extraPatterns: [String] = [], includeDefaults: Bool = true) {
         let all = (includeDefaults ? Self.defaultPatterns : []) + extraPatterns
+        patterns = all
         let isGlob = { (pattern: String) in pattern.contains("*") || pattern.contains("?") }
         names = Set(all.filter { !isGlob($0) })
         var byFirstByte = [[GlobPattern]](repeating: [], count: 257)
