@@ -395,30 +395,47 @@ public final class GrowthTracker {
     /// Least-squares leak rate of every site with live bytes in the window (moment A, or the
     /// start, to the end of the pass), steepest first.
     public func rates() -> [SiteRate] {
-        guard let final else { return [] }
-        let start = windowStart ?? 0
-        var result: [SiteRate] = []
-        for (slot, counts) in final.counts.prefix(slotSite.count).enumerated()
-        where !classifier.sites[Int(slotSite[slot])].suppressed {
-            let points = seriesPoints(slot: slot, from: start, current: counts.bytes)
-            let inWindowPeak = counts.peakTime >= start ? counts.peakBytes : 0
-            guard let rate = SiteRate(label: classifier.label(site: slotSite[slot], path: slotPath[slot]),
-                                      points: points, exactPeak: inWindowPeak) else { continue }
-            result.append(rate)
-        }
-        // Sorted by index on keys taken out first: moving the rates themselves cost more than
-        // comparing them. Keys are unique (one rate per site and path), so the order is total.
-        let slopes = result.map(\.bytesPerSecond), keys = result.map(\.key)
-        return result.indices.sorted { lhs, rhs in
-            if slopes[lhs] != slopes[rhs] { return slopes[lhs] > slopes[rhs] }
-            return keys[lhs] < keys[rhs]
-        }.map { result[$0] }
+        rates(of: fits())
     }
 
-    /// The points of one slot's series in the window: its value at A (0 at the start), the
-    /// closed buckets that end after A, and its value at the end of the pass.
-    private func seriesPoints(slot: Int, from start: UInt64, current: Int64) -> [(time: UInt64, bytes: Int64)] {
+    /// `rates().topGrowers(count)`, naming only the sites that grow.
+    public func topGrowers(_ count: Int) -> [SiteRate] {
+        Array(rates(of: fits().filter { $0.fit.isGrower }).prefix(count))
+    }
+
+    /// The fit of every unsuppressed slot with live bytes in the window, in slot order.
+    private func fits() -> [(slot: Int, fit: SiteFit)] {
+        guard let final else { return [] }
+        let start = windowStart ?? 0
+        var result: [(slot: Int, fit: SiteFit)] = []
         var points: [(time: UInt64, bytes: Int64)] = []
+        for (slot, counts) in final.counts.prefix(slotSite.count).enumerated()
+        where !classifier.sites[Int(slotSite[slot])].suppressed {
+            seriesPoints(slot: slot, from: start, current: counts.bytes, into: &points)
+            let inWindowPeak = counts.peakTime >= start ? counts.peakBytes : 0
+            guard let fit = SiteFit(points: points[...], exactPeak: inWindowPeak) else { continue }
+            result.append((slot, fit))
+        }
+        return result
+    }
+
+    /// `fits` named, steepest first.
+    private func rates(of fits: [(slot: Int, fit: SiteFit)]) -> [SiteRate] {
+        let rates = fits.map { SiteRate(label: classifier.label(site: slotSite[$0.slot], path: slotPath[$0.slot]), fit: $0.fit) }
+        // Sorted by index on keys taken out first: moving the rates themselves cost more than
+        // comparing them. Keys are unique (one rate per site and path), so the order is total.
+        let slopes = rates.map(\.bytesPerSecond), keys = rates.map(\.key)
+        return rates.indices.sorted { lhs, rhs in
+            if slopes[lhs] != slopes[rhs] { return slopes[lhs] > slopes[rhs] }
+            return keys[lhs] < keys[rhs]
+        }.map { rates[$0] }
+    }
+
+    /// The points of one slot's series in the window, into `points`: its value at A (0 at the
+    /// start), the closed buckets that end after A, and its value at the end of the pass.
+    private func seriesPoints(slot: Int, from start: UInt64, current: Int64,
+                              into points: inout [(time: UInt64, bytes: Int64)]) {
+        points.removeAll(keepingCapacity: true)
         let startValue: Int64 = windowStart == nil ? 0 : (slot < fromValues.count ? fromValues[slot] : 0)
         points.append((start, startValue))
         for bucket in 0..<closedBuckets {
@@ -427,7 +444,6 @@ public final class GrowthTracker {
             points.append((end, series[slot * bucketLimit + bucket]))
         }
         if now > start { points.append((now, current)) }
-        return points
     }
 }
 

@@ -214,7 +214,7 @@ struct ReportRun {
             .analyze(replay: trace.replayer, stacks: trace.reader.stacks, modules: trace.reader.moduleMaps,
                      symbolizer: symbolizer, facts: trace.facts, warnings: trace.warnings(namingTrace: false),
                      sharing: tracker)
-        report.growing = tracker.rates().topGrowers(ReportRun.growingShown)
+        report.growing = tracker.topGrowers(ReportRun.growingShown)
         report.execChain = execChain
 
         bar.finish()
