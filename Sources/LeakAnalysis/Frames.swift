@@ -43,21 +43,9 @@ public final class OffsetOnlySymbolizer: FrameSymbolizer {
 /// add module snapshots an address in no module is looked up again each time (a snapshot read
 /// later can hold it).
 final class FrameCache {
-    /// What an answer depends on: the address and the file loaded there.
-    private struct Key: Hashable {
-        var address: UInt64
-        var modulePath: String?
-        var bias: UInt64
-
-        /// The path is left out of the hash (it is still compared): an address and a bias
-        /// nearly always name one file, and hashing the path cost more than the rest of a
-        /// lookup, once per address and module snapshot.
-        func hash(into hasher: inout Hasher) {
-            hasher.combine(address)
-            hasher.combine(bias)
-        }
-    }
     private struct Entry {
+        /// What the answer depends on besides the address: the file loaded there.
+        var modulePath: String?
         /// Inline-expanded, innermost first; never empty.
         var frames: [SymbolizedFrame]
         /// Index in `frames` of the first frame the filter does not take for the allocator.
@@ -76,8 +64,10 @@ final class FrameCache {
     // Used by one thread, and looked up for every frame of every stack classified: the runtime
     // exclusivity check of a class property cost as much as the lookup itself.
     @exclusivity(unchecked) private var entries: [Entry] = []
-    @exclusivity(unchecked) private var entryOfKey: [Key: Int] = [:]
-    @exclusivity(unchecked) private var entryOfAddress = AddressTable()
+    /// By (address, module bias), checked against the module's path: the answers.
+    @exclusivity(unchecked) private var entryOfFileAddress = EntryTable()
+    /// By (address, module snapshot): the module need not be looked up.
+    @exclusivity(unchecked) private var entryOfAddress = EntryTable()
     /// Set by `entryIndex` when the answer may change once every module snapshot is known.
     @exclusivity(unchecked) private var lookupWasProvisional = false
     /// Per node of `ownStacks`: the entry of its stack's call site, and its stack's suppression.
@@ -105,26 +95,27 @@ final class FrameCache {
     }
 
     private func entryIndex(for address: UInt64, snapshot: Int) -> Int {
-        if let index = entryOfAddress.find(address: address, snapshot: snapshot) { return index }
+        let snapshotNumber = UInt64(truncatingIfNeeded: snapshot)
+        if let index = entryOfAddress.find(address, snapshotNumber) { return index }
         let module = modules.module(containing: address, snapshot: snapshot)
         // An address in no module may be in a snapshot not read yet: not remembered by address.
         let remembered = module != nil || !modulesMayGrow
         if !remembered { lookupWasProvisional = true }
-        let key = Key(address: address, modulePath: module?.path, bias: module?.bias ?? 0)
-        if let index = entryOfKey[key] {
-            if remembered { entryOfAddress.insert(address: address, snapshot: snapshot, entry: index) }
+        let bias = module?.bias ?? 0
+        let path = module?.path
+        if let index = entryOfFileAddress.find(address, bias, where: { entries[$0].modulePath == path }) {
+            if remembered { entryOfAddress.insert(address, snapshotNumber, entry: index) }
             return index
         }
         var frames = symbolizer.resolve(address: address, module: module)
         if frames.isEmpty {
-            frames = [SymbolizedFrame(address: address, module: module?.path,
-                                      moduleOffset: module.map { address &- $0.bias })]
+            frames = [SymbolizedFrame(address: address, module: path, moduleOffset: module.map { address &- $0.bias })]
         }
-        let entry = Entry(frames: frames,
+        let entry = Entry(modulePath: path, frames: frames,
                           callsite: frames.firstIndex { !filter.isAllocatorFrame(function: $0.function) },
                           suppression: suppressions.isEmpty ? nil : suppressions.firstMatch(in: frames))
-        entryOfKey[key] = entries.count
-        if remembered { entryOfAddress.insert(address: address, snapshot: snapshot, entry: entries.count) }
+        entryOfFileAddress.insert(address, bias, entry: entries.count)
+        if remembered { entryOfAddress.insert(address, snapshotNumber, entry: entries.count) }
         entries.append(entry)
         return entries.count - 1
     }
@@ -290,62 +281,65 @@ struct CallsiteMap<Value> {
     }
 }
 
-/// The frame cache's entry of each address in each module snapshot (the same address in the
-/// same snapshot has the same answer: found without looking the module up or hashing its path).
-/// Open addressing with a multiplicative hash: looked up for the first frames of every stack,
-/// where a Dictionary's SipHash cost more than the rest of the lookup (7% of a report of cc1).
-private struct AddressTable {
-    private var addresses: [UInt64]
-    private var snapshots: [Int]
+/// Entries of the frame cache by a pair of numbers: (address, module snapshot) for the entry
+/// of an address in a snapshot (found without looking the module up), and (address, module
+/// bias) for the entry of an address in a loaded file (several files can share a pair: the
+/// caller tells them apart). Open addressing with a multiplicative hash: looked up for the first
+/// frames of every stack, where a Dictionary's SipHash cost more than the rest of the lookup.
+private struct EntryTable {
+    private var firsts: [UInt64]
+    private var seconds: [UInt64]
     /// Entry index + 1; 0 for an empty slot.
     private var entries: [Int32]
     private var count = 0
 
     init() {
-        addresses = Array(repeating: 0, count: 1024)
-        snapshots = Array(repeating: 0, count: 1024)
+        firsts = Array(repeating: 0, count: 1024)
+        seconds = Array(repeating: 0, count: 1024)
         entries = Array(repeating: 0, count: 1024)
     }
 
-    private static func start(address: UInt64, snapshot: Int, mask: Int) -> Int {
-        let mixed = (address ^ UInt64(truncatingIfNeeded: snapshot) &* 0xC2B2_AE3D_27D4_EB4F) &* 0x9E37_79B9_7F4A_7C15
+    private static func start(_ first: UInt64, _ second: UInt64, mask: Int) -> Int {
+        let mixed = (first ^ second &* 0xC2B2_AE3D_27D4_EB4F) &* 0x9E37_79B9_7F4A_7C15
         return Int(truncatingIfNeeded: mixed >> 32) & mask
     }
 
-    func find(address: UInt64, snapshot: Int) -> Int? {
+    /// The entry inserted for the pair (the first one `accept` takes, when several were).
+    func find(_ first: UInt64, _ second: UInt64, where accept: (Int) -> Bool = { _ in true }) -> Int? {
         let mask = entries.count - 1
-        var slot = Self.start(address: address, snapshot: snapshot, mask: mask)
+        var slot = Self.start(first, second, mask: mask)
         while entries[slot] != 0 {
-            if addresses[slot] == address && snapshots[slot] == snapshot { return Int(entries[slot]) - 1 }
+            if firsts[slot] == first && seconds[slot] == second && accept(Int(entries[slot]) - 1) {
+                return Int(entries[slot]) - 1
+            }
             slot = (slot + 1) & mask
         }
         return nil
     }
 
-    /// Adds an address that `find` did not find.
-    mutating func insert(address: UInt64, snapshot: Int, entry: Int) {
+    mutating func insert(_ first: UInt64, _ second: UInt64, entry: Int) {
         if (count + 1) * 2 > entries.count { grow() }
-        place(address: address, snapshot: snapshot, entry: Int32(truncatingIfNeeded: entry + 1))
+        place(first, second, entry: Int32(truncatingIfNeeded: entry + 1))
         count += 1
     }
 
-    private mutating func place(address: UInt64, snapshot: Int, entry: Int32) {
+    private mutating func place(_ first: UInt64, _ second: UInt64, entry: Int32) {
         let mask = entries.count - 1
-        var slot = Self.start(address: address, snapshot: snapshot, mask: mask)
+        var slot = Self.start(first, second, mask: mask)
         while entries[slot] != 0 { slot = (slot + 1) & mask }
-        addresses[slot] = address
-        snapshots[slot] = snapshot
+        firsts[slot] = first
+        seconds[slot] = second
         entries[slot] = entry
     }
 
     private mutating func grow() {
-        let old = (addresses, snapshots, entries)
+        let old = (firsts, seconds, entries)
         let capacity = entries.count * 2
-        addresses = Array(repeating: 0, count: capacity)
-        snapshots = Array(repeating: 0, count: capacity)
+        firsts = Array(repeating: 0, count: capacity)
+        seconds = Array(repeating: 0, count: capacity)
         entries = Array(repeating: 0, count: capacity)
         for slot in old.2.indices where old.2[slot] != 0 {
-            place(address: old.0[slot], snapshot: old.1[slot], entry: old.2[slot])
+            place(old.0[slot], old.1[slot], entry: old.2[slot])
         }
     }
 }

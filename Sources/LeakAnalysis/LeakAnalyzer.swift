@@ -144,6 +144,21 @@ struct StackAggregate {
 enum GroupKey: Hashable {
     case name(String)
     case frames([UInt64])
+    /// Call sites are the same when they are the same source line of the same function, or,
+    /// without line information, the same place in the same module (a function without a
+    /// name, or a frame without a module, is named "").
+    case line(function: String, file: String, line: Int)
+    case place(function: String, module: String, offset: UInt64)
+
+    /// The key of call site `frame` under --group-by callsite.
+    init(callsite frame: SymbolizedFrame) {
+        if let file = frame.file, let line = frame.line {
+            self = .line(function: frame.function ?? "", file: file, line: line)
+        } else {
+            self = .place(function: frame.function ?? "", module: frame.module ?? "",
+                          offset: frame.moduleOffset ?? frame.address)
+        }
+    }
 }
 
 /// A call site as a group sees it: the group it falls in, and its name and frame. One per
@@ -275,7 +290,7 @@ struct AnalysisRun {
         guard let site else { return (.name("<no stack>"), "<no stack>") }
         switch options.groupBy {
         case .callsite, .stack:
-            return (.name(Self.callsiteIdentity(site)), site.displayName)
+            return (GroupKey(callsite: site), site.displayName)
         case .function:
             let name = site.function ?? site.moduleAndOffset
             return (.name(name), name)
@@ -286,15 +301,6 @@ struct AnalysisRun {
             let name = site.module ?? "<unknown module>"
             return (.name(name), name)
         }
-    }
-
-    /// Call sites are the same when they are the same source line of the same function, or,
-    /// without line information, the same place in the same module.
-    static func callsiteIdentity(_ frame: SymbolizedFrame) -> String {
-        if let file = frame.file, let line = frame.line {
-            return "\(frame.function ?? "")\u{1}\(file)\u{1}\(line)"
-        }
-        return "\(frame.function ?? "")\u{1}\(frame.module ?? "")\u{1}\(frame.moduleOffset ?? frame.address)"
     }
 
     /// Adds a call site in the group of `key` (a new group when the key is new).
