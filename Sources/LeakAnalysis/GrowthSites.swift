@@ -78,7 +78,6 @@ final class SiteClassifier {
     /// One call site (without path).
     struct Site {
         var key: SiteKey
-        var name: String
         var callsite: SymbolizedFrame?
         var suppressed: Bool
     }
@@ -86,6 +85,9 @@ final class SiteClassifier {
     let cache: FrameCache
     let options: AnalysisOptions
     private(set) var sites: [Site] = []
+    /// Each site's display name, worked out the first time a label asks for it (most sites are
+    /// never shown, and naming one builds strings).
+    private var names: [String?] = []
     private var indexOfSite: [SiteKey: Int32] = [:]
     /// The site of each call-site frame met: a frame of the cache has one key, so a stack
     /// whose call site was met before is named without building its key (strings, hashed).
@@ -105,7 +107,8 @@ final class SiteClassifier {
         if let known = indexOfSite[key] { return known }
         let suppressed = cache.suppression(of: addresses, snapshot: snapshot) != nil
         let index = Int32(sites.count)
-        sites.append(Site(key: key, name: frame?.displayName ?? "<no stack>", callsite: frame, suppressed: suppressed))
+        sites.append(Site(key: key, callsite: frame, suppressed: suppressed))
+        names.append(nil)
         indexOfSite[key] = index
         return index
     }
@@ -125,7 +128,8 @@ final class SiteClassifier {
         } else {
             let suppressed = cache.suppression(ofStack: id, in: stacks, snapshot: snapshot) != nil
             index = Int32(sites.count)
-            sites.append(Site(key: key, name: frame.displayName, callsite: frame, suppressed: suppressed))
+            sites.append(Site(key: key, callsite: frame, suppressed: suppressed))
+            names.append(nil)
             indexOfSite[key] = index
         }
         siteOfCallsite[number] = index
@@ -141,7 +145,15 @@ final class SiteClassifier {
         let site = sites[Int(index)]
         var key = site.key
         key.path = path
-        return SiteLabel(key: key, name: site.name, callsite: site.callsite)
+        return SiteLabel(key: key, name: name(site: Int(index)), callsite: site.callsite)
+    }
+
+    /// `function (file:line)`, `function (module+0xoffset)`, `module+0xoffset` or `<no stack>`.
+    private func name(site index: Int) -> String {
+        if let name = names[index] { return name }
+        let name = sites[index].callsite?.displayName ?? "<no stack>"
+        names[index] = name
+        return name
     }
 }
 

@@ -161,12 +161,14 @@ enum GroupKey: Hashable {
     }
 }
 
-/// A call site as a group sees it: the group it falls in, and its name and frame. One per
+/// A call site as a group sees it: the group it falls in, and its frame and name. One per
 /// call-site frame (per stack with --group-by stack, whose groups are stacks).
 struct NamedCallsite {
     var group: Int
-    var name: String
     var callsite: SymbolizedFrame?
+    /// Nil until asked for (`AnalysisRun.name(ofCallsite:)`): most call sites are never shown,
+    /// and naming one builds strings.
+    var name: String?
 }
 
 /// Classification of one distinct stack.
@@ -284,13 +286,14 @@ struct AnalysisRun {
         cache.callsite(of: addresses, snapshot: snapshot)
     }
 
-    /// The group's key and name of a stack whose call site is `site` (nil: an empty stack)
-    /// under `--group-by` (but `stack`, whose key is the stack's frames).
-    func keyAndName(ofCallsite site: SymbolizedFrame?) -> (key: GroupKey, name: String) {
+    /// The group's key of a stack whose call site is `site` (nil: an empty stack) under
+    /// `--group-by` (but `stack`, whose key is the stack's frames), with the group's name when
+    /// the key holds it.
+    func keyAndName(ofCallsite site: SymbolizedFrame?) -> (key: GroupKey, name: String?) {
         guard let site else { return (.name("<no stack>"), "<no stack>") }
         switch options.groupBy {
         case .callsite, .stack:
-            return (GroupKey(callsite: site), site.displayName)
+            return (GroupKey(callsite: site), nil)
         case .function:
             let name = site.function ?? site.moduleAndOffset
             return (.name(name), name)
@@ -303,8 +306,16 @@ struct AnalysisRun {
         }
     }
 
+    /// The name of the group call site `index` stands for, worked out the first time it is asked for.
+    mutating func name(ofCallsite index: Int) -> String {
+        if let name = callsites[index].name { return name }
+        let name = callsites[index].callsite?.displayName ?? "<no stack>"
+        callsites[index].name = name
+        return name
+    }
+
     /// Adds a call site in the group of `key` (a new group when the key is new).
-    private mutating func addCallsite(key: GroupKey, name: String, callsite: SymbolizedFrame?) -> Int {
+    private mutating func addCallsite(key: GroupKey, name: String?, callsite: SymbolizedFrame?) -> Int {
         let group: Int
         if let known = groupOfKey[key] {
             group = known
@@ -312,7 +323,7 @@ struct AnalysisRun {
             group = groupOfKey.count
             groupOfKey[key] = group
         }
-        callsites.append(NamedCallsite(group: group, name: name, callsite: callsite))
+        callsites.append(NamedCallsite(group: group, callsite: callsite, name: name))
         return callsites.count - 1
     }
 
@@ -324,7 +335,7 @@ struct AnalysisRun {
         guard options.groupBy != .stack else {
             let addresses = frames(of: reference)
             let site = callsite(of: addresses, snapshot: snapshot)
-            return addCallsite(key: .frames(addresses), name: site?.displayName ?? "<no stack>", callsite: site)
+            return addCallsite(key: .frames(addresses), name: site == nil ? "<no stack>" : nil, callsite: site)
         }
         guard let number = cache.callsiteNumber(ofStack: reference.id, in: table(of: reference), snapshot: snapshot) else {
             if let known = noStackCallsite { return known }
@@ -367,37 +378,39 @@ struct AnalysisRun {
             if merged[group]!.aggregate.yieldsBiggest(to: aggregates[number]) { merged[group]!.biggest = number }
             merged[group]!.aggregate.merge(aggregates[number])
         }
-        let groups = merged.compactMap { entry in
-            entry.map { entry -> (aggregate: StackAggregate, biggestStack: StackRef, name: String, callsite: SymbolizedFrame?) in
-                let named = callsites[classes[entry.biggest].callsite]
-                return (entry.aggregate, leaked.references[entry.biggest], named.name, named.callsite)
-            }
-        }
+        let groups = merged.compactMap { $0 }
         let byReachability = reachability != nil
         // Sorted by index on keys taken out first: moving the groups themselves (each with its
         // aggregate), or copying them out to compare, cost more than the comparisons. The order
         // is total (the last key, the biggest stack, is unique to its group).
         let severities = groups.map { $0.aggregate.reachability.severity }
         let bytes = groups.map(\.aggregate.bytes), blocks = groups.map(\.aggregate.blocks)
-        let names = groups.map(\.name), biggestStacks = groups.map(\.biggestStack)
-        let ordered = groups.indices.sorted { lhs, rhs in
-            if byReachability, severities[lhs] != severities[rhs] { return severities[lhs] < severities[rhs] }
-            if bytes[lhs] != bytes[rhs] { return bytes[lhs] > bytes[rhs] }
-            if blocks[lhs] != blocks[rhs] { return blocks[lhs] > blocks[rhs] }
-            if names[lhs] != names[rhs] { return names[lhs] < names[rhs] }
-            // Groups of one name (--group-by stack: stacks through one call site) in the trace's
-            // order of their biggest stack, not the dictionary's, which differs from run to run.
-            if biggestStacks[lhs].isInherited != biggestStacks[rhs].isInherited { return biggestStacks[lhs].isInherited }
-            return biggestStacks[lhs].id < biggestStacks[rhs].id
-        }.lazy.map { groups[$0] }
+        let biggestStacks = groups.map { leaked.references[$0.biggest] }
+        let callsiteOfGroup = groups.map { classes[$0.biggest].callsite }
+        let ordered = Self.sortedIndices(
+            count: groups.count,
+            before: { lhs, rhs in
+                if byReachability, severities[lhs] != severities[rhs] { return severities[lhs] < severities[rhs] }
+                if bytes[lhs] != bytes[rhs] { return bytes[lhs] > bytes[rhs] }
+                if blocks[lhs] != blocks[rhs] { return blocks[lhs] > blocks[rhs] }
+                return nil
+            },
+            name: { name(ofCallsite: callsiteOfGroup[$0]) },
+            after: { lhs, rhs in
+                // Groups of one name (--group-by stack: stacks through one call site) in the
+                // trace's order of their biggest stack.
+                if biggestStacks[lhs].isInherited != biggestStacks[rhs].isInherited { return biggestStacks[lhs].isInherited }
+                return biggestStacks[lhs].id < biggestStacks[rhs].id
+            })
         var shown: [LeakGroup] = []
-        for entry in ordered where entry.aggregate.bytes >= options.minBytes {
+        for index in ordered where groups[index].aggregate.bytes >= options.minBytes {
             guard shown.count < options.top else { break }
-            let aggregate = entry.aggregate
+            let aggregate = groups[index].aggregate
             let biggest = aggregate.biggest
-            let stack = cache.frames(forStack: frames(of: entry.biggestStack), snapshot: snapshot(at: biggest.time))
+            let callsite = callsites[callsiteOfGroup[index]].callsite
+            let stack = cache.frames(forStack: frames(of: biggestStacks[index]), snapshot: snapshot(at: biggest.time))
             shown.append(LeakGroup(
-                rank: shown.count + 1, name: entry.name, callsite: entry.callsite,
+                rank: shown.count + 1, name: name(ofCallsite: callsiteOfGroup[index]), callsite: callsite,
                 blocks: aggregate.blocks, bytes: aggregate.bytes, smallest: aggregate.smallest,
                 largest: aggregate.largest, byPath: aggregate.byPath, inherited: aggregate.inherited,
                 firstAllocationUs: aggregate.firstTime, lastAllocationUs: aggregate.lastTime,
@@ -405,9 +418,34 @@ struct AnalysisRun {
                 reachability: byReachability ? aggregate.reachability : nil,
                 biggest: PlacedBlock(address: biggest.address, size: biggest.size, path: biggest.path,
                                      timeUs: biggest.time, inherited: biggest.inherited,
-                                     callsite: entry.callsite, stack: stack)))
+                                     callsite: callsite, stack: stack)))
         }
         return (shown, mergedCount)
+    }
+
+    /// The indices 0..<count sorted by `before` (true or false when two items differ by the keys
+    /// that come before the name, nil when they tie), then by name, then by `after`. `name` is
+    /// asked only of items that tie with another under `before`: naming builds strings, and
+    /// most items differ by their amounts.
+    static func sortedIndices(count: Int, before: (Int, Int) -> Bool?, name: (Int) -> String,
+                              after: (Int, Int) -> Bool) -> [Int] {
+        // Items that tie under `before` are neighbours once sorted by it alone.
+        let byAmounts = (0..<count).sorted { before($0, $1) ?? false }
+        var names = [String](repeating: "", count: count)
+        var named = [Bool](repeating: false, count: count)
+        for position in byAmounts.indices.dropFirst() {
+            let lhs = byAmounts[position - 1], rhs = byAmounts[position]
+            guard before(lhs, rhs) == nil else { continue }
+            for item in [lhs, rhs] where !named[item] {
+                names[item] = name(item)
+                named[item] = true
+            }
+        }
+        return byAmounts.sorted { lhs, rhs in
+            if let order = before(lhs, rhs) { return order }
+            if names[lhs] != names[rhs] { return names[lhs] < names[rhs] }
+            return after(lhs, rhs)
+        }
     }
 
     /// Why a block of `size` bytes that reached the initial threshold came from the heap,
