@@ -35,8 +35,8 @@ public final class OffsetOnlySymbolizer: FrameSymbolizer {
 /// analysis asks of every stack it appears in: which of its frames is the first outside the
 /// allocator, and the first suppression that matches one of its frames. A stack's call site
 /// and suppression then cost one lookup per address, however many stacks share the address,
-/// and for the stacks of the trace's own table one lookup per node of the trie: what a node's
-/// stack gets is remembered and serves every stack through that node.
+/// and a suppression for the stacks of the trace's own table one lookup per node of the trie:
+/// what a node's stack gets is remembered and serves every stack through that node.
 ///
 /// One cache can serve a `GrowthTracker` during the replay and the report that follows it: the
 /// answers depend on the address and the module loaded there, and while the replay may still
@@ -70,8 +70,7 @@ final class FrameCache {
     @exclusivity(unchecked) private var entryOfAddress = EntryTable()
     /// Set by `entryIndex` when the answer may change once every module snapshot is known.
     @exclusivity(unchecked) private var lookupWasProvisional = false
-    /// Per node of `ownStacks`: the entry of its stack's call site, and its stack's suppression.
-    @exclusivity(unchecked) private var callsiteOfNode = NodeAnswers()
+    /// Per node of `ownStacks`: its stack's suppression.
     @exclusivity(unchecked) private var suppressionOfNode = NodeAnswers()
     /// Nodes met on a walk up a stack, with the suppression rule of each one's own frame.
     @exclusivity(unchecked) private var walked: [(node: UInt32, rule: Int32)] = []
@@ -156,46 +155,18 @@ final class FrameCache {
 
     /// The number of `callsite(of:snapshot:)` of the stack `id` of `stacks` (nil for an empty
     /// stack), walked node by node: the call site is nearly always one of the first frames, and
-    /// deep stacks (recursion: 80 frames) were built whole for it, once per stack. For the
-    /// trace's own table each node's answer is remembered: the replay's site naming and the
-    /// report's allocation sites and leak groups ask of the same stacks.
+    /// deep stacks (recursion: 80 frames) were built whole for it, once per stack.
     func callsiteNumber(ofStack id: UInt32, in stacks: StackLookup, snapshot: Int) -> CallsiteNumber? {
-        let remembers = ownStacks == ObjectIdentifier(stacks)
-        lookupWasProvisional = false
         var first: Int?
-        // The entry of the first call-site frame up the stack from the node reached, -1 for none.
-        var found: Int32 = -1
         var node = id
-        var knownAtNode = false
         while let next = stacks.node(node) {
-            if remembers, let known = callsiteOfNode.answer(node: node, snapshot: snapshot) {
-                found = known
-                knownAtNode = true
-                break
-            }
             let index = entryIndex(for: next.ip, snapshot: snapshot)
+            if entries[index].callsite != nil { return CallsiteNumber(entry: index) }
             if first == nil { first = index }
-            if entries[index].callsite != nil {
-                found = Int32(truncatingIfNeeded: index)
-                break
-            }
             node = next.parent
         }
-        if remembers && !lookupWasProvisional {
-            // Every node from the stack's own up to the one the walk stopped at (the root when
-            // it found no call site) has the same answer.
-            var passed = id
-            while let next = stacks.node(passed), passed != node || !knownAtNode {
-                callsiteOfNode.remember(found, node: passed, snapshot: snapshot)
-                if passed == node { break }
-                passed = next.parent
-            }
-        }
-        if found >= 0 { return CallsiteNumber(entry: Int(found)) }
         // No frame outside the allocator: the innermost one stands for the call site.
-        if let first { return CallsiteNumber(entry: first) }
-        guard let innermost = stacks.node(id) else { return nil }
-        return CallsiteNumber(entry: entryIndex(for: innermost.ip, snapshot: snapshot))
+        return first.map(CallsiteNumber.init)
     }
 
     /// The index of the first suppression rule (in the rules' order) that matches a frame of
@@ -242,26 +213,23 @@ final class FrameCache {
     }
 }
 
-/// One answer per node of a stack table, for one module snapshot at a time (a node asked of
-/// under another snapshot is answered afresh, and then keeps that snapshot's answer).
+/// One answer per node of a stack table, for one module snapshot (the first one answered for;
+/// a question under another snapshot is answered afresh, not remembered): nearly every trace
+/// has one snapshot.
 private struct NodeAnswers {
-    /// Per node id: (snapshot + 1) << 32 | answer; 0 when the node has no answer yet.
-    private var slots: [UInt64] = []
+    private var snapshot: Int?
+    private var answers = PagedValues(empty: .min)
 
     func answer(node: UInt32, snapshot: Int) -> Int32? {
-        let id = Int(node)
-        guard id < slots.count else { return nil }
-        let slot = slots[id]
-        guard slot >> 32 == UInt64(truncatingIfNeeded: snapshot + 1) else { return nil }
-        return Int32(truncatingIfNeeded: slot)
+        guard snapshot == self.snapshot else { return nil }
+        let answer = answers[Int(node)]
+        return answer == .min ? nil : answer
     }
 
     mutating func remember(_ answer: Int32, node: UInt32, snapshot: Int) {
-        let id = Int(node)
-        if id >= slots.count {
-            slots.append(contentsOf: repeatElement(0, count: max(id + 1, slots.count * 2) - slots.count))
-        }
-        slots[id] = UInt64(truncatingIfNeeded: snapshot + 1) << 32 | UInt64(UInt32(bitPattern: answer))
+        if self.snapshot == nil { self.snapshot = snapshot }
+        guard snapshot == self.snapshot else { return }
+        answers[Int(node)] = answer
     }
 }
 
