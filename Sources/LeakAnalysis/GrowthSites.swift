@@ -54,6 +54,16 @@ public struct SiteKey: Hashable, Comparable, Sendable, Encodable {
         return copy
     }
 
+    /// Hashes the line, offset and path and the lengths of the names, not the names (they are
+    /// still compared): two sites nearly always differ there, and hashing whole C++ function
+    /// names cost more than the rest of naming a new site.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(line)
+        hasher.combine(moduleOffset)
+        hasher.combine(path)
+        hasher.combine((module?.utf8.count ?? -1) &<< 40 ^ (function?.utf8.count ?? -1) &<< 20 ^ (file?.utf8.count ?? -1))
+    }
+
     /// A stable total order (for sorting ties the same way every run).
     public static func < (lhs: SiteKey, rhs: SiteKey) -> Bool {
         (lhs.module ?? "", lhs.function ?? "", lhs.file ?? "", lhs.line ?? -1, lhs.moduleOffset ?? 0, lhs.path.index)

@@ -159,6 +159,28 @@ enum GroupKey: Hashable {
                           offset: frame.moduleOffset ?? frame.address)
         }
     }
+
+    /// A call site's key hashes its line or offset and the lengths of its names, not the names
+    /// (they are still compared): two call sites nearly always differ there, and hashing whole
+    /// C++ function names cost more than the rest of grouping a new call site.
+    func hash(into hasher: inout Hasher) {
+        switch self {
+        case let .name(name):
+            hasher.combine(0)
+            hasher.combine(name)
+        case let .frames(frames):
+            hasher.combine(1)
+            hasher.combine(frames)
+        case let .line(function, file, line):
+            hasher.combine(2)
+            hasher.combine(line)
+            hasher.combine(function.utf8.count &<< 32 | file.utf8.count)
+        case let .place(function, module, offset):
+            hasher.combine(3)
+            hasher.combine(offset)
+            hasher.combine(function.utf8.count &<< 32 | module.utf8.count)
+        }
+    }
 }
 
 /// A call site as a group sees it: the group it falls in, and its frame and name. One per
@@ -427,6 +449,7 @@ struct AnalysisRun {
     /// that come before the name, nil when they tie), then by name, then by `after`. `name` is
     /// asked only of items that tie with another under `before`: naming builds strings, and
     /// most items differ by their amounts.
+    @inline(__always)
     static func sortedIndices(count: Int, before: (Int, Int) -> Bool?, name: (Int) -> String,
                               after: (Int, Int) -> Bool) -> [Int] {
         // Items that tie under `before` are neighbours once sorted by it alone.
