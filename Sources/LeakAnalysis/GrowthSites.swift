@@ -89,7 +89,6 @@ final class SiteClassifier {
     struct Site {
         var key: SiteKey
         var callsite: SymbolizedFrame?
-        var suppressed: Bool
     }
 
     let cache: FrameCache
@@ -98,6 +97,11 @@ final class SiteClassifier {
     /// Each site's display name, worked out the first time a label asks for it (most sites are
     /// never shown, and naming one builds strings).
     private var names: [String?] = []
+    /// Whether a suppression covers each site (as it covers the first stack met there), worked
+    /// out the first time it is asked for: it reads every frame of that stack, and a report
+    /// asks it only of the sites that grow.
+    private var suppressed: [Bool?] = []
+    private var firstStacks: [(id: UInt32, stacks: StackLookup, snapshot: Int)?] = []
     private var indexOfSite: [SiteKey: Int32] = [:]
     /// The site of each call-site frame met: a frame of the cache has one key, so a stack
     /// whose call site was met before is named without building its key (strings, hashed).
@@ -109,22 +113,28 @@ final class SiteClassifier {
         self.options = options
     }
 
+    private func addSite(_ site: Site, suppressed: Bool?, firstStack: (id: UInt32, stacks: StackLookup, snapshot: Int)?) -> Int32 {
+        let index = Int32(sites.count)
+        sites.append(site)
+        names.append(nil)
+        self.suppressed.append(suppressed)
+        firstStacks.append(firstStack)
+        indexOfSite[site.key] = index
+        return index
+    }
+
     /// The site index of the stack whose frames are `addresses` (innermost first), resolved
     /// against module snapshot `snapshot`.
     func classify(_ addresses: [UInt64], snapshot: Int) -> Int32 {
         let frame = callsite(of: addresses, snapshot: snapshot)
         let key = SiteKey(callsite: frame, path: .heap)
         if let known = indexOfSite[key] { return known }
-        let suppressed = cache.suppression(of: addresses, snapshot: snapshot) != nil
-        let index = Int32(sites.count)
-        sites.append(Site(key: key, callsite: frame, suppressed: suppressed))
-        names.append(nil)
-        indexOfSite[key] = index
-        return index
+        return addSite(Site(key: key, callsite: frame),
+                       suppressed: cache.suppression(of: addresses, snapshot: snapshot) != nil, firstStack: nil)
     }
 
     /// `classify(_:snapshot:)` of the stack `id` of `stacks`, reading only the frames up to its
-    /// call site unless the site is new (its suppression looks at every frame).
+    /// call site.
     func classify(stack id: UInt32, in stacks: StackLookup, snapshot: Int) -> Int32 {
         guard let number = cache.callsiteNumber(ofStack: id, in: stacks, snapshot: snapshot) else {
             return classify([], snapshot: snapshot)
@@ -132,18 +142,21 @@ final class SiteClassifier {
         if let known = siteOfCallsite[number] { return known }
         let frame = cache.frame(number)
         let key = SiteKey(callsite: frame, path: .heap)
-        let index: Int32
-        if let known = indexOfSite[key] {
-            index = known
-        } else {
-            let suppressed = cache.suppression(ofStack: id, in: stacks, snapshot: snapshot) != nil
-            index = Int32(sites.count)
-            sites.append(Site(key: key, callsite: frame, suppressed: suppressed))
-            names.append(nil)
-            indexOfSite[key] = index
-        }
+        let index = indexOfSite[key]
+            ?? addSite(Site(key: key, callsite: frame), suppressed: nil, firstStack: (id, stacks, snapshot))
         siteOfCallsite[number] = index
         return index
+    }
+
+    /// Whether a suppression covers site `index`.
+    func isSuppressed(_ index: Int32) -> Bool {
+        let site = Int(index)
+        if let known = suppressed[site] { return known }
+        let answer = firstStacks[site].map {
+            cache.suppression(ofStack: $0.id, in: $0.stacks, snapshot: $0.snapshot) != nil
+        } ?? false
+        suppressed[site] = answer
+        return answer
     }
 
     /// The first frame that is not part of the allocator (the innermost one if all are).
@@ -274,7 +287,7 @@ extension LeakAnalyzer {
         for (reference, aggregate) in perStack.stacks {
             let site = classifier.classify(replay.frames(of: reference, in: stacks),
                                            snapshot: replay.moduleSnapshotIndex(at: aggregate.time))
-            guard !classifier.sites[Int(site)].suppressed else { continue }
+            guard !classifier.isSuppressed(site) else { continue }
             for (path, amount) in aggregate.byPath.nonEmpty {
                 totals.add(classifier.label(site: site, path: path), amount)
                 totals.total = totals.total + amount
@@ -285,7 +298,7 @@ extension LeakAnalyzer {
         totals.addBreakGrowth(replay.breakGrowth.values) { growth in
             let site = classifier.classify(replay.frames(of: growth.stack, in: stacks),
                                            snapshot: replay.moduleSnapshotIndex(at: growth.firstTime))
-            return classifier.sites[Int(site)].suppressed ? nil : classifier.label(site: site, path: .breakGrowth)
+            return classifier.isSuppressed(site) ? nil : classifier.label(site: site, path: .breakGrowth)
         }
         return totals
     }

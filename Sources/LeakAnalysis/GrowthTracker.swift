@@ -289,7 +289,7 @@ public final class GrowthTracker {
         }
         totals.addBreakGrowth(replayer.breakGrowth.values) { growth in
             let site = growth.stack.isInherited ? inheritedSite(growth.stack.id) : ownSite(growth.stack.id)
-            return classifier.sites[Int(site)].suppressed ? nil : classifier.label(site: site, path: .breakGrowth)
+            return classifier.isSuppressed(site) ? nil : classifier.label(site: site, path: .breakGrowth)
         }
         return totals
     }
@@ -319,7 +319,7 @@ public final class GrowthTracker {
     }
 
     private func addToTotals(_ totals: inout SiteTotals, site: Int32, path: LeakPath, amount: Amount) {
-        guard !classifier.sites[Int(site)].suppressed else { return }
+        guard !classifier.isSuppressed(site) else { return }
         totals.add(classifier.label(site: site, path: path), amount)
         totals.total = totals.total + amount
         totals.byPath.add(path, blocks: amount.blocks, bytes: amount.bytes)
@@ -395,25 +395,26 @@ public final class GrowthTracker {
     /// Least-squares leak rate of every site with live bytes in the window (moment A, or the
     /// start, to the end of the pass), steepest first.
     public func rates() -> [SiteRate] {
-        rates(of: fits())
+        rates(of: fits { _ in true })
     }
 
     /// `rates().topGrowers(count)`, naming only the sites that grow.
     public func topGrowers(_ count: Int) -> [SiteRate] {
-        Array(rates(of: fits().filter { $0.fit.isGrower }).prefix(count))
+        Array(rates(of: fits { $0.isGrower }).prefix(count))
     }
 
-    /// The fit of every unsuppressed slot with live bytes in the window, in slot order.
-    private func fits() -> [(slot: Int, fit: SiteFit)] {
+    /// The fit of every unsuppressed slot with live bytes in the window that `wanted` keeps,
+    /// in slot order (whether a site is suppressed is asked last: it reads a whole stack).
+    private func fits(where wanted: (SiteFit) -> Bool) -> [(slot: Int, fit: SiteFit)] {
         guard let final else { return [] }
         let start = windowStart ?? 0
         var result: [(slot: Int, fit: SiteFit)] = []
         var points: [(time: UInt64, bytes: Int64)] = []
-        for (slot, counts) in final.counts.prefix(slotSite.count).enumerated()
-        where !classifier.sites[Int(slotSite[slot])].suppressed {
+        for (slot, counts) in final.counts.prefix(slotSite.count).enumerated() {
             seriesPoints(slot: slot, from: start, current: counts.bytes, into: &points)
             let inWindowPeak = counts.peakTime >= start ? counts.peakBytes : 0
-            guard let fit = SiteFit(points: points[...], exactPeak: inWindowPeak) else { continue }
+            guard let fit = SiteFit(points: points[...], exactPeak: inWindowPeak), wanted(fit),
+                  !classifier.isSuppressed(slotSite[slot]) else { continue }
             result.append((slot, fit))
         }
         return result
