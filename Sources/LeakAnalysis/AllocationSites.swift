@@ -13,51 +13,44 @@ extension AnalysisRun {
     }
 
     /// The `options.top` groups with the most allocation calls (then bytes, then name).
-    func allocationSites() -> [AllocationSite] {
+    mutating func allocationSites() -> [AllocationSite] {
         // Sites in the order their groups are first met (stacks in id order: a group's name and
-        // call site are its first stack's). A group follows from the call site alone (but with
-        // --group-by stack), so it is worked out once per call site frame, not once per stack.
-        var sites: [AllocationSite] = []
-        var siteOfKey: [GroupKey: Int] = [:]
-        var siteOfCallsite = CallsiteMap<Int>()
-        let byCallsite = options.groupBy != .stack
+        // call site are its first stack's). Suppressions are about leaks and do not apply to calls.
+        var sites: [(callsite: Int, calls: UInt64, bytes: UInt64, temporary: UInt64)] = []
+        // By group number: the index in `sites` + 1 (0: not met yet).
+        var siteOfGroup: [Int] = []
         // The first module snapshot: a module loaded later is found in the snapshots after it.
         let firstSnapshot = snapshot(at: 0)
         replay.allocationCalls.forEach { stack, count in
-            // The stack is read only as far as its call site, and whole only for a new one.
-            let numbered = byCallsite ? cache.numberedCallsite(ofStack: stack, in: stacks, snapshot: firstSnapshot) : nil
-            let index: Int
-            if let numbered, let known = siteOfCallsite[numbered.number] {
-                index = known
-            } else {
-                // Grouped like the leaks; suppressions are about leaks and do not apply to calls.
-                let addresses = frames(of: StackRef(id: stack, isInherited: false))
-                let group = group(of: addresses, snapshot: firstSnapshot)
-                if let known = siteOfKey[group.key] {
-                    index = known
-                } else {
-                    index = sites.count
-                    siteOfKey[group.key] = index
-                    sites.append(AllocationSite(rank: 0, name: group.name, callsite: group.callsite, calls: 0,
-                                                bytes: 0, temporary: 0))
-                }
-                if let numbered { siteOfCallsite[numbered.number] = index }
+            let callsite = namedCallsite(of: StackRef(id: stack, isInherited: false), snapshot: firstSnapshot)
+            let group = callsites[callsite].group
+            if group >= siteOfGroup.count {
+                siteOfGroup.append(contentsOf: repeatElement(0, count: max(group + 1, siteOfGroup.count * 2) - siteOfGroup.count))
             }
+            if siteOfGroup[group] == 0 {
+                sites.append((callsite, 0, 0, 0))
+                siteOfGroup[group] = sites.count
+            }
+            let index = siteOfGroup[group] - 1
             sites[index].calls &+= count.calls
             sites[index].bytes &+= count.bytes
             sites[index].temporary &+= count.temporary
         }
         // Sites that tie on calls, bytes and name (--group-by stack) keep the order they were met.
-        let ordered = sites.enumerated().sorted { lhs, rhs in
-            if lhs.element.calls != rhs.element.calls { return lhs.element.calls > rhs.element.calls }
-            if lhs.element.bytes != rhs.element.bytes { return lhs.element.bytes > rhs.element.bytes }
-            if lhs.element.name != rhs.element.name { return lhs.element.name < rhs.element.name }
-            return lhs.offset < rhs.offset
-        }.map(\.element)
-        return ordered.prefix(options.top).enumerated().map { index, site in
-            var ranked = site
-            ranked.rank = index + 1
-            return ranked
+        let ordered = Self.sortedIndices(
+            count: sites.count,
+            before: { lhs, rhs in
+                if sites[lhs].calls != sites[rhs].calls { return sites[lhs].calls > sites[rhs].calls }
+                if sites[lhs].bytes != sites[rhs].bytes { return sites[lhs].bytes > sites[rhs].bytes }
+                return nil
+            },
+            name: { name(ofCallsite: sites[$0].callsite) },
+            after: { $0 < $1 })
+        return ordered.prefix(options.top).enumerated().map { rank, index in
+            let site = sites[index]
+            return AllocationSite(rank: rank + 1, name: name(ofCallsite: site.callsite),
+                                  callsite: callsites[site.callsite].callsite,
+                                  calls: site.calls, bytes: site.bytes, temporary: site.temporary)
         }
     }
 }

@@ -34,23 +34,18 @@ public final class OffsetOnlySymbolizer: FrameSymbolizer {
 /// Resolves each distinct (address, module) once and remembers the answer, with what the
 /// analysis asks of every stack it appears in: which of its frames is the first outside the
 /// allocator, and the first suppression that matches one of its frames. A stack's call site
-/// and suppression then cost one lookup per address, however many stacks share the address.
+/// and suppression then cost one lookup per address, however many stacks share the address,
+/// and a suppression for the stacks of the trace's own table one lookup per node of the trie:
+/// what a node's stack gets is remembered and serves every stack through that node.
+///
+/// One cache can serve a `GrowthTracker` during the replay and the report that follows it: the
+/// answers depend on the address and the module loaded there, and while the replay may still
+/// add module snapshots an address in no module is looked up again each time (a snapshot read
+/// later can hold it).
 final class FrameCache {
-    /// What an answer depends on: the address and the file loaded there.
-    private struct Key: Hashable {
-        var address: UInt64
-        var modulePath: String?
-        var bias: UInt64
-
-        /// The path is left out of the hash (it is still compared): an address and a bias
-        /// nearly always name one file, and hashing the path cost more than the rest of a
-        /// lookup, once per address and module snapshot.
-        func hash(into hasher: inout Hasher) {
-            hasher.combine(address)
-            hasher.combine(bias)
-        }
-    }
     private struct Entry {
+        /// What the answer depends on besides the address: the file loaded there.
+        var modulePath: String?
         /// Inline-expanded, innermost first; never empty.
         var frames: [SymbolizedFrame]
         /// Index in `frames` of the first frame the filter does not take for the allocator.
@@ -60,19 +55,38 @@ final class FrameCache {
     }
     private let symbolizer: FrameSymbolizer
     private let modules: ModuleLookup
-    private let filter: AllocatorFrameFilter
-    private let suppressions: Suppressions
+    let filter: AllocatorFrameFilter
+    let suppressions: Suppressions
+    /// The stack table whose nodes' answers are remembered (the trace's own).
+    private let ownStacks: ObjectIdentifier?
+    /// True while a replay may still add module snapshots.
+    var modulesMayGrow = false
     // Used by one thread, and looked up for every frame of every stack classified: the runtime
     // exclusivity check of a class property cost as much as the lookup itself.
     @exclusivity(unchecked) private var entries: [Entry] = []
-    @exclusivity(unchecked) private var entryOfKey: [Key: Int] = [:]
-    @exclusivity(unchecked) private var entryOfAddress = AddressTable()
+    /// By (address, module bias), checked against the module's path: the answers.
+    @exclusivity(unchecked) private var entryOfFileAddress = EntryTable()
+    /// By (address, module snapshot): the module need not be looked up.
+    @exclusivity(unchecked) private var entryOfAddress = EntryTable()
+    /// Set by `entryIndex` when the answer may change once every module snapshot is known.
+    @exclusivity(unchecked) private var lookupWasProvisional = false
+    /// Per node of `ownStacks`: its stack's suppression.
+    @exclusivity(unchecked) private var suppressionOfNode = NodeAnswers()
+    /// Nodes met on a walk up a stack, with the suppression rule of each one's own frame.
+    @exclusivity(unchecked) private var walked: [(node: UInt32, rule: Int32)] = []
 
-    init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions) {
+    init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions, ownStacks: StackLookup? = nil) {
         self.symbolizer = symbolizer
         self.modules = modules
         filter = options.frameFilter
         suppressions = options.suppressions
+        self.ownStacks = ownStacks.map(ObjectIdentifier.init)
+    }
+
+    /// True when the cache gives what a cache made with these would give.
+    func serves(symbolizer: FrameSymbolizer, options: AnalysisOptions, stacks: StackLookup) -> Bool {
+        self.symbolizer === symbolizer && ownStacks == ObjectIdentifier(stacks)
+            && filter.patterns == options.frameFilter.patterns && suppressions.rules == options.suppressions.rules
     }
 
     private func entry(for address: UInt64, snapshot: Int) -> Entry {
@@ -80,23 +94,27 @@ final class FrameCache {
     }
 
     private func entryIndex(for address: UInt64, snapshot: Int) -> Int {
-        if let index = entryOfAddress.find(address: address, snapshot: snapshot) { return index }
+        let snapshotNumber = UInt64(truncatingIfNeeded: snapshot)
+        if let index = entryOfAddress.find(address, snapshotNumber) { return index }
         let module = modules.module(containing: address, snapshot: snapshot)
-        let key = Key(address: address, modulePath: module?.path, bias: module?.bias ?? 0)
-        if let index = entryOfKey[key] {
-            entryOfAddress.insert(address: address, snapshot: snapshot, entry: index)
+        // An address in no module may be in a snapshot not read yet: not remembered by address.
+        let remembered = module != nil || !modulesMayGrow
+        if !remembered { lookupWasProvisional = true }
+        let bias = module?.bias ?? 0
+        let path = module?.path
+        if let index = entryOfFileAddress.find(address, bias, where: { entries[$0].modulePath == path }) {
+            if remembered { entryOfAddress.insert(address, snapshotNumber, entry: index) }
             return index
         }
         var frames = symbolizer.resolve(address: address, module: module)
         if frames.isEmpty {
-            frames = [SymbolizedFrame(address: address, module: module?.path,
-                                      moduleOffset: module.map { address &- $0.bias })]
+            frames = [SymbolizedFrame(address: address, module: path, moduleOffset: module.map { address &- $0.bias })]
         }
-        let entry = Entry(frames: frames,
+        let entry = Entry(modulePath: path, frames: frames,
                           callsite: frames.firstIndex { !filter.isAllocatorFrame(function: $0.function) },
                           suppression: suppressions.isEmpty ? nil : suppressions.firstMatch(in: frames))
-        entryOfKey[key] = entries.count
-        entryOfAddress.insert(address: address, snapshot: snapshot, entry: entries.count)
+        entryOfFileAddress.insert(address, bias, entry: entries.count)
+        if remembered { entryOfAddress.insert(address, snapshotNumber, entry: entries.count) }
         entries.append(entry)
         return entries.count - 1
     }
@@ -122,46 +140,33 @@ final class FrameCache {
         return addresses.first.flatMap { frames(for: $0, snapshot: snapshot).first }
     }
 
-    /// Names a frame the cache holds: the same name, the same frame. A call site's number is
-    /// one per entry (the entry's call-site frame, or its first frame when every frame is the
-    /// allocator's, and then it has no call-site frame), so `entry` alone tells call sites
-    /// apart: see `CallsiteMap`.
-    struct FrameNumber: Hashable {
+    /// Names the call-site frame of a stack: one per entry of the cache (the entry's call-site
+    /// frame, or its first frame when every frame is the allocator's), so the same number is the
+    /// same frame. Work that follows from the call site alone is done once per number rather
+    /// than once per stack (see `CallsiteMap`).
+    struct CallsiteNumber: Hashable {
         var entry: Int
-        var frame: Int
     }
 
-    /// `callsite(of:snapshot:)` with the frame's number, for work that follows from the call
-    /// site alone (done once per number rather than once per stack).
-    func numberedCallsite(of addresses: [UInt64], snapshot: Int) -> (frame: SymbolizedFrame, number: FrameNumber)? {
-        for address in addresses {
-            let index = entryIndex(for: address, snapshot: snapshot)
-            if let frame = entries[index].callsite {
-                return (entries[index].frames[frame], FrameNumber(entry: index, frame: frame))
-            }
-        }
-        guard let first = addresses.first else { return nil }
-        let index = entryIndex(for: first, snapshot: snapshot)
-        return (entries[index].frames[0], FrameNumber(entry: index, frame: 0))
+    /// The frame `number` names.
+    func frame(_ number: CallsiteNumber) -> SymbolizedFrame {
+        entries[number.entry].frames[entries[number.entry].callsite ?? 0]
     }
 
-    /// `numberedCallsite(of:snapshot:)` of the stack `id` of `stacks`, walked node by node: the
-    /// call site is nearly always one of the first frames, and deep stacks (recursion: 80
-    /// frames) were built whole for it, once per stack.
-    func numberedCallsite(ofStack id: UInt32, in stacks: StackLookup,
-                          snapshot: Int) -> (frame: SymbolizedFrame, number: FrameNumber)? {
+    /// The number of `callsite(of:snapshot:)` of the stack `id` of `stacks` (nil for an empty
+    /// stack), walked node by node: the call site is nearly always one of the first frames, and
+    /// deep stacks (recursion: 80 frames) were built whole for it, once per stack.
+    func callsiteNumber(ofStack id: UInt32, in stacks: StackLookup, snapshot: Int) -> CallsiteNumber? {
         var first: Int?
         var node = id
         while let next = stacks.node(node) {
             let index = entryIndex(for: next.ip, snapshot: snapshot)
+            if entries[index].callsite != nil { return CallsiteNumber(entry: index) }
             if first == nil { first = index }
-            if let frame = entries[index].callsite {
-                return (entries[index].frames[frame], FrameNumber(entry: index, frame: frame))
-            }
             node = next.parent
         }
-        guard let first else { return nil }
-        return (entries[first].frames[0], FrameNumber(entry: first, frame: 0))
+        // No frame outside the allocator: the innermost one stands for the call site.
+        return first.map(CallsiteNumber.init)
     }
 
     /// The index of the first suppression rule (in the rules' order) that matches a frame of
@@ -176,14 +181,64 @@ final class FrameCache {
         }
         return lowest
     }
+
+    /// `suppression(of:snapshot:)` of the stack `id` of `stacks`. For the trace's own table a
+    /// node's answer is the lower of its frame's and its parent's, remembered: stacks that
+    /// share their outer frames (deep recursion, one program's main loop) are looked at once.
+    func suppression(ofStack id: UInt32, in stacks: StackLookup, snapshot: Int) -> Int? {
+        guard !suppressions.isEmpty else { return nil }
+        guard ownStacks == ObjectIdentifier(stacks) else {
+            return suppression(of: stacks.frames(id, limit: .max), snapshot: snapshot)
+        }
+        lookupWasProvisional = false
+        var depth = 0
+        var rule: Int32 = -1
+        var node = id
+        while let next = stacks.node(node) {
+            if let known = suppressionOfNode.answer(node: node, snapshot: snapshot) {
+                rule = known
+                break
+            }
+            let own = entry(for: next.ip, snapshot: snapshot).suppression.map { Int32(truncatingIfNeeded: $0) } ?? -1
+            if depth < walked.count { walked[depth] = (node, own) } else { walked.append((node, own)) }
+            depth += 1
+            node = next.parent
+        }
+        let remember = !lookupWasProvisional
+        for step in walked[..<depth].reversed() {
+            if step.rule >= 0 && (rule < 0 || step.rule < rule) { rule = step.rule }
+            if remember { suppressionOfNode.remember(rule, node: step.node, snapshot: snapshot) }
+        }
+        return rule >= 0 ? Int(rule) : nil
+    }
 }
 
-/// Values by call site (a number from `FrameCache.numberedCallsite`), in an array indexed by the
-/// call site's entry: a dictionary hashed the number with SipHash for every stack classified.
+/// One answer per node of a stack table, for one module snapshot (the first one answered for;
+/// a question under another snapshot is answered afresh, not remembered): nearly every trace
+/// has one snapshot.
+private struct NodeAnswers {
+    private var snapshot: Int?
+    private var answers = PagedValues(empty: .min)
+
+    func answer(node: UInt32, snapshot: Int) -> Int32? {
+        guard snapshot == self.snapshot else { return nil }
+        let answer = answers[Int(node)]
+        return answer == .min ? nil : answer
+    }
+
+    mutating func remember(_ answer: Int32, node: UInt32, snapshot: Int) {
+        if self.snapshot == nil { self.snapshot = snapshot }
+        guard snapshot == self.snapshot else { return }
+        answers[Int(node)] = answer
+    }
+}
+
+/// Values by call site (a `FrameCache.CallsiteNumber`), in an array indexed by the call site's
+/// entry: a dictionary hashed the number with SipHash for every stack classified.
 struct CallsiteMap<Value> {
     private var values: [Value?] = []
 
-    subscript(number: FrameCache.FrameNumber) -> Value? {
+    subscript(number: FrameCache.CallsiteNumber) -> Value? {
         get { number.entry < values.count ? values[number.entry] : nil }
         set {
             if number.entry >= values.count {
@@ -194,62 +249,65 @@ struct CallsiteMap<Value> {
     }
 }
 
-/// The frame cache's entry of each address in each module snapshot (the same address in the
-/// same snapshot has the same answer: found without looking the module up or hashing its path).
-/// Open addressing with a multiplicative hash: looked up for the first frames of every stack,
-/// where a Dictionary's SipHash cost more than the rest of the lookup (7% of a report of cc1).
-private struct AddressTable {
-    private var addresses: [UInt64]
-    private var snapshots: [Int]
+/// Entries of the frame cache by a pair of numbers: (address, module snapshot) for the entry
+/// of an address in a snapshot (found without looking the module up), and (address, module
+/// bias) for the entry of an address in a loaded file (several files can share a pair: the
+/// caller tells them apart). Open addressing with a multiplicative hash: looked up for the first
+/// frames of every stack, where a Dictionary's SipHash cost more than the rest of the lookup.
+private struct EntryTable {
+    private var firsts: [UInt64]
+    private var seconds: [UInt64]
     /// Entry index + 1; 0 for an empty slot.
     private var entries: [Int32]
     private var count = 0
 
     init() {
-        addresses = Array(repeating: 0, count: 1024)
-        snapshots = Array(repeating: 0, count: 1024)
+        firsts = Array(repeating: 0, count: 1024)
+        seconds = Array(repeating: 0, count: 1024)
         entries = Array(repeating: 0, count: 1024)
     }
 
-    private static func start(address: UInt64, snapshot: Int, mask: Int) -> Int {
-        let mixed = (address ^ UInt64(truncatingIfNeeded: snapshot) &* 0xC2B2_AE3D_27D4_EB4F) &* 0x9E37_79B9_7F4A_7C15
+    private static func start(_ first: UInt64, _ second: UInt64, mask: Int) -> Int {
+        let mixed = (first ^ second &* 0xC2B2_AE3D_27D4_EB4F) &* 0x9E37_79B9_7F4A_7C15
         return Int(truncatingIfNeeded: mixed >> 32) & mask
     }
 
-    func find(address: UInt64, snapshot: Int) -> Int? {
+    /// The entry inserted for the pair (the first one `accept` takes, when several were).
+    func find(_ first: UInt64, _ second: UInt64, where accept: (Int) -> Bool = { _ in true }) -> Int? {
         let mask = entries.count - 1
-        var slot = Self.start(address: address, snapshot: snapshot, mask: mask)
+        var slot = Self.start(first, second, mask: mask)
         while entries[slot] != 0 {
-            if addresses[slot] == address && snapshots[slot] == snapshot { return Int(entries[slot]) - 1 }
+            if firsts[slot] == first && seconds[slot] == second && accept(Int(entries[slot]) - 1) {
+                return Int(entries[slot]) - 1
+            }
             slot = (slot + 1) & mask
         }
         return nil
     }
 
-    /// Adds an address that `find` did not find.
-    mutating func insert(address: UInt64, snapshot: Int, entry: Int) {
+    mutating func insert(_ first: UInt64, _ second: UInt64, entry: Int) {
         if (count + 1) * 2 > entries.count { grow() }
-        place(address: address, snapshot: snapshot, entry: Int32(truncatingIfNeeded: entry + 1))
+        place(first, second, entry: Int32(truncatingIfNeeded: entry + 1))
         count += 1
     }
 
-    private mutating func place(address: UInt64, snapshot: Int, entry: Int32) {
+    private mutating func place(_ first: UInt64, _ second: UInt64, entry: Int32) {
         let mask = entries.count - 1
-        var slot = Self.start(address: address, snapshot: snapshot, mask: mask)
+        var slot = Self.start(first, second, mask: mask)
         while entries[slot] != 0 { slot = (slot + 1) & mask }
-        addresses[slot] = address
-        snapshots[slot] = snapshot
+        firsts[slot] = first
+        seconds[slot] = second
         entries[slot] = entry
     }
 
     private mutating func grow() {
-        let old = (addresses, snapshots, entries)
+        let old = (firsts, seconds, entries)
         let capacity = entries.count * 2
-        addresses = Array(repeating: 0, count: capacity)
-        snapshots = Array(repeating: 0, count: capacity)
+        firsts = Array(repeating: 0, count: capacity)
+        seconds = Array(repeating: 0, count: capacity)
         entries = Array(repeating: 0, count: capacity)
         for slot in old.2.indices where old.2[slot] != 0 {
-            place(address: old.0[slot], snapshot: old.1[slot], entry: old.2[slot])
+            place(old.0[slot], old.1[slot], entry: old.2[slot])
         }
     }
 }

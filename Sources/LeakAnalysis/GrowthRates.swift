@@ -42,59 +42,18 @@ public struct SiteRate: Equatable, Sendable, Encodable {
     /// Points the line was fitted to.
     public var samples: Int
 
-    /// Fits `points` (time µs, live bytes), in time order. `exactPeak` is the highest live
-    /// total the replay saw inside the window (a burst can rise and fall between two points).
-    /// Nil when the site never held anything in the window.
-    init?(label: SiteLabel, points: [(time: UInt64, bytes: Int64)], exactPeak: Int64) {
-        guard let first = points.first, let last = points.last else { return nil }
-        let peak = max(exactPeak, points.map(\.bytes).max() ?? 0)
-        guard peak > 0 else { return nil }
+    init(label: SiteLabel, fit: SiteFit) {
         key = label.key
         name = label.name
         callsite = label.callsite
-        startBytes = first.bytes
-        endBytes = last.bytes
-        peakBytes = peak
-        samples = points.count
-        let fit = Self.leastSquares(points)
-        bytesPerSecond = fit.slope
+        bytesPerSecond = fit.bytesPerSecond
         rSquared = fit.rSquared
-        let middle = first.time + (last.time - first.time) / 2
-        recentBytesPerSecond = Self.leastSquares(points.filter { $0.time >= middle }).slope
-        trend = Self.classify(slope: bytesPerSecond, rSquared: rSquared, recent: recentBytesPerSecond,
-                              end: endBytes, peak: peak)
-    }
-
-    static func classify(slope: Double, rSquared: Double?, recent: Double, end: Int64, peak: Int64) -> SiteTrend {
-        if end <= peak / 4 { return .freedBurst }
-        guard slope > 0 else { return .flat }
-        if recent <= slope / 5 { return .plateau }
-        guard let rSquared else { return .step }
-        if rSquared >= 0.8 { return .steadyLeak }
-        return rSquared >= 0.4 ? .growing : .step
-    }
-
-    /// Slope (per second) and coefficient of determination of the least-squares line.
-    static func leastSquares(_ points: [(time: UInt64, bytes: Int64)]) -> (slope: Double, rSquared: Double?) {
-        guard points.count >= 2 else { return (0, nil) }
-        let count = Double(points.count)
-        // Centre on the first point: microseconds since 1970 squared would lose precision.
-        let origin = points[0].time
-        let xs = points.map { Double($0.time - origin) / 1_000_000 }
-        let ys = points.map { Double($0.bytes) }
-        let meanX = xs.reduce(0, +) / count
-        let meanY = ys.reduce(0, +) / count
-        var sxx = 0.0, sxy = 0.0, syy = 0.0
-        for index in xs.indices {
-            let dx = xs[index] - meanX, dy = ys[index] - meanY
-            sxx += dx * dx
-            sxy += dx * dy
-            syy += dy * dy
-        }
-        guard sxx > 0 else { return (0, nil) }
-        let slope = sxy / sxx
-        guard syy > 0 else { return (slope, nil) }
-        return (slope, min(1, (sxy * sxy) / (sxx * syy)))
+        recentBytesPerSecond = fit.recentBytesPerSecond
+        trend = fit.trend
+        startBytes = fit.startBytes
+        endBytes = fit.endBytes
+        peakBytes = fit.peakBytes
+        samples = fit.samples
     }
 
     enum CodingKeys: String, CodingKey {
@@ -116,6 +75,82 @@ public struct SiteRate: Equatable, Sendable, Encodable {
         try container.encode(peakBytes, forKey: .peakBytes)
         try container.encode(samples, forKey: .samples)
     }
+}
+
+/// A site's live bytes over a window reduced to a line: the figures of a `SiteRate`, before
+/// the site is named (most sites are never shown, and naming one copies its strings).
+struct SiteFit {
+    var bytesPerSecond: Double
+    var rSquared: Double?
+    var recentBytesPerSecond: Double
+    var trend: SiteTrend
+    var startBytes: Int64
+    var endBytes: Int64
+    var peakBytes: Int64
+    var samples: Int
+
+    /// Fits `points` (time µs, live bytes), in time order. `exactPeak` is the highest live
+    /// total the replay saw inside the window (a burst can rise and fall between two points).
+    /// Nil when the site never held anything in the window.
+    init?(points: ArraySlice<(time: UInt64, bytes: Int64)>, exactPeak: Int64) {
+        guard let first = points.first, let last = points.last else { return nil }
+        var highest = points[points.startIndex].bytes
+        for point in points where point.bytes > highest { highest = point.bytes }
+        let peak = max(exactPeak, highest)
+        guard peak > 0 else { return nil }
+        startBytes = first.bytes
+        endBytes = last.bytes
+        peakBytes = peak
+        samples = points.count
+        let fit = Self.leastSquares(points)
+        bytesPerSecond = fit.slope
+        rSquared = fit.rSquared
+        // The points are in time order: those of the second half are a suffix.
+        let middle = first.time + (last.time - first.time) / 2
+        let secondHalf = points.firstIndex { $0.time >= middle } ?? points.endIndex
+        recentBytesPerSecond = Self.leastSquares(points[secondHalf...]).slope
+        trend = Self.classify(slope: bytesPerSecond, rSquared: rSquared, recent: recentBytesPerSecond,
+                              end: endBytes, peak: peak)
+    }
+
+    static func classify(slope: Double, rSquared: Double?, recent: Double, end: Int64, peak: Int64) -> SiteTrend {
+        if end <= peak / 4 { return .freedBurst }
+        guard slope > 0 else { return .flat }
+        if recent <= slope / 5 { return .plateau }
+        guard let rSquared else { return .step }
+        if rSquared >= 0.8 { return .steadyLeak }
+        return rSquared >= 0.4 ? .growing : .step
+    }
+
+    /// Slope (per second) and coefficient of determination of the least-squares line.
+    static func leastSquares(_ points: ArraySlice<(time: UInt64, bytes: Int64)>) -> (slope: Double, rSquared: Double?) {
+        guard points.count >= 2 else { return (0, nil) }
+        let count = Double(points.count)
+        // Centre on the first point: microseconds since 1970 squared would lose precision.
+        let origin = points[points.startIndex].time
+        func x(_ point: (time: UInt64, bytes: Int64)) -> Double { Double(point.time - origin) / 1_000_000 }
+        var sumX = 0.0, sumY = 0.0
+        for point in points {
+            sumX += x(point)
+            sumY += Double(point.bytes)
+        }
+        let meanX = sumX / count
+        let meanY = sumY / count
+        var sxx = 0.0, sxy = 0.0, syy = 0.0
+        for point in points {
+            let dx = x(point) - meanX, dy = Double(point.bytes) - meanY
+            sxx += dx * dx
+            sxy += dx * dy
+            syy += dy * dy
+        }
+        guard sxx > 0 else { return (0, nil) }
+        let slope = sxy / sxx
+        guard syy > 0 else { return (slope, nil) }
+        return (slope, min(1, (sxy * sxy) / (sxx * syy)))
+    }
+
+    /// True for the fits the report lists as growing (`topGrowers`).
+    var isGrower: Bool { trend.isGrowing && bytesPerSecond > 0 }
 }
 
 extension Array where Element == SiteRate {

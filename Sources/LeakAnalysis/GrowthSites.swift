@@ -54,6 +54,16 @@ public struct SiteKey: Hashable, Comparable, Sendable, Encodable {
         return copy
     }
 
+    /// Hashes the line, offset and path and the lengths of the names, not the names (they are
+    /// still compared): two sites nearly always differ there, and hashing whole C++ function
+    /// names cost more than the rest of naming a new site.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(line)
+        hasher.combine(moduleOffset)
+        hasher.combine(path)
+        hasher.combine((module?.utf8.count ?? -1) &<< 40 ^ (function?.utf8.count ?? -1) &<< 20 ^ (file?.utf8.count ?? -1))
+    }
+
     /// A stable total order (for sorting ties the same way every run).
     public static func < (lhs: SiteKey, rhs: SiteKey) -> Bool {
         (lhs.module ?? "", lhs.function ?? "", lhs.file ?? "", lhs.line ?? -1, lhs.moduleOffset ?? 0, lhs.path.index)
@@ -78,22 +88,39 @@ final class SiteClassifier {
     /// One call site (without path).
     struct Site {
         var key: SiteKey
-        var name: String
         var callsite: SymbolizedFrame?
-        var suppressed: Bool
     }
 
     let cache: FrameCache
     let options: AnalysisOptions
     private(set) var sites: [Site] = []
+    /// Each site's display name, worked out the first time a label asks for it (most sites are
+    /// never shown, and naming one builds strings).
+    private var names: [String?] = []
+    /// Whether a suppression covers each site (as it covers the first stack met there), worked
+    /// out the first time it is asked for: it reads every frame of that stack, and a report
+    /// asks it only of the sites that grow.
+    private var suppressed: [Bool?] = []
+    private var firstStacks: [(id: UInt32, stacks: StackLookup, snapshot: Int)?] = []
     private var indexOfSite: [SiteKey: Int32] = [:]
     /// The site of each call-site frame met: a frame of the cache has one key, so a stack
     /// whose call site was met before is named without building its key (strings, hashed).
     private var siteOfCallsite = CallsiteMap<Int32>()
 
-    init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions) {
-        cache = FrameCache(symbolizer: symbolizer, modules: modules, options: options)
+    /// `ownStacks`: the trace's own stack table, whose nodes' answers the cache remembers.
+    init(symbolizer: FrameSymbolizer, modules: ModuleLookup, options: AnalysisOptions, ownStacks: StackLookup? = nil) {
+        cache = FrameCache(symbolizer: symbolizer, modules: modules, options: options, ownStacks: ownStacks)
         self.options = options
+    }
+
+    private func addSite(_ site: Site, suppressed: Bool?, firstStack: (id: UInt32, stacks: StackLookup, snapshot: Int)?) -> Int32 {
+        let index = Int32(sites.count)
+        sites.append(site)
+        names.append(nil)
+        self.suppressed.append(suppressed)
+        firstStacks.append(firstStack)
+        indexOfSite[site.key] = index
+        return index
     }
 
     /// The site index of the stack whose frames are `addresses` (innermost first), resolved
@@ -102,34 +129,34 @@ final class SiteClassifier {
         let frame = callsite(of: addresses, snapshot: snapshot)
         let key = SiteKey(callsite: frame, path: .heap)
         if let known = indexOfSite[key] { return known }
-        let suppressed = cache.suppression(of: addresses, snapshot: snapshot) != nil
-        let index = Int32(sites.count)
-        sites.append(Site(key: key, name: frame?.displayName ?? "<no stack>", callsite: frame, suppressed: suppressed))
-        indexOfSite[key] = index
-        return index
+        return addSite(Site(key: key, callsite: frame),
+                       suppressed: cache.suppression(of: addresses, snapshot: snapshot) != nil, firstStack: nil)
     }
 
     /// `classify(_:snapshot:)` of the stack `id` of `stacks`, reading only the frames up to its
-    /// call site unless the site is new (its suppression looks at every frame).
+    /// call site.
     func classify(stack id: UInt32, in stacks: StackLookup, snapshot: Int) -> Int32 {
-        guard let numbered = cache.numberedCallsite(ofStack: id, in: stacks, snapshot: snapshot) else {
+        guard let number = cache.callsiteNumber(ofStack: id, in: stacks, snapshot: snapshot) else {
             return classify([], snapshot: snapshot)
         }
-        if let known = siteOfCallsite[numbered.number] { return known }
-        let key = SiteKey(callsite: numbered.frame, path: .heap)
-        let index: Int32
-        if let known = indexOfSite[key] {
-            index = known
-        } else {
-            let addresses = stacks.frames(id, limit: .max)
-            let suppressed = cache.suppression(of: addresses, snapshot: snapshot) != nil
-            index = Int32(sites.count)
-            sites.append(Site(key: key, name: numbered.frame.displayName, callsite: numbered.frame,
-                              suppressed: suppressed))
-            indexOfSite[key] = index
-        }
-        siteOfCallsite[numbered.number] = index
+        if let known = siteOfCallsite[number] { return known }
+        let frame = cache.frame(number)
+        let key = SiteKey(callsite: frame, path: .heap)
+        let index = indexOfSite[key]
+            ?? addSite(Site(key: key, callsite: frame), suppressed: nil, firstStack: (id, stacks, snapshot))
+        siteOfCallsite[number] = index
         return index
+    }
+
+    /// Whether a suppression covers site `index`.
+    func isSuppressed(_ index: Int32) -> Bool {
+        let site = Int(index)
+        if let known = suppressed[site] { return known }
+        let answer = firstStacks[site].map {
+            cache.suppression(ofStack: $0.id, in: $0.stacks, snapshot: $0.snapshot) != nil
+        } ?? false
+        suppressed[site] = answer
+        return answer
     }
 
     /// The first frame that is not part of the allocator (the innermost one if all are).
@@ -141,7 +168,15 @@ final class SiteClassifier {
         let site = sites[Int(index)]
         var key = site.key
         key.path = path
-        return SiteLabel(key: key, name: site.name, callsite: site.callsite)
+        return SiteLabel(key: key, name: name(site: Int(index)), callsite: site.callsite)
+    }
+
+    /// `function (file:line)`, `function (module+0xoffset)`, `module+0xoffset` or `<no stack>`.
+    private func name(site index: Int) -> String {
+        if let name = names[index] { return name }
+        let name = sites[index].callsite?.displayName ?? "<no stack>"
+        names[index] = name
+        return name
     }
 }
 
@@ -201,28 +236,18 @@ public struct SiteTotals: Equatable, Sendable {
 
 /// Leaked amounts per path of each stack, with the time of the first block met.
 struct StackAmounts {
-    private(set) var stacks: [(reference: StackRef, aggregate: (byPath: PathAmounts, time: UInt64))] = []
-    /// Own stack id -> index in `stacks` + 1 (0: not met yet).
-    private var ownIndex: [Int32] = []
-    /// The same for stacks inherited from a parent process (few).
-    private var inheritedIndex: [UInt32: Int] = [:]
+    private var numbering = StackNumbering()
+    private var aggregates: [(byPath: PathAmounts, time: UInt64)] = []
 
     mutating func add(_ reference: StackRef, path: LeakPath, bytes: UInt64, time: UInt64) {
-        stacks[index(of: reference, time: time)].aggregate.byPath.add(path, blocks: 1, bytes: bytes)
+        let number = numbering.number(adding: reference)
+        if number == aggregates.count { aggregates.append((PathAmounts(), time)) }
+        aggregates[number].byPath.add(path, blocks: 1, bytes: bytes)
     }
 
-    private mutating func index(of reference: StackRef, time: UInt64) -> Int {
-        if reference.isInherited {
-            if let known = inheritedIndex[reference.id] { return known }
-            inheritedIndex[reference.id] = stacks.count
-        } else {
-            let id = Int(reference.id)
-            if id < ownIndex.count, ownIndex[id] > 0 { return Int(ownIndex[id]) - 1 }
-            if id >= ownIndex.count { ownIndex += repeatElement(0, count: id + 1 - ownIndex.count) }
-            ownIndex[id] = Int32(truncatingIfNeeded: stacks.count + 1)
-        }
-        stacks.append((reference, (PathAmounts(), time)))
-        return stacks.count - 1
+    /// Each stack with its amounts, in the order first met.
+    var stacks: Zip2Sequence<[StackRef], [(byPath: PathAmounts, time: UInt64)]> {
+        zip(numbering.references, aggregates)
     }
 }
 
@@ -245,7 +270,7 @@ extension LeakAnalyzer {
     /// category) does not.
     public func siteTotals(replay: Replayer, stacks: StackLookup, modules: ModuleLookup,
                            symbolizer: FrameSymbolizer, filter: ReachabilityFilter? = nil) -> SiteTotals {
-        let classifier = SiteClassifier(symbolizer: symbolizer, modules: modules, options: options)
+        let classifier = SiteClassifier(symbolizer: symbolizer, modules: modules, options: options, ownStacks: stacks)
         // Per stack, in the order first met; the time of the first block met picks the module
         // snapshot its frames are resolved against. Stack ids are dense, so a leak-heavy trace's
         // millions of live blocks each cost an array index here, not a hashed lookup.
@@ -262,7 +287,7 @@ extension LeakAnalyzer {
         for (reference, aggregate) in perStack.stacks {
             let site = classifier.classify(replay.frames(of: reference, in: stacks),
                                            snapshot: replay.moduleSnapshotIndex(at: aggregate.time))
-            guard !classifier.sites[Int(site)].suppressed else { continue }
+            guard !classifier.isSuppressed(site) else { continue }
             for (path, amount) in aggregate.byPath.nonEmpty {
                 totals.add(classifier.label(site: site, path: path), amount)
                 totals.total = totals.total + amount
@@ -273,7 +298,7 @@ extension LeakAnalyzer {
         totals.addBreakGrowth(replay.breakGrowth.values) { growth in
             let site = classifier.classify(replay.frames(of: growth.stack, in: stacks),
                                            snapshot: replay.moduleSnapshotIndex(at: growth.firstTime))
-            return classifier.sites[Int(site)].suppressed ? nil : classifier.label(site: site, path: .breakGrowth)
+            return classifier.isSuppressed(site) ? nil : classifier.label(site: site, path: .breakGrowth)
         }
         return totals
     }

@@ -142,7 +142,8 @@ public final class GrowthTracker {
         inheritedStacks = replayer.inheritedStacks
         pageSize = replayer.pageSize
         classifier = SiteClassifier(symbolizer: symbolizer, modules: LiveModuleLookup(reader: reader),
-                                    options: options)
+                                    options: options, ownStacks: reader.stacks)
+        classifier.cache.modulesMayGrow = true
         self.bucketLimit = max(8, bucketLimit + bucketLimit % 2)
         bucketWidth = max(1, min(initialBucketUs, Self.maximumBucketWidth))
     }
@@ -288,7 +289,7 @@ public final class GrowthTracker {
         }
         totals.addBreakGrowth(replayer.breakGrowth.values) { growth in
             let site = growth.stack.isInherited ? inheritedSite(growth.stack.id) : ownSite(growth.stack.id)
-            return classifier.sites[Int(site)].suppressed ? nil : classifier.label(site: site, path: .breakGrowth)
+            return classifier.isSuppressed(site) ? nil : classifier.label(site: site, path: .breakGrowth)
         }
         return totals
     }
@@ -318,7 +319,7 @@ public final class GrowthTracker {
     }
 
     private func addToTotals(_ totals: inout SiteTotals, site: Int32, path: LeakPath, amount: Amount) {
-        guard !classifier.sites[Int(site)].suppressed else { return }
+        guard !classifier.isSuppressed(site) else { return }
         totals.add(classifier.label(site: site, path: path), amount)
         totals.total = totals.total + amount
         totals.byPath.add(path, blocks: amount.blocks, bytes: amount.bytes)
@@ -384,37 +385,58 @@ public final class GrowthTracker {
     }
 
     /// Keeps the replayer's counts as the pass ends.
-    func finish(_ accounting: SiteAccounting?) { final = accounting }
+    func finish(_ accounting: SiteAccounting?) {
+        final = accounting
+        classifier.cache.modulesMayGrow = false
+    }
 
     // MARK: Rates
 
     /// Least-squares leak rate of every site with live bytes in the window (moment A, or the
     /// start, to the end of the pass), steepest first.
     public func rates() -> [SiteRate] {
-        guard let final else { return [] }
-        let start = windowStart ?? 0
-        var result: [SiteRate] = []
-        for (slot, counts) in final.counts.prefix(slotSite.count).enumerated()
-        where !classifier.sites[Int(slotSite[slot])].suppressed {
-            let points = seriesPoints(slot: slot, from: start, current: counts.bytes)
-            let inWindowPeak = counts.peakTime >= start ? counts.peakBytes : 0
-            guard let rate = SiteRate(label: classifier.label(site: slotSite[slot], path: slotPath[slot]),
-                                      points: points, exactPeak: inWindowPeak) else { continue }
-            result.append(rate)
-        }
-        // Sorted by index on keys taken out first: moving the rates themselves cost more than
-        // comparing them. Keys are unique (one rate per site and path), so the order is total.
-        let slopes = result.map(\.bytesPerSecond), keys = result.map(\.key)
-        return result.indices.sorted { lhs, rhs in
-            if slopes[lhs] != slopes[rhs] { return slopes[lhs] > slopes[rhs] }
-            return keys[lhs] < keys[rhs]
-        }.map { result[$0] }
+        rates(of: fits { _ in true })
     }
 
-    /// The points of one slot's series in the window: its value at A (0 at the start), the
-    /// closed buckets that end after A, and its value at the end of the pass.
-    private func seriesPoints(slot: Int, from start: UInt64, current: Int64) -> [(time: UInt64, bytes: Int64)] {
+    /// `rates().topGrowers(count)`, naming only the sites that grow.
+    public func topGrowers(_ count: Int) -> [SiteRate] {
+        Array(rates(of: fits { $0.isGrower }).prefix(count))
+    }
+
+    /// The fit of every unsuppressed slot with live bytes in the window that `wanted` keeps,
+    /// in slot order (whether a site is suppressed is asked last: it reads a whole stack).
+    private func fits(where wanted: (SiteFit) -> Bool) -> [(slot: Int, fit: SiteFit)] {
+        guard let final else { return [] }
+        let start = windowStart ?? 0
+        var result: [(slot: Int, fit: SiteFit)] = []
         var points: [(time: UInt64, bytes: Int64)] = []
+        for (slot, counts) in final.counts.prefix(slotSite.count).enumerated() {
+            seriesPoints(slot: slot, from: start, current: counts.bytes, into: &points)
+            let inWindowPeak = counts.peakTime >= start ? counts.peakBytes : 0
+            guard let fit = SiteFit(points: points[...], exactPeak: inWindowPeak), wanted(fit),
+                  !classifier.isSuppressed(slotSite[slot]) else { continue }
+            result.append((slot, fit))
+        }
+        return result
+    }
+
+    /// `fits` named, steepest first.
+    private func rates(of fits: [(slot: Int, fit: SiteFit)]) -> [SiteRate] {
+        let rates = fits.map { SiteRate(label: classifier.label(site: slotSite[$0.slot], path: slotPath[$0.slot]), fit: $0.fit) }
+        // Sorted by index on keys taken out first: moving the rates themselves cost more than
+        // comparing them. Keys are unique (one rate per site and path), so the order is total.
+        let slopes = rates.map(\.bytesPerSecond), keys = rates.map(\.key)
+        return rates.indices.sorted { lhs, rhs in
+            if slopes[lhs] != slopes[rhs] { return slopes[lhs] > slopes[rhs] }
+            return keys[lhs] < keys[rhs]
+        }.map { rates[$0] }
+    }
+
+    /// The points of one slot's series in the window, into `points`: its value at A (0 at the
+    /// start), the closed buckets that end after A, and its value at the end of the pass.
+    private func seriesPoints(slot: Int, from start: UInt64, current: Int64,
+                              into points: inout [(time: UInt64, bytes: Int64)]) {
+        points.removeAll(keepingCapacity: true)
         let startValue: Int64 = windowStart == nil ? 0 : (slot < fromValues.count ? fromValues[slot] : 0)
         points.append((start, startValue))
         for bucket in 0..<closedBuckets {
@@ -423,7 +445,6 @@ public final class GrowthTracker {
             points.append((end, series[slot * bucketLimit + bucket]))
         }
         if now > start { points.append((now, current)) }
-        return points
     }
 }
 

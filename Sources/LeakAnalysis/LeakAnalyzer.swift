@@ -45,11 +45,17 @@ public struct LeakAnalyzer {
     public init(options: AnalysisOptions = AnalysisOptions()) { self.options = options }
 
     /// Analyzes `replay`. `stacks` is the traced process's stack table, `modules` its module
-    /// snapshots; `facts` describes the trace for the report.
+    /// snapshots; `facts` describes the trace for the report. `tracker`, when given, is the
+    /// tracker that rode along the same replay with the same symbolizer: what it learned of
+    /// frames and stacks serves the analysis too (when it was made with the same call-site and
+    /// suppression rules).
     public func analyze(replay: Replayer, stacks: StackLookup, modules: ModuleLookup,
-                        symbolizer: FrameSymbolizer, facts: TraceFacts, warnings: [String] = []) -> LeakReport {
-        var work = AnalysisRun(options: options, replay: replay, stacks: stacks,
-                               cache: FrameCache(symbolizer: symbolizer, modules: modules, options: options))
+                        symbolizer: FrameSymbolizer, facts: TraceFacts, warnings: [String] = [],
+                        sharing tracker: GrowthTracker? = nil) -> LeakReport {
+        let shared = tracker?.classifier.cache
+        let cache = shared.flatMap { $0.serves(symbolizer: symbolizer, options: options, stacks: stacks) ? $0 : nil }
+            ?? FrameCache(symbolizer: symbolizer, modules: modules, options: options, ownStacks: stacks)
+        var work = AnalysisRun(options: options, replay: replay, stacks: stacks, cache: cache)
         work.aggregateBlocks()
         work.aggregateMappings()
         work.classifyStacks()
@@ -138,14 +144,60 @@ struct StackAggregate {
 enum GroupKey: Hashable {
     case name(String)
     case frames([UInt64])
+    /// Call sites are the same when they are the same source line of the same function, or,
+    /// without line information, the same place in the same module (a function without a
+    /// name, or a frame without a module, is named "").
+    case line(function: String, file: String, line: Int)
+    case place(function: String, module: String, offset: UInt64)
+
+    /// The key of call site `frame` under --group-by callsite.
+    init(callsite frame: SymbolizedFrame) {
+        if let file = frame.file, let line = frame.line {
+            self = .line(function: frame.function ?? "", file: file, line: line)
+        } else {
+            self = .place(function: frame.function ?? "", module: frame.module ?? "",
+                          offset: frame.moduleOffset ?? frame.address)
+        }
+    }
+
+    /// A call site's key hashes its line or offset and the lengths of its names, not the names
+    /// (they are still compared): two call sites nearly always differ there, and hashing whole
+    /// C++ function names cost more than the rest of grouping a new call site.
+    func hash(into hasher: inout Hasher) {
+        switch self {
+        case let .name(name):
+            hasher.combine(0)
+            hasher.combine(name)
+        case let .frames(frames):
+            hasher.combine(1)
+            hasher.combine(frames)
+        case let .line(function, file, line):
+            hasher.combine(2)
+            hasher.combine(line)
+            hasher.combine(function.utf8.count &<< 32 | file.utf8.count)
+        case let .place(function, module, offset):
+            hasher.combine(3)
+            hasher.combine(offset)
+            hasher.combine(function.utf8.count &<< 32 | module.utf8.count)
+        }
+    }
+}
+
+/// A call site as a group sees it: the group it falls in, and its frame and name. One per
+/// call-site frame (per stack with --group-by stack, whose groups are stacks).
+struct NamedCallsite {
+    var group: Int
+    var callsite: SymbolizedFrame?
+    /// Nil until asked for (`AnalysisRun.name(ofCallsite:)`): most call sites are never shown,
+    /// and naming one builds strings.
+    var name: String?
 }
 
 /// Classification of one distinct stack.
 struct StackClass {
     var suppressedBy: Int?
-    var key: GroupKey
-    var name: String
-    var callsite: SymbolizedFrame?
+    /// Index in `AnalysisRun.callsites`.
+    var callsite: Int
 }
 
 struct AnalysisRun {
@@ -157,8 +209,16 @@ struct AnalysisRun {
     /// The scan's categories, when the trace has a usable one.
     let reachability: ExitReachability?
 
-    var perStack: [StackRef: StackAggregate] = [:]
-    var classes: [StackRef: StackClass] = [:]
+    /// The stacks of leaked blocks and mappings, numbered in the order met; by number, their
+    /// aggregates and, once classified, their classes.
+    var leaked = StackNumbering()
+    var aggregates: [StackAggregate] = []
+    var classes: [StackClass] = []
+    /// Call sites met (by leaked stacks, then by allocation calls), and groups by number.
+    var callsites: [NamedCallsite] = []
+    var callsiteOfFrame = CallsiteMap<Int>()
+    var noStackCallsite: Int?
+    var groupOfKey: [GroupKey: Int] = [:]
     var liveHeap = Amount()
     var heapTop: UInt64?
     /// Highest live heap blocks, sorted by address descending, at most nearTopCount.
@@ -177,7 +237,8 @@ struct AnalysisRun {
 
     mutating func aggregateBlocks() {
         let large = MmapThresholdTracker.normalizedRequest
-        var perStack = self.perStack
+        var leaked = self.leaked
+        var aggregates = self.aggregates
         var liveHeap = self.liveHeap
         var heapTop = self.heapTop
         var nearTop = self.nearTop
@@ -188,9 +249,11 @@ struct AnalysisRun {
         replay.live.forEach { block in
             let path = LeakPath(block.path)
             let isLarge = (path == .heap || path == .threadArena) && large(block.size) >= initialThreshold
-            // Updated in place through the default subscript: copying the aggregate out and
-            // back would copy its per-path array for every block.
-            perStack[block.stackRef, default: StackAggregate()].add(
+            let number = leaked.number(adding: block.stackRef)
+            if number == aggregates.count { aggregates.append(StackAggregate()) }
+            // Updated in place: copying the aggregate out and back would copy its per-path
+            // array for every block.
+            aggregates[number].add(
                 address: block.address, size: block.size, path: path, time: block.time,
                 inherited: block.isInherited, largeContext: isLarge ? .some(largeBlocks[block.address]) : nil,
                 category: reachability.map { $0.category(of: block.address) })
@@ -200,7 +263,8 @@ struct AnalysisRun {
                 Self.keepNearTop(block, in: &nearTop, limit: nearTopCount)
             }
         }
-        self.perStack = perStack
+        self.leaked = leaked
+        self.aggregates = aggregates
         self.liveHeap = liveHeap
         self.heapTop = heapTop
         self.nearTop = nearTop
@@ -217,7 +281,9 @@ struct AnalysisRun {
 
     mutating func aggregateMappings() {
         for mapping in replay.mappings.mappings {
-            perStack[mapping.stackRef, default: StackAggregate()].add(
+            let number = leaked.number(adding: mapping.stackRef)
+            if number == aggregates.count { aggregates.append(StackAggregate()) }
+            aggregates[number].add(
                 address: mapping.start, size: mapping.size, path: LeakPath(mapping.kind),
                 time: mapping.time, inherited: mapping.flags.contains(.inherited),
                 category: reachability.map { $0.category(of: mapping.start) })
@@ -230,6 +296,11 @@ struct AnalysisRun {
         replay.frames(of: reference, in: stacks)
     }
 
+    /// The table that holds `reference`'s nodes.
+    func table(of reference: StackRef) -> StackLookup {
+        reference.isInherited ? replay.inheritedStacks : stacks
+    }
+
     func snapshot(at time: UInt64) -> Int { replay.moduleSnapshotIndex(at: time) }
 
     /// The first frame that is not part of the allocator, resolving frames only as far as needed.
@@ -237,108 +308,131 @@ struct AnalysisRun {
         cache.callsite(of: addresses, snapshot: snapshot)
     }
 
-    /// The group a stack belongs to under `--group-by`, and its call site.
-    func group(of addresses: [UInt64], snapshot: Int) -> (key: GroupKey, name: String, callsite: SymbolizedFrame?) {
-        let site = callsite(of: addresses, snapshot: snapshot)
-        let key: GroupKey
-        let name: String
+    /// The group's key of a stack whose call site is `site` (nil: an empty stack) under
+    /// `--group-by` (but `stack`, whose key is the stack's frames), with the group's name when
+    /// the key holds it.
+    func keyAndName(ofCallsite site: SymbolizedFrame?) -> (key: GroupKey, name: String?) {
+        guard let site else { return (.name("<no stack>"), "<no stack>") }
         switch options.groupBy {
-        case .callsite:
-            name = site?.displayName ?? "<no stack>"
-            key = .name(site.map(Self.callsiteIdentity) ?? name)
-        case .stack:
-            name = site?.displayName ?? "<no stack>"
-            key = .frames(addresses)
+        case .callsite, .stack:
+            return (GroupKey(callsite: site), nil)
         case .function:
-            name = site.map { $0.function ?? $0.moduleAndOffset } ?? "<no stack>"
-            key = .name(name)
+            let name = site.function ?? site.moduleAndOffset
+            return (.name(name), name)
         case .file:
-            name = site.map { $0.file ?? $0.module ?? "<unknown file>" } ?? "<no stack>"
-            key = .name(name)
+            let name = site.file ?? site.module ?? "<unknown file>"
+            return (.name(name), name)
         case .module:
-            name = site.map { $0.module ?? "<unknown module>" } ?? "<no stack>"
-            key = .name(name)
+            let name = site.module ?? "<unknown module>"
+            return (.name(name), name)
         }
-        return (key, name, site)
     }
 
-    /// Call sites are the same when they are the same source line of the same function, or,
-    /// without line information, the same place in the same module.
-    static func callsiteIdentity(_ frame: SymbolizedFrame) -> String {
-        if let file = frame.file, let line = frame.line {
-            return "\(frame.function ?? "")\u{1}\(file)\u{1}\(line)"
+    /// The name of the group call site `index` stands for, worked out the first time it is asked for.
+    mutating func name(ofCallsite index: Int) -> String {
+        if let name = callsites[index].name { return name }
+        let name = callsites[index].callsite?.displayName ?? "<no stack>"
+        callsites[index].name = name
+        return name
+    }
+
+    /// Adds a call site in the group of `key` (a new group when the key is new).
+    private mutating func addCallsite(key: GroupKey, name: String?, callsite: SymbolizedFrame?) -> Int {
+        let group: Int
+        if let known = groupOfKey[key] {
+            group = known
+        } else {
+            group = groupOfKey.count
+            groupOfKey[key] = group
         }
-        return "\(frame.function ?? "")\u{1}\(frame.module ?? "")\u{1}\(frame.moduleOffset ?? frame.address)"
+        callsites.append(NamedCallsite(group: group, callsite: callsite, name: name))
+        return callsites.count - 1
+    }
+
+    /// The index in `callsites` of the stack `reference`'s call site, resolved against module
+    /// snapshot `snapshot`. A group follows from the call-site frame alone (but with
+    /// --group-by stack), and naming it builds strings: it is worked out once per call-site
+    /// frame, not once per stack, and only the frames up to the call site are read.
+    mutating func namedCallsite(of reference: StackRef, snapshot: Int) -> Int {
+        guard options.groupBy != .stack else {
+            let addresses = frames(of: reference)
+            let site = callsite(of: addresses, snapshot: snapshot)
+            return addCallsite(key: .frames(addresses), name: site == nil ? "<no stack>" : nil, callsite: site)
+        }
+        guard let number = cache.callsiteNumber(ofStack: reference.id, in: table(of: reference), snapshot: snapshot) else {
+            if let known = noStackCallsite { return known }
+            let named = keyAndName(ofCallsite: nil)
+            let index = addCallsite(key: named.key, name: named.name, callsite: nil)
+            noStackCallsite = index
+            return index
+        }
+        if let known = callsiteOfFrame[number] { return known }
+        let frame = cache.frame(number)
+        let named = keyAndName(ofCallsite: frame)
+        let index = addCallsite(key: named.key, name: named.name, callsite: frame)
+        callsiteOfFrame[number] = index
+        return index
     }
 
     mutating func classifyStacks() {
-        // A group follows from the call-site frame alone (but with --group-by stack), and naming
-        // it builds strings: it is worked out once per call-site frame, not once per stack.
-        var groupOfCallsite = CallsiteMap<(key: GroupKey, name: String, callsite: SymbolizedFrame?)>()
-        let byCallsite = options.groupBy != .stack
-        for (reference, aggregate) in perStack {
-            let addresses = frames(of: reference)
+        classes.reserveCapacity(leaked.count)
+        for (reference, aggregate) in zip(leaked.references, aggregates) {
             let snapshot = snapshot(at: aggregate.firstTime)
-            let group: (key: GroupKey, name: String, callsite: SymbolizedFrame?)
-            if byCallsite, let number = cache.numberedCallsite(of: addresses, snapshot: snapshot)?.number {
-                if let known = groupOfCallsite[number] {
-                    group = known
-                } else {
-                    group = self.group(of: addresses, snapshot: snapshot)
-                    groupOfCallsite[number] = group
-                }
-            } else {
-                group = self.group(of: addresses, snapshot: snapshot)
-            }
-            classes[reference] = StackClass(suppressedBy: cache.suppression(of: addresses, snapshot: snapshot),
-                                            key: group.key, name: group.name, callsite: group.callsite)
+            let callsite = namedCallsite(of: reference, snapshot: snapshot)
+            let suppressedBy = cache.suppression(ofStack: reference.id, in: table(of: reference), snapshot: snapshot)
+            classes.append(StackClass(suppressedBy: suppressedBy, callsite: callsite))
         }
     }
 
     // MARK: Groups
 
     mutating func buildGroups() -> (shown: [LeakGroup], total: Int) {
-        var merged: [GroupKey: (aggregate: StackAggregate, biggestStack: StackRef, name: String, callsite: SymbolizedFrame?)] = [:]
-        for (reference, aggregate) in perStack {
-            guard let stackClass = classes[reference], stackClass.suppressedBy == nil else { continue }
-            if var existing = merged[stackClass.key] {
-                if existing.aggregate.yieldsBiggest(to: aggregate) {
-                    existing.biggestStack = reference
-                    existing.name = stackClass.name
-                    existing.callsite = stackClass.callsite
-                }
-                existing.aggregate.merge(aggregate)
-                merged[stackClass.key] = existing
-            } else {
-                merged[stackClass.key] = (aggregate, reference, stackClass.name, stackClass.callsite)
+        // By group number: the group's aggregate, and the stack (number) of its biggest block.
+        var merged: [(aggregate: StackAggregate, biggest: Int)?] = Array(repeating: nil, count: groupOfKey.count)
+        var mergedCount = 0
+        for number in aggregates.indices where classes[number].suppressedBy == nil {
+            let group = callsites[classes[number].callsite].group
+            if merged[group] == nil {
+                merged[group] = (aggregates[number], number)
+                mergedCount += 1
+                continue
             }
+            if merged[group]!.aggregate.yieldsBiggest(to: aggregates[number]) { merged[group]!.biggest = number }
+            merged[group]!.aggregate.merge(aggregates[number])
         }
+        let groups = merged.compactMap { $0 }
         let byReachability = reachability != nil
         // Sorted by index on keys taken out first: moving the groups themselves (each with its
         // aggregate), or copying them out to compare, cost more than the comparisons. The order
         // is total (the last key, the biggest stack, is unique to its group).
-        let groups = Array(merged.values)
         let severities = groups.map { $0.aggregate.reachability.severity }
         let bytes = groups.map(\.aggregate.bytes), blocks = groups.map(\.aggregate.blocks)
-        let names = groups.map(\.name), biggestStacks = groups.map(\.biggestStack)
-        let ordered = groups.indices.sorted { lhs, rhs in
-            if byReachability, severities[lhs] != severities[rhs] { return severities[lhs] < severities[rhs] }
-            if bytes[lhs] != bytes[rhs] { return bytes[lhs] > bytes[rhs] }
-            if blocks[lhs] != blocks[rhs] { return blocks[lhs] > blocks[rhs] }
-            if names[lhs] != names[rhs] { return names[lhs] < names[rhs] }
-            // Groups of one name (--group-by stack: stacks through one call site) in the trace's
-            // order of their biggest stack, not the dictionary's, which differs from run to run.
-            if biggestStacks[lhs].isInherited != biggestStacks[rhs].isInherited { return biggestStacks[lhs].isInherited }
-            return biggestStacks[lhs].id < biggestStacks[rhs].id
-        }.lazy.map { groups[$0] }
+        let biggestStacks = groups.map { leaked.references[$0.biggest] }
+        let callsiteOfGroup = groups.map { classes[$0.biggest].callsite }
+        let ordered = Self.sortedIndices(
+            count: groups.count,
+            before: { lhs, rhs in
+                if byReachability, severities[lhs] != severities[rhs] { return severities[lhs] < severities[rhs] }
+                if bytes[lhs] != bytes[rhs] { return bytes[lhs] > bytes[rhs] }
+                if blocks[lhs] != blocks[rhs] { return blocks[lhs] > blocks[rhs] }
+                return nil
+            },
+            name: { name(ofCallsite: callsiteOfGroup[$0]) },
+            after: { lhs, rhs in
+                // Groups of one name (--group-by stack: stacks through one call site) in the
+                // trace's order of their biggest stack.
+                if biggestStacks[lhs].isInherited != biggestStacks[rhs].isInherited { return biggestStacks[lhs].isInherited }
+                return biggestStacks[lhs].id < biggestStacks[rhs].id
+            })
         var shown: [LeakGroup] = []
-        for entry in ordered where entry.aggregate.bytes >= options.minBytes {
+        for index in ordered where groups[index].aggregate.bytes >= options.minBytes {
             guard shown.count < options.top else { break }
-            let aggregate = entry.aggregate
+            let aggregate = groups[index].aggregate
             let biggest = aggregate.biggest
-            let stack = cache.frames(forStack: frames(of: entry.biggestStack), snapshot: snapshot(at: biggest.time))
+            let callsite = callsites[callsiteOfGroup[index]].callsite
+            let stack = cache.frames(forStack: frames(of: biggestStacks[index]), snapshot: snapshot(at: biggest.time))
             shown.append(LeakGroup(
-                rank: shown.count + 1, name: entry.name, callsite: entry.callsite,
+                rank: shown.count + 1, name: name(ofCallsite: callsiteOfGroup[index]), callsite: callsite,
                 blocks: aggregate.blocks, bytes: aggregate.bytes, smallest: aggregate.smallest,
                 largest: aggregate.largest, byPath: aggregate.byPath, inherited: aggregate.inherited,
                 firstAllocationUs: aggregate.firstTime, lastAllocationUs: aggregate.lastTime,
@@ -346,9 +440,35 @@ struct AnalysisRun {
                 reachability: byReachability ? aggregate.reachability : nil,
                 biggest: PlacedBlock(address: biggest.address, size: biggest.size, path: biggest.path,
                                      timeUs: biggest.time, inherited: biggest.inherited,
-                                     callsite: entry.callsite, stack: stack)))
+                                     callsite: callsite, stack: stack)))
         }
-        return (shown, merged.count)
+        return (shown, mergedCount)
+    }
+
+    /// The indices 0..<count sorted by `before` (true or false when two items differ by the keys
+    /// that come before the name, nil when they tie), then by name, then by `after`. `name` is
+    /// asked only of items that tie with another under `before`: naming builds strings, and
+    /// most items differ by their amounts.
+    @inline(__always)
+    static func sortedIndices(count: Int, before: (Int, Int) -> Bool?, name: (Int) -> String,
+                              after: (Int, Int) -> Bool) -> [Int] {
+        // Items that tie under `before` are neighbours once sorted by it alone.
+        let byAmounts = (0..<count).sorted { before($0, $1) ?? false }
+        var names = [String](repeating: "", count: count)
+        var named = [Bool](repeating: false, count: count)
+        for position in byAmounts.indices.dropFirst() {
+            let lhs = byAmounts[position - 1], rhs = byAmounts[position]
+            guard before(lhs, rhs) == nil else { continue }
+            for item in [lhs, rhs] where !named[item] {
+                names[item] = name(item)
+                named[item] = true
+            }
+        }
+        return byAmounts.sorted { lhs, rhs in
+            if let order = before(lhs, rhs) { return order }
+            if names[lhs] != names[rhs] { return names[lhs] < names[rhs] }
+            return after(lhs, rhs)
+        }
     }
 
     /// Why a block of `size` bytes that reached the initial threshold came from the heap,
@@ -388,8 +508,8 @@ struct AnalysisRun {
         }
         var largeFromHeap = Amount()
         var byCategory = ReachabilityAmounts()
-        for (reference, aggregate) in perStack {
-            if let rule = classes[reference]?.suppressedBy {
+        for (aggregate, stackClass) in zip(aggregates, classes) {
+            if let rule = stackClass.suppressedBy {
                 suppressed.add(blocks: aggregate.blocks, bytes: aggregate.bytes)
                 uses[rule].matched.add(blocks: aggregate.blocks, bytes: aggregate.bytes)
                 continue
@@ -452,16 +572,20 @@ struct AnalysisRun {
 
     // MARK: Mappings, brk growth, stacks
 
+    func stackClass(of reference: StackRef) -> StackClass? {
+        leaked.number(of: reference).map { classes[$0] }
+    }
+
     func placedMappings() -> [PlacedMapping] {
         let shown = replay.mappings.mappings
-            .filter { classes[$0.stackRef]?.suppressedBy == nil }
+            .filter { stackClass(of: $0.stackRef)?.suppressedBy == nil }
             .sorted { $0.size != $1.size ? $0.size > $1.size : $0.start < $1.start }
             .prefix(options.mappingLimit)
         return shown.map { mapping in
             PlacedMapping(start: mapping.start, size: mapping.size, kind: LeakPath(mapping.kind),
                           file: mapping.path.isEmpty ? nil : mapping.path, timeUs: mapping.time,
                           inherited: mapping.flags.contains(.inherited),
-                          callsite: classes[mapping.stackRef]?.callsite,
+                          callsite: stackClass(of: mapping.stackRef).flatMap { callsites[$0.callsite].callsite },
                           reachability: reachability.map { $0.category(of: mapping.start)?.jsonName ?? "unclassified" })
         }
     }
@@ -481,7 +605,8 @@ struct AnalysisRun {
     /// Every leaked, unsuppressed stack with its bytes; equal stacks (parent and child) merged.
     func leakStacks() -> [LeakStack] {
         var merged: [[UInt64]: (bytes: UInt64, blocks: Int, time: UInt64)] = [:]
-        for (reference, aggregate) in perStack where classes[reference]?.suppressedBy == nil {
+        for (number, reference) in leaked.references.enumerated() where classes[number].suppressedBy == nil {
+            let aggregate = aggregates[number]
             let addresses = frames(of: reference)
             let previous = merged[addresses] ?? (0, 0, aggregate.firstTime)
             merged[addresses] = (previous.bytes &+ aggregate.bytes, previous.blocks + aggregate.blocks,

@@ -135,8 +135,13 @@ public struct AllocatorFrameFilter: Sendable {
         "mmap", "mmap64", "mremap", "brk", "sbrk", "__mmap", "__mremap",
     ]
 
+    /// Every pattern, in the order given.
+    let patterns: [String]
     /// Patterns without `*` or `?`: whole names, looked up at once.
     private let names: Set<String>
+    /// The longest of `names`, in UTF-8 bytes: a longer function name (most C++ names) is not
+    /// hashed to be looked up.
+    private let longestName: Int
     /// The other patterns by their first byte (index 256: those that start with a wildcard), so
     /// that a name is tried only against the few that can match it: the 40 default globs were
     /// tried in turn against every function name the reports met (5% of a report of cc1).
@@ -145,8 +150,10 @@ public struct AllocatorFrameFilter: Sendable {
     /// The default list plus `extraPatterns` (from --skip-frame).
     public init(extraPatterns: [String] = [], includeDefaults: Bool = true) {
         let all = (includeDefaults ? Self.defaultPatterns : []) + extraPatterns
+        patterns = all
         let isGlob = { (pattern: String) in pattern.contains("*") || pattern.contains("?") }
         names = Set(all.filter { !isGlob($0) })
+        longestName = names.map(\.utf8.count).max() ?? 0
         var byFirstByte = [[GlobPattern]](repeating: [], count: 257)
         for glob in all.filter(isGlob).map(GlobPattern.init) {
             byFirstByte[glob.firstLiteralByte.map(Int.init) ?? 256].append(glob)
@@ -160,6 +167,6 @@ public struct AllocatorFrameFilter: Sendable {
         guard let function, let first = function.utf8.first else { return false }
         return globsByFirstByte[Int(first)].contains { $0.matches(function) }
             || globsByFirstByte[256].contains { $0.matches(function) }
-            || names.contains(function)
+            || (function.utf8.count <= longestName && names.contains(function))
     }
 }

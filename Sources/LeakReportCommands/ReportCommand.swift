@@ -212,8 +212,9 @@ struct ReportRun {
 
         var report = LeakAnalyzer(options: settings.analysis)
             .analyze(replay: trace.replayer, stacks: trace.reader.stacks, modules: trace.reader.moduleMaps,
-                     symbolizer: symbolizer, facts: trace.facts, warnings: trace.warnings(namingTrace: false))
-        report.growing = tracker.rates().topGrowers(ReportRun.growingShown)
+                     symbolizer: symbolizer, facts: trace.facts, warnings: trace.warnings(namingTrace: false),
+                     sharing: tracker)
+        report.growing = tracker.topGrowers(ReportRun.growingShown)
         report.execChain = execChain
 
         bar.finish()
