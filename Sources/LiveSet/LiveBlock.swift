@@ -28,7 +28,7 @@ public struct LiveBlock: Equatable, Sendable {
     public var flags: BlockFlags
 
     public init(address: UInt64, size: UInt64, time: UInt64, stack: UInt32,
-                path: AllocPath, function: AllocFunction, flags: BlockFlags = []) {
+                path: AllocPath, function: AllocFunction, flags: BlockFlags = BlockFlags()) {
         self.address = address; self.size = size; self.time = time; self.stack = stack
         self.pathRaw = path.rawValue; self.functionRaw = function.rawValue; self.flags = flags
     }

@@ -592,72 +592,82 @@ struct SlotTable<Slot: StoredBlock> {
     /// it (old slots in order, each block to the first slot from its home not yet taken), so
     /// the table's layout, and the order `forEach` visits blocks in, do not depend on how it
     /// grew. First the slots are worked out with a bitmap of those taken, then each block is
-    /// moved once. On the side: a bit per slot, and a byte per old slot for the distance of
-    /// its block's new slot from its new home (runs are short at 75 % load; a longer distance
-    /// goes to a dictionary), instead of a second table. (4-byte slot numbers were 4 MiB at
-    /// CPython's last growth, the report's peak.)
+    /// moved once. On the side: a bit per slot, and half a byte per old slot for the distance
+    /// of its block's new slot from its new home (runs are short at 75 % load; a distance of 14
+    /// or more goes to a dictionary), instead of a second table. The half bytes are held until
+    /// the last block has moved, when the new half of the slots has been written: at CPython's
+    /// last growth they were the report's peak (a byte per old slot, 1 MiB; 4-byte slot numbers,
+    /// 4 MiB).
     private mutating func rehashInPlace(oldCapacity: Int) {
         let slots = self.slots
         let mask = capacity - 1
-        let done: UInt8 = 0xFF
-        let far: UInt8 = 0xFE
-        let distances = UnsafeMutablePointer<UInt8>.allocate(capacity: oldCapacity)
-        defer { distances.deallocate() }
+        let wasEmpty: UInt8 = 0xF
+        let far: UInt8 = 0xE
+        // Old slot i's half byte is bits 4 * (i & 1) ..< 4 * (i & 1) + 4 of byte i / 2.
+        let states = UnsafeMutablePointer<UInt8>.allocate(capacity: (oldCapacity + 1) / 2)
+        defer { states.deallocate() }
+        func state(_ position: Int) -> UInt8 { states[position &>> 1] &>> UInt8((position & 1) &<< 2) & 0xF }
         var farDestinations: [Int: Int] = [:]
         let takenWords = (capacity + 63) / 64
         let taken = UnsafeMutablePointer<UInt64>.allocate(capacity: takenWords)
         taken.initialize(repeating: 0, count: takenWords)
-        for position in 0..<oldCapacity {
+        /// Takes the new slot of the block at `position` and returns its state.
+        func place(_ position: Int) -> UInt8 {
             let address = slots[position].address
-            guard address != 0 else {
-                distances[position] = done
-                continue
-            }
+            guard address != 0 else { return wasEmpty }
             let start = home(address)
             var index = start
             while taken[index &>> 6] & (1 &<< UInt64(index & 63)) != 0 { index = (index + 1) & mask }
             taken[index &>> 6] |= 1 &<< UInt64(index & 63)
             let distance = (index - start) & mask
-            if distance < Int(far) {
-                distances[position] = UInt8(truncatingIfNeeded: distance)
-            } else {
-                distances[position] = far
-                farDestinations[position] = index
-            }
+            guard distance >= Int(far) else { return UInt8(truncatingIfNeeded: distance) }
+            farDestinations[position] = index
+            return far
+        }
+        for pair in 0..<oldCapacity / 2 {
+            let even = place(2 &* pair)
+            states[pair] = even | place(2 &* pair &+ 1) &<< 4
         }
         taken.deallocate()
-        /// The new slot of the block that was at `position` (not yet marked done).
-        func destination(_ position: Int, _ address: UInt64) -> Int {
-            let distance = distances[position]
-            return distance == far ? farDestinations[position]! : (home(address) + Int(distance)) & mask
+        /// The new slot of the block that was at `position`, whose state is `distance`.
+        func destination(_ position: Int, _ address: UInt64, _ distance: UInt8) -> Int {
+            distance == far ? farDestinations[position]! : (home(address) + Int(distance)) & mask
         }
         // Nearly every block moves up (its new home is about twice its old one): from the top
         // down, its slot-to-be has already been left by the block that was there, so both
-        // sides are walked in order, which the cache follows.
-        var position = oldCapacity
-        while position > 0 {
-            position -= 1
-            guard distances[position] != done else { continue }
-            let destination = destination(position, slots[position].address)
-            if destination == position {
-                distances[position] = done
-            } else if destination >= oldCapacity || distances[destination] == done {
+        // sides are walked in order, which the cache follows. A block's slot-to-be is free when
+        // it is empty: a block that has reached its new slot holds no other block's.
+        var blocked: [Int] = []
+        func move(_ position: Int, _ distance: UInt8) {
+            guard distance != wasEmpty else { return }
+            let destination = destination(position, slots[position].address, distance)
+            if destination == position { return }
+            if destination >= oldCapacity || slots[destination].address == 0 {
                 slots[destination] = slots[position]
                 slots[position] = .empty
-                distances[position] = done
+            } else {
+                blocked.append(position)
             }
         }
-        // The few left (clusters that wrap around the end) follow the permutation's chains:
-        // each starts by lifting a block out of its slot and ends at a slot nobody has left to
-        // move out of (an empty one, or the chain's own start).
-        for start in 0..<oldCapacity where distances[start] != done {
+        var pair = oldCapacity / 2
+        while pair > 0 {
+            pair -= 1
+            let pairStates = states[pair]
+            move(2 &* pair &+ 1, pairStates &>> 4)
+            move(2 &* pair, pairStates & 0xF)
+        }
+        // The few left (clusters that wrap around the end), lowest first, follow the
+        // permutation's chains: each starts by lifting a block out of its slot and ends at an
+        // empty slot (perhaps the chain's own start). A slot in the chain's way holds a block
+        // still to move; a block moved here has its state set to `wasEmpty`.
+        for start in blocked.reversed() where state(start) != wasEmpty {
             var carried = slots[start]
             slots[start] = .empty
             var from = start
             while true {
-                let destination = destination(from, carried.address)
-                distances[from] = done
-                if destination < oldCapacity && distances[destination] != done {
+                let destination = destination(from, carried.address, state(from))
+                states[from &>> 1] |= wasEmpty &<< UInt8((from & 1) &<< 2)
+                if destination < oldCapacity && slots[destination].address != 0 {
                     let next = slots[destination]
                     slots[destination] = carried
                     carried = next

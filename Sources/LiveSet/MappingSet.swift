@@ -36,7 +36,7 @@ public struct Mapping: Equatable, Sendable {
     public var flags: BlockFlags
 
     public init(start: UInt64, end: UInt64, kind: MappingKind, path: String, stack: UInt32,
-                time: UInt64, flags: BlockFlags = []) {
+                time: UInt64, flags: BlockFlags = BlockFlags()) {
         self.start = start; self.end = end; self.kind = kind; self.path = path
         self.stack = stack; self.time = time; self.flags = flags
     }

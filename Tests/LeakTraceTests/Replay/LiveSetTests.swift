@@ -92,6 +92,50 @@ final class LiveSetTableTests: XCTestCase {
         for address in live.prefix(10_000) { XCTAssertEqual(inPlace.block(at: address)?.address, address) }
     }
 
+    /// The same with runs of blocks that share one home at every capacity: a run longer than
+    /// 14 takes the in-place growth's far-distance path, and a run at the last slot wraps
+    /// around the table's end, so that blocks wait for the chains of the last step. (Any
+    /// 64-bit address: the table has 24-byte slots.)
+    func testGrowingInPlaceKeepsTheLayoutWithLongRunsAndRunsThatWrap() {
+        var inPlace = LiveBlockTable(minimumCapacity: 16, wideSlots: true)
+        var copying = LiveBlockTable(minimumCapacity: 16, wideSlots: true)
+        copying.growsInPlace = false
+        // The address whose hash (the product with the table's multiplier) is `product`.
+        let multiplier: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var inverse = multiplier
+        for _ in 0..<6 { inverse = inverse &* (2 &- multiplier &* inverse) }
+        XCTAssertEqual(multiplier &* inverse, 1)
+        func address(hashing product: UInt64) -> UInt64 { product &* inverse }
+        var generator = SeededGenerator(seed: 5)
+        var live: [UInt64] = []
+        for step in 0..<450_000 {
+            var addresses = [generator.next() | 0x10]
+            if step % 5_000 == 0 {
+                // 40 blocks whose hashes share their top 24 bits: one home up to 2^24 slots.
+                let top = step == 0 ? UInt64(0xFF_FFFF) : generator.next() >> 40
+                addresses = (1...40).map { address(hashing: top << 40 | UInt64($0) << 8) }
+            }
+            for address in addresses {
+                let block = LiveBlock(address: address, size: UInt64(step), time: 0, stack: 1, path: .heap,
+                                      function: .malloc)
+                XCTAssertEqual(inPlace.insert(block)?.size, copying.insert(block)?.size)
+                live.append(address)
+            }
+            if step % 7 == 6 {
+                let index = Int(generator.next() % UInt64(live.count))
+                live.swapAt(index, live.count - 1)
+                let address = live.removeLast()
+                XCTAssertEqual(inPlace.remove(address)?.size, copying.remove(address)?.size)
+            }
+        }
+        XCTAssertTrue(inPlace.isWide)
+        XCTAssertGreaterThanOrEqual(inPlace.bufferBytes, 4 * LiveTableMemory.hugePageBytes)
+        XCTAssertEqual(inPlace.bufferBytes, copying.bufferBytes)
+        XCTAssertEqual(inPlace.count, copying.count)
+        XCTAssertTrue(inPlace.allBlocks == copying.allBlocks, "the same blocks in the same order")
+        for address in live { XCTAssertEqual(inPlace.block(at: address)?.address, address) }
+    }
+
     /// Giving back the pages without a block keeps every block, and their order; blocks added
     /// afterwards land in the pages given back.
     func testReleasingEmptyPagesKeepsBlocksAndOrder() {
