@@ -66,6 +66,8 @@ final class LineTableReader {
     private var rowsHeld = 0
     /// By the offset of the unit's DIE; nil for a unit whose table cannot be read.
     private var tables: [Dwarf_Off: LineTable?] = [:]
+    /// Units whose tables have been read (or tried).
+    var unitsRead: Int { tables.count }
 
     /// A reader over the ELF file `dwarf` was read from, sharing its dwz file; nil when libdw
     /// does not give the ELF file.

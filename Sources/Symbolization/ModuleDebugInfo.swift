@@ -100,8 +100,11 @@ final class ModuleDebugInfo {
     private lazy var dwarf: LoadedDWARF? = {
         var bias: Dwarf_Addr = 0
         guard let handle = dwfl_module_getdwarf(module, &bias) else { return nil }
-        return LoadedDWARF(bias: bias, handle: handle, units: UnitIndex(dwarf: handle),
-                           lines: LineTableReader(dwarf: handle))
+        let loaded = LoadedDWARF(bias: bias, handle: handle, units: UnitIndex(dwarf: handle),
+                                 lines: LineTableReader(dwarf: handle),
+                                 sections: dwarf_getelf(handle).map(MappedDebugSections.init) ?? MappedDebugSections())
+        loaded.sections.release()
+        return loaded
     }()
 
     private lazy var symbols = SymbolIndex(module: module)
@@ -113,6 +116,9 @@ final class ModuleDebugInfo {
         let units: UnitIndex
         /// Line tables, read apart from `handle` (LineTables.swift); nil when they cannot be.
         let lines: LineTableReader?
+        /// Given back to the page cache after each step that walks a unit (indexing the units, a
+        /// unit's functions, its line table).
+        let sections: MappedDebugSections
     }
 
     // MARK: Lookup
@@ -127,8 +133,10 @@ final class ModuleDebugInfo {
         if let dwarf, let unitNumber = dwarf.units.unit(containing: offset &- dwarf.bias) {
             let address = offset &- dwarf.bias
             var unit = dwarf.units.die(unitNumber)
+            let unitsRead = (dwarf.lines?.unitsRead ?? 0, functionIndexes.count)
             let lineLocation = sourceLocation(unit: &unit, address: address)
             let functions = functionIndex(unitNumber, unit: dwarf.units.functionsDie(unitNumber))
+            if unitsRead != (dwarf.lines?.unitsRead ?? 0, functionIndexes.count) { dwarf.sections.release() }
             if let function = functions.function(containing: address) {
                 return inlineChain(inlineScopes(in: function, containing: address), fileAddress: offset,
                                    innermostLocation: lineLocation)
