@@ -3,9 +3,9 @@
 // libdw keeps every line table it has read until its Dwarf handle ends, at about 80 bytes a row:
 // the units of libpython that a report of CPython looks into held 23 MB of rows, all of it on top
 // of the replay's live table at its peak (sites are named during the replay). Here each unit's
-// table is read through a Dwarf handle of its own over the same ELF file, copied out at 20 bytes
-// a row, and that handle is ended whenever the rows it holds pass a bound, which gives libdw's
-// memory back. A lookup answers as dwarf_getsrc_die (libdw 0.188) does: the last row at or
+// table is copied out at 20 bytes a row, read through a Dwarf handle of its own over the same
+// ELF file, and that handle is ended whenever the rows it holds pass a bound, which gives libdw's
+// memory back; the first few small programs are read through the module's own handle. A lookup answers as dwarf_getsrc_die (libdw 0.188) does: the last row at or
 // before the address in libdw's order, unless that row ends a sequence.
 
 import CLibDW
@@ -57,13 +57,22 @@ final class LineTable {
 /// Reads units' line tables through a Dwarf handle of its own, and ends that handle whenever the
 /// rows libdw holds in it pass `rowBudget`. Each unit is read once.
 final class LineTableReader {
-    /// About 2.5 MB of libdw's rows.
-    static let rowBudget = 32_768
+    /// The rows libdw may hold before its handle is ended (the default, about 2.5 MB).
+    let rowBudget: Int
 
+    private let main: OpaquePointer
     private let elf: OpaquePointer
     private let alternate: OpaquePointer?
     private var handle: OpaquePointer?
     private var rowsHeld = 0
+    /// Bytes of line programs that may still be read through the module's own handle, whose rows
+    /// stay until the module is let go: a few small tables (a program of libc) cost less kept
+    /// there than the reader's own handle does, which reads every unit header before the one
+    /// it wants (3.4 M instructions for a unit near the end of libc's). A program has a byte
+    /// or more per row, so this bounds those rows too.
+    private var mainBytesLeft: Int
+    /// .debug_line of the module's file, for the length of a unit's program.
+    private lazy var lineSection: UnsafeRawBufferPointer? = sectionData(named: ".debug_line", in: elf)
     /// By the offset of the unit's DIE; nil for a unit whose table cannot be read.
     private var tables: [Dwarf_Off: LineTable?] = [:]
     /// Units whose tables have been read (or tried).
@@ -71,9 +80,12 @@ final class LineTableReader {
 
     /// A reader over the ELF file `dwarf` was read from, sharing its dwz file; nil when libdw
     /// does not give the ELF file.
-    init?(dwarf: OpaquePointer) {
+    init?(dwarf: OpaquePointer, rowBudget: Int = 32_768, mainBytes: Int = 16_384) {
         guard let elf = dwarf_getelf(dwarf) else { return nil }
+        main = dwarf
         self.elf = elf
+        self.rowBudget = rowBudget
+        mainBytesLeft = mainBytes
         alternate = dwarf_getalt(dwarf)
     }
 
@@ -90,26 +102,45 @@ final class LineTableReader {
     }
 
     private func read(_ unitOffset: Dwarf_Off) -> LineTable? {
+        var unit = Dwarf_Die()
+        if dwarf_offdie(main, unitOffset, &unit) != nil, let size = programSize(of: &unit), size <= mainBytesLeft {
+            mainBytesLeft -= size
+            return copy(&unit)
+        }
         if handle == nil {
             handle = dwarf_begin_elf(elf, DWARF_C_READ, nil)
             if let handle, let alternate { dwarf_setalt(handle, alternate) }
         }
-        guard let handle else { return nil }
-        defer {
-            if rowsHeld > Self.rowBudget {
-                dwarf_end(handle)
-                self.handle = nil
-                rowsHeld = 0
-            }
+        guard let handle, dwarf_offdie(handle, unitOffset, &unit) != nil else { return nil }
+        let table = copy(&unit)
+        rowsHeld += table?.addresses.count ?? 0
+        if rowsHeld > rowBudget {
+            dwarf_end(handle)
+            self.handle = nil
+            rowsHeld = 0
         }
-        var unit = Dwarf_Die()
+        return table
+    }
+
+    /// The bytes of `unit`'s line program (its header included), from its length field.
+    private func programSize(of unit: UnsafeMutablePointer<Dwarf_Die>) -> Int? {
+        var attribute = Dwarf_Attribute()
+        var offset: Dwarf_Word = 0
+        guard dwarf_attr(unit, UInt32(DW_AT_stmt_list), &attribute) != nil, dwarf_formudata(&attribute, &offset) == 0,
+              let section = lineSection, offset < UInt64(section.count), section.count - Int(offset) >= 4 else { return nil }
+        let length = UInt32(littleEndian: section.loadUnaligned(fromByteOffset: Int(offset), as: UInt32.self))
+        guard length < 0xFFFF_FFF0 else { return nil } // 64-bit DWARF: through the reader's handle
+        return Int(length) + 4
+    }
+
+    /// `unit`'s line table, copied out of libdw.
+    private func copy(_ unit: UnsafeMutablePointer<Dwarf_Die>) -> LineTable? {
         var lines: OpaquePointer?
         var lineCount = 0
         var files: OpaquePointer?
         var fileCount = 0
-        guard dwarf_offdie(handle, unitOffset, &unit) != nil, dwarf_getsrclines(&unit, &lines, &lineCount) == 0,
-              dwarf_getsrcfiles(&unit, &files, &fileCount) == 0 else { return nil }
-        rowsHeld += lineCount
+        guard dwarf_getsrclines(unit, &lines, &lineCount) == 0, dwarf_getsrcfiles(unit, &files, &fileCount) == 0
+        else { return nil }
 
         var fileNames: [String] = []
         var fileIndex: [UnsafePointer<CChar>: Int32] = [:]

@@ -69,15 +69,41 @@ struct MappedDebugSections {
             text += chunk[..<count]
         }
         let target = UInt(bitPattern: address)
-        for line in text.split(separator: UInt8(ascii: "\n")) {
-            let fields = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true)
-            guard fields.count >= 5 else { continue }
-            let bounds = fields[0].split(separator: UInt8(ascii: "-"))
-            guard bounds.count == 2, let start = UInt(String(decoding: bounds[0], as: UTF8.self), radix: 16),
-                  let end = UInt(String(decoding: bounds[1], as: UTF8.self), radix: 16),
-                  target >= start, target < end else { continue }
-            return !fields[4].elementsEqual([UInt8(ascii: "0")])
+        return text.withUnsafeBufferPointer { bytes -> Bool in
+            var position = 0
+            /// The hexadecimal number at `position`, which is left after it.
+            func hexadecimal() -> UInt {
+                var value: UInt = 0
+                while position < bytes.count, let digit = hexDigit(bytes[position]) {
+                    value = value << 4 | UInt(digit)
+                    position += 1
+                }
+                return value
+            }
+            func skipField() {
+                while position < bytes.count, bytes[position] != UInt8(ascii: " ") { position += 1 }
+                while position < bytes.count, bytes[position] == UInt8(ascii: " ") { position += 1 }
+            }
+            while position < bytes.count {
+                let start = hexadecimal()
+                position += 1 // "-"
+                let end = hexadecimal()
+                if target >= start && target < end {
+                    skipField(); skipField(); skipField(); skipField() // the space, perms, offset, device
+                    return hexadecimal() != 0 // the inode, in decimal: zero or not is all that counts
+                }
+                while position < bytes.count, bytes[position] != UInt8(ascii: "\n") { position += 1 }
+                position += 1
+            }
+            return false
         }
-        return false
+    }
+}
+
+private func hexDigit(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case UInt8(ascii: "0") ... UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+    case UInt8(ascii: "a") ... UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+    default: return nil
     }
 }
