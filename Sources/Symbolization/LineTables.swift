@@ -57,7 +57,7 @@ final class LineTable {
 /// Reads units' line tables through a Dwarf handle of its own, and ends that handle whenever the
 /// rows libdw holds in it pass `rowBudget`. Each unit is read once.
 final class LineTableReader {
-    /// The rows libdw may hold before its handle is ended (the default, about 2.5 MB).
+    /// The rows libdw may hold before its handle is ended (the default, about 650 KB).
     let rowBudget: Int
 
     private let main: OpaquePointer
@@ -80,7 +80,7 @@ final class LineTableReader {
 
     /// A reader over the ELF file `dwarf` was read from, sharing its dwz file; nil when libdw
     /// does not give the ELF file.
-    init?(dwarf: OpaquePointer, rowBudget: Int = 32_768, mainBytes: Int = 16_384) {
+    init?(dwarf: OpaquePointer, rowBudget: Int = 8_192, mainBytes: Int = 16_384) {
         guard let elf = dwarf_getelf(dwarf) else { return nil }
         main = dwarf
         self.elf = elf
@@ -143,12 +143,12 @@ final class LineTableReader {
         else { return nil }
 
         var fileNames: [String] = []
-        var fileIndex: [UnsafePointer<CChar>: Int32] = [:]
+        var fileIndex = NameIndex(expected: fileCount)
         fileNames.reserveCapacity(fileCount)
         for index in 0 ..< fileCount {
             guard let name = dwarf_filesrc(files, index, nil, nil) else { fileNames.append(""); continue }
             fileNames.append(String(cString: name))
-            if fileIndex[name] == nil { fileIndex[name] = Int32(index) }
+            if fileIndex[name] == nil { fileIndex.insert(name, Int32(index)) }
         }
         var addresses: [UInt64] = []
         var rows: [LineTable.Row] = []
@@ -177,7 +177,7 @@ final class LineTableReader {
                         file = known
                     } else {
                         file = Int32(fileNames.count)
-                        fileIndex[name] = file
+                        fileIndex.insert(name, file)
                         fileNames.append(String(cString: name))
                     }
                 } else {
@@ -190,5 +190,52 @@ final class LineTableReader {
             rows.append(LineTable.Row(line: number, column: column, file: file))
         }
         return LineTable(addresses: addresses, rows: rows, fileNames: fileNames, fileCount: fileCount)
+    }
+}
+
+/// File indexes by the address of libdw's name string. Open addressing with a multiplicative
+/// hash: rows change file every few rows where headers were inlined (CPython's ceval.c), and a
+/// Dictionary's SipHash of the pointer was most of copying a table.
+private struct NameIndex {
+    private var keys: [UInt]
+    private var values: [Int32]
+    private var count = 0
+
+    init(expected: Int) {
+        var capacity = 16
+        while capacity < 2 * expected { capacity *= 2 }
+        keys = Array(repeating: 0, count: capacity)
+        values = Array(repeating: 0, count: capacity)
+    }
+
+    private func slot(of key: UInt) -> Int {
+        let mask = keys.count - 1
+        var slot = Int(truncatingIfNeeded: (UInt64(key) &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask
+        while keys[slot] != 0 && keys[slot] != key { slot = (slot + 1) & mask }
+        return slot
+    }
+
+    subscript(name: UnsafePointer<CChar>) -> Int32? {
+        let key = UInt(bitPattern: name)
+        let found = slot(of: key)
+        return keys[found] == key ? values[found] : nil
+    }
+
+    /// Adds a name the index does not hold.
+    mutating func insert(_ name: UnsafePointer<CChar>, _ value: Int32) {
+        if (count + 1) * 2 > keys.count {
+            let old = (keys, values)
+            keys = Array(repeating: 0, count: keys.count * 2)
+            values = Array(repeating: 0, count: keys.count)
+            for (key, value) in zip(old.0, old.1) where key != 0 {
+                let free = slot(of: key)
+                keys[free] = key
+                values[free] = value
+            }
+        }
+        let free = slot(of: UInt(bitPattern: name))
+        keys[free] = UInt(bitPattern: name)
+        values[free] = value
+        count += 1
     }
 }
