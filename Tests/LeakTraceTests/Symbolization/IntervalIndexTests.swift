@@ -46,6 +46,12 @@ final class IntervalIndexTests: XCTestCase {
             var sorted = Array(keys)
             IntervalIndex<Int>.sortDistinct(&sorted)
             XCTAssertEqual(sorted, keys.sorted(), "\(count) keys")
+            // Keys made in order of their low 24 bits (a position) need sorting above them only.
+            var positioned = Array(keys.sorted().map { $0 >> 24 }.enumerated().map { $0.element << 24 | UInt64($0.offset) }.reversed())
+            positioned.sort { $0 & 0xFF_FFFF < $1 & 0xFF_FFFF }
+            let expected = positioned.sorted()
+            IntervalIndex<Int>.sortDistinct(&positioned, sortedBelow: 24)
+            XCTAssertEqual(positioned, expected, "\(count) keys in position order")
         }
     }
 
