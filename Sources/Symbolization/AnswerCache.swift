@@ -206,6 +206,7 @@ enum AnswerFileFormat {
 
     static func encode(debugFiles: [DebugFileStamp], frames: [UInt64: [SourceFrame]]) -> [UInt8] {
         var strings: [String: Int] = [:]
+        strings.reserveCapacity(frames.count)
         var table: [String] = []
         func reference(_ text: String?) -> UInt64 {
             guard let text else { return 0 }
@@ -216,8 +217,7 @@ enum AnswerFileFormat {
         }
         var body: [UInt8] = []
         body.appendVarint(UInt64(frames.count))
-        for offset in frames.keys.sorted() {
-            let source = frames[offset] ?? []
+        for (offset, source) in frames.sorted(by: { $0.key < $1.key }) {
             body.appendVarint(offset)
             body.appendVarint(UInt64(source.count))
             for frame in source {

@@ -100,6 +100,11 @@ func altDebugLink(ofFileAt path: String) -> AltDebugLink? {
 
 /// The raw contents of the first section called `name`.
 private func sectionBytes(named name: String, in elf: OpaquePointer) -> [UInt8]? {
+    sectionData(named: name, in: elf).map { Array($0) }
+}
+
+/// The contents of the first section called `name`, in libelf's memory (valid while `elf` is).
+func sectionData(named name: String, in elf: OpaquePointer) -> UnsafeRawBufferPointer? {
     var namesIndex = 0
     guard elf_getshdrstrndx(elf, &namesIndex) == 0 else { return nil }
     var section: OpaquePointer? = nil
@@ -112,7 +117,7 @@ private func sectionBytes(named name: String, in elf: OpaquePointer) -> [UInt8]?
         // NOBITS sections (as in a debug file's copies of loaded sections) have no bytes.
         guard header.sh_type != UInt32(SHT_NOBITS), let data = elf_rawdata(current, nil),
               let buffer = data.pointee.d_buf else { return nil }
-        return Array(UnsafeRawBufferPointer(start: buffer, count: data.pointee.d_size))
+        return UnsafeRawBufferPointer(start: buffer, count: data.pointee.d_size)
     }
     return nil
 }

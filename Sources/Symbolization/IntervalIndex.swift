@@ -31,7 +31,7 @@ struct IntervalIndex<Payload> {
             for (position, entry) in entries.enumerated() {
                 keys.append(entry.start << Self.positionBits | UInt64(position))
             }
-            keys.sort()
+            Self.sortDistinct(&keys, sortedBelow: Self.positionBits)
             sorted = keys.map { entries[Int($0 & Self.positionMask)] }
         } else {
             sorted = entries.enumerated()
@@ -46,6 +46,44 @@ struct IntervalIndex<Payload> {
         }
         self.entries = sorted
         self.furthestEnd = furthest
+    }
+
+    /// Sorts distinct keys, a byte at a time from the lowest (skipping bytes all keys share):
+    /// the standard library's sort took 360 instructions a key on cc1's 27,600 symbols. Keys
+    /// already in order by their low `sortedBelow` bits (start << positionBits | position, made
+    /// in position order) are sorted by the bits above only: each pass keeps the order it is given.
+    static func sortDistinct(_ keys: inout [UInt64], sortedBelow: UInt64 = 0) {
+        guard keys.count > 256, let first = keys.first else { keys.sort(); return }
+        var varying: UInt64 = 0
+        for key in keys { varying |= key ^ first }
+        varying &= ~((1 << sortedBelow) - 1)
+        var spare = [UInt64](repeating: 0, count: keys.count)
+        var counts = [Int](repeating: 0, count: 256)
+        var inSpare = false
+        keys.withUnsafeMutableBufferPointer { keys in
+            spare.withUnsafeMutableBufferPointer { spare in
+                counts.withUnsafeMutableBufferPointer { counts in
+                    for shift in stride(from: sortedBelow, to: 64, by: 8) where (varying >> shift) & 0xFF != 0 {
+                        let (from, to) = inSpare ? (spare, keys) : (keys, spare)
+                        for index in 0 ..< 256 { counts[index] = 0 }
+                        for key in from { counts[Int(truncatingIfNeeded: key >> shift) & 0xFF] += 1 }
+                        var offset = 0
+                        for index in 0 ..< 256 {
+                            let count = counts[index]
+                            counts[index] = offset
+                            offset += count
+                        }
+                        for key in from {
+                            let digit = Int(truncatingIfNeeded: key >> shift) & 0xFF
+                            to[counts[digit]] = key
+                            counts[digit] += 1
+                        }
+                        inSpare.toggle()
+                    }
+                }
+            }
+        }
+        if inSpare { keys = spare }
     }
 
     var isEmpty: Bool { entries.isEmpty }

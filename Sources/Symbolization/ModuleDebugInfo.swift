@@ -100,7 +100,11 @@ final class ModuleDebugInfo {
     private lazy var dwarf: LoadedDWARF? = {
         var bias: Dwarf_Addr = 0
         guard let handle = dwfl_module_getdwarf(module, &bias) else { return nil }
-        return LoadedDWARF(bias: bias, units: UnitIndex(dwarf: handle))
+        let loaded = LoadedDWARF(bias: bias, handle: handle, units: UnitIndex(dwarf: handle),
+                                 lines: LineTableReader(dwarf: handle),
+                                 sections: dwarf_getelf(handle).map(MappedDebugSections.init) ?? MappedDebugSections())
+        loaded.sections.release()
+        return loaded
     }()
 
     private lazy var symbols = SymbolIndex(module: module)
@@ -108,7 +112,13 @@ final class ModuleDebugInfo {
     private struct LoadedDWARF {
         /// Module address minus DWARF address (non-zero only for prelinked files).
         let bias: Dwarf_Addr
+        let handle: OpaquePointer
         let units: UnitIndex
+        /// Line tables, read apart from `handle` (LineTables.swift); nil when they cannot be.
+        let lines: LineTableReader?
+        /// Given back to the page cache after each step that walks a unit (indexing the units, a
+        /// unit's functions, its line table).
+        let sections: MappedDebugSections
     }
 
     // MARK: Lookup
@@ -123,8 +133,10 @@ final class ModuleDebugInfo {
         if let dwarf, let unitNumber = dwarf.units.unit(containing: offset &- dwarf.bias) {
             let address = offset &- dwarf.bias
             var unit = dwarf.units.die(unitNumber)
+            let unitsRead = (dwarf.lines?.unitsRead ?? 0, functionIndexes.count)
             let lineLocation = sourceLocation(unit: &unit, address: address)
             let functions = functionIndex(unitNumber, unit: dwarf.units.functionsDie(unitNumber))
+            if unitsRead != (dwarf.lines?.unitsRead ?? 0, functionIndexes.count) { dwarf.sections.release() }
             if let function = functions.function(containing: address) {
                 return inlineChain(inlineScopes(in: function, containing: address), fileAddress: offset,
                                    innermostLocation: lineLocation)
@@ -154,6 +166,15 @@ final class ModuleDebugInfo {
 
     /// The line-table row covering `address` in `unit`: the innermost source position.
     private func sourceLocation(unit: inout Dwarf_Die, address: Dwarf_Addr) -> Location? {
+        guard let table = lineTable(of: &unit) else { return libdwSourceLocation(unit: &unit, address: address) }
+        guard let row = table.row(at: address), row.file >= 0 else { return nil }
+        return Location(file: reportedFile(Int(row.file), of: table, unit: &unit),
+                        line: row.line > 0 ? Int(row.line) : nil, column: row.column > 0 ? Int(row.column) : nil)
+    }
+
+    /// `sourceLocation` through the unit's own Dwarf handle, for units the line table reader
+    /// does not cover.
+    private func libdwSourceLocation(unit: inout Dwarf_Die, address: Dwarf_Addr) -> Location? {
         guard let row = dwarf_getsrc_die(&unit, address), let file = dwarf_linesrc(row, nil, nil) else { return nil }
         var line: Int32 = 0
         var column: Int32 = 0
@@ -161,6 +182,13 @@ final class ModuleDebugInfo {
         if dwarf_linecol(row, &column) != 0 { column = 0 }
         return Location(file: internedFile(file, unit: &unit), line: line > 0 ? Int(line) : nil,
                         column: column > 0 ? Int(column) : nil)
+    }
+
+    /// The line table of `unit` when it is a unit of the module's own DWARF (not of a dwz or
+    /// split DWARF file) and the reader could read it; nil otherwise.
+    private func lineTable(of unit: inout Dwarf_Die) -> LineTable? {
+        guard let dwarf, let lines = dwarf.lines, dwarf_cu_getdwarf(unit.cu) == dwarf.handle else { return nil }
+        return lines.table(unitOffset: dwarf_dieoffset(&unit))
     }
 
     /// Turns the scopes from the physical function down to the innermost inlined subroutine into
@@ -186,13 +214,19 @@ final class ModuleDebugInfo {
         guard let fileIndex = unsignedAttribute(DW_AT_call_file, of: inlined) else { return nil }
         var unitDie = Dwarf_Die()
         guard dwarf_diecu(inlined, &unitDie, nil, nil) != nil else { return nil }
-        var files: OpaquePointer?
-        var fileCount = 0
         var file: String?
-        if dwarf_getsrcfiles(&unitDie, &files, &fileCount) == 0, fileIndex < UInt64(fileCount),
-           let name = dwarf_filesrc(files, Int(fileIndex), nil, nil), strcmp(name, "???") != 0 {
-            // libdw names the unused DWARF 4 entry 0 "???".
-            file = internedFile(name, unit: &unitDie)
+        // libdw names the unused DWARF 4 entry 0 "???".
+        if let table = lineTable(of: &unitDie) {
+            if fileIndex < UInt64(table.fileCount), table.fileNames[Int(fileIndex)] != "???" {
+                file = reportedFile(Int(fileIndex), of: table, unit: &unitDie)
+            }
+        } else {
+            var files: OpaquePointer?
+            var fileCount = 0
+            if dwarf_getsrcfiles(&unitDie, &files, &fileCount) == 0, fileIndex < UInt64(fileCount),
+               let name = dwarf_filesrc(files, Int(fileIndex), nil, nil), strcmp(name, "???") != 0 {
+                file = internedFile(name, unit: &unitDie)
+            }
         }
         let line = unsignedAttribute(DW_AT_call_line, of: inlined).flatMap { $0 > 0 ? Int($0) : nil }
         let column = unsignedAttribute(DW_AT_call_column, of: inlined).flatMap { $0 > 0 ? Int($0) : nil }
@@ -255,20 +289,32 @@ final class ModuleDebugInfo {
         return name
     }
 
+    /// File `index` of `table` (the line table of `unit`), as the report gives it.
+    private func reportedFile(_ index: Int, of table: LineTable, unit: inout Dwarf_Die) -> String {
+        if let known = table.reportedNames[index] { return known }
+        let name = reportedFileName(table.fileNames[index], unit: &unit)
+        table.reportedNames[index] = name
+        return name
+    }
+
+    /// `reportedFileName` of a name in libdw's own memory, once per name.
+    private func internedFile(_ pointer: UnsafePointer<CChar>, unit: inout Dwarf_Die) -> String {
+        let key = UnsafeRawPointer(pointer)
+        if let known = filesByPointer[key] { return known }
+        let name = reportedFileName(String(cString: pointer), unit: &unit)
+        filesByPointer[key] = name
+        return name
+    }
+
     /// A source file name from `unit`'s line table, made as absolute as the unit allows.
     /// Names relative to a directory other than the compilation directory come out of libdw
     /// 0.188 relative (clang's DWARF 5 tables, `-fdebug-prefix-map` builds such as Debian's),
     /// so they are joined with DW_AT_comp_dir here, then `.` and `..` are folded.
-    private func internedFile(_ pointer: UnsafePointer<CChar>, unit: inout Dwarf_Die) -> String {
-        let key = UnsafeRawPointer(pointer)
-        if let known = filesByPointer[key] { return known }
-        var name = String(cString: pointer)
+    private func reportedFileName(_ libdwName: String, unit: inout Dwarf_Die) -> String {
+        var name = libdwName
         // Pseudo-files such as Swift's "<compiler-generated>" come with a directory that means nothing.
         let last = lastPathComponent(name)
-        if last.hasPrefix("<"), last.hasSuffix(">") {
-            filesByPointer[key] = last
-            return last
-        }
+        if last.hasPrefix("<"), last.hasSuffix(">") { return last }
         if !name.hasPrefix("/"), let directory = stringAttribute(DW_AT_comp_dir, of: &unit) {
             let compilationDirectory = String(cString: directory)
             if !compilationDirectory.isEmpty, name != compilationDirectory,
@@ -276,9 +322,7 @@ final class ModuleDebugInfo {
                 name = joinPath(compilationDirectory, name)
             }
         }
-        name = lexicallyNormalizedPath(name)
-        filesByPointer[key] = name
-        return name
+        return lexicallyNormalizedPath(name)
     }
 
     // MARK: Attributes

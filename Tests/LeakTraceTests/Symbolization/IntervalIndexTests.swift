@@ -35,6 +35,26 @@ final class IntervalIndexTests: XCTestCase {
         }
     }
 
+    func testDistinctKeysAreSortedAsTheStandardLibrarySortsThem() {
+        var random = Generator(state: 7)
+        for count in [0, 1, 255, 257, 3000, 40000] {
+            // Keys varying in low, middle and high bytes, as (start << 24 | position) keys do.
+            var keys = Set<UInt64>()
+            while keys.count < count {
+                keys.insert(random.next(1 << 31) << 33 | random.next(1 << 20) << 4 | random.next(16))
+            }
+            var sorted = Array(keys)
+            IntervalIndex<Int>.sortDistinct(&sorted)
+            XCTAssertEqual(sorted, keys.sorted(), "\(count) keys")
+            // Keys made in order of their low 24 bits (a position) need sorting above them only.
+            var positioned = Array(keys.sorted().map { $0 >> 24 }.enumerated().map { $0.element << 24 | UInt64($0.offset) }.reversed())
+            positioned.sort { $0 & 0xFF_FFFF < $1 & 0xFF_FFFF }
+            let expected = positioned.sorted()
+            IntervalIndex<Int>.sortDistinct(&positioned, sortedBelow: 24)
+            XCTAssertEqual(positioned, expected, "\(count) keys in position order")
+        }
+    }
+
     func testModuleAddressesFindEveryContainingRangeInOrder() {
         check(base: 0x1000, seed: 1)
         check(base: 0, seed: 2)
