@@ -5,8 +5,9 @@
 // of the replay's live table at its peak (sites are named during the replay). Here each unit's
 // table is copied out at 20 bytes a row, read through a Dwarf handle of its own over the same
 // ELF file, and that handle is ended whenever the rows it holds pass a bound, which gives libdw's
-// memory back; the first few small programs are read through the module's own handle. A lookup answers as dwarf_getsrc_die (libdw 0.188) does: the last row at or
-// before the address in libdw's order, unless that row ends a sequence.
+// memory back; the first few small programs are read through the module's own handle. A lookup
+// answers as dwarf_getsrc_die (libdw 0.188) does: the last row at or before the address in
+// libdw's order, unless that row ends a sequence.
 
 import CLibDW
 
