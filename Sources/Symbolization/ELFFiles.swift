@@ -103,23 +103,34 @@ private func sectionBytes(named name: String, in elf: OpaquePointer) -> [UInt8]?
     sectionData(named: name, in: elf).map { Array($0) }
 }
 
-/// The contents of the first section called `name`, in libelf's memory (valid while `elf` is).
-func sectionData(named name: String, in elf: OpaquePointer) -> UnsafeRawBufferPointer? {
+/// Calls `body` with each section of `elf` that has a name, its header and its name, until
+/// `body` returns false.
+func forEachSection(in elf: OpaquePointer,
+                    _ body: (_ section: OpaquePointer, _ header: GElf_Shdr, _ name: UnsafePointer<CChar>) -> Bool) {
     var namesIndex = 0
-    guard elf_getshdrstrndx(elf, &namesIndex) == 0 else { return nil }
+    guard elf_getshdrstrndx(elf, &namesIndex) == 0 else { return }
     var section: OpaquePointer? = nil
     while let current = elf_nextscn(elf, section) {
         section = current
         var header = GElf_Shdr()
         guard gelf_getshdr(current, &header) != nil,
-              let sectionName = elf_strptr(elf, namesIndex, Int(header.sh_name)),
-              strcmp(sectionName, name) == 0 else { continue }
-        // NOBITS sections (as in a debug file's copies of loaded sections) have no bytes.
-        guard header.sh_type != UInt32(SHT_NOBITS), let data = elf_rawdata(current, nil),
-              let buffer = data.pointee.d_buf else { return nil }
-        return UnsafeRawBufferPointer(start: buffer, count: data.pointee.d_size)
+              let name = elf_strptr(elf, namesIndex, Int(header.sh_name)) else { continue }
+        if !body(current, header, name) { return }
     }
-    return nil
+}
+
+/// The contents of the first section called `name`, in libelf's memory (valid while `elf` is).
+func sectionData(named name: String, in elf: OpaquePointer) -> UnsafeRawBufferPointer? {
+    var found: UnsafeRawBufferPointer?
+    forEachSection(in: elf) { section, header, sectionName in
+        guard strcmp(sectionName, name) == 0 else { return true }
+        // NOBITS sections (as in a debug file's copies of loaded sections) have no bytes.
+        if header.sh_type != UInt32(SHT_NOBITS), let data = elf_rawdata(section, nil), let buffer = data.pointee.d_buf {
+            found = UnsafeRawBufferPointer(start: buffer, count: data.pointee.d_size)
+        }
+        return false
+    }
+    return found
 }
 
 // MARK: - CRC-32 for .gnu_debuglink

@@ -28,25 +28,20 @@ struct MappedDebugSections {
         guard let raw = elf_rawfile(elf, &size), size > 0, Self.isFileMapping(UnsafeRawPointer(raw)) else { return }
         var header = GElf_Ehdr()
         guard gelf_getehdr(elf, &header) != nil, header.e_type != UInt16(ET_REL) else { return }
-        var namesIndex = 0
-        guard elf_getshdrstrndx(elf, &namesIndex) == 0 else { return }
         let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
         let headersStart = header.e_shoff > 0 ? min(header.e_shoff, UInt64(size)) : UInt64(size)
-        var section: OpaquePointer? = nil
-        while let current = elf_nextscn(elf, section) {
-            section = current
-            var sectionHeader = GElf_Shdr()
-            guard gelf_getshdr(current, &sectionHeader) != nil, sectionHeader.sh_type == UInt32(SHT_PROGBITS),
-                  sectionHeader.sh_flags & UInt64(SHF_COMPRESSED) == 0,
-                  let name = elf_strptr(elf, namesIndex, Int(sectionHeader.sh_name)),
-                  strncmp(name, ".debug_", 7) == 0 else { continue }
+        var ranges: [(start: UnsafeMutableRawPointer, count: Int)] = []
+        forEachSection(in: elf) { _, sectionHeader, name in
+            guard sectionHeader.sh_type == UInt32(SHT_PROGBITS), sectionHeader.sh_flags & UInt64(SHF_COMPRESSED) == 0,
+                  strncmp(name, ".debug_", 7) == 0 else { return true }
             let (end, overflow) = sectionHeader.sh_offset.addingReportingOverflow(sectionHeader.sh_size)
-            guard !overflow, end <= headersStart else { continue }
+            guard !overflow, end <= headersStart else { return true }
             let first = (sectionHeader.sh_offset + page - 1) / page * page
             let last = end / page * page
-            guard last > first else { continue }
-            ranges.append((UnsafeMutableRawPointer(raw) + Int(first), Int(last - first)))
+            if last > first { ranges.append((UnsafeMutableRawPointer(raw) + Int(first), Int(last - first))) }
+            return true
         }
+        self.ranges = ranges
     }
 
     /// Hands the sections' resident pages back to the page cache.

@@ -23,7 +23,8 @@ public protocol TraceVisitor {
                                new: UInt64, size: UInt64, stack: UInt32, context: RecordContext) throws(Failure)
     /// A STACK record (the reader has added the node to its stack table already).
     mutating func visitStack(id: UInt32, parent: UInt32, ip: UInt64, context: RecordContext) throws(Failure)
-    /// Every other record (TIME, THREAD, STACK, the sized records, END), in file order.
+    /// Every other record (TIME, THREAD, the sized records, END; STACK through `visitStack`'s
+    /// default), in file order.
     mutating func visitRecord(_ record: TraceRecord, context: RecordContext) throws(Failure)
     /// Called before a sized record is decoded: decoding a MODULES record adds its snapshot to
     /// `TraceReader.moduleMaps` before `visitRecord` sees it, so a visitor that holds records
