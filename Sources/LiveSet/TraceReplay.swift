@@ -91,144 +91,62 @@ struct ReplayVisitor: TraceVisitor {
 }
 
 /// Feeds a whole trace to a Replayer: no limit and no hook, so nothing can stop the pass and
-/// the visitor cannot throw. With `Failure == Never` the compiler specialises the decoding loop
+/// the visitor cannot throw. With `Failure == Never` the compiler specialises the delivery loop
 /// for this type with the allocation methods inlined into it; a visitor that can throw a typed
 /// error is called through its witness table for every record instead (about a third of the
 /// replay's instructions on an allocation-heavy trace).
 ///
-/// Allocation events are applied `queueCapacity` events after they are decoded: each one's
-/// live-table slot is prefetched when it arrives, so the cache miss that a table of millions
+/// The reader decodes ahead on the second core (`visitRecordsDecodingAhead`) and names each
+/// allocation event's address some events before delivering it: the live-table slot where its
+/// insert or remove will begin is prefetched then, so the cache miss that a table of millions
 /// of blocks takes on nearly every event (about 80% of the replay's time on CPython's trace,
 /// spent waiting on the probe's first load) overlaps the work of the events in between.
-/// Every other record first applies the events queued before it (a sized record before it is
-/// decoded), so the replayer, the watcher and the site names see the same states in the same
-/// order as without the queue.
 struct WholeTraceVisitor: TraceVisitor {
     var replayer: Replayer
     let watcher: ReplayWatcher?
-    /// `queueCapacity` events, a ring: the oldest of `queued` events is `next - queued`.
-    private let queue: UnsafeMutablePointer<QueuedEvent>
-    private var next = 0
-    private var queued = 0
-
-    /// Events in flight: enough that a slot's cache line has arrived by the time its event is
-    /// applied (a few hundred nanoseconds of other events' work), few enough to stay in L1.
-    static let queueCapacity = 16
 
     init(replayer: Replayer, watcher: ReplayWatcher?) {
         self.replayer = replayer
         self.watcher = watcher
-        queue = .allocate(capacity: Self.queueCapacity)
     }
 
-    /// Applies what is queued and frees the queue; the visitor is not used after this.
-    mutating func finish() {
-        drain()
-        queue.deallocate()
-    }
+    @inline(__always)
+    func willVisit(address: UInt64) { replayer.live.prefetch(address) }
 
     @inline(__always)
     mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
                              stack: UInt32, context: RecordContext) {
-        enqueue(QueuedEvent(kind: .alloc, function: function, path: path, address: address, size: size,
-                            stack: stack, context: context))
+        replayer.recordAlloc(function: function, path: path, address: address, size: size, stack: stack,
+                             time: context.time, tid: context.tid)
     }
 
     @inline(__always)
     mutating func visitFree(address: UInt64, context: RecordContext) {
-        enqueue(QueuedEvent(kind: .free, address: address, context: context))
+        replayer.recordFree(address: address, tid: context.tid, time: context.time)
     }
 
     @inline(__always)
     mutating func visitReallocRelease(address: UInt64, context: RecordContext) {
-        enqueue(QueuedEvent(kind: .reallocRelease, address: address, context: context))
+        replayer.recordReallocRelease(address: address, tid: context.tid, time: context.time)
     }
 
     @inline(__always)
     mutating func visitRealloc(status: ReallocStatus, path: AllocPath, isReallocarray: Bool, old: UInt64,
                                new: UInt64, size: UInt64, stack: UInt32, context: RecordContext) {
-        var event = QueuedEvent(kind: .realloc, path: path, address: new, size: size, stack: stack, context: context)
-        event.status = status
-        event.isReallocarray = isReallocarray
-        event.old = old
-        enqueue(event)
+        replayer.recordRealloc(status: status, path: path, isReallocarray: isReallocarray, old: old, new: new,
+                               size: size, stack: stack, tid: context.tid, time: context.time)
     }
 
     mutating func visitRecord(_ record: TraceRecord, context: RecordContext) {
-        drain()
         if let watcher { watcher(record, context, &replayer) }
         replayer.applyOther(record, time: context.time)
     }
 
     /// A STACK record changes nothing the replayer holds (the reader's stack table has the node
-    /// already, and the events queued name only nodes defined before them), so it neither
-    /// empties the queue nor reaches the watcher: on recurse's trace, two records in three are
-    /// STACK records, and each emptied the queue that the prefetches need full.
+    /// already), so it does not reach the watcher: on recurse's trace, two records in three are
+    /// STACK records.
     @inline(__always)
     mutating func visitStack(id: UInt32, parent: UInt32, ip: UInt64, context: RecordContext) {}
-
-    /// The events queued are applied while the module snapshot in force is still theirs: a
-    /// MODULES record's snapshot is added when it is decoded, and naming a new stack's site
-    /// (the growth tracker, during the replay) looks it up in the newest snapshot.
-    mutating func willDecodeSizedRecord() { drain() }
-
-    @inline(__always)
-    private mutating func enqueue(_ event: QueuedEvent) {
-        replayer.live.prefetch(event.address)
-        let slot = queue + (next & (Self.queueCapacity - 1))
-        if queued == Self.queueCapacity { apply(slot.pointee) } else { queued += 1 }
-        slot.pointee = event
-        next &+= 1
-    }
-
-    private mutating func drain() {
-        while queued > 0 {
-            apply(queue[(next &- queued) & (Self.queueCapacity - 1)])
-            queued -= 1
-        }
-    }
-
-    @inline(__always)
-    private mutating func apply(_ event: QueuedEvent) {
-        switch event.kind {
-        case .alloc:
-            replayer.recordAlloc(function: event.function, path: event.path, address: event.address,
-                                 size: event.size, stack: event.stack, time: event.time, tid: event.tid)
-        case .free:
-            replayer.recordFree(address: event.address, tid: event.tid, time: event.time)
-        case .reallocRelease:
-            replayer.recordReallocRelease(address: event.address, tid: event.tid, time: event.time)
-        case .realloc:
-            replayer.recordRealloc(status: event.status, path: event.path, isReallocarray: event.isReallocarray,
-                                   old: event.old, new: event.address, size: event.size, stack: event.stack,
-                                   tid: event.tid, time: event.time)
-        }
-    }
-}
-
-/// One allocation record waiting in `WholeTraceVisitor`'s queue, with its context.
-struct QueuedEvent {
-    enum Kind: UInt8 { case alloc, free, reallocRelease, realloc }
-    var kind: Kind
-    var function: AllocFunction = .malloc
-    var path: AllocPath = .unknown
-    var status: ReallocStatus = .failed
-    var isReallocarray = false
-    var stack: UInt32 = 0
-    /// The block allocated or released (a realloc's new block).
-    var address: UInt64
-    /// A realloc's old block.
-    var old: UInt64 = 0
-    var size: UInt64 = 0
-    var tid: UInt64
-    var time: UInt64
-
-    @inline(__always)
-    init(kind: Kind, function: AllocFunction = .malloc, path: AllocPath = .unknown, address: UInt64,
-         size: UInt64 = 0, stack: UInt32 = 0, context: RecordContext) {
-        self.kind = kind; self.function = function; self.path = path; self.address = address
-        self.size = size; self.stack = stack; tid = context.tid; time = context.time
-    }
 }
 
 extension Replayer {
@@ -258,8 +176,7 @@ extension Replayer {
             moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
             // Only now is the visitor's replayer the one reference to its live table.
             visitor.replayer.beginExclusivePass()
-            reader.visitRecords(&visitor, stopAtOffset: stopAtOffset, progress: progress)
-            visitor.finish()
+            reader.visitRecordsDecodingAhead(&visitor, stopAtOffset: stopAtOffset, progress: progress)
             visitor.replayer.endExclusivePass()
             visitor.replayer.releaseEmptyTablePages()
             swap(&self, &visitor.replayer)

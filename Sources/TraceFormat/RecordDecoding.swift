@@ -121,21 +121,82 @@ enum SizedRecordResult {
     case damaged(RecordDamage)
 }
 
-extension TraceReader {
+/// Where the decoding of one chunk's records stands: the read position and the format's decoder
+/// state (previous address, thread, time), so that decoding can stop between two records (a
+/// full batch, `TraceVisitor.wantsPause`) and go on later; and the count of stacks defined,
+/// which carries over from chunk to chunk.
+@usableFromInline
+struct RecordDecoderState {
+    @usableFromInline var cursor: ByteCursor
+    @usableFromInline var context: RecordContext
+    @usableFromInline var previousAddress: UInt64 = 0
+    @usableFromInline var definedStacks: UInt64
+    @usableFromInline let isVersion2: Bool
+    /// The path of an EXEC record that is the chunk's last record (set when decoding finishes).
+    @usableFromInline var trailingExec: String?
+
+    @inlinable
+    init(chunk: LoadedChunk, definedStacks: UInt64, version: UInt16) {
+        cursor = ByteCursor(chunk.records, count: chunk.recordsCount)
+        context = RecordContext(tid: 0, time: 0, chunkOffset: chunk.offset)
+        self.definedStacks = definedStacks
+        isVersion2 = version >= 2
+    }
+}
+
+/// What the record loop adds to besides the visitor: the stack table and the module snapshots
+/// of a pass. The reader itself when it delivers as it decodes; nothing when another thread
+/// decodes ahead (the records then reach the tables when they are delivered, in file order).
+@usableFromInline
+protocol RecordTables {
+    /// A STACK record defined node `id` (always the count of nodes before it, plus one).
+    func defineStack(id: UInt32, parent: UInt32, ip: UInt64)
+    /// A MODULES record: its snapshot is in force from now on.
+    func addModules(_ modules: [Module])
+}
+
+/// The tables of a decoding that runs ahead of the delivery.
+@usableFromInline
+struct NoRecordTables: RecordTables {
+    @inlinable init() {}
+    @inlinable func defineStack(id: UInt32, parent: UInt32, ip: UInt64) {}
+    @inlinable func addModules(_ modules: [Module]) {}
+}
+
+extension TraceReader: RecordTables {
+    @usableFromInline
+    func defineStack(id: UInt32, parent: UInt32, ip: UInt64) {
+        let defined = stacks.append(parent: parent, ip: ip)
+        assert(defined == id)
+    }
+
+    @usableFromInline
+    func addModules(_ modules: [Module]) { moduleMaps.append(modules) }
+
     // MARK: - The record loop
 
-    /// Decodes the records of `chunk`, calling `visitor` for each.
+    /// Decodes the records `state` has not yet decoded, calling `visitor` for each and adding
+    /// stacks and module snapshots to `tables`. Returns how the chunk ended, or nil when the
+    /// visitor asked to pause (`state` then says where to go on).
     @inlinable
-    func decodeRecords<V: TraceVisitor>(of chunk: LoadedChunk, into visitor: inout V) throws(V.Failure)
-        -> ChunkOutcome {
-        var cursor = ByteCursor(chunk.records, count: chunk.recordsCount)
-        var context = RecordContext(tid: 0, time: 0, chunkOffset: chunk.offset)
-        var previousAddress: UInt64 = 0
-        var definedStacks = UInt64(stacks.count)
-        let isVersion2 = header.version >= 2
+    static func decodeRecords<V: TraceVisitor, T: RecordTables>(_ state: inout RecordDecoderState, tables: T,
+                                                                into visitor: inout V) throws(V.Failure)
+        -> ChunkOutcome? {
+        var cursor = state.cursor
+        var context = state.context
+        var previousAddress = state.previousAddress
+        var definedStacks = state.definedStacks
+        let isVersion2 = state.isVersion2
+        defer {
+            state.cursor = cursor
+            state.context = context
+            state.previousAddress = previousAddress
+            state.definedStacks = definedStacks
+        }
 
         // Literal tags below (rather than RecordTag's constants) let the switch become a jump table.
         while !cursor.isAtEnd {
+            if visitor.wantsPause { return nil }
             let recordStart = cursor.offset
             let tag = cursor.base[recordStart]
             cursor.offset &+= 1
@@ -231,8 +292,9 @@ extension TraceReader {
                 guard definedStacks < UInt64(StackTable.maximumCount) else {
                     return .damaged(recordOffset: recordStart, .tooManyStacks)
                 }
-                let id = stacks.append(parent: UInt32(truncatingIfNeeded: parent), ip: ip)
                 definedStacks &+= 1
+                let id = UInt32(truncatingIfNeeded: definedStacks)
+                tables.defineStack(id: id, parent: UInt32(truncatingIfNeeded: parent), ip: ip)
                 try visitor.visitStack(id: id, parent: UInt32(truncatingIfNeeded: parent), ip: ip, context: context)
 
             case 0x40...0xFF: // sized records
@@ -243,13 +305,14 @@ extension TraceReader {
                     return .damaged(recordOffset: recordStart, .truncated(tag: tag))
                 }
                 visitor.willDecodeSizedRecord()
-                switch decodeSizedRecord(tag: tag, body: body, definedStacks: definedStacks) {
+                switch Self.decodeSizedRecord(tag: tag, body: body, definedStacks: definedStacks) {
                 case .damaged(let damage):
                     return .damaged(recordOffset: recordStart, damage)
                 case .record(let record):
+                    if case .modules(_, let modules) = record { tables.addModules(modules) }
                     try visitor.visitRecord(record, context: context)
                     if case .end(let end) = record { return .ended(end) }
-                    if tag == RecordTag.exec && cursor.isAtEnd { noteTrailingExec(record, chunk: chunk) }
+                    if case .exec(let path) = record, cursor.isAtEnd { state.trailingExec = path }
                 }
 
             default:
@@ -271,9 +334,8 @@ extension TraceReader {
     // MARK: - Sized records
 
     /// Decodes the body of a sized record; a body that does not parse exactly is damage.
-    /// MODULES snapshots are added to `moduleMaps` here, before the record is delivered.
     @usableFromInline
-    func decodeSizedRecord(tag: UInt8, body: ByteCursor, definedStacks: UInt64) -> SizedRecordResult {
+    static func decodeSizedRecord(tag: UInt8, body: ByteCursor, definedStacks: UInt64) -> SizedRecordResult {
         var fields = SizedFields(cursor: body, definedStacks: definedStacks)
         let record: TraceRecord?
         switch tag {
@@ -301,7 +363,6 @@ extension TraceReader {
         guard fields.cursor.isAtEnd else {
             return .damaged(.badBody(tag: tag, problem: "\(fields.cursor.remaining) bytes left over"))
         }
-        if case .modules(_, let modules) = record { moduleMaps.append(modules) }
         return .record(record)
     }
 }

@@ -114,7 +114,14 @@ public final class TraceReader {
                 finishPass(state)
                 return
             case .chunk(let chunk):
-                let outcome = try decodeRecords(of: chunk, into: &visitor)
+                var decoding = RecordDecoderState(chunk: chunk, definedStacks: UInt64(stacks.count),
+                                                  version: header.version)
+                var decoded: ChunkOutcome?
+                repeat {
+                    decoded = try Self.decodeRecords(&decoding, tables: self, into: &visitor)
+                } while decoded == nil
+                let outcome = decoded!
+                if let exec = decoding.trailingExec { trailingExec = (exec, chunk.nextOffset) }
                 if let state = endOfChunk(chunk, outcome) {
                     finishPass(state)
                     return
@@ -147,16 +154,14 @@ public final class TraceReader {
     }
 
     @usableFromInline
-    func noteTrailingExec(_ record: TraceRecord, chunk: LoadedChunk) {
-        if case let .exec(path) = record { trailingExec = (path, chunk.nextOffset) }
+    func nextChunk(stopAtOffset: UInt64?) -> ChunkStep {
+        let step = chunkReader.next(stopAtOffset: stopAtOffset)
+        if case .chunk = step { noteChunkDelivered() }
+        return step
     }
 
     @usableFromInline
-    func nextChunk(stopAtOffset: UInt64?) -> ChunkStep {
-        let step = chunkReader.next(stopAtOffset: stopAtOffset)
-        if case .chunk = step { chunksRead += 1 }
-        return step
-    }
+    func noteChunkDelivered() { chunksRead += 1 }
 
     /// The end state when reading stops after `chunk`, or nil to go on.
     @usableFromInline

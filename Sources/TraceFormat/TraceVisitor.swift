@@ -30,11 +30,25 @@ public protocol TraceVisitor {
     /// `TraceReader.moduleMaps` before `visitRecord` sees it, so a visitor that holds records
     /// back must deal with them here, while the snapshot in force is still theirs.
     mutating func willDecodeSizedRecord()
+    /// True when decoding should stop before the next record (a batch that is full); the reader
+    /// goes on from there later. Checked before every record: a plain visitor leaves it false,
+    /// and the check compiles away.
+    var wantsPause: Bool { get }
+    /// Called when the reader decodes ahead (`TraceReader.visitRecordsDecodingAhead`) with the
+    /// address of the allocation event it delivers some events from now, so that the visitor
+    /// can start loading what that event will touch.
+    func willVisit(address: UInt64)
 }
 
 extension TraceVisitor {
     @inlinable
     public mutating func willDecodeSizedRecord() {}
+
+    @inlinable
+    public var wantsPause: Bool { false }
+
+    @inlinable
+    public func willVisit(address: UInt64) {}
 
     @inlinable
     public mutating func visitStack(id: UInt32, parent: UInt32, ip: UInt64, context: RecordContext) throws(Failure) {

@@ -1,0 +1,369 @@
+// Reading a trace on two cores: a decoder thread loads, decompresses and decodes the chunks
+// into batches of fixed-size events while the calling thread delivers the batch before to the
+// visitor. Chunks decode on their own (the decoder state starts afresh in each), so the only
+// state that crosses from one chunk to the next is the count of stacks defined, which the
+// decoder keeps itself. What the reader holds (its stack table, its module snapshots, how the
+// pass ended) is changed on the calling thread only, in file order, as the batches arrive: a
+// visitor sees exactly what `visitRecords` shows it, in the same order.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Decoded events
+
+/// One record of a batch in 32 bytes: the four allocation records with their fields, STACK,
+/// TIME and THREAD with their value, and a place for every other record (kept in the batch's
+/// `others`).
+@usableFromInline
+struct DecodedEvent {
+    @usableFromInline
+    enum Kind: UInt8 { case alloc, free, reallocRelease, realloc, reallocarray, stack, time, thread, other }
+
+    /// ALLOC, FREE, REALLOC_RELEASE: the address; REALLOC: the new address; STACK: the ip;
+    /// TIME: the microseconds; THREAD: the thread id; other: the index in `others`.
+    @usableFromInline var value: UInt64
+    @usableFromInline var size: UInt64
+    /// REALLOC: the old address.
+    @usableFromInline var old: UInt64
+    /// ALLOC, REALLOC: the stack id; STACK: the parent.
+    @usableFromInline var stack: UInt32
+    @usableFromInline var kind: Kind
+    @usableFromInline var function: AllocFunction
+    @usableFromInline var path: AllocPath
+    @usableFromInline var status: ReallocStatus
+
+    @inlinable
+    init(kind: Kind, value: UInt64, size: UInt64 = 0, old: UInt64 = 0, stack: UInt32 = 0,
+         function: AllocFunction = .malloc, path: AllocPath = .unknown, status: ReallocStatus = .failed) {
+        self.kind = kind; self.value = value; self.size = size; self.old = old; self.stack = stack
+        self.function = function; self.path = path; self.status = status
+    }
+}
+
+/// Up to `capacity` records of one chunk, in file order, and, with its last batch, how the
+/// chunk ended.
+@usableFromInline
+final class DecodedBatch {
+    @usableFromInline let events: UnsafeMutablePointer<DecodedEvent>
+    @usableFromInline let capacity: Int
+    @usableFromInline var count = 0
+    /// The records without an event layout of their own, in order.
+    @usableFromInline var others: [TraceRecord] = []
+    /// The chunk the records come from (its records buffer belongs to the decoder by now: only
+    /// the offsets and the damage are read on the delivering side).
+    @usableFromInline var chunk: LoadedChunk?
+    /// True for the first batch of a chunk.
+    @usableFromInline var startsChunk = false
+    /// The thread and time in force at the batch's first record.
+    @usableFromInline var startContext = RecordContext(tid: 0, time: 0, chunkOffset: 0)
+    /// With the chunk's last batch: how decoding it ended, and the EXEC that was its last record.
+    @usableFromInline var outcome: ChunkOutcome?
+    @usableFromInline var trailingExec: String?
+    /// Set instead of everything above when there is no chunk left to read.
+    @usableFromInline var finished: TraceEndState?
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        events = .allocate(capacity: capacity)
+    }
+
+    deinit { events.deallocate() }
+
+    func reset() {
+        count = 0
+        others.removeAll(keepingCapacity: true)
+        chunk = nil
+        startsChunk = false
+        outcome = nil
+        trailingExec = nil
+        finished = nil
+    }
+}
+
+/// Writes the records the loop decodes into a batch, and pauses the loop when it is full.
+struct BatchingVisitor: TraceVisitor {
+    let batch: DecodedBatch
+    private let events: UnsafeMutablePointer<DecodedEvent>
+    private let capacity: Int
+    private var count = 0
+
+    init(_ batch: DecodedBatch) {
+        self.batch = batch
+        events = batch.events
+        capacity = batch.capacity
+    }
+
+    /// The batch's count, once decoding stops.
+    func finish() { batch.count = count }
+
+    var wantsPause: Bool {
+        @inline(__always) get { count == capacity }
+    }
+
+    @inline(__always)
+    private mutating func append(_ event: DecodedEvent) {
+        events[count] = event
+        count &+= 1
+    }
+
+    @inline(__always)
+    mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
+                             stack: UInt32, context: RecordContext) {
+        append(DecodedEvent(kind: .alloc, value: address, size: size, stack: stack, function: function, path: path))
+    }
+
+    @inline(__always)
+    mutating func visitFree(address: UInt64, context: RecordContext) {
+        append(DecodedEvent(kind: .free, value: address))
+    }
+
+    @inline(__always)
+    mutating func visitReallocRelease(address: UInt64, context: RecordContext) {
+        append(DecodedEvent(kind: .reallocRelease, value: address))
+    }
+
+    @inline(__always)
+    mutating func visitRealloc(status: ReallocStatus, path: AllocPath, isReallocarray: Bool, old: UInt64,
+                               new: UInt64, size: UInt64, stack: UInt32, context: RecordContext) {
+        append(DecodedEvent(kind: isReallocarray ? .reallocarray : .realloc, value: new, size: size, old: old,
+                            stack: stack, path: path, status: status))
+    }
+
+    @inline(__always)
+    mutating func visitStack(id: UInt32, parent: UInt32, ip: UInt64, context: RecordContext) {
+        append(DecodedEvent(kind: .stack, value: ip, stack: parent))
+    }
+
+    mutating func visitRecord(_ record: TraceRecord, context: RecordContext) {
+        switch record {
+        case let .time(microseconds):
+            append(DecodedEvent(kind: .time, value: microseconds))
+        case let .thread(tid):
+            append(DecodedEvent(kind: .thread, value: tid))
+        default:
+            append(DecodedEvent(kind: .other, value: UInt64(batch.others.count)))
+            batch.others.append(record)
+        }
+    }
+}
+
+// MARK: - The decoder thread
+
+/// Batches decoded by a thread of their own, handed over in file order through a ring of
+/// `DecodingAhead.ringSize` batches; or, when no thread can be started, decoded on the calling
+/// thread as they are asked for.
+@usableFromInline
+final class BatchDecoder {
+    private let reader: TraceReader
+    private let stopAtOffset: UInt64?
+    private let ring: [DecodedBatch]
+    /// Batches the decoder may fill, and batches filled and not yet taken.
+    private let free = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    private let filled = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    private var thread: pthread_t?
+    /// Where the next batch is filled, and taken (ring positions, counted up).
+    private var nextFilled = 0
+    private var nextTaken = 0
+    /// The decoder's own state between batches (decoder side only).
+    private var decoding: RecordDecoderState?
+    private var currentChunk: LoadedChunk?
+    private var definedStacks: UInt64 = 0
+    private var done = false
+
+    @usableFromInline
+    init(reader: TraceReader, stopAtOffset: UInt64?, batchCapacity: Int, threaded: Bool) {
+        self.reader = reader
+        self.stopAtOffset = stopAtOffset
+        ring = (0..<DecodingAhead.ringSize).map { _ in DecodedBatch(capacity: batchCapacity) }
+        sem_init(free, 0, UInt32(ring.count))
+        sem_init(filled, 0, 0)
+        if threaded { start() }
+    }
+
+    deinit {
+        sem_destroy(free)
+        sem_destroy(filled)
+        free.deallocate()
+        filled.deallocate()
+    }
+
+    private func start() {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var handle = pthread_t()
+        let started = pthread_create(&handle, nil, { context in
+            let decoder = Unmanaged<BatchDecoder>.fromOpaque(context!).takeRetainedValue()
+            decoder.decodeAll()
+            return nil
+        }, context)
+        if started == 0 {
+            thread = handle
+        } else {
+            Unmanaged<BatchDecoder>.fromOpaque(context).release()
+        }
+    }
+
+    /// The decoder thread: fills batches until the last one.
+    private func decodeAll() {
+        while !done {
+            while sem_wait(free) != 0 {}
+            fillNext()
+            sem_post(filled)
+        }
+    }
+
+    /// Fills the batch at the next ring position with the next records (decoder side).
+    private func fillNext() {
+        let batch = ring[nextFilled % ring.count]
+        nextFilled &+= 1
+        batch.reset()
+        if decoding == nil {
+            switch reader.chunkReader.next(stopAtOffset: stopAtOffset) {
+            case .finished(let state):
+                batch.finished = state
+                done = true
+                return
+            case .chunk(let chunk):
+                currentChunk = chunk
+                decoding = RecordDecoderState(chunk: chunk, definedStacks: definedStacks, version: reader.header.version)
+                batch.startsChunk = true
+            }
+        }
+        batch.chunk = currentChunk
+        batch.startContext = decoding!.context
+        var visitor = BatchingVisitor(batch)
+        let outcome = TraceReader.decodeRecords(&decoding!, tables: NoRecordTables(), into: &visitor)
+        visitor.finish()
+        guard let outcome else { return }
+        batch.outcome = outcome
+        batch.trailingExec = decoding!.trailingExec
+        definedStacks = decoding!.definedStacks
+        decoding = nil
+        if reader.endOfChunk(currentChunk!, outcome) != nil { done = true }
+    }
+
+    /// The next batch in file order (calling side); hand it back with `recycle` once delivered.
+    @usableFromInline
+    func next() -> DecodedBatch {
+        if thread == nil {
+            fillNext()
+        } else {
+            while sem_wait(filled) != 0 {}
+        }
+        let batch = ring[nextTaken % ring.count]
+        nextTaken &+= 1
+        return batch
+    }
+
+    @usableFromInline
+    func recycle(_ batch: DecodedBatch) {
+        if thread != nil { sem_post(free) }
+    }
+
+    /// Waits for the decoder thread, which has stopped after the last batch it handed over.
+    @usableFromInline
+    func join() {
+        guard let thread else { return }
+        pthread_join(thread, nil)
+        self.thread = nil
+    }
+}
+
+/// How decoding ahead is sized.
+public enum DecodingAhead {
+    /// Batches in flight: one being filled, one being delivered, one ready.
+    static let ringSize = 3
+    /// Events per batch (32 bytes each): big enough that handing a batch over (a futex wake
+    /// when the other side waits) is rare next to the batch's work, small enough that a
+    /// batch is still in the cache when it is delivered.
+    public static let batchCapacity = 16 << 10
+    /// True when the machine has a second core to decode on.
+    public static var hasSecondCore: Bool {
+        if let setting = getenv("LEAKREPORT_DECODE_THREAD"), setting.pointee == UInt8(ascii: "0") { return false }
+        return sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1
+    }
+}
+
+extension TraceReader {
+    /// Streams every record in file order to `visitor`, as `visitRecords` does, with the
+    /// decoding done by a thread of its own a few batches ahead of the delivery (on the calling
+    /// thread when `threaded` is false or no thread can be started). The visitor is told the
+    /// address of each allocation event `lookahead` events before it gets the event
+    /// (`TraceVisitor.willVisit`). The visitor cannot stop the pass.
+    @inlinable
+    public func visitRecordsDecodingAhead<V: TraceVisitor>(_ visitor: inout V, stopAtOffset: UInt64? = nil,
+                                                           progress: ((UInt64) -> Void)? = nil,
+                                                           threaded: Bool = DecodingAhead.hasSecondCore,
+                                                           batchCapacity: Int = DecodingAhead.batchCapacity,
+                                                           lookahead: Int = 16)
+        where V.Failure == Never {
+        beginPass()
+        let decoder = BatchDecoder(reader: self, stopAtOffset: stopAtOffset, batchCapacity: max(1, batchCapacity),
+                                   threaded: threaded)
+        defer { decoder.join() }
+        while true {
+            let batch = decoder.next()
+            defer { decoder.recycle(batch) }
+            if let state = batch.finished {
+                finishPass(state)
+                return
+            }
+            if batch.startsChunk { noteChunkDelivered() }
+            deliver(batch, to: &visitor, lookahead: lookahead)
+            guard let outcome = batch.outcome, let chunk = batch.chunk else { continue }
+            if let exec = batch.trailingExec { trailingExec = (exec, chunk.nextOffset) }
+            if let state = endOfChunk(chunk, outcome) {
+                finishPass(state)
+                return
+            }
+            progress?(chunk.nextOffset)
+        }
+    }
+
+    /// Hands a batch's records to `visitor`, adding its stacks and module snapshots to this
+    /// reader's tables on the way.
+    @inlinable
+    func deliver<V: TraceVisitor>(_ batch: DecodedBatch, to visitor: inout V, lookahead: Int) where V.Failure == Never {
+        let events = batch.events
+        let count = batch.count
+        var context = batch.startContext
+        var definedStacks = UInt32(truncatingIfNeeded: stacks.count)
+        for index in 0..<count {
+            if index &+ lookahead < count {
+                let ahead = events + (index &+ lookahead)
+                if ahead.pointee.kind.rawValue <= DecodedEvent.Kind.reallocarray.rawValue {
+                    visitor.willVisit(address: ahead.pointee.value)
+                }
+            }
+            let event = events[index]
+            switch event.kind {
+            case .alloc:
+                visitor.visitAlloc(function: event.function, path: event.path, address: event.value, size: event.size,
+                                   stack: event.stack, context: context)
+            case .free:
+                visitor.visitFree(address: event.value, context: context)
+            case .reallocRelease:
+                visitor.visitReallocRelease(address: event.value, context: context)
+            case .realloc, .reallocarray:
+                visitor.visitRealloc(status: event.status, path: event.path, isReallocarray: event.kind == .reallocarray,
+                                     old: event.old, new: event.value, size: event.size, stack: event.stack,
+                                     context: context)
+            case .stack:
+                definedStacks &+= 1
+                defineStack(id: definedStacks, parent: event.stack, ip: event.value)
+                visitor.visitStack(id: definedStacks, parent: event.stack, ip: event.value, context: context)
+            case .time:
+                context.time = event.value
+                visitor.visitRecord(.time(microseconds: event.value), context: context)
+            case .thread:
+                context.tid = event.value
+                visitor.visitRecord(.thread(tid: event.value), context: context)
+            case .other:
+                let record = batch.others[Int(truncatingIfNeeded: event.value)]
+                visitor.willDecodeSizedRecord()
+                if case .modules(_, let modules) = record { addModules(modules) }
+                visitor.visitRecord(record, context: context)
+            }
+        }
+    }
+}
