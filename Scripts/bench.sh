@@ -17,7 +17,8 @@
 # LEAKTRACE_EVENTS=all and one of heaptrack: bytes per allocator call of each, the ratios to
 # heaptrack's, the blocks folded and the writer thread's CPU time in each mode. The fold's worst
 # case comes first: foldbench-worst, whose blocks all live just longer than the fold window.
-# Reports (issue 15): the same for every workload's traces, in CPU seconds: leakreport with
+# Reports (issue 15): the same for every workload's traces, in wall seconds (with the ratio of
+# CPU seconds for the next report beside it: leakreport decodes on a second core): leakreport with
 # nothing kept from earlier runs, its first report of the program (with the decompressed debug
 # files an earlier report kept), and the next one. The traces that defeat the fold come first:
 # foldbench-worst, and python3-json, perl-hash and cc1 traced with LEAKTRACE_EVENTS=all.
@@ -332,14 +333,15 @@ fi
 if selected reports && [ "$sizes_only" = 0 ]; then
 report_runs=5; [ "$quick" = 1 ] && report_runs=3
 printf '\n== Reports: leakreport against heaptrack_print on each workload'"'"'s traces ==\n'
-printf '%s\n' "CPU seconds (user+sys) per report, the mean of $report_runs runs each, and peak RSS. lt_cold: a report with nothing"
-printf '%s\n' "kept from earlier runs (the first report on a machine); lt_1st: the first report of this program, with the"
-printf '%s\n' "decompressed debug files an earlier report of any program kept (libc's); lt_next: the next report (answers"
-printf '%s\n' "kept by the first); wall_cold: wall seconds of lt_cold; speed: heaptrack_print's CPU / leakreport's;"
-printf '%s\n' "MiB: peak RSS of the cold / next report and of heaptrack_print; Mc/s: millions of allocator calls read per"
-printf '%s\n' "CPU second by leakreport's next report and by heaptrack_print"
-printf '%-22s %10s %8s %8s %8s %9s %8s %7s %7s %7s %7s %7s %7s %7s %7s\n' workload calls lt_cold lt_1st lt_next wall_cold ht_s \
-  sp_cold sp_1st sp_next lt_MiB lt2_MiB ht_MiB lt_Mc/s ht_Mc/s
+printf '%s\n' "Wall seconds per report (what the user waits for), the mean of $report_runs runs each, and peak RSS. lt_cold: a report"
+printf '%s\n' "with nothing kept from earlier runs (the first report on a machine); lt_1st: the first report of this program, with"
+printf '%s\n' "the decompressed debug files an earlier report of any program kept (libc's); lt_next: the next report (answers kept"
+printf '%s\n' "by the first); ht_s: heaptrack_print's wall seconds; speed: heaptrack_print's wall time / leakreport's; cpu_next:"
+printf '%s\n' "the same ratio in CPU seconds (user+sys) for the next report (leakreport decodes on the second core, heaptrack_print"
+printf '%s\n' "uses one); MiB: peak RSS of the cold / next report and of heaptrack_print; Mc/s: millions of allocator calls read"
+printf '%s\n' "per wall second by leakreport's next report and by heaptrack_print"
+printf '%-22s %10s %8s %8s %8s %8s %7s %7s %7s %8s %7s %7s %7s %7s %7s\n' workload calls lt_cold lt_1st lt_next ht_s \
+  sp_cold sp_1st sp_next cpu_next lt_MiB lt2_MiB ht_MiB lt_Mc/s ht_Mc/s
 # mean_of KIND: the means of the runs' CPU and wall seconds in $work/rp-KIND.*.time (Scripts/bench/rusage.py),
 # and the largest RSS.
 mean_of() {
@@ -377,11 +379,11 @@ for entry in "${report_entries[@]}"; do
     LEAKTRACE_SYMBOL_CACHE=$answers Scripts/bench/rusage.py "$work/rp-next.$r.time" "$report" "$lt_trace"
     [ -z "$ht_trace" ] || Scripts/bench/rusage.py "$work/rp-ht.$r.time" heaptrack_print "$ht_trace"
   done
-  read -r cold cold_wall cold_kb <<<"$(mean_of cold)"
-  read -r first _ _ <<<"$(mean_of first)"
-  read -r next _ next_kb <<<"$(mean_of next)"
-  ht=-; ht_kb=0
-  [ -n "$ht_trace" ] && read -r ht _ ht_kb <<<"$(mean_of ht)"
+  read -r _ cold cold_kb <<<"$(mean_of cold)"
+  read -r _ first _ <<<"$(mean_of first)"
+  read -r next_cpu next next_kb <<<"$(mean_of next)"
+  ht=-; ht_cpu=-; ht_kb=0
+  [ -n "$ht_trace" ] && read -r ht_cpu ht ht_kb <<<"$(mean_of ht)"
   # A trace cut short holds fewer calls than the run made: the speeds are then ratios of calls
   # per second (heaptrack_print's CPU scaled up to the calls leaktrace recorded), as the target
   # is stated, instead of ratios of CPU seconds on unequal work.
@@ -390,15 +392,16 @@ for entry in "${report_entries[@]}"; do
     lt_allocs=$(allocs_in "$lt_trace")
     if [ -n "$ht_read" ] && [ "$ht_read" -gt 0 ]; then
       ht=$(awk -v h="$ht" -v a="$lt_allocs" -v r="$ht_read" 'BEGIN {printf "%.4f", h * a / r}')
+      ht_cpu=$(awk -v h="$ht_cpu" -v a="$lt_allocs" -v r="$ht_read" 'BEGIN {printf "%.4f", h * a / r}')
       ht_note=" (heaptrack's trace cut short: heaptrack_print read $ht_read of $lt_allocs allocation calls; ht_s scaled to $lt_allocs)"
     fi
   fi
-  awk -v name="$name" -v c="$calls" -v k="$cold" -v kw="$cold_wall" -v f="$first" -v x="$next" -v h="$ht" \
-      -v fk="$cold_kb" -v nk="$next_kb" -v hk="$ht_kb" -v note="$ht_note" '
+  awk -v name="$name" -v c="$calls" -v k="$cold" -v f="$first" -v x="$next" -v xc="$next_cpu" -v h="$ht" \
+      -v hc="$ht_cpu" -v fk="$cold_kb" -v nk="$next_kb" -v hk="$ht_kb" -v note="$ht_note" '
     function ratio(a, b) { return (a != "-" && b > 0) ? sprintf("%7.2f", a / b) : sprintf("%7s", "-") }
     BEGIN {
-      printf "%-22s %10d %8.3f %8.3f %8.3f %9.3f %8s %s %s %s %7.1f %7.1f %7s %7.1f %7s%s\n", name, c, k, f, x, kw,
-        (h == "-" ? h : sprintf("%.3f", h)), ratio(h, k), ratio(h, f), ratio(h, x),
+      printf "%-22s %10d %8.3f %8.3f %8.3f %8s %s %s %s %8s %7.1f %7.1f %7s %7.1f %7s%s\n", name, c, k, f, x,
+        (h == "-" ? h : sprintf("%.3f", h)), ratio(h, k), ratio(h, f), ratio(h, x), ratio(hc, xc),
         fk / 1024, nk / 1024, (hk > 0 ? sprintf("%.1f", hk / 1024) : "-"),
         c / x / 1e6, (h == "-" ? h : sprintf("%.1f", c / h / 1e6)), note }'
 done
