@@ -29,7 +29,7 @@ public struct AllocationCount: Equatable, Sendable {
 ///
 /// A reference type on raw storage: it is updated for every allocation, and an array in the
 /// replayer would cost a uniqueness and a bounds check per event.
-public final class AllocationCalls {
+public final class AllocationCalls: AllocationEventCounter {
     @exclusivity(unchecked) private var storage: UnsafeMutablePointer<AllocationCount>
     @exclusivity(unchecked) private var capacity: Int
     /// One past the highest stack id counted.
@@ -54,7 +54,7 @@ public final class AllocationCalls {
         storage = ZeroedArray.allocate(AllocationCount.self, capacity: capacity)
     }
 
-    deinit { ZeroedArray.deallocate(storage) }
+    deinit { ZeroedArray.deallocate(storage, capacity: capacity) }
 
     /// The counts of `stack` (zero when it made no allocation).
     public subscript(stack: UInt32) -> AllocationCount {
@@ -80,7 +80,7 @@ public final class AllocationCalls {
     // MARK: Events (called by the replayer)
 
     @inline(__always)
-    func allocated(stack: UInt32, size: UInt64, address: UInt64, tid: UInt64) {
+    public func allocated(stack: UInt32, size: UInt64, address: UInt64, tid: UInt64) {
         let count = slot(stack)
         count.pointee.calls &+= 1
         count.pointee.bytes &+= size
@@ -88,20 +88,26 @@ public final class AllocationCalls {
     }
 
     @inline(__always)
-    func released(address: UInt64, tid: UInt64) {
+    public func released(address: UInt64, tid: UInt64) {
         guard countsTemporariesFromEvents else { return }
         let latest = tid == lastThread ? lastOfThread : (otherThreads[tid] ?? LatestAllocation())
         if latest.valid && latest.address == address { slot(latest.stack).pointee.temporary &+= 1 }
         setLatest(tid: tid, LatestAllocation())
     }
 
-    /// A realloc that made no new block (failed, or freed the old one).
-    func reallocMadeNothing(tid: UInt64) {
-        if countsTemporariesFromEvents { setLatest(tid: tid, LatestAllocation()) }
+    /// A REALLOC record (its old block was released by the REALLOC_RELEASE before it): a call
+    /// when it made a new block; otherwise (it failed, or freed the old block) no allocation
+    /// of this thread is the latest any more.
+    public func reallocated(status: ReallocStatus, new: UInt64, size: UInt64, stack: UInt32, tid: UInt64) {
+        if status == .movedOrResized && new != 0 {
+            allocated(stack: stack, size: size, address: new, tid: tid)
+        } else if countsTemporariesFromEvents {
+            setLatest(tid: tid, LatestAllocation())
+        }
     }
 
     /// A FOLD record's entries.
-    func add(_ fold: FoldSummary) {
+    public func folded(_ fold: FoldSummary) {
         for entry in fold.entries {
             let count = slot(entry.stack)
             count.pointee.calls &+= entry.blocks
@@ -134,7 +140,7 @@ public final class AllocationCalls {
     @inline(never)
     private func grow(to needed: Int) {
         let newCapacity = max(needed, capacity * 2)
-        storage = ZeroedArray.grow(storage, count: capacity, to: newCapacity)
+        storage = ZeroedArray.grow(storage, from: capacity, to: newCapacity)
         capacity = newCapacity
     }
 }

@@ -17,7 +17,7 @@ extension Replayer {
             counters.foldedByRealloc &+= entry.releasedByRealloc
             if entry.function == .realloc || entry.function == .reallocarray { counters.foldedReallocs &+= entry.blocks }
         }
-        allocationCalls.add(summary)
+        if !allocationCallsCountedByReader { allocationCalls.folded(summary) }
         if summary.lowestHeapAddress != 0 && summary.lowestHeapAddress < lowestHeapStart {
             lowestHeapStart = summary.lowestHeapAddress
         }

@@ -37,6 +37,9 @@ public struct Replayer {
     var foldSpanHigh: UInt64 = 0
     /// Allocation calls, bytes and temporary allocations per stack.
     public let allocationCalls: AllocationCalls
+    /// True during a pass whose reader counts `allocationCalls` itself, on its decoding thread
+    /// (`TraceReader.visitRecordsDecodingAhead`): the replay leaves them alone then.
+    var allocationCallsCountedByReader = false
     /// Lowest address of any heap-path block seen: where the brk heap starts, as far as the
     /// trace shows.
     public var lowestHeapAddress: UInt64? { lowestHeapStart == .max ? nil : lowestHeapStart }
@@ -149,7 +152,7 @@ public struct Replayer {
     public mutating func recordAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
                             stack: UInt32, time: UInt64, tid: UInt64 = 0) {
         counters.allocs += 1
-        allocationCalls.allocated(stack: stack, size: size, address: address, tid: tid)
+        if !allocationCallsCountedByReader { allocationCalls.allocated(stack: stack, size: size, address: address, tid: tid) }
         allocate(LiveBlock(address: address, size: size, time: time, stack: stack, path: path, function: function))
     }
 
@@ -157,13 +160,13 @@ public struct Replayer {
     @inline(__always)
     public mutating func recordFree(address: UInt64, tid: UInt64, time: UInt64) {
         counters.frees += 1
-        allocationCalls.released(address: address, tid: tid)
+        if !allocationCallsCountedByReader { allocationCalls.released(address: address, tid: tid) }
         release(address, tid: tid, time: time)
     }
 
     /// A REALLOC_RELEASE record.
     public mutating func recordReallocRelease(address: UInt64, tid: UInt64, time: UInt64) {
-        allocationCalls.released(address: address, tid: tid)
+        if !allocationCallsCountedByReader { allocationCalls.released(address: address, tid: tid) }
         releaseForRealloc(address, tid: tid, time: time)
     }
 
@@ -397,7 +400,9 @@ public struct Replayer {
                 }
             }
         }
-        if status != .movedOrResized || new == 0 { allocationCalls.reallocMadeNothing(tid: tid) }
+        if !allocationCallsCountedByReader {
+            allocationCalls.reallocated(status: status, new: new, size: size, stack: stack, tid: tid)
+        }
         switch status {
         case .failed:
             counters.failedReallocs += 1
@@ -408,7 +413,6 @@ public struct Replayer {
                 threshold.freedMmappedBlock(requestSize: oldBlock.size, time: time)
             }
         case .movedOrResized:
-            if new != 0 { allocationCalls.allocated(stack: stack, size: size, address: new, tid: tid) }
             allocate(LiveBlock(address: new, size: size, time: time, stack: stack, path: path,
                                function: function))
         }

@@ -54,7 +54,7 @@ public final class SiteAccounting {
     }
 
     deinit {
-        ZeroedArray.deallocate(ownSlots)
+        ZeroedArray.deallocate(ownSlots, capacity: ownSlotCapacity)
         countStorage.deinitialize(count: slotCount)
         countStorage.deallocate()
     }
@@ -111,7 +111,7 @@ public final class SiteAccounting {
         } else {
             if index >= ownSlotCapacity {
                 let capacity = max(index + 1, ownSlotCapacity * 2)
-                ownSlots = ZeroedArray.grow(ownSlots, count: ownSlotCapacity, to: capacity)
+                ownSlots = ZeroedArray.grow(ownSlots, from: ownSlotCapacity, to: capacity)
                 ownSlotCapacity = capacity
             }
             ownSlots[index] = Int32(truncatingIfNeeded: slot + 1)

@@ -176,7 +176,10 @@ extension Replayer {
             moved = Replayer(header: TraceHeader(), expectedLiveBlocks: 16)
             // Only now is the visitor's replayer the one reference to its live table.
             visitor.replayer.beginExclusivePass()
-            reader.visitRecordsDecodingAhead(&visitor, stopAtOffset: stopAtOffset, progress: progress)
+            visitor.replayer.allocationCallsCountedByReader = true
+            reader.visitRecordsDecodingAhead(&visitor, stopAtOffset: stopAtOffset, progress: progress,
+                                             counter: visitor.replayer.allocationCalls)
+            visitor.replayer.allocationCallsCountedByReader = false
             visitor.replayer.endExclusivePass()
             visitor.replayer.releaseEmptyTablePages()
             swap(&self, &visitor.replayer)

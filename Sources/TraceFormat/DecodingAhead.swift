@@ -10,6 +10,21 @@
 import Glibc
 #endif
 
+// MARK: - Counting on the decoder thread
+
+/// Counts that follow from the allocation events alone, in file order, and from nothing a
+/// replay holds (calls and bytes per stack, temporary allocations): a reader that decodes
+/// ahead keeps them on its decoder thread, which leaves the delivering thread less to do per
+/// event. Called for every ALLOC, FREE, REALLOC_RELEASE, REALLOC and FOLD record, in order,
+/// on one thread at a time.
+public protocol AllocationEventCounter: AnyObject {
+    func allocated(stack: UInt32, size: UInt64, address: UInt64, tid: UInt64)
+    /// A FREE, or a REALLOC_RELEASE (the old block of a realloc).
+    func released(address: UInt64, tid: UInt64)
+    func reallocated(status: ReallocStatus, new: UInt64, size: UInt64, stack: UInt32, tid: UInt64)
+    func folded(_ summary: FoldSummary)
+}
+
 // MARK: - Decoded events
 
 /// One record of a batch in 32 bytes: the four allocation records with their fields, STACK,
@@ -87,11 +102,13 @@ struct BatchingVisitor: TraceVisitor {
     private let events: UnsafeMutablePointer<DecodedEvent>
     private let capacity: Int
     private var count = 0
+    private let counter: AllocationEventCounter?
 
-    init(_ batch: DecodedBatch) {
+    init(_ batch: DecodedBatch, counter: AllocationEventCounter?) {
         self.batch = batch
         events = batch.events
         capacity = batch.capacity
+        self.counter = counter
     }
 
     /// The batch's count, once decoding stops.
@@ -111,16 +128,19 @@ struct BatchingVisitor: TraceVisitor {
     mutating func visitAlloc(function: AllocFunction, path: AllocPath, address: UInt64, size: UInt64,
                              stack: UInt32, context: RecordContext) {
         append(DecodedEvent(kind: .alloc, value: address, size: size, stack: stack, function: function, path: path))
+        counter?.allocated(stack: stack, size: size, address: address, tid: context.tid)
     }
 
     @inline(__always)
     mutating func visitFree(address: UInt64, context: RecordContext) {
         append(DecodedEvent(kind: .free, value: address))
+        counter?.released(address: address, tid: context.tid)
     }
 
     @inline(__always)
     mutating func visitReallocRelease(address: UInt64, context: RecordContext) {
         append(DecodedEvent(kind: .reallocRelease, value: address))
+        counter?.released(address: address, tid: context.tid)
     }
 
     @inline(__always)
@@ -128,6 +148,7 @@ struct BatchingVisitor: TraceVisitor {
                                new: UInt64, size: UInt64, stack: UInt32, context: RecordContext) {
         append(DecodedEvent(kind: isReallocarray ? .reallocarray : .realloc, value: new, size: size, old: old,
                             stack: stack, path: path, status: status))
+        counter?.reallocated(status: status, new: new, size: size, stack: stack, tid: context.tid)
     }
 
     @inline(__always)
@@ -142,6 +163,7 @@ struct BatchingVisitor: TraceVisitor {
         case let .thread(tid):
             append(DecodedEvent(kind: .thread, value: tid))
         default:
+            if let counter, case let .fold(summary) = record { counter.folded(summary) }
             append(DecodedEvent(kind: .other, value: UInt64(batch.others.count)))
             batch.others.append(record)
         }
@@ -157,6 +179,7 @@ struct BatchingVisitor: TraceVisitor {
 final class BatchDecoder {
     private let reader: TraceReader
     private let stopAtOffset: UInt64?
+    private let counter: AllocationEventCounter?
     private let ring: [DecodedBatch]
     /// Batches the decoder may fill, and batches filled and not yet taken.
     private let free = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
@@ -172,9 +195,11 @@ final class BatchDecoder {
     private var done = false
 
     @usableFromInline
-    init(reader: TraceReader, stopAtOffset: UInt64?, batchCapacity: Int, threaded: Bool) {
+    init(reader: TraceReader, stopAtOffset: UInt64?, counter: AllocationEventCounter?, batchCapacity: Int,
+         threaded: Bool) {
         self.reader = reader
         self.stopAtOffset = stopAtOffset
+        self.counter = counter
         ring = (0..<DecodingAhead.ringSize).map { _ in DecodedBatch(capacity: batchCapacity) }
         sem_init(free, 0, UInt32(ring.count))
         sem_init(filled, 0, 0)
@@ -231,7 +256,7 @@ final class BatchDecoder {
         }
         batch.chunk = currentChunk
         batch.startContext = decoding!.context
-        var visitor = BatchingVisitor(batch)
+        var visitor = BatchingVisitor(batch, counter: counter)
         let outcome = TraceReader.decodeRecords(&decoding!, tables: NoRecordTables(), into: &visitor)
         visitor.finish()
         guard let outcome else { return }
@@ -289,17 +314,19 @@ extension TraceReader {
     /// decoding done by a thread of its own a few batches ahead of the delivery (on the calling
     /// thread when `threaded` is false or no thread can be started). The visitor is told the
     /// address of each allocation event `lookahead` events before it gets the event
-    /// (`TraceVisitor.willVisit`). The visitor cannot stop the pass.
+    /// (`TraceVisitor.willVisit`). The visitor cannot stop the pass. `counter` is given every
+    /// allocation event and FOLD record on the decoding thread, before the visitor gets it.
     @inlinable
     public func visitRecordsDecodingAhead<V: TraceVisitor>(_ visitor: inout V, stopAtOffset: UInt64? = nil,
                                                            progress: ((UInt64) -> Void)? = nil,
+                                                           counter: AllocationEventCounter? = nil,
                                                            threaded: Bool = DecodingAhead.hasSecondCore,
                                                            batchCapacity: Int = DecodingAhead.batchCapacity,
                                                            lookahead: Int = 16)
         where V.Failure == Never {
         beginPass()
-        let decoder = BatchDecoder(reader: self, stopAtOffset: stopAtOffset, batchCapacity: max(1, batchCapacity),
-                                   threaded: threaded)
+        let decoder = BatchDecoder(reader: self, stopAtOffset: stopAtOffset, counter: counter,
+                                   batchCapacity: max(1, batchCapacity), threaded: threaded)
         defer { decoder.join() }
         while true {
             let batch = decoder.next()
