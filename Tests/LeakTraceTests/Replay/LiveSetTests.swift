@@ -60,14 +60,15 @@ final class LiveSetTableTests: XCTestCase {
         XCTAssertEqual(accounting.liveBytes, expectedLive)
     }
 
-    /// A table past `hugePageBytes` grows in place (mremap, then each block moved once); its
+    /// A mapped table (past `hugePageBytes`) grows in place when asked to (mremap, then each block moved once); its
     /// layout, and so the order `forEach` visits blocks in (which picks among a group's equal
     /// blocks in the reports), must be the one growing by copying gives. Addresses spread over
     /// the whole hash range, with churn, so that clusters wrap around the table's end.
     func testGrowingInPlaceKeepsTheLayoutOfGrowingByCopying() {
         var inPlace = LiveBlockTable(minimumCapacity: 16)
+        inPlace.inPlaceGrowthFromBytes = 0
         var copying = LiveBlockTable(minimumCapacity: 16)
-        copying.growsInPlace = false
+        copying.inPlaceGrowthFromBytes = .max
         var generator = SeededGenerator(seed: 7)
         var live: [UInt64] = []
         for step in 0..<700_000 {
@@ -98,8 +99,9 @@ final class LiveSetTableTests: XCTestCase {
     /// 64-bit address: the table has 24-byte slots.)
     func testGrowingInPlaceKeepsTheLayoutWithLongRunsAndRunsThatWrap() {
         var inPlace = LiveBlockTable(minimumCapacity: 16, wideSlots: true)
+        inPlace.inPlaceGrowthFromBytes = 0
         var copying = LiveBlockTable(minimumCapacity: 16, wideSlots: true)
-        copying.growsInPlace = false
+        copying.inPlaceGrowthFromBytes = .max
         // The address whose hash (the product with the table's multiplier) is `product`.
         let multiplier: UInt64 = 0x9E37_79B9_7F4A_7C15
         var inverse = multiplier
