@@ -331,9 +331,9 @@ awk -v e="$events" -v r="$read_s" -v d="$diff_s" -v k="$diff_kb" 'BEGIN {
 fi
 
 if selected reports && [ "$sizes_only" = 0 ]; then
-report_runs=5; [ "$quick" = 1 ] && report_runs=3
+report_runs=5
 printf '\n== Reports: leakreport against heaptrack_print on each workload'"'"'s traces ==\n'
-printf '%s\n' "Wall seconds per report (what the user waits for), the mean of $report_runs runs each, and peak RSS. lt_cold: a report"
+printf '%s\n' "Wall seconds per report (what the user waits for), the median of $report_runs runs each, and peak RSS. lt_cold: a report"
 printf '%s\n' "with nothing kept from earlier runs (the first report on a machine); lt_1st: the first report of this program, with"
 printf '%s\n' "the decompressed debug files an earlier report of any program kept (libc's); lt_next: the next report (answers kept"
 printf '%s\n' "by the first); ht_s: heaptrack_print's wall seconds; speed: heaptrack_print's wall time / leakreport's; cpu_next:"
@@ -342,11 +342,16 @@ printf '%s\n' "uses one); MiB: peak RSS of the cold / next report and of heaptra
 printf '%s\n' "per wall second by leakreport's next report and by heaptrack_print"
 printf '%-22s %10s %8s %8s %8s %8s %7s %7s %7s %8s %7s %7s %7s %7s %7s\n' workload calls lt_cold lt_1st lt_next ht_s \
   sp_cold sp_1st sp_next cpu_next lt_MiB lt2_MiB ht_MiB lt_Mc/s ht_Mc/s
-# mean_of KIND: the means of the runs' CPU and wall seconds in $work/rp-KIND.*.time (Scripts/bench/rusage.py),
-# and the largest RSS.
-mean_of() {
-  cat "$work"/rp-"$1".*.time | awk '{c += $1 + $2; w += $3; if ($4 > m) m = $4; n++}
-    END {printf "%.4f %.4f %d", c / n, w / n, m}'
+# median_of KIND: the medians of the runs' CPU and wall seconds in $work/rp-KIND.*.time
+# (Scripts/bench/rusage.py), and the largest RSS. Medians, not means: on a shared machine one run
+# in three now and then takes half as long again, for either tool.
+median_of() {
+  cat "$work"/rp-"$1".*.time | awk '{c[n] = $1 + $2; w[n] = $3; if ($4 > m) m = $4; n++}
+    function median(a, n,   i, j, t) {
+      for (i = 1; i < n; i++) for (j = i; j > 0 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      return n % 2 ? a[int(n / 2)] : (a[n / 2 - 1] + a[n / 2]) / 2
+    }
+    END {printf "%.4f %.4f %d", median(c, n), median(w, n), m}'
 }
 # The fold keeps short-lived blocks out of the trace, and so out of the replay: the traces that
 # defeat it come first. foldbench-worst's blocks all outlive the fold window; the "-all" rows are
@@ -379,11 +384,11 @@ for entry in "${report_entries[@]}"; do
     LEAKTRACE_SYMBOL_CACHE=$answers Scripts/bench/rusage.py "$work/rp-next.$r.time" "$report" "$lt_trace"
     [ -z "$ht_trace" ] || Scripts/bench/rusage.py "$work/rp-ht.$r.time" heaptrack_print "$ht_trace"
   done
-  read -r _ cold cold_kb <<<"$(mean_of cold)"
-  read -r _ first _ <<<"$(mean_of first)"
-  read -r next_cpu next next_kb <<<"$(mean_of next)"
+  read -r _ cold cold_kb <<<"$(median_of cold)"
+  read -r _ first _ <<<"$(median_of first)"
+  read -r next_cpu next next_kb <<<"$(median_of next)"
   ht=-; ht_cpu=-; ht_kb=0
-  [ -n "$ht_trace" ] && read -r ht_cpu ht ht_kb <<<"$(mean_of ht)"
+  [ -n "$ht_trace" ] && read -r ht_cpu ht ht_kb <<<"$(median_of ht)"
   # A trace cut short holds fewer calls than the run made: the speeds are then ratios of calls
   # per second (heaptrack_print's CPU scaled up to the calls leaktrace recorded), as the target
   # is stated, instead of ratios of CPU seconds on unequal work.
