@@ -157,9 +157,11 @@ extension Replayer {
     ///   - progress: called now and then with the bytes consumed.
     ///   - hook: sees every record but the four allocation records, before it is applied.
     ///   - watcher: the same for a pass that nothing stops (no limit, no hook): the fast path.
+    ///   - decodingThread: where the fast path decodes (`TraceReader.visitRecordsDecodingAhead`).
     public mutating func replay(_ reader: TraceReader, stopAtOffset: UInt64? = nil, limit: ReplayLimit? = nil,
                                 progress: ((UInt64) -> Void)? = nil, hook: ReplayHook? = nil,
-                                watcher: ReplayWatcher? = nil) -> ReplayOutcome {
+                                watcher: ReplayWatcher? = nil,
+                                decodingThread: DecodingThread = .byDefault) -> ReplayOutcome {
         var stopAfterTime = UInt64.max
         var stopAtMark: String?
         switch limit {
@@ -178,7 +180,7 @@ extension Replayer {
             visitor.replayer.beginExclusivePass()
             visitor.replayer.allocationCallsCountedByReader = true
             reader.visitRecordsDecodingAhead(&visitor, stopAtOffset: stopAtOffset, progress: progress,
-                                             counter: visitor.replayer.allocationCalls)
+                                             counter: visitor.replayer.allocationCalls, thread: decodingThread)
             visitor.replayer.allocationCallsCountedByReader = false
             visitor.replayer.endExclusivePass()
             visitor.replayer.releaseEmptyTablePages()

@@ -202,12 +202,14 @@ final class BatchDecoder {
     private var done = false
     /// False when the batches are to be decoded on the calling thread throughout.
     private var mayStartThread: Bool
+    /// True when the thread starts with the first batch, whatever the trace's size.
+    private let startsThreadAtOnce: Bool
     /// Records decoded on the calling thread so far, before a thread was started.
     private var recordsDecodedInTurn = 0
 
     @usableFromInline
     init(reader: TraceReader, stopAtOffset: UInt64?, counter: AllocationEventCounter?, batchCapacity: Int,
-         threaded: Bool) {
+         thread: DecodingThread) {
         self.reader = reader
         self.stopAtOffset = stopAtOffset
         self.counter = counter
@@ -217,7 +219,8 @@ final class BatchDecoder {
         ring = [DecodedBatch(capacity: min(batchCapacity, DecodingAhead.batchCapacityInTurn))]
         sem_init(free, 0, UInt32(DecodingAhead.ringSize))
         sem_init(filled, 0, 0)
-        mayStartThread = threaded
+        mayStartThread = thread != .never
+        startsThreadAtOnce = thread == .always
     }
 
     deinit {
@@ -300,7 +303,7 @@ final class BatchDecoder {
     /// The next batch in file order (calling side); hand it back with `recycle` once delivered.
     @usableFromInline
     func next() -> DecodedBatch {
-        if mayStartThread && !done && worthAThread() { start() }
+        if mayStartThread && !done && (startsThreadAtOnce || worthAThread()) { start() }
         guard decodesOnThread else {
             fillNext()
             recordsDecodedInTurn &+= ring[0].count
@@ -326,6 +329,20 @@ final class BatchDecoder {
     }
 }
 
+/// Where a reader that decodes ahead decodes.
+public enum DecodingThread: Sendable {
+    /// On the calling thread, in turn with the delivery.
+    case never
+    /// On a thread of its own once the records still to come look worth it
+    /// (`DecodingAhead.recordsWorthAThread`).
+    case whenWorthIt
+    /// On a thread of its own from the first record (for the tests).
+    case always
+
+    /// `whenWorthIt` on a machine with a second core (`DecodingAhead.hasSecondCore`), else `never`.
+    public static var byDefault: DecodingThread { DecodingAhead.hasSecondCore ? .whenWorthIt : .never }
+}
+
 /// How decoding ahead is sized.
 public enum DecodingAhead {
     /// Batches in flight: one being filled, one being delivered, one ready.
@@ -342,9 +359,11 @@ public enum DecodingAhead {
     /// slower (30 ms instead of 28), a 242,000-record one no faster, a million-record trace of
     /// perl 14% faster.
     static let recordsWorthAThread = 256 << 10
-    /// True when the machine has a second core to decode on.
+    /// True when the machine has a second core to decode on (counted online, not as the
+    /// process's affinity allows: a process held to one core pays a thread switch a batch)
+    /// and `LEAKTRACE_DECODE_THREAD` is not `0`.
     public static var hasSecondCore: Bool {
-        if let setting = getenv("LEAKREPORT_DECODE_THREAD"), setting.pointee == UInt8(ascii: "0") { return false }
+        if let setting = getenv("LEAKTRACE_DECODE_THREAD"), setting.pointee == UInt8(ascii: "0") { return false }
         return sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1
     }
 }
@@ -352,7 +371,8 @@ public enum DecodingAhead {
 extension TraceReader {
     /// Streams every record in file order to `visitor`, as `visitRecords` does, with the
     /// decoding done by a thread of its own a few batches ahead of the delivery (on the calling
-    /// thread when `threaded` is false or no thread can be started). The visitor is told the
+    /// thread until the trace looks worth a thread, as `thread` says, or when no thread can be
+    /// started). The visitor is told the
     /// address of each allocation event `lookahead` events before it gets the event
     /// (`TraceVisitor.willVisit`). The visitor cannot stop the pass. `counter` is given every
     /// allocation event and FOLD record on the decoding thread, before the visitor gets it.
@@ -360,13 +380,13 @@ extension TraceReader {
     public func visitRecordsDecodingAhead<V: TraceVisitor>(_ visitor: inout V, stopAtOffset: UInt64? = nil,
                                                            progress: ((UInt64) -> Void)? = nil,
                                                            counter: AllocationEventCounter? = nil,
-                                                           threaded: Bool = DecodingAhead.hasSecondCore,
+                                                           thread: DecodingThread = .byDefault,
                                                            batchCapacity: Int = DecodingAhead.batchCapacity,
                                                            lookahead: Int = 16)
         where V.Failure == Never {
         beginPass()
         let decoder = BatchDecoder(reader: self, stopAtOffset: stopAtOffset, counter: counter,
-                                   batchCapacity: max(1, batchCapacity), threaded: threaded)
+                                   batchCapacity: max(1, batchCapacity), thread: thread)
         defer { decoder.join() }
         while true {
             let batch = decoder.next()

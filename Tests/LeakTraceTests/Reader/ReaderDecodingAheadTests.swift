@@ -63,12 +63,12 @@ final class ReaderDecodingAheadTests: XCTestCase {
         return pass
     }
 
-    static func ahead(_ reader: TraceReader, stopAtOffset: UInt64? = nil, threaded: Bool, batchCapacity: Int,
+    static func ahead(_ reader: TraceReader, stopAtOffset: UInt64? = nil, thread: DecodingThread, batchCapacity: Int,
                       log: Log = Log()) -> Pass {
         var visitor = RecordingVisitor(log: log)
         var progress: [UInt64] = []
         reader.visitRecordsDecodingAhead(&visitor, stopAtOffset: stopAtOffset, progress: { progress.append($0) },
-                                         threaded: threaded, batchCapacity: batchCapacity, lookahead: 2)
+                                         thread: thread, batchCapacity: batchCapacity, lookahead: 2)
         finish(&visitor.pass, reader)
         return visitor.pass
     }
@@ -81,9 +81,9 @@ final class ReaderDecodingAheadTests: XCTestCase {
         guard let reader = try? TraceReader(bytes: bytes, name: "ahead.lt") else { return nil }
         let expected = Self.sequential(reader, stopAtOffset: stopAtOffset)
         for (index, capacity) in capacities.enumerated() {
-            let threaded = index % 2 == 0
-            let got = Self.ahead(reader, stopAtOffset: stopAtOffset, threaded: threaded, batchCapacity: capacity)
-            XCTAssertEqual(got, expected, "\(message()) batches of \(capacity), threaded \(threaded)",
+            let thread: DecodingThread = [.always, .never, .whenWorthIt][index % 3]
+            let got = Self.ahead(reader, stopAtOffset: stopAtOffset, thread: thread, batchCapacity: capacity)
+            XCTAssertEqual(got, expected, "\(message()) batches of \(capacity), thread \(thread)",
                            file: file, line: line)
         }
         return expected
@@ -150,7 +150,7 @@ final class ReaderDecodingAheadTests: XCTestCase {
         let sample = ReaderDamageTests.multiChunkSample(version: 2)
         let reader = try TraceReader(bytes: sample.bytes, name: "hints.lt")
         let log = Log()
-        _ = Self.ahead(reader, threaded: true, batchCapacity: 4096, log: log)
+        _ = Self.ahead(reader, thread: .always, batchCapacity: 4096, log: log)
         var hints = 0
         for (position, entry) in log.entries.enumerated() {
             guard case .hint(let address) = entry else { continue }

@@ -134,11 +134,15 @@ final class ReplayDecodingAheadTests: XCTestCase {
 
     func replayBothWays(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) throws -> Outcome {
         let reader = try TraceReader(bytes: bytes, name: "churn.lt")
-        var ahead = Replayer(header: reader.header)
-        var seenAhead: [String] = []
-        let aheadEnd = ahead.replay(reader, watcher: { record, context, _ in
-            seenAhead.append("\(context.tid) \(context.time) \(record)")
-        }).endState
+        var outcomes: [Outcome] = []
+        for thread in [DecodingThread.always, .never] {
+            var ahead = Replayer(header: reader.header)
+            var seenAhead: [String] = []
+            let aheadEnd = ahead.replay(reader, watcher: { record, context, _ in
+                seenAhead.append("\(context.tid) \(context.time) \(record)")
+            }, decodingThread: thread).endState
+            outcomes.append(Self.outcome(ahead, seen: seenAhead, endState: aheadEnd))
+        }
         var sequential = Replayer(header: reader.header)
         var seenSequential: [String] = []
         let sequentialEnd = sequential.replay(reader, hook: { record, context, _ in
@@ -146,7 +150,8 @@ final class ReplayDecodingAheadTests: XCTestCase {
             seenSequential.append("\(context.tid) \(context.time) \(record)")
         }).endState
         let expected = Self.outcome(sequential, seen: seenSequential, endState: sequentialEnd)
-        XCTAssertEqual(Self.outcome(ahead, seen: seenAhead, endState: aheadEnd), expected, file: file, line: line)
+        XCTAssertEqual(outcomes[0], expected, "decoded on a thread of its own", file: file, line: line)
+        XCTAssertEqual(outcomes[1], expected, "decoded in turn", file: file, line: line)
         return expected
     }
 
