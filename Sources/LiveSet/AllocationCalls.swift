@@ -80,7 +80,7 @@ public final class AllocationCalls: AllocationEventCounter {
     // MARK: Events (called by the replayer)
 
     @inline(__always)
-    public func allocated(stack: UInt32, size: UInt64, address: UInt64, tid: UInt64) {
+    func allocated(stack: UInt32, size: UInt64, address: UInt64, tid: UInt64) {
         let count = slot(stack)
         count.pointee.calls &+= 1
         count.pointee.bytes &+= size
@@ -88,7 +88,7 @@ public final class AllocationCalls: AllocationEventCounter {
     }
 
     @inline(__always)
-    public func released(address: UInt64, tid: UInt64) {
+    func released(address: UInt64, tid: UInt64) {
         guard countsTemporariesFromEvents else { return }
         let latest = tid == lastThread ? lastOfThread : (otherThreads[tid] ?? LatestAllocation())
         if latest.valid && latest.address == address { slot(latest.stack).pointee.temporary &+= 1 }
@@ -98,7 +98,8 @@ public final class AllocationCalls: AllocationEventCounter {
     /// A REALLOC record (its old block was released by the REALLOC_RELEASE before it): a call
     /// when it made a new block; otherwise (it failed, or freed the old block) no allocation
     /// of this thread is the latest any more.
-    public func reallocated(status: ReallocStatus, new: UInt64, size: UInt64, stack: UInt32, tid: UInt64) {
+    @inline(__always)
+    func reallocated(status: ReallocStatus, new: UInt64, size: UInt64, stack: UInt32, tid: UInt64) {
         if status == .movedOrResized && new != 0 {
             allocated(stack: stack, size: size, address: new, tid: tid)
         } else if countsTemporariesFromEvents {
@@ -106,8 +107,18 @@ public final class AllocationCalls: AllocationEventCounter {
         }
     }
 
+    /// A batch of a reader that decodes ahead (on its decoding thread).
+    public func count(_ events: AllocationEvents) {
+        events.forEach(allocated: { stack, size, address, tid in allocated(stack: stack, size: size, address: address, tid: tid) },
+                       released: { address, tid in released(address: address, tid: tid) },
+                       reallocated: { status, new, size, stack, tid in
+                           reallocated(status: status, new: new, size: size, stack: stack, tid: tid)
+                       },
+                       folded: { folded($0) })
+    }
+
     /// A FOLD record's entries.
-    public func folded(_ fold: FoldSummary) {
+    func folded(_ fold: FoldSummary) {
         for entry in fold.entries {
             let count = slot(entry.stack)
             count.pointee.calls &+= entry.blocks

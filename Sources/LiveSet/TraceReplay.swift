@@ -96,9 +96,10 @@ struct ReplayVisitor: TraceVisitor {
 /// error is called through its witness table for every record instead (about a third of the
 /// replay's instructions on an allocation-heavy trace).
 ///
-/// The reader decodes ahead on the second core (`visitRecordsDecodingAhead`) and names each
-/// allocation event's address some events before delivering it: the live-table slot where its
-/// insert or remove will begin is prefetched then, so the cache miss that a table of millions
+/// The reader decodes ahead (`visitRecordsDecodingAhead`: on the second core when the trace is
+/// big enough), counts the allocation calls as it decodes, and names each allocation event's
+/// address some records before delivering it: the live-table slot where the event's insert or
+/// remove will begin is prefetched then, so the cache miss that a table of millions
 /// of blocks takes on nearly every event (about 80% of the replay's time on CPython's trace,
 /// spent waiting on the probe's first load) overlaps the work of the events in between.
 struct WholeTraceVisitor: TraceVisitor {

@@ -7,7 +7,9 @@
 /// the module snapshots, not the number of records. Two ways to read:
 /// - `forEachRecord` calls a closure with each record as a `TraceRecord` value;
 /// - `visitRecords` calls a `TraceVisitor`'s methods, specialised for the visitor type; it is the
-///   fast path for ALLOC/FREE-heavy consumers (tens of millions of records a second).
+///   fast path for ALLOC/FREE-heavy consumers (tens of millions of records a second);
+/// - `visitRecordsDecodingAhead` does the same with the decoding on a second thread
+///   (DecodingAhead.swift), for a visitor that cannot stop the pass.
 ///
 /// Each pass starts from the first chunk and rebuilds `stacks` and `moduleMaps`.
 public final class TraceReader {
@@ -30,7 +32,7 @@ public final class TraceReader {
     /// trace is whole rather than cut. The path the process executed.
     public internal(set) var endedByExec: String?
     /// An EXEC record that was the last record of its chunk, and where the next chunk would start.
-    @usableFromInline var trailingExec: (path: String, nextChunkOffset: UInt64)?
+    var trailingExec: (path: String, nextChunkOffset: UInt64)?
     /// Chunks whose records were (at least partly) delivered in the last pass.
     public internal(set) var chunksRead = 0
 
@@ -120,13 +122,7 @@ public final class TraceReader {
                 repeat {
                     decoded = try Self.decodeRecords(&decoding, tables: self, into: &visitor)
                 } while decoded == nil
-                let outcome = decoded!
-                if let exec = decoding.trailingExec { trailingExec = (exec, chunk.nextOffset) }
-                if let state = endOfChunk(chunk, outcome) {
-                    finishPass(state)
-                    return
-                }
-                progress?(chunk.nextOffset)
+                if finishChunk(chunk, decoded!, trailingExec: decoding.trailingExec, progress: progress) { return }
             }
         }
     }
@@ -162,6 +158,20 @@ public final class TraceReader {
 
     @usableFromInline
     func noteChunkDelivered() { chunksRead += 1 }
+
+    /// After the last record of `chunk`: notes an EXEC that was that record, and ends the pass
+    /// when reading stops here (true); otherwise reports the progress.
+    @usableFromInline
+    func finishChunk(_ chunk: LoadedChunk, _ outcome: ChunkOutcome, trailingExec exec: String?,
+                     progress: ((UInt64) -> Void)?) -> Bool {
+        if let exec { trailingExec = (exec, chunk.nextOffset) }
+        if let state = endOfChunk(chunk, outcome) {
+            finishPass(state)
+            return true
+        }
+        progress?(chunk.nextOffset)
+        return false
+    }
 
     /// The end state when reading stops after `chunk`, or nil to go on.
     @usableFromInline
