@@ -16,8 +16,9 @@ import Glibc
 /// replay holds (calls and bytes per stack, temporary allocations): a reader that decodes
 /// ahead keeps them on its decoder thread, which leaves the delivering thread less to do per
 /// event. Called with every batch of records, in order, on one thread at a time: one call a
-/// batch, so that the counting loop is the counter's own, specialised and inlined there
-/// (called through the protocol for each event, it took twice the instructions).
+/// batch, so that the counting loop is the counter's own, with its counting inlined (called
+/// through the protocol for each event, it took 44 instructions a record on CPython's trace
+/// instead of 38).
 public protocol AllocationEventCounter: AnyObject {
     func count(_ events: AllocationEvents)
 }
@@ -395,11 +396,10 @@ extension TraceReader {
     /// Streams every record in file order to `visitor`, as `visitRecords` does, with the
     /// decoding done by a thread of its own a few batches ahead of the delivery (on the calling
     /// thread until the trace looks worth a thread, as `thread` says, or when no thread can be
-    /// started). The visitor is told the
-    /// address of each allocation event `lookahead` events before it gets the event
-    /// (`TraceVisitor.willVisit`). The visitor cannot stop the pass. `counter` is given every
-    /// batch's allocation events and FOLD records on the decoding thread, before the visitor
-    /// gets them.
+    /// started). The visitor is told the address of each allocation event `lookahead` records
+    /// before it gets the event (`TraceVisitor.willVisit`). The visitor cannot stop the pass.
+    /// `counter` is given every batch's allocation events and FOLD records on the decoding
+    /// thread, before the visitor gets them.
     @inlinable
     public func visitRecordsDecodingAhead<V: TraceVisitor>(_ visitor: inout V, stopAtOffset: UInt64? = nil,
                                                            progress: ((UInt64) -> Void)? = nil,
