@@ -223,10 +223,10 @@ final class BatchDecoder {
     private var currentChunk: LoadedChunk?
     private var definedStacks: UInt64 = 0
     private var done = false
-    /// False when the batches are to be decoded on the calling thread throughout.
-    private var mayStartThread: Bool
-    /// True when the thread starts with the first batch, whatever the trace's size.
-    private let startsThreadAtOnce: Bool
+    /// Where the batches are to be decoded.
+    private let mode: DecodingThread
+    /// True once a thread was started, or could not be (it is tried once).
+    private var threadTried = false
     /// Records decoded on the calling thread so far, before a thread was started.
     private var recordsDecodedInTurn = 0
 
@@ -242,8 +242,7 @@ final class BatchDecoder {
         ring = [DecodedBatch(capacity: min(batchCapacity, DecodingAhead.batchCapacityInTurn))]
         sem_init(free, 0, UInt32(DecodingAhead.ringSize))
         sem_init(filled, 0, 0)
-        mayStartThread = thread != .never
-        startsThreadAtOnce = thread == .always
+        mode = thread
     }
 
     deinit {
@@ -266,7 +265,7 @@ final class BatchDecoder {
     /// Starts the decoder thread: from here on it fills the batches (every batch the calling
     /// thread filled has been recycled, so the whole ring is free).
     private func start() {
-        mayStartThread = false
+        threadTried = true
         while ring.count < DecodingAhead.ringSize { ring.append(DecodedBatch(capacity: batchCapacity)) }
         decodesOnThread = true
         let context = Unmanaged.passRetained(self).toOpaque()
@@ -327,7 +326,7 @@ final class BatchDecoder {
     /// The next batch in file order (calling side); hand it back with `recycle` once delivered.
     @usableFromInline
     func next() -> DecodedBatch {
-        if mayStartThread && !done && (startsThreadAtOnce || worthAThread()) { start() }
+        if mode != .never && !threadTried && !done && (mode == .always || worthAThread()) { start() }
         guard decodesOnThread else {
             fillNext()
             recordsDecodedInTurn &+= ring[0].count
