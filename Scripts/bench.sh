@@ -21,7 +21,8 @@
 # CPU seconds for the next report beside it: leakreport decodes on a second core): leakreport with
 # nothing kept from earlier runs, its first report of the program (with the decompressed debug
 # files an earlier report kept), and the next one. The traces that defeat the fold come first:
-# foldbench-worst, and python3-json, perl-hash and cc1 traced with LEAKTRACE_EVENTS=all.
+# foldbench-worst, and python3-json, perl-hash and cc1 traced with LEAKTRACE_EVENTS=all. Beside
+# each, the live-table floor: what a bare table takes to match the trace's frees to their blocks.
 # Reachability (issue 14, --only reach): the exit scan's time against live heap size (10 MB to
 # 1 GB, a pointer-dense worst case first), and what keeping the live set costs the program.
 # Diff (issue 4): `leakreport diff` of two large traces of the same program (different
@@ -332,6 +333,7 @@ fi
 
 if selected reports && [ "$sizes_only" = 0 ]; then
 report_runs=5
+cc -O2 -o "$work/tablefloor" Scripts/bench/tablefloor.c
 printf '\n== Reports: leakreport against heaptrack_print on each workload'"'"'s traces ==\n'
 printf '%s\n' "Wall seconds per report (what the user waits for), the median of $report_runs runs each, and peak RSS. lt_cold: a report"
 printf '%s\n' "with nothing kept from earlier runs (the first report on a machine); lt_1st: the first report of this program, with"
@@ -339,9 +341,12 @@ printf '%s\n' "the decompressed debug files an earlier report of any program kep
 printf '%s\n' "by the first); ht_s: heaptrack_print's wall seconds; speed: heaptrack_print's wall time / leakreport's; cpu_next:"
 printf '%s\n' "the same ratio in CPU seconds (user+sys) for the next report (leakreport decodes on the second core, heaptrack_print"
 printf '%s\n' "uses one); MiB: peak RSS of the cold / next report and of heaptrack_print; Mc/s: millions of allocator calls read"
-printf '%s\n' "per wall second by leakreport's next report and by heaptrack_print"
-printf '%-22s %10s %8s %8s %8s %8s %7s %7s %7s %8s %7s %7s %7s %7s %7s\n' workload calls lt_cold lt_1st lt_next ht_s \
-  sp_cold sp_1st sp_next cpu_next lt_MiB lt2_MiB ht_MiB lt_Mc/s ht_Mc/s
+printf '%s\n' "per wall second by leakreport's next report and by heaptrack_print; floor_s: the live-table floor, the seconds a bare"
+printf '%s\n' "table of leakreport's layout takes to apply the trace's allocation events and nothing else (Scripts/bench/tablefloor.c:"
+printf '%s\n' "a free is matched to its block by address, on the replay's thread, whatever else the analyzer does); ceil: ht_s /"
+printf '%s\n' "floor_s, the speed an analyzer that did nothing but that lookup would have"
+printf '%-22s %10s %8s %8s %8s %8s %7s %7s %7s %8s %7s %7s %7s %7s %7s %8s %7s\n' workload calls lt_cold lt_1st lt_next ht_s \
+  sp_cold sp_1st sp_next cpu_next lt_MiB lt2_MiB ht_MiB lt_Mc/s ht_Mc/s floor_s ceil
 # median_of KIND: the medians of the runs' CPU and wall seconds in $work/rp-KIND.*.time
 # (Scripts/bench/rusage.py), and the largest RSS. Medians, not means: on a shared machine one run
 # in three now and then takes half as long again, for either tool.
@@ -375,6 +380,7 @@ for entry in "${report_entries[@]}"; do
   lt_trace=$(largest rp-lt); ht_trace=$(largest rp-ht)
   [ -n "$lt_trace" ] || { printf '%-22s no leaktrace trace\n' "$name"; continue; }
   calls=$(calls_in "$lt_trace")
+  floor=$("$report" dump "$lt_trace" | "$work/tablefloor" | awk '{print $1}')
   answers="$work/answers-$name"
   for ((r = 0; r < report_runs; r++)); do
     rm -rf "$answers"
@@ -402,13 +408,13 @@ for entry in "${report_entries[@]}"; do
     fi
   fi
   awk -v name="$name" -v c="$calls" -v k="$cold" -v f="$first" -v x="$next" -v xc="$next_cpu" -v h="$ht" \
-      -v hc="$ht_cpu" -v fk="$cold_kb" -v nk="$next_kb" -v hk="$ht_kb" -v note="$ht_note" '
+      -v hc="$ht_cpu" -v fk="$cold_kb" -v nk="$next_kb" -v hk="$ht_kb" -v fl="$floor" -v note="$ht_note" '
     function ratio(a, b) { return (a != "-" && b > 0) ? sprintf("%7.2f", a / b) : sprintf("%7s", "-") }
     BEGIN {
-      printf "%-22s %10d %8.3f %8.3f %8.3f %8s %s %s %s %8s %7.1f %7.1f %7s %7.1f %7s%s\n", name, c, k, f, x,
+      printf "%-22s %10d %8.3f %8.3f %8.3f %8s %s %s %s %8s %7.1f %7.1f %7s %7.1f %7s %8.4f %s%s\n", name, c, k, f, x,
         (h == "-" ? h : sprintf("%.3f", h)), ratio(h, k), ratio(h, f), ratio(h, x), ratio(hc, xc),
         fk / 1024, nk / 1024, (hk > 0 ? sprintf("%.1f", hk / 1024) : "-"),
-        c / x / 1e6, (h == "-" ? h : sprintf("%.1f", c / h / 1e6)), note }'
+        c / x / 1e6, (h == "-" ? h : sprintf("%.1f", c / h / 1e6)), fl, ratio(h, fl), note }'
 done
 echo "(targets: speed >= 3 on every workload, aim 5; lt_MiB <= ht_MiB)"
 fi

@@ -121,7 +121,7 @@ extension ReportCommand {
             return paths.map { ($0, []) }
         }
         guard traces.count == 1, !merge, !options.noFollowExec else { return traces.map { ($0, []) } }
-        let directory = try TraceDirectory(around: traces[0])
+        let directory = try TraceDirectory(around: traces[0], laterOnly: true)
         return [directory.lastImage(from: directory.named)]
     }
 }

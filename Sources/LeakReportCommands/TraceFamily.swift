@@ -70,16 +70,26 @@ final class TraceDirectory {
 
     /// Reads the header of `path` (throws `TraceError` when it is not a trace) and of every
     /// other regular file in its directory that is a trace.
-    init(around path: String) throws {
+    ///
+    /// `laterOnly`: only the traces that may have started after `path`'s (the exec chain from
+    /// it, `lastImage`; not its parents): a file last written before `path`'s trace started is
+    /// not opened. Every report follows the exec chain, and opening each file of a large
+    /// directory to read its header cost 15 µs a file (3,000 files: 46 ms on a report of 7).
+    init(around path: String, laterOnly: Bool = false) throws {
         let reader = try TraceReader(path: path)
         traces = [FamilyTrace(path: path, header: reader.header)]
         named = 0
+        // The file times are the kernel's, coarser than the tracer's clock: a second of margin.
+        let writtenSince = laterOnly ? reader.header.startRealtimeMicroseconds.map { Int64($0 / 1_000_000) - 1 } : nil
         let directory = Self.directory(of: path)
         let ownName = Self.fileName(of: path)
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? []
         for entry in entries.sorted() where entry != ownName {
             let member = directory.isEmpty ? entry : directory.hasSuffix("/") ? directory + entry : directory + "/" + entry
-            guard isRegularFile(member), let other = try? TraceReader(path: member) else { continue }
+            var info = stat()
+            guard lstat(member, &info) == 0, info.st_mode & S_IFMT == S_IFREG,
+                  writtenSince.map({ Int64(info.st_mtim.tv_sec) >= $0 }) ?? true,
+                  let other = try? TraceReader(path: member) else { continue }
             traces.append(FamilyTrace(path: member, header: other.header))
         }
         for index in traces.indices { byFileName[Self.fileName(of: traces[index].path), default: []].append(index) }
@@ -179,7 +189,7 @@ extension CommonOptions {
     /// (unless --no-follow-exec), with a warning naming what was followed.
     func followingExec(_ path: String) throws -> (path: String, warnings: [String]) {
         guard !noFollowExec else { return (path, []) }
-        let directory = try TraceDirectory(around: path)
+        let directory = try TraceDirectory(around: path, laterOnly: true)
         let last = directory.lastImage(from: directory.named)
         guard !last.execChain.isEmpty else { return (path, []) }
         let chain = last.execChain.map { "\($0.program ?? "?") (\($0.trace))" }.joined(separator: " -> ")
@@ -192,9 +202,4 @@ extension CommonOptions {
 private func samePPid(_ first: FamilyTrace, _ second: FamilyTrace) -> Bool {
     guard let a = first.header.ppid, let b = second.header.ppid else { return true }
     return a == b
-}
-
-private func isRegularFile(_ path: String) -> Bool {
-    var info = stat()
-    return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
 }

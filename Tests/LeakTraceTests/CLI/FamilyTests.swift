@@ -78,6 +78,31 @@ final class FamilyTests: XCTestCase {
         XCTAssertEqual(own.objects("execChain").count, 0)
     }
 
+    /// Following the exec chain (every report does) opens only the files written since the named
+    /// trace started; `family`, which also looks for the traces before it, opens every one.
+    func testFollowingExecSkipsFilesWrittenBeforeTheTraceStarted() throws {
+        let directory = try TracedProgram.makeTraceDirectory()
+        _ = try Self.runChain(in: directory)
+        let first = directory.appendingPathComponent("chain.lt").path
+        let all = try TraceDirectory(around: first)
+        XCTAssertEqual(all.traces.count, 6, "\(all.traces.map(\.path))")
+        let later = try TraceDirectory(around: first, laterOnly: true)
+        XCTAssertEqual(later.traces.map(\.path), all.traces.map(\.path))
+
+        // One of the run's traces last written an hour before the first started (a second of
+        // margin is kept for the kernel's coarser file times: 2 s before still counts).
+        let start = try XCTUnwrap(all.traces[all.named].header.startRealtimeMicroseconds) / 1_000_000
+        let old = directory.appendingPathComponent("chain.lt.5").path
+        let recent = directory.appendingPathComponent("chain.lt.4").path
+        for (path, seconds) in [(old, start - 3600), (recent, start)] {
+            var times = [timeval(tv_sec: Int(seconds), tv_usec: 0), timeval(tv_sec: Int(seconds), tv_usec: 0)]
+            XCTAssertEqual(utimes(path, &times), 0)
+        }
+        let skipping = try TraceDirectory(around: first, laterOnly: true)
+        XCTAssertEqual(skipping.traces.map(\.path), all.traces.map(\.path).filter { $0 != old })
+        XCTAssertEqual(try TraceDirectory(around: first).traces.map(\.path), all.traces.map(\.path))
+    }
+
     func testFamilyListsEveryTraceOfTheRunBiggestLeakerFirst() throws {
         let directory = try TracedProgram.makeTraceDirectory()
         _ = try Self.runChain(in: directory)
