@@ -89,8 +89,8 @@ final class FamilyTests: XCTestCase {
         let later = try TraceDirectory(around: first, laterOnly: true)
         XCTAssertEqual(later.traces.map(\.path), all.traces.map(\.path))
 
-        // One of the run's traces last written an hour before the first started (a second of
-        // margin is kept for the kernel's coarser file times: 2 s before still counts).
+        // One of the run's traces last written an hour before the first started, another in
+        // the second it started (within the margin kept for the kernel's coarser file times).
         let start = try XCTUnwrap(all.traces[all.named].header.startRealtimeMicroseconds) / 1_000_000
         let old = directory.appendingPathComponent("chain.lt.5").path
         let recent = directory.appendingPathComponent("chain.lt.4").path
