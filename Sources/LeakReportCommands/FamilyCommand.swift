@@ -6,11 +6,12 @@ import Reports
 struct FamilyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "family",
-        abstract: "List the traces of the run that wrote TRACE (forked children, programs exec'd): pid, origin, how each ended, what each leaked.",
+        abstract: "List the traces of the run that wrote TRACE (forked children, programs exec'd or spawned): pid, origin, how each ended, what each leaked.",
         discussion: """
             The family is found among the traces in TRACE's directory: a forked child's trace names \
-            its parent's, and the program a process exec'd has the process's pid and starts the \
-            next trace of that pid. Several traces of one family are listed once.
+            its parent's, the program a process exec'd has the process's pid and starts the \
+            next trace of that pid, and a program started by posix_spawn or vfork has its \
+            parent's pid as ppid. Several traces of one family are listed once.
             """)
 
     @Argument(help: "Any trace of the run (several: each family once).")
@@ -62,6 +63,7 @@ struct FamilyCommand: ParsableCommand {
             case .start: (origin, from) = ("start", nil)
             case let .fork(parent): (origin, from) = ("fork", parent)
             case let .exec(previous): (origin, from) = ("exec", previous)
+            case let .spawn(parent): (origin, from) = ("spawn", parent)
             }
             return FamilyMemberEntry(trace: member.path, program: member.header.program, pid: member.header.pid,
                                      ppid: member.header.ppid, origin: origin, from: from.map { members[$0].path },

@@ -45,7 +45,7 @@ struct ReportCommand: ParsableCommand {
     @Flag(name: .long, help: "With several traces: also merge them by call site and add up their totals.")
     var merge = false
 
-    @Flag(name: .long, help: "Report every trace of each TRACE's family: the traces its run wrote (forked children, programs exec'd).")
+    @Flag(name: .long, help: "Report every trace of each TRACE's family: the traces its run wrote (forked children, programs exec'd or spawned).")
     var family = false
 
     mutating func validate() throws {

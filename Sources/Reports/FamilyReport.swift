@@ -1,8 +1,8 @@
 import LeakAnalysis
 
-// `leakreport family TRACE`: the traces one run wrote (forked children, programs exec'd), each
-// with how it ended and what it leaked, biggest leaker first. JSON: docs/report-json.md, kind
-// "family".
+// `leakreport family TRACE`: the traces one run wrote (forked children, programs exec'd or
+// spawned), each with how it ended and what it leaked, biggest leaker first. JSON:
+// docs/report-json.md, kind "family".
 
 /// One trace of a family. Its stored properties are its JSON.
 public struct FamilyMemberEntry: Encodable, Equatable {
@@ -10,10 +10,10 @@ public struct FamilyMemberEntry: Encodable, Equatable {
     public var program: String?
     public var pid: UInt64?
     public var ppid: UInt64?
-    /// `start` (the run's first process), `fork` or `exec`.
+    /// `start` (the run's first process), `fork`, `exec` or `spawn`.
     public var origin: String
-    /// For a fork child, its parent's trace; for an exec'd program, the trace of the image that
-    /// exec'd it.
+    /// For a fork child or a spawned program, its parent's trace; for an exec'd program, the
+    /// trace of the image that exec'd it.
     public var from: String?
     public var outcome: ReadingOutcome
     /// How the trace ended, in words: `exit`, `exec PATH`, `cut at byte N (reason)`.
@@ -77,6 +77,7 @@ extension GrowthText {
             let came: String
             switch entry.origin {
             case "fork": came = "fork of \(entry.ppid.map(String.init) ?? "?")"
+            case "spawn": came = "spawned by \(entry.ppid.map(String.init) ?? "?")"
             case "exec": came = "exec'd"
             default: came = "start"
             }

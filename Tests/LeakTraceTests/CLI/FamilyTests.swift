@@ -181,6 +181,62 @@ final class FamilyTests: XCTestCase {
         XCTAssertEqual(member.object("leaked").int("bytes"), 1000)
     }
 
+    /// Programs/hazard_spawn.c starts itself by fork+execve, posix_spawn and system() (whose
+    /// shell runs the command in a vfork child), and each child keeps a block of its own size:
+    /// 5001, 5002 and 5003 bytes, the parent 5000. The spawned programs' traces name no parent
+    /// trace; they are found by their ppid, and the whole run is one family of six traces.
+    func testSpawnedProgramsJoinTheirParentsFamily() throws {
+        let program = try TracedProgram.build("hazard_spawn")
+        let directory = try TracedProgram.makeTraceDirectory()
+        let run = try TracedProgram.run(executable: program, arguments: [], environment: [
+            "LD_PRELOAD": TracedProgram.shimPath,
+            "LEAKTRACE_OUTPUT": directory.appendingPathComponent("spawn.%p.lt").path,
+        ], timeout: 120)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".lt") }
+        // The parent's trace: the one whose program ran without arguments.
+        let parent = try XCTUnwrap(names.map { directory.appendingPathComponent($0).path }.first {
+            (try? TraceDirectory(around: $0).traces[0].header.arguments.count) == 1
+        })
+        let shell = Self.realPath("/bin/sh")
+
+        let family = try GrowthSupport.json(["family", parent])
+        let traces = family.objects("traces")
+        XCTAssertEqual(traces.count, 6, "\(traces.map { $0.string("trace") ?? "" })")
+        func member(leaking bytes: Int) -> [String: Any]? {
+            traces.first { $0.object("leaked").int("bytes") == bytes && $0.string("program") == program }
+        }
+        func trace(_ entry: [String: Any]?) -> String? { entry?.string("trace") }
+        let start = try XCTUnwrap(member(leaking: 5000))
+        XCTAssertEqual(start.string("origin"), "start")
+        XCTAssertEqual(start.string("trace"), parent)
+        // fork + execve: the forked child (its trace ends by exec), then the program it ran.
+        let execed = try XCTUnwrap(member(leaking: 5001))
+        XCTAssertEqual(execed.string("origin"), "exec")
+        let forked = try XCTUnwrap(traces.first { $0.string("trace") == execed.string("from") })
+        XCTAssertEqual(forked.string("origin"), "fork")
+        XCTAssertEqual(forked.string("from"), parent)
+        // posix_spawn: spawned by the parent.
+        let spawned = try XCTUnwrap(member(leaking: 5002))
+        XCTAssertEqual(spawned.string("origin"), "spawn")
+        XCTAssertEqual(spawned.string("from"), parent)
+        XCTAssertEqual(spawned.int("ppid"), start.int("pid"))
+        // system(): the shell spawned by the parent, the command spawned by the shell.
+        let sh = try XCTUnwrap(traces.first { $0.string("program") == shell })
+        XCTAssertEqual(sh.string("origin"), "spawn")
+        XCTAssertEqual(sh.string("from"), parent)
+        let command = try XCTUnwrap(member(leaking: 5003))
+        XCTAssertEqual(command.string("origin"), "spawn")
+        XCTAssertEqual(command.string("from"), trace(sh))
+
+        // Any trace of the run gives the same family; its report stays its own.
+        let fromCommand = try GrowthSupport.json(["family", try XCTUnwrap(trace(command))]).objects("traces")
+        XCTAssertEqual(Set(fromCommand.compactMap { $0.string("trace") }), Set(traces.compactMap { $0.string("trace") }))
+        let report = try GrowthSupport.json([try XCTUnwrap(trace(spawned))])
+        XCTAssertEqual(report.object("trace").string("program"), program)
+        XCTAssertEqual(report.objects("execChain").count, 0)
+    }
+
 }
 
 /// The family's path helpers replace NSString's (Foundation, with its ICU data, is not linked
