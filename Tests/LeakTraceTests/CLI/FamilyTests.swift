@@ -169,6 +169,32 @@ final class FamilyTests: XCTestCase {
         XCTAssertTrue(lines[header + 3].contains("fork of") && lines[header + 3].hasPrefix("  2.17 KiB"), run.stderr)
     }
 
+    /// gcc starts cc1 and as by posix_spawn/vfork: the wrapper lists one family of three traces,
+    /// named after gcc's (the process it started), and tells the user to read that trace, not the
+    /// first in name order (cc1's).
+    func testWrapperNamesTheProcessItStartedWhenTheProgramSpawns() throws {
+        let directory = try TracedProgram.makeTraceDirectory()
+        let source = directory.appendingPathComponent("unit.c")
+        try "int f(int x) { return x * 2; }\n".write(to: source, atomically: true, encoding: .utf8)
+        let wrapper = TracedProgram.repositoryRoot.appendingPathComponent("Scripts/leaktrace").path
+        let run = try TracedProgram.run(executable: wrapper, arguments: [
+            "-o", directory.appendingPathComponent("t.%e.%p.lt").path, "gcc", "-c", source.path,
+            "-o", directory.appendingPathComponent("unit.o").path,
+        ], environment: ["LEAKTRACE_LIB": TracedProgram.shimPath, "LEAKTRACE_REPORT": LeakReportRunner.executable,
+                         "NO_COLOR": "1"], timeout: 120)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".lt") }.sorted()
+        XCTAssertEqual(names.count, 3, "gcc, cc1 and as: \(names)")
+        XCTAssertTrue(names.first?.hasPrefix("t.cc1.") ?? false, "\(names)")
+        let gcc = try XCTUnwrap(names.first { $0.contains("gcc") }, "\(names)")
+        let gccTrace = directory.appendingPathComponent(gcc).path
+        let lines = run.stderr.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("family of ") }, ["family of \(gccTrace): 3 traces, 3 processes, "
+            + (lines.first { $0.hasPrefix("family of ") }?.components(separatedBy: "3 processes, ").last ?? "")], run.stderr)
+        XCTAssertEqual(lines.filter { $0.contains("spawned by") }.count, 2, run.stderr)
+        XCTAssertEqual(lines.last, "leaktrace: read with: \(LeakReportRunner.executable) \(gccTrace)", run.stderr)
+    }
+
     /// A process that died of a signal says so in the family listing, as its report does.
     func testFamilySaysWhichSignalEndedAProcess() throws {
         let program = try TracedProgram.build("fatal_signals")
@@ -194,9 +220,11 @@ final class FamilyTests: XCTestCase {
         ], timeout: 120)
         XCTAssertEqual(run.status, 0, run.stderr)
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".lt") }
-        // The parent's trace: the one whose program ran without arguments.
+        // The parent's trace: its program ran without arguments (as did its forked child until
+        // it exec'd, but that trace names its parent's).
         let parent = try XCTUnwrap(names.map { directory.appendingPathComponent($0).path }.first {
-            (try? TraceDirectory(around: $0).traces[0].header.arguments.count) == 1
+            guard let header = try? TraceDirectory(around: $0).traces[0].header else { return false }
+            return header.arguments.count == 1 && header.parentTrace == nil
         })
         let shell = Self.realPath("/bin/sh")
 
