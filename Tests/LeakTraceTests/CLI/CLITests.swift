@@ -49,6 +49,16 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(root.objects("groups").first?.object("callsite").string("address"), "0x402000")
     }
 
+    /// The text report's call counts by call site: stack 1 allocated twice, stack 2 once.
+    func testAllocationCallsBySiteInTheTextReport() throws {
+        let (path, _) = try Self.writeTrace([Self.sampleRecords() + [Self.sampleEnd]])
+        let text = try LeakReportRunner.run([path]).stdout
+        let section = text.components(separatedBy: "Most allocation calls by callsite").last ?? ""
+        let rows = section.split(separator: "\n").filter { $0.hasPrefix("  #") }
+            .map { $0.split(separator: " ", omittingEmptySubsequences: true).prefix(3).joined(separator: " ") }
+        XCTAssertEqual(rows, ["#1 2 calls", "#2 1 call"], text)
+    }
+
     func testFailOnLeakExitStatus() throws {
         let (path, _) = try Self.writeTrace([Self.sampleRecords() + [Self.sampleEnd]])
         XCTAssertEqual(try LeakReportRunner.run([path, "--fail-on-leak"]).status, 3)
