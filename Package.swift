@@ -34,8 +34,11 @@ let package = Package(
         // Debug files' compressed sections decompressed ahead of libdw (libdeflate, zstd).
         // DWARF 4: valgrind 3.19 (Debian 12), used to profile leakreport, cannot read clang's DWARF 5.
         .target(name: "CDebugImage", cSettings: [.unsafeFlags(["-gdwarf-4"])], linkerSettings: [.linkedLibrary("deflate"), .linkedLibrary("zstd")]),
+        // The Swift runtime's and libstdc++'s demanglers, called by name.
+        .target(name: "CDemangle", linkerSettings: [.linkedLibrary("stdc++")]),
         // Stage 3: symbolization of stack frames (libdw).
-        .target(name: "Symbolization", dependencies: ["CLibDW", "CDebugImage", "TraceFormat"], swiftSettings: releaseSettings),
+        .target(name: "Symbolization", dependencies: ["CLibDW", "CDebugImage", "CDemangle", "TraceFormat"],
+                swiftSettings: releaseSettings),
         // Stage 4: grouping, paths, heap hole, thresholds, growth.
         .target(name: "LeakAnalysis", dependencies: ["TraceFormat", "LiveSet", "Symbolization"], swiftSettings: releaseSettings),
         // Stage 5: text, JSON, mtrace, folded output.

@@ -1,11 +1,12 @@
 // Turns mangled linker symbols into the names a programmer wrote.
 //
 // C++ (Itanium ABI) goes through libstdc++'s `__cxa_demangle` and Swift through the runtime's
-// `swift_demangle`; both are looked up with dlsym at first use rather than linked by name, so the
-// calls use the C calling convention and a missing library only disables that one language.
-// Rust's legacy scheme is decoded here: it is Itanium-shaped, but its identifiers carry `$..$`
-// escapes and a trailing hash element that __cxa_demangle knows nothing about.
+// `swift_demangle`, both called by name (CDemangle: a function looked up with dlsym is left out
+// of the release build, which links the Swift runtime statically). Rust's legacy scheme is
+// decoded here: it is Itanium-shaped, but its identifiers carry `$..$` escapes and a trailing
+// hash element that __cxa_demangle knows nothing about.
 
+import CDemangle
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -70,65 +71,22 @@ enum SymbolScheme {
     }
 }
 
-// MARK: - C++ via libstdc++
-
-/// `char *__cxa_demangle(const char *mangled, char *buffer, size_t *length, int *status)`
-private typealias CxaDemangle = @convention(c) (
-    UnsafePointer<CChar>?, UnsafeMutablePointer<CChar>?, UnsafeMutablePointer<Int>?,
-    UnsafeMutablePointer<Int32>?
-) -> UnsafeMutablePointer<CChar>?
+// MARK: - The runtimes' demanglers
 
 private enum ItaniumRuntime {
-    /// Resolved once; nil when no C++ runtime can be found in or loaded into the process.
-    static let function: CxaDemangle? = {
-        let names = ["libstdc++.so.6", "libc++abi.so.1", "libc++.so.1"]
-        guard let symbol = lookUpCFunction("__cxa_demangle", fallbackLibraries: names) else { return nil }
-        return unsafeBitCast(symbol, to: CxaDemangle.self)
-    }()
-
     static func demangle(_ symbol: String) -> String? {
-        guard let function else { return nil }
         var status: Int32 = 0
-        guard let output = function(symbol, nil, nil, &status) else { return nil }
+        guard let output = __cxa_demangle(symbol, nil, nil, &status) else { return nil }
         defer { free(output) }
         return status == 0 ? String(cString: output) : nil
     }
 }
 
-// MARK: - Swift via the runtime
-
-/// `char *swift_demangle(const char *mangled, size_t length, char *buffer, size_t *bufferSize, uint32_t flags)`
-private typealias SwiftDemangle = @convention(c) (
-    UnsafePointer<CChar>?, Int, UnsafeMutablePointer<CChar>?, UnsafeMutablePointer<Int>?, UInt32
-) -> UnsafeMutablePointer<CChar>?
-
 private enum SwiftRuntime {
-    static let function: SwiftDemangle? = {
-        guard let symbol = lookUpCFunction("swift_demangle", fallbackLibraries: ["libswiftCore.so"]) else {
-            return nil
-        }
-        return unsafeBitCast(symbol, to: SwiftDemangle.self)
-    }()
-
     static func demangle(_ symbol: String) -> String? {
-        guard let function else { return nil }
-        let output = symbol.withCString { function($0, strlen($0), nil, nil, 0) }
+        let output = symbol.withCString { swift_demangle($0, strlen($0), nil, nil, 0) }
         guard let output else { return nil }
         defer { free(output) }
         return String(cString: output)
     }
-}
-
-/// Finds an exported C function already loaded in the process, or failing that in the first of
-/// `fallbackLibraries` that loads. The libraries stay loaded: the pointer is cached for good.
-private func lookUpCFunction(_ name: String, fallbackLibraries: [String]) -> UnsafeMutableRawPointer? {
-    if let process = dlopen(nil, RTLD_NOW), let symbol = dlsym(process, name) {
-        return symbol
-    }
-    for library in fallbackLibraries {
-        guard let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else { continue }
-        if let symbol = dlsym(handle, name) { return symbol }
-        dlclose(handle)
-    }
-    return nil
 }
