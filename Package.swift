@@ -34,8 +34,8 @@ let package = Package(
         // Debug files' compressed sections decompressed ahead of libdw (libdeflate, zstd).
         // DWARF 4: valgrind 3.19 (Debian 12), used to profile leakreport, cannot read clang's DWARF 5.
         .target(name: "CDebugImage", cSettings: [.unsafeFlags(["-gdwarf-4"])], linkerSettings: [.linkedLibrary("deflate"), .linkedLibrary("zstd")]),
-        // The Swift runtime's and libstdc++'s demanglers, called by name.
-        .target(name: "CDemangle", linkerSettings: [.linkedLibrary("stdc++")]),
+        // The Swift runtime's, libstdc++'s and libiberty's (Rust v0) demanglers, called by name.
+        .target(name: "CDemangle", linkerSettings: [.linkedLibrary("stdc++"), .linkedLibrary("iberty")]),
         // Stage 3: symbolization of stack frames (libdw).
         .target(name: "Symbolization", dependencies: ["CLibDW", "CDebugImage", "CDemangle", "TraceFormat"],
                 swiftSettings: releaseSettings),

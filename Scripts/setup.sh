@@ -5,6 +5,7 @@
 set -euo pipefail
 packages=(
   libunwind-dev libdw-dev libelf-dev libzstd-dev libdeflate-dev pkg-config   # build: preload library, analyzer
+  libiberty-dev                                                # build: the analyzer's Rust v0 demangler (static)
   gcc g++ binutils zstd dwz                                    # tests compile and inspect programs
   libjemalloc2 libmimalloc2.0                                  # hazard tests: foreign allocators
   perl git sqlite3 heaptrack util-linux                        # hazard tests on real programs; bench

@@ -115,7 +115,7 @@ public struct TemplatePattern: Hashable, Sendable {
 /// is the first frame, innermost first, that matches none of these.
 public struct AllocatorFrameFilter: Sendable {
     /// The default list: allocator entry points, C++ operator new and allocators, common C
-    /// wrappers, GLib, Swift and CPython allocation functions.
+    /// wrappers, GLib, Swift, Rust and CPython allocation functions.
     public static let defaultPatterns: [String] = [
         "malloc", "calloc", "realloc", "reallocarray", "free", "cfree", "posix_memalign", "aligned_alloc",
         "memalign", "valloc", "pvalloc", "__libc_*", "__posix_memalign", "__malloc_*",
@@ -130,6 +130,13 @@ public struct AllocatorFrameFilter: Sendable {
         "g_malloc*", "g_try_malloc*", "g_realloc*", "g_try_realloc*", "g_new*", "g_slice_alloc*",
         "g_strdup", "g_strndup", "g_memdup*",
         "swift_slowAlloc", "swift_allocObject", "swift_allocBox",
+        // Rust: the global allocator's shims and the standard library's allocating types (the
+        // alloc crate: Box, Vec, String, Rc, Arc, collections; HashMap's hashbrown), so that the
+        // call site is the program's own function, not alloc::alloc::alloc or RawVec's growth.
+        "__rust_alloc*", "__rust_realloc", "__rdl_alloc*", "__rdl_realloc", "__rg_alloc*", "__rg_realloc",
+        "alloc::*", "<alloc::*", "<* as alloc::*", "std::alloc::*", "<std::alloc::System as *", "std::sys::alloc::*",
+        "std::sys::pal::*::alloc::*", "hashbrown::*", "<hashbrown::*", "std::collections::*", "<std::collections::*",
+        "core::iter::traits::iterator::Iterator::collect*",
         "PyMem_*", "_PyMem_*", "PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc",
         "_PyObject_Malloc*", "_PyObject_Calloc*", "_PyObject_Realloc*",
         "mmap", "mmap64", "mremap", "brk", "sbrk", "__mmap", "__mremap",

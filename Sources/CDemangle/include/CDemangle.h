@@ -1,8 +1,9 @@
-// The two runtime demanglers leakreport calls, declared for Swift to call by name. Called by
-// name, not looked up with dlsym: the release build links the Swift runtime statically, and a
-// function nothing refers to is left out of the executable (swift_demangle was, so Swift frames
-// came out mangled in the release build while the debug build, linked to libswiftCore.so,
-// demangled them).
+// The demanglers leakreport calls, declared for Swift to call by name: the Swift runtime's,
+// libstdc++'s and GNU libiberty's (Rust's v0 scheme; linked statically, Debian ships no shared
+// libiberty). Called by name, not looked up with dlsym: the release build links the Swift
+// runtime statically, and a function nothing refers to is left out of the executable
+// (swift_demangle was, so Swift frames came out mangled in the release build while the debug
+// build, linked to libswiftCore.so, demangled them).
 #ifndef LEAKTRACE_CDEMANGLE_H
 #define LEAKTRACE_CDEMANGLE_H
 
@@ -16,5 +17,9 @@ char *swift_demangle(const char *mangled, size_t mangled_length, char *output_bu
 
 /// The C++ ABI's demangler (libstdc++): a malloc'd string when `*status` is 0.
 char *__cxa_demangle(const char *mangled, char *output_buffer, size_t *length, int *status);
+
+/// libiberty's Rust demangler (legacy and v0 schemes; binutils' c++filt and gdb use it): a
+/// malloc'd string, or NULL when `mangled` is not a Rust symbol. `options` 0: no crate hashes.
+char *rust_demangle(const char *mangled, int options);
 
 #endif

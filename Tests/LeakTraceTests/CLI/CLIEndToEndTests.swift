@@ -142,6 +142,43 @@ final class CLIEndToEndTests: XCTestCase {
         XCTAssertEqual(array.object("callsite").int("line"), try Self.line(of: "@array", in: "analysis_cxx.cpp"))
     }
 
+    /// Programs/rust_leaks.rs, built by the rustc on PATH (Debian's 1.63 in CI, whose standard
+    /// library is legacy-mangled; 1.9x builds it v0-mangled): every leak's call site is the
+    /// program's own function and line, not alloc::alloc::alloc or RawVec's growth.
+    func testRustCallSitesAreTheProgramsOwnFunctions() throws {
+        let directory = try TracedProgram.makeTraceDirectory()
+        let program = directory.appendingPathComponent("rust_leaks").path
+        let source = TracedProgram.programsDirectory.appendingPathComponent("rust_leaks.rs").path
+        let compiled = try TracedProgram.run(executable: "/usr/bin/env", arguments: [
+            "rustc", "-g", "-C", "opt-level=0", "--crate-name", "rust_leaks", "-o", program, source,
+        ], environment: [:], timeout: 300)
+        XCTAssertEqual(compiled.status, 0, "rustc (Scripts/setup.sh installs it): \(compiled.stderr)")
+        let run = try TracedProgram.trace(program)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let trace = try XCTUnwrap(run.traces.first, run.stderr)
+        let root = try LeakReportRunner.json([trace, "--show-reachable", "--top", "100"])
+        func site(_ function: String) -> (bytes: Int?, blocks: Int?, line: Int?) {
+            let group = Self.group(root, function: function)
+            return (group.int("bytes"), group.int("blocks"), group.object("callsite").int("line"))
+        }
+        // make_list: two call sites, the first node's line and the loop's.
+        let list = root.objects("groups").filter { $0.object("callsite").string("function") == "rust_leaks::make_list" }
+            .map { [$0.object("callsite").int("line") ?? 0, $0.int("blocks") ?? 0, $0.int("bytes") ?? 0] }
+        XCTAssertEqual(Set(list), [[try Self.line(of: "@list_first", in: "rust_leaks.rs"), 1, 72],
+                                   [try Self.line(of: "@list_rest", in: "rust_leaks.rs"), 4, 4 * 72]])
+        let buffer = site("rust_leaks::make_buffer")
+        XCTAssertEqual(buffer.bytes, 512)
+        XCTAssertEqual(buffer.line, try Self.line(of: "@buffer", in: "rust_leaks.rs"))
+        let text = site("rust_leaks::make_text")
+        XCTAssertEqual(text.bytes, 256)
+        XCTAssertEqual(text.line, try Self.line(of: "@text", in: "rust_leaks.rs"))
+        let collected = site("rust_leaks::main")
+        XCTAssertEqual(collected.bytes, 80)
+        XCTAssertEqual(collected.line, try Self.line(of: "@collect", in: "rust_leaks.rs"))
+        let callsites = root.objects("groups").compactMap { $0.object("callsite").string("function") }
+        XCTAssertEqual(callsites.filter { $0.hasPrefix("alloc::") || $0.hasPrefix("<alloc::") || $0.hasPrefix("_R") }, [])
+    }
+
     func testStrippedBinaryIsGroupedByModuleOffset() throws {
         let trace = try Self.traceOne("analysis_leaks", flags: ["-s"], output: "analysis_leaks_stripped")
         let root = try LeakReportRunner.json([trace, "--top", "100"])

@@ -32,6 +32,16 @@ final class SymbolizationDemanglerTests: XCTestCase {
                        "lib::main::{{closure}}")
     }
 
+    /// Rust's v0 scheme: rustc 1.95's standard library is built with it. Expected output is
+    /// binutils' c++filt's (the same libiberty) without the crate hashes it prints.
+    func testRustV0NamesAreDemangled() {
+        XCTAssertEqual(Demangler.demangle("_RNvMs4_NtCslNYArtu3iFV_5alloc7raw_vecNtB5_11RawVecInner11finish_growCsduwmD7cSIQq_5gimli"),
+                       "<alloc::raw_vec::RawVecInner>::finish_grow")
+        XCTAssertEqual(Demangler.demangle("_RNvCs1234_7mycrate4main"), "mycrate::main")
+        // `_R` without a path tag is not a v0 name.
+        XCTAssertEqual(Demangler.demangle("_Rsomething"), "_Rsomething")
+    }
+
     func testRustLegacySuffixes() {
         // LLVM's uniquing suffix is noise; other suffixes describe the code and stay.
         XCTAssertEqual(Demangler.demangle("_ZN3lib12make_wrapper17hc4748cc7bea096f9E.llvm.1234567890"), "lib::make_wrapper")
@@ -41,7 +51,7 @@ final class SymbolizationDemanglerTests: XCTestCase {
     func testNamesThatAreNotMangledOrNotUnderstoodAreReturnedAsIs() {
         XCTAssertEqual(Demangler.demangle("malloc"), "malloc")
         XCTAssertEqual(Demangler.demangle(""), "")
-        XCTAssertEqual(Demangler.demangle("_RNvCs1234_7mycrate3foo"), "_RNvCs1234_7mycrate3foo")
+        XCTAssertEqual(Demangler.demangle("_RNvC"), "_RNvC")   // a v0 name cut short
         XCTAssertEqual(Demangler.demangle("_Z"), "_Z")
         XCTAssertEqual(Demangler.demangle("_ZN3foo"), "_ZN3foo")
         XCTAssertEqual(Demangler.demangle("_ZN99foo17h0123456789abcdefE"), "_ZN99foo17h0123456789abcdefE")
