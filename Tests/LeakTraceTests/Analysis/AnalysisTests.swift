@@ -266,6 +266,20 @@ final class AnalysisPatternTests: XCTestCase {
         for name in ["main", "make_buffer", "mallocator_user", "std::vector<int>::push_back(int const&)"] {
             XCTAssertFalse(filter.isAllocatorFrame(function: name), name)
         }
+        // Rust: the allocating types of the alloc crate and std's collections are the allocator
+        // (their demangled names carry no element type to tell one Vec's growth from another's);
+        // the program's functions and std's other APIs are not.
+        for name in ["__rust_alloc", "__rdl_realloc", "alloc::alloc::alloc", "alloc::raw_vec::finish_grow",
+                     "<alloc::alloc::Global as core::alloc::Allocator>::allocate", "<alloc::raw_vec::RawVecInner>::finish_grow",
+                     "alloc::vec::Vec<T,A>::push", "<str as alloc::borrow::ToOwned>::to_owned",
+                     "hashbrown::raw::RawTable<T,A>::reserve_rehash", "std::collections::hash::map::HashMap<K,V,S>::insert",
+                     "core::iter::traits::iterator::Iterator::collect"] {
+            XCTAssertTrue(filter.isAllocatorFrame(function: name), name)
+        }
+        for name in ["rust_leaks::make_list", "std::io::read_to_string", "core::ops::function::FnOnce::call_once",
+                     "allocate_buffer", "alloc"] {
+            XCTAssertFalse(filter.isAllocatorFrame(function: name), name)
+        }
         XCTAssertFalse(filter.isAllocatorFrame(function: nil))
         XCTAssertFalse(filter.isAllocatorFrame(function: ""))
     }
