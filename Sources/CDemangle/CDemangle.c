@@ -1,2 +1,3 @@
-// Declarations only (include/CDemangle.h): the functions are the Swift runtime's and libstdc++'s.
+// Declarations only (include/CDemangle.h): the functions are the Swift runtime's, libstdc++'s
+// and libiberty's.
 #include "CDemangle.h"

@@ -309,7 +309,8 @@ public struct TextReport {
         out += bold("Most allocation calls by \(report.groupBy)")
             + dim("  (temporary: freed by the same thread with no allocation or free in between)") + "\n"
         for site in report.allocationSites {
-            out += "  " + pad("#\(site.rank)", 4) + pad("\(site.calls) \(site.calls == 1 ? "call" : "calls")", 16) + pad(formatBytes(site.bytes), 12)
+            let calls = "\(site.calls) \(site.calls == 1 ? "call" : "calls")"
+            out += "  " + pad("#\(site.rank)", 4) + pad(calls, 16) + pad(formatBytes(site.bytes), 12)
                 + pad("\(site.temporary) temporary", 18) + site.name + "\n"
         }
         out += "\n"

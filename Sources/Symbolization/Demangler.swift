@@ -1,8 +1,8 @@
 // Turns mangled linker symbols into the names a programmer wrote.
 //
 // C++ (Itanium ABI) goes through libstdc++'s `__cxa_demangle`, Swift through the runtime's
-// `swift_demangle` and Rust's v0 scheme (`_R`: the standard library's own symbols since Rust
-// 1.9x) through libiberty's `rust_demangle`, all called by name (CDemangle: a function looked
+// `swift_demangle` and Rust's v0 scheme (`_R`: rustc 1.95's standard library is built with
+// it) through libiberty's `rust_demangle`, all called by name (CDemangle: a function looked
 // up with dlsym is left out of the release build, which links the Swift runtime statically).
 // Rust's legacy scheme is decoded here: it is Itanium-shaped, but its identifiers carry `$..$`
 // escapes and a trailing hash element that __cxa_demangle knows nothing about.

@@ -143,7 +143,7 @@ final class CLIEndToEndTests: XCTestCase {
     }
 
     /// Programs/rust_leaks.rs, built by the rustc on PATH (Debian's 1.63 in CI, whose standard
-    /// library is legacy-mangled; 1.9x builds it v0-mangled): every leak's call site is the
+    /// library is legacy-mangled; 1.95 builds it v0-mangled): every leak's call site is the
     /// program's own function and line, not alloc::alloc::alloc or RawVec's growth.
     func testRustCallSitesAreTheProgramsOwnFunctions() throws {
         let directory = try TracedProgram.makeTraceDirectory()
