@@ -212,6 +212,8 @@ public struct GrowthText {
     /// `+1.5 KiB`, `-200 B`, `0 B`.
     static func signed(_ bytes: Int64) -> String { bytes > 0 ? "+" + formatSignedBytes(bytes) : formatSignedBytes(bytes) }
     static func signedCount(_ count: Int) -> String { count > 0 ? "+\(count)" : "\(count)" }
+    /// `+1 block`, `-3 blocks`, `0 blocks`.
+    static func signedBlocks(_ count: Int) -> String { "\(signedCount(count)) \(abs(count) == 1 ? "block" : "blocks")" }
 
     private func colouredDelta(_ bytes: Int64) -> String {
         bytes > 0 ? red(Self.signed(bytes)) : bytes < 0 ? green(Self.signed(bytes)) : Self.signed(bytes)
@@ -237,7 +239,7 @@ public struct GrowthText {
         if document.sites.isEmpty { out += "  no site changed\n" }
         for delta in document.sites {
             out += siteLead(delta)
-                + Self.pad("\(Self.signedCount(delta.deltaBlocks)) blocks", 14)
+                + Self.pad(Self.signedBlocks(delta.deltaBlocks), 14)
                 + Self.pad(delta.change.rawValue, 9)
                 + "\(formatBytes(delta.old.bytes)) -> \(formatBytes(delta.new.bytes))  "
                 + "\(delta.name) [\(delta.key.path.rawValue)]\n"
@@ -253,7 +255,7 @@ public struct GrowthText {
     /// `Total  3 KiB in 10 blocks -> 5 KiB in 31 blocks  +2 KiB (+21 blocks)`.
     private func totalLine(_ label: String, _ total: TotalChange) -> String {
         bold(label) + "  \(Self.amount(total.old)) -> \(Self.amount(total.new))  "
-            + colouredDelta(total.deltaBytes) + " (\(Self.signedCount(total.deltaBlocks)) blocks)\n"
+            + colouredDelta(total.deltaBytes) + " (\(Self.signedBlocks(total.deltaBlocks)))\n"
     }
 
     /// The start of a site's row: its change in bytes, right-aligned (wider with colour codes).

@@ -67,6 +67,11 @@ final class DiffTests: XCTestCase {
         XCTAssertEqual(json["exceedsLimit"] as? Bool, true)
         let text = try LeakReportRunner.run(["diff", small, large, "--fail-on-growth", "1000"])
         XCTAssertTrue(text.stdout.contains("growth +2.34 KiB exceeds --fail-on-growth 1000 B"), text.stdout)
+        // Block counts in words: one block, several blocks.
+        func row(_ function: String) -> String { text.stdout.split(separator: "\n").first { $0.contains(function) }.map(String.init) ?? "" }
+        XCTAssertTrue(row("only_large").contains("+1 block "), row("only_large"))
+        XCTAssertTrue(row("only_small").contains("-1 block "), row("only_small"))
+        XCTAssertTrue(row("per_item").contains("+7 blocks"), row("per_item"))
     }
 
     func testLiveComparesPeaksPerSite() throws {
