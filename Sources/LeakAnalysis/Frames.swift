@@ -111,7 +111,7 @@ final class FrameCache {
             frames = [SymbolizedFrame(address: address, module: path, moduleOffset: module.map { address &- $0.bias })]
         }
         let entry = Entry(modulePath: path, frames: frames,
-                          callsite: frames.firstIndex { !filter.isAllocatorFrame(function: $0.function) },
+                          callsite: frames.firstIndex { !filter.isAllocatorFrame($0) },
                           suppression: suppressions.isEmpty ? nil : suppressions.firstMatch(in: frames))
         entryOfFileAddress.insert(address, bias, entry: entries.count)
         if remembered { entryOfAddress.insert(address, snapshotNumber, entry: entries.count) }

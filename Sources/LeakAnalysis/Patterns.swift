@@ -1,3 +1,4 @@
+import Symbolization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -142,8 +143,20 @@ public struct AllocatorFrameFilter: Sendable {
         "mmap", "mmap64", "mremap", "brk", "sbrk", "__mmap", "__mremap",
     ]
 
+    /// Where the C++ standard library's code is: its headers (libstdc++'s /usr/include/c++/12/,
+    /// libc++'s .../include/c++/v1/; containers, strings and smart pointers are templates,
+    /// inlined into the program with these files as their source) and its shared libraries. A
+    /// frame there is part of the allocation, as a Rust frame of the alloc crate is, so the call
+    /// site is the program's function that used the container. Matched on the file and module,
+    /// not the name: a template function's demangled name starts with its return type, and
+    /// `std::vector<int> make_list<int>()` is the program's own.
+    public static let defaultLibraryFiles = ["*/include/c++/*"]
+    public static let defaultLibraryModules = ["*/libstdc++.so*", "*/libc++.so*"]
+
     /// Every pattern, in the order given.
     let patterns: [String]
+    private let libraryFiles: [GlobPattern]
+    private let libraryModules: [GlobPattern]
     /// Patterns without `*` or `?`: whole names, looked up at once.
     private let names: Set<String>
     /// The longest of `names`, in UTF-8 bytes: a longer function name (most C++ names) is not
@@ -158,6 +171,8 @@ public struct AllocatorFrameFilter: Sendable {
     public init(extraPatterns: [String] = [], includeDefaults: Bool = true) {
         let all = (includeDefaults ? Self.defaultPatterns : []) + extraPatterns
         patterns = all
+        libraryFiles = includeDefaults ? Self.defaultLibraryFiles.map(GlobPattern.init) : []
+        libraryModules = includeDefaults ? Self.defaultLibraryModules.map(GlobPattern.init) : []
         let isGlob = { (pattern: String) in pattern.contains("*") || pattern.contains("?") }
         names = Set(all.filter { !isGlob($0) })
         longestName = names.map(\.utf8.count).max() ?? 0
@@ -166,6 +181,15 @@ public struct AllocatorFrameFilter: Sendable {
             byFirstByte[glob.firstLiteralByte.map(Int.init) ?? 256].append(glob)
         }
         globsByFirstByte = byFirstByte
+    }
+
+    /// True when `frame` is part of the allocator or a wrapper: by its function's name, or by
+    /// its source file or module (the C++ standard library's).
+    public func isAllocatorFrame(_ frame: SymbolizedFrame) -> Bool {
+        if isAllocatorFrame(function: frame.function) { return true }
+        if let file = frame.file, libraryFiles.contains(where: { $0.matches(file) }) { return true }
+        if let module = frame.module, libraryModules.contains(where: { $0.matches(module) }) { return true }
+        return false
     }
 
     /// True when a frame with this function name is part of the allocator or a wrapper.

@@ -282,6 +282,19 @@ final class AnalysisPatternTests: XCTestCase {
         }
         XCTAssertFalse(filter.isAllocatorFrame(function: nil))
         XCTAssertFalse(filter.isAllocatorFrame(function: ""))
+
+        // C++'s standard library by its files and modules, whatever the function's name.
+        func frame(_ function: String?, file: String? = nil, module: String? = nil) -> SymbolizedFrame {
+            SymbolizedFrame(address: 0x1000, module: module, moduleOffset: nil, function: function, file: file, line: nil)
+        }
+        XCTAssertTrue(filter.isAllocatorFrame(frame("std::_Vector_base<int, std::allocator<int> >::_M_allocate(unsigned long)",
+                                                    file: "/usr/include/c++/12/bits/stl_vector.h")))
+        XCTAssertTrue(filter.isAllocatorFrame(frame("std::vector<int> make_list<int>()", file: "/usr/include/c++/v1/vector")))
+        XCTAssertTrue(filter.isAllocatorFrame(frame(nil, module: "/usr/lib/x86_64-linux-gnu/libstdc++.so.6")))
+        XCTAssertFalse(filter.isAllocatorFrame(frame("std::vector<int> make_list<int>()", file: "/home/me/src/lists.cpp",
+                                                     module: "/home/me/bin/app")))
+        XCTAssertFalse(filter.isAllocatorFrame(frame("fill()", file: "/home/me/src/include/lists.h")))
+        XCTAssertFalse(AllocatorFrameFilter(includeDefaults: false).isAllocatorFrame(frame("f", file: "/usr/include/c++/12/vector")))
     }
 
     /// Patterns are tried by their first byte: those that start with a wildcard still apply to

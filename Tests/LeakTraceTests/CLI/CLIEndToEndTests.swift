@@ -142,6 +142,26 @@ final class CLIEndToEndTests: XCTestCase {
         XCTAssertEqual(array.object("callsite").int("line"), try Self.line(of: "@array", in: "analysis_cxx.cpp"))
     }
 
+    /// Programs/cxx_containers.cpp: a vector, a string, a map and a shared_ptr leaked with their
+    /// holder; each group's call site is fill()'s line that used the container (the library's
+    /// headers and libstdc++ are part of the allocation), with the bytes the program's design
+    /// and libstdc++'s layout give.
+    func testCxxContainerCallSitesAreTheProgramsOwnLines() throws {
+        let trace = try Self.traceOne("cxx_containers")
+        let root = try LeakReportRunner.json([trace, "--show-reachable", "--top", "100"])
+        let groups = root.objects("groups").filter { $0.object("callsite").string("function") == "fill()" }
+        var byLine: [Int: [Int]] = [:]
+        for group in groups {
+            byLine[group.object("callsite").int("line") ?? 0] = [group.int("blocks") ?? 0, group.int("bytes") ?? 0]
+        }
+        func line(_ marker: String) throws -> Int { try Self.line(of: marker, in: "cxx_containers.cpp") }
+        XCTAssertEqual(byLine, [try line("@holder"): [1, 24 + 32 + 48 + 16], try line("@vector"): [1, 512],
+                                try line("@string"): [1, 201], try line("@map"): [5, 5 * 40], try line("@shared"): [1, 24]],
+                       "\(root.objects("groups").map { $0.object("callsite") })")
+        let callsites = root.objects("groups").compactMap { $0.object("callsite").string("file") }
+        XCTAssertEqual(callsites.filter { $0.contains("/include/c++/") }, [])
+    }
+
     /// Programs/rust_leaks.rs, built by the rustc on PATH (Debian's 1.63 in CI, whose standard
     /// library is legacy-mangled; 1.95 builds it v0-mangled): every leak's call site is the
     /// program's own function and line, not alloc::alloc::alloc or RawVec's growth.
