@@ -192,7 +192,9 @@ final class FamilyTests: XCTestCase {
         XCTAssertEqual(lines.filter { $0.hasPrefix("family of ") }, ["family of \(gccTrace): 3 traces, 3 processes, "
             + (lines.first { $0.hasPrefix("family of ") }?.components(separatedBy: "3 processes, ").last ?? "")], run.stderr)
         XCTAssertEqual(lines.filter { $0.contains("spawned by") }.count, 2, run.stderr)
-        XCTAssertEqual(lines.last, "leaktrace: read with: \(LeakReportRunner.executable) \(gccTrace)", run.stderr)
+        XCTAssertEqual(Array(lines.suffix(2)), ["leaktrace: read with: \(LeakReportRunner.executable) \(gccTrace)",
+                                                "leaktrace: the whole run: \(LeakReportRunner.executable) --family --merge \(gccTrace)"],
+                       run.stderr)
     }
 
     /// A process that died of a signal says so in the family listing, as its report does.
