@@ -91,25 +91,32 @@ final class TraceDirectory {
     /// directory to read its header cost 15 µs a file (3,000 files: 45 ms added to a 9 ms report).
     init(around path: String, laterOnly: Bool = false) throws {
         let reader = try TraceReader(path: path)
-        var own = stat()
-        traces = [FamilyTrace(path: path, header: reader.header,
-                              modifiedSeconds: lstat(path, &own) == 0 ? Int64(own.st_mtim.tv_sec) : nil)]
+        traces = [FamilyTrace(path: path, header: reader.header, modifiedSeconds: Self.regularFileModified(path))]
         named = 0
-        // The file times are the kernel's, coarser than the tracer's clock: a second of margin.
-        let writtenSince = laterOnly ? reader.header.startRealtimeMicroseconds.map { Int64($0 / 1_000_000) - 1 } : nil
+        let writtenSince = laterOnly ? reader.header.startRealtimeMicroseconds.map(Self.earliestFileTime) : nil
         let directory = Self.directory(of: path)
         let ownName = Self.fileName(of: path)
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? []
         for entry in entries.sorted() where entry != ownName {
             let member = directory.isEmpty ? entry : directory.hasSuffix("/") ? directory + entry : directory + "/" + entry
-            var info = stat()
-            guard lstat(member, &info) == 0, info.st_mode & S_IFMT == S_IFREG,
-                  writtenSince.map({ Int64(info.st_mtim.tv_sec) >= $0 }) ?? true,
+            guard let modified = Self.regularFileModified(member), modified >= writtenSince ?? .min,
                   let other = try? TraceReader(path: member) else { continue }
-            traces.append(FamilyTrace(path: member, header: other.header, modifiedSeconds: Int64(info.st_mtim.tv_sec)))
+            traces.append(FamilyTrace(path: member, header: other.header, modifiedSeconds: modified))
         }
         for index in traces.indices { byFileName[Self.fileName(of: traces[index].path), default: []].append(index) }
     }
+
+    /// When the regular file at `path` was last written (seconds since the epoch); nil for
+    /// anything else.
+    private static func regularFileModified(_ path: String) -> Int64? {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        return Int64(info.st_mtim.tv_sec)
+    }
+
+    /// The earliest modification time of a file written at or after `microseconds` (the
+    /// tracer's realtime clock): file times are the kernel's, coarser, so a second of margin.
+    private static func earliestFileTime(_ microseconds: UInt64) -> Int64 { Int64(microseconds / 1_000_000) - 1 }
 
     /// The path the process executed when `index`'s trace ended by exec, or nil.
     func execPath(of index: Int) -> String? {
@@ -167,10 +174,10 @@ final class TraceDirectory {
         let trace = traces[index]
         guard trace.header.parentTrace == nil, let ppid = trace.header.ppid, let start = trace.header.startRealtimeMicroseconds,
               execPredecessor(of: index) == nil else { return nil }
-        let startSecond = Int64(start / 1_000_000)
+        let earliest = Self.earliestFileTime(start)
         let candidates = traces.indices.filter {
             $0 != index && traces[$0].header.pid == ppid && traces[$0].startMicroseconds < start
-                && (traces[$0].modifiedSeconds.map { $0 >= startSecond - 1 } ?? true)
+                && traces[$0].modifiedSeconds ?? .max >= earliest
         }
         return candidates.max { traces[$0].startMicroseconds < traces[$1].startMicroseconds }
     }

@@ -31,13 +31,10 @@ final class ReleaseBuildTests: XCTestCase {
         let run = try TracedProgram.trace(program)
         XCTAssertEqual(run.status, 0, run.stderr)
         let trace = try XCTUnwrap(run.traces.first, run.stderr)
-        let report = try TracedProgram.run(executable: leakreport, arguments: ["--format", "json", "--show-reachable", trace],
-                                           environment: ["NO_COLOR": "1"], timeout: 120)
-        XCTAssertEqual(report.status, 0, report.stderr)
-        let root = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(report.stdout.utf8)) as? [String: Any])
+        let root = try LeakReportRunner.json(["--show-reachable", trace], using: leakreport)
         func stack(_ group: [String: Any]) -> [[String: Any]] { group.object("biggest").objects("stack") }
         let functions = root.objects("groups").flatMap(stack).compactMap { $0.string("function") }
-        XCTAssertFalse(functions.isEmpty, report.stdout)
+        XCTAssertFalse(functions.isEmpty, "\(root)")
         XCTAssertEqual(functions.filter { $0.hasPrefix("$s") || $0.hasPrefix("_$s") || $0.hasPrefix("_Z") }, [])
         // The holder's array: allocated in Holder.init, called from keepForever() on line 8.
         let holder = try XCTUnwrap(root.objects("groups").first { group in
@@ -52,10 +49,7 @@ final class ReleaseBuildTests: XCTestCase {
         let cxx = try TracedProgram.build("analysis_cxx")
         let cxxRun = try TracedProgram.trace(cxx)
         let cxxTrace = try XCTUnwrap(cxxRun.traces.first, cxxRun.stderr)
-        let cxxReport = try TracedProgram.run(executable: leakreport, arguments: ["--format", "json", cxxTrace],
-                                              environment: ["NO_COLOR": "1"], timeout: 120)
-        XCTAssertEqual(cxxReport.status, 0, cxxReport.stderr)
-        let cxxRoot = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(cxxReport.stdout.utf8)) as? [String: Any])
+        let cxxRoot = try LeakReportRunner.json([cxxTrace], using: leakreport)
         let cxxFunctions = Set(cxxRoot.objects("groups").flatMap(stack).compactMap { $0.string("function") })
         XCTAssertTrue(cxxFunctions.isSuperset(of: ["operator new(unsigned long)", "shapes::make_widget()",
                                                    "long* shapes::make_array<long>(unsigned long)"]), "\(cxxFunctions)")

@@ -4,14 +4,15 @@ import Foundation
 enum LeakReportRunner {
     static var executable: String { TracedProgram.leakreportPath }
 
-    static func run(_ arguments: [String], timeout: TimeInterval = 120) throws -> TracedRun {
-        try TracedProgram.run(executable: executable, arguments: arguments,
+    /// `using`: another build of leakreport (the release one, for ReleaseBuildTests).
+    static func run(_ arguments: [String], timeout: TimeInterval = 120, using leakreport: String = executable) throws -> TracedRun {
+        try TracedProgram.run(executable: leakreport, arguments: arguments,
                               environment: ["NO_COLOR": "1"], timeout: timeout)
     }
 
     /// Runs `leakreport --format json ...` and parses the document.
-    static func json(_ arguments: [String]) throws -> [String: Any] {
-        let result = try run(["--format", "json"] + arguments)
+    static func json(_ arguments: [String], using leakreport: String = executable) throws -> [String: Any] {
+        let result = try run(["--format", "json"] + arguments, using: leakreport)
         guard result.status == 0 else { throw TestFailure("leakreport exited \(result.status): \(result.stderr)") }
         guard let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
             throw TestFailure("not a JSON object: \(result.stdout.prefix(200))")
